@@ -1,0 +1,39 @@
+# Short aliases; everything they run is a plain command you can type yourself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Istio's CRDs (schemas + CEL rules) the local Kubernetes API validates against.
+ISTIO_CRDS ?= ../shared/istio/crds-1.30.3.gen.yaml
+export CHAOSMESH_ISTIO_CRDS := $(abspath $(ISTIO_CRDS))
+
+.PHONY: install run test lint format bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[local,dev]'
+	touch $@
+
+# The main job: the Bookinfo fault-injection experiment end to end on this machine.
+run: install
+	$(BIN)/python -m chaosmesh_py.demo experiments/bookinfo-ratings-delay.json
+
+test: lint
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python bench/inject_rollback.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

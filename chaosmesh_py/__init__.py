@@ -1,0 +1,33 @@
+"""chaosmesh_py: Istio-native chaos engineering for Chaos Toolkit.
+
+Chaos Toolkit finds the extension's activities through ``discover``; the activities live in
+``chaosmesh_py.actions``, ``chaosmesh_py.rollbacks`` and ``chaosmesh_py.probes``, and the control
+that guarantees rollback in ``chaosmesh_py.control``.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+DISTRIBUTION = "chaostoolkit-chaosmesh-py"
+
+try:
+    __version__ = version(DISTRIBUTION)
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0"
+
+__all__ = ["__version__", "discover"]
+
+
+def discover(discover_system: bool = True) -> Any:
+    """Describe every activity this extension offers, for ``chaos discover``."""
+    from chaoslib.discovery.discover import (
+        discover_actions,
+        discover_probes,
+        initialize_discovery_result,
+    )
+
+    discovery = initialize_discovery_result(DISTRIBUTION, __version__, "istio")
+    discovery["activities"].extend(discover_actions("chaosmesh_py.actions"))
+    discovery["activities"].extend(discover_actions("chaosmesh_py.rollbacks"))
+    discovery["activities"].extend(discover_probes("chaosmesh_py.probes"))
+    return discovery

@@ -1,0 +1,100 @@
+"""The project's error tree.
+
+Every failure the project knows how to explain is one of these, raised with a message that names
+the field or the resource and says what to do. Chaos Toolkit activities convert them to
+``ActivityFailed`` at the boundary (see ``chaosmesh_py.activity``); nothing returns a status dict
+in place of raising.
+
+    ChaosMeshError
+    ├── InvalidInput            bad arguments or experiment: names the field and the fix
+    │   ├── ProtectedNamespace  kube-system / istio-system without explicit permission
+    │   └── TargetNotFound      no such VirtualService / route / host; lists what exists
+    ├── OwnedByAnotherRun       another run's faults sit on the resource
+    └── ApiError                the Kubernetes API refused or could not be reached
+        ├── Forbidden           403: names the verb, resource and namespace needed
+        ├── Unauthorized        401
+        ├── NotFound            404
+        ├── Rejected            400 / 422: the API server or an admission webhook refused the object
+        ├── ConflictPersisted   409 after every re-read: other writers kept winning
+        └── Unavailable         429, 5xx, timeouts, dropped connections, after bounded retries
+"""
+
+from __future__ import annotations
+
+# Remote bodies can be large (a whole object echoed back); keep messages readable.
+_MAX_REMOTE_MESSAGE = 500
+
+
+class ChaosMeshError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class InvalidInput(ChaosMeshError):
+    """An argument or experiment field is wrong. Raised before anything is written."""
+
+    def __init__(self, field: str, problem: str, fix: str = "") -> None:
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        message = f"{field}: {problem}"
+        if fix:
+            message += f" ({fix})"
+        super().__init__(message)
+
+
+class ProtectedNamespace(InvalidInput):
+    """The target namespace is protected and the experiment did not allow it explicitly."""
+
+
+class TargetNotFound(InvalidInput):
+    """The VirtualService, route or host named as target does not exist."""
+
+
+class OwnedByAnotherRun(ChaosMeshError):
+    """Another run has faults on the resource; sharing it must be asked for explicitly."""
+
+
+class ApiError(ChaosMeshError):
+    """The Kubernetes API answered with an error, or could not be reached."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class Unauthorized(ApiError):
+    """401: the credentials were not accepted."""
+
+
+class Forbidden(ApiError):
+    """403: RBAC denies the request."""
+
+
+class NotFound(ApiError):
+    """404: the resource (or its namespace, or its kind) does not exist."""
+
+
+class Rejected(ApiError):
+    """400/422: schema, CEL rule or admission webhook refused the object."""
+
+
+class ConflictPersisted(ApiError):
+    """409 on every attempt: the resource kept changing under us."""
+
+
+class Unavailable(ApiError):
+    """429, 5xx, timeout or dropped connection that outlasted the retry budget."""
+
+    def __init__(
+        self, message: str, status: int | None = None, retry_after_s: float | None = None
+    ) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message, status)
+
+
+def shorten(text: str) -> str:
+    """Cut a remote message to a readable length."""
+    text = text.strip()
+    if len(text) <= _MAX_REMOTE_MESSAGE:
+        return text
+    return text[:_MAX_REMOTE_MESSAGE] + "… (truncated)"

@@ -1,0 +1,228 @@
+"""Injecting and removing owned faults on a cluster: targets, guards, and the write loop.
+
+This is the layer between the thin Chaos Toolkit surface (actions, rollbacks, probes, control)
+and the pure edits (``chaosmesh_py.edit``): it finds the VirtualService, refuses protected
+namespaces, records the resource on the run before writing, and drives ``Kube.update``.
+Everything here raises the project's errors; nothing returns a failure as a value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chaosmesh_py import edit
+from chaosmesh_py.errors import InvalidInput, NotFound, ProtectedNamespace, TargetNotFound
+from chaosmesh_py.kube import Kube, ResourceKind, ResourceRef, virtual_service_kind
+from chaosmesh_py.run import DEFAULT_TTL_S, Run
+
+PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "istio-system"})
+
+# Configuration keys an experiment may set.
+ALLOW_NAMESPACES_KEY = "chaosmesh_allow_namespaces"
+TTL_KEY = "chaosmesh_ttl_s"
+ISTIO_VERSION_KEY = "chaosmesh_istio_api_version"
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which VirtualService: by name, or the one in ``namespace`` whose hosts include ``host``."""
+
+    namespace: str
+    virtual_service: str | None = None
+    host: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What an experiment's configuration says about how faults are written."""
+
+    kind: ResourceKind
+    ttl_s: int
+    allowed_namespaces: frozenset[str]
+
+    @classmethod
+    def from_configuration(cls, configuration: Mapping[str, Any] | None) -> Settings:
+        configuration = configuration or {}
+        ttl_s = configuration.get(TTL_KEY, DEFAULT_TTL_S)
+        if isinstance(ttl_s, bool) or not isinstance(ttl_s, int) or ttl_s < 1:
+            raise InvalidInput(
+                TTL_KEY, f"must be a positive whole number of seconds, got {ttl_s!r}"
+            )
+        allowed = configuration.get(ALLOW_NAMESPACES_KEY, [])
+        if not isinstance(allowed, list) or not all(isinstance(n, str) for n in allowed):
+            raise InvalidInput(
+                ALLOW_NAMESPACES_KEY, f"must be a list of namespace names, got {allowed!r}"
+            )
+        version = configuration.get(ISTIO_VERSION_KEY, "v1")
+        if version not in ("v1", "v1beta1", "v1alpha3"):
+            raise InvalidInput(
+                ISTIO_VERSION_KEY,
+                f"{version!r} is not an Istio networking version",
+                "use v1 (Istio 1.22+), v1beta1 or v1alpha3",
+            )
+        return cls(virtual_service_kind(version), ttl_s, frozenset(allowed))
+
+
+def parse_target(
+    namespace: object, virtual_service: object, host: object, settings: Settings
+) -> Target:
+    """Check a target's names before any request: malformed names and protected namespaces."""
+    if not isinstance(namespace, str) or not _DNS1123_LABEL.match(namespace):
+        raise InvalidInput("namespace", f"{namespace!r} is not a namespace name")
+    if namespace in PROTECTED_NAMESPACES and namespace not in settings.allowed_namespaces:
+        raise ProtectedNamespace(
+            "namespace",
+            f"{namespace!r} is protected: faults there can take down the cluster or the mesh",
+            f'allow it explicitly with configuration {ALLOW_NAMESPACES_KEY}: ["{namespace}"]',
+        )
+    if (virtual_service is None) == (host is None):
+        raise InvalidInput(
+            "virtual_service/host",
+            "give exactly one of them",
+            'e.g. virtual_service: "ratings", or host: "ratings"',
+        )
+    if virtual_service is not None and (
+        not isinstance(virtual_service, str) or not _DNS1123_SUBDOMAIN.match(virtual_service)
+    ):
+        raise InvalidInput("virtual_service", f"{virtual_service!r} is not a resource name")
+    if host is not None and (not isinstance(host, str) or not host):
+        raise InvalidInput("host", f"{host!r} is not a host name")
+    return Target(namespace, virtual_service, host)
+
+
+def resolve(kube: Kube, target: Target, kind: ResourceKind) -> ResourceRef:
+    """The VirtualService the target names. By host, it must be the only one serving it."""
+    if target.virtual_service is not None:
+        return ResourceRef(kind, target.namespace, target.virtual_service)
+    assert target.host is not None
+    candidates = kube.list(kind, target.namespace)
+    serving = [vs for vs in candidates if _serves(vs, target.host, target.namespace)]
+    if len(serving) == 1:
+        return ResourceRef(kind, target.namespace, serving[0]["metadata"]["name"])
+    listing = _listing(candidates)
+    if not serving:
+        raise TargetNotFound(
+            "host",
+            f"no VirtualService in namespace {target.namespace!r} serves {target.host!r}",
+            f"existing: {listing}",
+        )
+    names = ", ".join(vs["metadata"]["name"] for vs in serving)
+    raise InvalidInput(
+        "host",
+        f"{target.host!r} is served by several VirtualServices ({names})",
+        "name one with virtual_service",
+    )
+
+
+def inject(
+    kube: Kube, ref: ResourceRef, injection: edit.Injection, run: Run, allow_other_runs: bool
+) -> dict[str, Any]:
+    """Add the injection's fault copies to ``ref``; returns a journal-friendly report."""
+    run.touch(kube, ref)
+    try:
+        outcome = kube.update(
+            ref, lambda current: edit.plan_injection(current, injection, allow_other_runs)
+        )
+    except NotFound as error:
+        raise _not_found(kube, ref) from error
+    return {
+        "run_id": run.run_id,
+        "virtual_service": f"{ref.namespace}/{ref.name}",
+        "fault": injection.fault.to_istio(),
+        "routes": [r["name"] for r in edit.run_routes(outcome.resource, run.run_id)],
+        "expires": _owned_expiry(outcome.resource, run.run_id),
+        "api_attempts": outcome.attempts,
+    }
+
+
+def remove(kube: Kube, ref: ResourceRef, run_id: str) -> dict[str, Any]:
+    """Remove every route and annotation ``run_id`` put on ``ref``; a no-op when none is left."""
+    removed: list[str] = []
+
+    def plan(current: dict[str, Any]) -> dict[str, Any] | None:
+        patch = edit.plan_removal(current, run_id)
+        if patch is not None:
+            # Kept when a later read finds them gone: a lost answer still removed them.
+            removed[:] = [r["name"] for r in edit.run_routes(current, run_id)]
+        return patch
+
+    try:
+        outcome = kube.update(ref, plan)
+    except NotFound:
+        # The resource is gone, and every fault with it.
+        return {"virtual_service": f"{ref.namespace}/{ref.name}", "removed": [], "gone": True}
+    return {
+        "virtual_service": f"{ref.namespace}/{ref.name}",
+        "removed": removed if outcome.wrote else [],
+        "api_attempts": outcome.attempts,
+    }
+
+
+def owned_faults(
+    kube: Kube, kind: ResourceKind, namespace: str | None = None
+) -> list[dict[str, Any]]:
+    """Every run's faults on every VirtualService in ``namespace`` (all namespaces when None)."""
+    now = datetime.now(UTC)
+    found = []
+    for resource in kube.list(kind, namespace):
+        metadata = resource["metadata"]
+        for owner in edit.ownerships(resource):
+            found.append(
+                {
+                    "run_id": owner.run_id,
+                    "virtual_service": f"{metadata['namespace']}/{metadata['name']}",
+                    "routes": [r["name"] for r in edit.run_routes(resource, owner.run_id)],
+                    "expires": owner.expires_at.isoformat(),
+                    "expired": owner.expired(now),
+                }
+            )
+    return found
+
+
+def expiry(settings: Settings) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=settings.ttl_s)
+
+
+def _owned_expiry(resource: Mapping[str, Any], run_id: str) -> str | None:
+    owner = edit.ownership_of(resource, run_id)
+    return owner.expires_at.isoformat() if owner else None
+
+
+def _not_found(kube: Kube, ref: ResourceRef) -> TargetNotFound:
+    try:
+        existing = _listing(kube.list(ref.kind, ref.namespace))
+    except NotFound:
+        existing = "(none: the namespace or the kind does not exist)"
+    return TargetNotFound(
+        "virtual_service",
+        f"no VirtualService {ref.name!r} in namespace {ref.namespace!r}",
+        f"existing: {existing}",
+    )
+
+
+def _listing(resources: Collection[Mapping[str, Any]]) -> str:
+    if not resources:
+        return "(none)"
+    return ", ".join(
+        f"{r['metadata']['name']} (hosts {', '.join(r.get('spec', {}).get('hosts') or [])})"
+        for r in resources
+    )
+
+
+def _serves(resource: Mapping[str, Any], host: str, namespace: str) -> bool:
+    wanted = _qualified(host, namespace)
+    return any(
+        _qualified(h, namespace) == wanted for h in resource.get("spec", {}).get("hosts") or []
+    )
+
+
+def _qualified(host: str, namespace: str) -> str:
+    # Istio reads a host without dots as a service in the VirtualService's namespace.
+    return host if "." in host else f"{host}.{namespace}.svc.cluster.local"

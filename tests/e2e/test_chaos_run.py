@@ -1,0 +1,205 @@
+"""`chaos` itself, as users run it, against the Kubernetes API double."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NAMESPACE, ROOT
+from tests.integration.test_inject_rollback import exact, read, writes
+
+pytestmark = pytest.mark.slow
+
+CHAOS = str(Path(sys.executable).parent / "chaos")
+CONTROL = {"name": "chaosmesh", "provider": {"type": "python", "module": "chaosmesh_py.control"}}
+
+
+def environment(api, tmp_path):
+    return {
+        **os.environ,
+        "KUBECONFIG": str(tmp_path / "no-kubeconfig"),
+        "KUBERNETES_HOST": api.url,
+        "BOOKINFO_NAMESPACE": NAMESPACE,
+    }
+
+
+def chaos(api, tmp_path, *arguments, timeout_s=60):
+    return subprocess.run(
+        [CHAOS, "--no-version-check", "--log-file", str(tmp_path / "chaostoolkit.log"), *arguments],
+        cwd=ROOT,
+        env=environment(api, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+def write_experiment(tmp_path, method, rollbacks=(), controls=(CONTROL,)):
+    experiment = {
+        "title": "test",
+        "description": "test",
+        "configuration": {"namespace": NAMESPACE},
+        "controls": list(controls),
+        "method": method,
+        "rollbacks": list(rollbacks),
+    }
+    path = tmp_path / "experiment.json"
+    path.write_text(json.dumps(experiment))
+    return path
+
+
+def delay_action(percentage=100):
+    return {
+        "type": "action",
+        "name": "delay-ratings",
+        "provider": {
+            "type": "python",
+            "module": "chaosmesh_py.actions",
+            "func": "inject_delay",
+            "arguments": {
+                "virtual_service": "ratings",
+                "namespace": "${namespace}",
+                "fixed_delay": "7s",
+                "percentage": percentage,
+                "headers": {"end-user": "jason"},
+            },
+        },
+    }
+
+
+@pytest.mark.parametrize("name", ["bookinfo-ratings-delay", "bookinfo-ratings-abort"])
+def test_the_bookinfo_experiments_run_and_leave_no_fault(api, tmp_path, name):
+    # The API double has no data plane behind it: nothing serves Bookinfo's pages, so the
+    # steady-state probes are left out; the method, rollbacks and control run as written.
+    experiment = json.loads((ROOT / f"experiments/{name}.json").read_text())
+    del experiment["steady-state-hypothesis"]
+    path = tmp_path / "experiment.json"
+    path.write_text(json.dumps(experiment))
+    before = read(api)
+    journal_path = tmp_path / "journal.json"
+    done = chaos(api, tmp_path, "run", "--journal-path", str(journal_path), str(path))
+    assert done.returncode == 0, done.stderr
+    journal = json.loads(journal_path.read_text())
+    assert journal["status"] == "completed"
+    action, probe = journal["run"]
+    assert action["status"] == "succeeded"
+    assert action["output"]["routes"][0].startswith("chaosmesh-")
+    assert probe["output"] is True
+    assert journal["rollbacks"][0]["output"][0]["removed"] == action["output"]["routes"]
+    assert journal["chaosmesh"]["rollback_complete"] is True
+    assert exact(read(api)) == exact(before)
+
+
+def test_an_interrupted_run_is_rolled_back_by_the_control(api, tmp_path):
+    before = read(api)
+    pause = {
+        "type": "action",
+        "name": "wait",
+        "provider": {"type": "process", "path": "sleep", "arguments": "30"},
+    }
+    path = write_experiment(tmp_path, [delay_action(), pause])
+    process = subprocess.Popen(
+        [CHAOS, "--no-version-check", "run", str(path)],
+        cwd=tmp_path,
+        env=environment(api, tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while len(read(api)["spec"]["http"]) == 1:
+        assert time.monotonic() < deadline, "the fault never appeared"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert "rolled back run" in stderr
+    assert exact(read(api)) == exact(before)
+
+
+def test_rollbacks_happen_even_with_rollback_strategy_never(api, tmp_path):
+    before = read(api)
+    path = write_experiment(tmp_path, [delay_action()])
+    done = chaos(api, tmp_path, "run", "--rollback-strategy", "never", str(path))
+    assert done.returncode == 0, done.stderr
+    assert exact(read(api)) == exact(before)
+
+
+def test_a_bad_argument_anywhere_stops_the_run_before_the_first_injection(api, tmp_path):
+    path = write_experiment(tmp_path, [delay_action(), delay_action(percentage=101)])
+    api.request_log.clear()
+    done = chaos(api, tmp_path, "run", str(path))
+    assert done.returncode == 1
+    assert "percentage: 101 is outside" in done.stderr
+    assert writes(api) == []
+
+
+def test_chaos_validate_catches_a_missing_percentage(api, tmp_path):
+    action = delay_action()
+    del action["provider"]["arguments"]["percentage"]
+    done = chaos(api, tmp_path, "validate", str(write_experiment(tmp_path, [action])))
+    assert done.returncode == 1
+    assert "required argument 'percentage' is missing" in done.stderr
+
+
+def test_chaos_discover_describes_every_activity(api, tmp_path):
+    done = chaos(
+        api,
+        tmp_path,
+        "discover",
+        "--no-install",
+        "--discovery-path",
+        str(tmp_path / "discovery.json"),
+        "chaostoolkit-chaosmesh-py",
+    )
+    assert done.returncode == 0, done.stderr
+    discovery = json.loads((tmp_path / "discovery.json").read_text())
+    activities = {a["name"]: a for a in discovery["activities"]}
+    assert set(activities) == {
+        "inject_delay",
+        "inject_abort",
+        "remove_faults",
+        "fault_is_injected",
+        "list_owned_faults",
+    }
+    for activity in activities.values():
+        assert activity["doc"]
+        assert all("type" in argument for argument in activity["arguments"]), activity
+    delay = {a["name"]: a["type"] for a in activities["inject_delay"]["arguments"]}
+    assert delay["percentage"] == "number"
+    assert delay["fixed_delay"] == "string"
+    assert delay["headers"] == "mapping"
+    assert delay["route_index"] == "integer"
+
+
+def test_chaos_info_lists_the_extension(api, tmp_path):
+    done = chaos(api, tmp_path, "info", "extensions")
+    assert "chaostoolkit-chaosmesh-py" in done.stdout
+
+
+def test_chaosmesh_validate_catches_values_chaos_validate_lets_through(api, tmp_path):
+    path = write_experiment(tmp_path, [delay_action(percentage=101)])
+    assert chaos(api, tmp_path, "validate", str(path)).returncode == 0
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "chaosmesh"), "validate", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "delay-ratings: percentage: 101 is outside" in done.stderr
+    bookinfo = [str(ROOT / f"experiments/bookinfo-ratings-{k}.json") for k in ("delay", "abort")]
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "chaosmesh"), "validate", *bookinfo],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
