@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 ISTIO_CRDS ?= ../shared/istio/crds-1.30.3.gen.yaml
 export CHAOSMESH_ISTIO_CRDS := $(abspath $(ISTIO_CRDS))
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test pytest test-kubernetes-36 lint format bench clean
 
 install: $(VENV)/.installed
 
@@ -20,8 +20,17 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(BIN)/python -m chaosmesh_py.demo experiments/bookinfo-ratings-delay.json
 
-test: lint
+# Everything CI runs: lint and types, the suite, and the suite again on the oldest
+# supported kubernetes client.
+test: lint pytest test-kubernetes-36
+
+pytest: install
 	$(BIN)/python -m pytest
+
+test-kubernetes-36: install
+	$(PYTHON) -m venv .venv-kubernetes-36
+	.venv-kubernetes-36/bin/pip install --quiet -e '.[local,dev]' 'kubernetes>=36,<37'
+	.venv-kubernetes-36/bin/python -m pytest -p no:cacheprovider tests/integration tests/e2e
 
 lint: install
 	$(BIN)/ruff check .
@@ -36,4 +45,4 @@ bench: install
 	$(BIN)/python bench/inject_rollback.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .venv-kubernetes-36 .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 from chaosmesh_py import edit, fault, injection
-from chaosmesh_py.activity import boundary, connect
+from chaosmesh_py.activity import boundary
 from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.fault import Fault
+from chaosmesh_py.kube import Kube
 from chaosmesh_py.run import run_for
 
 __all__ = ["inject_abort", "inject_delay"]
@@ -126,7 +127,7 @@ def _prepare(
 
 def _inject(action: str, arguments: dict[str, Any]) -> dict[str, Any]:
     settings, target, request = _prepare(action, arguments)
-    kube = connect(arguments["secrets"])
+    kube = Kube.connect(arguments["secrets"])
     ref = injection.resolve(kube, target, settings.kind)
     run = run_for(arguments["configuration"])
     return injection.inject(kube, ref, request, run, arguments["allow_other_runs"])

@@ -1,4 +1,4 @@
-"""What every Chaos Toolkit activity of this extension shares: the error boundary and the client.
+"""The error boundary every Chaos Toolkit activity of this extension runs inside.
 
 Activities raise ``chaoslib.exceptions.ActivityFailed`` with the project's own message, so the
 journal and the console show "percentage: 101 is outside [0.0001, 100] (…)" rather than a
@@ -7,12 +7,10 @@ traceback. Errors that are not the project's (bugs) keep their traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from chaosmesh_py.errors import ChaosMeshError
-from chaosmesh_py.kube import Kube
 
 
 @contextmanager
@@ -23,7 +21,3 @@ def boundary() -> Iterator[None]:
         yield
     except ChaosMeshError as error:
         raise ActivityFailed(f"{type(error).__name__}: {error}") from error
-
-
-def connect(secrets: Mapping[str, Any] | None) -> Kube:
-    return Kube.connect(secrets)

@@ -70,12 +70,17 @@ class Settings:
         return cls(virtual_service_kind(version), ttl_s, frozenset(allowed))
 
 
+def parse_namespace(namespace: object) -> str:
+    if not isinstance(namespace, str) or not _DNS1123_LABEL.match(namespace):
+        raise InvalidInput("namespace", f"{namespace!r} is not a namespace name")
+    return namespace
+
+
 def parse_target(
     namespace: object, virtual_service: object, host: object, settings: Settings
 ) -> Target:
     """Check a target's names before any request: malformed names and protected namespaces."""
-    if not isinstance(namespace, str) or not _DNS1123_LABEL.match(namespace):
-        raise InvalidInput("namespace", f"{namespace!r} is not a namespace name")
+    namespace = parse_namespace(namespace)
     if namespace in PROTECTED_NAMESPACES and namespace not in settings.allowed_namespaces:
         raise ProtectedNamespace(
             "namespace",

@@ -202,8 +202,8 @@ class Kube:
                 conflicts += 1
                 if conflicts > self.retry.max_conflicts:
                     raise ConflictPersisted(
-                        f"{ref} changed under us {conflicts} times in a row; another writer "
-                        "keeps updating it. Nothing of ours is half-written: try again later.",
+                        f"{ref} changed under us on {conflicts} attempts; another writer keeps "
+                        "updating it. Nothing of ours is half-written: try again later.",
                         409,
                     ) from error
             except Unavailable as error:
@@ -312,8 +312,10 @@ def _api_client(secrets: Mapping[str, Any]) -> Any:
         configuration.verify_ssl = lookup("KUBERNETES_VERIFY_SSL") is not None
         configuration.ssl_ca_cert = lookup("KUBERNETES_CA_CERT_FILE")
         if lookup("KUBERNETES_API_KEY") is not None:
-            configuration.api_key["authorization"] = lookup("KUBERNETES_API_KEY")
-            configuration.api_key_prefix["authorization"] = lookup(
+            # "BearerToken", not chaosk8s' "authorization": client 36 reads the prefix only
+            # under this name, and sends the token without "Bearer " otherwise (401).
+            configuration.api_key["BearerToken"] = lookup("KUBERNETES_API_KEY")
+            configuration.api_key_prefix["BearerToken"] = lookup(
                 "KUBERNETES_API_KEY_PREFIX", "Bearer"
             )
         elif lookup("KUBERNETES_CERT_FILE") is not None:

@@ -1,7 +1,8 @@
 """Chaos Toolkit probes: what faults are in place, read from the cluster."""
 
 from chaosmesh_py import edit, injection
-from chaosmesh_py.activity import boundary, connect
+from chaosmesh_py.activity import boundary
+from chaosmesh_py.kube import Kube
 from chaosmesh_py.run import run_for
 
 __all__ = ["fault_is_injected", "list_owned_faults"]
@@ -24,7 +25,7 @@ def fault_is_injected(
         settings = injection.Settings.from_configuration(configuration)
         target = injection.parse_target(namespace, virtual_service, host, settings)
         run = run_for(configuration)
-        kube = connect(secrets)
+        kube = Kube.connect(secrets)
         resource = kube.get(injection.resolve(kube, target, settings.kind))
         owner = edit.ownership_of(resource, run.run_id)
         present = {r.get("name") for r in edit.run_routes(resource, run.run_id)}
@@ -40,5 +41,5 @@ def list_owned_faults(
     with boundary():
         settings = injection.Settings.from_configuration(configuration)
         if namespace is not None:
-            injection.parse_target(namespace, "x", None, settings)
-        return injection.owned_faults(connect(secrets), settings.kind, namespace)
+            injection.parse_namespace(namespace)
+        return injection.owned_faults(Kube.connect(secrets), settings.kind, namespace)

@@ -7,7 +7,8 @@ deleted meanwhile is safe and reports what it removed.
 """
 
 from chaosmesh_py import injection
-from chaosmesh_py.activity import boundary, connect
+from chaosmesh_py.activity import boundary
+from chaosmesh_py.kube import Kube
 from chaosmesh_py.run import run_for
 
 __all__ = ["remove_faults"]
@@ -38,7 +39,7 @@ def remove_faults(
                 run.forget(kube, ref)
             return reports
         target = injection.parse_target(namespace, virtual_service, host, settings)
-        kube = connect(secrets)
+        kube = Kube.connect(secrets)
         ref = injection.resolve(kube, target, settings.kind)
         report = injection.remove(kube, ref, run.run_id)
         run.forget(kube, ref)

@@ -46,7 +46,29 @@ def api(api_server, monkeypatch, tmp_path):
     monkeypatch.setenv("KUBERNETES_HOST", api_server.url)
     monkeypatch.delenv("CHAOSMESH_RUN_ID", raising=False)
     api_server.request_log.clear()
-    return api_server
+    yield api_server
+    api_server.clear_faults()
+    left = leftover_faults(api_server)
+    assert not left, f"the test left faults behind: {left}"
+
+
+def leftover_faults(server):
+    """Every owned route or owner annotation still on a VirtualService of the double."""
+    left = []
+    for resource in server.list("networking.istio.io/v1", "VirtualService"):
+        metadata = resource["metadata"]
+        where = f"{metadata['namespace']}/{metadata['name']}"
+        left += [
+            f"{where}: route {r['name']}"
+            for r in resource["spec"].get("http", [])
+            if r.get("name", "").startswith("chaosmesh-")
+        ]
+        left += [
+            f"{where}: annotation {key}"
+            for key in metadata.get("annotations") or {}
+            if key.startswith("fault.chaosmesh.io/")
+        ]
+    return left
 
 
 @pytest.fixture

@@ -203,3 +203,19 @@ def test_chaosmesh_validate_catches_values_chaos_validate_lets_through(api, tmp_
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_readme_main_job_runs_end_to_end(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "chaosmesh_py.demo", "experiments/bookinfo-ratings-delay.json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, "KUBECONFIG": str(tmp_path / "none")},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "delay-ratings-for-jason: succeeded" in done.stdout
+    assert "fault-is-in-place: succeeded -> True" in done.stdout
+    assert "Restored exactly" in done.stdout

@@ -56,9 +56,13 @@ def test_an_outage_that_outlasts_the_retries_fails_cleanly_and_changes_nothing(a
 
 
 def test_a_conflict_storm_is_ridden_out(api, configuration):
+    before = read(api)
     api.inject(ApiFault(method="PATCH", path=RATINGS, status=409, times=10))
     delay_jason(configuration)
     assert len(fault_routes(api)) == 1
+    api.inject(ApiFault(method="PATCH", path=RATINGS, status=409, times=10))
+    rollback(configuration)
+    assert exact(read(api)) == exact(before)
 
 
 def test_a_conflict_storm_that_never_ends_fails_cleanly(api, configuration):
@@ -71,9 +75,13 @@ def test_a_conflict_storm_that_never_ends_fails_cleanly(api, configuration):
 
 
 def test_slow_answers_are_waited_for(api, configuration):
+    before = read(api)
     api.inject(ApiFault(method="PATCH", path=RATINGS, delay_s=0.3))
     delay_jason(configuration)
     assert len(fault_routes(api)) == 1
+    api.inject(ApiFault(method="PATCH", path=RATINGS, delay_s=0.3))
+    rollback(configuration)
+    assert exact(read(api)) == exact(before)
 
 
 def test_forbidden_is_an_error_that_says_what_permission_is_missing(

@@ -103,6 +103,8 @@ def test_a_writer_between_our_read_and_our_write_costs_a_retry_not_its_edit(api,
     during = read(api)
     assert during["metadata"]["labels"] == {"touched": "yes"}
     assert len(during["spec"]["http"]) == 2
+    rollback(configuration)
+    assert read(api)["metadata"]["labels"] == {"touched": "yes"}
 
 
 def test_a_fault_that_was_there_before_survives(api, configuration):
@@ -141,9 +143,15 @@ def test_delay_then_abort_on_one_route_both_roll_back_and_a_second_rollback_is_a
 
 
 def test_repeating_an_injection_adds_no_second_route(api, configuration):
-    delay_jason(configuration)
-    delay_jason(configuration)
+    before = read(api)
+    first = delay_jason(configuration)
+    api.request_log.clear()
+    second = delay_jason(configuration)
+    assert second["routes"] == first["routes"]
+    assert writes(api) == []
     assert len(read(api)["spec"]["http"]) == 2
+    rollback(configuration)
+    assert exact(read(api)) == exact(before)
 
 
 def test_rollback_without_target_visits_everything_the_run_touched(api, configuration):
@@ -173,6 +181,8 @@ def test_target_by_host(api, configuration):
     assert report["virtual_service"] == "bookinfo/reviews"
     # Both routes of reviews forward traffic: both get a fault copy.
     assert len(report["routes"]) == 2
+    removed = remove_faults(host="reviews", namespace=NAMESPACE, configuration=configuration)
+    assert sorted(removed[0]["removed"]) == sorted(report["routes"])
 
 
 def test_another_runs_faults_are_refused_unless_shared(api, configuration):

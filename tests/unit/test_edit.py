@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chaosmesh_py import edit, fault
+from chaosmesh_py.apiserver.patch import merge_patch
 from chaosmesh_py.errors import InvalidInput, OwnedByAnotherRun, TargetNotFound
-from tests.merge_patch import apply_merge_patch
 
 LATER = datetime(2030, 1, 1, tzinfo=UTC)
 DELAY = fault.parse_delay("7s", 100)
@@ -35,7 +35,7 @@ def injection(run="r1", chosen=DELAY, **extra):
 def apply(resource, patch):
     """What the server holds after the merge patch (resourceVersion bumped)."""
     assert patch["metadata"]["resourceVersion"] == resource["metadata"]["resourceVersion"]
-    result = apply_merge_patch(resource, patch)
+    result = merge_patch(resource, patch)
     result["metadata"]["resourceVersion"] = str(int(resource["metadata"]["resourceVersion"]) + 1)
     if not result["metadata"].get("annotations"):
         result["metadata"].pop("annotations", None)
