@@ -130,4 +130,11 @@ def _inject(action: str, arguments: dict[str, Any]) -> dict[str, Any]:
     kube = Kube.connect(arguments["secrets"])
     ref = injection.resolve(kube, target, settings.kind)
     run = run_for(arguments["configuration"])
-    return injection.inject(kube, ref, request, run, arguments["allow_other_runs"])
+    return injection.inject(
+        kube,
+        ref,
+        request,
+        run,
+        allow_other_runs=arguments["allow_other_runs"],
+        verify_timeout_s=settings.verify_timeout_s,
+    )

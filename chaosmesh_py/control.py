@@ -69,7 +69,11 @@ def after_experiment_control(
 ) -> None:
     """Remove every fault the run injected, and say so in the journal."""
     run = get_run(run_id_from(configuration))
-    summary = roll_back(run)
+    try:
+        verify_timeout_s = injection.Settings.from_configuration(configuration).verify_timeout_s
+    except ChaosMeshError:
+        verify_timeout_s = 0.0  # a bad setting must not keep faults in place
+    summary = roll_back(run, verify_timeout_s)
     if isinstance(state, dict):
         state[JOURNAL_KEY] = summary
 
@@ -82,13 +86,15 @@ def cleanup_control() -> None:
             roll_back(run)
 
 
-def roll_back(run: Run) -> dict[str, Any]:
+def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
     """Remove the run's faults from every resource it wrote to; never raises."""
     removed = []
     failed = []
     for kube, ref in run.touched():
         try:
-            removed.append(injection.remove(kube, ref, run.run_id))
+            removed.append(
+                injection.remove(kube, ref, run.run_id, verify_timeout_s=verify_timeout_s)
+            )
             run.forget(kube, ref)
         except ChaosMeshError as error:
             logger.error(

@@ -166,6 +166,15 @@ def plan_injection(
     }
 
 
+def copy_names(resource: Mapping[str, Any], injection: Injection) -> list[str]:
+    """The names the injection's fault copies have in ``resource``, in route order."""
+    routes = _http(resource)
+    return [
+        _fault_copy(routes[p], _user_index(routes, p), injection)["name"]
+        for p in _select_routes(resource, injection)
+    ]
+
+
 def plan_removal(resource: Mapping[str, Any], run_id: str) -> Patch | None:
     """The merge patch that removes every trace of ``run_id``, or None when none is left."""
     own = ownership_of(resource, run_id)

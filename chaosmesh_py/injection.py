@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chaosmesh_py import edit
+from chaosmesh_py import edit, verify
 from chaosmesh_py.errors import InvalidInput, NotFound, ProtectedNamespace, TargetNotFound
 from chaosmesh_py.kube import Kube, ResourceKind, ResourceRef, virtual_service_kind
 from chaosmesh_py.run import DEFAULT_TTL_S, Run
@@ -25,6 +25,8 @@ PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease
 ALLOW_NAMESPACES_KEY = "chaosmesh_allow_namespaces"
 TTL_KEY = "chaosmesh_ttl_s"
 ISTIO_VERSION_KEY = "chaosmesh_istio_api_version"
+VERIFY_TIMEOUT_KEY = "chaosmesh_verify_timeout_s"
+DEFAULT_VERIFY_TIMEOUT_S = 10.0
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -46,6 +48,7 @@ class Settings:
     kind: ResourceKind
     ttl_s: int
     allowed_namespaces: frozenset[str]
+    verify_timeout_s: float = DEFAULT_VERIFY_TIMEOUT_S
 
     @classmethod
     def from_configuration(cls, configuration: Mapping[str, Any] | None) -> Settings:
@@ -67,7 +70,16 @@ class Settings:
                 f"{version!r} is not an Istio networking version",
                 "use v1 (Istio 1.22+), v1beta1 or v1alpha3",
             )
-        return cls(virtual_service_kind(version), ttl_s, frozenset(allowed))
+        verify_timeout_s = configuration.get(VERIFY_TIMEOUT_KEY, DEFAULT_VERIFY_TIMEOUT_S)
+        if isinstance(verify_timeout_s, bool) or not isinstance(verify_timeout_s, int | float):
+            raise InvalidInput(
+                VERIFY_TIMEOUT_KEY,
+                f"must be a number of seconds, got {verify_timeout_s!r}",
+                "0 turns effect verification off",
+            )
+        return cls(
+            virtual_service_kind(version), ttl_s, frozenset(allowed), float(verify_timeout_s)
+        )
 
 
 def parse_namespace(namespace: object) -> str:
@@ -127,9 +139,19 @@ def resolve(kube: Kube, target: Target, kind: ResourceKind) -> ResourceRef:
 
 
 def inject(
-    kube: Kube, ref: ResourceRef, injection: edit.Injection, run: Run, allow_other_runs: bool
+    kube: Kube,
+    ref: ResourceRef,
+    injection: edit.Injection,
+    run: Run,
+    *,
+    allow_other_runs: bool = False,
+    verify_timeout_s: float = 0.0,
 ) -> dict[str, Any]:
-    """Add the injection's fault copies to ``ref``; returns a journal-friendly report."""
+    """Add the injection's fault copies to ``ref``, then see them take effect.
+
+    Returns a journal-friendly report. When the data plane never shows the fault, the fault is
+    removed again and FaultNotObserved raised: an experiment must not go on believing it.
+    """
     run.touch(kube, ref)
     try:
         outcome = kube.update(
@@ -137,7 +159,7 @@ def inject(
         )
     except NotFound as error:
         raise _not_found(kube, ref) from error
-    return {
+    report: dict[str, Any] = {
         "run_id": run.run_id,
         "virtual_service": f"{ref.namespace}/{ref.name}",
         "fault": injection.fault.to_istio(),
@@ -145,10 +167,31 @@ def inject(
         "expires": _owned_expiry(outcome.resource, run.run_id),
         "api_attempts": outcome.attempts,
     }
+    if verify_timeout_s > 0:
+        names = edit.copy_names(outcome.resource, injection)
+        expected = verify.Expectation(
+            routes=tuple(names),
+            present=True,
+            fault=injection.fault,
+            host=_first_host(outcome.resource),
+            headers=injection.headers,
+            path=_request_path(outcome.resource, names[0]),
+        )
+        try:
+            report["effect"] = _verify(kube, expected, verify_timeout_s)
+        except verify.FaultNotObserved:
+            remove(kube, ref, run.run_id)
+            raise
+    return report
 
 
-def remove(kube: Kube, ref: ResourceRef, run_id: str) -> dict[str, Any]:
-    """Remove every route and annotation ``run_id`` put on ``ref``; a no-op when none is left."""
+def remove(
+    kube: Kube, ref: ResourceRef, run_id: str, *, verify_timeout_s: float = 0.0
+) -> dict[str, Any]:
+    """Remove every route and annotation ``run_id`` put on ``ref``; a no-op when none is left.
+
+    With a verification time box, also wait until the data plane no longer has the routes.
+    """
     removed: list[str] = []
 
     def plan(current: dict[str, Any]) -> dict[str, Any] | None:
@@ -163,11 +206,40 @@ def remove(kube: Kube, ref: ResourceRef, run_id: str) -> dict[str, Any]:
     except NotFound:
         # The resource is gone, and every fault with it.
         return {"virtual_service": f"{ref.namespace}/{ref.name}", "removed": [], "gone": True}
-    return {
+    report: dict[str, Any] = {
         "virtual_service": f"{ref.namespace}/{ref.name}",
         "removed": removed if outcome.wrote else [],
         "api_attempts": outcome.attempts,
     }
+    if verify_timeout_s > 0 and report["removed"]:
+        expected = verify.Expectation(
+            routes=tuple(removed),
+            present=False,
+            fault=None,
+            host=_first_host(outcome.resource),
+            # Faults that were there before ours would blur the evidence of ours being gone.
+            traffic=not any(r.get("fault") for r in edit.user_routes(outcome.resource)),
+        )
+        report["effect"] = _verify(kube, expected, verify_timeout_s)
+    return report
+
+
+def _verify(kube: Kube, expected: verify.Expectation, timeout_s: float) -> dict[str, Any]:
+    mesh = kube.local_mesh()
+    if mesh is None:
+        return {"checked": "no: the data plane of a cluster is not reachable from here"}
+    return verify.verify_on_local_mesh(mesh, expected, timeout_s)
+
+
+def _first_host(resource: Mapping[str, Any]) -> str:
+    return str((resource.get("spec", {}).get("hosts") or [""])[0])
+
+
+def _request_path(resource: Mapping[str, Any], route_name: str) -> str:
+    """A path the route matches: its first uri exact or prefix, else "/"."""
+    route = next(r for r in resource["spec"]["http"] if r.get("name") == route_name)
+    uri = ((route.get("match") or [{}])[0]).get("uri") or {}
+    return str(uri.get("exact") or uri.get("prefix") or "/")
 
 
 def owned_faults(

@@ -51,6 +51,11 @@ from chaosmesh_py.errors import (
 Plan = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 MERGE_PATCH = "application/merge-patch+json"
+# Served by the local mesh's API (chaosmesh_py.local), never by a cluster.
+LOCAL_MESH_PATH = "/chaosmesh/v1/mesh"
+
+
+_local_mesh_by_host: dict[str, dict[str, Any] | None] = {}
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,42 @@ class Kube:
                 _request_timeout=self.retry.request_timeout_s,
             ),
         )
+
+    def local_mesh(self) -> dict[str, Any] | None:
+        """What a local mesh serving this API says about its data plane; None on a cluster.
+
+        A cluster answers the path with 403 or 404: that only means "not a local mesh". Asked
+        once per API server and process: the answer does not change while the server runs.
+        """
+        if self.host not in _local_mesh_by_host:
+            _local_mesh_by_host[self.host] = self._ask_local_mesh()
+        return _local_mesh_by_host[self.host]
+
+    def _ask_local_mesh(self) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        configuration = self.api_client.configuration
+        headers = {
+            setting["key"]: setting["value"]
+            for setting in configuration.auth_settings().values()
+            if setting.get("in") == "header" and setting.get("value")
+        }
+        try:
+            response = self.api_client.rest_client.request(
+                "GET", f"{self.host}{LOCAL_MESH_PATH}", headers=headers, _request_timeout=(2, 5)
+            )
+        except (ApiException, HTTPError):
+            return None
+        if response.status != 200:
+            return None
+        # Client 36 reads the body eagerly into .data; 37 on read().
+        body = response.data if response.data is not None else response.read()
+        try:
+            info = json.loads(body)
+        except ValueError:
+            return None
+        return info if isinstance(info, dict) else None
 
     def update(self, ref: ResourceRef, plan: Plan) -> Outcome:
         """Read, plan, write with a resourceVersion precondition; repeat until the plan is empty.

@@ -35,12 +35,16 @@ def remove_faults(
         if virtual_service is None and host is None:
             reports = []
             for kube, ref in run.touched():
-                reports.append(injection.remove(kube, ref, run.run_id))
+                reports.append(
+                    injection.remove(
+                        kube, ref, run.run_id, verify_timeout_s=settings.verify_timeout_s
+                    )
+                )
                 run.forget(kube, ref)
             return reports
         target = injection.parse_target(namespace, virtual_service, host, settings)
         kube = Kube.connect(secrets)
         ref = injection.resolve(kube, target, settings.kind)
-        report = injection.remove(kube, ref, run.run_id)
+        report = injection.remove(kube, ref, run.run_id, verify_timeout_s=settings.verify_timeout_s)
         run.forget(kube, ref)
         return [report]

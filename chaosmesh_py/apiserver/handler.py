@@ -6,7 +6,8 @@ the store -> JSON answer with `Warning` headers (or, for `drop="after"`, no answ
 Watches (`?watch=true`) stream newline-delimited events with chunked encoding.
 
 Control endpoints for other processes live under `/chaosmesh/v1/` (not faulted, not logged, no
-auth): `GET|POST|DELETE /chaosmesh/v1/api-faults` and `POST /chaosmesh/v1/reset`.
+auth): `GET|POST|DELETE /chaosmesh/v1/api-faults`, `POST /chaosmesh/v1/reset`, and
+`GET /chaosmesh/v1/mesh` where a local mesh serves from this API (404 elsewhere, as on a cluster).
 """
 
 from __future__ import annotations
@@ -367,6 +368,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 case ("POST", "reset"):
                     self.api.reset()
                     return Response(200, {})
+                case ("GET", "mesh") if self.api.mesh_info is not None:
+                    return Response(200, self.api.mesh_info())
             return Response(404, errors.path_not_found().to_status())
         except (ValueError, TypeError) as error:
             return Response(400, errors.bad_request(str(error)).to_status())

@@ -92,6 +92,9 @@ class ApiServer:
         self._tokens = tokens
         self.authenticator = Authenticator(tokens)
         self.request_log: list[RequestRecord] = []
+        # Set by a local mesh serving from this API: what `GET /chaosmesh/v1/mesh` answers, so
+        # activities can find the data plane to verify a fault's effect.
+        self.mesh_info: Callable[[], JsonDict] | None = None
         self.stopping = threading.Event()
         self._address = (host, port)
         self._httpd: _HttpServer | None = None
