@@ -1,12 +1,12 @@
-"""The local demo: a Bookinfo fault-injection experiment, end to end, on this machine.
+"""The main job: a Bookinfo fault-injection experiment, end to end, on the local mesh.
 
     python -m chaosmesh_py.demo experiments/bookinfo-ratings-delay.json
 
-Starts the Kubernetes API double with Istio's CRDs, loads Bookinfo's routing
-(``experiments/bookinfo/mesh.yaml``) into namespace ``bookinfo``, runs the experiment with the
-real ``chaos run`` against it (credentials the chaosk8s way: ``KUBERNETES_HOST``), and shows the
-ratings VirtualService before, during (from the journal) and after. Until the local data plane
-lands, there is no Bookinfo to probe, so the steady-state hypothesis is left out, and said so.
+What a user would type, in order: ``chaosmesh local up`` (a temporary state directory and
+kubeconfig, so nothing of yours is touched), ``chaos run`` of the experiment against the context
+``chaosmesh-local``, ``chaosmesh local down``. Then it reads the journal and says what happened:
+the steady state before, the fault live in Envoy (time to effect), the deviation the experiment
+found, the rollback, and that nothing is left running. Exit 0 when all of that held.
 """
 
 from __future__ import annotations
@@ -20,92 +20,109 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
+from chaosmesh_py.local import lifecycle
 
-from chaosmesh_py.apiserver import ApiServer
-
-NAMESPACE = "bookinfo"
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CRDS = ROOT.parent / "shared/istio/crds-1.30.3.gen.yaml"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiment", type=Path)
-    parser.add_argument(
-        "--crds",
-        type=Path,
-        default=Path(os.environ.get("CHAOSMESH_ISTIO_CRDS") or DEFAULT_CRDS),
-        help="Istio's CRD file (from an Istio release or `kubectl get crd -o yaml`)",
-    )
     options = parser.parse_args()
-    crds = [options.crds] if options.crds.exists() else []
-    if not crds:
-        print(f"! no Istio CRDs at {options.crds}: validating with the project's own checks only")
 
-    with ApiServer(crd_paths=crds) as server, tempfile.TemporaryDirectory() as work:
-        server.create_namespace(NAMESPACE)
-        for document in yaml.safe_load_all((ROOT / "experiments/bookinfo/mesh.yaml").read_text()):
-            document["metadata"]["namespace"] = NAMESPACE
-            server.create(document)
-        before = _ratings(server)
-        print(f"Kubernetes API (double) at {server.url}, Bookinfo routing in '{NAMESPACE}'")
-        _show("ratings VirtualService before", before["spec"]["http"])
-
-        # No data plane yet: nothing serves Bookinfo's pages, so the steady-state probes are
-        # left out of this run; the method, rollbacks and control run as written.
-        experiment = json.loads(options.experiment.read_text())
-        experiment.pop("steady-state-hypothesis", None)
-        runnable = Path(work) / options.experiment.name
-        runnable.write_text(json.dumps(experiment))
-        journal_path = Path(work) / "journal.json"
-        environment = {
-            **os.environ,
-            "KUBECONFIG": str(Path(work) / "none"),  # chaosk8s credential path 3
-            "KUBERNETES_HOST": server.url,
-            "BOOKINFO_NAMESPACE": NAMESPACE,
-        }
-        command = [
-            str(Path(sys.executable).parent / "chaos"),
-            "--no-version-check",
-            "run",
-            "--journal-path",
-            str(journal_path),
-            str(runnable),
-        ]
-        print("(steady-state hypothesis left out: no local data plane serves Bookinfo yet)")
-        print("$ chaos " + " ".join(command[1:]))
-        finished = subprocess.run(command, env=environment, cwd=ROOT, check=False)
-        journal = json.loads(journal_path.read_text())
-        for activity in journal["run"]:
-            output = activity.get("output")
-            print(f"- {activity['activity']['name']}: {activity['status']} -> {output}")
-        for activity in journal["rollbacks"]:
-            print(f"- rollback {activity['activity']['name']}: {activity.get('output')}")
-
-        after = _ratings(server)
-        _show("ratings VirtualService after", after["spec"]["http"])
-        restored = after["spec"] == before["spec"] and after["metadata"].get(
-            "annotations"
-        ) == before["metadata"].get("annotations")
-        print(
-            "Restored exactly: spec and annotations equal the original."
-            if restored
-            else "NOT restored: the VirtualService differs from the original."
+    with tempfile.TemporaryDirectory(prefix="chaosmesh-demo-") as work:
+        mesh = lifecycle.Options(
+            state_dir=Path(work) / "state",
+            kubeconfig=Path(work) / "kubeconfig",
+            crds=lifecycle.default_crds(),
         )
-        return 0 if finished.returncode == 0 and restored else 1
+        if not mesh.crds:
+            print("! no Istio CRDs found: validating with the project's own checks only")
+        print("$ chaosmesh local up")
+        status = lifecycle.up(mesh)
+        print(f"  Kubernetes API {status['api_url']} (context {status['context']})")
+        print(f"  Envoy admin    {status['envoy_admin_url']}")
+        print(f"  Bookinfo       {status['ingress_url']}/productpage")
+        try:
+            journal = _run_experiment(options.experiment, status, mesh, Path(work))
+            restored = _page_whole_after(status["ingress_url"])
+        finally:
+            print("$ chaosmesh local down")
+            stopped = lifecycle.down(mesh)
+            left = [pid for pid in stopped if lifecycle.alive(pid)]
+            print(f"  stopped pid {stopped}; still running: {left or 'nothing'}")
+        return 0 if _report(journal) and restored and not left else 1
 
 
-def _ratings(server: ApiServer) -> dict[str, Any]:
-    resource = server.get("networking.istio.io/v1", "VirtualService", NAMESPACE, "ratings")
-    assert resource is not None
-    return resource
+def _run_experiment(
+    experiment: Path, status: dict[str, Any], mesh: lifecycle.Options, work: Path
+) -> dict[str, Any]:
+    journal_path = work / "journal.json"
+    environment = {
+        **os.environ,
+        "KUBECONFIG": str(mesh.kubeconfig),
+        "KUBERNETES_CONTEXT": status["context"],
+        "PRODUCTPAGE_URL": status["ingress_url"],
+        "BOOKINFO_NAMESPACE": status["namespace"],
+    }
+    chaos = str(Path(sys.executable).parent / "chaos")
+    command = [chaos, "--no-version-check", "run", "--journal-path", str(journal_path)]
+    print(f"$ KUBERNETES_CONTEXT={status['context']} chaos run {experiment}")
+    subprocess.run([*command, str(experiment)], env=environment, cwd=ROOT, check=False)
+    loaded: dict[str, Any] = json.loads(journal_path.read_text())
+    return loaded
 
 
-def _show(title: str, routes: list[dict[str, Any]]) -> None:
-    print(f"{title}:")
-    for route in routes:
-        print("  " + json.dumps(route, sort_keys=True))
+def _page_whole_after(ingress_url: str) -> bool:
+    """The steady-state probe once more, after the rollback: is jason's page whole again?"""
+    probe = [sys.executable, str(ROOT / "probes/bookinfo_page.py"), ingress_url, "--user", "jason"]
+    done = subprocess.run(probe, capture_output=True, text=True, check=False, timeout=60)
+    print(f"$ python3 probes/bookinfo_page.py {ingress_url} --user jason   # after the rollback")
+    print(f"  {done.stdout.strip()}")
+    return done.returncode == 0
+
+
+def _report(journal: dict[str, Any]) -> bool:
+    """Print what the journal shows; True when the experiment did all it should."""
+    print("\nWhat happened:")
+    before = journal["steady_states"]["before"] or {}
+    print(f"- steady state before: {'met' if before.get('steady_state_met') else 'NOT met'}")
+    for probe in before.get("probes", []):
+        print(
+            f"    {probe['activity']['name']}: {probe.get('output', {}).get('stdout', '').strip()}"
+        )
+    injected = [a for a in journal["run"] if a["activity"]["type"] == "action"]
+    verified = True
+    for action in injected:
+        effect = (action.get("output") or {}).get("effect", {})
+        verified = verified and action["status"] == "succeeded" and "traffic_s" in effect
+        print(
+            f"- {action['activity']['name']}: {action['status']}; live in Envoy after "
+            f"{effect.get('config_s', float('nan')) * 1000:.1f} ms, seen on traffic after "
+            f"{effect.get('traffic_s', float('nan')) * 1000:.1f} ms ({effect.get('traffic')})"
+        )
+        if action["status"] != "succeeded":
+            print(f"    {action.get('exception', [''])[-1].strip()}")
+    after = journal["steady_states"]["after"] or {}
+    deviated = journal.get("deviated", False)
+    print(f"- steady state with the fault live: {'deviated' if deviated else 'held'}")
+    for probe in after.get("probes", []):
+        print(
+            f"    {probe['activity']['name']}: {probe.get('output', {}).get('stdout', '').strip()}"
+        )
+    rollback = journal.get("chaosmesh", {})
+    removed = [r for entry in journal["rollbacks"] for r in (entry.get("output") or [])]
+    for entry in removed:
+        effect = entry.get("effect", {})
+        print(
+            f"- rollback {entry['virtual_service']}: removed {entry['removed']}; gone from Envoy "
+            f"after {effect.get('config_s', float('nan')) * 1000:.1f} ms"
+        )
+    complete = rollback.get("rollback_complete", False)
+    print(f"- every fault of run {rollback.get('run_id')} removed: {complete}")
+    if deviated:
+        print("Finding: the system did not hold its steady state under this fault.")
+    return bool(before.get("steady_state_met")) and verified and complete
 
 
 if __name__ == "__main__":

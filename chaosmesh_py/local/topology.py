@@ -1,0 +1,80 @@
+"""What Kubernetes would know about the local mesh's workloads: services, pods, ports.
+
+On a cluster, istiod learns this from Services, Pods and Endpoints. The local mesh has no
+kubelet, so the topology is declared: each workload (a "pod") listens on its own port on
+127.0.0.1, and has its own sidecar, an outbound listener on the shared Envoy through which the
+workload makes every call to another service (it sends ``Host: <service>:<port>``, like a call
+to the service's cluster DNS name). Traffic from outside enters through the ingress listener.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+CLUSTER_DOMAIN = "svc.cluster.local"
+
+
+@dataclass(frozen=True)
+class Service:
+    """A Kubernetes Service: a name, a port, and the labels that select its workloads."""
+
+    name: str
+    namespace: str
+    port: int
+    selector: Mapping[str, str]
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{self.namespace}.{CLUSTER_DOMAIN}"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One pod: the labels it carries, where its app listens, where its sidecar listens."""
+
+    name: str
+    namespace: str
+    labels: Mapping[str, str]
+    port: int
+    sidecar_port: int
+
+    def matches(self, selector: Mapping[str, str]) -> bool:
+        return all(self.labels.get(key) == value for key, value in selector.items())
+
+
+@dataclass(frozen=True)
+class Ingress:
+    """The ingress gateway: one listener serving VirtualServices bound to a Gateway."""
+
+    port: int
+    # Labels of the gateway workload, matched against Gateway.spec.selector.
+    labels: Mapping[str, str] = field(default_factory=lambda: {"istio": "ingressgateway"})
+
+
+@dataclass(frozen=True)
+class Topology:
+    services: tuple[Service, ...]
+    workloads: tuple[Workload, ...]
+    ingress: Ingress | None = None
+
+    def service(self, host: str, namespace: str) -> Service | None:
+        """The service a VirtualService/DestinationRule host names, short or fully qualified."""
+        for service in self.services:
+            if host in (service.fqdn, f"{service.name}.{service.namespace}") or (
+                host == service.name and service.namespace == namespace
+            ):
+                return service
+        return None
+
+    def endpoints(
+        self, service: Service, subset: Mapping[str, str] | None = None
+    ) -> list[Workload]:
+        """The workloads behind ``service``, narrowed to a DestinationRule subset's labels."""
+        return [
+            workload
+            for workload in self.workloads
+            if workload.namespace == service.namespace
+            and workload.matches(service.selector)
+            and workload.matches(subset or {})
+        ]

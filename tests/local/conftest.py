@@ -1,0 +1,45 @@
+"""The local mesh for tests: one real Envoy, the API double, Bookinfo and httpbin, per session.
+
+Each test starts from the mesh's initial resources (Bookinfo's routing and gateway) and must
+leave no owned fault behind.
+"""
+
+import pytest
+
+from chaosmesh_py.local.daemon import free_ports
+from chaosmesh_py.local.lifecycle import DEFAULT_MANIFESTS
+from chaosmesh_py.local.mesh import LocalMesh
+from tests.conftest import ISTIO_CRDS, leftover_faults
+
+
+@pytest.fixture(scope="session")
+def local_mesh(tmp_path_factory):
+    mesh = LocalMesh(tmp_path_factory.mktemp("mesh"), [ISTIO_CRDS], DEFAULT_MANIFESTS, free_ports())
+    mesh.start()
+    yield mesh
+    mesh.stop()
+
+
+@pytest.fixture
+def mesh(local_mesh, monkeypatch, tmp_path):
+    """The mesh as loaded, reached the chaosk8s way (KUBERNETES_HOST, no kubeconfig)."""
+    local_mesh.reset()
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    monkeypatch.setenv("KUBERNETES_HOST", local_mesh.api.url)
+    monkeypatch.delenv("CHAOSMESH_RUN_ID", raising=False)
+    yield local_mesh
+    left = leftover_faults(local_mesh.api)
+    assert not left, f"the test left faults behind: {left}"
+
+
+def through_sidecar(mesh, service, path, workload="sleep"):
+    """URL and headers for a request from ``workload`` to ``service`` through its sidecar."""
+    info = mesh.info()
+    return (
+        f"{info['workloads'][workload]['sidecar_url']}{path}",
+        {"Host": info["services"][service]["host"]},
+    )
+
+
+def cluster_stat(mesh, cluster, name):
+    return mesh.envoy.stats().get(f"cluster.{cluster}.{name}", 0)
