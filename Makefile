@@ -41,8 +41,10 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Needs wrk for the overhead part (Debian: apt-get install wrk); skipped without it.
 bench: install
 	$(BIN)/python bench/inject_rollback.py
+	$(BIN)/python bench/local_mesh.py
 
 clean:
 	rm -rf $(VENV) .venv-kubernetes-36 .pytest_cache .mypy_cache .ruff_cache *.egg-info

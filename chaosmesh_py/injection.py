@@ -176,6 +176,8 @@ def inject(
             host=_first_host(outcome.resource),
             headers=injection.headers,
             path=_request_path(outcome.resource, names[0]),
+            source_labels=injection.source_labels,
+            gateways=tuple(outcome.resource["spec"].get("gateways") or ()),
         )
         try:
             report["effect"] = _verify(kube, expected, verify_timeout_s)

@@ -48,6 +48,8 @@ class Expectation:
     headers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     path: str = "/"
     traffic: bool = True  # False: faults of others on the same routes would blur the evidence
+    source_labels: Mapping[str, str] = field(default_factory=dict)
+    gateways: tuple[str, ...] = ()  # the VirtualService's; empty means the mesh only
 
 
 def verify_on_local_mesh(
@@ -57,7 +59,7 @@ def verify_on_local_mesh(
     admin = str(mesh["envoy_admin_url"])
     started = time.monotonic()
     deadline = started + timeout_s
-    holders = _wait_for_config(admin, expected, deadline)
+    holders = _wait_for_config(admin, expected, _should_hold(mesh, expected), deadline)
     config_s = time.monotonic() - started
     report: dict[str, Any] = {
         "checked": "local mesh: Envoy config and requests",
@@ -96,14 +98,29 @@ def verify_on_local_mesh(
     return report
 
 
-def _wait_for_config(admin: str, expected: Expectation, deadline: float) -> list[str]:
-    """Route configurations holding any of the routes, once they match the expectation."""
+def _should_hold(mesh: Mapping[str, Any], expected: Expectation) -> set[str]:
+    """The route configurations that must carry the routes: the ingress's for a VirtualService
+    bound only to gateways, else every sidecar whose workload has the source labels."""
+    if expected.gateways and "mesh" not in expected.gateways:
+        return {"ingress"}
+    return {
+        workload["route_config"]
+        for workload in mesh.get("workloads", {}).values()
+        if all(workload["labels"].get(k) == v for k, v in expected.source_labels.items())
+    }
+
+
+def _wait_for_config(
+    admin: str, expected: Expectation, should_hold: set[str], deadline: float
+) -> list[str]:
+    """Route configurations holding any of the routes, once every one that should has them
+    (injection), or none at all has (removal)."""
     wanted = set(expected.routes)
     while True:
         holders = [
             name for name, routes in _route_names_by_config(admin).items() if wanted & routes
         ]
-        if bool(holders) == expected.present:
+        if should_hold.issubset(holders) if expected.present else not holders:
             return holders
         if time.monotonic() > deadline:
             state = "never reached" if expected.present else "never left"

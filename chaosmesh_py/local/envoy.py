@@ -28,7 +28,7 @@ versions, nothing warming) and stops at the first refusal (``update_rejected`` /
 Errors, under the project's root (``chaosmesh_py.errors``)::
 
     ChaosMeshError
-    └── EnvoyError              the local Envoy failed; the message ends with the tail of its log
+    └── EnvoyError              the local Envoy failed; the message ends with what it logged
         ├── EnvoyStartFailed    Envoy exited, refused its first configuration (a port in use),
         │                       or was not ready in time; nothing is left running
         └── ConfigRejected      Envoy refused a change; the previous files are back in place
@@ -693,9 +693,11 @@ def _by_name(resources: Iterable[JsonDict], type_url: str) -> dict[str, JsonDict
 
 
 def _typed(resource: JsonDict, type_url: str) -> JsonDict:
+    """A deep copy with its ``@type``: the caller may reuse its dicts after ``apply``."""
     if resource.get("@type", type_url) != type_url:
         raise ValueError(f"expected a {type_url}, got a {resource['@type']}")
-    return {"@type": type_url, **resource}
+    copied: JsonDict = json.loads(json.dumps(resource))  # also: JSON-ready, or TypeError now
+    return {"@type": type_url, **copied}
 
 
 def _changed(old: Mapping[str, JsonDict], new: Mapping[str, JsonDict]) -> set[str]:

@@ -42,7 +42,8 @@ def mesh_topology(ports: Iterator[int], ingress_port: int) -> Topology:
     """Bookinfo, plus what Istio's other tasks use: httpbin v1 and v2, and a ``sleep`` client.
 
     The client has a sidecar and no server: requests sent to its sidecar reach any service
-    through the mesh, as from a pod that is no service's endpoint.
+    through the mesh, as from a pod that is no service's endpoint. Each service also gets an
+    entry port: a plain URL that reaches it through the mesh, whatever the Host header.
     """
     bookinfo = bookinfo_topology(ports, namespace=NAMESPACE, ingress_port=ingress_port)
     httpbin = Service("httpbin", NAMESPACE, HTTPBIN_PORT, {"app": "httpbin"})
@@ -53,10 +54,12 @@ def mesh_topology(ports: Iterator[int], ingress_port: int) -> Topology:
         for version in ("v1", "v2")
     ]
     extra.append(Workload("sleep", NAMESPACE, {"app": "sleep"}, port=0, sidecar_port=next(ports)))
+    services = (*bookinfo.services, httpbin)
     return Topology(
-        services=(*bookinfo.services, httpbin),
+        services=services,
         workloads=(*bookinfo.workloads, *extra),
         ingress=bookinfo.ingress,
+        entry_ports={service.name: next(ports) for service in services},
     )
 
 
@@ -147,6 +150,8 @@ class LocalMesh:
             "namespace": NAMESPACE,
             "services": {
                 service.name: {
+                    # Reaches the service through the mesh, as a pod without labels would.
+                    "url": f"http://127.0.0.1:{self.topology.entry_ports[service.name]}",
                     "host": f"{service.name}:{service.port}",
                     "fqdn": service.fqdn,
                 }

@@ -57,6 +57,9 @@ class Topology:
     services: tuple[Service, ...]
     workloads: tuple[Workload, ...]
     ingress: Ingress | None = None
+    # Service name -> port of an entry listener that reaches the service as a mesh client
+    # without labels would (any Host header): a plain URL per service, for people and probes.
+    entry_ports: Mapping[str, int] = field(default_factory=dict)
 
     def service(self, host: str, namespace: str) -> Service | None:
         """The service a VirtualService/DestinationRule host names, short or fully qualified."""

@@ -113,6 +113,11 @@ def sidecar_stat_prefix(workload: Workload) -> str:
     return f"outbound_{workload.name}"
 
 
+def entry_name(service: Service) -> str:
+    """Listener and route config of a service's entry point (``Topology.entry_ports``)."""
+    return f"entry~{service.namespace}~{service.name}"
+
+
 def translate(
     topology: Topology,
     virtual_services: Sequence[dict[str, Any]],
@@ -138,6 +143,18 @@ def translate(
                 route_name,
                 rds_config_source,
             )
+        )
+    for service in topology.services:
+        port = topology.entry_ports.get(service.name)
+        if port is None:
+            continue
+        client = Workload(f"entry-{service.name}", service.namespace, {}, 0, port)
+        route_name = entry_name(service)
+        whole = _sidecar_route_config(route_name, client, topology, mesh_services)
+        own = [h for h in whole["virtual_hosts"] if h["name"] == f"{service.fqdn}:{service.port}"]
+        route_configs[route_name] = {**whole, "virtual_hosts": [{**own[0], "domains": ["*"]}]}
+        listeners.append(
+            _listener(route_name, port, f"entry_{service.name}", route_name, rds_config_source)
         )
     if topology.ingress is not None:
         route_configs[INGRESS_NAME] = _ingress_route_config(

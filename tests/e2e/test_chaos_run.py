@@ -205,9 +205,16 @@ def test_chaosmesh_validate_catches_values_chaos_validate_lets_through(api, tmp_
     assert done.returncode == 0, done.stderr
 
 
-def test_the_readme_main_job_runs_end_to_end(tmp_path):
+@pytest.mark.parametrize(
+    ("experiment", "action", "page_error"),
+    [
+        ("bookinfo-ratings-delay", "delay-ratings-for-jason", "reviews"),
+        ("bookinfo-ratings-abort", "abort-ratings-for-jason", "ratings"),
+    ],
+)
+def test_the_readme_main_job_runs_end_to_end(tmp_path, experiment, action, page_error):
     done = subprocess.run(
-        [sys.executable, "-m", "chaosmesh_py.demo", "experiments/bookinfo-ratings-delay.json"],
+        [sys.executable, "-m", "chaosmesh_py.demo", f"experiments/{experiment}.json"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -217,8 +224,8 @@ def test_the_readme_main_job_runs_end_to_end(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "- steady state before: met" in done.stdout
-    assert "- delay-ratings-for-jason: succeeded; live in Envoy after" in done.stdout
-    assert '"errors": ["reviews"]' in done.stdout
+    assert f"- {action}: succeeded; live in Envoy after" in done.stdout
+    assert f'"errors": ["{page_error}"]' in done.stdout
     assert "- every fault of run" in done.stdout and "removed: True" in done.stdout
     assert '"user": "jason", "status": 200, "errors": [], ' in done.stdout  # after rollback
     assert "still running: nothing" in done.stdout
