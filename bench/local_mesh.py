@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from chaosmesh_py.actions import inject_abort, inject_delay  # noqa: E402
-from chaosmesh_py.local.daemon import free_ports  # noqa: E402
 from chaosmesh_py.local.lifecycle import DEFAULT_MANIFESTS, default_crds  # noqa: E402
 from chaosmesh_py.local.mesh import LocalMesh  # noqa: E402
+from chaosmesh_py.local.topology import free_ports  # noqa: E402
 from chaosmesh_py.rollbacks import remove_faults  # noqa: E402
 from tests.local.load import burst  # noqa: E402
 

@@ -32,6 +32,7 @@ def inject_delay(
     headers: dict = None,
     source_labels: dict = None,
     allow_other_runs: bool = False,
+    verify_url: str = None,
     configuration: dict = None,
     secrets: dict = None,
 ) -> dict:
@@ -45,7 +46,10 @@ def inject_delay(
     {"end-user": {"prefix": "ja"}} (exact, prefix or regex). `source_labels` narrows it to
     callers whose pods carry those labels. The fault is applied by the calling side's sidecar.
     Refuses a VirtualService that carries another run's faults unless `allow_other_runs`.
-    Returns the run id, the fault and the names of the routes added.
+    Then waits until the data plane shows the fault (Envoy's own config and a real request, on
+    the local mesh; on a cluster, requests to `verify_url`, a URL whose traffic takes the
+    faulted route) and fails, removing it again, if it never does.
+    Returns the run id, the fault, the names of the routes added and the time to effect.
     """
     with boundary():
         return _inject(inject_delay.__name__, dict(locals()))
@@ -63,6 +67,7 @@ def inject_abort(
     headers: dict = None,
     source_labels: dict = None,
     allow_other_runs: bool = False,
+    verify_url: str = None,
     configuration: dict = None,
     secrets: dict = None,
 ) -> dict:
@@ -72,8 +77,9 @@ def inject_abort(
     e.g. "UNAVAILABLE"). `percentage` (0.0001-100) of the matching requests are aborted; Istio
     injects nothing without it. Targeting and narrowing as for inject_delay: `virtual_service`
     or `host` in `namespace`, optional `route_name` / `route_index`, `headers`,
-    `source_labels`, `allow_other_runs`. An injected abort is never retried by the caller's
-    retry policy. Returns the run id, the fault and the names of the routes added.
+    `source_labels`, `allow_other_runs`, and `verify_url` to check the effect on a cluster. An
+    injected abort is never retried by the caller's retry policy. Returns the run id, the
+    fault, the names of the routes added and the time to effect.
     """
     with boundary():
         return _inject(inject_abort.__name__, dict(locals()))
@@ -109,6 +115,11 @@ def _prepare(
     route_name, route_index = edit.parse_route_choice(
         arguments["route_name"], arguments["route_index"]
     )
+    verify_url = arguments["verify_url"]
+    if verify_url is not None and (
+        not isinstance(verify_url, str) or not verify_url.startswith(("http://", "https://"))
+    ):
+        raise InvalidInput("verify_url", f"{verify_url!r} is not an http(s) URL")
     if not isinstance(arguments["allow_other_runs"], bool):
         raise InvalidInput(
             "allow_other_runs", f"must be true or false, got {arguments['allow_other_runs']!r}"
@@ -137,4 +148,5 @@ def _inject(action: str, arguments: dict[str, Any]) -> dict[str, Any]:
         run,
         allow_other_runs=arguments["allow_other_runs"],
         verify_timeout_s=settings.verify_timeout_s,
+        verify_url=arguments["verify_url"],
     )

@@ -92,10 +92,7 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
     failed = []
     for kube, ref in run.touched():
         try:
-            removed.append(
-                injection.remove(kube, ref, run.run_id, verify_timeout_s=verify_timeout_s)
-            )
-            run.forget(kube, ref)
+            removed.append(injection.remove_for_run(kube, ref, run, verify_timeout_s))
         except ChaosMeshError as error:
             logger.error(
                 f"chaosmesh: could not remove run {run.run_id}'s faults from {ref}: {error}"

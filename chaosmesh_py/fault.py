@@ -15,6 +15,7 @@ Istio facts encoded here (see the project's notes on Istio):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,3 +199,16 @@ def parse_abort(
     return Abort(
         percentage=parse_percentage(percentage), grpc_status=parse_grpc_status(grpc_status)
     )
+
+
+def from_istio(fragment: Mapping[str, Any]) -> Fault | None:
+    """The fault an Istio ``HTTPFaultInjection`` fragment injects (the abort when it has both,
+    since an aborted request is never delayed); None when it injects nothing we model."""
+    abort = fragment.get("abort") or {}
+    delay = fragment.get("delay") or {}
+    percentage = float((abort or delay).get("percentage", {}).get("value", 0))
+    if abort:
+        return Abort(percentage, abort.get("httpStatus"), abort.get("grpcStatus"))
+    if delay.get("fixedDelay"):
+        return Delay(parse_duration_ms(delay["fixedDelay"], "fixedDelay"), percentage)
+    return None

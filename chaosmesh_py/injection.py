@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chaosmesh_py import edit, verify
+from chaosmesh_py import edit, fault, verify
 from chaosmesh_py.errors import InvalidInput, NotFound, ProtectedNamespace, TargetNotFound
 from chaosmesh_py.kube import Kube, ResourceKind, ResourceRef, virtual_service_kind
 from chaosmesh_py.run import DEFAULT_TTL_S, Run
@@ -146,13 +146,14 @@ def inject(
     *,
     allow_other_runs: bool = False,
     verify_timeout_s: float = 0.0,
+    verify_url: str | None = None,
 ) -> dict[str, Any]:
     """Add the injection's fault copies to ``ref``, then see them take effect.
 
     Returns a journal-friendly report. When the data plane never shows the fault, the fault is
     removed again and FaultNotObserved raised: an experiment must not go on believing it.
     """
-    run.touch(kube, ref)
+    run.touch(kube, ref, verify_url)
     try:
         outcome = kube.update(
             ref, lambda current: edit.plan_injection(current, injection, allow_other_runs)
@@ -180,7 +181,7 @@ def inject(
             gateways=tuple(outcome.resource["spec"].get("gateways") or ()),
         )
         try:
-            report["effect"] = _verify(kube, expected, verify_timeout_s)
+            report["effect"] = _verify(kube, expected, verify_timeout_s, verify_url)
         except verify.FaultNotObserved:
             remove(kube, ref, run.run_id)
             raise
@@ -188,19 +189,24 @@ def inject(
 
 
 def remove(
-    kube: Kube, ref: ResourceRef, run_id: str, *, verify_timeout_s: float = 0.0
+    kube: Kube,
+    ref: ResourceRef,
+    run_id: str,
+    *,
+    verify_timeout_s: float = 0.0,
+    verify_url: str | None = None,
 ) -> dict[str, Any]:
     """Remove every route and annotation ``run_id`` put on ``ref``; a no-op when none is left.
 
     With a verification time box, also wait until the data plane no longer has the routes.
     """
-    removed: list[str] = []
+    removed: list[dict[str, Any]] = []
 
     def plan(current: dict[str, Any]) -> dict[str, Any] | None:
         patch = edit.plan_removal(current, run_id)
         if patch is not None:
             # Kept when a later read finds them gone: a lost answer still removed them.
-            removed[:] = [r["name"] for r in edit.run_routes(current, run_id)]
+            removed[:] = edit.run_routes(current, run_id)
         return patch
 
     try:
@@ -210,27 +216,58 @@ def remove(
         return {"virtual_service": f"{ref.namespace}/{ref.name}", "removed": [], "gone": True}
     report: dict[str, Any] = {
         "virtual_service": f"{ref.namespace}/{ref.name}",
-        "removed": removed if outcome.wrote else [],
+        "removed": [r["name"] for r in removed] if outcome.wrote else [],
         "api_attempts": outcome.attempts,
     }
     if verify_timeout_s > 0 and report["removed"]:
         expected = verify.Expectation(
-            routes=tuple(removed),
+            routes=tuple(report["removed"]),
             present=False,
-            fault=None,
+            # On the local mesh no fault counter may move; by request, the signature of the
+            # fault removed must be gone.
+            fault=None if verify_url is None else fault.from_istio(removed[0].get("fault", {})),
             host=_first_host(outcome.resource),
+            headers=_exact_headers(removed[0]),
             # Faults that were there before ours would blur the evidence of ours being gone.
             traffic=not any(r.get("fault") for r in edit.user_routes(outcome.resource)),
         )
-        report["effect"] = _verify(kube, expected, verify_timeout_s)
+        report["effect"] = _verify(kube, expected, verify_timeout_s, verify_url)
     return report
 
 
-def _verify(kube: Kube, expected: verify.Expectation, timeout_s: float) -> dict[str, Any]:
+def remove_for_run(
+    kube: Kube, ref: ResourceRef, run: Run, verify_timeout_s: float = 0.0
+) -> dict[str, Any]:
+    """``remove`` for one of the run's resources, checked where its faults were checked; the
+    run then forgets the resource."""
+    report = remove(
+        kube,
+        ref,
+        run.run_id,
+        verify_timeout_s=verify_timeout_s,
+        verify_url=run.verify_url(kube, ref),
+    )
+    run.forget(kube, ref)
+    return report
+
+
+def _verify(
+    kube: Kube, expected: verify.Expectation, timeout_s: float, verify_url: str | None
+) -> dict[str, Any]:
+    if verify_url is not None:
+        return verify.verify_by_request(verify_url, expected, timeout_s)
     mesh = kube.local_mesh()
     if mesh is None:
-        return {"checked": "no: the data plane of a cluster is not reachable from here"}
+        return {
+            "checked": "no: a cluster's data plane cannot be read from here; "
+            "give verify_url to check with requests"
+        }
     return verify.verify_on_local_mesh(mesh, expected, timeout_s)
+
+
+def _exact_headers(route: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """The header conditions of a fault copy's first match entry."""
+    return dict(((route.get("match") or [{}])[0]).get("headers") or {})
 
 
 def _first_host(resource: Mapping[str, Any]) -> str:

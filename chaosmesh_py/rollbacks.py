@@ -33,18 +33,11 @@ def remove_faults(
         settings = injection.Settings.from_configuration(configuration)
         run = run_for(configuration)
         if virtual_service is None and host is None:
-            reports = []
-            for kube, ref in run.touched():
-                reports.append(
-                    injection.remove(
-                        kube, ref, run.run_id, verify_timeout_s=settings.verify_timeout_s
-                    )
-                )
-                run.forget(kube, ref)
-            return reports
+            return [
+                injection.remove_for_run(kube, ref, run, settings.verify_timeout_s)
+                for kube, ref in run.touched()
+            ]
         target = injection.parse_target(namespace, virtual_service, host, settings)
         kube = Kube.connect(secrets)
         ref = injection.resolve(kube, target, settings.kind)
-        report = injection.remove(kube, ref, run.run_id, verify_timeout_s=settings.verify_timeout_s)
-        run.forget(kube, ref)
-        return [report]
+        return [injection.remove_for_run(kube, ref, run, settings.verify_timeout_s)]

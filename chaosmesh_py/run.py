@@ -32,12 +32,20 @@ _RUN_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 class Run:
     run_id: str
     _touched: dict[tuple[str, ResourceRef], Kube] = field(default_factory=dict)
+    _verify_urls: dict[tuple[str, ResourceRef], str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def touch(self, kube: Kube, ref: ResourceRef) -> None:
-        """Remember ``ref`` before writing to it, so a rollback visits it whatever happens."""
+    def touch(self, kube: Kube, ref: ResourceRef, verify_url: str | None = None) -> None:
+        """Remember ``ref`` before writing to it, so a rollback visits it whatever happens,
+        and the URL that shows its faults, so the rollback can see them gone there too."""
         with self._lock:
             self._touched.setdefault((kube.host, ref), kube)
+            if verify_url:
+                self._verify_urls[(kube.host, ref)] = verify_url
+
+    def verify_url(self, kube: Kube, ref: ResourceRef) -> str | None:
+        with self._lock:
+            return self._verify_urls.get((kube.host, ref))
 
     def touched(self) -> list[tuple[Kube, ResourceRef]]:
         with self._lock:

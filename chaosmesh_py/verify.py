@@ -12,8 +12,12 @@ On the local mesh (its API answers ``/chaosmesh/v1/mesh``) the check reads Envoy
    matches, until Envoy's fault counters move (or, after rollback, a request passes untouched).
    A delay is seen the moment Envoy starts holding the request: no need to wait it out.
 
-On a cluster there is no Envoy admin to read from here; the report says the data plane was not
-checked, and why.
+On a cluster there is no Envoy admin to read from here. Given a ``verify_url`` (a URL whose
+requests take the faulted route: the service's address from a pod in the mesh, or an ingress URL
+bound to the VirtualService), the check sends real requests there, with the headers the fault
+matches, until one shows the fault's signature (the abort status; a response at least as slow as
+the delay) or, after a rollback, until one comes back without it. Without one, the report says
+the data plane was not checked, and why.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 import requests
 
 from chaosmesh_py.errors import ChaosMeshError
-from chaosmesh_py.fault import Fault
+from chaosmesh_py.fault import Delay, Fault
 
 POLL_S = 0.005
 
@@ -43,7 +47,7 @@ class Expectation:
 
     routes: tuple[str, ...]
     present: bool
-    fault: Fault | None  # None when checking a removal: no fault of either kind may fire
+    fault: Fault | None  # a removal on the local mesh: None, no fault of either kind may fire
     host: str
     headers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     path: str = "/"
@@ -59,7 +63,13 @@ def verify_on_local_mesh(
     admin = str(mesh["envoy_admin_url"])
     started = time.monotonic()
     deadline = started + timeout_s
-    holders = _wait_for_config(admin, expected, _should_hold(mesh, expected), deadline)
+    should_hold = _should_hold(mesh, expected)
+    if expected.present and not should_hold:
+        raise FaultNotObserved(
+            f"no workload of the mesh has the labels {dict(expected.source_labels)}: "
+            "the fault can never fire"
+        )
+    holders = _wait_for_config(admin, expected, should_hold, deadline)
     config_s = time.monotonic() - started
     report: dict[str, Any] = {
         "checked": "local mesh: Envoy config and requests",
@@ -229,3 +239,43 @@ def _passes_untouched(probe: _TrafficProbe, deadline: float) -> int:
             "still met a fault"
         )
     return 1
+
+
+def verify_by_request(url: str, expected: Expectation, timeout_s: float) -> dict[str, Any]:
+    """Requests to ``url`` until one shows (or, for a removal, lacks) the fault's signature."""
+    fault = expected.fault
+    headers = _request_headers(expected.headers)
+    if fault is None or headers is None:
+        return {"checked": "no: requests cannot show this fault (prefix or regex header match)"}
+    held_s = fault.fixed_delay_ms / 1000 if isinstance(fault, Delay) else 0.0
+    started = time.monotonic()
+    # A delay can only be seen by waiting it out: the time box starts after it.
+    deadline = started + timeout_s + held_s
+    sent = 0
+    while time.monotonic() < deadline:
+        sent += 1
+        if _shows(fault, url, headers, held_s, deadline) == expected.present:
+            return {
+                "checked": f"requests to {url}",
+                "traffic": f"{sent} request(s)",
+                "traffic_s": time.monotonic() - started,
+            }
+        time.sleep(POLL_S)
+    state = "never showed" if expected.present else "still showed"
+    raise FaultNotObserved(f"{sent} request(s) to {url} {state} the fault ({fault.describe()})")
+
+
+def _shows(
+    fault: Fault, url: str, headers: Mapping[str, str], held_s: float, deadline: float
+) -> bool:
+    started = time.monotonic()
+    try:
+        answer = requests.get(url, headers=dict(headers), timeout=max(deadline - started, 0.1))
+    except requests.RequestException:
+        return False
+    if isinstance(fault, Delay):
+        # Envoy's timer may fire a hair early; anything near the delay is the delay.
+        return time.monotonic() - started >= 0.95 * held_s
+    if fault.http_status is not None:
+        return answer.status_code == fault.http_status
+    return "grpc-status" in answer.headers

@@ -12,27 +12,14 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 from chaosmesh_py.local.mesh import LocalMesh
+from chaosmesh_py.local.topology import free_ports
 
 STATUS_FILE = "status.json"
-
-
-def free_ports() -> Iterator[int]:
-    """Ports the kernel reports free on 127.0.0.1, never the same one twice."""
-    handed_out: set[int] = set()
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port not in handed_out:
-            handed_out.add(port)
-            yield port
 
 
 def write_status(state_dir: Path, status: dict[str, object]) -> None:

@@ -9,8 +9,11 @@ to the service's cluster DNS name). Traffic from outside enters through the ingr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import random
+import socket
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 CLUSTER_DOMAIN = "svc.cluster.local"
 
@@ -81,3 +84,37 @@ class Topology:
             and workload.matches(service.selector)
             and workload.matches(subset or {})
         ]
+
+
+def free_ports() -> Iterator[int]:
+    """Ports free on 127.0.0.1 now, never the same one twice, chosen *below* the kernel's
+    ephemeral range.
+
+    A port is found free here and bound later by another process (Envoy, an app). Asking the
+    kernel for port 0 would return an ephemeral port, which the same kernel may meanwhile give to
+    an outgoing connection as its source port, and the later bind fails. Below the range, only
+    listeners compete, and the check sees them.
+    """
+    low = _ephemeral_range()[0]
+    handed_out: set[int] = set()
+    candidates = list(range(max(1024, low - 12000), low))
+    random.shuffle(candidates)  # parallel runs start in different places
+    for port in candidates:
+        if port in handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        handed_out.add(port)
+        yield port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -36,7 +35,7 @@ from chaosmesh_py.local.bookinfo import (
     bookinfo_topology,
     run_bookinfo,
 )
-from chaosmesh_py.local.topology import Service, Topology, Workload
+from chaosmesh_py.local.topology import Service, Topology, Workload, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = ROOT / "probes/bookinfo_page.py"
@@ -47,14 +46,6 @@ DETAILS_ERROR = "Error fetching product details"
 FULL_STAR = '<span class="glyphicon glyphicon-star"></span>'
 
 T = TypeVar("T")
-
-
-def free_ports() -> Iterator[int]:
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        yield port
 
 
 class LoopThread:

@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -64,6 +66,26 @@ def test_up_status_down_leaves_nothing_behind(tmp_path):
     )
     listed = api.list_cluster_custom_object("networking.istio.io", "v1", "virtualservices")
     assert {vs["metadata"]["name"] for vs in listed["items"]} >= {"ratings", "reviews", "bookinfo"}
+
+    if shutil.which("kubectl") or os.environ.get("CHAOSMESH_REQUIRE_KUBECTL"):
+        done = subprocess.run(
+            [
+                "kubectl",
+                "--kubeconfig",
+                str(tmp_path / "kubeconfig"),
+                "--context",
+                "chaosmesh-local",
+                "get",
+                "virtualservices",
+                "-A",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert re.search(r"^bookinfo\s+ratings\s", done.stdout, re.MULTILINE), done.stdout
 
     envoy_pid = int(
         subprocess.run(

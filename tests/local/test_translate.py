@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -26,7 +25,7 @@ import pytest
 
 from chaosmesh_py.local.envoy import EnvoyConfig
 from chaosmesh_py.local.route import duration_ms, envoy_duration
-from chaosmesh_py.local.topology import Ingress, Service, Topology, Workload
+from chaosmesh_py.local.topology import Ingress, Service, Topology, Workload, free_ports
 from chaosmesh_py.local.translate import translate
 
 NS = "bookinfo"
@@ -1101,17 +1100,6 @@ def test_output_is_deterministic_and_json_ready() -> None:
 
 
 # --- a real Envoy ----------------------------------------------------------------------------
-
-
-def free_ports() -> Iterator[int]:
-    given: set[int] = set()
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port not in given:  # the kernel may hand a just-closed port out again
-            given.add(port)
-            yield port
 
 
 def without_type(message: Mapping[str, Any]) -> dict[str, Any]:

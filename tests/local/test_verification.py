@@ -1,0 +1,93 @@
+"""A fault must be seen taking effect; one that never does fails the action and is removed."""
+
+import time
+
+import pytest
+from chaoslib.exceptions import ActivityFailed
+
+from chaosmesh_py.actions import inject_abort, inject_delay
+from chaosmesh_py.rollbacks import remove_faults
+from tests.integration.test_inject_rollback import exact
+
+V1 = "networking.istio.io/v1"
+
+
+def ratings(mesh):
+    return mesh.api.get(V1, "VirtualService", "bookinfo", "ratings")
+
+
+def test_checked_with_requests_to_a_url_as_on_a_cluster(mesh, configuration):
+    url = mesh.info()["services"]["ratings"]["url"] + "/ratings/0"
+    report = inject_abort(
+        virtual_service="ratings",
+        namespace="bookinfo",
+        http_status=503,
+        percentage=100,
+        headers={"end-user": "jason"},
+        verify_url=url,
+        configuration=configuration,
+    )
+    assert report["effect"]["checked"] == f"requests to {url}"
+    assert report["effect"]["traffic_s"] < 5
+    removed = remove_faults(configuration=configuration)
+    assert removed[0]["effect"]["checked"] == f"requests to {url}"
+
+
+def test_a_delay_checked_with_requests_is_waited_out(mesh, configuration):
+    url = mesh.info()["services"]["ratings"]["url"] + "/ratings/0"
+    report = inject_delay(
+        virtual_service="ratings",
+        namespace="bookinfo",
+        fixed_delay="300ms",
+        percentage=100,
+        verify_url=url,
+        configuration=configuration,
+    )
+    assert report["effect"]["traffic_s"] >= 0.285
+    remove_faults(configuration=configuration)
+
+
+def test_a_fault_never_seen_fails_the_action_and_is_removed(mesh, configuration):
+    before = ratings(mesh)
+    # The app itself, not through the mesh: no request there can show the fault.
+    bypass = mesh.info()["workloads"]["ratings-v1"]["app_url"] + "/ratings/0"
+    configuration["chaosmesh_verify_timeout_s"] = 1
+    started = time.monotonic()
+    with pytest.raises(ActivityFailed, match=r"FaultNotObserved: .* never showed the fault"):
+        inject_abort(
+            virtual_service="ratings",
+            namespace="bookinfo",
+            http_status=503,
+            percentage=100,
+            verify_url=bypass,
+            configuration=configuration,
+        )
+    assert 1 <= time.monotonic() - started < 5
+    assert exact(ratings(mesh)) == exact(before)
+
+
+def test_a_fault_for_callers_that_do_not_exist_fails(mesh, configuration):
+    before = ratings(mesh)
+    with pytest.raises(ActivityFailed, match="no workload of the mesh has the labels"):
+        inject_abort(
+            virtual_service="ratings",
+            namespace="bookinfo",
+            http_status=503,
+            percentage=100,
+            source_labels={"app": "nobody"},
+            configuration=configuration,
+        )
+    assert exact(ratings(mesh)) == exact(before)
+
+
+def test_verification_can_be_turned_off(mesh, configuration):
+    configuration["chaosmesh_verify_timeout_s"] = 0
+    report = inject_abort(
+        virtual_service="ratings",
+        namespace="bookinfo",
+        http_status=503,
+        percentage=100,
+        configuration=configuration,
+    )
+    assert "effect" not in report
+    remove_faults(configuration=configuration)
