@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -175,20 +175,29 @@ def copy_names(resource: Mapping[str, Any], injection: Injection) -> list[str]:
     ]
 
 
-def plan_removal(resource: Mapping[str, Any], run_id: str) -> Patch | None:
-    """The merge patch that removes every trace of ``run_id``, or None when none is left."""
+def plan_removal(
+    resource: Mapping[str, Any], run_id: str, only: Collection[str] | None = None
+) -> Patch | None:
+    """The merge patch that removes every trace of ``run_id`` (or only its routes named in
+    ``only``, keeping the rest and their record), or None when there is nothing to remove."""
     own = ownership_of(resource, run_id)
     recorded = set(own.routes) if own else set()
     mine = {r.get("name") for r in run_routes(resource, run_id)} | recorded
+    if only is not None:
+        mine &= set(only)
     routes = _http(resource)
     kept = [r for r in routes if r.get("name") not in mine]
     key = annotation_key(run_id)
-    has_annotation = key in (resource.get("metadata", {}).get("annotations") or {})
-    if len(kept) == len(routes) and not has_annotation:
+    annotated = key in (resource.get("metadata", {}).get("annotations") or {})
+    left = [name for name in (own.routes if own else ()) if name not in mine]
+    record_changes = annotated and (not left or len(left) != len(recorded))
+    if len(kept) == len(routes) and not record_changes:
         return None
     patch: Patch = {"metadata": {"resourceVersion": resource["metadata"]["resourceVersion"]}}
-    if has_annotation:
-        patch["metadata"]["annotations"] = {key: None}
+    if record_changes:
+        assert own is not None
+        value = json.dumps({"expires": _iso(own.expires_at), "routes": left}) if left else None
+        patch["metadata"]["annotations"] = {key: value}
     if len(kept) != len(routes):
         patch["spec"] = {"http": kept}
     return patch

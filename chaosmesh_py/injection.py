@@ -183,7 +183,7 @@ def inject(
         try:
             report["effect"] = _verify(kube, expected, verify_timeout_s, verify_url)
         except verify.FaultNotObserved:
-            remove(kube, ref, run.run_id)
+            remove(kube, ref, run.run_id, only=names)
             raise
     return report
 
@@ -195,18 +195,22 @@ def remove(
     *,
     verify_timeout_s: float = 0.0,
     verify_url: str | None = None,
+    only: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """Remove every route and annotation ``run_id`` put on ``ref``; a no-op when none is left.
+    """Remove every route and annotation ``run_id`` put on ``ref`` (or only the routes named
+    in ``only``); a no-op when none is left.
 
     With a verification time box, also wait until the data plane no longer has the routes.
     """
     removed: list[dict[str, Any]] = []
 
     def plan(current: dict[str, Any]) -> dict[str, Any] | None:
-        patch = edit.plan_removal(current, run_id)
+        patch = edit.plan_removal(current, run_id, only)
         if patch is not None:
             # Kept when a later read finds them gone: a lost answer still removed them.
-            removed[:] = edit.run_routes(current, run_id)
+            removed[:] = [
+                r for r in edit.run_routes(current, run_id) if only is None or r["name"] in only
+            ]
         return patch
 
     try:

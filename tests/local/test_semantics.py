@@ -208,3 +208,36 @@ def test_every_service_has_a_url_through_the_mesh(mesh, configuration):
     assert requests.get(services["ratings"]["url"] + "/ratings/0", timeout=10).status_code == 503
     remove_faults(virtual_service="ratings", namespace="bookinfo", configuration=configuration)
     assert requests.get(services["ratings"]["url"] + "/ratings/0", timeout=10).status_code == 200
+
+
+def test_a_fault_one_hop_further_is_retried_and_timed_out(mesh, configuration):
+    # Istio's request-timeouts task: reviews (v2, which calls ratings) gets a per-try timeout
+    # and retries from productpage's sidecar; ratings is delayed 2 s at its own caller's side.
+    reviews = mesh.api.get("networking.istio.io/v1", "VirtualService", "bookinfo", "reviews")
+    reviews["spec"]["http"] = [
+        {
+            "name": "to-v2",
+            "route": [{"destination": {"host": "reviews", "subset": "v2"}}],
+            "timeout": "2s",
+            "retries": {"attempts": 2, "perTryTimeout": "300ms", "retryOn": "5xx,gateway-error"},
+        }
+    ]
+    mesh.api.replace(reviews)
+    mesh.sync()
+    inject_delay(
+        virtual_service="ratings",
+        namespace="bookinfo",
+        fixed_delay="2s",
+        percentage=100,
+        configuration=configuration,
+    )
+    cluster = "outbound|9080|v2|reviews.bookinfo.svc.cluster.local"
+    retried = cluster_stat(mesh, cluster, "upstream_rq_retry")
+    url, headers = through_sidecar(mesh, "reviews", "/reviews/0", workload="productpage-v1")
+    started = time.monotonic()
+    assert requests.get(url, headers=headers, timeout=10).status_code == 504
+    elapsed = time.monotonic() - started
+    assert 0.85 <= elapsed < 1.5, elapsed  # three tries of 300 ms
+    assert cluster_stat(mesh, cluster, "upstream_rq_retry") - retried == 2
+    remove_faults(virtual_service="ratings", namespace="bookinfo", configuration=configuration)
+    assert requests.get(url, headers=headers, timeout=10).status_code == 200

@@ -91,3 +91,28 @@ def test_verification_can_be_turned_off(mesh, configuration):
     )
     assert "effect" not in report
     remove_faults(configuration=configuration)
+
+
+def test_a_failed_check_removes_only_the_fault_it_checked(mesh, configuration):
+    first = inject_delay(
+        virtual_service="ratings",
+        namespace="bookinfo",
+        fixed_delay="1s",
+        percentage=100,
+        headers={"end-user": "jason"},
+        configuration=configuration,
+    )
+    bypass = mesh.info()["workloads"]["ratings-v1"]["app_url"] + "/ratings/0"
+    configuration["chaosmesh_verify_timeout_s"] = 0.5
+    with pytest.raises(ActivityFailed, match="FaultNotObserved"):
+        inject_abort(
+            virtual_service="ratings",
+            namespace="bookinfo",
+            http_status=503,
+            percentage=100,
+            verify_url=bypass,
+            configuration=configuration,
+        )
+    routes = [r["name"] for r in ratings(mesh)["spec"]["http"]]
+    assert routes == [*first["routes"], "ratings-v1"]
+    remove_faults(configuration=configuration)

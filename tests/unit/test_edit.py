@@ -235,3 +235,14 @@ def test_header_shorthand_is_an_exact_match():
 def test_bad_route_choice(name, index):
     with pytest.raises(InvalidInput):
         edit.parse_route_choice(name, index)
+
+
+def test_removing_some_routes_keeps_the_others_and_their_record():
+    original = virtual_service([{"name": "only", "route": to("v1")}])
+    delayed = inject(original)
+    both = inject(delayed, chosen=ABORT)
+    abort_copy = both["spec"]["http"][0]["name"]
+    after = apply(both, edit.plan_removal(both, "r1", only=[abort_copy]))
+    assert spec_and_annotations(after) == spec_and_annotations(delayed)
+    assert edit.plan_removal(after, "r1", only=[abort_copy]) is None
+    assert spec_and_annotations(remove(after)) == spec_and_annotations(original)
