@@ -16,7 +16,15 @@ What it does, and why Chaos Toolkit alone does not:
   default strategy skips the experiment's rollbacks in exactly those cases. The result goes into
   the journal under ``chaosmesh``;
 - at clean-up, which Chaos Toolkit reaches even when something above raised, it removes anything
-  still left.
+  still left;
+- with ``guardrails`` among its arguments (probes with tolerances, run every
+  ``guardrail_interval_s`` while the method runs), a breach removes every fault of the run at
+  once and then stops the experiment (Chaos Toolkit's SIGUSR1: the run ends "interrupted"). The
+  journal says ``aborted_by_guardrail``. Unlike Chaos Toolkit's safeguards, the rollback never
+  depends on the rollback strategy::
+
+    "arguments": {"guardrail_interval_s": 1, "guardrails": [{"type": "probe", "name": "others-fine",
+        "tolerance": true, "provider": {...}}]}
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from typing import Any
 
 from chaosmesh_py import injection
 from chaosmesh_py.errors import ChaosMeshError
+from chaosmesh_py.guardrail import Breach, Guardrail, parse_guardrails
 from chaosmesh_py.run import RUN_ID_KEY, Run, get_run, new_run_id, run_id_from
 
 logger = logging.getLogger("chaostoolkit")
@@ -35,6 +44,9 @@ JOURNAL_KEY = "chaosmesh"
 
 # The run this control started, for cleanup_control which Chaos Toolkit calls with no arguments.
 _active_runs: list[Run] = []
+# The guardrail watching each run's method, and what a breach already rolled back.
+_guardrails: dict[str, Guardrail] = {}
+_breach_rollbacks: dict[str, dict[str, Any]] = {}
 
 
 def configure_control(configuration: dict[str, Any] | None = None, **_: Any) -> None:
@@ -49,16 +61,58 @@ def configure_control(configuration: dict[str, Any] | None = None, **_: Any) -> 
 
 
 def before_experiment_control(
-    context: dict[str, Any], configuration: dict[str, Any] | None = None, **_: Any
+    context: dict[str, Any],
+    configuration: dict[str, Any] | None = None,
+    guardrails: Any = None,
+    guardrail_interval_s: Any = 1.0,
+    **_: Any,
 ) -> None:
-    """Check every chaosmesh activity's arguments before anything runs."""
+    """Check every chaosmesh activity's arguments, and the guardrails, before anything runs."""
     from chaoslib.exceptions import InterruptExecution
 
     problems = argument_problems(context, configuration or {})
+    if guardrails is not None:
+        try:
+            parse_guardrails(guardrails, guardrail_interval_s)
+        except ChaosMeshError as error:
+            problems.append(f"control arguments: {error}")
     if problems:
         raise InterruptExecution(
             "chaosmesh: invalid arguments, nothing was injected:\n  " + "\n  ".join(problems)
         )
+
+
+def before_method_control(
+    context: dict[str, Any],
+    configuration: dict[str, Any] | None = None,
+    secrets: dict[str, Any] | None = None,
+    guardrails: Any = None,
+    guardrail_interval_s: Any = 1.0,
+    **_: Any,
+) -> None:
+    """Start watching the guardrails, if any, for as long as the method runs."""
+    if guardrails is None:
+        return
+    probes, interval_s = parse_guardrails(guardrails, guardrail_interval_s)
+    run = get_run(run_id_from(configuration))
+    verify_timeout_s = _verify_timeout_s(configuration)
+
+    def on_breach(breach: Breach) -> None:
+        from chaoslib.exit import exit_gracefully
+
+        # Faults first, then the stop: the rollback must not wait for the method to notice.
+        _breach_rollbacks[run.run_id] = roll_back(run, verify_timeout_s)
+        exit_gracefully()
+
+    _guardrails[run.run_id] = Guardrail(probes, interval_s, configuration, secrets, on_breach)
+    _guardrails[run.run_id].start()
+    logger.info(f"chaosmesh: {len(probes)} guardrail(s) watched every {interval_s:g} s")
+
+
+def after_method_control(configuration: dict[str, Any] | None = None, **_: Any) -> None:
+    guardrail = _guardrails.get(run_id_from(configuration))
+    if guardrail is not None:
+        guardrail.stop()
 
 
 def after_experiment_control(
@@ -69,13 +123,28 @@ def after_experiment_control(
 ) -> None:
     """Remove every fault the run injected, and say so in the journal."""
     run = get_run(run_id_from(configuration))
-    try:
-        verify_timeout_s = injection.Settings.from_configuration(configuration).verify_timeout_s
-    except ChaosMeshError:
-        verify_timeout_s = 0.0  # a bad setting must not keep faults in place
-    summary = roll_back(run, verify_timeout_s)
+    guardrail = _guardrails.pop(run.run_id, None)
+    if guardrail is not None:
+        guardrail.stop()
+    summary = roll_back(run, _verify_timeout_s(configuration))
+    earlier = _breach_rollbacks.pop(run.run_id, None)
+    if earlier is not None:
+        summary["rollback"] = earlier["rollback"] + summary["rollback"]
+        summary["rollback_failed"] = earlier["rollback_failed"] + summary["rollback_failed"]
+        summary["rollback_complete"] = not summary["rollback_failed"]
+    if guardrail is not None:
+        summary["guardrail_checks"] = guardrail.checks
+        if guardrail.breach is not None:
+            summary["aborted_by_guardrail"] = guardrail.breach.to_json()
     if isinstance(state, dict):
         state[JOURNAL_KEY] = summary
+
+
+def _verify_timeout_s(configuration: dict[str, Any] | None) -> float:
+    try:
+        return injection.Settings.from_configuration(configuration).verify_timeout_s
+    except ChaosMeshError:
+        return 0.0  # a bad setting must not keep faults in place
 
 
 def cleanup_control() -> None:
