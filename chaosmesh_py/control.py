@@ -61,21 +61,12 @@ def configure_control(configuration: dict[str, Any] | None = None, **_: Any) -> 
 
 
 def before_experiment_control(
-    context: dict[str, Any],
-    configuration: dict[str, Any] | None = None,
-    guardrails: Any = None,
-    guardrail_interval_s: Any = 1.0,
-    **_: Any,
+    context: dict[str, Any], configuration: dict[str, Any] | None = None, **_: Any
 ) -> None:
     """Check every chaosmesh activity's arguments, and the guardrails, before anything runs."""
     from chaoslib.exceptions import InterruptExecution
 
     problems = argument_problems(context, configuration or {})
-    if guardrails is not None:
-        try:
-            parse_guardrails(guardrails, guardrail_interval_s)
-        except ChaosMeshError as error:
-            problems.append(f"control arguments: {error}")
     if problems:
         raise InterruptExecution(
             "chaosmesh: invalid arguments, nothing was injected:\n  " + "\n  ".join(problems)
@@ -185,6 +176,16 @@ def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any])
     from chaosmesh_py import actions
 
     problems = []
+    for control in experiment.get("controls") or []:
+        provider = control.get("provider") or {}
+        arguments = provider.get("arguments") or {}
+        if provider.get("module") == __name__ and "guardrails" in arguments:
+            try:
+                parse_guardrails(
+                    arguments["guardrails"], arguments.get("guardrail_interval_s", 1.0)
+                )
+            except ChaosMeshError as error:
+                problems.append(f"control {control.get('name')!r}: {error}")
     for activity in _activities(experiment):
         provider = activity.get("provider") or {}
         module = str(provider.get("module", ""))

@@ -166,6 +166,7 @@ def test_chaos_discover_describes_every_activity(api, tmp_path):
         "remove_faults",
         "fault_is_injected",
         "list_owned_faults",
+        "envoy_counters",
     }
     for activity in activities.values():
         assert activity["doc"]
@@ -194,9 +195,12 @@ def test_chaosmesh_validate_catches_values_chaos_validate_lets_through(api, tmp_
     )
     assert done.returncode == 2
     assert "delay-ratings: percentage: 101 is outside" in done.stderr
-    bookinfo = [str(ROOT / f"experiments/bookinfo-ratings-{k}.json") for k in ("delay", "abort")]
+    every = sorted(str(path) for path in (ROOT / "experiments").glob("*.json"))
+    assert len(every) >= 3
+    for path in every:
+        assert chaos(api, tmp_path, "validate", path).returncode == 0, path
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "chaosmesh"), "validate", *bookinfo],
+        [str(Path(sys.executable).parent / "chaosmesh"), "validate", *every],
         capture_output=True,
         text=True,
         check=False,

@@ -8,7 +8,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaosmesh_py.actions import inject_abort, inject_delay
 from chaosmesh_py.apiserver import ApiFault
-from chaosmesh_py.probes import fault_is_injected, list_owned_faults
+from chaosmesh_py.probes import envoy_counters, fault_is_injected, list_owned_faults
 from chaosmesh_py.rollbacks import remove_faults
 from tests.conftest import NAMESPACE
 
@@ -216,3 +216,8 @@ def test_owned_faults_are_listed_across_namespaces(api, configuration):
     assert all(o["run_id"] == configuration["chaosmesh_run_id"] and not o["expired"] for o in owned)
     remove_faults(configuration=configuration)
     assert list_owned_faults() == []
+
+
+def test_envoy_counters_need_a_local_mesh(api):
+    with pytest.raises(ActivityFailed, match="this API is a cluster's"):
+        envoy_counters(service="ratings")

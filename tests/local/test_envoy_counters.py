@@ -1,0 +1,58 @@
+"""The Envoy counters probe on the local mesh: faults, retries, overflows, ejections."""
+
+import pytest
+from chaoslib.exceptions import ActivityFailed
+
+from chaosmesh_py.actions import inject_abort
+from chaosmesh_py.probes import envoy_counters
+from chaosmesh_py.rollbacks import remove_faults
+from tests.local.conftest import through_sidecar
+from tests.local.load import burst
+from tests.local.test_semantics import httpbin_policy, httpbin_route
+
+
+def test_aborts_injected_are_counted_at_the_callers_sidecar(mesh, configuration):
+    httpbin_route(mesh)
+    before = envoy_counters(workload="sleep", service="httpbin")
+    inject_abort(
+        virtual_service="httpbin",
+        namespace="bookinfo",
+        http_status=503,
+        percentage=100,
+        configuration=configuration,
+    )
+    url, headers = through_sidecar(mesh, "httpbin", "/get")
+    burst(url, 40, headers=headers)
+    after = envoy_counters(workload="sleep", service="httpbin")
+    # Verification sent its own request(s) through some sidecar too: at least ours count.
+    assert after["workload"]["aborts_injected"] - before["workload"]["aborts_injected"] >= 40
+    assert after["workload"]["responses_5xx"] - before["workload"]["responses_5xx"] >= 40
+    # Injected aborts never reach the destination's clusters.
+    assert after["service"]["requests"] == before["service"]["requests"]
+    remove_faults(virtual_service="httpbin", namespace="bookinfo", configuration=configuration)
+
+
+def test_retries_and_overflows_are_counted_for_the_service(mesh):
+    httpbin_route(mesh, retries={"attempts": 2, "retryOn": "5xx"})
+    before = envoy_counters(service="httpbin")["service"]
+    url, headers = through_sidecar(mesh, "httpbin", "/status/503")
+    burst(url, 5, concurrency=1, headers=headers)
+    assert envoy_counters(service="httpbin")["service"]["retries"] - before["retries"] == 10
+
+    httpbin_policy(
+        mesh,
+        connectionPool={
+            "tcp": {"maxConnections": 1},
+            "http": {"http1MaxPendingRequests": 1, "maxRequestsPerConnection": 1},
+        },
+    )
+    url, headers = through_sidecar(mesh, "httpbin", "/delay/0.2")
+    burst(url, 20, concurrency=20, headers=headers)
+    assert envoy_counters(service="httpbin")["service"]["pending_overflows"] >= 10
+
+
+def test_unknown_names_are_refused(mesh):
+    with pytest.raises(ActivityFailed, match="workload: no workload 'nobody'"):
+        envoy_counters(workload="nobody")
+    with pytest.raises(ActivityFailed, match="workload/service: give at least one"):
+        envoy_counters()
