@@ -12,6 +12,9 @@ Listeners (one Envoy carries every sidecar and the ingress gateway)
     <workload>`` over RDS. ``ingress`` on 127.0.0.1:``ingress.port``, ``stat_prefix`` and route
     configuration ``ingress``, ``use_remote_address`` as on istiod's gateways. HTTP filters: the
     fault filter with an empty ``HTTPFault`` (the faults live on the routes), then the router.
+    Not in Istio: ``entry~<namespace>~<service>`` on ``topology.entry_ports[service]``, the
+    service's virtual host as a workload without labels sees it, for any Host header: a plain
+    URL per service that goes through the mesh.
 
 Sidecar route configuration (per workload, because ``sourceLabels`` are evaluated per proxy)
     One virtual host per Service in the topology, named ``<fqdn>:<port>``, with domains
