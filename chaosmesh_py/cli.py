@@ -3,6 +3,9 @@
     chaosmesh validate EXPERIMENT...   Chaos Toolkit's own validation, plus every chaosmesh
                                        activity's argument values (exit 0 valid, 2 invalid)
     chaosmesh local up|down|status     the local mesh: Istio API, real Envoy, Bookinfo
+    chaosmesh gate PATH...             run experiments / grade journals honestly, for CI
+                                       (exit 0 pass, 1 fail, 2 invalid input, 3 rollback
+                                       incomplete)
 
 ``chaos validate`` checks argument names only; a percentage of 101 passes it. This command
 runs the same checks ``chaos run`` makes through the control before the first injection.
@@ -50,6 +53,73 @@ def validate(experiments: tuple[Path, ...]) -> None:
         if not problems:
             click.echo(f"{path}: valid")
     sys.exit(2 if failed else 0)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--junit",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="write a JUnit XML report here: one testcase per input",
+)
+@click.option(
+    "--json",
+    "json_report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="write the verdicts here as a JSON list",
+)
+@click.option(
+    "--journal-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("chaosmesh-journals"),
+    show_default=True,
+    help="where each experiment's journal (NAME.journal.json) and log (NAME.log) go",
+)
+@click.option(
+    "--allow-unverified",
+    is_flag=True,
+    help="pass runs whose faults could not be seen live (a cluster without verify_url)",
+)
+def gate(
+    paths: tuple[Path, ...],
+    junit: Path | None,
+    json_report: Path | None,
+    journal_dir: Path,
+    allow_unverified: bool,
+) -> None:
+    """Run experiments and/or grade journals; pass only runs that really passed.
+
+    Each PATH is an experiment (run with `chaos run --rollback-strategy always`, the chaosmesh
+    control forced on, a journal per experiment) or a journal.json (graded as it is), told
+    apart by content. A run passes only if the steady state held before and after (and during,
+    when probed), every method activity succeeded, every chaosmesh fault was seen live, and
+    every rollback completed. Nothing runs when any input is invalid.
+
+    \b
+    Exit status, the first that applies:
+      3  rollback incomplete: something may still be in place
+      1  fail: some run did not pass
+      2  invalid input: no experiment was run
+      0  every input passed
+    """
+    import shutil
+
+    from chaosmesh_py import gate as gating
+
+    results = gating.gate(paths, journal_dir, allow_unverified)
+    click.echo(gating.format_table(results, shutil.get_terminal_size((120, 24)).columns))
+    if junit:
+        gating.write_junit(results, junit)
+    if json_report:
+        gating.write_json(results, json_report)
+    try:
+        gating.raise_for(results)
+    except gating.GateError as error:
+        click.echo(str(error))
+        sys.exit(error.exit_code)
+    click.echo(f"gate: PASS ({gating.summarize(results)})")
 
 
 @main.group()
