@@ -45,6 +45,7 @@ format: install
 bench: install
 	$(BIN)/python bench/inject_rollback.py
 	$(BIN)/python bench/local_mesh.py
+	$(BIN)/python bench/load_probe.py
 
 clean:
 	rm -rf $(VENV) .venv-kubernetes-36 .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -4,9 +4,16 @@ from chaosmesh_py import edit, envoy_stats, injection
 from chaosmesh_py.activity import boundary
 from chaosmesh_py.errors import InvalidInput, NotFound
 from chaosmesh_py.kube import Kube
+from chaosmesh_py.load import LoadSpec, run_load, slo_met
 from chaosmesh_py.run import run_for
 
-__all__ = ["envoy_counters", "fault_is_injected", "list_owned_faults"]
+__all__ = [
+    "envoy_counters",
+    "fault_is_injected",
+    "http_slo_is_met",
+    "list_owned_faults",
+    "measure_http_load",
+]
 
 
 def fault_is_injected(
@@ -76,3 +83,73 @@ def envoy_counters(workload: str = None, service: str = None, secrets: dict = No
             fqdn = mesh["services"][service]["fqdn"]
             counters["service"] = envoy_stats.service_counters(admin, fqdn)
         return counters
+
+
+def measure_http_load(
+    url: str,
+    method: str = "GET",
+    headers: dict = None,
+    requests: int = None,
+    duration_s: float = None,
+    rate_per_s: float = None,
+    concurrency: int = 10,
+    timeout_s: float = 10.0,
+    error_if_status_at_least: int = 500,
+) -> dict:
+    """Drive `url` with real requests and report what users saw: requests, errors,
+    error_ratio, statuses (a histogram, "error" for connection errors and timeouts),
+    latency_ms (p50, p90, p99, max, mean) and throughput_per_s.
+
+    Stops after `requests` or `duration_s` (at least one). With `rate_per_s`, requests start
+    on a fixed schedule and latency counts from when each was due; otherwise `concurrency`
+    workers send back to back. `headers` let the probe act as one user (e.g.
+    {"end-user": "jason"}) or as everyone else. A status at or above
+    `error_if_status_at_least` counts as an error. Check it with a tolerance such as
+    {"type": "range", "range": [0, 0.01], "target": "error_ratio"}.
+    """
+    with boundary():
+        spec = LoadSpec(
+            url,
+            method,
+            headers or {},
+            requests,
+            duration_s,
+            rate_per_s,
+            concurrency,
+            timeout_s,
+            error_if_status_at_least,
+        )
+        return run_load(spec).to_json()
+
+
+def http_slo_is_met(
+    url: str,
+    max_error_ratio: float = None,
+    max_p50_ms: float = None,
+    max_p90_ms: float = None,
+    max_p99_ms: float = None,
+    method: str = "GET",
+    headers: dict = None,
+    requests: int = None,
+    duration_s: float = None,
+    rate_per_s: float = None,
+    concurrency: int = 10,
+    timeout_s: float = 10.0,
+    error_if_status_at_least: int = 500,
+) -> bool:
+    """The same load as measure_http_load, judged: True when the error ratio and the latency
+    percentiles are within the given maxima (those not given are not checked). Use it with
+    tolerance true, in a steady-state hypothesis or as a guardrail."""
+    with boundary():
+        spec = LoadSpec(
+            url,
+            method,
+            headers or {},
+            requests,
+            duration_s,
+            rate_per_s,
+            concurrency,
+            timeout_s,
+            error_if_status_at_least,
+        )
+        return slo_met(run_load(spec), max_error_ratio, max_p50_ms, max_p90_ms, max_p99_ms)

@@ -167,6 +167,8 @@ def test_chaos_discover_describes_every_activity(api, tmp_path):
         "fault_is_injected",
         "list_owned_faults",
         "envoy_counters",
+        "measure_http_load",
+        "http_slo_is_met",
     }
     for activity in activities.values():
         assert activity["doc"]

@@ -56,3 +56,22 @@ def test_unknown_names_are_refused(mesh):
         envoy_counters(workload="nobody")
     with pytest.raises(ActivityFailed, match="workload/service: give at least one"):
         envoy_counters()
+
+
+def test_the_load_probes_see_a_fault_and_its_end(mesh, configuration):
+    from chaosmesh_py.probes import http_slo_is_met, measure_http_load
+
+    url = mesh.info()["services"]["ratings"]["url"] + "/ratings/0"
+    assert http_slo_is_met(url, max_error_ratio=0.0, requests=200)
+    inject_abort(
+        virtual_service="ratings",
+        namespace="bookinfo",
+        http_status=503,
+        percentage=100,
+        configuration=configuration,
+    )
+    seen = measure_http_load(url, requests=200)
+    assert seen["error_ratio"] == 1.0 and seen["statuses"] == {"503": 200}
+    assert not http_slo_is_met(url, max_error_ratio=0.01, requests=100)
+    remove_faults(virtual_service="ratings", namespace="bookinfo", configuration=configuration)
+    assert measure_http_load(url, requests=200)["error_ratio"] == 0.0
