@@ -1,6 +1,6 @@
 """Chaos Toolkit probes: what faults are in place, read from the cluster."""
 
-from chaosmesh_py import edit, envoy_stats, injection
+from chaosmesh_py import edit, envoy_stats, injection, prometheus
 from chaosmesh_py.activity import boundary
 from chaosmesh_py.errors import InvalidInput, NotFound
 from chaosmesh_py.kube import Kube
@@ -11,8 +11,12 @@ __all__ = [
     "envoy_counters",
     "fault_is_injected",
     "http_slo_is_met",
+    "istio_error_ratio",
+    "istio_latency_p99_ms",
+    "istio_request_rate",
     "list_owned_faults",
     "measure_http_load",
+    "prometheus_query",
 ]
 
 
@@ -153,3 +157,58 @@ def http_slo_is_met(
             error_if_status_at_least,
         )
         return slo_met(run_load(spec), max_error_ratio, max_p50_ms, max_p90_ms, max_p99_ms)
+
+
+def prometheus_query(prometheus_url: str, promql: str) -> list:
+    """Evaluate `promql` now against the Prometheus at `prometheus_url`: a list of
+    {"metric": {labels}, "value": number}. For one number, use the Istio probes below or a
+    jsonpath tolerance on `[0].value`."""
+    with boundary():
+        return prometheus.query(prometheus_url, promql)
+
+
+def istio_error_ratio(
+    prometheus_url: str,
+    service: str,
+    namespace: str = "default",
+    window: str = "1m",
+    reporter: str = "source",
+) -> float:
+    """Share (0 to 1) of requests to `service` answered 5xx over the last `window`, from
+    Istio's `istio_requests_total`; 0.0 without traffic. The same query works on a cluster and
+    on the local mesh (`chaosmesh local status --json` gives its metrics URL to scrape)."""
+    with boundary():
+        return prometheus.error_ratio(
+            prometheus_url, service, namespace, window=window, reporter=reporter
+        )
+
+
+def istio_latency_p99_ms(
+    prometheus_url: str,
+    service: str,
+    namespace: str = "default",
+    window: str = "1m",
+    reporter: str = "source",
+) -> float:
+    """99th percentile (ms) of request durations to `service` over `window`, from Istio's
+    `istio_request_duration_milliseconds` histogram (so within its buckets: a true 200 ms
+    reads as a value in (100, 250]); 0.0 without traffic."""
+    with boundary():
+        return prometheus.latency_p99_ms(
+            prometheus_url, service, namespace, window=window, reporter=reporter
+        )
+
+
+def istio_request_rate(
+    prometheus_url: str,
+    service: str,
+    namespace: str = "default",
+    window: str = "1m",
+    reporter: str = "source",
+) -> float:
+    """Requests per second to `service` over `window`, from `istio_requests_total`: check it
+    beside the error ratio when no traffic at all would be a failure."""
+    with boundary():
+        return prometheus.request_rate(
+            prometheus_url, service, namespace, window=window, reporter=reporter
+        )

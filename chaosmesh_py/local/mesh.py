@@ -27,6 +27,7 @@ from chaosmesh_py.apiserver import ApiServer, WatchEvent
 from chaosmesh_py.local.bookinfo import SERVICE_PORT, bookinfo_topology, run_bookinfo
 from chaosmesh_py.local.envoy import Envoy
 from chaosmesh_py.local.httpbin import Httpbin
+from chaosmesh_py.local.telemetry import Telemetry
 from chaosmesh_py.local.topology import Service, Topology, Workload
 from chaosmesh_py.local.translate import translate
 
@@ -85,6 +86,7 @@ class LocalMesh:
         self.api = ApiServer(crd_paths=crd_paths, port=api_port)
         self.topology = mesh_topology(ports, ingress_port or next(ports))
         self.envoy = Envoy(work_dir / "envoy")
+        self.telemetry = Telemetry(self.topology, self.envoy, next(ports))
         self._bookinfo: Any = None
         self._httpbins: list[Httpbin] = []
         self._changed = threading.Event()
@@ -103,6 +105,7 @@ class LocalMesh:
             if w.labels.get("app") == "httpbin"
         ]
         self.envoy.start(self._translate())
+        self.telemetry.start()
         self.api.subscribe(self._on_change)
         self.api.mesh_info = self.info
         self._loop = threading.Thread(target=self._control_loop, name="control-loop", daemon=True)
@@ -126,6 +129,7 @@ class LocalMesh:
         self._changed.set()
         if self._loop is not None:
             self._loop.join(timeout=5)
+        self.telemetry.stop()
         self.envoy.stop()
         if self._bookinfo is not None:
             self._bookinfo.stop()
@@ -147,6 +151,8 @@ class LocalMesh:
             "api_url": self.api.url,
             "ingress_url": f"http://127.0.0.1:{ingress.port}" if ingress else None,
             "envoy_admin_url": self.envoy.admin_url,
+            # Istio's standard metrics for Prometheus to scrape (chaosmesh_py.local.telemetry).
+            "metrics_url": self.telemetry.url,
             "namespace": NAMESPACE,
             "services": {
                 service.name: {

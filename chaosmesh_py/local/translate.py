@@ -12,6 +12,8 @@ Listeners (one Envoy carries every sidecar and the ingress gateway)
     <workload>`` over RDS. ``ingress`` on 127.0.0.1:``ingress.port``, ``stat_prefix`` and route
     configuration ``ingress``, ``use_remote_address`` as on istiod's gateways. HTTP filters: the
     fault filter with an empty ``HTTPFault`` (the faults live on the routes), then the router.
+    Each connection manager has a stats access logger naming its caller, in place of Istio's
+    stats filter (``chaosmesh_py.local.telemetry``).
     Not in Istio: ``entry~<namespace>~<service>`` on ``topology.entry_ports[service]``, the
     service's virtual host as a workload without labels sees it, for any Host header: a plain
     URL per service that goes through the mesh.
@@ -78,6 +80,7 @@ from chaosmesh_py.local.route import (
     sort_catch_all_last,
     translate_http_routes,
 )
+from chaosmesh_py.local.telemetry import INGRESS_WORKLOAD, access_log
 from chaosmesh_py.local.topology import Ingress, Service, Topology, Workload
 
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
@@ -145,6 +148,7 @@ def translate(
                 sidecar_stat_prefix(workload),
                 route_name,
                 rds_config_source,
+                source=(workload.name, workload.namespace),
             )
         )
     for service in topology.services:
@@ -157,7 +161,14 @@ def translate(
         own = [h for h in whole["virtual_hosts"] if h["name"] == f"{service.fqdn}:{service.port}"]
         route_configs[route_name] = {**whole, "virtual_hosts": [{**own[0], "domains": ["*"]}]}
         listeners.append(
-            _listener(route_name, port, f"entry_{service.name}", route_name, rds_config_source)
+            _listener(
+                route_name,
+                port,
+                f"entry_{service.name}",
+                route_name,
+                rds_config_source,
+                source=(client.name, client.namespace),
+            )
         )
     if topology.ingress is not None:
         route_configs[INGRESS_NAME] = _ingress_route_config(
@@ -170,6 +181,7 @@ def translate(
                 INGRESS_NAME,
                 INGRESS_NAME,
                 rds_config_source,
+                source=(INGRESS_WORKLOAD, INGRESS_NAMESPACE),
                 ingress=True,
             )
         )
@@ -190,6 +202,7 @@ def _listener(
     route_config_name: str,
     rds_config_source: RdsConfigSource,
     *,
+    source: tuple[str, str],
     ingress: bool = False,
 ) -> JsonDict:
     manager: JsonDict = {
@@ -203,6 +216,8 @@ def _listener(
             {"name": FAULT_FILTER, "typed_config": {"@type": HTTP_FAULT_TYPE}},
             {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}},
         ],
+        # Istio's standard metrics, counted for this caller (chaosmesh_py.local.telemetry).
+        "access_log": [access_log(*source)],
     }
     listener: JsonDict = {
         "@type": LISTENER_TYPE,

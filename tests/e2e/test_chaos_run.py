@@ -169,6 +169,10 @@ def test_chaos_discover_describes_every_activity(api, tmp_path):
         "envoy_counters",
         "measure_http_load",
         "http_slo_is_met",
+        "prometheus_query",
+        "istio_error_ratio",
+        "istio_latency_p99_ms",
+        "istio_request_rate",
     }
     for activity in activities.values():
         assert activity["doc"]
