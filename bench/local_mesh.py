@@ -34,18 +34,10 @@ from chaosmesh_py.local.lifecycle import DEFAULT_MANIFESTS, default_crds  # noqa
 from chaosmesh_py.local.mesh import LocalMesh  # noqa: E402
 from chaosmesh_py.local.topology import free_ports  # noqa: E402
 from chaosmesh_py.rollbacks import remove_faults  # noqa: E402
+from tests.local.conftest import httpbin_route  # noqa: E402
 from tests.local.load import burst  # noqa: E402
 
 RUN = {"chaosmesh_run_id": "bench"}
-HTTPBIN_ROUTE = {
-    "apiVersion": "networking.istio.io/v1",
-    "kind": "VirtualService",
-    "metadata": {"name": "httpbin", "namespace": "bookinfo"},
-    "spec": {
-        "hosts": ["httpbin"],
-        "http": [{"name": "httpbin", "route": [{"destination": {"host": "httpbin"}}]}],
-    },
-}
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -194,8 +186,7 @@ def main() -> int:
         try:
             os.environ["KUBECONFIG"] = str(Path(work) / "none")
             os.environ["KUBERNETES_HOST"] = mesh.api.url
-            mesh.api.create(HTTPBIN_ROUTE)
-            mesh.sync()
+            httpbin_route(mesh)
             time_to_effect(options.rounds)
             fidelity(mesh)
             overhead(mesh, options.wrk_seconds)

@@ -43,3 +43,21 @@ def through_sidecar(mesh, service, path, workload="sleep"):
 
 def cluster_stat(mesh, cluster, name):
     return mesh.envoy.stats().get(f"cluster.{cluster}.{name}", 0)
+
+
+def httpbin_route(mesh, **route):
+    """A VirtualService for httpbin (one route, ``route`` fields added) that faults can go on."""
+    mesh.api.create(
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "httpbin", "namespace": "bookinfo"},
+            "spec": {
+                "hosts": ["httpbin"],
+                "http": [
+                    {"name": "httpbin", "route": [{"destination": {"host": "httpbin"}}], **route}
+                ],
+            },
+        }
+    )
+    mesh.sync()

@@ -6,9 +6,9 @@ from chaoslib.exceptions import ActivityFailed
 from chaosmesh_py.actions import inject_abort
 from chaosmesh_py.probes import envoy_counters
 from chaosmesh_py.rollbacks import remove_faults
-from tests.local.conftest import through_sidecar
+from tests.local.conftest import httpbin_route, through_sidecar
 from tests.local.load import burst
-from tests.local.test_semantics import httpbin_policy, httpbin_route
+from tests.local.test_semantics import httpbin_policy
 
 
 def test_aborts_injected_are_counted_at_the_callers_sidecar(mesh, configuration):

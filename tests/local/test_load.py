@@ -8,24 +8,13 @@ import pytest
 from chaosmesh_py.actions import inject_abort, inject_delay
 from chaosmesh_py.load import LoadSpec, run_load, slo_met
 from chaosmesh_py.rollbacks import remove_faults
-from tests.local.conftest import through_sidecar
-
-HTTPBIN_ROUTE = {
-    "apiVersion": "networking.istio.io/v1",
-    "kind": "VirtualService",
-    "metadata": {"name": "httpbin", "namespace": "bookinfo"},
-    "spec": {
-        "hosts": ["httpbin"],
-        "http": [{"name": "httpbin", "route": [{"destination": {"host": "httpbin"}}]}],
-    },
-}
+from tests.local.conftest import httpbin_route, through_sidecar
 
 
 @pytest.fixture
 def httpbin(mesh):
     """httpbin's URL through the mesh, with a VirtualService that faults can be put on."""
-    mesh.api.create(HTTPBIN_ROUTE)
-    mesh.sync()
+    httpbin_route(mesh)
     return mesh.info()["services"]["httpbin"]["url"]
 
 

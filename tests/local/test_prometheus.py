@@ -29,7 +29,7 @@ from chaosmesh_py.actions import inject_abort, inject_delay
 from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.local.topology import free_ports
 from chaosmesh_py.rollbacks import remove_faults
-from tests.local.conftest import through_sidecar
+from tests.local.conftest import httpbin_route, through_sidecar
 from tests.local.prometheus_server import PrometheusServer
 
 ERROR_WINDOW_S = 4  # counters are current at every scrape
@@ -89,21 +89,6 @@ class Traffic:
             await asyncio.gather(
                 *(worker(i * period_s / self.concurrency) for i in range(self.concurrency))
             )
-
-
-def httpbin_route(mesh):
-    mesh.api.create(
-        {
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "VirtualService",
-            "metadata": {"name": "httpbin", "namespace": "bookinfo"},
-            "spec": {
-                "hosts": ["httpbin"],
-                "http": [{"route": [{"destination": {"host": "httpbin"}}]}],
-            },
-        }
-    )
-    mesh.sync()
 
 
 def ratings_counts(url, at):

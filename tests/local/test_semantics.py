@@ -7,27 +7,10 @@ import requests
 
 from chaosmesh_py.actions import inject_abort, inject_delay
 from chaosmesh_py.rollbacks import remove_faults
-from tests.local.conftest import cluster_stat, through_sidecar
+from tests.local.conftest import cluster_stat, httpbin_route, through_sidecar
 from tests.local.load import burst
 
 HTTPBIN = "outbound|8000||httpbin.bookinfo.svc.cluster.local"
-
-
-def httpbin_route(mesh, **route):
-    mesh.api.create(
-        {
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "VirtualService",
-            "metadata": {"name": "httpbin", "namespace": "bookinfo"},
-            "spec": {
-                "hosts": ["httpbin"],
-                "http": [
-                    {"name": "httpbin", "route": [{"destination": {"host": "httpbin"}}], **route}
-                ],
-            },
-        }
-    )
-    mesh.sync()
 
 
 def httpbin_policy(mesh, subsets=(), **policy):

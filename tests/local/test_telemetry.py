@@ -16,7 +16,7 @@ from chaosmesh_py.actions import inject_abort
 from chaosmesh_py.local.telemetry import Telemetry, parse_text
 from chaosmesh_py.local.topology import free_ports
 from chaosmesh_py.rollbacks import remove_faults
-from tests.local.conftest import through_sidecar
+from tests.local.conftest import httpbin_route, through_sidecar
 from tests.local.load import burst
 
 HTTPBIN = {"destination_service_name": "httpbin", "source_workload": "sleep"}
@@ -36,21 +36,6 @@ def increase(before, after, name, by, **match):
         if series == name and all(found.get(k) == v for k, v in match.items()):
             grown[tuple(found[label] for label in by)] += value - before.get((series, labels), 0)
     return +grown  # drop the series that did not grow
-
-
-def httpbin_route(mesh):
-    mesh.api.create(
-        {
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "VirtualService",
-            "metadata": {"name": "httpbin", "namespace": "bookinfo"},
-            "spec": {
-                "hosts": ["httpbin"],
-                "http": [{"route": [{"destination": {"host": "httpbin"}}]}],
-            },
-        }
-    )
-    mesh.sync()
 
 
 def test_every_request_is_counted_once_under_its_outcome_and_the_series_stay_bounded(
