@@ -14,9 +14,9 @@ from typing import Any
 from chaosmesh_py import edit, fault, injection
 from chaosmesh_py.activity import boundary
 from chaosmesh_py.errors import InvalidInput
-from chaosmesh_py.fault import Fault
+from chaosmesh_py.fault import Fault, shown
 from chaosmesh_py.kube import Kube
-from chaosmesh_py.run import run_for
+from chaosmesh_py.run import run_for, run_id_from
 
 __all__ = ["inject_abort", "inject_delay"]
 
@@ -119,15 +119,25 @@ def _prepare(
     if verify_url is not None and (
         not isinstance(verify_url, str) or not verify_url.startswith(("http://", "https://"))
     ):
-        raise InvalidInput("verify_url", f"{verify_url!r} is not an http(s) URL")
+        raise InvalidInput("verify_url", f"{shown(verify_url)} is not an http(s) URL")
     if not isinstance(arguments["allow_other_runs"], bool):
         raise InvalidInput(
-            "allow_other_runs", f"must be true or false, got {arguments['allow_other_runs']!r}"
+            "allow_other_runs",
+            f"must be true or false, got {shown(arguments['allow_other_runs'])}",
         )
+    try:
+        expires_at = injection.expiry(settings)
+    except OverflowError:
+        raise InvalidInput(
+            injection.TTL_KEY,
+            f"{shown(settings.ttl_s)} s is too far in the future to be a date",
+            "faults should expire within hours, e.g. 3600",
+        ) from None
     request = edit.Injection(
-        run_id=run_for(configuration).run_id,
+        # The id only: checking arguments must not start a run (and its ledger).
+        run_id=run_id_from(configuration),
         fault=chosen,
-        expires_at=injection.expiry(settings),
+        expires_at=expires_at,
         route_name=route_name,
         route_index=route_index,
         headers=edit.parse_headers(arguments["headers"]),

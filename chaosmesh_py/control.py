@@ -17,6 +17,12 @@ What it does, and why Chaos Toolkit alone does not:
   the journal under ``chaosmesh``;
 - at clean-up, which Chaos Toolkit reaches even when something above raised, it removes anything
   still left;
+- SIGINT and SIGTERM stop the experiment at once, even in the middle of a python activity
+  (where Chaos Toolkit would only fail that activity and go on), and never interrupt a rollback
+  (``chaosmesh_py.signals``);
+- when a rollback cannot finish, the journal and the log say which routes are left where, and
+  the command that finishes it: ``chaosmesh rollback --run ID``, which replays the run's
+  ledger (``chaosmesh_py.ledger``), as it does after ``kill -9``;
 - with ``guardrails`` among its arguments (probes with tolerances, run every
   ``guardrail_interval_s`` while the method runs), a breach removes every fault of the run at
   once and then stops the experiment (Chaos Toolkit's SIGUSR1: the run ends "interrupted"). The
@@ -33,10 +39,11 @@ import inspect
 import logging
 from typing import Any
 
-from chaosmesh_py import injection
+from chaosmesh_py import injection, ledger, signals
 from chaosmesh_py.errors import ChaosMeshError
 from chaosmesh_py.guardrail import Breach, Guardrail, parse_guardrails
-from chaosmesh_py.run import RUN_ID_KEY, Run, get_run, new_run_id, run_id_from
+from chaosmesh_py.kube import ResourceRef
+from chaosmesh_py.run import RUN_ID_KEY, Run, new_run_id, run_for, run_id_from
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -55,8 +62,9 @@ def configure_control(configuration: dict[str, Any] | None = None, **_: Any) -> 
         return
     if not configuration.get(RUN_ID_KEY):
         configuration[RUN_ID_KEY] = new_run_id()
-    run = get_run(run_id_from(configuration))
+    run = run_for(configuration)
     _active_runs.append(run)
+    signals.install(run.run_id)
     logger.info(f"chaosmesh: run id {run.run_id}")
 
 
@@ -85,7 +93,7 @@ def before_method_control(
     if guardrails is None:
         return
     probes, interval_s = parse_guardrails(guardrails, guardrail_interval_s)
-    run = get_run(run_id_from(configuration))
+    run = run_for(configuration)
     verify_timeout_s = _verify_timeout_s(configuration)
 
     def on_breach(breach: Breach) -> None:
@@ -113,7 +121,7 @@ def after_experiment_control(
     **_: Any,
 ) -> None:
     """Remove every fault the run injected, and say so in the journal."""
-    run = get_run(run_id_from(configuration))
+    run = run_for(configuration)
     guardrail = _guardrails.pop(run.run_id, None)
     if guardrail is not None:
         guardrail.stop()
@@ -144,29 +152,65 @@ def cleanup_control() -> None:
         run = _active_runs.pop()
         if run.touched():
             roll_back(run)
+    signals.uninstall()
 
 
 def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
-    """Remove the run's faults from every resource it wrote to; never raises."""
+    """Remove the run's faults from every resource it wrote to; never raises.
+
+    Signals are held off meanwhile (see ``signals``): a second Ctrl-C must not leave half of
+    the faults in place.
+    """
     removed = []
     failed = []
-    for kube, ref in run.touched():
-        try:
-            removed.append(injection.remove_for_run(kube, ref, run, verify_timeout_s))
-        except ChaosMeshError as error:
-            logger.error(
-                f"chaosmesh: could not remove run {run.run_id}'s faults from {ref}: {error}"
-            )
-            failed.append({"virtual_service": f"{ref.namespace}/{ref.name}", "error": str(error)})
+    with signals.deferred():
+        in_flight = ledger.uncertain(run.ledger.entries()) if run.ledger.path.exists() else set()
+        for kube, ref in run.touched():
+            fence = (kube.host, ref) in in_flight
+            try:
+                removed.append(
+                    injection.remove_for_run(kube, ref, run, verify_timeout_s, fence=fence)
+                )
+            except ChaosMeshError as error:
+                failed.append(
+                    {
+                        "virtual_service": f"{ref.namespace}/{ref.name}",
+                        "routes_left": _routes_last_applied(run, ref),
+                        "error": str(error),
+                    }
+                )
+        if not failed and run.ledger.path.exists():
+            run.ledger.close(",".join(sorted({kube.host for kube, _ in run.touched()})))
     if removed:
         count = sum(len(r["removed"]) for r in removed)
         logger.info(f"chaosmesh: rolled back run {run.run_id}: removed {count} route(s)")
-    return {
+    summary: dict[str, Any] = {
         "run_id": run.run_id,
         "rollback": removed,
         "rollback_failed": failed,
         "rollback_complete": not failed,
     }
+    if failed:
+        summary["finish_with"] = f"chaosmesh rollback --run {run.run_id}"
+        for entry in failed:
+            logger.error(
+                f"chaosmesh: LEFT IN PLACE on {entry['virtual_service']}: routes "
+                f"{', '.join(entry['routes_left']) or '(unknown)'} ({entry['error']})"
+            )
+        logger.error(
+            f"chaosmesh: rollback incomplete; finish it with: {summary['finish_with']} "
+            f"(its ledger: {run.ledger.path})"
+        )
+    return summary
+
+
+def _routes_last_applied(run: Run, ref: ResourceRef) -> list[str]:
+    """The routes the ledger last saw the run add to ``ref``: what may still be there."""
+    routes: list[str] = []
+    for entry in run.ledger.entries() if run.ledger.path.exists() else []:
+        if entry.ref == ref and entry.event == "outcome" and entry.op == ledger.INJECT:
+            routes = list(entry.detail.get("routes") or routes)
+    return routes
 
 
 def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any]) -> list[str]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,9 +32,12 @@ from typing import Any
 
 from chaosmesh_py import webhook
 from chaosmesh_py.errors import InvalidInput, OwnedByAnotherRun, TargetNotFound
-from chaosmesh_py.fault import Fault
+from chaosmesh_py.fault import Fault, shown
 
 OWNER_ANNOTATION_PREFIX = "fault.chaosmesh.io/"
+# A short-lived mark a rollback writes when a write of its run may still be in flight (see
+# ``plan_fence``); the removal that follows takes it away again.
+FENCE_ANNOTATION_PREFIX = "fence.chaosmesh.io/"
 ROUTE_NAME_PREFIX = "chaosmesh-"
 
 Patch = dict[str, Any]
@@ -191,16 +195,78 @@ def plan_removal(
     annotated = key in (resource.get("metadata", {}).get("annotations") or {})
     left = [name for name in (own.routes if own else ()) if name not in mine]
     record_changes = annotated and (not left or len(left) != len(recorded))
-    if len(kept) == len(routes) and not record_changes:
+    fenced = fence_key(run_id) in (resource.get("metadata", {}).get("annotations") or {})
+    if len(kept) == len(routes) and not record_changes and not fenced:
         return None
     patch: Patch = {"metadata": {"resourceVersion": resource["metadata"]["resourceVersion"]}}
     if record_changes:
         assert own is not None
         value = json.dumps({"expires": _iso(own.expires_at), "routes": left}) if left else None
         patch["metadata"]["annotations"] = {key: value}
+    if fenced:
+        patch["metadata"].setdefault("annotations", {})[fence_key(run_id)] = None
     if len(kept) != len(routes):
         patch["spec"] = {"http": kept}
     return patch
+
+
+def fence_key(run_id: str) -> str:
+    return FENCE_ANNOTATION_PREFIX + run_id
+
+
+def plan_fence(resource: Mapping[str, Any], run_id: str) -> Patch | None:
+    """A write that changes the resourceVersion, so that a write of ``run_id`` still in flight
+    (sent by a process that was then interrupted or killed) fails its precondition instead of
+    landing after the rollback has looked. The server does not bump the version for a write
+    that changes nothing, hence the mark; ``plan_removal`` removes it."""
+    if fence_key(run_id) in (resource.get("metadata", {}).get("annotations") or {}):
+        return None
+    return {
+        "metadata": {
+            "resourceVersion": resource["metadata"]["resourceVersion"],
+            "annotations": {fence_key(run_id): _iso(datetime.now(UTC))},
+        }
+    }
+
+
+def owner_run_ids(resource: Mapping[str, Any]) -> list[str]:
+    """Every run with a trace on the resource: an owner annotation, or a fault copy whose
+    annotation someone else removed (the run id is its name between prefix and digest)."""
+    found = {owner.run_id for owner in ownerships(resource)}
+    for key in resource.get("metadata", {}).get("annotations") or {}:
+        if key.startswith(FENCE_ANNOTATION_PREFIX):
+            found.add(key.removeprefix(FENCE_ANNOTATION_PREFIX))
+    for route in _http(resource):
+        if is_fault_copy(route):
+            found.add(str(route["name"]).removeprefix(ROUTE_NAME_PREFIX).rpartition("-")[0])
+    return sorted(found - {""})
+
+
+def plan_removal_of_runs(resource: Mapping[str, Any], run_ids: Collection[str]) -> Patch | None:
+    """One merge patch removing every trace of each run in ``run_ids``, or None if none is
+    there: one write per resource however many runs left something on it."""
+    current: dict[str, Any] = copy.deepcopy(dict(resource))
+    combined: Patch = {"metadata": {"resourceVersion": resource["metadata"]["resourceVersion"]}}
+    for run_id in run_ids:
+        patch = plan_removal(current, run_id)
+        if patch is None:
+            continue
+        annotations = patch["metadata"].get("annotations")
+        if annotations:
+            combined["metadata"].setdefault("annotations", {}).update(annotations)
+            kept = {
+                key: value
+                for key, value in {
+                    **(current["metadata"].get("annotations") or {}),
+                    **annotations,
+                }.items()
+                if value is not None
+            }
+            current["metadata"]["annotations"] = kept
+        if "spec" in patch:
+            combined["spec"] = patch["spec"]
+            current["spec"]["http"] = patch["spec"]["http"]
+    return combined if len(combined) > 1 or len(combined["metadata"]) > 1 else None
 
 
 def user_routes(resource: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -351,12 +417,12 @@ def parse_headers(value: object) -> dict[str, dict[str, str]]:
         return {}
     if not isinstance(value, dict):
         raise InvalidInput(
-            "headers", f"must be a mapping, got {value!r}", 'e.g. {"end-user": "jason"}'
+            "headers", f"must be a mapping, got {shown(value)}", 'e.g. {"end-user": "jason"}'
         )
     parsed = {}
     for name, condition in value.items():
         if not isinstance(name, str) or not name:
-            raise InvalidInput("headers", f"header name {name!r} must be a non-empty string")
+            raise InvalidInput("headers", f"header name {shown(name)} must be a non-empty string")
         if isinstance(condition, str):
             parsed[name] = {"exact": condition}
             continue
@@ -368,11 +434,25 @@ def parse_headers(value: object) -> dict[str, dict[str, str]]:
         ):
             raise InvalidInput(
                 f"headers.{name}",
-                f"{condition!r} is not a header match",
+                f"{shown(condition)} is not a header match",
                 'use a string for an exact match, or one of {"exact"|"prefix"|"regex": "..."}',
             )
+        if "regex" in condition:
+            _check_regex(condition["regex"], f"headers.{name}.regex")
         parsed[name] = dict(condition)
     return parsed
+
+
+def _check_regex(pattern: str, field_name: str) -> None:
+    # Istio compiles header regexes with RE2; what Python cannot compile, RE2 cannot either.
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise InvalidInput(
+            field_name,
+            f"{shown(pattern)} is not a regular expression: {error}",
+            'Istio uses RE2 syntax, e.g. "ja.*"',
+        ) from None
 
 
 def parse_source_labels(value: object) -> dict[str, str]:
@@ -383,7 +463,7 @@ def parse_source_labels(value: object) -> dict[str, str]:
     ):
         raise InvalidInput(
             "source_labels",
-            f"must map label names to string values, got {value!r}",
+            f"must map label names to string values, got {shown(value)}",
             'e.g. {"app": "productpage"}',
         )
     return dict(value)
@@ -398,13 +478,13 @@ def parse_route_choice(route_name: object, route_index: object) -> tuple[str | N
     if route_name is not None and route_index is not None:
         raise InvalidInput("route_name/route_index", "give one of them, not both")
     if route_name is not None and (not isinstance(route_name, str) or not route_name):
-        raise InvalidInput("route_name", f"must be a non-empty string, got {route_name!r}")
+        raise InvalidInput("route_name", f"must be a non-empty string, got {shown(route_name)}")
     if route_index is not None and (
         isinstance(route_index, bool) or not isinstance(route_index, int) or route_index < 0
     ):
         raise InvalidInput(
             "route_index",
-            f"must be a whole number from 0, got {route_index!r}",
+            f"must be a whole number from 0, got {shown(route_index)}",
             "0 is the first route",
         )
     return route_name, route_index

@@ -16,7 +16,9 @@ in place of raising.
         ├── NotFound            404
         ├── Rejected            400 / 422: the API server or an admission webhook refused the object
         ├── ConflictPersisted   409 after every re-read: other writers kept winning
-        └── Unavailable         429, 5xx, timeouts, dropped connections, after bounded retries
+        ├── Unavailable         429, 5xx, timeouts, dropped connections, after bounded retries
+        └── Untrusted           TLS: the API server's certificate failed verification; never
+                                retried (another attempt meets the same certificate)
 """
 
 from __future__ import annotations
@@ -90,6 +92,14 @@ class Unavailable(ApiError):
     ) -> None:
         self.retry_after_s = retry_after_s
         super().__init__(message, status)
+
+
+class Untrusted(ApiError):
+    """The API server's TLS certificate failed verification (unknown CA, wrong name, expired).
+
+    Not a subclass of ``Unavailable``: nothing about it changes between attempts, and retrying
+    with backoff would only delay the message that says which CA to configure.
+    """
 
 
 def shorten(text: str) -> str:

@@ -14,7 +14,9 @@ Istio facts encoded here (see the project's notes on Istio):
 
 from __future__ import annotations
 
+import math
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,14 +59,31 @@ _UNIT_NS = {
     "h": 3600 * 10**9,
 }
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+# Go's time.Duration is an int64 of nanoseconds: Istio cannot hold anything longer.
+_MAX_DURATION_NS = 2**63 - 1
+
+# Values echoed in error messages are cut short: a 10 MB string must not fill the screen.
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 60
+_SHORT.maxother = 60
+_SHORT.maxlong = 40
+_SHORT.maxlevel = 3
+_SHORT.maxdict = _SHORT.maxlist = _SHORT.maxtuple = 6
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` cut to a readable length, for error messages."""
+    return _SHORT.repr(value)
 
 
 def parse_duration_ms(value: object, field: str) -> int:
     """Parse a Go-style duration ("7s", "200ms", "1m30s") into whole milliseconds (at least 1)."""
-    example = 'write it with a unit, e.g. "7s" or "200ms"'
+    example = 'write a number and a unit (ms, s, m, h) without spaces, e.g. "7s" or "200ms"'
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(field, f"must be a duration string, got {value!r}", example)
+        raise InvalidInput(field, f"must be a duration string, got {shown(value)}", example)
     text = value.strip()
+    if text.startswith("-"):
+        raise InvalidInput(field, f"{shown(value)} is negative", "a delay is at least 1ms")
     total_ns = 0.0
     position = 0
     for match in _DURATION.finditer(text):
@@ -73,12 +92,20 @@ def parse_duration_ms(value: object, field: str) -> int:
         total_ns += float(match.group(1)) * _UNIT_NS[match.group(2)]
         position = match.end()
     if position != len(text) or position == 0:
-        raise InvalidInput(field, f"{value!r} is not a duration", example)
+        raise InvalidInput(field, f"{shown(value)} is not a duration", example)
     if total_ns < 1_000_000:
-        raise InvalidInput(field, f"{value!r} is shorter than 1ms", "Istio's minimum is 1ms")
+        raise InvalidInput(field, f"{shown(value)} is shorter than 1ms", "Istio's minimum is 1ms")
+    if total_ns > _MAX_DURATION_NS:
+        raise InvalidInput(
+            field,
+            f"{shown(value)} is longer than Istio can hold (about 292 years)",
+            'write e.g. "7s" or "2m"',
+        )
     if total_ns % 1_000_000:
         raise InvalidInput(
-            field, f"{value!r} is not a whole number of milliseconds", "Istio's precision is 1ms"
+            field,
+            f"{shown(value)} is not a whole number of milliseconds",
+            "Istio's precision is 1ms",
         )
     return int(total_ns // 1_000_000)
 
@@ -95,13 +122,15 @@ def parse_percentage(value: object, field: str = "percentage") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput(
             field,
-            f"must be a number, got {type(value).__name__} {value!r}",
+            f"must be a number, got {type(value).__name__} {shown(value)}",
             "write e.g. 50 or 0.5 (a percentage of requests, without quotes)",
         )
+    if isinstance(value, float) and math.isnan(value):
+        raise InvalidInput(field, "NaN is not a number", "write e.g. 50 or 0.5")
     if not MIN_PERCENTAGE <= value <= MAX_PERCENTAGE:
         raise InvalidInput(
             field,
-            f"{value} is outside [{MIN_PERCENTAGE}, {MAX_PERCENTAGE:g}]",
+            f"{shown(value)} is outside [{MIN_PERCENTAGE}, {MAX_PERCENTAGE:g}]",
             "Istio injects nothing at 0% and cannot exceed 100%",
         )
     return float(value)
@@ -109,24 +138,28 @@ def parse_percentage(value: object, field: str = "percentage") -> float:
 
 def parse_http_status(value: object, field: str = "http_status") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(field, f"must be an integer HTTP status, got {value!r}", "e.g. 503")
+        fix = "e.g. 503"
+        if isinstance(value, str) and value.strip().isdigit():
+            fix = f"write it without quotes: {value.strip()}"
+        raise InvalidInput(field, f"must be an integer HTTP status, got {shown(value)}", fix)
     if not MIN_HTTP_STATUS <= value <= MAX_HTTP_STATUS:
         raise InvalidInput(
             field,
-            f"{value} is outside Istio's range {MIN_HTTP_STATUS}-{MAX_HTTP_STATUS}",
+            f"{shown(value)} is outside Istio's range {MIN_HTTP_STATUS}-{MAX_HTTP_STATUS}",
             "use an error status such as 500 or 503",
         )
     return value
 
 
 def parse_grpc_status(value: object, field: str = "grpc_status") -> str:
-    if not isinstance(value, str) or value not in GRPC_CODES:
-        raise InvalidInput(
-            field,
-            f"{value!r} is not a gRPC status code name",
-            f"use one of {', '.join(GRPC_CODES)}",
-        )
-    return value
+    if isinstance(value, str) and value in GRPC_CODES:
+        return value
+    fix = f"use one of {', '.join(GRPC_CODES)}"
+    if isinstance(value, str) and value.strip().upper() in GRPC_CODES:
+        fix = f"write it in capitals: {value.strip().upper()!r}"
+    elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(GRPC_CODES):
+        fix = f"use the code's name, {GRPC_CODES[value]!r} for {value}"
+    raise InvalidInput(field, f"{shown(value)} is not a gRPC status code name", fix)
 
 
 @dataclass(frozen=True)

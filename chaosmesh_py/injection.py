@@ -9,13 +9,23 @@ Everything here raises the project's errors; nothing returns a failure as a valu
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chaosmesh_py import edit, fault, verify
-from chaosmesh_py.errors import InvalidInput, NotFound, ProtectedNamespace, TargetNotFound
+from chaosmesh_py import edit, fault, ledger, verify
+from chaosmesh_py.errors import (
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    OwnedByAnotherRun,
+    ProtectedNamespace,
+    Rejected,
+    TargetNotFound,
+    Unauthorized,
+)
 from chaosmesh_py.kube import Kube, ResourceKind, ResourceRef, virtual_service_kind
 from chaosmesh_py.run import DEFAULT_TTL_S, Run
 
@@ -154,12 +164,21 @@ def inject(
     removed again and FaultNotObserved raised: an experiment must not go on believing it.
     """
     run.touch(kube, ref, verify_url)
-    try:
-        outcome = kube.update(
-            ref, lambda current: edit.plan_injection(current, injection, allow_other_runs)
-        )
-    except NotFound as error:
-        raise _not_found(kube, ref) from error
+
+    def plan(current: dict[str, Any]) -> dict[str, Any] | None:
+        patch = edit.plan_injection(current, injection, allow_other_runs)
+        if patch is not None:
+            run.ledger.intent(
+                ledger.INJECT, kube.host, ref, patch, prior=current, verify_url=verify_url
+            )
+        return patch
+
+    with _outcome_recorded(run.ledger, ledger.INJECT, kube.host, ref) as recorded:
+        try:
+            outcome = kube.update(ref, plan)
+        except NotFound as error:
+            raise _not_found(kube, ref) from error
+        recorded["routes"] = [r["name"] for r in edit.run_routes(outcome.resource, run.run_id)]
     report: dict[str, Any] = {
         "run_id": run.run_id,
         "virtual_service": f"{ref.namespace}/{ref.name}",
@@ -183,7 +202,7 @@ def inject(
         try:
             report["effect"] = _verify(kube, expected, verify_timeout_s, verify_url)
         except verify.FaultNotObserved:
-            remove(kube, ref, run.run_id, only=names)
+            remove(kube, ref, run.run_id, only=names, run_ledger=run.ledger)
             raise
     return report
 
@@ -196,12 +215,24 @@ def remove(
     verify_timeout_s: float = 0.0,
     verify_url: str | None = None,
     only: Collection[str] | None = None,
+    run_ledger: ledger.Ledger | None = None,
+    listed: dict[str, Any] | None = None,
+    fence: bool = False,
 ) -> dict[str, Any]:
     """Remove every route and annotation ``run_id`` put on ``ref`` (or only the routes named
-    in ``only``); a no-op when none is left.
+    in ``only``); a no-op when none is left. Writes are recorded in ``run_ledger`` if given;
+    ``listed`` is the resource as just listed, to save a read.
 
+    ``fence`` first changes the resource's version (``edit.plan_fence``): a write of the run
+    that may still be in flight then fails its precondition instead of landing after this
+    removal looked. Needed when the ledger does not know how the last injection ended.
     With a verification time box, also wait until the data plane no longer has the routes.
     """
+    if fence:
+        try:
+            listed = kube.update(ref, lambda current: edit.plan_fence(current, run_id)).resource
+        except NotFound:
+            return {"virtual_service": f"{ref.namespace}/{ref.name}", "removed": [], "gone": True}
     removed: list[dict[str, Any]] = []
 
     def plan(current: dict[str, Any]) -> dict[str, Any] | None:
@@ -211,13 +242,18 @@ def remove(
             removed[:] = [
                 r for r in edit.run_routes(current, run_id) if only is None or r["name"] in only
             ]
+            if run_ledger is not None:
+                run_ledger.intent(ledger.REMOVE, kube.host, ref, patch)
         return patch
 
-    try:
-        outcome = kube.update(ref, plan)
-    except NotFound:
-        # The resource is gone, and every fault with it.
-        return {"virtual_service": f"{ref.namespace}/{ref.name}", "removed": [], "gone": True}
+    with _outcome_recorded(run_ledger, ledger.REMOVE, kube.host, ref) as recorded:
+        try:
+            outcome = kube.update(ref, plan, current=listed)
+        except NotFound:
+            # The resource is gone, and every fault with it.
+            recorded["gone"] = True
+            return {"virtual_service": f"{ref.namespace}/{ref.name}", "removed": [], "gone": True}
+        recorded["routes"] = [r["name"] for r in removed] if outcome.wrote else []
     report: dict[str, Any] = {
         "virtual_service": f"{ref.namespace}/{ref.name}",
         "removed": [r["name"] for r in removed] if outcome.wrote else [],
@@ -240,7 +276,7 @@ def remove(
 
 
 def remove_for_run(
-    kube: Kube, ref: ResourceRef, run: Run, verify_timeout_s: float = 0.0
+    kube: Kube, ref: ResourceRef, run: Run, verify_timeout_s: float = 0.0, fence: bool = False
 ) -> dict[str, Any]:
     """``remove`` for one of the run's resources, checked where its faults were checked; the
     run then forgets the resource."""
@@ -250,9 +286,40 @@ def remove_for_run(
         run.run_id,
         verify_timeout_s=verify_timeout_s,
         verify_url=run.verify_url(kube, ref),
+        run_ledger=run.ledger,
+        fence=fence,
     )
     run.forget(kube, ref)
     return report
+
+
+# Answers that mean the server applied nothing.
+Refused = Rejected | Unauthorized | Forbidden | NotFound | OwnedByAnotherRun
+
+
+@contextmanager
+def _outcome_recorded(
+    run_ledger: ledger.Ledger | None, op: str, api: str, ref: ResourceRef
+) -> Iterator[dict[str, Any]]:
+    """Record how the write went: applied (with what the caller adds to the dict), or failed
+    with the error; the ledger then tells a later rollback what may be in place."""
+    recorded: dict[str, Any] = {}
+    try:
+        yield recorded
+    except BaseException as error:
+        if run_ledger is not None:
+            # Only a refusal is known to have changed nothing; a lost answer or an interrupt
+            # may still land (see ``remove``'s fence).
+            refused = isinstance(error, InvalidInput | Refused)
+            result = ledger.FAILED if refused else ledger.UNKNOWN
+            run_ledger.outcome(op, api, ref, result, error=_error_text(error))
+        raise
+    if run_ledger is not None:
+        run_ledger.outcome(op, api, ref, ledger.APPLIED, **recorded)
+
+
+def _error_text(error: BaseException) -> str:
+    return str(error) or type(error).__name__
 
 
 def _verify(

@@ -16,11 +16,17 @@ secrets first, then in the environment:
                                                    ``KUBERNETES_CERT_FILE``/``_KEY_FILE``, or
                                                    ``KUBERNETES_USERNAME``/``_PASSWORD``;
                                                    ``KUBERNETES_CA_CERT_FILE``;
-                                                   ``KUBERNETES_VERIFY_SSL`` (any value: verify)
+                                                   ``KUBERNETES_VERIFY_SSL`` (verify unless
+                                                   false/0/no/off)
     =====  ======================================  ============================================
 
-Unlike chaosk8s, the client is never installed as the process-wide default, so two experiments
-(or a test and the code under test) cannot change each other's cluster.
+Two deviations from chaosk8s. The client is never installed as the process-wide default, so two
+experiments (or a test and the code under test) cannot change each other's cluster. On path 3,
+TLS is verified unless ``KUBERNETES_VERIFY_SSL`` says false (chaosk8s verifies only when it is
+set, to anything); turning it off is logged as a warning once per API server. Paths 1 and 2
+verify as the client library does: always, unless the kubeconfig's cluster says
+``insecure-skip-tls-verify: true``. A certificate that fails verification raises ``Untrusted``
+at once, never retried: another attempt meets the same certificate.
 
 Errors become the project's tree (``chaosmesh_py.errors``). Writes go through ``update``, which
 re-reads after any failure instead of trusting it: a dropped connection may hide a write that
@@ -30,6 +36,7 @@ landed, so the next plan is computed from what the server holds, never from a gu
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import time
@@ -45,6 +52,7 @@ from chaosmesh_py.errors import (
     Rejected,
     Unauthorized,
     Unavailable,
+    Untrusted,
     shorten,
 )
 
@@ -56,6 +64,11 @@ LOCAL_MESH_PATH = "/chaosmesh/v1/mesh"
 
 
 _local_mesh_by_host: dict[str, dict[str, Any] | None] = {}
+
+logger = logging.getLogger("chaostoolkit")
+# API servers already warned about in this process: one warning each, not one per activity.
+_warned_unverified: set[str] = set()
+_FALSE = frozenset({"false", "0", "no", "off"})
 
 
 @dataclass(frozen=True)
@@ -120,6 +133,17 @@ class Kube:
     @classmethod
     def connect(cls, secrets: Mapping[str, Any] | None = None) -> Kube:
         return cls(_api_client(secrets or {}))
+
+    @classmethod
+    def at(cls, host: str) -> Kube:
+        """A client for the API at ``host`` with no credentials and no kubeconfig: the local
+        mesh reaching its own API server."""
+        from kubernetes import client
+
+        configuration = client.Configuration()
+        configuration.host = host
+        configuration.retries = False
+        return cls(client.ApiClient(configuration))
 
     @property
     def host(self) -> str:
@@ -216,7 +240,9 @@ class Kube:
             return None
         return info if isinstance(info, dict) else None
 
-    def update(self, ref: ResourceRef, plan: Plan) -> Outcome:
+    def update(
+        self, ref: ResourceRef, plan: Plan, current: dict[str, Any] | None = None
+    ) -> Outcome:
         """Read, plan, write with a resourceVersion precondition; repeat until the plan is empty.
 
         ``plan`` gets the object as the server holds it and returns the merge patch still
@@ -224,6 +250,8 @@ class Kube:
         failure whose outcome is unknown, the next round's plan sees what actually landed.
         A 409 (someone else wrote meanwhile) re-reads at once; 429, 5xx and lost connections
         re-read after a bounded backoff. Errors that another attempt cannot fix raise at once.
+        ``current``, when the caller has just listed the object, saves the first read: a stale
+        copy costs one 409 and a re-read, never a wrong write.
         """
         conflicts = transient = attempts = 0
         sent = False
@@ -231,15 +259,21 @@ class Kube:
         while attempts < most_attempts:
             attempts += 1
             try:
-                current = self.get(ref)
+                if current is None:
+                    current = self.get(ref)
                 patch = plan(current)
                 if patch is None:
                     return Outcome(current, wrote=sent, attempts=attempts)
+                try:
+                    current = self.patch(ref, patch)
+                except Unavailable:
+                    sent = True  # a lost answer may have landed; the next read decides
+                    raise
                 sent = True
-                written = self.patch(ref, patch)
-                if plan(written) is None:
-                    return Outcome(written, wrote=True, attempts=attempts)
+                if plan(current) is None:
+                    return Outcome(current, wrote=True, attempts=attempts)
             except ConflictPersisted as error:
+                current = None
                 conflicts += 1
                 if conflicts > self.retry.max_conflicts:
                     raise ConflictPersisted(
@@ -248,6 +282,7 @@ class Kube:
                         409,
                     ) from error
             except Unavailable as error:
+                current = None
                 transient += 1
                 if transient > self.retry.max_transient:
                     raise
@@ -270,12 +305,53 @@ class Kube:
             answer: dict[str, Any] = call()
             return answer
         except ApiException as error:
+            if (problem := _certificate_problem(error)) is not None:
+                raise _untrusted(self.host, problem) from None
             raise _translate(error, verb, ref, self.host) from None
         except HTTPError as error:
+            if (problem := _certificate_problem(error)) is not None:
+                raise _untrusted(self.host, problem) from None
             raise Unavailable(
                 f"{verb} {ref} at {self.host}: connection failed ({type(error).__name__}: "
                 f"{shorten(str(error))})"
             ) from None
+
+
+def _certificate_problem(error: BaseException) -> str | None:
+    """Why the server's certificate failed verification, if that is what ``error`` comes from.
+
+    The client reports it as an ApiException with status 0 (and urllib3 as an SSLError), the
+    cause only in the chain: the ssl module's verification error, or urllib3's own hostname
+    check. Other TLS failures (a handshake cut short) may be transient and are not matched.
+    """
+    import ssl
+
+    from urllib3.util.ssl_match_hostname import CertificateError
+
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return str(current.verify_message or current.reason or current)
+        if isinstance(current, CertificateError):
+            return str(current)
+        pending += [arg for arg in current.args if isinstance(arg, BaseException)]
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return None
+
+
+def _untrusted(host: str, problem: str) -> Untrusted:
+    reason = shorten(problem).rstrip(".")
+    return Untrusted(
+        f"the API server's certificate at {host} is not trusted: {reason}; set "
+        "KUBERNETES_CA_CERT_FILE to the CA that signed it (with a kubeconfig: the cluster's "
+        "certificate-authority), or KUBERNETES_VERIFY_SSL=false to skip the check, at the "
+        "cost of not knowing who answers"
+    )
 
 
 def _translate(error: Any, verb: str, ref: ResourceRef, host: str) -> ApiError:
@@ -349,8 +425,10 @@ def _api_client(secrets: Mapping[str, Any]) -> Any:
     else:
         configuration = client.Configuration()
         configuration.host = lookup("KUBERNETES_HOST", "http://localhost")
-        # chaosk8s semantics: any value, even "false", turns verification on.
-        configuration.verify_ssl = lookup("KUBERNETES_VERIFY_SSL") is not None
+        # Not chaosk8s' "set to anything: verify": verifying by default is the safe reading,
+        # and "false" meaning true surprised everyone who wrote it.
+        verify = lookup("KUBERNETES_VERIFY_SSL")
+        configuration.verify_ssl = verify is None or verify.strip().lower() not in _FALSE
         configuration.ssl_ca_cert = lookup("KUBERNETES_CA_CERT_FILE")
         if lookup("KUBERNETES_API_KEY") is not None:
             # "BearerToken", not chaosk8s' "authorization": client 36 reads the prefix only
@@ -365,6 +443,7 @@ def _api_client(secrets: Mapping[str, Any]) -> Any:
         elif lookup("KUBERNETES_USERNAME") is not None:
             configuration.username = lookup("KUBERNETES_USERNAME")
             configuration.password = lookup("KUBERNETES_PASSWORD", "")
+    _warn_if_unverified(str(configuration.host), bool(configuration.verify_ssl))
     if os.environ.get("HTTP_PROXY"):
         configuration.proxy = os.environ["HTTP_PROXY"]
     if os.environ.get("NO_PROXY"):
@@ -373,3 +452,16 @@ def _api_client(secrets: Mapping[str, Any]) -> Any:
     # that had landed turns success into a misleading 409 or 404.
     configuration.retries = False
     return client.ApiClient(configuration)
+
+
+def _warn_if_unverified(host: str, verify: bool) -> None:
+    """Say once per API server that its identity is not checked (plain http has none to check)."""
+    if verify or not host.lower().startswith("https:") or host in _warned_unverified:
+        return
+    _warned_unverified.add(host)
+    logger.warning(
+        "TLS verification is off for the API server at %s (KUBERNETES_VERIFY_SSL or the "
+        "kubeconfig's insecure-skip-tls-verify): its identity is not checked, so whoever "
+        "answers there gets the credentials and can pose as the cluster",
+        host,
+    )

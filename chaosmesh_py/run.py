@@ -4,7 +4,8 @@ A run id ties every owned edit to the ``chaos run`` that made it (route names an
 annotation carry it). It comes from the experiment's configuration key ``chaosmesh_run_id``
 (the control sets it when the run starts), else from ``CHAOSMESH_RUN_ID``, else one is made for
 this process. The run also remembers every resource it is about to write, *before* writing, so
-the rollback control can visit each one even when the write's outcome was unknown.
+the rollback control can visit each one even when the write's outcome was unknown; its ledger
+(``chaosmesh_py.ledger``) keeps the same on disk for when this process is gone.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import secrets as random_tokens
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.kube import Kube, ResourceRef
+from chaosmesh_py.ledger import Ledger, directory_for
 
 RUN_ID_KEY = "chaosmesh_run_id"
 RUN_ID_ENV = "CHAOSMESH_RUN_ID"
@@ -31,6 +34,7 @@ _RUN_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 @dataclass
 class Run:
     run_id: str
+    ledger: Ledger
     _touched: dict[tuple[str, ResourceRef], Kube] = field(default_factory=dict)
     _verify_urls: dict[tuple[str, ResourceRef], str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -80,12 +84,13 @@ def run_id_from(configuration: Mapping[str, Any] | None) -> str:
 
 
 def run_for(configuration: Mapping[str, Any] | None) -> Run:
-    return get_run(run_id_from(configuration))
+    """The run an activity acts for, its ledger where the configuration says."""
+    return get_run(run_id_from(configuration), directory_for(configuration))
 
 
-def get_run(run_id: str) -> Run:
+def get_run(run_id: str, ledger_dir: Path) -> Run:
     with _runs_lock:
-        return _runs.setdefault(run_id, Run(run_id))
+        return _runs.setdefault(run_id, Run(run_id, Ledger(ledger_dir, run_id)))
 
 
 _PROCESS_RUN_ID = new_run_id()

@@ -23,6 +23,14 @@ NAMESPACE = "bookinfo"
 _run_numbers = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def ledger_dir(tmp_path_factory, monkeypatch):
+    """Every test's ledgers in a directory of its own, never the user's state directory."""
+    directory = tmp_path_factory.mktemp("ledger")
+    monkeypatch.setenv("CHAOSMESH_LEDGER_DIR", str(directory))
+    return directory
+
+
 @pytest.fixture(scope="session")
 def api_server():
     if not ISTIO_CRDS.exists():
@@ -66,7 +74,7 @@ def leftover_faults(server):
         left += [
             f"{where}: annotation {key}"
             for key in metadata.get("annotations") or {}
-            if key.startswith("fault.chaosmesh.io/")
+            if key.startswith(("fault.chaosmesh.io/", "fence.chaosmesh.io/"))
         ]
     return left
 

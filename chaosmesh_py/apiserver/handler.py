@@ -70,6 +70,10 @@ def _query_flag(query: dict[str, list[str]], name: str) -> str | None:
     return values[-1] if values else None
 
 
+def _is_watch(query: dict[str, list[str]]) -> bool:
+    return (_query_flag(query, "watch") or "").lower() in ("1", "t", "true")
+
+
 class ApiRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the kubernetes client's urllib3 pool expects
     api: ApiServer  # set on the subclass the server creates
@@ -102,6 +106,13 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         if path.startswith(CONTROL_PREFIX):
             self._send(self._control(path, body))
             return
+        if _is_watch(query):  # streams until the client leaves: never "in flight" for wait_idle
+            self._handle_api(path, query, body)
+            return
+        with self.api.handling():
+            self._handle_api(path, query, body)
+
+    def _handle_api(self, path: str, query: dict[str, list[str]], body: bytes) -> None:
         fault = self.api.faults.take(self.command, path)
         if fault is not None:
             if fault.delay_s:
@@ -193,7 +204,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self, target: Target, user: Any, query: dict[str, list[str]], body: bytes
     ) -> Response | None:
         rt, store = target.rt, self.api.store
-        watch = (_query_flag(query, "watch") or "").lower() in ("1", "t", "true")
+        watch = _is_watch(query)
         verb = {
             ("GET", False): "watch" if watch else "list",
             ("GET", True): "get",

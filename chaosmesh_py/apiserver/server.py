@@ -1,5 +1,8 @@
 """`ApiServer`: the Kubernetes API double, served over real HTTP from a daemon thread.
 
+HTTP by default; `tls=(certfile, keyfile)` serves HTTPS instead, so clients' certificate
+verification can be tested against a real handshake.
+
 It also offers direct access to the same store (`create`, `get`, `list`, `replace`, `patch`,
 `delete`) for tests and the local mesh. Direct calls go through the same validation and
 admission as HTTP requests, as an administrator, and are never faulted nor logged.
@@ -10,8 +13,9 @@ from __future__ import annotations
 import builtins
 import contextlib
 import socket
+import ssl
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -31,15 +35,31 @@ from chaosmesh_py.apiserver.resources import (
 )
 from chaosmesh_py.apiserver.store import Store, WatchEvent, Webhook, WriteOptions
 
+# A client that connects and never completes the TLS handshake must not hold a thread forever.
+_HANDSHAKE_TIMEOUT_S = 10.0
+
 
 class _HttpServer(ThreadingHTTPServer):
-    """Tracks open connections so `stop` can close idle keep-alive ones, and sets TCP_NODELAY."""
+    """Tracks open connections so `stop` can close idle keep-alive ones, and sets TCP_NODELAY.
+
+    With `tls`, each connection's handshake runs in its own request thread (not in the accept
+    loop, where one slow client would block every other); handshakes the client abandoned,
+    typically because it did not trust the certificate, are recorded in `tls_rejections`.
+    """
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], handler: type[ApiRequestHandler]) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[ApiRequestHandler],
+        tls: ssl.SSLContext | None = None,
+        tls_rejections: list[str] | None = None,
+    ) -> None:
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self.tls = tls
+        self.tls_rejections = tls_rejections if tls_rejections is not None else []
         super().__init__(address, handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -49,6 +69,30 @@ class _HttpServer(ThreadingHTTPServer):
         with self.connections_lock:
             self.connections.add(connection)
         return connection, address
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        timeout = request.gettimeout()
+        request.settimeout(_HANDSHAKE_TIMEOUT_S)
+        try:
+            # Detaches `request`: from here on the TLS socket owns the file descriptor (and
+            # closes it itself when the handshake fails).
+            secure = self.tls.wrap_socket(request, server_side=True)
+        except ssl.SSLError as error:
+            self.tls_rejections.append(error.reason or str(error))
+            return
+        except OSError:
+            return  # the client went away mid-handshake
+        secure.settimeout(timeout)
+        with self.connections_lock:
+            self.connections.discard(request)
+            self.connections.add(secure)
+        try:
+            super().finish_request(secure, client_address)
+        finally:
+            self.shutdown_request(secure)
 
     def shutdown_request(self, request: Any) -> None:
         with self.connections_lock:
@@ -75,6 +119,9 @@ class ApiServer:
         None disables authentication (everyone may do everything).
     webhook: `(kind, obj) -> [reasons]` for Istio kinds; None uses
         `chaosmesh_py.webhook.admission_errors` when that module exists.
+    tls: `(certfile, keyfile)` (PEM) to serve HTTPS with that certificate; None serves HTTP.
+        Handshakes a client abandoned (e.g. it did not trust the certificate) are listed, by
+        the reason the server saw, in `tls_rejections`.
     """
 
     def __init__(
@@ -84,6 +131,8 @@ class ApiServer:
         port: int = 0,
         tokens: Tokens | None = None,
         webhook: Webhook | None = None,
+        *,
+        tls: tuple[Path | str, Path | str] | None = None,
     ) -> None:
         types = load_crds(Path(p) for p in crd_paths) if crd_paths else permissive_istio_types()
         self.registry = Registry(types)
@@ -92,10 +141,18 @@ class ApiServer:
         self._tokens = tokens
         self.authenticator = Authenticator(tokens)
         self.request_log: list[RequestRecord] = []
+        self._in_flight = 0
+        self._idle = threading.Condition()
         # Set by a local mesh serving from this API: what `GET /chaosmesh/v1/mesh` answers, so
         # activities can find the data plane to verify a fault's effect.
         self.mesh_info: Callable[[], JsonDict] | None = None
         self.stopping = threading.Event()
+        self.tls_rejections: list[str] = []
+        self._tls: ssl.SSLContext | None = None
+        if tls is not None:
+            certfile, keyfile = tls
+            self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls.load_cert_chain(certfile, keyfile)
         self._address = (host, port)
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
@@ -105,7 +162,7 @@ class ApiServer:
     def start(self) -> ApiServer:
         """Listen and serve in a daemon thread."""
         handler = type("Handler", (ApiRequestHandler,), {"api": self})
-        self._httpd = _HttpServer(self._address, handler)
+        self._httpd = _HttpServer(self._address, handler, self._tls, self.tls_rejections)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -120,7 +177,8 @@ class ApiServer:
         if self._httpd is None:
             raise RuntimeError("the server is not started")
         host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        scheme = "http" if self._tls is None else "https"
+        return f"{scheme}://{host!s}:{port}"
 
     def stop(self) -> None:
         """Stop serving, close the listening socket and every connection, join the threads."""
@@ -155,17 +213,40 @@ class ApiServer:
     def clear_faults(self) -> None:
         self.faults.clear()
 
+    @contextlib.contextmanager
+    def handling(self) -> Iterator[None]:
+        """Count one HTTP request as in flight while the block runs (see `wait_idle`)."""
+        with self._idle:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no HTTP request is being handled; False if `timeout_s` passed first.
+
+        A client that gave up on a slow request (a read timeout) has moved on while the server
+        is still handling it, and may still apply it: a test awaits that here before it reads
+        the final state. Watch streams do not count.
+        """
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout_s)
+
     def set_tokens(self, tokens: Tokens | None) -> None:
         """Replace the bearer tokens (None: no authentication) until the next `reset`."""
         self.authenticator = Authenticator(tokens)
 
     def reset(self) -> None:
         """Back to a fresh server: no objects, initial namespaces, no faults, empty request log,
-        the tokens given to the constructor."""
+        the tokens given to the constructor, no TLS rejections."""
         self.authenticator = Authenticator(self._tokens)
         self.faults.clear()
         self.store.reset()
         self.request_log.clear()
+        self.tls_rejections.clear()
 
     def subscribe(self, listener: Callable[[WatchEvent], None]) -> Callable[[], None]:
         """Call `listener` with every committed change; returns the unsubscribe function."""

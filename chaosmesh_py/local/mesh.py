@@ -23,7 +23,9 @@ from typing import Any
 
 import yaml
 
+from chaosmesh_py import cleanup
 from chaosmesh_py.apiserver import ApiServer, WatchEvent
+from chaosmesh_py.kube import Kube, virtual_service_kind
 from chaosmesh_py.local.bookinfo import SERVICE_PORT, bookinfo_topology, run_bookinfo
 from chaosmesh_py.local.envoy import Envoy
 from chaosmesh_py.local.httpbin import Httpbin
@@ -37,6 +39,8 @@ NAMESPACE = "bookinfo"
 ISTIO_NETWORKING = "networking.istio.io/v1"
 WATCHED_KINDS = frozenset({"VirtualService", "DestinationRule", "Gateway"})
 HTTPBIN_PORT = 8000  # as Istio's httpbin sample
+# Expired faults live at most this long past their expiry on the local mesh.
+REAP_INTERVAL_S = 5.0
 
 
 def mesh_topology(ports: Iterator[int], ingress_port: int) -> Topology:
@@ -80,8 +84,10 @@ class LocalMesh:
         *,
         api_port: int = 0,
         ingress_port: int | None = None,
+        reap_interval_s: float = REAP_INTERVAL_S,
     ) -> None:
         self.work_dir = work_dir
+        self.reap_interval_s = reap_interval_s
         self.manifests = manifests
         self.api = ApiServer(crd_paths=crd_paths, port=api_port)
         self.topology = mesh_topology(ports, ingress_port or next(ports))
@@ -110,6 +116,8 @@ class LocalMesh:
         self.api.mesh_info = self.info
         self._loop = threading.Thread(target=self._control_loop, name="control-loop", daemon=True)
         self._loop.start()
+        self._reaper = threading.Thread(target=self._reaper_loop, name="reaper", daemon=True)
+        self._reaper.start()
 
     def reset(self) -> None:
         """Back to the initial resources (tests): every Istio resource re-created as loaded."""
@@ -129,6 +137,7 @@ class LocalMesh:
         self._changed.set()
         if self._loop is not None:
             self._loop.join(timeout=5)
+            self._reaper.join(timeout=5)
         self.telemetry.stop()
         self.envoy.stop()
         if self._bookinfo is not None:
@@ -192,6 +201,24 @@ class LocalMesh:
                 self.sync()
             except Exception:  # keep serving: the next change may fix it
                 log.exception("could not apply the mesh configuration to Envoy")
+
+    def _reaper_loop(self) -> None:
+        """``chaosmesh reap`` on a schedule, as deploy/'s CronJob does on a cluster, through the
+        same API and code path."""
+        kube = Kube.at(self.api.url)
+        while not self._stopping.wait(self.reap_interval_s):
+            try:
+                report = cleanup.reap(kube, virtual_service_kind())
+            except Exception:  # the next round may succeed
+                log.exception("the reaper could not list VirtualServices")
+                continue
+            for entry in report.removed:
+                log.warning(
+                    f"reaper: removed expired faults from {entry['virtual_service']}: "
+                    f"{', '.join(entry['routes'])}"
+                )
+            for entry in report.failed:
+                log.warning(f"reaper: could not clean {entry.get('virtual_service')}: {entry}")
 
     def _translate(self) -> Any:
         return translate(

@@ -1,4 +1,9 @@
-"""Hostile API answers: every injection completes or fails cleanly, every rollback is exact."""
+"""Hostile API answers: every injection completes or fails cleanly, every rollback is exact.
+
+More hostile conditions, during rollback and through the control: ``test_hostile_api.py``.
+"""
+
+import time
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
@@ -15,6 +20,11 @@ from tests.integration.test_inject_rollback import (
 RATINGS = "/virtualservices/ratings$"
 
 
+def answers(api, method):
+    """The statuses of ``method`` requests on ratings, in order (0: connection dropped)."""
+    return [r.status for r in api.request_log if r.method == method and r.path.endswith("/ratings")]
+
+
 def fault_routes(api):
     return [r["name"] for r in read(api)["spec"]["http"] if r["name"].startswith("chaosmesh-")]
 
@@ -24,14 +34,22 @@ def fault_routes(api):
 def test_a_dropped_connection_never_duplicates_and_rollback_stays_exact(
     api, configuration, drop_on, when
 ):
+    # A lost answer to a write that landed is recognised on the re-read and not sent again.
+    patches = {("PATCH", "after"): [0], ("PATCH", "before"): [0, 200]}.get((drop_on, when), [200])
     before = read(api)
     api.inject(ApiFault(method=drop_on, path=RATINGS, drop=when))
+    started = time.monotonic()
     delay_jason(configuration)
     assert len(fault_routes(api)) == 1
+    assert answers(api, "PATCH") == patches
+    assert answers(api, "GET")[0] == (0 if drop_on == "GET" else 200)
 
+    api.request_log.clear()
     api.inject(ApiFault(method=drop_on, path=RATINGS, drop=when))
     rollback(configuration)
     assert exact(read(api)) == exact(before)
+    assert answers(api, "PATCH") == patches
+    assert time.monotonic() - started < 2.0  # one short backoff each
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 429])

@@ -14,7 +14,13 @@ from tests.conftest import ISTIO_CRDS, leftover_faults
 
 @pytest.fixture(scope="session")
 def local_mesh(tmp_path_factory):
-    mesh = LocalMesh(tmp_path_factory.mktemp("mesh"), [ISTIO_CRDS], DEFAULT_MANIFESTS, free_ports())
+    mesh = LocalMesh(
+        tmp_path_factory.mktemp("mesh"),
+        [ISTIO_CRDS],
+        DEFAULT_MANIFESTS,
+        free_ports(),
+        reap_interval_s=0.5,
+    )
     mesh.start()
     yield mesh
     mesh.stop()

@@ -79,8 +79,9 @@ def test_a_200ms_delay_shows_in_p50(httpbin, configuration):
     with fault_on_httpbin(inject_delay, configuration, fixed_delay="200ms", percentage=100):
         delayed = run_load(LoadSpec(httpbin + "/get", requests=50, concurrency=10))
     assert before.latency_ms["p50"] < 20, before.latency_ms
-    # 199: the histogram's percentiles are within 0.4%, and Envoy's timer may fire a hair early.
-    assert 199 <= delayed.latency_ms["p50"] <= 215, delayed.latency_ms
+    # 197: a histogram bucket here is 0.8 ms wide (p50 is its midpoint), and Envoy's timers run on
+    # libevent's coarse monotonic clock, so a delay may end up to a tick early (CI saw 198.66).
+    assert 197 <= delayed.latency_ms["p50"] <= 215, delayed.latency_ms
     assert delayed.latency_ms["p99"] < 260, delayed.latency_ms
     assert delayed.error_ratio == 0.0
     assert slo_met(before, max_p50_ms=100) and not slo_met(delayed, max_p50_ms=100)

@@ -1,0 +1,220 @@
+"""The ledger: a durable record, on the runner's machine, of every write a run makes.
+
+Before each write to the API the run appends an *intent* (which resource, the patch, and the
+resource as it was, for forensics); after it, the *outcome*. Each record is one JSON line
+written with a single ``write`` on a file opened for appending, then ``fsync``ed (and the
+directory too when the file is new) before the API call is made. So after any crash, ``kill -9``
+included, every resource the run may have changed is on disk. A crash can only tear the last
+line, which is then skipped: it was never followed by its write.
+
+``chaosmesh rollback`` reads ledgers to remove what a run left; several processes (the run and a
+rollback from another shell) may append to the same ledger, which ``O_APPEND`` makes safe.
+Nothing secret goes in: the API's URL, never its credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chaosmesh_py.kube import ResourceKind, ResourceRef
+
+LEDGER_DIR_ENV = "CHAOSMESH_LEDGER_DIR"
+LEDGER_DIR_KEY = "chaosmesh_ledger_dir"
+
+INJECT = "inject"
+REMOVE = "remove"
+# Outcomes.
+APPLIED = "applied"
+FAILED = "failed"  # the server refused it: nothing landed
+UNKNOWN = "unknown"  # the answer was lost or the run was interrupted: it may land yet
+# Written once a rollback found nothing of the run left anywhere: ``--all`` skips the run.
+CLOSED = "closed"
+
+# Kept out of the forensic copy: large, and of no use to someone reading what was there.
+_NOISY_METADATA = ("managedFields",)
+
+
+def default_dir() -> Path:
+    configured = os.environ.get(LEDGER_DIR_ENV)
+    if configured:
+        return Path(configured)
+    state_home = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return Path(state_home) / "chaosmesh" / "ledger"
+
+
+def directory_for(configuration: Mapping[str, Any] | None) -> Path:
+    """Where a run's ledger goes: configuration ``chaosmesh_ledger_dir``, else
+    ``CHAOSMESH_LEDGER_DIR``, else ``$XDG_STATE_HOME/chaosmesh/ledger``."""
+    configured = (configuration or {}).get(LEDGER_DIR_KEY)
+    return Path(str(configured)) if configured else default_dir()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One record, as read back."""
+
+    at: str
+    event: str
+    op: str
+    api: str
+    ref: ResourceRef | None
+    detail: dict[str, Any]
+
+
+class Ledger:
+    """One run's ledger file: ``<directory>/<run id>.jsonl``."""
+
+    def __init__(self, directory: Path, run_id: str) -> None:
+        self.directory = directory
+        self.run_id = run_id
+        self.path = directory / f"{run_id}.jsonl"
+        self._lock = threading.Lock()
+
+    def intent(
+        self,
+        op: str,
+        api: str,
+        ref: ResourceRef,
+        patch: Mapping[str, Any],
+        prior: Mapping[str, Any] | None = None,
+        **detail: Any,
+    ) -> None:
+        record: dict[str, Any] = {"patch": patch, **detail}
+        if prior is not None:
+            record["prior"] = _forensic_copy(prior)
+        self._append("intent", op, api, ref, record)
+
+    def outcome(self, op: str, api: str, ref: ResourceRef, result: str, **detail: Any) -> None:
+        self._append("outcome", op, api, ref, {"result": result, **detail})
+
+    def close(self, api: str) -> None:
+        self._append(CLOSED, CLOSED, api, None, {})
+
+    def entries(self) -> list[Entry]:
+        return list(read(self.path))
+
+    def _append(
+        self, event: str, op: str, api: str, ref: ResourceRef | None, detail: dict[str, Any]
+    ) -> None:
+        record = {
+            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "run_id": self.run_id,
+            "event": event,
+            "op": op,
+            "api": api,
+            "resource": _ref_json(ref) if ref is not None else None,
+            **detail,
+        }
+        line = (json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n").encode()
+        with self._lock:
+            new = not self.path.exists()
+            if new:
+                self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if new:
+                _fsync_directory(self.directory)
+
+
+def read(path: Path) -> Iterator[Entry]:
+    """The records of one ledger file, skipping a line torn by a crash."""
+    with path.open("rb") as lines:
+        for raw in lines:
+            try:
+                record = json.loads(raw)
+                yield Entry(
+                    at=str(record["at"]),
+                    event=str(record["event"]),
+                    op=str(record["op"]),
+                    api=str(record["api"]),
+                    ref=_ref_from_json(record["resource"]),
+                    detail={k: v for k, v in record.items() if k not in _ENVELOPE},
+                )
+            except (ValueError, KeyError, TypeError):
+                continue
+
+
+def run_ids(directory: Path) -> list[str]:
+    """Every run with a ledger in ``directory``, oldest first."""
+    if not directory.is_dir():
+        return []
+    files = sorted(directory.glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
+    return [path.stem for path in files]
+
+
+def is_closed(entries: list[Entry]) -> bool:
+    """True when the last thing that happened was a rollback that found nothing left."""
+    return bool(entries) and entries[-1].event == CLOSED
+
+
+def touched(entries: list[Entry]) -> dict[tuple[str, ResourceRef], str | None]:
+    """Every (API, resource) the run meant to inject into, with the URL that verified it."""
+    found: dict[tuple[str, ResourceRef], str | None] = {}
+    for entry in entries:
+        if entry.op == INJECT and entry.ref is not None:
+            found.setdefault((entry.api, entry.ref), entry.detail.get("verify_url"))
+    return found
+
+
+def uncertain(entries: list[Entry]) -> set[tuple[str, ResourceRef]]:
+    """Resources whose last injection has no known outcome: a write of it may be in flight."""
+    last: dict[tuple[str, ResourceRef], Entry] = {}
+    for entry in entries:
+        if entry.op == INJECT and entry.ref is not None:
+            last[(entry.api, entry.ref)] = entry
+    return {
+        key
+        for key, entry in last.items()
+        if entry.event == "intent" or entry.detail.get("result") == UNKNOWN
+    }
+
+
+_ENVELOPE = ("at", "event", "op", "api", "resource")
+
+
+def _ref_json(ref: ResourceRef) -> dict[str, str]:
+    kind = ref.kind
+    return {
+        "group": kind.group,
+        "version": kind.version,
+        "plural": kind.plural,
+        "kind": kind.kind,
+        "namespace": ref.namespace,
+        "name": ref.name,
+    }
+
+
+def _ref_from_json(value: Any) -> ResourceRef | None:
+    if value is None:
+        return None
+    kind = ResourceKind(value["group"], value["version"], value["plural"], value["kind"])
+    return ResourceRef(kind, value["namespace"], value["name"])
+
+
+def _forensic_copy(resource: Mapping[str, Any]) -> dict[str, Any]:
+    copy = dict(resource)
+    metadata = dict(copy.get("metadata") or {})
+    for key in _NOISY_METADATA:
+        metadata.pop(key, None)
+    copy["metadata"] = metadata
+    return copy
+
+
+def _fsync_directory(directory: Path) -> None:
+    # A new file's name is durable only once its directory is.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
