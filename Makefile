@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python bench/inject_rollback.py
 	$(BIN)/python bench/local_mesh.py
 	$(BIN)/python bench/load_probe.py
+	$(BIN)/python bench/halt_rollback.py
 
 clean:
 	rm -rf $(VENV) .venv-kubernetes-36 .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -125,19 +125,11 @@ def _prepare(
             "allow_other_runs",
             f"must be true or false, got {shown(arguments['allow_other_runs'])}",
         )
-    try:
-        expires_at = injection.expiry(settings)
-    except OverflowError:
-        raise InvalidInput(
-            injection.TTL_KEY,
-            f"{shown(settings.ttl_s)} s is too far in the future to be a date",
-            "faults should expire within hours, e.g. 3600",
-        ) from None
     request = edit.Injection(
         # The id only: checking arguments must not start a run (and its ledger).
         run_id=run_id_from(configuration),
         fault=chosen,
-        expires_at=expires_at,
+        expires_at=injection.expiry(settings),
         route_name=route_name,
         route_index=route_index,
         headers=edit.parse_headers(arguments["headers"]),

@@ -217,7 +217,7 @@ def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any])
     """One line per chaosmesh activity whose arguments would fail, naming activity and field."""
     from chaoslib import substitute
 
-    from chaosmesh_py import actions
+    from chaosmesh_py import actions, probes, rollbacks
 
     problems = []
     for control in experiment.get("controls") or []:
@@ -230,23 +230,42 @@ def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any])
                 )
             except ChaosMeshError as error:
                 problems.append(f"control {control.get('name')!r}: {error}")
+    modules = {m.__name__: m for m in (actions, probes, rollbacks)}
     for activity in _activities(experiment):
         provider = activity.get("provider") or {}
-        module = str(provider.get("module", ""))
-        if provider.get("type") != "python" or not module.startswith("chaosmesh_py."):
-            continue
-        function = getattr(actions, str(provider.get("func")), None)
+        module = modules.get(str(provider.get("module", "")))
+        func = str(provider.get("func"))
+        if provider.get("type") != "python" or module is None or func not in module.__all__:
+            continue  # not ours, or Chaos Toolkit's own validation names the problem
+        function = getattr(module, func)
         arguments = substitute(dict(provider.get("arguments") or {}), configuration, {})
-        name = activity.get("name", provider.get("func"))
+        name = activity.get("name", func)
         try:
-            if module == actions.__name__ and function is not None:
-                inspect.signature(function).bind(**arguments)
-                actions.check_arguments(function.__name__, arguments, configuration)
+            bound = inspect.signature(function).bind(**arguments)
+            if module is actions:
+                actions.check_arguments(func, arguments, configuration)
+            else:
+                bound.apply_defaults()
+                _check_target(bound.arguments, configuration)
         except ChaosMeshError as error:
             problems.append(f"{name}: {error}")
         except TypeError as error:
             problems.append(f"{name}: {error}")
     return problems
+
+
+def _check_target(arguments: dict[str, Any], configuration: dict[str, Any]) -> None:
+    """A probe's or rollback's target, checked as the activity will check it."""
+    settings = injection.Settings.from_configuration(configuration)
+    if arguments.get("virtual_service") is not None or arguments.get("host") is not None:
+        injection.parse_target(
+            arguments.get("namespace"),
+            arguments.get("virtual_service"),
+            arguments.get("host"),
+            settings,
+        )
+    elif arguments.get("namespace") is not None:
+        injection.parse_namespace(arguments["namespace"])
 
 
 def _activities(experiment: dict[str, Any]) -> list[dict[str, Any]]:

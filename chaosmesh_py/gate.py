@@ -176,12 +176,11 @@ def read_input(path: Path) -> Input:
         raise InputInvalid("no such file" if not path.exists() else "not a file")
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
-        document = json.loads(text)
-    except ValueError:
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise InputInvalid(f"neither JSON nor YAML: {_first_line(error)}") from None
+        document = _parse(text)
+    except RecursionError:
+        raise InputInvalid(
+            "nested too deeply to be an experiment or a journal; `chaosmesh validate` says where"
+        ) from None
     if verdict.is_journal(document):
         return Input(path, "journal", document)
     if isinstance(document, dict) and "method" in document:
@@ -190,6 +189,16 @@ def read_input(path: Path) -> Input:
         "neither a Chaos Toolkit experiment (no method) nor a journal "
         "(no experiment, status and run)"
     )
+
+
+def _parse(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise InputInvalid(f"neither JSON nor YAML: {_first_line(error)}") from None
 
 
 def validate_experiment(path: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from chaosmesh_py.errors import (
     TargetNotFound,
     Unauthorized,
 )
+from chaosmesh_py.fault import shown
 from chaosmesh_py.kube import Kube, ResourceKind, ResourceRef, virtual_service_kind
 from chaosmesh_py.run import DEFAULT_TTL_S, Run
 
@@ -37,6 +38,8 @@ TTL_KEY = "chaosmesh_ttl_s"
 ISTIO_VERSION_KEY = "chaosmesh_istio_api_version"
 VERIFY_TIMEOUT_KEY = "chaosmesh_verify_timeout_s"
 DEFAULT_VERIFY_TIMEOUT_S = 10.0
+MAX_VERIFY_TIMEOUT_S = 600.0
+MAX_TTL_S = 30 * 24 * 3600
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -57,21 +60,33 @@ class Settings:
 
     kind: ResourceKind
     ttl_s: int
-    allowed_namespaces: frozenset[str]
+    # None: any namespace but the protected ones. A list: only those, protected ones included.
+    allowed_namespaces: frozenset[str] | None
     verify_timeout_s: float = DEFAULT_VERIFY_TIMEOUT_S
 
     @classmethod
     def from_configuration(cls, configuration: Mapping[str, Any] | None) -> Settings:
         configuration = configuration or {}
         ttl_s = configuration.get(TTL_KEY, DEFAULT_TTL_S)
-        if isinstance(ttl_s, bool) or not isinstance(ttl_s, int) or ttl_s < 1:
+        if isinstance(ttl_s, str) and ttl_s.strip().isdigit():
             raise InvalidInput(
-                TTL_KEY, f"must be a positive whole number of seconds, got {ttl_s!r}"
+                TTL_KEY, f"must be a number, got the string {shown(ttl_s)}", "write it unquoted"
             )
-        allowed = configuration.get(ALLOW_NAMESPACES_KEY, [])
-        if not isinstance(allowed, list) or not all(isinstance(n, str) for n in allowed):
+        if isinstance(ttl_s, bool) or not isinstance(ttl_s, int) or not 1 <= ttl_s <= MAX_TTL_S:
             raise InvalidInput(
-                ALLOW_NAMESPACES_KEY, f"must be a list of namespace names, got {allowed!r}"
+                TTL_KEY,
+                f"must be a whole number of seconds from 1 to {MAX_TTL_S} (30 days), "
+                f"got {shown(ttl_s)}",
+                f"faults should expire soon after the experiment; the default is {DEFAULT_TTL_S}",
+            )
+        allowed = configuration.get(ALLOW_NAMESPACES_KEY)
+        if allowed is not None and (
+            not isinstance(allowed, list) or not all(isinstance(n, str) for n in allowed)
+        ):
+            raise InvalidInput(
+                ALLOW_NAMESPACES_KEY,
+                f"must be a list of namespace names, got {shown(allowed)}",
+                'e.g. ["bookinfo", "staging"]',
             )
         version = configuration.get(ISTIO_VERSION_KEY, "v1")
         if version not in ("v1", "v1beta1", "v1alpha3"):
@@ -81,14 +96,22 @@ class Settings:
                 "use v1 (Istio 1.22+), v1beta1 or v1alpha3",
             )
         verify_timeout_s = configuration.get(VERIFY_TIMEOUT_KEY, DEFAULT_VERIFY_TIMEOUT_S)
-        if isinstance(verify_timeout_s, bool) or not isinstance(verify_timeout_s, int | float):
+        if (
+            isinstance(verify_timeout_s, bool)
+            or not isinstance(verify_timeout_s, int | float)
+            or not 0 <= verify_timeout_s <= MAX_VERIFY_TIMEOUT_S  # also refuses NaN
+        ):
             raise InvalidInput(
                 VERIFY_TIMEOUT_KEY,
-                f"must be a number of seconds, got {verify_timeout_s!r}",
+                f"must be a number of seconds from 0 to {MAX_VERIFY_TIMEOUT_S:g}, "
+                f"got {shown(verify_timeout_s)}",
                 "0 turns effect verification off",
             )
         return cls(
-            virtual_service_kind(version), ttl_s, frozenset(allowed), float(verify_timeout_s)
+            virtual_service_kind(version),
+            ttl_s,
+            None if allowed is None else frozenset(allowed),
+            float(verify_timeout_s),
         )
 
 
@@ -103,11 +126,20 @@ def parse_target(
 ) -> Target:
     """Check a target's names before any request: malformed names and protected namespaces."""
     namespace = parse_namespace(namespace)
-    if namespace in PROTECTED_NAMESPACES and namespace not in settings.allowed_namespaces:
+    allowed = settings.allowed_namespaces
+    if allowed is not None and namespace not in allowed:
+        raise ProtectedNamespace(
+            "namespace",
+            f"{namespace!r} is not in configuration {ALLOW_NAMESPACES_KEY} "
+            f"({', '.join(sorted(allowed)) or 'empty'})",
+            "add it there, or target one of those namespaces",
+        )
+    if namespace in PROTECTED_NAMESPACES and allowed is None:
         raise ProtectedNamespace(
             "namespace",
             f"{namespace!r} is protected: faults there can take down the cluster or the mesh",
-            f'allow it explicitly with configuration {ALLOW_NAMESPACES_KEY}: ["{namespace}"]',
+            f"allow it explicitly: list it (with every other namespace this experiment may "
+            f'touch) in configuration {ALLOW_NAMESPACES_KEY}, e.g. ["{namespace}"]',
         )
     if (virtual_service is None) == (host is None):
         raise InvalidInput(
@@ -163,11 +195,11 @@ def inject(
     Returns a journal-friendly report. When the data plane never shows the fault, the fault is
     removed again and FaultNotObserved raised: an experiment must not go on believing it.
     """
-    run.touch(kube, ref, verify_url)
 
     def plan(current: dict[str, Any]) -> dict[str, Any] | None:
         patch = edit.plan_injection(current, injection, allow_other_runs)
         if patch is not None:
+            run.touch(kube, ref, verify_url)
             run.ledger.intent(
                 ledger.INJECT, kube.host, ref, patch, prior=current, verify_url=verify_url
             )
@@ -177,7 +209,7 @@ def inject(
         try:
             outcome = kube.update(ref, plan)
         except NotFound as error:
-            raise _not_found(kube, ref) from error
+            raise not_found(kube, ref) from error
         recorded["routes"] = [r["name"] for r in edit.run_routes(outcome.resource, run.run_id)]
     report: dict[str, Any] = {
         "run_id": run.run_id,
@@ -382,11 +414,14 @@ def _owned_expiry(resource: Mapping[str, Any], run_id: str) -> str | None:
     return owner.expires_at.isoformat() if owner else None
 
 
-def _not_found(kube: Kube, ref: ResourceRef) -> TargetNotFound:
+def not_found(kube: Kube, ref: ResourceRef) -> TargetNotFound:
+    """The error for a VirtualService that is not there, listing those that are."""
     try:
         existing = _listing(kube.list(ref.kind, ref.namespace))
     except NotFound:
         existing = "(none: the namespace or the kind does not exist)"
+    if existing == "(none)":
+        existing = f"(none: does namespace {ref.namespace!r} exist?)"
     return TargetNotFound(
         "virtual_service",
         f"no VirtualService {ref.name!r} in namespace {ref.namespace!r}",

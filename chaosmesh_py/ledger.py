@@ -76,6 +76,8 @@ class Ledger:
         self.run_id = run_id
         self.path = directory / f"{run_id}.jsonl"
         self._lock = threading.Lock()
+        # Writes announced by an intent and not yet given an outcome, in this process.
+        self._pending: set[tuple[str, str, ResourceRef]] = set()
 
     def intent(
         self,
@@ -90,8 +92,14 @@ class Ledger:
         if prior is not None:
             record["prior"] = _forensic_copy(prior)
         self._append("intent", op, api, ref, record)
+        self._pending.add((op, api, ref))
 
     def outcome(self, op: str, api: str, ref: ResourceRef, result: str, **detail: Any) -> None:
+        """How the announced write went; nothing is recorded when no write was announced (the
+        run gave up before writing, e.g. on a refused read)."""
+        if (op, api, ref) not in self._pending:
+            return
+        self._pending.discard((op, api, ref))
         self._append("outcome", op, api, ref, {"result": result, **detail})
 
     def close(self, api: str) -> None:

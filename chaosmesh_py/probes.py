@@ -38,7 +38,11 @@ def fault_is_injected(
         target = injection.parse_target(namespace, virtual_service, host, settings)
         run = run_for(configuration)
         kube = Kube.connect(secrets)
-        resource = kube.get(injection.resolve(kube, target, settings.kind))
+        ref = injection.resolve(kube, target, settings.kind)
+        try:
+            resource = kube.get(ref)
+        except NotFound as error:
+            raise injection.not_found(kube, ref) from error
         owner = edit.ownership_of(resource, run.run_id)
         present = {r.get("name") for r in edit.run_routes(resource, run.run_id)}
         return owner is not None and bool(present) and set(owner.routes) <= present

@@ -47,7 +47,8 @@ def _later(**arguments):
         pytest.param(
             _later(),
             {"chaosmesh_ttl_s": "1h"},
-            "chaosmesh_ttl_s: must be a positive whole number of seconds, got '1h'",
+            "chaosmesh_ttl_s: must be a whole number of seconds from 1 to 2592000 (30 days), "
+            "got '1h'",
             id="bad-ttl-in-configuration",
         ),
     ],
