@@ -308,6 +308,15 @@ class Kube:
             if (problem := _certificate_problem(error)) is not None:
                 raise _untrusted(self.host, problem) from None
             raise _translate(error, verb, ref, self.host) from None
+        except AttributeError as error:
+            # Client 36 turns a TLS failure into an ApiException without a body, then fails
+            # decoding that body: the error that counts is the one it was handling.
+            original = error.__context__
+            if not isinstance(original, ApiException):
+                raise
+            if (problem := _certificate_problem(original)) is not None:
+                raise _untrusted(self.host, problem) from None
+            raise _translate(original, verb, ref, self.host) from None
         except HTTPError as error:
             if (problem := _certificate_problem(error)) is not None:
                 raise _untrusted(self.host, problem) from None

@@ -2,9 +2,12 @@
 during the rollback."""
 
 import json
+import re
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +131,27 @@ def test_ctrl_c_twice_during_the_rollback_does_not_stop_it(api, tmp_path, start)
     journal = json.loads((tmp_path / "journal.json").read_text())
     assert journal["chaosmesh"]["rollback_complete"] is True
     assert sum(len(r["removed"]) for r in journal["chaosmesh"]["rollback"]) == 4
+
+
+def test_rollback_from_another_shell_while_the_run_goes_on(api, tmp_path, start):
+    process = start([delay_action(), abort_action("reviews"), WAIT])
+    wait_for(lambda: log_has(tmp_path, "Action: wait"))
+    run_id = re.search(r"chaosmesh: run id (\w+)", (tmp_path / "chaos.log").read_text())[1]
+    assert len(leftover_faults(api)) == 5
+    other_shell = subprocess.run(
+        [Path(sys.executable).parent / "chaosmesh", "rollback", "--run", run_id],
+        env=environment(api, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert other_shell.returncode == 0, other_shell.stdout + other_shell.stderr
+    assert "removed 3 route(s) from 2 VirtualService(s)" in other_shell.stdout
+    assert leftover_faults(api) == []
+    assert process.poll() is None  # the run goes on, and later finds nothing left to remove
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=20) == 1
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    assert journal["chaosmesh"]["rollback_complete"] is True
+    assert [r["removed"] for r in journal["chaosmesh"]["rollback"]] == [[], []]
