@@ -202,25 +202,14 @@ def _parse(text: str) -> Any:
 
 
 def validate_experiment(path: Path) -> dict[str, Any]:
-    """What ``chaos validate`` and ``chaosmesh validate`` check; the experiment as loaded."""
-    from chaoslib.configuration import load_configuration
-    from chaoslib.exceptions import ChaosException
-    from chaoslib.experiment import ensure_experiment_is_valid
-    from chaoslib.loader import load_experiment
+    """What ``chaosmesh validate`` checks (``chaos validate``'s rules and every chaosmesh
+    argument's value); the experiment as loaded."""
+    from chaosmesh_py import experiment
 
-    from chaosmesh_py.control import argument_problems
-
-    try:
-        experiment: dict[str, Any] = load_experiment(str(path))
-        ensure_experiment_is_valid(experiment)
-        configuration = load_configuration(experiment.get("configuration", {}))
-    except (ChaosException, ValueError) as error:
-        # ValueError: a .json file holding YAML, which Chaos Toolkit's loader parses as JSON.
-        raise InputInvalid(f"Chaos Toolkit refuses the experiment: {error}") from None
-    problems = argument_problems(experiment, configuration)
+    problems = experiment.validation_problems(path)
     if problems:
-        raise InputInvalid("invalid chaosmesh arguments: " + "; ".join(problems))
-    return experiment
+        raise InputInvalid("; ".join(problems))
+    return experiment.load(path)
 
 
 def declares_control(experiment: Mapping[str, Any]) -> bool:
