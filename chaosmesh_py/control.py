@@ -20,6 +20,8 @@ What it does, and why Chaos Toolkit alone does not:
 - SIGINT and SIGTERM stop the experiment at once, even in the middle of a python activity
   (where Chaos Toolkit would only fail that activity and go on), and never interrupt a rollback
   (``chaosmesh_py.signals``);
+- the journal's copy of the experiment gets its inline secret values redacted (Chaos Toolkit
+  writes them in clear); env and vault references are kept;
 - when a rollback cannot finish, the journal and the log say which routes are left where, and
   the command that finishes it: ``chaosmesh rollback --run ID``, which replays the run's
   ledger (``chaosmesh_py.ledger``), as it does after ``kill -9``;
@@ -137,6 +139,29 @@ def after_experiment_control(
             summary["aborted_by_guardrail"] = guardrail.breach.to_json()
     if isinstance(state, dict):
         state[JOURNAL_KEY] = summary
+        _redact_inline_secrets(state)
+
+
+REDACTED = "<redacted by chaosmesh>"
+
+
+def _redact_inline_secrets(journal: dict[str, Any]) -> None:
+    """Chaos Toolkit writes the experiment into the journal, secrets and all: an inline value
+    (a token pasted into the experiment) is replaced; references (env, vault) are kept."""
+    experiment = journal.get("experiment")
+    if not isinstance(experiment, dict) or not isinstance(experiment.get("secrets"), dict):
+        return
+    redacted = {
+        scope: {
+            key: value if isinstance(value, dict) and "type" in value else REDACTED
+            for key, value in values.items()
+        }
+        if isinstance(values, dict)
+        else REDACTED
+        for scope, values in experiment["secrets"].items()
+    }
+    # A new mapping: the journal's experiment is a shallow copy of the one still running.
+    journal["experiment"] = {**experiment, "secrets": redacted}
 
 
 def _verify_timeout_s(configuration: dict[str, Any] | None) -> float:

@@ -84,3 +84,32 @@ def test_no_token_in_logs_ledger_journal_or_output(api, tmp_path, ledger_dir):
     assert len(written) >= 9 and all(written[:3])
     leaks = [text[:200] for text in written if TOKEN in text]
     assert not leaks, leaks
+
+
+def test_an_inline_secret_is_redacted_from_the_journal(api, tmp_path):
+    api.set_tokens({TOKEN: ("ci", [ISTIO])})
+    action = delay_action()
+    action["provider"]["secrets"] = ["k8s"]
+    path = write_experiment(tmp_path, [action])
+    experiment = json.loads(path.read_text())
+    experiment["secrets"] = {
+        "k8s": {"KUBERNETES_API_KEY": TOKEN, "KUBERNETES_HOST": {"type": "env", "key": "KUBE"}}
+    }
+    path.write_text(json.dumps(experiment))
+    run = subprocess.run(
+        [CHAOS, "--no-version-check", "run", "--journal-path", tmp_path / "journal.json", path],
+        cwd=ROOT,
+        env={**environment(api, tmp_path), "KUBE": api.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    assert journal["status"] == "completed", run.stderr[-2000:]
+    assert journal["run"][0]["status"] == "succeeded"  # the inline token was used
+    assert TOKEN not in (tmp_path / "journal.json").read_text()
+    assert journal["experiment"]["secrets"]["k8s"] == {
+        "KUBERNETES_API_KEY": "<redacted by chaosmesh>",
+        "KUBERNETES_HOST": {"type": "env", "key": "KUBE"},
+    }
