@@ -111,7 +111,7 @@ def roll_back_run(kube: Kube, directory: Path, run_id: str) -> Report:
 
     _visit(report, [(ref, [run_id], remove) for ref in refs])
     if report.complete:
-        run_ledger.close(kube.host)
+        ledger.best_effort(lambda: run_ledger.close(kube.host))
     return report
 
 

@@ -20,8 +20,8 @@ What it does, and why Chaos Toolkit alone does not:
 - SIGINT and SIGTERM stop the experiment at once, even in the middle of a python activity
   (where Chaos Toolkit would only fail that activity and go on), and never interrupt a rollback
   (``chaosmesh_py.signals``);
-- the journal's copy of the experiment gets its inline secret values redacted (Chaos Toolkit
-  writes them in clear); env and vault references are kept;
+- the journal gets every secret value of the experiment (inline, or read from the environment)
+  replaced by ``***`` wherever it appears: Chaos Toolkit writes them in clear;
 - when a rollback cannot finish, the journal and the log say which routes are left where, and
   the command that finishes it: ``chaosmesh rollback --run ID``, which replays the run's
   ledger (``chaosmesh_py.ledger``), as it does after ``kill -9``;
@@ -39,12 +39,14 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from typing import Any
 
 from chaosmesh_py import injection, ledger, signals
 from chaosmesh_py.errors import ChaosMeshError
 from chaosmesh_py.guardrail import Breach, Guardrail, parse_guardrails
 from chaosmesh_py.kube import ResourceRef
+from chaosmesh_py.redaction import redact_journal
 from chaosmesh_py.run import RUN_ID_KEY, Run, new_run_id, run_for, run_id_from
 
 logger = logging.getLogger("chaostoolkit")
@@ -139,29 +141,7 @@ def after_experiment_control(
             summary["aborted_by_guardrail"] = guardrail.breach.to_json()
     if isinstance(state, dict):
         state[JOURNAL_KEY] = summary
-        _redact_inline_secrets(state)
-
-
-REDACTED = "<redacted by chaosmesh>"
-
-
-def _redact_inline_secrets(journal: dict[str, Any]) -> None:
-    """Chaos Toolkit writes the experiment into the journal, secrets and all: an inline value
-    (a token pasted into the experiment) is replaced; references (env, vault) are kept."""
-    experiment = journal.get("experiment")
-    if not isinstance(experiment, dict) or not isinstance(experiment.get("secrets"), dict):
-        return
-    redacted = {
-        scope: {
-            key: value if isinstance(value, dict) and "type" in value else REDACTED
-            for key, value in values.items()
-        }
-        if isinstance(values, dict)
-        else REDACTED
-        for scope, values in experiment["secrets"].items()
-    }
-    # A new mapping: the journal's experiment is a shallow copy of the one still running.
-    journal["experiment"] = {**experiment, "secrets": redacted}
+        redact_journal(state, os.environ)
 
 
 def _verify_timeout_s(configuration: dict[str, Any] | None) -> float:
@@ -205,7 +185,8 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
                     }
                 )
         if not failed and run.ledger.path.exists():
-            run.ledger.close(",".join(sorted({kube.host for kube, _ in run.touched()})))
+            hosts = ",".join(sorted({kube.host for kube, _ in run.touched()}))
+            ledger.best_effort(lambda: run.ledger.close(hosts))
     if removed:
         count = sum(len(r["removed"]) for r in removed)
         logger.info(f"chaosmesh: rolled back run {run.run_id}: removed {count} route(s)")

@@ -10,6 +10,7 @@ in place of raising.
     │   ├── ProtectedNamespace  kube-system / istio-system without explicit permission
     │   └── TargetNotFound      no such VirtualService / route / host; lists what exists
     ├── OwnedByAnotherRun       another run's faults sit on the resource
+    ├── LedgerUnwritable        the run's ledger cannot be written: nothing is injected
     └── ApiError                the Kubernetes API refused or could not be reached
         ├── Forbidden           403: names the verb, resource and namespace needed
         ├── Unauthorized        401
@@ -54,6 +55,11 @@ class TargetNotFound(InvalidInput):
 
 class OwnedByAnotherRun(ChaosMeshError):
     """Another run has faults on the resource; sharing it must be asked for explicitly."""
+
+
+class LedgerUnwritable(ChaosMeshError):
+    """The ledger (``chaosmesh_py.ledger``) cannot be written. An injection stops before its
+    write: a fault the ledger does not know of could outlive the runner."""
 
 
 class ApiError(ChaosMeshError):

@@ -44,7 +44,7 @@ carried by the exception ``raise_for`` raises::
     └── InputInvalid         exit 2 (also raised for one input, and reported in its row)
 
 Reports hold verdict fields only (input, outcome, reasons, title, duration, run id, journal
-path): journals hold the experiment's inline secrets in clear text, reports never do.
+path), secrets replaced by ``***``; the control does the same to the journals it ends.
 """
 
 from __future__ import annotations

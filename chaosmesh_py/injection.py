@@ -275,7 +275,7 @@ def remove(
                 r for r in edit.run_routes(current, run_id) if only is None or r["name"] in only
             ]
             if run_ledger is not None:
-                run_ledger.intent(ledger.REMOVE, kube.host, ref, patch)
+                ledger.best_effort(lambda: run_ledger.intent(ledger.REMOVE, kube.host, ref, patch))
         return patch
 
     with _outcome_recorded(run_ledger, ledger.REMOVE, kube.host, ref) as recorded:
@@ -344,10 +344,11 @@ def _outcome_recorded(
             # may still land (see ``remove``'s fence).
             refused = isinstance(error, InvalidInput | Refused)
             result = ledger.FAILED if refused else ledger.UNKNOWN
-            run_ledger.outcome(op, api, ref, result, error=_error_text(error))
+            text = _error_text(error)
+            ledger.best_effort(lambda: run_ledger.outcome(op, api, ref, result, error=text))
         raise
     if run_ledger is not None:
-        run_ledger.outcome(op, api, ref, ledger.APPLIED, **recorded)
+        ledger.best_effort(lambda: run_ledger.outcome(op, api, ref, ledger.APPLIED, **recorded))
 
 
 def _error_text(error: BaseException) -> str:

@@ -15,15 +15,19 @@ Nothing secret goes in: the API's URL, never its credentials.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chaosmesh_py.errors import LedgerUnwritable
 from chaosmesh_py.kube import ResourceKind, ResourceRef
+
+logger = logging.getLogger("chaostoolkit")
 
 LEDGER_DIR_ENV = "CHAOSMESH_LEDGER_DIR"
 LEDGER_DIR_KEY = "chaosmesh_ledger_dir"
@@ -122,17 +126,36 @@ class Ledger:
         }
         line = (json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n").encode()
         with self._lock:
-            new = not self.path.exists()
-            if new:
-                self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, line)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            if new:
-                _fsync_directory(self.directory)
+                self._write(line)
+            except OSError as error:
+                raise LedgerUnwritable(
+                    f"cannot write the ledger {self.path}: {error.strerror or error}; set "
+                    f"{LEDGER_DIR_ENV} (or configuration {LEDGER_DIR_KEY}) to a writable "
+                    "directory on a persistent disk"
+                ) from None
+
+    def _write(self, line: bytes) -> None:
+        new = not self.path.exists()
+        if new:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if new:
+            _fsync_directory(self.directory)
+
+
+def best_effort(record: Callable[[], None]) -> None:
+    """Make a record that must not stop what it records: a removal, or an outcome (a missing
+    outcome only makes a later rollback fence first). An injection's intent is not one."""
+    try:
+        record()
+    except LedgerUnwritable as error:
+        logger.warning(f"chaosmesh: {error}")
 
 
 def read(path: Path) -> Iterator[Entry]:

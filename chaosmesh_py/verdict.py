@@ -56,12 +56,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
+from chaosmesh_py.redaction import Redactor, secret_values
+
 Outcome = Literal["pass", "fail", "rollback-incomplete"]
 
 ACTIONS_MODULE = "chaosmesh_py.actions"
 ROLLBACKS_MODULE = "chaosmesh_py.rollbacks"
 CONTROL_KEY = "chaosmesh"
-REDACTED = "***"
 
 # What Chaos Toolkit 1.19 means by each status other than completed (chaoslib/run.py).
 _STATUS_CAUSES = {
@@ -144,7 +145,7 @@ def grade(
         outcome = "fail"
     else:
         outcome = "pass"
-    hide = _Redactor(secret_values(experiment.get("secrets"), environ or {}))
+    hide = Redactor(secret_values(experiment.get("secrets"), environ or {}))
     duration = journal.get("duration")
     return Verdict(
         outcome=outcome,
@@ -366,40 +367,6 @@ def _control(
         )
         for f in failed
     ]
-
-
-def secret_values(secrets: object, environ: Mapping[str, str]) -> set[str]:
-    """Every secret value an experiment's ``secrets`` block holds or names in ``environ``."""
-    values: set[str] = set()
-
-    def collect(node: object) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "env":
-                value = environ.get(str(node.get("key")), node.get("default"))
-                if isinstance(value, str) and value:
-                    values.add(value)
-                return
-            for child in node.values():
-                collect(child)
-        elif isinstance(node, list):
-            for child in node:
-                collect(child)
-        elif isinstance(node, str) and node:
-            values.add(node)
-
-    collect(secrets)
-    return values
-
-
-class _Redactor:
-    def __init__(self, secrets: set[str]) -> None:
-        # Longest first: a secret that contains another must vanish whole.
-        self._secrets = sorted(secrets, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
 
 
 def _run_id(experiment: Mapping[str, Any], control: Mapping[str, Any] | None) -> str | None:

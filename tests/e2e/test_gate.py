@@ -152,9 +152,9 @@ def test_a_clean_run_passes_and_its_reports_are_well_formed(api, tmp_path):
     assert case.get("name") == str(path)
     assert case.find("failure") is None
 
-    # The journal holds the inline secret in clear text; no report does.
-    assert "s3cr3t-gate-token" in json.dumps(journal)
-    for text in (done.stdout, (tmp_path / "report.json").read_text()):
+    # Neither the journal (the control redacts it) nor any report holds the inline secret.
+    assert journal["experiment"]["title"] == "clean run for ***"
+    for text in (done.stdout, (tmp_path / "report.json").read_text(), json.dumps(journal)):
         assert "s3cr3t-gate-token" not in text
     assert b"s3cr3t-gate-token" not in (tmp_path / "report.xml").read_bytes()
     # The experiment declared the control: the gate did not add it a second time.

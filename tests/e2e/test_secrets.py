@@ -86,12 +86,13 @@ def test_no_token_in_logs_ledger_journal_or_output(api, tmp_path, ledger_dir):
     assert not leaks, leaks
 
 
-def test_an_inline_secret_is_redacted_from_the_journal(api, tmp_path):
+def test_secret_values_are_redacted_from_the_journal(api, tmp_path):
     api.set_tokens({TOKEN: ("ci", [ISTIO])})
     action = delay_action()
     action["provider"]["secrets"] = ["k8s"]
     path = write_experiment(tmp_path, [action])
     experiment = json.loads(path.read_text())
+    experiment["title"] = "uses ${KUBERNETES_API_KEY}"  # Chaos Toolkit substitutes the secret
     experiment["secrets"] = {
         "k8s": {"KUBERNETES_API_KEY": TOKEN, "KUBERNETES_HOST": {"type": "env", "key": "KUBE"}}
     }
@@ -109,7 +110,9 @@ def test_an_inline_secret_is_redacted_from_the_journal(api, tmp_path):
     assert journal["status"] == "completed", run.stderr[-2000:]
     assert journal["run"][0]["status"] == "succeeded"  # the inline token was used
     assert TOKEN not in (tmp_path / "journal.json").read_text()
+    assert journal["experiment"]["title"] == "uses ***"
     assert journal["experiment"]["secrets"]["k8s"] == {
-        "KUBERNETES_API_KEY": "<redacted by chaosmesh>",
+        "KUBERNETES_API_KEY": "***",
         "KUBERNETES_HOST": {"type": "env", "key": "KUBE"},
     }
+    assert api.url not in (tmp_path / "journal.json").read_text()  # an env secret's value

@@ -14,6 +14,7 @@ from chaosmesh_py import cleanup, injection, ledger
 from chaosmesh_py.actions import inject_abort, inject_delay
 from chaosmesh_py.apiserver import ApiFault
 from chaosmesh_py.cli import main
+from chaosmesh_py.control import roll_back as control_roll_back
 from chaosmesh_py.edit import Injection, plan_injection
 from chaosmesh_py.errors import ConflictPersisted
 from chaosmesh_py.fault import Delay
@@ -264,3 +265,23 @@ def test_halt_that_cannot_write_says_what_is_left_and_exits_3(api):
     assert "Traceback" not in done.stdout + done.stderr
     api.clear_faults()
     assert chaosmesh("halt").returncode == 0
+
+
+def test_no_injection_without_a_ledger_but_removal_goes_on(api, configuration, tmp_path):
+    before = read(api)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    configuration["chaosmesh_ledger_dir"] = str(blocked / "ledger")  # a file is in the way
+    with pytest.raises(ActivityFailed, match=r"LedgerUnwritable: cannot write the ledger .*"):
+        delay_jason(configuration)
+    assert [r for r in api.request_log if r.method == "PATCH"] == []
+    assert exact(read(api)) == exact(before)
+    # The ledger breaks after the injection: the rollback must still happen.
+    configuration["chaosmesh_run_id"] += "-b"
+    del configuration["chaosmesh_ledger_dir"]
+    delay_jason(configuration)
+    run_for(configuration).ledger.directory = blocked / "ledger"
+    run_for(configuration).ledger.path = blocked / "ledger" / "x.jsonl"
+    summary = control_roll_back(run_for(configuration))
+    assert summary["rollback_complete"] is True
+    assert exact(read(api)) == exact(before)
