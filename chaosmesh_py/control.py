@@ -187,6 +187,7 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
         if not failed and run.ledger.path.exists():
             hosts = ",".join(sorted({kube.host for kube, _ in run.touched()}))
             ledger.best_effort(lambda: run.ledger.close(hosts))
+            ledger.prune(run.ledger.directory)
     if removed:
         count = sum(len(r["removed"]) for r in removed)
         logger.info(f"chaosmesh: rolled back run {run.run_id}: removed {count} route(s)")

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +41,9 @@ FAILED = "failed"  # the server refused it: nothing landed
 UNKNOWN = "unknown"  # the answer was lost or the run was interrupted: it may land yet
 # Written once a rollback found nothing of the run left anywhere: ``--all`` skips the run.
 CLOSED = "closed"
+
+# A closed ledger (its run fully rolled back) is kept this long for forensics, then pruned.
+KEEP_CLOSED_S = 30 * 24 * 3600
 
 # Kept out of the forensic copy: large, and of no use to someone reading what was there.
 _NOISY_METADATA = ("managedFields",)
@@ -182,6 +186,20 @@ def run_ids(directory: Path) -> list[str]:
         return []
     files = sorted(directory.glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
     return [path.stem for path in files]
+
+
+def prune(directory: Path, keep_s: float = KEEP_CLOSED_S) -> list[str]:
+    """Delete the ledgers of runs rolled back completely more than ``keep_s`` ago; the runs."""
+    cutoff = time.time() - keep_s
+    pruned = []
+    for path in directory.glob("*.jsonl") if directory.is_dir() else []:
+        try:
+            if path.stat().st_mtime < cutoff and is_closed(list(read(path))):
+                path.unlink()
+                pruned.append(path.stem)
+        except OSError:
+            continue  # another process pruned it, or it is not ours to delete
+    return pruned
 
 
 def is_closed(entries: list[Entry]) -> bool:

@@ -1,8 +1,10 @@
 """The ledger, and clean-up from outside a run: `chaosmesh rollback`, `halt`, `reap`."""
 
 import json
+import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -285,3 +287,19 @@ def test_no_injection_without_a_ledger_but_removal_goes_on(api, configuration, t
     summary = control_roll_back(run_for(configuration))
     assert summary["rollback_complete"] is True
     assert exact(read(api)) == exact(before)
+
+
+def test_closed_ledgers_are_pruned_after_30_days_open_ones_never(api, configuration, ledger_dir):
+    month_ago = time.time() - 31 * 24 * 3600
+    for run_id, closed in (("oldclosed", True), ("oldopen", False), ("newclosed", True)):
+        old = ledger.Ledger(ledger_dir, run_id)
+        old.intent("inject", api.url, ResourceRef(KIND, NAMESPACE, "ratings"), {})
+        if closed:
+            old.close(api.url)
+        if run_id.startswith("old"):
+            os.utime(old.path, (month_ago, month_ago))
+    delay_jason(configuration)
+    assert control_roll_back(run_for(configuration))["rollback_complete"]
+    assert sorted(ledger.run_ids(ledger_dir)) == sorted(
+        ["oldopen", "newclosed", configuration["chaosmesh_run_id"]]
+    )
