@@ -26,26 +26,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.inject_rollback import CRDS, seed  # noqa: E402
+from bench.inject_rollback import CRDS, inject_delays, seed  # noqa: E402
 from chaosmesh_py import cleanup, control  # noqa: E402
-from chaosmesh_py.actions import inject_delay  # noqa: E402
 from chaosmesh_py.apiserver import ApiServer  # noqa: E402
 from chaosmesh_py.kube import Kube, virtual_service_kind  # noqa: E402
 from chaosmesh_py.run import run_for  # noqa: E402
 
 
 def inject_all(targets: list[tuple[str, str]], run_id: str) -> float:
-    configuration = {"chaosmesh_run_id": run_id, "chaosmesh_verify_timeout_s": 0}
     started = time.perf_counter()
-    for namespace, name in targets:
-        inject_delay(
-            fixed_delay="100ms",
-            percentage=100,
-            virtual_service=name,
-            namespace=namespace,
-            headers={"end-user": "jason"},
-            configuration=configuration,
-        )
+    inject_delays(targets, {"chaosmesh_run_id": run_id, "chaosmesh_verify_timeout_s": 0})
     return time.perf_counter() - started
 
 

@@ -81,13 +81,12 @@ def reap(
 
 def roll_back_run(kube: Kube, directory: Path, run_id: str) -> Report:
     """Remove what run ``run_id`` still has in place on every resource its ledger names."""
-    path = directory / f"{run_id}.jsonl"
-    if not path.exists():
+    run_ledger = ledger.Ledger(directory, run_id)
+    if not run_ledger.path.exists():
         known = ", ".join(ledger.run_ids(directory)) or "(none)"
         raise InvalidInput(
             "--run", f"no ledger for run {run_id!r} in {directory}", f"runs with a ledger: {known}"
         )
-    run_ledger = ledger.Ledger(directory, run_id)
     entries = run_ledger.entries()
     in_flight = ledger.uncertain(entries)
     report = Report()

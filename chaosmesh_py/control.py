@@ -45,7 +45,6 @@ from typing import Any
 from chaosmesh_py import injection, ledger, signals
 from chaosmesh_py.errors import ChaosMeshError
 from chaosmesh_py.guardrail import Breach, Guardrail, parse_guardrails
-from chaosmesh_py.kube import ResourceRef
 from chaosmesh_py.redaction import redact_journal
 from chaosmesh_py.run import RUN_ID_KEY, Run, new_run_id, run_for, run_id_from
 
@@ -169,7 +168,8 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
     removed = []
     failed = []
     with signals.deferred():
-        in_flight = ledger.uncertain(run.ledger.entries()) if run.ledger.path.exists() else set()
+        entries = run.ledger.entries()
+        in_flight = ledger.uncertain(entries)
         for kube, ref in run.touched():
             fence = (kube.host, ref) in in_flight
             try:
@@ -180,11 +180,11 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
                 failed.append(
                     {
                         "virtual_service": f"{ref.namespace}/{ref.name}",
-                        "routes_left": _routes_last_applied(run, ref),
+                        "routes_left": ledger.routes_last_applied(entries, ref),
                         "error": str(error),
                     }
                 )
-        if not failed and run.ledger.path.exists():
+        if not failed and entries:
             hosts = ",".join(sorted({kube.host for kube, _ in run.touched()}))
             ledger.best_effort(lambda: run.ledger.close(hosts))
             ledger.prune(run.ledger.directory)
@@ -209,15 +209,6 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
             f"(its ledger: {run.ledger.path})"
         )
     return summary
-
-
-def _routes_last_applied(run: Run, ref: ResourceRef) -> list[str]:
-    """The routes the ledger last saw the run add to ``ref``: what may still be there."""
-    routes: list[str] = []
-    for entry in run.ledger.entries() if run.ledger.path.exists() else []:
-        if entry.ref == ref and entry.event == "outcome" and entry.op == ledger.INJECT:
-            routes = list(entry.detail.get("routes") or routes)
-    return routes
 
 
 def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any]) -> list[str]:

@@ -288,7 +288,7 @@ def remove(
         recorded["routes"] = [r["name"] for r in removed] if outcome.wrote else []
     report: dict[str, Any] = {
         "virtual_service": f"{ref.namespace}/{ref.name}",
-        "removed": [r["name"] for r in removed] if outcome.wrote else [],
+        "removed": recorded["routes"],
         "api_attempts": outcome.attempts,
     }
     if verify_timeout_s > 0 and report["removed"]:

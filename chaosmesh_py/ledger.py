@@ -114,7 +114,8 @@ class Ledger:
         self._append(CLOSED, CLOSED, api, None, {})
 
     def entries(self) -> list[Entry]:
-        return list(read(self.path))
+        """Every record so far; none when the run never announced a write."""
+        return list(read(self.path)) if self.path.exists() else []
 
     def _append(
         self, event: str, op: str, api: str, ref: ResourceRef | None, detail: dict[str, Any]
@@ -227,6 +228,16 @@ def uncertain(entries: list[Entry]) -> set[tuple[str, ResourceRef]]:
         for key, entry in last.items()
         if entry.event == "intent" or entry.detail.get("result") == UNKNOWN
     }
+
+
+def routes_last_applied(entries: list[Entry], ref: ResourceRef) -> list[str]:
+    """The routes the last applied injection into ``ref`` left there: what may still be in
+    place when a removal fails."""
+    routes: list[str] = []
+    for entry in entries:
+        if entry.ref == ref and entry.op == INJECT and entry.detail.get("result") == APPLIED:
+            routes = list(entry.detail.get("routes") or routes)
+    return routes
 
 
 _ENVELOPE = ("at", "event", "op", "api", "resource")

@@ -79,6 +79,30 @@ def leftover_faults(server):
     return left
 
 
+def abort_action(name, virtual_service, **arguments):
+    """An experiment action: a 503 for every request to ``virtual_service`` in Bookinfo's
+    namespace (``arguments`` add or override, e.g. headers for narrowing)."""
+    return python_activity(
+        name,
+        "chaosmesh_py.actions",
+        "inject_abort",
+        virtual_service=virtual_service,
+        namespace=NAMESPACE,
+        http_status=503,
+        percentage=100,
+        **arguments,
+    )
+
+
+def python_activity(name, module, func, **arguments):
+    """An experiment action calling ``module.func(**arguments)``."""
+    return {
+        "type": "action",
+        "name": name,
+        "provider": {"type": "python", "module": module, "func": func, "arguments": arguments},
+    }
+
+
 @pytest.fixture
 def configuration():
     """A fresh run per test, as the control would give one to a `chaos run`."""

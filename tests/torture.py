@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaosmesh_py.apiserver.patch import PatchType
-from tests.conftest import NAMESPACE, ROOT, leftover_faults
+from tests.conftest import NAMESPACE, ROOT, abort_action, leftover_faults, python_activity
 
 BIN = Path(sys.executable).parent
 V1 = "networking.istio.io/v1"
@@ -35,17 +35,17 @@ CONTROL = {"name": "chaosmesh", "provider": {"type": "python", "module": "chaosm
 
 
 def experiment(run_id: str) -> dict:
-    def action(name, func, **arguments):
-        return {
-            "type": "action",
-            "name": name,
-            "provider": {
-                "type": "python",
-                "module": "chaosmesh_py.actions",
-                "func": func,
-                "arguments": {"namespace": NAMESPACE, "percentage": 100, **arguments},
-            },
-        }
+    def delay(name, virtual_service, fixed_delay, **arguments):
+        return python_activity(
+            name,
+            "chaosmesh_py.actions",
+            "inject_delay",
+            virtual_service=virtual_service,
+            namespace=NAMESPACE,
+            fixed_delay=fixed_delay,
+            percentage=100,
+            **arguments,
+        )
 
     return {
         "title": "torture",
@@ -53,33 +53,17 @@ def experiment(run_id: str) -> dict:
         "configuration": {"chaosmesh_run_id": run_id},
         "controls": [CONTROL],
         "method": [
-            action(
-                "delay-ratings",
-                "inject_delay",
-                virtual_service="ratings",
-                fixed_delay="5s",
-                headers={"end-user": "jason"},
-            ),
-            action("abort-reviews", "inject_abort", virtual_service="reviews", http_status=503),
+            delay("delay-ratings", "ratings", "5s", headers={"end-user": "jason"}),
+            abort_action("abort-reviews", "reviews"),
             {
                 "type": "action",
                 "name": "hold",
                 "provider": {"type": "process", "path": "true"},
                 "pauses": {"after": 0.5},
             },
-            action("delay-details", "inject_delay", virtual_service="details", fixed_delay="1s"),
+            delay("delay-details", "details", "1s"),
         ],
-        "rollbacks": [
-            {
-                "type": "action",
-                "name": "remove",
-                "provider": {
-                    "type": "python",
-                    "module": "chaosmesh_py.rollbacks",
-                    "func": "remove_faults",
-                },
-            }
-        ],
+        "rollbacks": [python_activity("remove", "chaosmesh_py.rollbacks", "remove_faults")],
     }
 
 

@@ -12,39 +12,12 @@ from pathlib import Path
 import pytest
 
 from chaosmesh_py.apiserver import ApiFault
-from tests.conftest import NAMESPACE, leftover_faults
+from tests.conftest import abort_action, leftover_faults, python_activity
 from tests.e2e.test_chaos_run import CHAOS, ROOT, delay_action, environment, write_experiment
 
 pytestmark = pytest.mark.slow
 
-WAIT = {
-    "type": "action",
-    "name": "wait",
-    "provider": {
-        "type": "python",
-        "module": "tests.e2e.slow",
-        "func": "wait",
-        "arguments": {"seconds": 30},
-    },
-}
-
-
-def abort_action(name):
-    return {
-        "type": "action",
-        "name": f"abort-{name}",
-        "provider": {
-            "type": "python",
-            "module": "chaosmesh_py.actions",
-            "func": "inject_abort",
-            "arguments": {
-                "virtual_service": name,
-                "namespace": NAMESPACE,
-                "http_status": 503,
-                "percentage": 100,
-            },
-        },
-    }
+WAIT = python_activity("wait", "tests.e2e.slow", "wait", seconds=30)
 
 
 @pytest.fixture
@@ -96,7 +69,7 @@ def log_has(tmp_path, text):
 
 
 def test_sigterm_during_a_python_activity_stops_the_run_and_rolls_back(api, tmp_path, start):
-    process = start([delay_action(), WAIT, abort_action("reviews")])
+    process = start([delay_action(), WAIT, abort_action("abort-reviews", "reviews")])
     wait_for(lambda: log_has(tmp_path, "Action: wait"))
     assert len(leftover_faults(api)) == 2  # ratings' route and annotation
     sent = time.monotonic()
@@ -112,7 +85,11 @@ def test_sigterm_during_a_python_activity_stops_the_run_and_rolls_back(api, tmp_
 
 
 def test_ctrl_c_twice_during_the_rollback_does_not_stop_it(api, tmp_path, start):
-    method = [abort_action("ratings"), abort_action("reviews"), abort_action("details")]
+    method = [
+        abort_action("abort-ratings", "ratings"),
+        abort_action("abort-reviews", "reviews"),
+        abort_action("abort-details", "details"),
+    ]
     process = start([*method, WAIT])
     wait_for(lambda: log_has(tmp_path, "Action: wait"))
     assert len(leftover_faults(api)) == 7  # 4 routes (reviews has 2), 3 annotations
@@ -134,7 +111,7 @@ def test_ctrl_c_twice_during_the_rollback_does_not_stop_it(api, tmp_path, start)
 
 
 def test_rollback_from_another_shell_while_the_run_goes_on(api, tmp_path, start):
-    process = start([delay_action(), abort_action("reviews"), WAIT])
+    process = start([delay_action(), abort_action("abort-reviews", "reviews"), WAIT])
     wait_for(lambda: log_has(tmp_path, "Action: wait"))
     run_id = re.search(r"chaosmesh: run id (\w+)", (tmp_path / "chaos.log").read_text())[1]
     assert len(leftover_faults(api)) == 5

@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 import requests
 
-from tests.conftest import NAMESPACE, ROOT
+from tests.conftest import ROOT, abort_action
 from tests.e2e.test_chaos_run import CHAOS, environment
 
 pytestmark = pytest.mark.slow
@@ -19,23 +19,7 @@ INTERVAL_S = 0.25
 
 
 def abort_ratings(name, **narrowing):
-    return {
-        "type": "action",
-        "name": name,
-        "provider": {
-            "type": "python",
-            "module": "chaosmesh_py.actions",
-            "func": "inject_abort",
-            "arguments": {
-                "virtual_service": "ratings",
-                "namespace": NAMESPACE,
-                "http_status": 503,
-                "percentage": 100,
-                **narrowing,
-            },
-        },
-        "pauses": {"after": 2},
-    }
+    return {**abort_action(name, "ratings", **narrowing), "pauses": {"after": 2}}
 
 
 def test_a_leaked_fault_trips_the_load_guardrail_and_is_rolled_back(mesh, tmp_path):
