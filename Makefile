@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 
 # The main job: the Bookinfo fault-injection experiment end to end on this machine.
 run: install
-	$(BIN)/python -m chaosmesh_py.demo experiments/bookinfo-ratings-delay.json
+	$(BIN)/python -m chaosmesh_py.localmesh.demo experiments/bookinfo-ratings-delay.json
 
 # Everything CI runs: lint and types, the suite, and the suite again on the oldest
 # supported kubernetes client.
@@ -36,6 +36,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .

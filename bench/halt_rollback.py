@@ -27,10 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.inject_rollback import CRDS, inject_delays, seed  # noqa: E402
-from chaosmesh_py import cleanup, control  # noqa: E402
-from chaosmesh_py.apiserver import ApiServer  # noqa: E402
+from chaosmesh_py import control  # noqa: E402
+from chaosmesh_py.engine import cleanup  # noqa: E402
+from chaosmesh_py.engine.run import run_for  # noqa: E402
 from chaosmesh_py.kube import Kube, virtual_service_kind  # noqa: E402
-from chaosmesh_py.run import run_for  # noqa: E402
+from chaosmesh_py.localmesh.apiserver import ApiServer  # noqa: E402
 
 
 def inject_all(targets: list[tuple[str, str]], run_id: str) -> float:

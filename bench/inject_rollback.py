@@ -24,9 +24,9 @@ from pathlib import Path
 
 from kubernetes import client
 
-from chaosmesh_py.actions import inject_delay
-from chaosmesh_py.apiserver import ApiServer
-from chaosmesh_py.rollbacks import remove_faults
+from chaosmesh_py.faults.actions import inject_delay
+from chaosmesh_py.faults.rollbacks import remove_faults
+from chaosmesh_py.localmesh.apiserver import ApiServer
 
 ROOT = Path(__file__).resolve().parents[1]
 CRDS = ROOT.parent / "shared/istio/crds-1.30.3.gen.yaml"

@@ -38,8 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chaosmesh_py.load import LoadSpec, measure_load, run_load  # noqa: E402
-from chaosmesh_py.local import lifecycle  # noqa: E402
+from chaosmesh_py.localmesh import lifecycle  # noqa: E402
+from chaosmesh_py.observe.load import LoadSpec, measure_load, run_load  # noqa: E402
 
 UVLOOP = importlib.util.find_spec("uvloop") is not None
 

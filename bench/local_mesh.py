@@ -29,11 +29,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chaosmesh_py.actions import inject_abort, inject_delay  # noqa: E402
-from chaosmesh_py.local.lifecycle import DEFAULT_MANIFESTS, default_crds  # noqa: E402
-from chaosmesh_py.local.mesh import LocalMesh  # noqa: E402
-from chaosmesh_py.local.topology import free_ports  # noqa: E402
-from chaosmesh_py.rollbacks import remove_faults  # noqa: E402
+from chaosmesh_py.faults.actions import inject_abort, inject_delay  # noqa: E402
+from chaosmesh_py.faults.rollbacks import remove_faults  # noqa: E402
+from chaosmesh_py.localmesh.lifecycle import DEFAULT_MANIFESTS, default_crds  # noqa: E402
+from chaosmesh_py.localmesh.mesh import LocalMesh  # noqa: E402
+from chaosmesh_py.localmesh.topology import free_ports  # noqa: E402
 from tests.local.conftest import httpbin_route  # noqa: E402
 from tests.local.load import burst  # noqa: E402
 

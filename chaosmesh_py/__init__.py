@@ -1,8 +1,9 @@
 """chaosmesh_py: Istio-native chaos engineering for Chaos Toolkit.
 
-Chaos Toolkit finds the extension's activities through ``discover``; the activities live in
-``chaosmesh_py.actions``, ``chaosmesh_py.rollbacks`` and ``chaosmesh_py.probes``, and the control
-that guarantees rollback in ``chaosmesh_py.control``.
+Chaos Toolkit finds the extension's activities through ``discover``. Each capability has its
+own surface: ``chaosmesh_py.faults.{actions,rollbacks,probes}`` (delays and aborts),
+``chaosmesh_py.observe.probes`` (load, Istio metrics, Envoy counters); the control that
+guarantees rollback is ``chaosmesh_py.control``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -27,7 +28,8 @@ def discover(discover_system: bool = True) -> Any:
     )
 
     discovery = initialize_discovery_result(DISTRIBUTION, __version__, "istio")
-    discovery["activities"].extend(discover_actions("chaosmesh_py.actions"))
-    discovery["activities"].extend(discover_actions("chaosmesh_py.rollbacks"))
-    discovery["activities"].extend(discover_probes("chaosmesh_py.probes"))
+    discovery["activities"].extend(discover_actions("chaosmesh_py.faults.actions"))
+    discovery["activities"].extend(discover_actions("chaosmesh_py.faults.rollbacks"))
+    discovery["activities"].extend(discover_probes("chaosmesh_py.faults.probes"))
+    discovery["activities"].extend(discover_probes("chaosmesh_py.observe.probes"))
     return discovery

@@ -19,12 +19,12 @@ What it does, and why Chaos Toolkit alone does not:
   still left;
 - SIGINT and SIGTERM stop the experiment at once, even in the middle of a python activity
   (where Chaos Toolkit would only fail that activity and go on), and never interrupt a rollback
-  (``chaosmesh_py.signals``);
+  (``chaosmesh_py.engine.signals``);
 - the journal gets every secret value of the experiment (inline, or read from the environment)
   replaced by ``***`` wherever it appears: Chaos Toolkit writes them in clear;
 - when a rollback cannot finish, the journal and the log say which routes are left where, and
   the command that finishes it: ``chaosmesh rollback --run ID``, which replays the run's
-  ledger (``chaosmesh_py.ledger``), as it does after ``kill -9``;
+  ledger (``chaosmesh_py.engine.ledger``), as it does after ``kill -9``;
 - with ``guardrails`` among its arguments (probes with tolerances, run every
   ``guardrail_interval_s`` while the method runs), a breach removes every fault of the run at
   once and then stops the experiment (Chaos Toolkit's SIGUSR1: the run ends "interrupted"). The
@@ -42,11 +42,12 @@ import logging
 import os
 from typing import Any
 
-from chaosmesh_py import injection, ledger, signals
+from chaosmesh_py.engine import ledger, signals
+from chaosmesh_py.engine.guardrail import Breach, Guardrail, parse_guardrails
+from chaosmesh_py.engine.redaction import redact_journal
+from chaosmesh_py.engine.run import RUN_ID_KEY, Run, new_run_id, run_for, run_id_from
 from chaosmesh_py.errors import ChaosMeshError
-from chaosmesh_py.guardrail import Breach, Guardrail, parse_guardrails
-from chaosmesh_py.redaction import redact_journal
-from chaosmesh_py.run import RUN_ID_KEY, Run, new_run_id, run_for, run_id_from
+from chaosmesh_py.faults import injection
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -215,7 +216,7 @@ def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any])
     """One line per chaosmesh activity whose arguments would fail, naming activity and field."""
     from chaoslib import substitute
 
-    from chaosmesh_py import actions, probes, rollbacks
+    from chaosmesh_py.faults import actions, probes, rollbacks
 
     problems = []
     for control in experiment.get("controls") or []:

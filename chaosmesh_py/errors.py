@@ -2,8 +2,8 @@
 
 Every failure the project knows how to explain is one of these, raised with a message that names
 the field or the resource and says what to do. Chaos Toolkit activities convert them to
-``ActivityFailed`` at the boundary (see ``chaosmesh_py.activity``); nothing returns a status dict
-in place of raising.
+``ActivityFailed`` at the boundary (see ``chaosmesh_py.engine.activity``); nothing returns a
+status dict in place of raising.
 
     ChaosMeshError
     ├── InvalidInput            bad arguments or experiment: names the field and the fix
@@ -23,6 +23,8 @@ in place of raising.
 """
 
 from __future__ import annotations
+
+import reprlib
 
 # Remote bodies can be large (a whole object echoed back); keep messages readable.
 _MAX_REMOTE_MESSAGE = 500
@@ -58,7 +60,7 @@ class OwnedByAnotherRun(ChaosMeshError):
 
 
 class LedgerUnwritable(ChaosMeshError):
-    """The ledger (``chaosmesh_py.ledger``) cannot be written. An injection stops before its
+    """The ledger (``chaosmesh_py.engine.ledger``) cannot be written. An injection stops before its
     write: a fault the ledger does not know of could outlive the runner."""
 
 
@@ -114,3 +116,17 @@ def shorten(text: str) -> str:
     if len(text) <= _MAX_REMOTE_MESSAGE:
         return text
     return text[:_MAX_REMOTE_MESSAGE] + "… (truncated)"
+
+
+# Values echoed in error messages are cut short: a 10 MB string must not fill the screen.
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 60
+_SHORT.maxother = 60
+_SHORT.maxlong = 40
+_SHORT.maxlevel = 3
+_SHORT.maxdict = _SHORT.maxlist = _SHORT.maxtuple = 6
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` cut to a readable length, for error messages."""
+    return _SHORT.repr(value)

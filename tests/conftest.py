@@ -1,7 +1,8 @@
 """Fixtures shared by every test folder: the Kubernetes API double, run ids, credentials.
 
-The double is a real HTTP server (``chaosmesh_py.apiserver``) validating against Istio's own
-CRDs; tests drive it through the real ``kubernetes`` client, exactly as against a cluster.
+The double is a real HTTP server (``chaosmesh_py.localmesh.apiserver``) validating against
+Istio's own CRDs; tests drive it through the real ``kubernetes`` client, exactly as against a
+cluster.
 """
 
 import itertools
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chaosmesh_py.apiserver import ApiServer
+from chaosmesh_py.localmesh.apiserver import ApiServer
 
 ROOT = Path(__file__).resolve().parents[1]
 ISTIO_CRDS = Path(
@@ -84,7 +85,7 @@ def abort_action(name, virtual_service, **arguments):
     namespace (``arguments`` add or override, e.g. headers for narrowing)."""
     return python_activity(
         name,
-        "chaosmesh_py.actions",
+        "chaosmesh_py.faults.actions",
         "inject_abort",
         virtual_service=virtual_service,
         namespace=NAMESPACE,

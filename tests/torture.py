@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chaosmesh_py.apiserver.patch import PatchType
+from chaosmesh_py.localmesh.apiserver.patch import PatchType
 from tests.conftest import NAMESPACE, ROOT, abort_action, leftover_faults, python_activity
 
 BIN = Path(sys.executable).parent
@@ -38,7 +38,7 @@ def experiment(run_id: str) -> dict:
     def delay(name, virtual_service, fixed_delay, **arguments):
         return python_activity(
             name,
-            "chaosmesh_py.actions",
+            "chaosmesh_py.faults.actions",
             "inject_delay",
             virtual_service=virtual_service,
             namespace=NAMESPACE,
@@ -63,7 +63,7 @@ def experiment(run_id: str) -> dict:
             },
             delay("delay-details", "details", "1s"),
         ],
-        "rollbacks": [python_activity("remove", "chaosmesh_py.rollbacks", "remove_faults")],
+        "rollbacks": [python_activity("remove", "chaosmesh_py.faults.rollbacks", "remove_faults")],
     }
 
 

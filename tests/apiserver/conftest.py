@@ -14,7 +14,7 @@ from typing import Any
 import kubernetes.client
 import pytest
 
-from chaosmesh_py.apiserver import ApiServer
+from chaosmesh_py.localmesh.apiserver import ApiServer
 from tests.conftest import ISTIO_CRDS
 
 __all__ = ["ISTIO_CRDS"]  # re-exported for the tests of this folder

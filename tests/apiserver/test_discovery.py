@@ -8,7 +8,7 @@ import kubernetes.dynamic
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from chaosmesh_py.apiserver import ApiServer
+from chaosmesh_py.localmesh.apiserver import ApiServer
 from tests.apiserver.conftest import raw, virtual_service
 
 

@@ -15,7 +15,7 @@ from kubernetes.client.exceptions import (
     ServiceException,
 )
 
-from chaosmesh_py.apiserver import ApiFault, ApiServer, RequestRecord
+from chaosmesh_py.localmesh.apiserver import ApiFault, ApiServer, RequestRecord
 from tests.apiserver.conftest import NETWORKING, raw, status_body, virtual_service
 
 VS = (*NETWORKING, "default", "virtualservices")

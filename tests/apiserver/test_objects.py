@@ -9,7 +9,7 @@ import kubernetes.client
 import pytest
 from kubernetes.client.exceptions import ApiException, ConflictException, NotFoundException
 
-from chaosmesh_py.apiserver import ApiError, ApiServer
+from chaosmesh_py.localmesh.apiserver import ApiError, ApiServer
 from tests.apiserver.conftest import NETWORKING, raw, status_body, virtual_service
 
 VS = (*NETWORKING, "default", "virtualservices")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kubernetes.client.exceptions import ApiException, ConflictException, NotFoundException
 
-from chaosmesh_py.apiserver import ApiError, ApiServer
+from chaosmesh_py.localmesh.apiserver import ApiError, ApiServer
 from tests.apiserver.conftest import NETWORKING, raw, status_body, virtual_service
 
 VS = (*NETWORKING, "default", "virtualservices")

@@ -8,7 +8,7 @@ import kubernetes.client
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from chaosmesh_py.apiserver import ApiServer, PolicyRule, User
+from chaosmesh_py.localmesh.apiserver import ApiServer, PolicyRule, User
 from tests.apiserver.conftest import ISTIO_CRDS, NETWORKING, raw, status_body, virtual_service
 
 EDITOR = User(

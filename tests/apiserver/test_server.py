@@ -10,7 +10,7 @@ import kubernetes.client
 import pytest
 from kubernetes.client.exceptions import ConflictException
 
-from chaosmesh_py.apiserver import ApiServer
+from chaosmesh_py.localmesh.apiserver import ApiServer
 from tests.apiserver.conftest import ISTIO_CRDS, NETWORKING, virtual_service
 
 VS = (*NETWORKING, "default", "virtualservices")

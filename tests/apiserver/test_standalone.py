@@ -1,4 +1,4 @@
-"""`python -m chaosmesh_py.apiserver`: serves until SIGTERM, announces its URL."""
+"""`python -m chaosmesh_py.localmesh.apiserver`: serves until SIGTERM, announces its URL."""
 
 from __future__ import annotations
 
@@ -19,7 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_standalone(tmp_path: Path, *arguments: str) -> tuple[subprocess.Popen[str], str]:
     ready = tmp_path / "url"
     process = subprocess.Popen(
-        [sys.executable, "-m", "chaosmesh_py.apiserver", "--ready-file", str(ready), *arguments],
+        [
+            sys.executable,
+            "-m",
+            "chaosmesh_py.localmesh.apiserver",
+            "--ready-file",
+            str(ready),
+            *arguments,
+        ],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,

@@ -9,9 +9,9 @@ import pytest
 from celpy import celtypes
 from kubernetes.client.exceptions import ApiException
 
-from chaosmesh_py.apiserver import ApiError, ApiServer
-from chaosmesh_py.apiserver.cel import CelRule, parse_go_duration
-from chaosmesh_py.apiserver.resources import load_crds
+from chaosmesh_py.localmesh.apiserver import ApiError, ApiServer
+from chaosmesh_py.localmesh.apiserver.cel import CelRule, parse_go_duration
+from chaosmesh_py.localmesh.apiserver.resources import load_crds
 from tests.apiserver.conftest import (
     ISTIO_CRDS,
     NETWORKING,
@@ -222,7 +222,7 @@ def test_destination_rule_port_70000_passes_the_crd(server: ApiServer) -> None:
 
 
 def test_the_webhook_runs_after_schema_validation(custom) -> None:
-    """The project's `chaosmesh_py.webhook` is picked up by default: Istio answers 400."""
+    """The project's `chaosmesh_py.istio.validation` is picked up by default: Istio answers 400."""
     with pytest.raises(ApiException) as caught:
         custom.create_namespaced_custom_object(
             *VS, with_fault({"abort": {"httpStatus": 700, "percentage": {"value": 100}}})

@@ -10,7 +10,7 @@ import kubernetes.client
 import pytest
 import urllib3
 
-from chaosmesh_py.apiserver import ApiFault, ApiServer, RequestRecord
+from chaosmesh_py.localmesh.apiserver import ApiFault, ApiServer, RequestRecord
 from tests.apiserver.conftest import NETWORKING, virtual_service
 
 VS = (*NETWORKING, "default", "virtualservices")

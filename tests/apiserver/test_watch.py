@@ -8,7 +8,7 @@ from collections import deque
 
 import kubernetes.watch
 
-from chaosmesh_py.apiserver import ApiServer, WatchEvent
+from chaosmesh_py.localmesh.apiserver import ApiServer, WatchEvent
 from tests.apiserver.conftest import ISTIO_CRDS, NETWORKING, raw, virtual_service
 
 VS_V1 = "networking.istio.io/v1"

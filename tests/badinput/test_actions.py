@@ -10,9 +10,9 @@ import json
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from chaosmesh_py.actions import inject_abort, inject_delay
-from chaosmesh_py.probes import fault_is_injected
-from chaosmesh_py.rollbacks import remove_faults
+from chaosmesh_py.faults.actions import inject_abort, inject_delay
+from chaosmesh_py.faults.probes import fault_is_injected
+from chaosmesh_py.faults.rollbacks import remove_faults
 from tests.conftest import NAMESPACE
 from tests.integration.test_inject_rollback import writes
 

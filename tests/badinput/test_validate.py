@@ -230,7 +230,7 @@ CASES = [
     ),
     case(
         "provider-not-a-mapping",
-        edited(_activity(provider="chaosmesh_py.actions")),
+        edited(_activity(provider="chaosmesh_py.faults.actions")),
         "method[0].provider: must be a mapping",
     ),
     case(

@@ -60,7 +60,7 @@ def delay_action(percentage=100):
         "name": "delay-ratings",
         "provider": {
             "type": "python",
-            "module": "chaosmesh_py.actions",
+            "module": "chaosmesh_py.faults.actions",
             "func": "inject_delay",
             "arguments": {
                 "virtual_service": "ratings",
@@ -224,7 +224,7 @@ def test_chaosmesh_validate_catches_values_chaos_validate_lets_through(api, tmp_
 )
 def test_the_readme_main_job_runs_end_to_end(tmp_path, experiment, action, page_error):
     done = subprocess.run(
-        [sys.executable, "-m", "chaosmesh_py.demo", f"experiments/{experiment}.json"],
+        [sys.executable, "-m", "chaosmesh_py.localmesh.demo", f"experiments/{experiment}.json"],
         cwd=ROOT,
         capture_output=True,
         text=True,

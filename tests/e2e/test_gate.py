@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from chaosmesh_py import gate
-from chaosmesh_py.apiserver import ApiFault
-from chaosmesh_py.rollbacks import remove_faults
+from chaosmesh_py.faults.rollbacks import remove_faults
+from chaosmesh_py.localmesh.apiserver import ApiFault
+from chaosmesh_py.verdict import gate
 from tests.conftest import NAMESPACE
 from tests.e2e.test_chaos_run import CHAOS, CONTROL, delay_action, environment
 from tests.integration.test_inject_rollback import exact, read, writes
@@ -39,7 +39,7 @@ NO_FAULT_ON_RATINGS = {
     "tolerance": False,
     "provider": {
         "type": "python",
-        "module": "chaosmesh_py.probes",
+        "module": "chaosmesh_py.faults.probes",
         "func": "fault_is_injected",
         "arguments": {"virtual_service": "ratings", "namespace": "${namespace}"},
     },
@@ -49,7 +49,7 @@ REMOVE_FAULTS = {
     "name": "remove-ratings-faults",
     "provider": {
         "type": "python",
-        "module": "chaosmesh_py.rollbacks",
+        "module": "chaosmesh_py.faults.rollbacks",
         "func": "remove_faults",
         "arguments": {"virtual_service": "ratings", "namespace": "${namespace}"},
     },

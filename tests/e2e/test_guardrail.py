@@ -22,7 +22,7 @@ FAULT_IN_PLACE = {
     "tolerance": False,  # "no fault on ratings": the injection itself breaches it
     "provider": {
         "type": "python",
-        "module": "chaosmesh_py.probes",
+        "module": "chaosmesh_py.faults.probes",
         "func": "fault_is_injected",
         "arguments": {"virtual_service": "ratings", "namespace": NAMESPACE},
     },

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from chaosmesh_py.apiserver import ApiFault
-from chaosmesh_py.apiserver.rbac import PolicyRule
+from chaosmesh_py.localmesh.apiserver import ApiFault
+from chaosmesh_py.localmesh.apiserver.rbac import PolicyRule
 from tests.conftest import NAMESPACE
 from tests.e2e.test_chaos_run import CHAOS, ROOT, delay_action, environment, write_experiment
 

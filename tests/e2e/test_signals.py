@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chaosmesh_py.apiserver import ApiFault
+from chaosmesh_py.localmesh.apiserver import ApiFault
 from tests.conftest import abort_action, leftover_faults, python_activity
 from tests.e2e.test_chaos_run import CHAOS, ROOT, delay_action, environment, write_experiment
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from chaosmesh_py.apiserver import ApiFault
+from chaosmesh_py.localmesh.apiserver import ApiFault
 from tests import torture
 from tests.e2e.test_chaos_run import environment
 

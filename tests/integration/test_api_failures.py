@@ -8,7 +8,7 @@ import time
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from chaosmesh_py.apiserver import ApiFault, PolicyRule
+from chaosmesh_py.localmesh.apiserver import ApiFault, PolicyRule
 from tests.integration.test_inject_rollback import (
     delay_jason,
     exact,

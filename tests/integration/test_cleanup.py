@@ -12,16 +12,17 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 from click.testing import CliRunner
 
-from chaosmesh_py import cleanup, injection, ledger
-from chaosmesh_py.actions import inject_abort, inject_delay
-from chaosmesh_py.apiserver import ApiFault
 from chaosmesh_py.cli import main
 from chaosmesh_py.control import roll_back as control_roll_back
-from chaosmesh_py.edit import Injection, plan_injection
+from chaosmesh_py.engine import cleanup, ledger
+from chaosmesh_py.engine.run import run_for
 from chaosmesh_py.errors import ConflictPersisted
-from chaosmesh_py.fault import Delay
+from chaosmesh_py.faults import injection
+from chaosmesh_py.faults.actions import inject_abort, inject_delay
+from chaosmesh_py.istio.fault import Delay
+from chaosmesh_py.istio.route_copy import Injection, plan_injection
 from chaosmesh_py.kube import Kube, ResourceRef, virtual_service_kind
-from chaosmesh_py.run import run_for
+from chaosmesh_py.localmesh.apiserver import ApiFault
 from tests.conftest import NAMESPACE, leftover_faults
 from tests.integration.test_inject_rollback import delay_jason, exact, read
 

@@ -1,7 +1,7 @@
 """The control, called as Chaos Toolkit calls it, against the API double."""
 
 from chaosmesh_py import control
-from chaosmesh_py.apiserver import ApiFault
+from chaosmesh_py.localmesh.apiserver import ApiFault
 from tests.integration.test_inject_rollback import delay_jason, exact, read
 
 
@@ -46,7 +46,7 @@ def test_argument_problems_name_each_activity():
                 "name": "ok",
                 "provider": {
                     "type": "python",
-                    "module": "chaosmesh_py.actions",
+                    "module": "chaosmesh_py.faults.actions",
                     "func": "inject_abort",
                     "arguments": {"virtual_service": "r", "percentage": 5, "http_status": 503},
                 },
@@ -56,7 +56,7 @@ def test_argument_problems_name_each_activity():
                 "name": "bad-status",
                 "provider": {
                     "type": "python",
-                    "module": "chaosmesh_py.actions",
+                    "module": "chaosmesh_py.faults.actions",
                     "func": "inject_abort",
                     "arguments": {"virtual_service": "r", "percentage": 5, "http_status": 99},
                 },
@@ -66,7 +66,7 @@ def test_argument_problems_name_each_activity():
                 "name": "unknown-arg",
                 "provider": {
                     "type": "python",
-                    "module": "chaosmesh_py.actions",
+                    "module": "chaosmesh_py.faults.actions",
                     "func": "inject_delay",
                     "arguments": {
                         "virtual_service": "r",
@@ -81,7 +81,7 @@ def test_argument_problems_name_each_activity():
                 "name": "templated",
                 "provider": {
                     "type": "python",
-                    "module": "chaosmesh_py.actions",
+                    "module": "chaosmesh_py.faults.actions",
                     "func": "inject_delay",
                     "arguments": {
                         "virtual_service": "r",

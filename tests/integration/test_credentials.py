@@ -5,9 +5,9 @@ import yaml
 from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
 
-from chaosmesh_py.apiserver import PolicyRule
-from chaosmesh_py.probes import list_owned_faults
-from chaosmesh_py.rollbacks import remove_faults
+from chaosmesh_py.faults.probes import list_owned_faults
+from chaosmesh_py.faults.rollbacks import remove_faults
+from chaosmesh_py.localmesh.apiserver import PolicyRule
 from tests.integration.test_inject_rollback import delay_jason, read, rollback
 
 NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing answers there

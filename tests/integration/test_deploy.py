@@ -28,16 +28,16 @@ from chaoslib.exceptions import ActivityFailed
 from click.testing import CliRunner
 from packaging.requirements import Requirement
 
-from chaosmesh_py import cleanup
-from chaosmesh_py.actions import inject_abort, inject_delay
-from chaosmesh_py.apiserver import ApiFault, PolicyRule
 from chaosmesh_py.cli import main
-from chaosmesh_py.edit import OWNER_ANNOTATION_PREFIX
-from chaosmesh_py.injection import TTL_KEY
+from chaosmesh_py.engine import cleanup
+from chaosmesh_py.engine.run import DEFAULT_TTL_S, RUN_ID_KEY
+from chaosmesh_py.faults.actions import inject_abort, inject_delay
+from chaosmesh_py.faults.injection import TTL_KEY
+from chaosmesh_py.faults.probes import fault_is_injected, list_owned_faults
+from chaosmesh_py.faults.rollbacks import remove_faults
+from chaosmesh_py.istio.route_copy import OWNER_ANNOTATION_PREFIX
 from chaosmesh_py.kube import Kube, virtual_service_kind
-from chaosmesh_py.probes import fault_is_injected, list_owned_faults
-from chaosmesh_py.rollbacks import remove_faults
-from chaosmesh_py.run import DEFAULT_TTL_S, RUN_ID_KEY
+from chaosmesh_py.localmesh.apiserver import ApiFault, PolicyRule
 from tests.conftest import NAMESPACE, ROOT, leftover_faults
 from tests.integration.test_inject_rollback import V1, exact, read
 

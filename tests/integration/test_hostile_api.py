@@ -22,11 +22,12 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 from click.testing import CliRunner
 
-from chaosmesh_py import control, kube
-from chaosmesh_py.actions import inject_abort
-from chaosmesh_py.apiserver import ApiFault
+from chaosmesh_py import control
 from chaosmesh_py.cli import main as chaosmesh
-from chaosmesh_py.run import run_for
+from chaosmesh_py.engine.run import run_for
+from chaosmesh_py.faults.actions import inject_abort
+from chaosmesh_py.kube import client as kube
+from chaosmesh_py.localmesh.apiserver import ApiFault
 from tests.conftest import NAMESPACE
 from tests.integration.test_inject_rollback import V1, delay_jason, read, rollback
 from tests.unit.test_verdict import clean

@@ -6,10 +6,11 @@ import json
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from chaosmesh_py.actions import inject_abort, inject_delay
-from chaosmesh_py.apiserver import ApiFault
-from chaosmesh_py.probes import envoy_counters, fault_is_injected, list_owned_faults
-from chaosmesh_py.rollbacks import remove_faults
+from chaosmesh_py.faults.actions import inject_abort, inject_delay
+from chaosmesh_py.faults.probes import fault_is_injected, list_owned_faults
+from chaosmesh_py.faults.rollbacks import remove_faults
+from chaosmesh_py.localmesh.apiserver import ApiFault
+from chaosmesh_py.observe.probes import envoy_counters
 from tests.conftest import NAMESPACE
 
 V1 = "networking.istio.io/v1"

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from chaoslib.exceptions import ActivityFailed
 
-from chaosmesh_py import kube
-from chaosmesh_py.apiserver import ApiServer, PolicyRule
-from chaosmesh_py.probes import list_owned_faults
+from chaosmesh_py.faults.probes import list_owned_faults
+from chaosmesh_py.kube import client as kube
+from chaosmesh_py.localmesh.apiserver import ApiServer, PolicyRule
 from tests.apiserver.test_tls import certificates, wait_for
 from tests.conftest import BOOKINFO_MESH, ISTIO_CRDS, NAMESPACE, leftover_faults
 from tests.integration.test_inject_rollback import delay_jason, exact, read, rollback, writes

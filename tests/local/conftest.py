@@ -6,9 +6,9 @@ leave no owned fault behind.
 
 import pytest
 
-from chaosmesh_py.local.lifecycle import DEFAULT_MANIFESTS
-from chaosmesh_py.local.mesh import LocalMesh
-from chaosmesh_py.local.topology import free_ports
+from chaosmesh_py.localmesh.lifecycle import DEFAULT_MANIFESTS
+from chaosmesh_py.localmesh.mesh import LocalMesh
+from chaosmesh_py.localmesh.topology import free_ports
 from tests.conftest import ISTIO_CRDS, leftover_faults
 
 

@@ -30,7 +30,7 @@ def test_a_leaked_fault_trips_the_load_guardrail_and_is_rolled_back(mesh, tmp_pa
         "tolerance": True,
         "provider": {
             "type": "python",
-            "module": "chaosmesh_py.probes",
+            "module": "chaosmesh_py.observe.probes",
             "func": "http_slo_is_met",
             "arguments": {
                 "url": ratings,

@@ -28,14 +28,14 @@ import requests
 from aiohttp import web
 from multidict import CIMultiDict
 
-from chaosmesh_py.local.bookinfo import (
+from chaosmesh_py.localmesh.bookinfo import (
     PRODUCTPAGE_TIMEOUT_S,
     SERVICE_PORT,
     Bookinfo,
     bookinfo_topology,
     run_bookinfo,
 )
-from chaosmesh_py.local.topology import Service, Topology, Workload, free_ports
+from chaosmesh_py.localmesh.topology import Service, Topology, Workload, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = ROOT / "probes/bookinfo_page.py"

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from chaosmesh_py.actions import inject_abort, inject_delay
-from chaosmesh_py.rollbacks import remove_faults
+from chaosmesh_py.faults.actions import inject_abort, inject_delay
+from chaosmesh_py.faults.rollbacks import remove_faults
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow

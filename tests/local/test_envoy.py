@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from chaosmesh_py.local.envoy import (
+from chaosmesh_py.localmesh.envoy import (
     ConfigRejected,
     Envoy,
     EnvoyConfig,
@@ -484,7 +484,7 @@ def test_envoy_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from chaosmesh_py.local.envoy import Envoy, EnvoyConfig\n"
+        "from chaosmesh_py.localmesh.envoy import Envoy, EnvoyConfig\n"
         "envoy = Envoy(Path(sys.argv[1]))\n"
         "envoy.start(EnvoyConfig())\n"
         "print(envoy.pid, flush=True)\n"

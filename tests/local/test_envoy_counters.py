@@ -3,9 +3,9 @@
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from chaosmesh_py.actions import inject_abort
-from chaosmesh_py.probes import envoy_counters
-from chaosmesh_py.rollbacks import remove_faults
+from chaosmesh_py.faults.actions import inject_abort
+from chaosmesh_py.faults.rollbacks import remove_faults
+from chaosmesh_py.observe.probes import envoy_counters
 from tests.local.conftest import httpbin_route, through_sidecar
 from tests.local.load import burst
 from tests.local.test_semantics import httpbin_policy
@@ -59,7 +59,7 @@ def test_unknown_names_are_refused(mesh):
 
 
 def test_the_load_probes_see_a_fault_and_its_end(mesh, configuration):
-    from chaosmesh_py.probes import http_slo_is_met, measure_http_load
+    from chaosmesh_py.observe.probes import http_slo_is_met, measure_http_load
 
     url = mesh.info()["services"]["ratings"]["url"] + "/ratings/0"
     assert http_slo_is_met(url, max_error_ratio=0.0, requests=200)

@@ -5,9 +5,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from chaosmesh_py.actions import inject_abort, inject_delay
-from chaosmesh_py.load import LoadSpec, run_load, slo_met
-from chaosmesh_py.rollbacks import remove_faults
+from chaosmesh_py.faults.actions import inject_abort, inject_delay
+from chaosmesh_py.faults.rollbacks import remove_faults
+from chaosmesh_py.observe.load import LoadSpec, run_load, slo_met
 from tests.local.conftest import httpbin_route, through_sidecar
 
 

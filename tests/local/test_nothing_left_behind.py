@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from chaosmesh_py.actions import inject_abort
+from chaosmesh_py.faults.actions import inject_abort
 from tests import torture
 from tests.conftest import NAMESPACE, leftover_faults
 from tests.e2e.test_chaos_run import environment

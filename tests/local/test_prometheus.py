@@ -3,7 +3,8 @@
 Debian's ``prometheus`` scrapes the mesh's Istio metrics every second while steady traffic
 flows from the ``sleep`` workload to httpbin (300/s) and to ratings (50/s). A 30% abort on
 httpbin and a 200 ms delay on ratings are injected, then rolled back; Istio's questions
-(``chaosmesh_py.prometheus``) must read the faults, then the baseline again. Bounds, and why:
+(``chaosmesh_py.observe.prometheus``) must read the faults, then the baseline again. Bounds, and
+why:
 
 - httpbin's error ratio 0.30 +- 0.05 over 4 s: ~1,200 requests, whose binomial spread at 30% is
   1.3 points, so 5 points is ~4 sigma. Before and after: exactly 0 (httpbin answers 200).
@@ -24,11 +25,11 @@ import time
 import aiohttp
 import pytest
 
-from chaosmesh_py import prometheus
-from chaosmesh_py.actions import inject_abort, inject_delay
 from chaosmesh_py.errors import InvalidInput
-from chaosmesh_py.local.topology import free_ports
-from chaosmesh_py.rollbacks import remove_faults
+from chaosmesh_py.faults.actions import inject_abort, inject_delay
+from chaosmesh_py.faults.rollbacks import remove_faults
+from chaosmesh_py.localmesh.topology import free_ports
+from chaosmesh_py.observe import prometheus
 from tests.local.conftest import httpbin_route, through_sidecar
 from tests.local.prometheus_server import PrometheusServer
 

@@ -5,8 +5,8 @@ import time
 
 import requests
 
-from chaosmesh_py.actions import inject_abort, inject_delay
-from chaosmesh_py.rollbacks import remove_faults
+from chaosmesh_py.faults.actions import inject_abort, inject_delay
+from chaosmesh_py.faults.rollbacks import remove_faults
 from tests.local.conftest import cluster_stat, httpbin_route, through_sidecar
 from tests.local.load import burst
 

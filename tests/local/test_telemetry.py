@@ -12,10 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from chaosmesh_py.actions import inject_abort
-from chaosmesh_py.local.telemetry import Telemetry, parse_text
-from chaosmesh_py.local.topology import free_ports
-from chaosmesh_py.rollbacks import remove_faults
+from chaosmesh_py.faults.actions import inject_abort
+from chaosmesh_py.faults.rollbacks import remove_faults
+from chaosmesh_py.localmesh.telemetry import Telemetry, parse_text
+from chaosmesh_py.localmesh.topology import free_ports
 from tests.local.conftest import httpbin_route, through_sidecar
 from tests.local.load import burst
 

@@ -23,10 +23,10 @@ from typing import Any
 import envoy
 import pytest
 
-from chaosmesh_py.local.envoy import EnvoyConfig
-from chaosmesh_py.local.route import duration_ms, envoy_duration
-from chaosmesh_py.local.topology import Ingress, Service, Topology, Workload, free_ports
-from chaosmesh_py.local.translate import translate
+from chaosmesh_py.localmesh.envoy import EnvoyConfig
+from chaosmesh_py.localmesh.route import duration_ms, envoy_duration
+from chaosmesh_py.localmesh.topology import Ingress, Service, Topology, Workload, free_ports
+from chaosmesh_py.localmesh.translate import translate
 
 NS = "bookinfo"
 MAX = 2**32 - 1

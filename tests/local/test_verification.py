@@ -5,8 +5,8 @@ import time
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from chaosmesh_py.actions import inject_abort, inject_delay
-from chaosmesh_py.rollbacks import remove_faults
+from chaosmesh_py.faults.actions import inject_abort, inject_delay
+from chaosmesh_py.faults.rollbacks import remove_faults
 from tests.integration.test_inject_rollback import exact
 
 V1 = "networking.istio.io/v1"

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chaosmesh_py import edit, fault
-from chaosmesh_py.apiserver.patch import merge_patch
 from chaosmesh_py.errors import InvalidInput, OwnedByAnotherRun, TargetNotFound
+from chaosmesh_py.istio import fault, route_copy
+from chaosmesh_py.localmesh.apiserver.patch import merge_patch
 
 LATER = datetime(2030, 1, 1, tzinfo=UTC)
 DELAY = fault.parse_delay("7s", 100)
@@ -29,7 +29,7 @@ def to(subset, host="ratings"):
 
 
 def injection(run="r1", chosen=DELAY, **extra):
-    return edit.Injection(run_id=run, fault=chosen, expires_at=LATER, **extra)
+    return route_copy.Injection(run_id=run, fault=chosen, expires_at=LATER, **extra)
 
 
 def apply(resource, patch):
@@ -44,11 +44,11 @@ def apply(resource, patch):
 
 def inject(resource, **kwargs):
     allow = kwargs.pop("allow_other_runs", False)
-    return apply(resource, edit.plan_injection(resource, injection(**kwargs), allow))
+    return apply(resource, route_copy.plan_injection(resource, injection(**kwargs), allow))
 
 
 def remove(resource, run="r1"):
-    patch = edit.plan_removal(resource, run)
+    patch = route_copy.plan_removal(resource, run)
     return resource if patch is None else apply(resource, patch)
 
 
@@ -104,13 +104,13 @@ def test_narrowing_that_contradicts_the_route_is_refused():
         [{"match": [{"headers": {"end-user": {"exact": "bob"}}}], "route": to("v1")}]
     )
     with pytest.raises(InvalidInput, match="would match nothing"):
-        edit.plan_injection(original, injection(headers={"end-user": {"exact": "jason"}}))
+        route_copy.plan_injection(original, injection(headers={"end-user": {"exact": "jason"}}))
 
 
 def test_repeating_an_injection_writes_nothing():
     original = virtual_service([{"route": to("v1")}])
     injected = inject(original)
-    assert edit.plan_injection(injected, injection()) is None
+    assert route_copy.plan_injection(injected, injection()) is None
 
 
 def test_a_fault_that_was_already_there_survives_and_stays_in_force_on_the_copy():
@@ -139,7 +139,7 @@ def test_another_runs_faults_block_unless_sharing_is_allowed():
     original = virtual_service([{"route": to("v1")}])
     theirs = inject(original, run="other")
     with pytest.raises(OwnedByAnotherRun, match="other"):
-        edit.plan_injection(theirs, injection(run="mine"))
+        route_copy.plan_injection(theirs, injection(run="mine"))
     shared = inject(theirs, run="mine", chosen=ABORT, allow_other_runs=True)
     after_mine = remove(shared, run="mine")
     assert spec_and_annotations(after_mine) == spec_and_annotations(theirs)
@@ -158,8 +158,8 @@ def test_removal_keeps_edits_others_made_meanwhile():
 
 def test_removal_is_idempotent():
     original = virtual_service([{"route": to("v1")}])
-    assert edit.plan_removal(remove(inject(original)), "r1") is None
-    assert edit.plan_removal(original, "r1") is None
+    assert route_copy.plan_removal(remove(inject(original)), "r1") is None
+    assert route_copy.plan_removal(original, "r1") is None
 
 
 def test_route_indices_count_only_the_routes_users_wrote():
@@ -173,9 +173,9 @@ def test_route_indices_count_only_the_routes_users_wrote():
 def test_unknown_route_lists_what_exists():
     original = virtual_service([{"name": "a", "route": to("v1")}])
     with pytest.raises(TargetNotFound, match=r"\[0\] a -> ratings"):
-        edit.plan_injection(original, injection(route_name="nope"))
+        route_copy.plan_injection(original, injection(route_name="nope"))
     with pytest.raises(TargetNotFound, match="no route 3"):
-        edit.plan_injection(original, injection(route_index=3))
+        route_copy.plan_injection(original, injection(route_index=3))
 
 
 def test_redirects_are_skipped_by_default_and_refused_when_named():
@@ -186,13 +186,13 @@ def test_redirects_are_skipped_by_default_and_refused_when_named():
     names = [r["name"] for r in injected["spec"]["http"]]
     assert names[0] == "old" and names[2] == "new" and names[1].startswith("chaosmesh-r1-")
     with pytest.raises(InvalidInput, match="redirects"):
-        edit.plan_injection(original, injection(route_name="old"))
+        route_copy.plan_injection(original, injection(route_name="old"))
 
 
 def test_source_labels_on_a_gateway_only_service_are_refused():
     original = virtual_service([{"route": to("v1")}], gateways=["bookinfo-gateway"])
     with pytest.raises(InvalidInput, match="source_labels"):
-        edit.plan_injection(original, injection(source_labels={"app": "productpage"}))
+        route_copy.plan_injection(original, injection(source_labels={"app": "productpage"}))
 
 
 def test_source_labels_narrow_the_copy():
@@ -204,12 +204,14 @@ def test_source_labels_narrow_the_copy():
 def test_expiry_is_the_latest_of_the_runs_injections():
     original = virtual_service([{"route": to("v1")}])
     sooner = LATER - timedelta(days=1)
-    first = apply(original, edit.plan_injection(original, injection()))
+    first = apply(original, route_copy.plan_injection(original, injection()))
     second = apply(
         first,
-        edit.plan_injection(first, edit.Injection(run_id="r1", fault=ABORT, expires_at=sooner)),
+        route_copy.plan_injection(
+            first, route_copy.Injection(run_id="r1", fault=ABORT, expires_at=sooner)
+        ),
     )
-    assert edit.ownership_of(second, "r1").expires_at == LATER
+    assert route_copy.ownership_of(second, "r1").expires_at == LATER
 
 
 @pytest.mark.parametrize(
@@ -223,18 +225,18 @@ def test_expiry_is_the_latest_of_the_runs_injections():
 )
 def test_bad_header_narrowing(value, field):
     with pytest.raises(InvalidInput) as caught:
-        edit.parse_headers(value)
+        route_copy.parse_headers(value)
     assert caught.value.field == field
 
 
 def test_header_shorthand_is_an_exact_match():
-    assert edit.parse_headers({"end-user": "jason"}) == {"end-user": {"exact": "jason"}}
+    assert route_copy.parse_headers({"end-user": "jason"}) == {"end-user": {"exact": "jason"}}
 
 
 @pytest.mark.parametrize(("name", "index"), [("a", 0), ("", None), (None, -1), (None, True)])
 def test_bad_route_choice(name, index):
     with pytest.raises(InvalidInput):
-        edit.parse_route_choice(name, index)
+        route_copy.parse_route_choice(name, index)
 
 
 def test_removing_some_routes_keeps_the_others_and_their_record():
@@ -242,7 +244,7 @@ def test_removing_some_routes_keeps_the_others_and_their_record():
     delayed = inject(original)
     both = inject(delayed, chosen=ABORT)
     abort_copy = both["spec"]["http"][0]["name"]
-    after = apply(both, edit.plan_removal(both, "r1", only=[abort_copy]))
+    after = apply(both, route_copy.plan_removal(both, "r1", only=[abort_copy]))
     assert spec_and_annotations(after) == spec_and_annotations(delayed)
-    assert edit.plan_removal(after, "r1", only=[abort_copy]) is None
+    assert route_copy.plan_removal(after, "r1", only=[abort_copy]) is None
     assert spec_and_annotations(remove(after)) == spec_and_annotations(original)

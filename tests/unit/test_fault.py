@@ -2,8 +2,8 @@
 
 import pytest
 
-from chaosmesh_py import fault
 from chaosmesh_py.errors import InvalidInput
+from chaosmesh_py.istio import fault
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ import tracemalloc
 import pytest
 
 from chaosmesh_py.errors import InvalidInput
-from chaosmesh_py.load import (
+from chaosmesh_py.observe.load import (
     MAX_REQUESTS,
     LatencyHistogram,
     LoadResult,

@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from chaosmesh_py import prometheus
 from chaosmesh_py.errors import ChaosMeshError, InvalidInput
+from chaosmesh_py.observe import prometheus
 
 
 class StandIn:
@@ -248,7 +248,7 @@ def test_a_slow_prometheus_times_out(api):
 def test_the_probes_fail_clearly():
     from chaoslib.exceptions import ActivityFailed
 
-    from chaosmesh_py.probes import istio_error_ratio
+    from chaosmesh_py.observe.probes import istio_error_ratio
 
     with pytest.raises(ActivityFailed, match="PrometheusUnreachable"):
         istio_error_ratio("http://127.0.0.1:9", "ratings", "bookinfo")

@@ -1,4 +1,4 @@
-"""The grading rules (chaosmesh_py.verdict), one by one, on hand-made journals.
+"""The grading rules (chaosmesh_py.verdict.rules), one by one, on hand-made journals.
 
 Each journal starts as a clean run that passes and is broken in exactly one place, so every
 test names the rule it shows.
@@ -8,7 +8,7 @@ import copy
 
 import pytest
 
-from chaosmesh_py.verdict import MalformedJournal, grade, is_journal
+from chaosmesh_py.verdict.rules import MalformedJournal, grade, is_journal
 
 CONTROL_SUMMARY = {"run_id": "r1", "rollback": [], "rollback_failed": [], "rollback_complete": True}
 VERIFIED = {"checked": "local mesh: Envoy config and requests", "config_s": 0.02, "traffic_s": 0.03}
@@ -35,7 +35,7 @@ def injection(name="delay-ratings", effect=VERIFIED, status="succeeded"):
             "name": name,
             "provider": {
                 "type": "python",
-                "module": "chaosmesh_py.actions",
+                "module": "chaosmesh_py.faults.actions",
                 "func": "inject_delay",
             },
         },
@@ -64,7 +64,11 @@ def activity_run(activity, status="succeeded", output=None, error=None):
 REMOVE = {
     "type": "action",
     "name": "remove-ratings-faults",
-    "provider": {"type": "python", "module": "chaosmesh_py.rollbacks", "func": "remove_faults"},
+    "provider": {
+        "type": "python",
+        "module": "chaosmesh_py.faults.rollbacks",
+        "func": "remove_faults",
+    },
 }
 RESTORE = {
     "type": "action",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from chaosmesh_py.webhook import admission_errors, denial_message
+from chaosmesh_py.istio.validation import admission_errors, denial_message
 
 
 def vs(*routes, hosts=("ratings",)):

@@ -1,0 +1,123 @@
+"""The ``chaosmesh`` command: a thin layer over the package's modules.
+
+    chaosmesh validate EXPERIMENT...   Chaos Toolkit's own validation, plus every chaosmesh
+                                       activity's argument values (exit 0 valid, 2 invalid)
+    chaosmesh gate PATH...             run experiments / grade journals honestly, for CI
+                                       (exit 0 pass, 1 fail, 2 invalid input, 3 rollback
+                                       incomplete)
+    chaosmesh rollback|halt|reap       remove owned edits (``chaosmesh_py.cli.cleanup``)
+    chaosmesh local up|down|status     the local mesh (``chaosmesh_py.localmesh.cli``)
+
+``chaos validate`` checks argument names only; a percentage of 101 passes it. This command
+runs the same checks ``chaos run`` makes through the control before the first injection.
+
+Each command module imports what it needs inside the command, so ``chaosmesh --help`` stays
+fast. The local mesh's commands are the only door from here into ``chaosmesh_py.localmesh``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def main() -> None:
+    """Istio-native chaos engineering for Chaos Toolkit."""
+
+
+@main.command()
+@click.argument("experiments", nargs=-1, required=True, type=click.Path(path_type=Path))
+def validate(experiments: tuple[Path, ...]) -> None:
+    """Check experiments without running them: structure, and chaosmesh argument values."""
+    from chaosmesh_py.experiment import validation_problems
+
+    failed = False
+    for path in experiments:
+        problems = validation_problems(path)
+        for problem in problems:
+            click.echo(f"{path}: {problem}", err=True)
+        failed = failed or bool(problems)
+        if not problems:
+            click.echo(f"{path}: valid")
+    sys.exit(2 if failed else 0)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--junit",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="write a JUnit XML report here: one testcase per input",
+)
+@click.option(
+    "--json",
+    "json_report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="write the verdicts here as a JSON list",
+)
+@click.option(
+    "--journal-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("chaosmesh-journals"),
+    show_default=True,
+    help="where each experiment's journal (NAME.journal.json) and log (NAME.log) go",
+)
+@click.option(
+    "--allow-unverified",
+    is_flag=True,
+    help="pass runs whose faults could not be seen live (a cluster without verify_url)",
+)
+def gate(
+    paths: tuple[Path, ...],
+    junit: Path | None,
+    json_report: Path | None,
+    journal_dir: Path,
+    allow_unverified: bool,
+) -> None:
+    """Run experiments and/or grade journals; pass only runs that really passed.
+
+    Each PATH is an experiment (run with `chaos run --rollback-strategy always`, the chaosmesh
+    control forced on, a journal per experiment) or a journal.json (graded as it is), told
+    apart by content. A run passes only if the steady state held before and after (and during,
+    when probed), every method activity succeeded, every chaosmesh fault was seen live, and
+    every rollback completed. Nothing runs when any input is invalid.
+
+    \b
+    Exit status, the first that applies:
+      3  rollback incomplete: something may still be in place
+      1  fail: some run did not pass
+      2  invalid input: no experiment was run
+      0  every input passed
+    """
+    import shutil
+
+    from chaosmesh_py.verdict import gate as gating
+
+    results = gating.gate(paths, journal_dir, allow_unverified)
+    click.echo(gating.format_table(results, shutil.get_terminal_size((120, 24)).columns))
+    if junit:
+        gating.write_junit(results, junit)
+    if json_report:
+        gating.write_json(results, json_report)
+    try:
+        gating.raise_for(results)
+    except gating.GateError as error:
+        click.echo(str(error))
+        sys.exit(error.exit_code)
+    click.echo(f"gate: PASS ({gating.summarize(results)})")
+
+
+def _register() -> None:
+    from chaosmesh_py.cli import cleanup
+    from chaosmesh_py.localmesh.cli import local
+
+    for command in (cleanup.rollback, cleanup.halt, cleanup.reap, local):
+        main.add_command(command)
+
+
+_register()

@@ -1,0 +1,476 @@
+"""Kubernetes access: the only module that imports the ``kubernetes`` client.
+
+Credentials are resolved exactly as chaostoolkit-kubernetes resolves them, so an experiment that
+already works with chaosk8s needs nothing new. Each value is looked up in the experiment's
+secrets first, then in the environment:
+
+    =====  ======================================  ============================================
+    order  when                                    how
+    =====  ======================================  ============================================
+    1      a kubeconfig exists (``KUBECONFIG``,    that file, context ``KUBERNETES_CONTEXT``
+           else ``~/.kube/config``)                (else its current context)
+    2      ``CHAOSTOOLKIT_IN_POD=true``            the pod's service account
+    3      otherwise                               ``KUBERNETES_HOST`` (default
+                                                   http://localhost), with ``KUBERNETES_API_KEY``
+                                                   (+ ``_PREFIX``, default Bearer), or
+                                                   ``KUBERNETES_CERT_FILE``/``_KEY_FILE``, or
+                                                   ``KUBERNETES_USERNAME``/``_PASSWORD``;
+                                                   ``KUBERNETES_CA_CERT_FILE``;
+                                                   ``KUBERNETES_VERIFY_SSL`` (verify unless
+                                                   false/0/no/off)
+    =====  ======================================  ============================================
+
+Two deviations from chaosk8s. The client is never installed as the process-wide default, so two
+experiments (or a test and the code under test) cannot change each other's cluster. On path 3,
+TLS is verified unless ``KUBERNETES_VERIFY_SSL`` says false (chaosk8s verifies only when it is
+set, to anything); turning it off is logged as a warning once per API server. Paths 1 and 2
+verify as the client library does: always, unless the kubeconfig's cluster says
+``insecure-skip-tls-verify: true``. A certificate that fails verification raises ``Untrusted``
+at once, never retried: another attempt meets the same certificate.
+
+Errors become the project's tree (``chaosmesh_py.errors``). Writes go through ``update``, which
+re-reads after any failure instead of trusting it: a dropped connection may hide a write that
+landed, so the next plan is computed from what the server holds, never from a guess.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chaosmesh_py.errors import (
+    ApiError,
+    ConflictPersisted,
+    Forbidden,
+    NotFound,
+    Rejected,
+    Unauthorized,
+    Unavailable,
+    Untrusted,
+    shorten,
+)
+
+Plan = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+MERGE_PATCH = "application/merge-patch+json"
+# Served by the local mesh's API (chaosmesh_py.localmesh), never by a cluster.
+LOCAL_MESH_PATH = "/chaosmesh/v1/mesh"
+
+
+_local_mesh_by_host: dict[str, dict[str, Any] | None] = {}
+
+logger = logging.getLogger("chaostoolkit")
+# API servers already warned about in this process: one warning each, not one per activity.
+_warned_unverified: set[str] = set()
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+@dataclass(frozen=True)
+class ResourceKind:
+    group: str
+    version: str
+    plural: str
+    kind: str
+
+    @property
+    def resource(self) -> str:
+        """``virtualservices.networking.istio.io``, as RBAC and error messages name it."""
+        return f"{self.plural}.{self.group}"
+
+
+def virtual_service_kind(version: str = "v1") -> ResourceKind:
+    """Istio serves v1 since 1.22; older clusters need "v1beta1"."""
+    return ResourceKind("networking.istio.io", version, "virtualservices", "VirtualService")
+
+
+@dataclass(frozen=True)
+class ResourceRef:
+    kind: ResourceKind
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.kind} {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds for ``Kube.update``: how long to keep trying before giving up with an error."""
+
+    max_conflicts: int = 20
+    max_transient: int = 6
+    first_backoff_s: float = 0.1
+    max_backoff_s: float = 2.0
+    max_retry_after_s: float = 5.0
+    request_timeout_s: tuple[float, float] = (5.0, 30.0)  # connect, read
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The resource as the server holds it after ``update``, and whether our write is in it."""
+
+    resource: dict[str, Any]
+    wrote: bool
+    attempts: int
+
+
+class Kube:
+    """Reads and writes Istio resources through one isolated ApiClient."""
+
+    def __init__(self, api_client: Any, retry: RetryPolicy | None = None) -> None:
+        from kubernetes import client
+
+        self.api_client = api_client
+        self.retry = retry or RetryPolicy()
+        self._custom = client.CustomObjectsApi(api_client)
+
+    @classmethod
+    def connect(cls, secrets: Mapping[str, Any] | None = None) -> Kube:
+        return cls(_api_client(secrets or {}))
+
+    @classmethod
+    def at(cls, host: str) -> Kube:
+        """A client for the API at ``host`` with no credentials and no kubeconfig: the local
+        mesh reaching its own API server."""
+        from kubernetes import client
+
+        configuration = client.Configuration()
+        configuration.host = host
+        configuration.retries = False
+        return cls(client.ApiClient(configuration))
+
+    @property
+    def host(self) -> str:
+        return str(self.api_client.configuration.host)
+
+    def get(self, ref: ResourceRef) -> dict[str, Any]:
+        kind = ref.kind
+        return self._call(
+            "get",
+            ref,
+            lambda: self._custom.get_namespaced_custom_object(
+                kind.group,
+                kind.version,
+                ref.namespace,
+                kind.plural,
+                ref.name,
+                _request_timeout=self.retry.request_timeout_s,
+            ),
+        )
+
+    def list(self, kind: ResourceKind, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every object of ``kind`` in ``namespace``, or in all namespaces when None."""
+        ref = ResourceRef(kind, namespace or "", "")
+        timeout = self.retry.request_timeout_s
+        if namespace is None:
+            answer = self._call(
+                "list",
+                ref,
+                lambda: self._custom.list_cluster_custom_object(
+                    kind.group, kind.version, kind.plural, _request_timeout=timeout
+                ),
+            )
+        else:
+            answer = self._call(
+                "list",
+                ref,
+                lambda: self._custom.list_namespaced_custom_object(
+                    kind.group, kind.version, namespace, kind.plural, _request_timeout=timeout
+                ),
+            )
+        return list(answer.get("items") or [])
+
+    def patch(self, ref: ResourceRef, patch: dict[str, Any]) -> dict[str, Any]:
+        """One JSON merge patch; a ``metadata.resourceVersion`` in it is a precondition."""
+        kind = ref.kind
+        return self._call(
+            "patch",
+            ref,
+            lambda: self._custom.patch_namespaced_custom_object(
+                kind.group,
+                kind.version,
+                ref.namespace,
+                kind.plural,
+                ref.name,
+                patch,
+                _content_type=MERGE_PATCH,
+                _request_timeout=self.retry.request_timeout_s,
+            ),
+        )
+
+    def local_mesh(self) -> dict[str, Any] | None:
+        """What a local mesh serving this API says about its data plane; None on a cluster.
+
+        A cluster answers the path with 403 or 404: that only means "not a local mesh". Asked
+        once per API server and process: the answer does not change while the server runs.
+        """
+        if self.host not in _local_mesh_by_host:
+            _local_mesh_by_host[self.host] = self._ask_local_mesh()
+        return _local_mesh_by_host[self.host]
+
+    def _ask_local_mesh(self) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        configuration = self.api_client.configuration
+        headers = {
+            setting["key"]: setting["value"]
+            for setting in configuration.auth_settings().values()
+            if setting.get("in") == "header" and setting.get("value")
+        }
+        try:
+            response = self.api_client.rest_client.request(
+                "GET", f"{self.host}{LOCAL_MESH_PATH}", headers=headers, _request_timeout=(2, 5)
+            )
+        except (ApiException, HTTPError):
+            return None
+        if response.status != 200:
+            return None
+        # Client 36 reads the body eagerly into .data; 37 on read().
+        body = response.data if response.data is not None else response.read()
+        try:
+            info = json.loads(body)
+        except ValueError:
+            return None
+        return info if isinstance(info, dict) else None
+
+    def update(
+        self, ref: ResourceRef, plan: Plan, current: dict[str, Any] | None = None
+    ) -> Outcome:
+        """Read, plan, write with a resourceVersion precondition; repeat until the plan is empty.
+
+        ``plan`` gets the object as the server holds it and returns the merge patch still
+        needed, or None when the object is already as wanted. It must be idempotent: after a
+        failure whose outcome is unknown, the next round's plan sees what actually landed.
+        A 409 (someone else wrote meanwhile) re-reads at once; 429, 5xx and lost connections
+        re-read after a bounded backoff. Errors that another attempt cannot fix raise at once.
+        ``current``, when the caller has just listed the object, saves the first read: a stale
+        copy costs one 409 and a re-read, never a wrong write.
+        """
+        conflicts = transient = attempts = 0
+        sent = False
+        most_attempts = self.retry.max_conflicts + self.retry.max_transient + 2
+        while attempts < most_attempts:
+            attempts += 1
+            try:
+                if current is None:
+                    current = self.get(ref)
+                patch = plan(current)
+                if patch is None:
+                    return Outcome(current, wrote=sent, attempts=attempts)
+                try:
+                    current = self.patch(ref, patch)
+                except Unavailable:
+                    sent = True  # a lost answer may have landed; the next read decides
+                    raise
+                sent = True
+                if plan(current) is None:
+                    return Outcome(current, wrote=True, attempts=attempts)
+            except ConflictPersisted as error:
+                current = None
+                conflicts += 1
+                if conflicts > self.retry.max_conflicts:
+                    raise ConflictPersisted(
+                        f"{ref} changed under us on {conflicts} attempts; another writer keeps "
+                        "updating it. Nothing of ours is half-written: try again later.",
+                        409,
+                    ) from error
+            except Unavailable as error:
+                current = None
+                transient += 1
+                if transient > self.retry.max_transient:
+                    raise
+                time.sleep(self._backoff(transient, error.retry_after_s))
+        raise ApiError(f"{ref}: still not as planned after {attempts} writes; giving up")
+
+    def _backoff(self, attempt: int, retry_after_s: float | None) -> float:
+        if retry_after_s is not None:
+            return float(min(retry_after_s, self.retry.max_retry_after_s))
+        # Exponential with jitter, so several runners do not retry in lockstep.
+        delay: float = self.retry.first_backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1)
+        return min(delay, self.retry.max_backoff_s)
+
+    def _call(self, verb: str, ref: ResourceRef, call: Callable[[], Any]) -> dict[str, Any]:
+        """Run one client call, translating its failures into the project's errors."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            answer: dict[str, Any] = call()
+            return answer
+        except ApiException as error:
+            if (problem := _certificate_problem(error)) is not None:
+                raise _untrusted(self.host, problem) from None
+            raise _translate(error, verb, ref, self.host) from None
+        except AttributeError as error:
+            # Client 36 turns a TLS failure into an ApiException without a body, then fails
+            # decoding that body: the error that counts is the one it was handling.
+            original = error.__context__
+            if not isinstance(original, ApiException):
+                raise
+            if (problem := _certificate_problem(original)) is not None:
+                raise _untrusted(self.host, problem) from None
+            raise _translate(original, verb, ref, self.host) from None
+        except HTTPError as error:
+            if (problem := _certificate_problem(error)) is not None:
+                raise _untrusted(self.host, problem) from None
+            raise Unavailable(
+                f"{verb} {ref} at {self.host}: connection failed ({type(error).__name__}: "
+                f"{shorten(str(error))})"
+            ) from None
+
+
+def _certificate_problem(error: BaseException) -> str | None:
+    """Why the server's certificate failed verification, if that is what ``error`` comes from.
+
+    The client reports it as an ApiException with status 0 (and urllib3 as an SSLError), the
+    cause only in the chain: the ssl module's verification error, or urllib3's own hostname
+    check. Other TLS failures (a handshake cut short) may be transient and are not matched.
+    """
+    import ssl
+
+    from urllib3.util.ssl_match_hostname import CertificateError
+
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return str(current.verify_message or current.reason or current)
+        if isinstance(current, CertificateError):
+            return str(current)
+        pending += [arg for arg in current.args if isinstance(arg, BaseException)]
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return None
+
+
+def _untrusted(host: str, problem: str) -> Untrusted:
+    reason = shorten(problem).rstrip(".")
+    return Untrusted(
+        f"the API server's certificate at {host} is not trusted: {reason}; set "
+        "KUBERNETES_CA_CERT_FILE to the CA that signed it (with a kubeconfig: the cluster's "
+        "certificate-authority), or KUBERNETES_VERIFY_SSL=false to skip the check, at the "
+        "cost of not knowing who answers"
+    )
+
+
+def _translate(error: Any, verb: str, ref: ResourceRef, host: str) -> ApiError:
+    """An ApiException as one of the project's errors, with a message that says what to do."""
+    status = int(error.status or 0)
+    message, reason = _remote_message(error)
+    where = f"in namespace {ref.namespace!r}" if ref.namespace else "across all namespaces"
+    if status == 401:
+        return Unauthorized(
+            f"unauthorized: the API server at {host} rejected the credentials ({message})",
+            status,
+        )
+    if status == 403:
+        return Forbidden(
+            f"forbidden: needs {verb} on {ref.kind.resource} {where} ({message})", status
+        )
+    if status == 404:
+        target = f"{ref}" if ref.name else f"{ref.kind.kind} {where}"
+        return NotFound(
+            f"{target} not found ({message}); if the kind itself is missing, check that Istio's "
+            f"CRDs serve {ref.kind.group}/{ref.kind.version}",
+            status,
+        )
+    if status == 409:
+        return ConflictPersisted(f"{verb} {ref}: conflict ({message})", status)
+    if status in (400, 422):
+        return Rejected(f"{verb} {ref} rejected ({reason or status}): {message}", status)
+    if status == 429 or status >= 500 or status == 0:
+        return Unavailable(
+            f"{verb} {ref}: API unavailable ({status}: {message})", status, _retry_after(error)
+        )
+    return ApiError(f"{verb} {ref}: HTTP {status}: {message}", status)
+
+
+def _remote_message(error: Any) -> tuple[str, str]:
+    try:
+        body = json.loads(error.body or "{}")
+        return shorten(str(body.get("message") or error.reason)), str(body.get("reason") or "")
+    except (ValueError, AttributeError):
+        return shorten(str(error.body or error.reason)), ""
+
+
+def _retry_after(error: Any) -> float | None:
+    value = (error.headers or {}).get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _api_client(secrets: Mapping[str, Any]) -> Any:
+    from kubernetes import client, config
+
+    def lookup(key: str, default: Any = None) -> Any:
+        value = secrets.get(key, os.environ.get(key, default))
+        return None if value is None else str(value)
+
+    kubeconfig = os.path.expanduser(os.environ.get("KUBECONFIG", "~/.kube/config"))
+    if any(os.path.exists(path) for path in kubeconfig.split(os.pathsep)):
+        configuration = client.Configuration()
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig,
+            context=lookup("KUBERNETES_CONTEXT"),
+            client_configuration=configuration,
+        )
+    elif os.environ.get("CHAOSTOOLKIT_IN_POD") == "true":
+        configuration = client.Configuration()
+        config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration
+        )
+    else:
+        configuration = client.Configuration()
+        configuration.host = lookup("KUBERNETES_HOST", "http://localhost")
+        # Not chaosk8s' "set to anything: verify": verifying by default is the safe reading,
+        # and "false" meaning true surprised everyone who wrote it.
+        verify = lookup("KUBERNETES_VERIFY_SSL")
+        configuration.verify_ssl = verify is None or verify.strip().lower() not in _FALSE
+        configuration.ssl_ca_cert = lookup("KUBERNETES_CA_CERT_FILE")
+        if lookup("KUBERNETES_API_KEY") is not None:
+            # "BearerToken", not chaosk8s' "authorization": client 36 reads the prefix only
+            # under this name, and sends the token without "Bearer " otherwise (401).
+            configuration.api_key["BearerToken"] = lookup("KUBERNETES_API_KEY")
+            configuration.api_key_prefix["BearerToken"] = lookup(
+                "KUBERNETES_API_KEY_PREFIX", "Bearer"
+            )
+        elif lookup("KUBERNETES_CERT_FILE") is not None:
+            configuration.cert_file = lookup("KUBERNETES_CERT_FILE")
+            configuration.key_file = lookup("KUBERNETES_KEY_FILE")
+        elif lookup("KUBERNETES_USERNAME") is not None:
+            configuration.username = lookup("KUBERNETES_USERNAME")
+            configuration.password = lookup("KUBERNETES_PASSWORD", "")
+    _warn_if_unverified(str(configuration.host), bool(configuration.verify_ssl))
+    if os.environ.get("HTTP_PROXY"):
+        configuration.proxy = os.environ["HTTP_PROXY"]
+    if os.environ.get("NO_PROXY"):
+        configuration.no_proxy = os.environ["NO_PROXY"]
+    # Retries are decided in Kube.update, after re-reading: urllib3 re-sending a PUT or DELETE
+    # that had landed turns success into a misleading 409 or 404.
+    configuration.retries = False
+    return client.ApiClient(configuration)
+
+
+def _warn_if_unverified(host: str, verify: bool) -> None:
+    """Say once per API server that its identity is not checked (plain http has none to check)."""
+    if verify or not host.lower().startswith("https:") or host in _warned_unverified:
+        return
+    _warned_unverified.add(host)
+    logger.warning(
+        "TLS verification is off for the API server at %s (KUBERNETES_VERIFY_SSL or the "
+        "kubeconfig's insecure-skip-tls-verify): its identity is not checked, so whoever "
+        "answers there gets the credentials and can pose as the cluster",
+        host,
+    )

@@ -1,0 +1,35 @@
+"""A Kubernetes API double for the Istio kinds: real HTTP, real validation, injectable faults.
+
+It enforces what a real kube-apiserver enforces on the objects this project writes:
+resourceVersion concurrency (409), the CRDs' structural schemas with pruning (Warning header,
+400 with fieldValidation=Strict) and CEL rules (422), Istio's validating webhook (400), patch
+content types (415), bearer-token RBAC (401/403). Faults (5xx/429 without a state change,
+delays, connections dropped before or after the write, a concurrent writer) are injected per
+request. The local mesh serves its Istio API from it.
+
+    with ApiServer(crd_paths=[crds]) as server:
+        client = kubernetes.client.ApiClient(kubernetes.client.Configuration(host=server.url))
+        server.inject(ApiFault(method="PATCH", path=r"/virtualservices/reviews$", status=503))
+
+Modules: `server` (ApiServer), `handler` (HTTP), `store` (write semantics), `schema` and `cel`
+(validation), `patch`, `selector`, `meta`, `resources` (CRDs), `discovery`, `faults`, `rbac`,
+`errors` (Status bodies).
+"""
+
+from chaosmesh_py.localmesh.apiserver.errors import ApiError, FieldError
+from chaosmesh_py.localmesh.apiserver.faults import ApiFault
+from chaosmesh_py.localmesh.apiserver.handler import RequestRecord
+from chaosmesh_py.localmesh.apiserver.rbac import PolicyRule, User
+from chaosmesh_py.localmesh.apiserver.server import ApiServer
+from chaosmesh_py.localmesh.apiserver.store import WatchEvent
+
+__all__ = [
+    "ApiError",
+    "ApiFault",
+    "ApiServer",
+    "FieldError",
+    "PolicyRule",
+    "RequestRecord",
+    "User",
+    "WatchEvent",
+]

@@ -1,0 +1,93 @@
+"""ObjectMeta rules: name formats, label and annotation keys, and label values.
+
+The wording follows k8s.io/apimachinery's validation messages, shortened where they only repeat
+the regular expression.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from chaosmesh_py.localmesh.apiserver.errors import FieldError, show_value
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def _invalid(field: str, value: Any, why: str) -> FieldError:
+    return FieldError("FieldValueInvalid", field, f"Invalid value: {show_value(value)}: {why}")
+
+
+def name_errors(name: Any, label_only: bool) -> list[FieldError]:
+    """Names must be DNS-1123 subdomains (253 chars); namespace names DNS-1123 labels (63)."""
+    if not isinstance(name, str):
+        return [_invalid("metadata.name", name, "must be a string")]
+    if label_only and (len(name) > 63 or not DNS1123_LABEL.match(name)):
+        return [
+            _invalid(
+                "metadata.name",
+                name,
+                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or"
+                " '-', and must start and end with an alphanumeric character",
+            )
+        ]
+    if len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
+        return [
+            _invalid(
+                "metadata.name",
+                name,
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters,"
+                " '-' or '.', and must start and end with an alphanumeric character",
+            )
+        ]
+    return []
+
+
+def _key_is_valid(key: str) -> bool:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
+        return False
+    return 0 < len(name) <= 63 and bool(_QUALIFIED_NAME.match(name))
+
+
+def map_errors(field: str, values: Any, check_values: bool) -> list[FieldError]:
+    """Errors in `metadata.labels` (keys and values) or `metadata.annotations` (keys)."""
+    if values is None:
+        return []
+    if not isinstance(values, dict):
+        return [_invalid(field, values, "must be a map of strings")]
+    errors = []
+    for key, value in values.items():
+        if not _key_is_valid(key):
+            errors.append(
+                _invalid(
+                    field,
+                    key,
+                    "name part must consist of alphanumeric characters, '-', '_' or '.', and must"
+                    " start and end with an alphanumeric character, with an optional DNS subdomain"
+                    " prefix and '/'",
+                )
+            )
+        if not isinstance(value, str):
+            errors.append(_invalid(f"{field}[{key}]", value, "must be a string"))
+        elif check_values and (len(value) > 63 or not _LABEL_VALUE.match(value)):
+            errors.append(
+                _invalid(
+                    field,
+                    value,
+                    "a valid label must be an empty string or consist of alphanumeric characters,"
+                    " '-', '_' or '.', and must start and end with an alphanumeric character",
+                )
+            )
+    return errors
+
+
+def metadata_errors(metadata: dict[str, Any], label_only_name: bool) -> list[FieldError]:
+    return [
+        *name_errors(metadata.get("name"), label_only_name),
+        *map_errors("metadata.labels", metadata.get("labels"), check_values=True),
+        *map_errors("metadata.annotations", metadata.get("annotations"), check_values=False),
+    ]

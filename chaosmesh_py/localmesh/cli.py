@@ -1,0 +1,117 @@
+"""``chaosmesh local up | down | status``: the local mesh's commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+@click.group()
+def local() -> None:
+    """The local mesh: an Istio API and a real Envoy with Bookinfo, on this machine."""
+
+
+_state_dir = click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="where the mesh keeps its state (default: CHAOSMESH_STATE_DIR, else "
+    "~/.local/state/chaosmesh/local)",
+)
+_kubeconfig = click.option(
+    "--kubeconfig",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="the kubeconfig to add the chaosmesh-local context to "
+    "(default: KUBECONFIG or ~/.kube/config)",
+)
+
+
+def _options(state_dir: Path | None, kubeconfig_path: Path | None, **extra: Any) -> Any:
+    from chaosmesh_py.localmesh import kubeconfig, lifecycle
+
+    return lifecycle.Options(
+        state_dir=state_dir or lifecycle.default_state_dir(),
+        kubeconfig=kubeconfig_path or kubeconfig.default_path(),
+        **extra,
+    )
+
+
+@local.command()
+@_state_dir
+@_kubeconfig
+@click.option(
+    "--crds",
+    type=click.Path(path_type=Path, exists=True),
+    multiple=True,
+    help="Istio CRD file(s) to validate against (default: CHAOSMESH_ISTIO_CRDS or ../shared/istio)",
+)
+@click.option(
+    "--api-port", type=int, default=0, help="the Kubernetes API's port (default: any free)"
+)
+@click.option(
+    "--ingress-port", type=int, default=None, help="the ingress gateway's port (default: any free)"
+)
+def up(
+    state_dir: Path | None,
+    kubeconfig: Path | None,
+    crds: tuple[Path, ...],
+    api_port: int,
+    ingress_port: int | None,
+) -> None:
+    """Start the local mesh in the background (harmless when it already runs)."""
+    from chaosmesh_py.localmesh import lifecycle
+
+    options = _options(
+        state_dir,
+        kubeconfig,
+        crds=crds or lifecycle.default_crds(),
+        api_port=api_port,
+        ingress_port=ingress_port,
+    )
+    try:
+        started = lifecycle.up(options)
+    except lifecycle.LocalMeshError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"local mesh up: context {started['context']} -> {started['api_url']}")
+    click.echo(f"ingress: {started['ingress_url']}/productpage")
+
+
+@local.command()
+@_state_dir
+@_kubeconfig
+def down(state_dir: Path | None, kubeconfig: Path | None) -> None:
+    """Stop every process of the local mesh and remove its files and kubeconfig context."""
+    from chaosmesh_py.localmesh import lifecycle
+
+    stopped = lifecycle.down(_options(state_dir, kubeconfig))
+    click.echo(
+        "local mesh down" + (f" (stopped pid {stopped[0]})" if stopped else ": was not running")
+    )
+
+
+@local.command()
+@_state_dir
+@click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
+def status(state_dir: Path | None, as_json: bool) -> None:
+    """Say whether the local mesh runs, and where each part is. Exit 1 when it does not run."""
+    import json
+
+    from chaosmesh_py.localmesh import lifecycle
+
+    running = lifecycle.status(state_dir or lifecycle.default_state_dir())
+    if as_json:
+        click.echo(json.dumps(running or {"running": False}, indent=2))
+    elif running is None:
+        click.echo("local mesh: not running")
+    else:
+        click.echo(f"local mesh: running (pid {running['pid']})")
+        click.echo(f"  kubernetes API  {running['api_url']}  (context {running['context']})")
+        click.echo(f"  ingress         {running['ingress_url']}")
+        click.echo(f"  envoy admin     {running['envoy_admin_url']}")
+        for name, service in running["services"].items():
+            click.echo(f"  {name:<15} {service.get('url', service['host'])}")
+    sys.exit(0 if running else 1)

@@ -1,0 +1,481 @@
+"""Istio's standard metrics for the local mesh, so the same PromQL works here and on a cluster.
+
+On a cluster each sidecar's Istio stats filter counts every request under Istio's names and
+labels, and Prometheus scrapes them from each pod. The local mesh runs upstream Envoy, which has
+no Istio filter, so the numbers come from Envoy-native stats and are relabelled here::
+
+    request through a sidecar, the ingress or an entry listener
+      --> Envoy's stats access logger on that HTTP connection manager (``access_log``): one
+          counter and three histograms, tagged with the caller (a literal per listener), the
+          upstream cluster and host, the response code and flags
+    Envoy GET /stats/prometheus (these, plus each cluster's upstream_cx_* counters)
+      --> Telemetry: Istio names, Istio labels from the topology --> GET /metrics (Prometheus)
+
+Envoy aggregates (a counter per label set, never a record per request), so the cost per request
+is Envoy's and memory is bounded by the topology: callers x clusters x endpoints x codes x flags.
+Python works only per scrape, relabelling each Envoy series once and caching it: ~25 ms for
+6,000 lines. Measured: wrk at 7-9k requests/s through a sidecar showed no throughput change with
+the logger on, every request counted, Envoy's RSS +0.6 MB and flat. A JSON access-log file
+tailed by Python would lag instead: Envoy buffers file logs for up to 10 s (64 KiB).
+
+Metrics served (``reporter="source"`` only):
+
+    istio_requests_total                    counter, one per request
+    istio_request_duration_milliseconds     histogram of Envoy's %DURATION%
+    istio_request_bytes, istio_response_bytes
+                                            histograms of the body bytes received and sent
+    istio_tcp_connections_opened_total      counters from the destination cluster's
+    istio_tcp_connections_closed_total      upstream_cx_total, upstream_cx_destroy,
+    istio_tcp_received_bytes_total          upstream_cx_tx_bytes_total (request direction)
+    istio_tcp_sent_bytes_total              and upstream_cx_rx_bytes_total (response direction)
+
+Histogram buckets are Envoy's defaults, which are Istio's (0.5, 1, 5, 10, 25, 50, 100, 250, 500,
+1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000). The HTTP metrics carry
+Istio's labels: reporter, source_workload, source_workload_namespace, source_principal,
+source_app, source_version, source_canonical_service, source_canonical_revision, source_cluster,
+destination_workload, destination_workload_namespace, destination_principal, destination_app,
+destination_version, destination_service, destination_service_name,
+destination_service_namespace, destination_canonical_service, destination_canonical_revision,
+destination_cluster, request_protocol, response_code, response_flags,
+connection_security_policy. Values follow Istio: ``unknown`` where the information is missing
+(an injected abort reaches no workload), response flags as Envoy's %RESPONSE_FLAGS% (``-``,
+``FI`` abort, ``DI`` delay, ``UF``, ``UO``...), canonical service and revision from the
+``service.istio.io/canonical-*`` labels, then ``app``/``version``, then the workload name and
+``latest``.
+
+Where this differs from Istio
+    - No ``reporter="destination"`` series: there are no inbound sidecars. Ask with
+      ``reporter="source"`` (the default of ``chaosmesh_py.observe.prometheus``).
+    - No mTLS: ``source_principal``, ``destination_principal`` and
+      ``connection_security_policy`` are always ``unknown`` (Istio's source-side value for the
+      policy); ``source_cluster``/``destination_cluster`` are Istio's default ``Kubernetes``.
+    - The ingress reports as workload ``istio-ingressgateway`` in ``istio-system`` (app
+      ``istio-ingressgateway``, version ``unknown``); an entry listener (``info()["services"]
+      [name]["url"]``) as workload ``entry-<service>`` with app and version ``unknown``.
+    - A request matching no route (404 ``NR``, or the ingress's blackhole) has
+      ``destination_service`` ``unknown``; Istio puts the Host header there.
+    - ``istio_request_bytes``/``istio_response_bytes`` count body bytes; Istio's include headers.
+      No gRPC metrics and no ``grpc_response_status`` label.
+    - ``istio_tcp_*``: Istio reports them for TCP (non-HTTP) traffic; every local service is
+      HTTP, so these count the HTTP connections the one Envoy opens to each destination and the
+      bytes on them. Connection pools are shared by every caller, so all ``source_*`` labels are
+      ``unknown``, ``destination_workload`` too (the counters are per cluster, not per endpoint),
+      and ``request_protocol`` is ``tcp``.
+    - Histograms reach Envoy's /stats/prometheus at its stats flush (every 5 s), as on a
+      cluster's sidecars; counters are current at every scrape.
+    - A series Envoy drops (a removed cluster's counters) or resets (``POST /reset_counters``)
+      keeps its last value in the Istio series, so Prometheus never sees counters go back, as on
+      a cluster, where a proxy's counters reset only when its pod restarts (what a reset
+      catches between two scrapes is lost).
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple
+from urllib.parse import quote, urlsplit
+
+from chaosmesh_py.localmesh.envoy import Envoy, EnvoyError, JsonDict
+from chaosmesh_py.localmesh.topology import Service, Topology, Workload
+
+STATS_LOGGER_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.stats.v3.Config"
+# Envoy serves these stats as envoy_istio_<name>: the prefix is dropped on the way out.
+STAT_SCOPE = "istio"
+INGRESS_WORKLOAD = "istio-ingressgateway"
+UNKNOWN = "unknown"
+CLUSTER_NAME = "Kubernetes"  # Istio's default global.multiCluster.clusterName
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Tags every request stat carries in Envoy, from access-log command operators; the caller's
+# workload and namespace are literals, one access logger per listener.
+_REQUEST_TAGS = (
+    ("upstream_cluster", "%UPSTREAM_CLUSTER%"),
+    ("upstream_host", "%UPSTREAM_HOST%"),
+    ("response_code", "%RESPONSE_CODE%"),
+    ("response_flags", "%RESPONSE_FLAGS%"),
+)
+_HISTOGRAMS = (
+    ("request_duration_milliseconds", "Milliseconds", "%DURATION%"),
+    ("request_bytes", "Bytes", "%BYTES_RECEIVED%"),
+    ("response_bytes", "Bytes", "%BYTES_SENT%"),
+)
+# Envoy cluster counter -> Istio TCP metric. Received = request direction (what the caller sent,
+# which Envoy transmits upstream); sent = response direction.
+_TCP_METRICS = {
+    "upstream_cx_total": "istio_tcp_connections_opened_total",
+    "upstream_cx_destroy": "istio_tcp_connections_closed_total",
+    "upstream_cx_tx_bytes_total": "istio_tcp_received_bytes_total",
+    "upstream_cx_rx_bytes_total": "istio_tcp_sent_bytes_total",
+}
+# Envoy's filters (RE2, matched against full stat names) for the two reads of each scrape:
+# the request stats as Prometheus text (their tags split out), the cluster counters as JSON
+# (Envoy's default tag extraction cuts Istio-style cluster names apart in Prometheus text).
+_REQUEST_FILTER = rf"^{STAT_SCOPE}\."
+_CLUSTER_FILTER = rf"^cluster\.outbound\|.*\.({'|'.join(_TCP_METRICS)})$"
+_CLUSTER_STAT = re.compile(rf"^cluster\.(outbound\|.*)\.({'|'.join(_TCP_METRICS)})$")
+FAMILIES: Mapping[str, tuple[str, str]] = {
+    "istio_requests_total": ("counter", "Requests, counted by the calling side's proxy."),
+    "istio_request_duration_milliseconds": ("histogram", "Request duration in milliseconds."),
+    "istio_request_bytes": ("histogram", "Request body sizes in bytes."),
+    "istio_response_bytes": ("histogram", "Response body sizes in bytes."),
+    "istio_tcp_connections_opened_total": ("counter", "Connections opened to the destination."),
+    "istio_tcp_connections_closed_total": ("counter", "Connections to the destination closed."),
+    "istio_tcp_received_bytes_total": ("counter", "Bytes sent towards the destination."),
+    "istio_tcp_sent_bytes_total": ("counter", "Bytes received back from the destination."),
+}
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One line of the Prometheus text format: a series and its value."""
+
+    name: str
+    labels: Labels
+    value: float
+
+
+class _Series(NamedTuple):
+    """An Istio series, in the text format's order once sorted: by family, then label set,
+    then a histogram's buckets by bound, its _sum and its _count."""
+
+    family: str
+    labels: str  # rendered, without ``le``
+    rank: int  # 0 a bucket, 1 a _sum, 2 a _count or a counter
+    le: float
+    text: str  # ``name{labels}``, what precedes the value on its line
+
+
+def access_log(workload: str, namespace: str) -> JsonDict:
+    """The access logger that counts a listener's requests for Istio's metrics.
+
+    ``workload``/``namespace`` name the caller: the sidecar's workload, ``istio-ingressgateway``
+    in ``istio-system`` for the ingress, ``entry-<service>`` for an entry listener.
+    """
+    tags = [
+        {"name": "source_workload", "value_format": workload},
+        {"name": "source_workload_namespace", "value_format": namespace},
+        *({"name": name, "value_format": operator} for name, operator in _REQUEST_TAGS),
+    ]
+    return {
+        "name": "envoy.access_loggers.stats",
+        "typed_config": {
+            "@type": STATS_LOGGER_TYPE,
+            "stats_scope": {"prefix": STAT_SCOPE},
+            "counters": [{"stat": {"name": "requests_total", "tags": tags}, "value_fixed": 1}],
+            "histograms": [
+                {"stat": {"name": name, "tags": tags}, "unit": unit, "value_format": operator}
+                for name, unit, operator in _HISTOGRAMS
+            ],
+        },
+    }
+
+
+class Telemetry:
+    """Serves the local mesh's Istio metrics at ``url`` (``http://127.0.0.1:<port>/metrics``).
+
+    Each GET reads Envoy's stats once and answers the relabelled text; nothing runs between
+    scrapes.
+    """
+
+    def __init__(self, topology: Topology, envoy: Envoy, port: int) -> None:
+        self.envoy = envoy
+        self.port = port
+        self._labeller = _Labeller(topology)
+        self._lock = threading.Lock()
+        # Per Envoy series (its text up to the value, ``name{labels}``): its value at the last
+        # scrape, and what it had counted before it vanished or was reset.
+        self._last: dict[str, float] = {}
+        self._retired: dict[str, float] = defaultdict(float)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/metrics"
+
+    def start(self) -> Telemetry:
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
+        server.daemon_threads = True
+        server.telemetry = self  # type: ignore[attr-defined]
+        self._server = server
+        self._thread = threading.Thread(
+            # A short poll: stop() returns within it (the default 0.5 s slows every teardown).
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="telemetry",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def render(self) -> str:
+        """Istio's metrics now, in the Prometheus text format."""
+        # One scrape at a time: a read of Envoy that lost the race to the lock would look like
+        # a reset against the newer values already recorded.
+        with self._lock:
+            current: dict[str, float] = {}
+            for line in [*self._request_stats().splitlines(), *self._cluster_stats()]:
+                if line and not line.startswith("#"):
+                    series, _, number = line.rpartition(" ")
+                    current[series] = float(number)
+            for series, value in self._last.items():
+                now = current.get(series)
+                if now is None or now < value:
+                    # Gone, or reset: keep what it had counted, so the Istio counter never falls
+                    # (Prometheus would read a fall as a reset and count everything again).
+                    self._retired[series] += value
+            self._last = current
+            istio: dict[_Series, float] = defaultdict(float)
+            for series in self._retired.keys() | current.keys():
+                mapped = self._labeller.relabel(series)
+                if mapped is not None:
+                    # Several Envoy series may count for one Istio series.
+                    istio[mapped] += self._retired.get(series, 0.0) + current.get(series, 0.0)
+        return render_text(istio)
+
+    def _cluster_stats(self) -> Iterator[str]:
+        """The TCP counters as Prometheus lines, named and labelled as Envoy would."""
+        for name, value in self.envoy.stats(_CLUSTER_FILTER).items():
+            match = _CLUSTER_STAT.match(name)
+            # A cluster never used has no series, as in Istio (usedonly, for these counters).
+            if match is not None and value:
+                cluster, stat = match.groups()
+                yield f'envoy_cluster_{stat}{{envoy_cluster_name="{_escape(cluster)}"}} {value}'
+
+    def _request_stats(self) -> str:
+        address = urlsplit(self.envoy.admin_url)
+        connection = http.client.HTTPConnection(address.netloc, timeout=5)
+        try:
+            path = f"/stats/prometheus?usedonly&filter={quote(_REQUEST_FILTER, safe='')}"
+            connection.request("GET", path)
+            response = connection.getresponse()
+            body = response.read().decode()
+        finally:
+            connection.close()
+        if response.status != 200:
+            raise OSError(f"Envoy admin answered {response.status}: {body[:200]}")
+        return body
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        telemetry: Telemetry = self.server.telemetry  # type: ignore[attr-defined]
+        if self.path.split("?", 1)[0] != "/metrics":
+            self._answer(404, "only /metrics here\n", "text/plain")
+            return
+        try:
+            text = telemetry.render()
+        except (OSError, EnvoyError) as error:  # Envoy is down: say so, Prometheus marks it
+            self._answer(503, f"could not read Envoy's stats: {error}\n", "text/plain")
+            return
+        self._answer(200, text, CONTENT_TYPE)
+
+    def _answer(self, status: int, text: str, content_type: str) -> None:
+        body = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: one line per scrape would drown the mesh's log."""
+
+
+# --- relabelling -----------------------------------------------------------------------------
+
+
+class _Labeller:
+    """Envoy's series to Istio's, with the labels the topology knows."""
+
+    def __init__(self, topology: Topology) -> None:
+        # Envoy series text -> Istio series: each series is relabelled once, not at every scrape.
+        self._known: dict[str, _Series | None] = {}
+        self._workloads = {(w.name, w.namespace): w for w in topology.workloads}
+        self._by_address = {f"127.0.0.1:{w.port}": w for w in topology.workloads if w.port}
+        self._services = {service.fqdn: service for service in topology.services}
+        ingress_labels = topology.ingress.labels if topology.ingress else {}
+        self._ingress_labels = {"app": INGRESS_WORKLOAD, **ingress_labels}
+
+    def relabel(self, series: str) -> _Series | None:
+        """The Istio series an Envoy series (``name{labels}``) counts in; None if none."""
+        if series not in self._known:
+            self._known[series] = self._relabel(*parse_series(series))
+        return self._known[series]
+
+    def _relabel(self, name: str, tags: Mapping[str, str]) -> _Series | None:
+        prefix = f"envoy_{STAT_SCOPE}_"
+        if name.startswith(prefix):
+            name = "istio_" + name.removeprefix(prefix)
+            labels = self._request_labels(tags)
+        elif name.removeprefix("envoy_cluster_") in _TCP_METRICS:
+            name = _TCP_METRICS[name.removeprefix("envoy_cluster_")]
+            labels = self._tcp_labels(tags)
+        else:
+            return None
+        family, rank = name, 2
+        for suffix, histogram_rank in (("_bucket", 0), ("_sum", 1), ("_count", 2)):
+            if name.removesuffix(suffix) in FAMILIES:
+                family, rank = name.removesuffix(suffix), histogram_rank
+        pairs = sorted(labels.items())
+        le = tags.get("le")
+        text = name + _labels_text([*pairs, ("le", le)] if le is not None else pairs)
+        return _Series(family, _labels_text(pairs), rank, float(le or 0), text)
+
+    def _request_labels(self, tags: Mapping[str, str]) -> dict[str, str]:
+        source = self._source(
+            tags.get("source_workload", ""), tags.get("source_workload_namespace", "")
+        )
+        destination = self._by_address.get(tags.get("upstream_host", ""))
+        return {
+            "reporter": "source",
+            **_workload_labels("source", source),
+            **self._service_labels(tags.get("upstream_cluster", "")),
+            **_workload_labels("destination", destination),
+            "request_protocol": "http",
+            "response_code": tags.get("response_code", "0"),
+            "response_flags": tags.get("response_flags", "-"),
+            "connection_security_policy": UNKNOWN,
+        }
+
+    def _tcp_labels(self, tags: Mapping[str, str]) -> dict[str, str]:
+        return {
+            "reporter": "source",
+            **_workload_labels("source", None),
+            **self._service_labels(tags.get("envoy_cluster_name", "")),
+            **_workload_labels("destination", None),
+            "request_protocol": "tcp",
+            "response_flags": "-",
+            "connection_security_policy": UNKNOWN,
+        }
+
+    def _source(self, name: str, namespace: str) -> _Identity:
+        workload = self._workloads.get((name, namespace))
+        if workload is not None:
+            return _Identity(workload.name, workload.namespace, workload.labels)
+        if name == INGRESS_WORKLOAD:
+            return _Identity(name, namespace, self._ingress_labels)
+        return _Identity(name or UNKNOWN, namespace or UNKNOWN, {})
+
+    def _service_labels(self, cluster: str) -> dict[str, str]:
+        """From ``outbound|<port>|<subset>|<fqdn>``; ``unknown`` when no route was matched."""
+        parts = cluster.split("|")
+        service: Service | None = self._services.get(parts[-1]) if len(parts) == 4 else None
+        if service is None:
+            return {
+                "destination_service": UNKNOWN,
+                "destination_service_name": UNKNOWN,
+                "destination_service_namespace": UNKNOWN,
+            }
+        return {
+            "destination_service": service.fqdn,
+            "destination_service_name": service.name,
+            "destination_service_namespace": service.namespace,
+        }
+
+
+@dataclass(frozen=True)
+class _Identity:
+    name: str
+    namespace: str
+    labels: Mapping[str, str]
+
+
+def _workload_labels(side: str, identity: _Identity | Workload | None) -> dict[str, str]:
+    """Istio's ``<side>_*`` workload labels; every one ``unknown`` without a workload."""
+    if identity is None:
+        values = dict.fromkeys(
+            ("workload", "workload_namespace", "app", "version", "canonical_service"), UNKNOWN
+        )
+        values.update(canonical_revision=UNKNOWN, principal=UNKNOWN, cluster=UNKNOWN)
+    else:
+        labels = identity.labels
+        values = {
+            "workload": identity.name,
+            "workload_namespace": identity.namespace,
+            "app": labels.get("app", UNKNOWN),
+            "version": labels.get("version", UNKNOWN),
+            # Istio's defaulting order for the canonical service and revision.
+            "canonical_service": labels.get("service.istio.io/canonical-name")
+            or labels.get("app.kubernetes.io/name")
+            or labels.get("app")
+            or identity.name,
+            "canonical_revision": labels.get("service.istio.io/canonical-revision")
+            or labels.get("app.kubernetes.io/version")
+            or labels.get("version")
+            or "latest",
+            "principal": UNKNOWN,  # no mTLS locally
+            "cluster": CLUSTER_NAME,
+        }
+    return {f"{side}_{key}": value for key, value in values.items()}
+
+
+# --- the Prometheus text format -------------------------------------------------------------
+
+_SERIES = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$")
+_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?')
+_ESCAPED = re.compile(r'\\[\\"n]')
+_UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
+
+
+def parse_text(text: str) -> Iterator[Sample]:
+    """The samples of a Prometheus text exposition (comments and blank lines skipped)."""
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, _, number = line.rpartition(" ")
+            name, labels = parse_series(series)
+            yield Sample(name, tuple(labels.items()), float(number))
+
+
+def parse_series(series: str) -> tuple[str, dict[str, str]]:
+    """``name{label="value",...}``: the name and the labels."""
+    match = _SERIES.match(series)
+    if match is None:
+        raise ValueError(f"not a Prometheus series: {series[:200]!r}")
+    name, labels_text = match.groups()
+    return name, {
+        key: _ESCAPED.sub(lambda found: _UNESCAPE[found.group()], raw)
+        for key, raw in _LABEL.findall(labels_text or "")
+    }
+
+
+def render_text(values: Mapping[_Series, float]) -> str:
+    """Prometheus text for Istio series: each family together, a histogram's lines in order."""
+    lines: list[str] = []
+    family = None
+    for series in sorted(values):
+        if series.family != family:
+            family = series.family
+            kind, help_text = FAMILIES[family]
+            lines += [f"# HELP {family} {help_text}", f"# TYPE {family} {kind}"]
+        lines.append(f"{series.text} {_number(values[series])}")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _labels_text(labels: Iterable[tuple[str, str]]) -> str:
+    pairs = [f'{key}="{_escape(value)}"' for key, value in labels]
+    return "{" + ",".join(pairs) + "}" if pairs else ""
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
