@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,8 +73,9 @@ def claim(state_dir: Path) -> None:
     if created:
         state_dir.parent.mkdir(parents=True, exist_ok=True)
         state_dir.mkdir(mode=0o700)
+    mode = stat.S_IMODE(state_dir.stat().st_mode)
     state_dir.chmod(0o700)  # it will hold the API's token and private key
-    marker = {"created_by": "chaosmesh local up", "created_directory": created}
+    marker = {"created_by": "chaosmesh local up", "created_directory": created, "mode": mode}
     descriptor = os.open(state_dir / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as file:
         json.dump(marker, file)
@@ -107,6 +109,9 @@ def release(state_dir: Path) -> None:
         else:
             entry.unlink()
     (state_dir / MARKER).unlink()  # last: a failure above leaves the directory still ours
+    mode = marker.get("mode")
+    if isinstance(mode, int):
+        state_dir.chmod(mode)  # the adopted directory as it was
 
 
 @dataclass(frozen=True)
@@ -117,11 +122,11 @@ class Process:
 
 def _start_ticks(pid: int) -> int | None:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        line = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) is parenthesised and may hold spaces: count after it.
-    fields = stat[stat.rfind(")") + 2 :].split()
+    fields = line[line.rfind(")") + 2 :].split()
     if fields[0] == "Z":  # a zombie is gone already
         return None
     return int(fields[19])

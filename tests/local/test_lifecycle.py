@@ -180,7 +180,8 @@ def test_a_pid_file_naming_an_unrelated_process_signals_nothing(tmp_path, record
 def test_a_failed_up_removes_only_what_it_created(tmp_path, existed):
     folder = tmp_path / "state"
     if existed:
-        folder.mkdir()
+        folder.mkdir(mode=0o755)
+        folder.chmod(0o755)
     broken = tmp_path / "broken-crds.yaml"
     broken.write_text("kind: CustomResourceDefinition\nspec: {}\n")  # the daemon dies on it
     done = chaosmesh(tmp_path, "up", "--crds", str(broken), check=False)
@@ -188,6 +189,7 @@ def test_a_failed_up_removes_only_what_it_created(tmp_path, existed):
     assert "the local mesh did not start" in done.stderr
     if existed:
         assert folder.is_dir() and list(folder.iterdir()) == []
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o755
     else:
         assert not folder.exists()
     assert not (tmp_path / "kubeconfig").exists()
