@@ -96,8 +96,12 @@ def gate(
     """
     import shutil
 
+    from chaosmesh_py.engine.private_file import check_creatable
     from chaosmesh_py.verdict import gate as gating
 
+    for report, option in ((junit, "--junit"), (json_report, "--json")):
+        if report is not None:
+            check_creatable(report, option)  # before any run, not after
     results = gating.gate(paths, journal_dir, allow_unverified)
     click.echo(gating.format_table(results, shutil.get_terminal_size((120, 24)).columns))
     if junit:
