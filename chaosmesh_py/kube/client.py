@@ -1,4 +1,4 @@
-"""Kubernetes access: the only module that imports the ``kubernetes`` client.
+"""Kubernetes access through the ``kubernetes`` client (this package is its only importer).
 
 Credentials resolve as chaostoolkit-kubernetes resolves them (``chaosmesh_py.kube.credentials``).
 A certificate that fails verification raises ``Untrusted`` at once, never retried: another

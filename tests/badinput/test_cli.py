@@ -77,10 +77,13 @@ CLUSTER_COMMANDS = [
 
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
-    """No credentials from the machine: each case gives its own."""
-    for name in ("KUBERNETES_CONTEXT", "KUBERNETES_HOST", "CHAOSTOOLKIT_IN_POD", "CHAOSMESH_DEBUG"):
+    """No credentials from the machine: each case gives its own. Were a case to run anything,
+    it would reach the discard port, never a cluster of the machine's."""
+    for name in ("KUBERNETES_CONTEXT", "CHAOSTOOLKIT_IN_POD", "CHAOSMESH_DEBUG"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+    monkeypatch.setenv("KUBERNETES_HOST", NOWHERE)
+    monkeypatch.chdir(tmp_path)  # the gate's default journal directory lands here
     return tmp_path
 
 

@@ -1,6 +1,7 @@
 """Tokens never appear in what the project writes: logs, ledger, journal, CLI output."""
 
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -121,6 +122,7 @@ def test_secret_values_are_redacted_from_the_journal(api, tmp_path):
     assert api.url not in (tmp_path / "journal.json").read_text()  # an env secret's value
 
 
+NOWHERE = "http://127.0.0.1:9"  # the discard port
 INT_TOKEN = 86753091234567  # an integer token: Chaos Toolkit keeps its type
 HEADER_SECRET = "tester-S3cret-7f2a9c"  # narrows the fault: lands in the route copy's match
 SHORT_SECRET = "ab1"
@@ -236,7 +238,10 @@ def test_the_gate_refuses_to_write_through_a_symbolic_link(tmp_path, output):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.write_text("not yours")
     (journals / output).symlink_to(elsewhere)
-    gate = run([CHAOSMESH, "gate", "--journal-dir", journals, path])
+    # Credentials that reach nothing: were the link followed, the run would fail, not touch a
+    # cluster of the machine's.
+    nowhere = {**os.environ, "KUBECONFIG": str(tmp_path / "none"), "KUBERNETES_HOST": NOWHERE}
+    gate = run([CHAOSMESH, "gate", "--journal-dir", journals, path], nowhere)
     assert gate.returncode == 2, gate.stdout + gate.stderr
     assert f"{journals / output} is a symbolic link" in gate.stderr
     assert "Traceback" not in gate.stderr
