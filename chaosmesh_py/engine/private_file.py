@@ -21,27 +21,29 @@ DIRECTORY_MODE = 0o700
 def make_directory(path: Path, field: str) -> None:
     """``path`` as a directory, created 0700 (with its parents) when missing; InvalidInput
     naming ``field`` when it is a link, a file, or cannot be created."""
-    if path.is_symlink():
-        raise _link(path, field)
     try:
+        if path.is_symlink():
+            raise _link(path, field)
         path.mkdir(parents=True, exist_ok=True, mode=DIRECTORY_MODE)
     except FileExistsError:
         raise InvalidInput(field, f"{path} is a file, not a directory", _ELSEWHERE) from None
     except OSError as error:
-        raise InvalidInput(
-            field, f"{path} cannot be created: {error.strerror or error}", _ELSEWHERE
-        ) from None
+        raise _uncreatable(path, field, str(error.strerror or error)) from None
 
 
 def check_creatable(path: Path, field: str) -> None:
     """Refuse, before anything runs, a file we could not create at ``path`` later."""
-    if path.is_symlink():
-        raise _link(path, field)
-    if path.is_dir():
-        raise InvalidInput(field, f"{path} is a directory", "give a file name")
-    parent = _nearest_existing(path.parent)
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise InvalidInput(field, f"{path} cannot be created: {parent} is not writable", _ELSEWHERE)
+    try:
+        if path.is_symlink():
+            raise _link(path, field)
+        if path.is_dir():
+            raise InvalidInput(field, f"{path} is a directory", "give a file name")
+        parent = _nearest_existing(path.parent)
+        writable = parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+    except OSError as error:  # a name too long, a loop of links
+        raise _uncreatable(path, field, str(error.strerror)) from None
+    if not writable:
+        raise _uncreatable(path, field, f"{parent} is not writable")
 
 
 def open_private(path: Path, flags: int) -> int:
@@ -80,6 +82,10 @@ def restrict(path: Path) -> None:
 
 
 _ELSEWHERE = "choose a path in a directory you can write"
+
+
+def _uncreatable(path: Path, field: str, reason: str) -> InvalidInput:
+    return InvalidInput(field, f"{path} cannot be created: {reason}", _ELSEWHERE)
 
 
 def _link(path: Path, field: str) -> InvalidInput:

@@ -204,8 +204,11 @@ def _outputs(journal_dir: Path, name: str) -> tuple[Path, Path]:
 
 def read_input(path: Path) -> Input:
     """Read one input and tell what it is; an experiment is validated as ``chaos run`` would."""
-    if not path.is_file():
-        raise InputInvalid("no such file" if not path.exists() else "not a file")
+    try:
+        if not path.is_file():
+            raise InputInvalid("no such file" if not path.exists() else "not a file")
+    except OSError as error:  # a name too long, a loop of links
+        raise InputInvalid(f"cannot be read: {error.strerror}") from None
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
         document = _parse(text)
@@ -329,12 +332,19 @@ def _run(
 
 
 def _relay(stream: IO[bytes] | None, target: TextIO, hide: Redactor) -> None:
-    """Copy a run's output line by line, secrets hidden, as it comes."""
+    """Copy a run's output line by line, secrets hidden, as it comes. Reads to the end even
+    when the target is gone (a closed pipe): a run blocked on a full pipe would never end."""
     if stream is None:
         return
+    writable = True
     for raw in stream:
-        target.write(hide.text(raw.decode("utf-8", errors="replace")))
-        target.flush()
+        if not writable:
+            continue
+        try:
+            target.write(hide.text(raw.decode("utf-8", errors="replace")))
+            target.flush()
+        except (OSError, ValueError):
+            writable = False
 
 
 def _hide_in_file(path: Path, hide: Redactor) -> None:

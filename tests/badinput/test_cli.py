@@ -284,3 +284,62 @@ def test_an_activity_gets_the_same_message_as_the_cli(isolated):
         list_owned_faults(secrets={"KUBERNETES_CONTEXT": "no-such-context"})
     assert "InvalidInput: context: no 'no-such-context'" in str(failed.value)
     assert "its contexts: staging, prod" in str(failed.value)
+
+
+HOSTILE = [
+    "",
+    " ",
+    "-",
+    "--",
+    "../..",
+    "/",
+    "é\u202e",
+    "$(touch pwned)",
+    "%s%n{}",
+    "a\nb",
+    "\x01\x1b[31m",
+    "x" * 5000,
+    "-1",
+    "99999999999999999999",
+]
+
+
+def fuzzed_commands(tmp_path, count=60):
+    """Commands with a hostile value in one option each: never a traceback, never exit 70."""
+    import random
+
+    chooser = random.Random(8)
+    journal_input = str(tmp_path / "nowhere.json")  # invalid: the gate runs nothing
+    shapes = [
+        lambda v: ["halt", "--context", v],
+        lambda v: ["reap", "-n", v],
+        lambda v: ["halt", "-n", "bookinfo", "-n", v, "--json"],
+        lambda v: ["rollback", "--all", "--ledger-dir", v],
+        lambda v: ["rollback", "--all", "--context", v],
+        lambda v: ["gate", "--json", v, journal_input],
+        lambda v: ["gate", "--junit", v, journal_input],
+        lambda v: ["gate", "--journal-dir", v, journal_input],
+        lambda v: ["gate", v],
+        lambda v: ["validate", v],
+        lambda v: ["local", "status", "--state-dir", v],
+        lambda v: ["local", "up", "--api-port", v, "--state-dir", str(tmp_path / "s")],
+        lambda v: ["halt", "--istio-api-version", v],
+    ]
+    values = HOSTILE + [
+        "".join(chooser.choice("ab-_./:%$\\'\"\t é0") for _ in range(chooser.randint(1, 40)))
+        for _ in range(count)
+    ]
+    return [shape(value) for shape in shapes for value in values]
+
+
+def test_hostile_option_values_never_show_a_traceback(isolated):
+    (isolated / "kubeconfig").write_text(kubeconfig(current="staging"))
+    codes = set()
+    for arguments in fuzzed_commands(isolated, count=20):
+        result = CliRunner().invoke(main, arguments)
+        assert isinstance(result.exception, SystemExit | None), (arguments, result.exception)
+        assert result.exit_code in (0, 1, 2, 3), (arguments, result.output)
+        assert "Traceback" not in result.output, (arguments, result.output)
+        codes.add(result.exit_code)
+    assert 2 in codes and 3 in codes  # refused input, and an API that cannot be reached
+    assert not (isolated / "pwned").exists()
