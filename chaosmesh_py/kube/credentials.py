@@ -54,6 +54,7 @@ _FALSE = frozenset({"false", "0", "no", "off"})
 _CONTEXTS_SHOWN = 20
 _KUBECONFIG_FIX = "fix the file, or point KUBECONFIG at a valid kubeconfig"
 _CHOOSE_CONTEXT = "pass one with --context NAME or KUBERNETES_CONTEXT=NAME"
+_KUBECONFIG_KEYS = {"clusters", "contexts", "users", "current-context"}
 
 
 def api_client(secrets: Mapping[str, Any]) -> Any:
@@ -74,8 +75,8 @@ def api_client(secrets: Mapping[str, Any]) -> Any:
         raise InvalidInput(
             "context",
             f"{context!r} was asked for, but there is no kubeconfig at {', '.join(paths)}",
-            "set KUBECONFIG to the file that has it (chaosmesh local up adds chaosmesh-local "
-            "to ~/.kube/config), or leave the context unset to use KUBERNETES_HOST",
+            "set KUBECONFIG to the file that has it, or leave the context unset to use "
+            "KUBERNETES_HOST; chaosmesh local up adds chaosmesh-local to ~/.kube/config",
         )
     elif os.environ.get("CHAOSTOOLKIT_IN_POD") == "true":
         _load_in_pod(configuration)
@@ -148,6 +149,12 @@ def _load_kubeconfig(paths: list[str], context: str | None, configuration: Any) 
     current = ""
     for path in paths:
         document = read_kubeconfig(path)
+        if document and not _KUBECONFIG_KEYS & document.keys():
+            raise InvalidInput(
+                "kubeconfig",
+                f"{path} is not a kubeconfig: it has no clusters, contexts or users",
+                _KUBECONFIG_FIX,
+            )
         entries = document.get("contexts") or []
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             raise InvalidInput(
@@ -164,7 +171,7 @@ def _load_kubeconfig(paths: list[str], context: str | None, configuration: Any) 
         raise InvalidInput(
             "context",
             f"{where} sets no current context",
-            f"{_CHOOSE_CONTEXT} (chaosmesh-local for the local mesh); {_listed(names)}",
+            f"{_CHOOSE_CONTEXT}, e.g. chaosmesh-local for the local mesh; {_listed(names)}",
         )
     if chosen not in names:
         asked = "" if context else "current context "
@@ -207,7 +214,7 @@ def _load_in_pod(configuration: Any) -> None:
     except ConfigException as error:
         raise InvalidInput(
             "CHAOSTOOLKIT_IN_POD",
-            f"true, but this is not a pod with a service account ({error})",
+            f"is true, but this is not a pod with a service account: {str(error).rstrip('.')}",
             "unset CHAOSTOOLKIT_IN_POD outside a pod, or mount the service account token",
         ) from None
 

@@ -46,6 +46,10 @@ KUBECONFIGS = {
     ),
     "not-yaml": ("clusters: [\n  - {name: c\n", ["is not YAML at line", "point KUBECONFIG"]),
     "a-list": ("- clusters\n- users\n", ["is not a kubeconfig", "list, not a mapping"]),
+    "an-experiment": (
+        "title: oops\nmethod: []\n",
+        ["is not a kubeconfig: it has no clusters, contexts or users"],
+    ),
     "empty": ("", ["sets no current context"]),
     "stale-current-context": (
         kubeconfig(current="gone"),
