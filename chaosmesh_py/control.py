@@ -69,7 +69,7 @@ def configure_control(
 ) -> None:
     """Hide the experiment's secrets from everything the run writes from now on; give the run an
     id that every activity will see in its configuration."""
-    hide_secrets(secrets)
+    _hide_secrets(secrets)
     if configuration is None:
         return
     if not configuration.get(RUN_ID_KEY):
@@ -80,7 +80,7 @@ def configure_control(
     logger.info(f"chaosmesh: run id {run.run_id}")
 
 
-def hide_secrets(secrets: dict[str, Any] | None) -> None:
+def _hide_secrets(secrets: dict[str, Any] | None) -> None:
     """Remember the loaded secrets, filter Chaos Toolkit's log handlers, make its log file
     private; warn about secrets too short to be hidden inside other text."""
     short = redaction.remember(secrets or {})
