@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from chaosmesh_py.engine import private_file
 
 CERTIFICATE_DAYS = 365
 
@@ -51,12 +52,8 @@ class Credentials:
         return self.token_file.read_text().strip()
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Create ``path`` (replacing any file there) readable by its owner only from the start."""
-    path.unlink(missing_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(data)
+def _write(path: Path, data: bytes) -> None:
+    private_file.write_private(path, data, "--state-dir")
 
 
 def _key_usage(*, signs_certificates: bool) -> Any:
@@ -141,13 +138,13 @@ def issue(directory: Path) -> Credentials:
     )
     credentials = Credentials(directory)
     pem = serialization.Encoding.PEM
-    write_private(credentials.ca_file, ca.public_bytes(pem))
-    write_private(credentials.cert_file, server.public_bytes(pem))
-    write_private(
+    _write(credentials.ca_file, ca.public_bytes(pem))
+    _write(credentials.cert_file, server.public_bytes(pem))
+    _write(
         credentials.key_file,
         server_key.private_bytes(
             pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ),
     )
-    write_private(credentials.token_file, secrets.token_urlsafe(32).encode())
+    _write(credentials.token_file, secrets.token_urlsafe(32).encode())
     return credentials

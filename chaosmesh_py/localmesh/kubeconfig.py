@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from chaosmesh_py.engine import private_file
 from chaosmesh_py.errors import InvalidInput
 
 CONTEXT = "chaosmesh-local"
@@ -143,7 +144,7 @@ def _replace(target: Path, text: str) -> None:
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     temporary.unlink(missing_ok=True)
     # 0600 from the first byte: the file holds credentials, ours and other clusters'.
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    descriptor = private_file.open_private(temporary, os.O_WRONLY | os.O_EXCL)
     try:
         with os.fdopen(descriptor, "w") as file:
             file.write(text)

@@ -22,6 +22,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from chaosmesh_py.engine import private_file
 from chaosmesh_py.errors import InvalidInput
 
 MARKER = ".chaosmesh-local-state"
@@ -76,7 +77,7 @@ def claim(state_dir: Path) -> None:
     mode = stat.S_IMODE(state_dir.stat().st_mode)
     state_dir.chmod(0o700)  # it will hold the API's token and private key
     marker = {"created_by": "chaosmesh local up", "created_directory": created, "mode": mode}
-    descriptor = os.open(state_dir / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    descriptor = private_file.open_private(state_dir / MARKER, os.O_WRONLY | os.O_EXCL)
     with os.fdopen(descriptor, "w") as file:
         json.dump(marker, file)
 
