@@ -77,7 +77,20 @@ def up(
     except lifecycle.LocalMeshError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"local mesh up: context {started['context']} -> {started['api_url']}")
-    click.echo(f"ingress: {started['ingress_url']}/productpage")
+    click.echo(f"product page: {started['ingress_url']}/productpage")
+    _print_how_to_run(lifecycle.experiment_environment(started, options.kubeconfig))
+
+
+def _print_how_to_run(variables: dict[str, str]) -> None:
+    import shlex
+
+    from chaosmesh_py import packaged
+
+    experiment = packaged.examples_dir() / packaged.DEMO_EXPERIMENT
+    click.echo("run an experiment against it (`chaosmesh examples` lists those that ship):")
+    assignments = " ".join(f"{name}={shlex.quote(value)}" for name, value in variables.items())
+    click.echo(f"  export {assignments}")
+    click.echo(f"  chaos run {shlex.quote(str(experiment))}")
 
 
 @local.command()

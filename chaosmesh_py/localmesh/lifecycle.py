@@ -23,16 +23,14 @@ from typing import Any
 
 import requests
 
+from chaosmesh_py import packaged
 from chaosmesh_py.errors import ChaosMeshError
 from chaosmesh_py.localmesh import kubeconfig
 from chaosmesh_py.localmesh.daemon import STATUS_FILE
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CRDS = ROOT.parent / "shared/istio/crds-1.30.3.gen.yaml"
-DEFAULT_MANIFESTS = (
-    ROOT / "experiments/bookinfo/mesh.yaml",
-    ROOT / "experiments/bookinfo/gateway.yaml",
-)
+# In a source checkout, Istio's CRDs beside it (never shipped with the package).
+DEFAULT_CRDS = Path(__file__).resolve().parents[3] / "shared/istio/crds-1.30.3.gen.yaml"
+DEFAULT_MANIFESTS = packaged.bookinfo_manifests()
 START_TIMEOUT_S = 60.0
 PID_FILE = "daemon.pid"  # written by `up` at once, so `down` finds a daemon that never got ready
 
@@ -117,6 +115,20 @@ def up(options: Options) -> dict[str, Any]:
         time.sleep(0.05)
     kubeconfig.add_context(options.kubeconfig, started["api_url"])
     return started
+
+
+def experiment_environment(status: dict[str, Any], kubeconfig_path: Path) -> dict[str, str]:
+    """What an experiment run against this mesh needs set (KUBECONFIG only when the context went
+    to a file other than the one kubectl and the Kubernetes client read by default)."""
+    environment = {} if kubeconfig_path == kubeconfig.default_path() else {
+        "KUBECONFIG": str(kubeconfig_path)
+    }
+    return {
+        **environment,
+        "KUBERNETES_CONTEXT": status["context"],
+        "PRODUCTPAGE_URL": status["ingress_url"],
+        "BOOKINFO_NAMESPACE": status["namespace"],
+    }
 
 
 def down(options: Options) -> list[int]:
