@@ -138,7 +138,7 @@ def examples(only_dir: bool) -> None:
     for path in packaged.experiments():
         title = json.loads(path.read_text()).get("title", "")
         click.echo(f"  {path.name:<44} {title}")
-    manifests = ", ".join(str(path.relative_to(directory)) for path in packaged.bookinfo_manifests())
+    manifests = ", ".join(str(p.relative_to(directory)) for p in packaged.bookinfo_manifests())
     click.echo(f"Bookinfo's routing they start from: {manifests} (the local mesh loads them)")
 
 

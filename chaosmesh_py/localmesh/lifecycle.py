@@ -120,11 +120,9 @@ def up(options: Options) -> dict[str, Any]:
 def experiment_environment(status: dict[str, Any], kubeconfig_path: Path) -> dict[str, str]:
     """What an experiment run against this mesh needs set (KUBECONFIG only when the context went
     to a file other than the one kubectl and the Kubernetes client read by default)."""
-    environment = {} if kubeconfig_path == kubeconfig.default_path() else {
-        "KUBECONFIG": str(kubeconfig_path)
-    }
+    other_file = kubeconfig_path != kubeconfig.default_path()
     return {
-        **environment,
+        **({"KUBECONFIG": str(kubeconfig_path)} if other_file else {}),
         "KUBERNETES_CONTEXT": status["context"],
         "PRODUCTPAGE_URL": status["ingress_url"],
         "BOOKINFO_NAMESPACE": status["namespace"],

@@ -88,7 +88,7 @@ def check_page(
     concurrency: int = 20,
     timeout_s: float = 15.0,
 ) -> PageReport:
-    """Load ``base_url``/productpage ``pages`` times; raise ``PageUnreachable`` when none answered."""
+    """Load ``base_url``/productpage ``pages`` times; ``PageUnreachable`` when none answered."""
     base_url = _check_base_url(base_url)
     _check_count("pages", pages, MAX_PAGES)
     _check_count("concurrency", concurrency, MAX_CONCURRENCY)

@@ -260,8 +260,8 @@ def test_the_readme_main_job_runs_end_to_end(tmp_path, experiment, action, page_
     ]
     assert "- steady state before: met" in done.stdout
     assert f"- {action}: succeeded; live in Envoy after" in done.stdout
-    deviated = f"page-whole-for-jason: 0 of 20 page loads whole for jason; failed: {page_error} on 20"
-    assert deviated in done.stdout
+    deviated = f"0 of 20 page loads whole for jason; failed: {page_error} on 20"
+    assert f"page-whole-for-jason: {deviated}" in done.stdout
     assert "- every fault of run" in done.stdout and "removed: True" in done.stdout
     after = done.stdout.split("- after the rollback, the product page again:\n")[1]
     assert after.startswith("    20 of 20 page loads whole for jason (")
