@@ -11,6 +11,7 @@ from chaosmesh_py.kube.client import (
     ResourceKind,
     ResourceRef,
     RetryPolicy,
+    load_client,
     virtual_service_kind,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "ResourceKind",
     "ResourceRef",
     "RetryPolicy",
+    "load_client",
     "virtual_service_kind",
 ]

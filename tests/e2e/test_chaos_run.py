@@ -167,6 +167,7 @@ def test_chaos_discover_describes_every_activity(api, tmp_path):
         "remove_faults",
         "fault_is_injected",
         "list_owned_faults",
+        "bookinfo_page",
         "envoy_counters",
         "measure_http_load",
         "http_slo_is_met",
