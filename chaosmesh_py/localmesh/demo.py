@@ -60,7 +60,12 @@ def main() -> int:
             stopped = lifecycle.down(mesh)
             left = [pid for pid in stopped if lifecycle.alive(pid)]
             print(f"  stopped pid {stopped}; still running: {left or 'nothing'}")
-        return 0 if _report(journal) and restored and not left else 1
+        held = _report(journal) and restored and not left
+        print(
+            "\nYour turn: `chaosmesh local up` keeps a mesh running and prints how to run "
+            "experiments against it; `chaosmesh examples` lists those that ship."
+        )
+        return 0 if held else 1
 
 
 def _run_experiment(
