@@ -85,11 +85,11 @@ def _print_how_to_run(variables: dict[str, str]) -> None:
     import shlex
 
     from chaosmesh_py import packaged
+    from chaosmesh_py.localmesh import lifecycle
 
     experiment = packaged.examples_dir() / packaged.DEMO_EXPERIMENT
     click.echo("run an experiment against it (`chaosmesh examples` lists those that ship):")
-    assignments = " ".join(f"{name}={shlex.quote(value)}" for name, value in variables.items())
-    click.echo(f"  export {assignments}")
+    click.echo(f"  export {lifecycle.shell_assignments(variables)}")
     click.echo(f"  chaos run {shlex.quote(str(experiment))}")
 
 

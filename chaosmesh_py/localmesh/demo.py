@@ -76,7 +76,7 @@ def _run_experiment(
     command = ["chaos", "--no-version-check", "run", "--journal-path", str(journal_path)]
     line = " \\\n    ".join(
         [
-            " ".join(f"{name}={shlex.quote(value)}" for name, value in variables.items()),
+            lifecycle.shell_assignments(variables),
             shlex.join([*command, str(experiment)]),
         ]
     )
@@ -92,7 +92,6 @@ def _shell_environment(variables: dict[str, str]) -> dict[str, str]:
     """This process's environment as a user's shell would have it: without the variables the
     printed command sets itself, with this Python's scripts first on PATH (an activated venv)."""
     environment = {k: v for k, v in os.environ.items() if k not in variables}
-    environment.pop("KUBECONFIG", None)
     scripts = str(Path(sys.executable).parent)
     environment["PATH"] = os.pathsep.join([scripts, environment.get("PATH", os.defpath)])
     return environment

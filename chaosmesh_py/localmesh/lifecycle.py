@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -127,6 +128,11 @@ def experiment_environment(status: dict[str, Any], kubeconfig_path: Path) -> dic
         "PRODUCTPAGE_URL": status["ingress_url"],
         "BOOKINFO_NAMESPACE": status["namespace"],
     }
+
+
+def shell_assignments(variables: dict[str, str]) -> str:
+    """``NAME=value ...``, quoted for a POSIX shell."""
+    return " ".join(f"{name}={shlex.quote(value)}" for name, value in variables.items())
 
 
 def down(options: Options) -> list[int]:
