@@ -79,6 +79,7 @@ def up(
     ingress_port: int | None,
 ) -> None:
     """Start the local mesh in the background (harmless when it already runs)."""
+    from chaosmesh_py.errors import InvalidInput
     from chaosmesh_py.localmesh import lifecycle
 
     options = _options(
@@ -88,8 +89,6 @@ def up(
         api_port=api_port,
         ingress_port=ingress_port,
     )
-    from chaosmesh_py.errors import InvalidInput
-
     try:
         started = lifecycle.up(options)
     except InvalidInput as error:
@@ -97,7 +96,20 @@ def up(
     except lifecycle.LocalMeshError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"local mesh up: context {started['context']} -> {started['api_url']}")
-    click.echo(f"ingress: {started['ingress_url']}/productpage")
+    click.echo(f"product page: {started['ingress_url']}/productpage")
+    _print_how_to_run(lifecycle.experiment_environment(started, options.kubeconfig))
+
+
+def _print_how_to_run(variables: dict[str, str]) -> None:
+    import shlex
+
+    from chaosmesh_py import packaged
+    from chaosmesh_py.localmesh import lifecycle
+
+    experiment = packaged.examples_dir() / packaged.DEMO_EXPERIMENT
+    click.echo("run an experiment against it (`chaosmesh examples` lists those that ship):")
+    click.echo(f"  export {lifecycle.shell_assignments(variables)}")
+    click.echo(f"  chaos run {shlex.quote(str(experiment))}")
 
 
 @local.command()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -25,16 +26,14 @@ from typing import Any
 
 import requests
 
+from chaosmesh_py import packaged
 from chaosmesh_py.errors import ChaosMeshError
 from chaosmesh_py.localmesh import kubeconfig, state
 from chaosmesh_py.localmesh.daemon import STATUS_FILE
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CRDS = ROOT.parent / "shared/istio/crds-1.30.3.gen.yaml"
-DEFAULT_MANIFESTS = (
-    ROOT / "experiments/bookinfo/mesh.yaml",
-    ROOT / "experiments/bookinfo/gateway.yaml",
-)
+# In a source checkout, Istio's CRDs beside it (never shipped with the package).
+DEFAULT_CRDS = Path(__file__).resolve().parents[3] / "shared/istio/crds-1.30.3.gen.yaml"
+DEFAULT_MANIFESTS = packaged.bookinfo_manifests()
 START_TIMEOUT_S = 60.0
 KUBECONFIG_RECORD = "kubeconfig.json"  # the file and server `up` added the context for
 
@@ -135,6 +134,23 @@ def up(options: Options) -> dict[str, Any]:
         Path(started["token_file"]).read_text().strip(),
     )
     return started
+
+
+def experiment_environment(status: dict[str, Any], kubeconfig_path: Path) -> dict[str, str]:
+    """What an experiment run against this mesh needs set (KUBECONFIG only when the context went
+    to a file other than the one kubectl and the Kubernetes client read by default)."""
+    other_file = kubeconfig_path != kubeconfig.default_path()
+    return {
+        **({"KUBECONFIG": str(kubeconfig_path)} if other_file else {}),
+        "KUBERNETES_CONTEXT": status["context"],
+        "PRODUCTPAGE_URL": status["ingress_url"],
+        "BOOKINFO_NAMESPACE": status["namespace"],
+    }
+
+
+def shell_assignments(variables: dict[str, str]) -> str:
+    """``NAME=value ...``, quoted for a POSIX shell."""
+    return " ".join(f"{name}={shlex.quote(value)}" for name, value in variables.items())
 
 
 def down(options: Options) -> list[int]:
