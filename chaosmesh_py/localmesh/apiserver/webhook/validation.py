@@ -70,6 +70,8 @@ _GO_REGEXP_ERRORS = {
     "invalid named capture group": "invalid named capture",
 }
 # Either an escape (``\x``) or a ``\Q...\E`` literal run, scanned left to right.
+_REPETITION_ERRORS = ("bad repetition operator", "invalid repetition size")
+_REPEAT_COUNT = re.compile(r"\{([0-9]+)(?:,([0-9]*))?\}")
 _ESCAPES = re.compile(r"\\Q.*?(?:\\E|\Z)|\\.", re.DOTALL)
 
 
@@ -223,22 +225,46 @@ def validate_string_regexp(regex: str, where: str) -> Err:
 
 
 def go_regexp_compile_error(regex: str) -> str | None:
-    """What ``regexp.Compile(regex)`` answers in Go, or None if it compiles."""
+    """What ``regexp.Compile(regex)`` answers in Go, or None if it compiles.
+
+    Go parses left to right and reports the first error, which is ``\\C`` when it comes before
+    anything RE2 refuses, that is when the text before it is fine but for a group or class
+    left open (which Go only reports at the end)."""
+    problem = _re2_error(regex)
+    if problem is not None and problem[0].startswith("pattern too large"):
+        problem = None  # RE2's memory budget, which Go does not have: the syntax is fine
+    any_byte = next((e.start() for e in _ESCAPES.finditer(regex) if e.group() == "\\C"), None)
+    if any_byte is not None and problem is not None:
+        before = _re2_error(regex[:any_byte])
+        if before is not None and before[0] not in ("missing )", "missing ]"):
+            any_byte = None  # an error before the escape: Go stops there
+    if any_byte is not None:
+        return "error parsing regexp: invalid escape sequence: `\\C`"
+    if problem is None:
+        return None
+    code, argument = problem
+    too_many = [
+        count.group()
+        for count in _REPEAT_COUNT.finditer(argument)
+        if max(int(bound or 0) for bound in count.groups()) > 1000
+    ]
+    if code in _REPETITION_ERRORS and too_many:
+        # Go checks the count of a repetition before whether it follows another one.
+        return f"error parsing regexp: invalid repeat count: `{too_many[0]}`"
+    return f"error parsing regexp: {_GO_REGEXP_ERRORS.get(code, code)}: `{argument}`"
+
+
+def _re2_error(regex: str) -> tuple[str, str] | None:
+    """RE2's refusal of ``regex`` as (error code text, the part it points at), or None."""
     try:
         re2.compile(regex, _RE2_OPTIONS)
-    except UnicodeEncodeError:
-        return f"error parsing regexp: invalid UTF-8: `{regex}`"
+    except UnicodeEncodeError:  # a lone surrogate: not UTF-8
+        return "invalid UTF-8", regex
     except re2.error as failure:
         text = failure.args[0]
         text = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
         code, _, argument = text.partition(": ")
-        # "pattern too large" is RE2's memory budget, which Go does not have: parsed, so valid
-        # unless it has the escape Go refuses.
-        if not code.startswith("pattern too large"):
-            return f"error parsing regexp: {_GO_REGEXP_ERRORS.get(code, code)}: `{argument}`"
-    for escape in _ESCAPES.finditer(regex):
-        if escape.group() == "\\C":
-            return "error parsing regexp: invalid escape sequence: `\\C`"
+        return code, argument
     return None
 
 
