@@ -89,6 +89,27 @@ def test_warnings_come_back_as_warning_headers_on_an_accepted_object(custom) -> 
             "tableSize must be a prime number for maglev",
         ),
         ({"subsets": [{"name": "v_1"}]}, "subset name is invalid: v_1"),
+        (
+            {
+                "trafficPolicy": {
+                    "loadBalancer": {
+                        "localityLbSetting": {"distribute": [{"from": "a/*", "to": {"b": 60}}]}
+                    }
+                }
+            },
+            "total locality weight 60 != 100",
+        ),
+        (
+            {
+                "trafficPolicy": {
+                    "loadBalancer": {
+                        "localityLbSetting": {"failover": [{"from": "eu", "to": "eu"}]}
+                    },
+                    "outlierDetection": {"consecutive5xxErrors": 1},
+                }
+            },
+            "locality lb failover settings must specify different regions",
+        ),
     ],
 )
 def test_destination_rules_are_checked_too(custom, spec: dict[str, Any], reason: str) -> None:

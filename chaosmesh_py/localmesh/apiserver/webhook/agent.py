@@ -244,17 +244,15 @@ def validate_locality_lb_setting(lb: Message | None, outlier: Message | None) ->
             )
         errs = golang.append_validation(errs, _validate_localities(list(weights)))
     errs = golang.append_validation(errs, _validate_localities(sources))
-    if (failover or priorities) and outlier is None:
-        errs = golang.append_validation(
-            errs, golang.warning("outlier detection policy must be provided for failover")
-        )
     return golang.append_validation(
         errs,
-        *_failover_errors(
+        *_failover_findings(
             failover,
-            "locality lb failover settings must specify different regions",
-            "locality lb failover only specify region",
-            "locality lb failover region should not contain '*' wildcard",
+            priorities,
+            outlier,
+            same_region="locality lb failover settings must specify different regions",
+            not_a_region="locality lb failover only specify region",
+            wildcard="locality lb failover region should not contain '*' wildcard",
         ),
     )
 
@@ -274,28 +272,34 @@ def validate_zone_aware_lb_setting(lb: Message | None, outlier: Message | None) 
                     "; region- and zone-level routing are handled automatically"
                 ),
             )
-    failover = lb.messages("failover")
-    if (failover or priorities) and outlier is None:
-        errs = golang.append_validation(
-            errs, golang.warning("outlier detection policy must be provided for failover")
-        )
     return golang.append_validation(
         errs,
-        *_failover_errors(
-            failover,
-            "zone aware lb failover settings must specify different regions",
-            "zone aware lb failover only specifies region; zone and subzone failover are "
-            "handled automatically",
-            "zone aware lb failover region should not contain '*' wildcard",
+        *_failover_findings(
+            lb.messages("failover"),
+            priorities,
+            outlier,
+            same_region="zone aware lb failover settings must specify different regions",
+            not_a_region="zone aware lb failover only specifies region; zone and subzone "
+            "failover are handled automatically",
+            wildcard="zone aware lb failover region should not contain '*' wildcard",
         ),
     )
 
 
-def _failover_errors(
-    failover: list[Message | None], same_region: str, not_a_region: str, wildcard: str
-) -> list[Err]:
-    """Each failover from one region to another (the wording differs per load balancer)."""
-    found: list[Err] = []
+def _failover_findings(
+    failover: list[Message | None],
+    priorities: list[str],
+    outlier: Message | None,
+    *,
+    same_region: str,
+    not_a_region: str,
+    wildcard: str,
+) -> list[Err | Validation]:
+    """Failover needs outlier detection (a warning), and each failover goes from one region to
+    another (the wording differs per load balancer)."""
+    found: list[Err | Validation] = []
+    if (failover or priorities) and outlier is None:
+        found.append(golang.warning("outlier detection policy must be provided for failover"))
     for entry in failover:
         item = entry or Message({})
         source, target = item.text("from"), item.text("to")
