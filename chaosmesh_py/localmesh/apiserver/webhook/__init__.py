@@ -11,7 +11,7 @@ holds Istio's cases, which this port passes:
 
     golang.py           Go's error composition (go-multierror, agent.AppendErrors...) and fmt verbs
     proto.py            jsonpb decoding: proto3 defaults, oneofs, wrappers, durations
-    names.py            pkg/config/labels, host, jwt routing claims, visibility
+    names.py            pkg/config/labels, host, jwt routing claims, visibility; exportTo, selectors
     agent.py            pkg/config/validation/agent/validation.go
     header_value.py     pkg/config/validation/header_value_validator.go
     validation.py       pkg/config/validation/validation.go: the helpers

@@ -44,8 +44,8 @@ def validate_destination_rule(spec: Message, namespace: str) -> Validation:
     selector = spec.message("workloadSelector")
     return golang.append_validation(
         errs,
-        v.validate_export_to(namespace, spec.texts("exportTo"), False, selector is not None),
-        v.validate_workload_selector(selector),
+        names.validate_export_to(namespace, spec.texts("exportTo"), False, selector is not None),
+        names.validate_workload_selector(selector),
     )
 
 

@@ -4,7 +4,8 @@
   ``IsWildcardDNS1123Label``, ``Instance.Validate`` (label keys and values);
 - ``pkg/config/host/name.go``: ``Name.Matches`` and ``Name.SubsetOf`` (wildcard hosts);
 - ``pkg/jwt/routing.go``: ``ToRoutingClaim(...).Match`` (``@request.auth.claims.x`` / ``[x]``);
-- ``pkg/config/visibility``: ``Instance.Validate`` (an exportTo entry).
+- ``pkg/config/visibility``: ``Instance.Validate`` (an exportTo entry), and from
+  ``validation.go``: ``validateExportTo`` and ``validateWorkloadSelector``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import re
 
 from chaosmesh_py.localmesh.apiserver.webhook import golang
-from chaosmesh_py.localmesh.apiserver.webhook.golang import Err
+from chaosmesh_py.localmesh.apiserver.webhook.golang import Err, Validation
+from chaosmesh_py.localmesh.apiserver.webhook.proto import Message
 
 DNS1123_LABEL_MAX_LENGTH = 63
 _DNS1123_LABEL_FMT = "[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?"
@@ -114,3 +116,67 @@ def validate_visibility(value: str) -> Err:
     if not is_dns1123_label(value):
         return golang.error("only .,*, or a valid DNS 1123 label is allowed as exportTo entry")
     return None
+
+
+# -- exportTo and workload selectors ---------------------------------------------------------
+
+
+def validate_export_to(
+    namespace: str, export_to: list[str], is_service_entry: bool, with_selector: bool
+) -> Err:
+    errs: Err = None
+    if not export_to:
+        return None
+    seen: list[str] = []
+    for entry in export_to:
+        key = namespace if entry == "." else entry
+        if key in seen:
+            message = (
+                f"duplicate entries in exportTo: . and current namespace {namespace}"
+                if key != entry
+                else f"duplicate entries in exportTo for entry {entry}"
+            )
+            errs = golang.append_errors(errs, golang.error(message))
+        elif is_service_entry and entry == "~":
+            seen.append(key)
+        else:
+            problem = validate_visibility(key)
+            if problem is not None:
+                errs = golang.append_errors(errs, problem)
+            else:
+                seen.append(key)
+    if with_selector and seen:
+        if namespace in seen:
+            if len(seen) > 1:
+                message = "destination rule with workload selector cannot have multiple entries "
+                errs = golang.append_errors(errs, golang.error(message + "in exportTo"))
+        else:
+            message = "destination rule with workload selector cannot have exportTo beyond "
+            errs = golang.append_errors(errs, golang.error(message + "current namespace"))
+    if "*" in seen and len(export_to) > 1:
+        message = "cannot have both public (*) and non-public exportTo values for a resource"
+        errs = golang.append_errors(errs, golang.error(message))
+    if "~" in seen and len(export_to) > 1:
+        message = "cannot export service entry to no one (~) and someone"
+        errs = golang.append_errors(errs, golang.error(message))
+    return errs
+
+
+def validate_workload_selector(selector: Message | None) -> Validation:
+    errs = Validation()
+    if selector is None:
+        return errs
+    labels = selector.text_map("matchLabels")
+    for key, value in labels.items():
+        pair = golang.quote(f"{key}={value}")
+        if key == "":
+            problem = golang.error(f"empty key is not supported in selector: {pair}")
+            errs = golang.append_validation(errs, problem)
+        if "*" in key or "*" in value:
+            problem = golang.error(f"wildcard is not supported in selector: {pair}")
+            errs = golang.append_validation(errs, problem)
+    if not labels:
+        errs = golang.append_validation(
+            errs, golang.warning("workload selector specified without labels")
+        )
+    return errs

@@ -65,7 +65,7 @@ def validate_virtual_service(
     for tcp_route in tcp:
         errs = golang.append_validation(errs, _validate_tcp_route(tcp_route, gateway_semantics))
     errs = golang.append_validation(
-        errs, v.validate_export_to(namespace, spec.texts("exportTo"), False, False)
+        errs, names.validate_export_to(namespace, spec.texts("exportTo"), False, False)
     )
     return golang.append_validation(errs, *_unreachable_rule_warnings(http, tcp, tls))
 
