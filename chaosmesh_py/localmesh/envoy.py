@@ -212,7 +212,8 @@ class Envoy:
             "stats_flush_interval": "1s",
             # Only the owner may connect: the admin can stop Envoy and rewrite its runtime.
             "admin": {"address": {"pipe": {"path": str(self.admin_socket), "mode": 0o600}}},
-            # The admin layer lets probes and faults use POST /runtime_modify.
+            # The admin layer lets probes and faults use POST /runtime_modify. The static layer
+            # holds what Istio's bootstrap sets (ISTIO_RUNTIME).
             "layered_runtime": {
                 "layers": [
                     {"name": "static", "static_layer": ISTIO_RUNTIME},
