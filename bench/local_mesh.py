@@ -186,6 +186,8 @@ def main() -> int:
         try:
             os.environ["KUBECONFIG"] = str(Path(work) / "none")
             os.environ["KUBERNETES_HOST"] = mesh.api.url
+            os.environ["KUBERNETES_API_KEY"] = mesh.credentials.token
+            os.environ["KUBERNETES_CA_CERT_FILE"] = str(mesh.credentials.ca_file)
             httpbin_route(mesh)
             time_to_effect(options.rounds)
             fidelity(mesh)

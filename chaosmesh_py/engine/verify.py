@@ -6,8 +6,11 @@ have no sidecar. So after an injection the fault must be seen firing, and after 
 must be seen gone, within a time box; the measured time-to-effect goes into the activity's
 output, hence the journal.
 
-On the local mesh (its API answers ``/chaosmesh/v1/mesh``) the check reads Envoy itself:
-1. config: Envoy's admin ``config_dump`` holds the fault routes (or no longer does);
+On the local mesh (its API publishes the mesh's ConfigMap, ``Kube.local_mesh``) the check reads
+Envoy itself, through its owner-only admin socket (``chaosmesh_py.engine.envoy_admin``):
+1. config: Envoy's admin ``config_dump`` holds the fault routes (or no longer does); when Envoy
+   rejected the configuration, the resource's status says why (``chaosmesh_py.istio.status``)
+   and the check fails at once with Envoy's reason;
 2. traffic: real requests through a sidecar that carries the route, with the headers the fault
    matches, until Envoy's fault counters move (or, after rollback, a request passes untouched).
    A delay is seen the moment Envoy starts holding the request: no need to wait it out.
@@ -25,20 +28,30 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
+from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
 from chaosmesh_py.errors import ChaosMeshError
 from chaosmesh_py.istio.fault import Delay, Fault
 
 POLL_S = 0.005
+# How often the resource's status is read for a rejection while waiting for Envoy's config.
+REJECTION_POLL_S = 0.05
+
+# Why the data plane rejected the configuration just written, or None (it did not, or not yet).
+RejectionCheck = Callable[[], str | None]
 
 
 class FaultNotObserved(ChaosMeshError):
     """The data plane did not show the change within the time box."""
+
+
+class DataPlaneRejected(FaultNotObserved):
+    """The data plane refused the configuration; the message quotes its reason."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +70,27 @@ class Expectation:
 
 
 def verify_on_local_mesh(
-    mesh: Mapping[str, Any], expected: Expectation, timeout_s: float
+    mesh: Mapping[str, Any],
+    expected: Expectation,
+    timeout_s: float,
+    rejection: RejectionCheck | None = None,
 ) -> dict[str, Any]:
-    """Wait for Envoy to reflect ``expected``; the report's times are seconds from now."""
-    admin = str(mesh["envoy_admin_url"])
+    """Wait for Envoy to reflect ``expected``; the report's times are seconds from now.
+
+    ``rejection`` is asked now and then while Envoy lacks the change: a reason fails the wait
+    at once (DataPlaneRejected).
+    """
+    with EnvoyAdmin(str(mesh["envoy_admin_socket"])) as admin:
+        return _verify_on_local_mesh(admin, mesh, expected, timeout_s, rejection)
+
+
+def _verify_on_local_mesh(
+    admin: EnvoyAdmin,
+    mesh: Mapping[str, Any],
+    expected: Expectation,
+    timeout_s: float,
+    rejection: RejectionCheck | None,
+) -> dict[str, Any]:
     started = time.monotonic()
     deadline = started + timeout_s
     should_hold = _should_hold(mesh, expected)
@@ -69,7 +99,7 @@ def verify_on_local_mesh(
             f"no workload of the mesh has the labels {dict(expected.source_labels)}: "
             "the fault can never fire"
         )
-    holders = _wait_for_config(admin, expected, should_hold, deadline)
+    holders = _wait_for_config(admin, expected, should_hold, deadline, rejection)
     config_s = time.monotonic() - started
     report: dict[str, Any] = {
         "checked": "local mesh: Envoy config and requests",
@@ -121,17 +151,27 @@ def _should_hold(mesh: Mapping[str, Any], expected: Expectation) -> set[str]:
 
 
 def _wait_for_config(
-    admin: str, expected: Expectation, should_hold: set[str], deadline: float
+    admin: EnvoyAdmin,
+    expected: Expectation,
+    should_hold: set[str],
+    deadline: float,
+    rejection: RejectionCheck | None,
 ) -> list[str]:
     """Route configurations holding any of the routes, once every one that should has them
     (injection), or none at all has (removal)."""
     wanted = set(expected.routes)
+    next_rejection_check = time.monotonic()
     while True:
         holders = [
             name for name, routes in _route_names_by_config(admin).items() if wanted & routes
         ]
         if should_hold.issubset(holders) if expected.present else not holders:
             return holders
+        if rejection is not None and time.monotonic() >= next_rejection_check:
+            reason = rejection()
+            if reason is not None:
+                raise DataPlaneRejected(reason)
+            next_rejection_check = time.monotonic() + REJECTION_POLL_S
         if time.monotonic() > deadline:
             state = "never reached" if expected.present else "never left"
             raise FaultNotObserved(
@@ -140,10 +180,8 @@ def _wait_for_config(
         time.sleep(POLL_S)
 
 
-def _route_names_by_config(admin: str) -> dict[str, set[str]]:
-    dump = requests.get(
-        f"{admin}/config_dump", params={"resource": "dynamic_route_configs"}, timeout=5
-    ).json()
+def _route_names_by_config(admin: EnvoyAdmin) -> dict[str, set[str]]:
+    dump = admin.get_json("/config_dump", {"resource": "dynamic_route_configs"})
     found = {}
     for entry in dump.get("configs", []):
         config = entry.get("route_config", {})
@@ -183,20 +221,14 @@ def _authority(mesh: Mapping[str, Any], host: str) -> str:
 class _TrafficProbe:
     """Requests through one sidecar, and the Envoy counter that says a fault fired."""
 
-    admin: str
+    admin: EnvoyAdmin
     url: str
     headers: Mapping[str, str]
     counters: tuple[str, ...]
 
     def fired(self) -> int:
-        stats = requests.get(
-            f"{self.admin}/stats",
-            params={"format": "json", "filter": "|".join(f"^{c}$" for c in self.counters)},
-            timeout=5,
-        ).json()
-        return sum(
-            int(s.get("value", 0)) for s in stats.get("stats", []) if s.get("name") in self.counters
-        )
+        values = self.admin.counters("|".join(f"^{c}$" for c in self.counters))
+        return sum(value for name, value in values.items() if name in self.counters)
 
     def send(self, timeout_s: float) -> threading.Thread:
         """Fire a request in the background: a delayed one need not be waited for."""

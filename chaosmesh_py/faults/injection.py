@@ -18,6 +18,7 @@ from typing import Any
 from chaosmesh_py.engine import ledger, verify
 from chaosmesh_py.engine.run import DEFAULT_TTL_S, Run
 from chaosmesh_py.errors import (
+    ApiError,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -28,7 +29,7 @@ from chaosmesh_py.errors import (
     Unauthorized,
     shown,
 )
-from chaosmesh_py.istio import fault, route_copy
+from chaosmesh_py.istio import fault, route_copy, status
 from chaosmesh_py.kube import Kube, ResourceKind, ResourceRef, virtual_service_kind
 
 PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "istio-system"})
@@ -235,7 +236,9 @@ def inject(
             gateways=tuple(outcome.resource["spec"].get("gateways") or ()),
         )
         try:
-            report["effect"] = _verify(kube, expected, verify_timeout_s, verify_url)
+            report["effect"] = _verify(
+                kube, expected, verify_timeout_s, verify_url, ref=ref, written=outcome.resource
+            )
         except verify.FaultNotObserved:
             remove(kube, ref, run.run_id, only=names, run_ledger=run.ledger)
             raise
@@ -310,7 +313,9 @@ def remove(
             # Faults that were there before ours would blur the evidence of ours being gone.
             traffic=not any(r.get("fault") for r in route_copy.user_routes(outcome.resource)),
         )
-        report["effect"] = _verify(kube, expected, verify_timeout_s, verify_url)
+        report["effect"] = _verify(
+            kube, expected, verify_timeout_s, verify_url, ref=ref, written=outcome.resource
+        )
     return report
 
 
@@ -363,8 +368,15 @@ def _error_text(error: BaseException) -> str:
 
 
 def _verify(
-    kube: Kube, expected: verify.Expectation, timeout_s: float, verify_url: str | None
+    kube: Kube,
+    expected: verify.Expectation,
+    timeout_s: float,
+    verify_url: str | None,
+    *,
+    ref: ResourceRef,
+    written: Mapping[str, Any],
 ) -> dict[str, Any]:
+    """Check the data plane; ``written`` is the resource as our write left it."""
     if verify_url is not None:
         return verify.verify_by_request(verify_url, expected, timeout_s)
     mesh = kube.local_mesh()
@@ -373,7 +385,15 @@ def _verify(
             "checked": "no: a cluster's data plane cannot be read from here; "
             "give verify_url to check with requests"
         }
-    return verify.verify_on_local_mesh(mesh, expected, timeout_s)
+    generation = int((written.get("metadata") or {}).get("generation") or 0)
+
+    def rejection() -> str | None:
+        try:
+            return status.rejection(kube.get(ref), generation)
+        except ApiError:  # gone or unreachable: the wait for Envoy says what it sees
+            return None
+
+    return verify.verify_on_local_mesh(mesh, expected, timeout_s, rejection)
 
 
 def _exact_headers(route: Mapping[str, Any]) -> dict[str, dict[str, str]]:

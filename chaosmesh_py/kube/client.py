@@ -34,8 +34,11 @@ from chaosmesh_py.kube import credentials
 Plan = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 MERGE_PATCH = "application/merge-patch+json"
-# Served by the local mesh's API (chaosmesh_py.localmesh), never by a cluster.
-LOCAL_MESH_PATH = "/chaosmesh/v1/mesh"
+# Where a local mesh (chaosmesh_py.localmesh) publishes what its clients need to know about its
+# data plane: an ordinary ConfigMap, JSON under one key. A cluster has none (404), or does not
+# let us read it (403): either way, not a local mesh.
+LOCAL_MESH_CONFIG_MAP = ("istio-system", "chaosmesh-local-mesh")
+LOCAL_MESH_KEY = "mesh.json"
 
 
 _local_mesh_by_host: dict[str, dict[str, Any] | None] = {}
@@ -105,14 +108,19 @@ class Kube:
         return cls(credentials.api_client(secrets or {}))
 
     @classmethod
-    def at(cls, host: str) -> Kube:
-        """A client for the API at ``host`` with no credentials and no kubeconfig: the local
-        mesh reaching its own API server."""
+    def at(cls, host: str, *, token: str | None = None, ca_file: str | None = None) -> Kube:
+        """A client for the API at ``host`` without a kubeconfig (the local mesh reaching its
+        own API server): a bearer ``token`` if given, TLS verified against ``ca_file``."""
         from kubernetes import client
 
         configuration = client.Configuration()
         configuration.host = host
         configuration.retries = False
+        if ca_file is not None:
+            configuration.ssl_ca_cert = ca_file
+        if token is not None:
+            configuration.api_key["BearerToken"] = token
+            configuration.api_key_prefix["BearerToken"] = "Bearer"
         return cls(client.ApiClient(configuration))
 
     @property
@@ -175,38 +183,32 @@ class Kube:
         )
 
     def local_mesh(self) -> dict[str, Any] | None:
-        """What a local mesh serving this API says about its data plane; None on a cluster.
+        """What a local mesh serving this API publishes about its data plane (where Envoy's
+        admin is, its ``instance_id``, its workloads); None on a cluster.
 
-        A cluster answers the path with 403 or 404: that only means "not a local mesh". Asked
-        once per API server and process: the answer does not change while the server runs.
+        Read from the ConfigMap ``LOCAL_MESH_CONFIG_MAP`` with an ordinary GET: a 404 or 403
+        only means "not a local mesh". Asked once per API server and process: the answer does
+        not change while the server runs.
         """
         if self.host not in _local_mesh_by_host:
-            _local_mesh_by_host[self.host] = self._ask_local_mesh()
+            _local_mesh_by_host[self.host] = self._read_local_mesh()
         return _local_mesh_by_host[self.host]
 
-    def _ask_local_mesh(self) -> dict[str, Any] | None:
+    def _read_local_mesh(self) -> dict[str, Any] | None:
+        from kubernetes import client
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
-        configuration = self.api_client.configuration
-        headers = {
-            setting["key"]: setting["value"]
-            for setting in configuration.auth_settings().values()
-            if setting.get("in") == "header" and setting.get("value")
-        }
+        namespace, name = LOCAL_MESH_CONFIG_MAP
         try:
-            response = self.api_client.rest_client.request(
-                "GET", f"{self.host}{LOCAL_MESH_PATH}", headers=headers, _request_timeout=(2, 5)
+            config_map = client.CoreV1Api(self.api_client).read_namespaced_config_map(
+                name, namespace, _request_timeout=(2, 5)
             )
         except (ApiException, HTTPError):
             return None
-        if response.status != 200:
-            return None
-        # Client 36 reads the body eagerly into .data; 37 on read().
-        body = response.data if response.data is not None else response.read()
         try:
-            info = json.loads(body)
-        except ValueError:
+            info = json.loads((config_map.data or {})[LOCAL_MESH_KEY])
+        except (KeyError, TypeError, ValueError):
             return None
         return info if isinstance(info, dict) else None
 

@@ -9,6 +9,12 @@ from typing import Any
 import click
 
 
+class _Refused(click.ClickException):
+    """A user input we refuse (exit 2, as for every invalid input), nothing touched."""
+
+    exit_code = 2
+
+
 @click.group()
 def local() -> None:
     """The local mesh: an Istio API and a real Envoy with Bookinfo, on this machine."""
@@ -73,6 +79,7 @@ def up(
     ingress_port: int | None,
 ) -> None:
     """Start the local mesh in the background (harmless when it already runs)."""
+    from chaosmesh_py.errors import InvalidInput
     from chaosmesh_py.localmesh import lifecycle
 
     options = _options(
@@ -84,6 +91,8 @@ def up(
     )
     try:
         started = lifecycle.up(options)
+    except InvalidInput as error:
+        raise _Refused(str(error)) from error
     except lifecycle.LocalMeshError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"local mesh up: context {started['context']} -> {started['api_url']}")
@@ -108,9 +117,13 @@ def _print_how_to_run(variables: dict[str, str]) -> None:
 @_kubeconfig
 def down(state_dir: Path | None, kubeconfig: Path | None) -> None:
     """Stop every process of the local mesh and remove its files and kubeconfig context."""
+    from chaosmesh_py.errors import InvalidInput
     from chaosmesh_py.localmesh import lifecycle
 
-    stopped = lifecycle.down(_options(state_dir, kubeconfig))
+    try:
+        stopped = lifecycle.down(_options(state_dir, kubeconfig))
+    except InvalidInput as error:
+        raise _Refused(str(error)) from error
     click.echo(
         "local mesh down" + (f" (stopped pid {stopped[0]})" if stopped else ": was not running")
     )
@@ -134,7 +147,8 @@ def status(state_dir: Path | None, as_json: bool) -> None:
         click.echo(f"local mesh: running (pid {running['pid']})")
         click.echo(f"  kubernetes API  {running['api_url']}  (context {running['context']})")
         click.echo(f"  ingress         {running['ingress_url']}")
-        click.echo(f"  envoy admin     {running['envoy_admin_url']}")
+        click.echo(f"  envoy admin     {running['envoy_admin_socket']}  (owner-only socket)")
+        click.echo(f"  metrics         {running['metrics_url']}")
         for name, service in running["services"].items():
             click.echo(f"  {name:<15} {service.get('url', service['host'])}")
     sys.exit(0 if running else 1)

@@ -51,7 +51,11 @@ def main() -> int:
     )
     try:
         mesh.start()
-        write_status(options.state_dir, {"pid": os.getpid(), **mesh.info()})
+        credentials = {
+            "ca_file": str(mesh.credentials.ca_file),
+            "token_file": str(mesh.credentials.token_file),
+        }
+        write_status(options.state_dir, {"pid": os.getpid(), **mesh.info(), **credentials})
         print(f"local mesh up: API {mesh.api.url}", flush=True)
         stop.wait()
     finally:

@@ -50,7 +50,7 @@ def main() -> int:
         print("$ chaosmesh local up")
         status = lifecycle.up(mesh)
         print(f"  Kubernetes API {status['api_url']} (context {status['context']})")
-        print(f"  Envoy admin    {status['envoy_admin_url']}")
+        print(f"  Envoy admin    {status['envoy_admin_socket']}")
         print(f"  product page   {status['ingress_url']}/productpage")
         try:
             journal = _run_experiment(options.experiment, status, mesh, Path(work))

@@ -7,7 +7,9 @@ Files under ``work_dir``; every xDS file is a DiscoveryResponse in JSON (``versi
 ``resources``), and its version is a hash of its resources::
 
     bootstrap.yaml                  node, admin, runtime layers; LDS and CDS from the files below
-    admin-address                   127.0.0.1:PORT, written by Envoy (--admin-address-path)
+    admin.sock                      the admin API: a Unix socket of mode 0600 (the directory is
+                                    0700), so only the mesh's owner can use it; through
+                                    ``chaosmesh_py.engine.envoy_admin``
     envoy.log                       Envoy's stderr, appended: its log, one flushed line at a time
     lds/lds.json                    every Listener
     cds/cds.json                    every Cluster
@@ -39,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
-import http.client
 import json
 import os
 import re
@@ -53,8 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
+from chaosmesh_py.engine.envoy_admin import EnvoyAdmin, EnvoyAdminError
 from chaosmesh_py.errors import ChaosMeshError
 
 JsonDict = dict[str, Any]
@@ -83,10 +84,12 @@ class EnvoyStartFailed(EnvoyError):
 
 
 class ConfigRejected(EnvoyError):
-    """Envoy refused a change; ``counters`` are the refusal counters that rose."""
+    """Envoy refused a change; ``counters`` are the refusal counters that rose, ``reason`` the
+    reason Envoy logged (its own words, or "" when it logged none)."""
 
-    def __init__(self, message: str, counters: Mapping[str, int]) -> None:
+    def __init__(self, message: str, counters: Mapping[str, int], reason: str = "") -> None:
         self.counters = dict(counters)
+        self.reason = reason
         super().__init__(message)
 
 
@@ -128,6 +131,18 @@ _PROGRESS_FILTER = (
 )
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _LOG_EXCERPT_CHARS = 4000
+# What Envoy logs when it refuses a file-based xDS update, up to its next log line: the reason,
+# or (a failed proto constraint) the offending message's dump, then ":" and the reason.
+_REJECTION_LOG = re.compile(
+    r"Filesystem config update rejected: (?P<reason>.*?)(?=^\[\d{4}-\d\d-\d\d |\Z)",
+    re.DOTALL | re.MULTILINE,
+)
+# sockaddr_un.sun_path holds 108 bytes on Linux, 104 on macOS, with the terminating NUL.
+_MAX_SOCKET_PATH = 103
+# Runtime values Istio's bootstrap sets (pkg/bootstrap/config.go), where Envoy's default would
+# refuse configuration istiod pushes: Envoy refuses a regex whose RE2 program is larger than 100
+# by default; Istio raises that to 32768, so the local mesh accepts what a cluster accepts.
+ISTIO_RUNTIME = {"re2.max_program_size.error_level": 32768}
 
 
 class _Refused(Exception):
@@ -156,23 +171,19 @@ class Envoy:
         self,
         work_dir: Path,
         *,
-        admin_port: int = 0,
         log_level: str = "warn",
         concurrency: int = 1,
     ) -> None:
         self.work_dir = Path(work_dir).resolve()
-        self.admin_port = admin_port
         self.log_level = log_level
         self.concurrency = concurrency
         self.log_path = self.work_dir / "envoy.log"
+        self.admin_socket = self.work_dir / "admin.sock"
         self._bootstrap_path = self.work_dir / "bootstrap.yaml"
-        self._admin_address_path = self.work_dir / "admin-address"
         self._lds_path = self.work_dir / "lds" / "lds.json"
         self._cds_path = self.work_dir / "cds" / "cds.json"
         self._process: subprocess.Popen[bytes] | None = None
-        self._admin_address: tuple[str, int] | None = None
-        self._connection: http.client.HTTPConnection | None = None
-        self._admin_lock = threading.Lock()
+        self._admin: EnvoyAdmin | None = None
         self._log_offset = 0
         self._last_swap = 0.0  # time.monotonic() of the latest rename into a watched directory
         # What Envoy has confirmed: resources by name, and the bytes of each file on disk.
@@ -199,19 +210,13 @@ class Envoy:
             # Histograms (the latency Prometheus sees) are published at each flush: 1 s, not
             # Envoy's 5 s, so a fault shows in PromQL within a scrape or two.
             "stats_flush_interval": "1s",
-            "admin": {
-                "address": {
-                    "socket_address": {"address": "127.0.0.1", "port_value": self.admin_port}
-                }
-            },
+            # Only the owner may connect: the admin can stop Envoy and rewrite its runtime.
+            "admin": {"address": {"pipe": {"path": str(self.admin_socket), "mode": 0o600}}},
             # The admin layer lets probes and faults use POST /runtime_modify. The static layer
-            # holds what Istio's bootstrap sets: RE2 programs up to 32768 (Envoy's default: 100).
+            # holds what Istio's bootstrap sets (ISTIO_RUNTIME).
             "layered_runtime": {
                 "layers": [
-                    {
-                        "name": "static",
-                        "static_layer": {"re2.max_program_size.error_level": 32768},
-                    },
+                    {"name": "static", "static_layer": ISTIO_RUNTIME},
                     {"name": "admin", "admin_layer": {}},
                 ]
             },
@@ -254,8 +259,14 @@ class Envoy:
         if self._process is not None:
             raise EnvoyError(f"Envoy is already running (pid {self._process.pid}); stop it first")
         listeners, clusters, routes = _resources(config)
+        if len(os.fsencode(self.admin_socket)) > _MAX_SOCKET_PATH:
+            raise EnvoyStartFailed(
+                f"the admin socket's path {self.admin_socket} is longer than a Unix socket "
+                f"allows ({_MAX_SOCKET_PATH} bytes): use a shorter working directory"
+            )
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self._admin_address_path.unlink(missing_ok=True)
+        self.work_dir.chmod(0o700)  # the socket's own mode is set by Envoy after bind()
+        self.admin_socket.unlink(missing_ok=True)
         self._files = {}
         written: list[tuple[Path, bytes | None]] = []
         route_versions = {
@@ -315,8 +326,6 @@ class Envoy:
             "--disable-hot-restart",
             "--concurrency",
             str(self.concurrency),
-            "--admin-address-path",
-            str(self._admin_address_path),
             "--log-level",
             self.log_level,
             # A changed or removed listener drains its connections for this long (default 600 s).
@@ -327,16 +336,15 @@ class Envoy:
         ]
 
     def _await_admin(self, deadline: float) -> None:
-        """Until Envoy has written its admin address and /ready answers LIVE."""
+        """Until Envoy listens on its admin socket and /ready answers LIVE."""
+        self._admin = EnvoyAdmin(self.admin_socket)
         while True:
             self._check_alive()
-            text = _read_text(self._admin_address_path).strip()
-            if text:
-                host, _, port = text.rpartition(":")
-                self._admin_address = (host, int(port))
-                status, body = self._admin_request("GET", "/ready")
-                if status == 200 and body.strip() == b"LIVE":
-                    return
+            if self.admin_socket.exists():
+                with contextlib.suppress(EnvoyAdminError):  # bound, not yet listening
+                    status, body = self._admin.request("GET", "/ready")
+                    if status == 200 and body.strip() == b"LIVE":
+                        return
             if time.monotonic() >= deadline:
                 raise EnvoyError("Envoy was not LIVE in time")
             time.sleep(0.005)
@@ -346,7 +354,8 @@ class Envoy:
         process = self._process
         if process is None:
             return
-        self._close_connection()
+        if self._admin is not None:
+            self._admin.close()
         if process.poll() is None:
             process.terminate()
             try:
@@ -355,7 +364,7 @@ class Envoy:
                 process.kill()
                 process.wait()
         self._process = None
-        self._admin_address = None
+        self._admin = None
 
     @property
     def pid(self) -> int | None:
@@ -428,6 +437,7 @@ class Envoy:
                     log_offset,
                 ),
                 refused.counters,
+                self._rejection_reason(log_offset),
             ) from None
         except BaseException as error:
             note = self._restore(written)
@@ -541,17 +551,15 @@ class Envoy:
     # -- admin API -----------------------------------------------------------------------------
 
     @property
-    def admin_url(self) -> str:
-        """``http://127.0.0.1:PORT``, as Envoy wrote it to its admin address file."""
-        if self._admin_address is None:
+    def admin(self) -> EnvoyAdmin:
+        """The admin API, over its owner-only Unix socket (``admin_socket``)."""
+        if self._admin is None:
             raise EnvoyError("Envoy is not running; call start() first")
-        host, port = self._admin_address
-        return f"http://{host}:{port}"
+        return self._admin
 
     def config_dump(self, resource: str | None = None, *, mask: str | None = None) -> JsonDict:
         """``GET /config_dump``, optionally one ``resource`` (e.g. ``dynamic_route_configs``)."""
-        query = {"resource": resource, "mask": mask}
-        return self._admin_json("/config_dump" + _query(query))
+        return self._admin_json("/config_dump", {"resource": resource, "mask": mask})
 
     def route_config(self, name: str) -> JsonDict | None:
         """The RouteConfiguration named ``name`` that Envoy is using, or None."""
@@ -563,7 +571,7 @@ class Envoy:
 
     def listener_ports(self) -> dict[str, int]:
         """Each active listener's port, by name (the real one when the config said 0)."""
-        statuses = self._admin_json("/listeners?format=json").get("listener_statuses", [])
+        statuses = self._admin_json("/listeners", {"format": "json"}).get("listener_statuses", [])
         return {
             status["name"]: int(status["local_address"]["socket_address"].get("port_value", 0))
             for status in statuses
@@ -572,15 +580,14 @@ class Envoy:
 
     def stats(self, filter_regex: str | None = None) -> dict[str, int]:
         """Counters and gauges from ``/stats?format=json``, optionally filtered (Envoy's regex)."""
-        return {
-            name: value
-            for name, value in self._stat_values(filter_regex).items()
-            if isinstance(value, int)
-        }
+        try:
+            return self.admin.counters(filter_regex)
+        except EnvoyAdminError as error:
+            raise EnvoyError(str(error)) from error
 
     def reset_counters(self) -> None:
         """``POST /reset_counters``: every counter back to 0 (gauges and text stay)."""
-        self._admin("POST", "/reset_counters")
+        self._admin_call("POST", "/reset_counters")
 
     def wait_for(
         self,
@@ -601,63 +608,53 @@ class Envoy:
         return time.monotonic() - started
 
     def _stat_values(self, filter_regex: str | None) -> dict[str, int | str]:
-        document = self._admin_json("/stats" + _query({"format": "json", "filter": filter_regex}))
-        # Histograms come as one {"histograms": ...} entry without a name; text readouts as str.
-        return {
-            item["name"]: item["value"]
-            for item in document.get("stats", [])
-            if "name" in item and isinstance(item.get("value"), int | str)
-        }
+        try:
+            return self.admin.stat_values(filter_regex)
+        except EnvoyAdminError as error:
+            raise EnvoyError(str(error)) from error
 
-    def _admin_json(self, path: str) -> JsonDict:
-        document = json.loads(self._admin("GET", path))
-        if not isinstance(document, dict):
-            raise EnvoyError(f"admin GET {path} did not answer a JSON object")
-        return document
+    def _admin_json(self, path: str, parameters: Mapping[str, str | None]) -> JsonDict:
+        try:
+            return self.admin.get_json(path, parameters)
+        except EnvoyAdminError as error:
+            raise EnvoyError(str(error)) from error
 
-    def _admin(self, method: str, path: str) -> bytes:
-        status, body = self._admin_request(method, path)
-        if status != 200:
-            raise EnvoyError(f"admin {method} {path} answered {status}: {body[:300]!r}")
-        return body
+    def _admin_call(self, method: str, path: str) -> bytes:
+        try:
+            return self.admin.call(method, path)
+        except EnvoyAdminError as error:
+            raise EnvoyError(str(error)) from error
 
-    def _admin_request(self, method: str, path: str) -> tuple[int, bytes]:
-        """One request on a kept-alive connection, reopened once if Envoy had closed it."""
-        if self._admin_address is None:
-            raise EnvoyError("Envoy is not running; call start() first")
-        with self._admin_lock:
-            for attempt in range(2):
-                connection = self._connection or http.client.HTTPConnection(
-                    *self._admin_address, timeout=5
-                )
-                try:
-                    connection.request(method, path)
-                    response = connection.getresponse()
-                    body = response.read()
-                except (OSError, http.client.HTTPException) as error:
-                    connection.close()
-                    self._connection = None
-                    if attempt:
-                        raise EnvoyError(f"admin {method} {path} failed: {error}") from error
-                    continue
-                self._connection = connection
-                return response.status, body
-        raise AssertionError("unreachable")
-
-    def _close_connection(self) -> None:
-        with self._admin_lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-    def _with_log(self, message: str, offset: int) -> str:
-        """``message`` followed by what Envoy logged since ``offset``, cut to a readable size."""
+    def _log_since(self, offset: int) -> str:
         try:
             with self.log_path.open("rb") as log:
                 log.seek(offset)
-                text = log.read().decode(errors="replace").strip()
+                return log.read().decode(errors="replace").strip()
         except OSError:
-            text = ""
+            return ""
+
+    def _rejection_reason(self, offset: int) -> str:
+        """Envoy's reason for the latest refusal logged since ``offset`` (its words), or "".
+
+        Envoy logs the refusal counter's rise and the line in the same call, but a line may
+        reach the file a moment after the counter: wait for it briefly.
+        """
+        deadline = time.monotonic() + 0.5
+        while True:
+            reasons = _REJECTION_LOG.findall(self._log_since(offset))
+            if reasons or time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
+        if not reasons:
+            return ""
+        reason = str(reasons[-1])
+        if "\n: " in reason:  # a dump of the refused message, then why
+            reason = reason.rsplit("\n: ", 1)[1]
+        return " ".join(reason.split())
+
+    def _with_log(self, message: str, offset: int) -> str:
+        """``message`` followed by what Envoy logged since ``offset``, cut to a readable size."""
+        text = self._log_since(offset)
         # A refusal logs the refused resource in full, with the reason before it (CDS, LDS) or
         # after it (RDS): start at the refusal, and keep both ends of a long one.
         start = text.find("Filesystem config update")
@@ -751,23 +748,11 @@ def _remove_empty_dir(path: Path) -> None:
         path.rmdir()
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        return ""
-
-
 def _file_size(path: Path) -> int:
     try:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
-
-
-def _query(parameters: Mapping[str, str | None]) -> str:
-    pairs = [f"{key}={quote(value, safe='')}" for key, value in parameters.items() if value]
-    return "?" + "&".join(pairs) if pairs else ""
 
 
 def _die_with_parent() -> Callable[[], None] | None:

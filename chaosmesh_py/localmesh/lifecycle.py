@@ -1,10 +1,13 @@
 """``chaosmesh local up | down | status``: the local mesh as a background service.
 
 State lives in one directory (default ``~/.local/state/chaosmesh/local``, or
-``CHAOSMESH_STATE_DIR``): ``status.json`` (written by the daemon when the mesh answers),
-``daemon.pid``, ``daemon.log``, and Envoy's working files. ``up`` is idempotent: a running mesh
-is reported, not restarted. ``down`` stops the daemon's whole process group and removes the
-directory and the kubeconfig context, so nothing is left behind.
+``CHAOSMESH_STATE_DIR``), 0700: ``status.json`` (written by the daemon when the mesh answers),
+``daemon.pid``, ``daemon.log``, ``kubeconfig.json`` (what ``up`` added where), the API's
+credentials and Envoy's working files. ``up`` is idempotent: a running mesh is reported, not
+restarted. ``down`` stops the daemon's whole process group and removes what ``up`` made: the
+kubeconfig entries and the state directory, so nothing is left behind, and nothing else is
+touched: a directory ``up`` did not make, or a process it cannot prove is its daemon, is left
+alone (``chaosmesh_py.localmesh.state``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,14 +28,14 @@ import requests
 
 from chaosmesh_py import packaged
 from chaosmesh_py.errors import ChaosMeshError
-from chaosmesh_py.localmesh import kubeconfig
+from chaosmesh_py.localmesh import kubeconfig, state
 from chaosmesh_py.localmesh.daemon import STATUS_FILE
 
 # In a source checkout, Istio's CRDs beside it (never shipped with the package).
 DEFAULT_CRDS = Path(__file__).resolve().parents[3] / "shared/istio/crds-1.30.3.gen.yaml"
 DEFAULT_MANIFESTS = packaged.bookinfo_manifests()
 START_TIMEOUT_S = 60.0
-PID_FILE = "daemon.pid"  # written by `up` at once, so `down` finds a daemon that never got ready
+KUBECONFIG_RECORD = "kubeconfig.json"  # the file and server `up` added the context for
 
 
 class LocalMeshError(ChaosMeshError):
@@ -42,12 +44,15 @@ class LocalMeshError(ChaosMeshError):
 
 @dataclass(frozen=True)
 class Options:
-    state_dir: Path
+    state_dir: Path  # made absolute: the daemon's command line names it
     kubeconfig: Path
     crds: tuple[Path, ...] = ()
     manifests: tuple[Path, ...] = DEFAULT_MANIFESTS
     api_port: int = 0
     ingress_port: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state_dir", Path(os.path.abspath(self.state_dir)))
 
 
 def default_state_dir() -> Path:
@@ -66,36 +71,41 @@ def default_crds() -> tuple[Path, ...]:
 
 def status(state_dir: Path) -> dict[str, Any] | None:
     """The running mesh's status, or None when none answers from this state directory."""
+    state_dir = Path(os.path.abspath(state_dir))
     try:
         recorded = json.loads((state_dir / STATUS_FILE).read_text())
     except (OSError, ValueError):
         return None
-    if not alive(int(recorded.get("pid", 0))):
+    if state.our_daemon(state_dir) != recorded.get("pid"):
         return None
     try:
-        requests.get(f"{recorded['api_url']}/version", timeout=2).raise_for_status()
-    except requests.RequestException:
+        requests.get(
+            f"{recorded['api_url']}/version",
+            headers={"Authorization": f"Bearer {Path(recorded['token_file']).read_text()}"},
+            verify=recorded["ca_file"],
+            timeout=2,
+        ).raise_for_status()
+    except (requests.RequestException, OSError, KeyError):
         return None
     return {"running": True, "context": kubeconfig.CONTEXT, **recorded}
 
 
 def up(options: Options) -> dict[str, Any]:
-    """Start the mesh in the background unless it already runs; return its status."""
+    """Start the mesh in the background unless it already runs; return its status.
+
+    NotOurs (nothing touched) for a state directory that is neither new, empty nor ours.
+    """
+    state.check_ours_or_empty(options.state_dir)
     running = status(options.state_dir)
     if running is not None:
         return running
-    down(options)  # whatever a crashed run left
+    if state.is_marked(options.state_dir):
+        down(options)  # whatever a crashed run left
     for port, flag in ((options.api_port, "--api-port"), (options.ingress_port, "--ingress-port")):
         if port and not _port_free(port):
             raise LocalMeshError(f"port {port} is in use; choose another with {flag}")
-    options.state_dir.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable,
-        "-m",
-        "chaosmesh_py.localmesh.daemon",
-        "--state-dir",
-        str(options.state_dir),
-    ]
+    state.claim(options.state_dir)
+    command = [sys.executable, *state.daemon_command(options.state_dir)]
     command += [f"--crds={path}" for path in options.crds]
     command += [f"--apply={path}" for path in options.manifests]
     command += [f"--api-port={options.api_port}"]
@@ -106,7 +116,7 @@ def up(options: Options) -> dict[str, Any]:
         command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
     )
     log.close()
-    (options.state_dir / PID_FILE).write_text(str(daemon.pid))
+    state.record_daemon(options.state_dir, daemon.pid)
     deadline = time.monotonic() + START_TIMEOUT_S
     while (started := status(options.state_dir)) is None:
         if daemon.poll() is not None or time.monotonic() > deadline:
@@ -114,7 +124,15 @@ def up(options: Options) -> dict[str, Any]:
             down(options)
             raise LocalMeshError(f"the local mesh did not start:\n{tail}")
         time.sleep(0.05)
-    kubeconfig.add_context(options.kubeconfig, started["api_url"])
+    # Recorded before the write: a `down` after a crash mid-write still finds what to remove.
+    record = {"kubeconfig": str(options.kubeconfig.absolute()), "server": started["api_url"]}
+    (options.state_dir / KUBECONFIG_RECORD).write_text(json.dumps(record))
+    kubeconfig.add_context(
+        options.kubeconfig,
+        started["api_url"],
+        Path(started["ca_file"]).read_bytes(),
+        Path(started["token_file"]).read_text().strip(),
+    )
     return started
 
 
@@ -136,24 +154,37 @@ def shell_assignments(variables: dict[str, str]) -> str:
 
 
 def down(options: Options) -> list[int]:
-    """Stop every process the mesh started and remove its files; returns the pids stopped."""
+    """Stop the mesh's daemon and remove what ``up`` made; returns the pids stopped.
+
+    NotOurs (nothing touched) for a state directory ``up`` did not make. A pid file naming a
+    process that is not this directory's daemon (gone, or its pid reused) signals nothing.
+    """
+    state.check_ours(options.state_dir)
     stopped = []
-    try:
-        pid = int((options.state_dir / PID_FILE).read_text())
-    except (OSError, ValueError):
-        pid = 0
-    if pid and alive(pid):
+    pid = state.our_daemon(options.state_dir)
+    if pid is not None:
         stopped.append(pid)
         _stop_group(pid)
-    kubeconfig.remove_context(options.kubeconfig)
-    if options.state_dir.exists():
-        shutil.rmtree(options.state_dir)
+    try:
+        record = json.loads((options.state_dir / KUBECONFIG_RECORD).read_text())
+    except (OSError, ValueError):
+        record = None
+    if isinstance(record, dict):
+        # Only the context this mesh added: another mesh's context of the same name stays.
+        kubeconfig.remove_context(Path(record["kubeconfig"]), server=record["server"])
+    state.release(options.state_dir)
     return stopped
 
 
 def _stop_group(pid: int, timeout_s: float = 10.0) -> None:
-    # The daemon leads its own session: its group holds Envoy too.
+    """SIGTERM the verified daemon's process group (Envoy is in it), SIGKILL after a while.
+
+    While any member of the group lives, no new process can get its id: the group stays ours.
+    """
     try:
+        if os.getpgid(pid) != pid:  # not leading its own group: only the daemon itself
+            os.kill(pid, signal.SIGTERM)
+            return
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return

@@ -6,17 +6,29 @@
                                                                              through its sidecar)
 
 The control loop does istiod's job: every committed change to a VirtualService, DestinationRule
-or Gateway wakes it; it reads the current resources, translates them all (the translation is
+or Gateway spec wakes it; it reads the current resources, translates them all (the translation is
 pure and cheap, so there is no incremental state to get wrong) and lets the Envoy runner swap the
 files that changed. Unlike istiod there is no debounce window: a change reaches Envoy in
 milliseconds, where a cluster takes 100 ms to seconds.
+
+When Envoy rejects a configuration, the resources changed since Envoy last accepted one are the
+suspects: each gets a ``Reconciled: False`` condition in its status quoting Envoy's reason
+(``chaosmesh_py.istio.status``), and the rest goes in with the suspects as Envoy last ran them,
+as Envoy keeps its last good version of a resource it NACKs. A later accepted version sets the
+condition back to True.
+
+The API is served over TLS with the mesh's own CA and a bearer token (``credentials``), and what
+clients need to know about the mesh (``info``) is published in the ConfigMap
+``kube.client.LOCAL_MESH_CONFIG_MAP``, read through the API like any other object.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,10 +36,14 @@ from typing import Any
 import yaml
 
 from chaosmesh_py.engine import cleanup
+from chaosmesh_py.istio import status
 from chaosmesh_py.kube import Kube, virtual_service_kind
-from chaosmesh_py.localmesh.apiserver import ApiServer, WatchEvent
+from chaosmesh_py.kube.client import LOCAL_MESH_CONFIG_MAP, LOCAL_MESH_KEY
+from chaosmesh_py.localmesh import credentials
+from chaosmesh_py.localmesh.apiserver import ApiError, ApiServer, User, WatchEvent
+from chaosmesh_py.localmesh.apiserver.rbac import ADMIN_RULES
 from chaosmesh_py.localmesh.bookinfo import SERVICE_PORT, bookinfo_topology, run_bookinfo
-from chaosmesh_py.localmesh.envoy import Envoy
+from chaosmesh_py.localmesh.envoy import ConfigRejected, Envoy
 from chaosmesh_py.localmesh.httpbin import Httpbin
 from chaosmesh_py.localmesh.telemetry import Telemetry
 from chaosmesh_py.localmesh.topology import Service, Topology, Workload
@@ -37,7 +53,12 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "bookinfo"
 ISTIO_NETWORKING = "networking.istio.io/v1"
-WATCHED_KINDS = frozenset({"VirtualService", "DestinationRule", "Gateway"})
+WATCHED_KINDS = ("VirtualService", "DestinationRule", "Gateway")
+# The user the mesh's token authenticates: the owner of the mesh may do everything.
+OWNER = "chaosmesh-local"
+
+Resources = dict[str, list[dict[str, Any]]]  # by kind, as translate() takes them
+Identity = tuple[str, str, str]  # kind, namespace, name
 HTTPBIN_PORT = 8000  # as Istio's httpbin sample
 # Expired faults live at most this long past their expiry on the local mesh.
 REAP_INTERVAL_S = 5.0
@@ -89,7 +110,15 @@ class LocalMesh:
         self.work_dir = work_dir
         self.reap_interval_s = reap_interval_s
         self.manifests = manifests
-        self.api = ApiServer(crd_paths=crd_paths, port=api_port)
+        # Unique per mesh: a client that recorded it can tell this mesh from a later one.
+        self.instance_id = uuid.uuid4().hex
+        self.credentials = credentials.issue(work_dir / "api")
+        self.api = ApiServer(
+            crd_paths=crd_paths,
+            port=api_port,
+            tokens={self.credentials.token: User(OWNER, ADMIN_RULES)},
+            tls=(self.credentials.cert_file, self.credentials.key_file),
+        )
         self.topology = mesh_topology(ports, ingress_port or next(ports))
         self.envoy = Envoy(work_dir / "envoy")
         self.telemetry = Telemetry(self.topology, self.envoy, next(ports))
@@ -97,6 +126,10 @@ class LocalMesh:
         self._httpbins: list[Httpbin] = []
         self._changed = threading.Event()
         self._sync_lock = threading.Lock()
+        # What Envoy last accepted, and each resource's (uid, generation) as last seen.
+        self._accepted: dict[Identity, dict[str, Any]] = {}
+        self._refused: dict[Identity, tuple[str, int]] = {}
+        self._seen: dict[Identity, tuple[str, int]] = {}
         self._stopping = threading.Event()
         self._loop: threading.Thread | None = None
         self.last_sync_s = 0.0
@@ -110,10 +143,12 @@ class LocalMesh:
             for w in self.topology.workloads
             if w.labels.get("app") == "httpbin"
         ]
-        self.envoy.start(self._translate())
+        resources = self._resources()
+        self.envoy.start(self._translate(resources))
+        self._accepted = _by_identity(resources)
         self.telemetry.start()
+        self._publish_info()
         self.api.subscribe(self._on_change)
-        self.api.mesh_info = self.info
         self._loop = threading.Thread(target=self._control_loop, name="control-loop", daemon=True)
         self._loop.start()
         self._reaper = threading.Thread(target=self._reaper_loop, name="reaper", daemon=True)
@@ -123,14 +158,104 @@ class LocalMesh:
         """Back to the initial resources (tests): every Istio resource re-created as loaded."""
         self.api.reset()
         self._load()
+        self._publish_info()
         self.sync()
 
     def sync(self) -> None:
-        """Translate and apply now, in the caller's thread (the loop does it on changes)."""
+        """Translate and apply now, in the caller's thread (the loop does it on changes).
+
+        A configuration Envoy rejects is reported on the suspects' status, and everything else
+        applied without them (see the module's doc); ConfigRejected is not raised.
+        """
         with self._sync_lock:  # the loop and a caller must not interleave file swaps
             started = time.perf_counter()
-            self.envoy.apply(self._translate())
+            resources = self._resources()
+            try:
+                self.envoy.apply(self._translate(resources))
+            except ConfigRejected as rejected:
+                self._set_aside(resources, rejected)
+            else:
+                self._accepted = _by_identity(resources)
+                self._refused.clear()
+            self._mark_accepted(resources)
             self.last_sync_s = time.perf_counter() - started
+
+    def _set_aside(self, resources: Resources, rejected: ConfigRejected) -> None:
+        """Find which changed resources Envoy refuses, report each on its status, and apply the
+        rest with those as Envoy last accepted them (a new one left out).
+
+        The suspects are the resources changed since Envoy last accepted a configuration; with
+        several, each is tried on its own on top of the others' accepted versions.
+        """
+        current = _by_identity(resources)
+        suspects = sorted(i for i, resource in current.items() if not self._runs(i, resource))
+        kept = {i: self._accepted[i] for i in current if i in self._accepted}
+        blamed: dict[Identity, str] = {}
+        if len(suspects) == 1:
+            blamed[suspects[0]] = _reason(rejected)
+        for identity in suspects if len(suspects) > 1 else ():
+            if self._refused.get(identity) == _version(current[identity]):
+                continue  # refused as it is now, and reported already
+            trial = {**kept, identity: current[identity]}
+            try:
+                self.envoy.apply(self._translate(_by_kind(trial)))
+            except ConfigRejected as refused:
+                blamed[identity] = _reason(refused)
+            else:
+                kept = trial
+        try:
+            self.envoy.apply(self._translate(_by_kind(kept)))
+        except ConfigRejected:
+            log.exception("Envoy rejected the configuration without the changes it refused")
+            return
+        self._accepted = kept
+        for identity, reason in blamed.items():
+            log.warning(f"Envoy rejected {identity[0]} {identity[1]}/{identity[2]}: {reason}")
+            resource = current[identity]
+            self._refused[identity] = _version(resource)
+            message = f"the local mesh's Envoy rejected this configuration: {reason}"
+            self._write_status(resource, status.rejected_patch(resource, message, _now()))
+
+    def _mark_accepted(self, resources: Resources) -> None:
+        """Set a rejected resource's condition back once Envoy runs its current version."""
+        for identity, resource in _by_identity(resources).items():
+            if not self._runs(identity, resource):
+                continue
+            patch = status.accepted_patch(resource, _now())
+            if patch is not None:
+                self._write_status(resource, patch)
+
+    def _runs(self, identity: Identity, resource: dict[str, Any]) -> bool:
+        """Does Envoy run this version of the resource?"""
+        accepted = self._accepted.get(identity)
+        return accepted is not None and _version(accepted) == _version(resource)
+
+    def _write_status(self, resource: dict[str, Any], patch: dict[str, Any]) -> None:
+        metadata = resource["metadata"]
+        try:
+            self.api.patch(
+                resource["apiVersion"],
+                resource["kind"],
+                metadata.get("namespace"),
+                metadata["name"],
+                patch,
+                subresource="status",
+            )
+        except ApiError as error:  # deleted meanwhile: nothing left to report on
+            log.warning(f"could not write the status of {metadata['name']}: {error}")
+
+    def _publish_info(self) -> None:
+        """What clients of this API need to know about the mesh, as an ordinary ConfigMap."""
+        namespace, name = LOCAL_MESH_CONFIG_MAP
+        self.api.create(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": namespace},
+                "data": {LOCAL_MESH_KEY: json.dumps(self.info(), sort_keys=True)},
+                "immutable": True,
+            }
+        )
 
     def stop(self) -> None:
         self._stopping.set()
@@ -157,9 +282,11 @@ class LocalMesh:
         """Where everything is, for ``chaosmesh local status`` and for effect verification."""
         ingress = self.topology.ingress
         return {
+            "instance_id": self.instance_id,
             "api_url": self.api.url,
             "ingress_url": f"http://127.0.0.1:{ingress.port}" if ingress else None,
-            "envoy_admin_url": self.envoy.admin_url,
+            # Owner-only (chaosmesh_py.engine.envoy_admin): the admin can stop Envoy.
+            "envoy_admin_socket": str(self.envoy.admin_socket),
             # Istio's standard metrics for Prometheus to scrape (chaosmesh_py.localmesh.telemetry).
             "metrics_url": self.telemetry.url,
             "namespace": NAMESPACE,
@@ -183,13 +310,19 @@ class LocalMesh:
                 for workload in self.topology.workloads
             },
             "service_port": SERVICE_PORT,
-            "last_sync_s": self.last_sync_s,
         }
 
     def _on_change(self, event: WatchEvent) -> None:
-        # Called under the store's lock: only wake the loop.
-        if event.resource_type.kind in WATCHED_KINDS:
-            self._changed.set()
+        # Called under the store's lock: only wake the loop. A change of status or metadata
+        # alone (same uid and generation) does not change the translation.
+        if event.resource_type.kind not in WATCHED_KINDS:
+            return
+        identity = _identity(event.object)
+        version = _version(event.object)
+        if event.type == "MODIFIED" and self._seen.get(identity) == version:
+            return
+        self._seen[identity] = version
+        self._changed.set()
 
     def _control_loop(self) -> None:
         while True:
@@ -205,7 +338,11 @@ class LocalMesh:
     def _reaper_loop(self) -> None:
         """``chaosmesh reap`` on a schedule, as deploy/'s CronJob does on a cluster, through the
         same API and code path."""
-        kube = Kube.at(self.api.url)
+        kube = Kube.at(
+            self.api.url,
+            token=self.credentials.token,
+            ca_file=str(self.credentials.ca_file),
+        )
         while not self._stopping.wait(self.reap_interval_s):
             try:
                 report = cleanup.reap(kube, virtual_service_kind())
@@ -220,11 +357,44 @@ class LocalMesh:
             for entry in report.failed:
                 log.warning(f"reaper: could not clean {entry.get('virtual_service')}: {entry}")
 
-    def _translate(self) -> Any:
+    def _resources(self) -> Resources:
+        return {kind: self.api.list(ISTIO_NETWORKING, kind) for kind in WATCHED_KINDS}
+
+    def _translate(self, resources: Resources) -> Any:
         return translate(
             self.topology,
-            self.api.list(ISTIO_NETWORKING, "VirtualService"),
-            self.api.list(ISTIO_NETWORKING, "DestinationRule"),
-            self.api.list(ISTIO_NETWORKING, "Gateway"),
+            resources["VirtualService"],
+            resources["DestinationRule"],
+            resources["Gateway"],
             self.envoy.rds_config_source,
         )
+
+
+def _identity(resource: dict[str, Any]) -> Identity:
+    metadata = resource["metadata"]
+    return resource["kind"], metadata.get("namespace", ""), metadata["name"]
+
+
+def _version(resource: dict[str, Any]) -> tuple[str, int]:
+    """What the translation depends on: the object (uid) and its spec (generation)."""
+    metadata = resource["metadata"]
+    return metadata["uid"], int(metadata.get("generation", 0))
+
+
+def _by_identity(resources: Resources) -> dict[Identity, dict[str, Any]]:
+    return {_identity(r): r for items in resources.values() for r in items}
+
+
+def _by_kind(resources: dict[Identity, dict[str, Any]]) -> Resources:
+    grouped: Resources = {kind: [] for kind in WATCHED_KINDS}
+    for (kind, _, _), resource in resources.items():
+        grouped[kind].append(resource)
+    return grouped
+
+
+def _reason(rejected: ConfigRejected) -> str:
+    return rejected.reason or str(rejected).splitlines()[0]
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

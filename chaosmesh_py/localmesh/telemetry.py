@@ -71,7 +71,6 @@ Where this differs from Istio
 
 from __future__ import annotations
 
-import http.client
 import re
 import threading
 from collections import defaultdict
@@ -79,8 +78,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
-from urllib.parse import quote, urlsplit
 
+from chaosmesh_py.engine.envoy_admin import EnvoyAdminError
 from chaosmesh_py.localmesh.envoy import Envoy, EnvoyError, JsonDict
 from chaosmesh_py.localmesh.topology import Service, Topology, Workload
 
@@ -257,18 +256,11 @@ class Telemetry:
                 yield f'envoy_cluster_{stat}{{envoy_cluster_name="{_escape(cluster)}"}} {value}'
 
     def _request_stats(self) -> str:
-        address = urlsplit(self.envoy.admin_url)
-        connection = http.client.HTTPConnection(address.netloc, timeout=5)
-        try:
-            path = f"/stats/prometheus?usedonly&filter={quote(_REQUEST_FILTER, safe='')}"
-            connection.request("GET", path)
-            response = connection.getresponse()
-            body = response.read().decode()
-        finally:
-            connection.close()
-        if response.status != 200:
-            raise OSError(f"Envoy admin answered {response.status}: {body[:200]}")
-        return body
+        parameters = {"usedonly": "", "filter": _REQUEST_FILTER}
+        status, body = self.envoy.admin.request("GET", "/stats/prometheus", parameters)
+        if status != 200:
+            raise OSError(f"Envoy admin answered {status}: {body[:200]!r}")
+        return body.decode()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -281,7 +273,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             text = telemetry.render()
-        except (OSError, EnvoyError) as error:  # Envoy is down: say so, Prometheus marks it
+        # Envoy is down: say so, Prometheus marks it.
+        except (OSError, EnvoyError, EnvoyAdminError) as error:
             self._answer(503, f"could not read Envoy's stats: {error}\n", "text/plain")
             return
         self._answer(200, text, CONTENT_TYPE)

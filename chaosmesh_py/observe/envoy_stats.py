@@ -12,10 +12,8 @@ Which Envoy stats answer which question, in one place:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
 
-import requests
+from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
 
 SIDECAR_COUNTERS = {
     "requests": "downstream_rq_total",
@@ -34,31 +32,20 @@ SERVICE_COUNTERS = {
 }
 
 
-def sidecar_counters(admin_url: str, stat_prefix: str) -> dict[str, int]:
+def sidecar_counters(admin: EnvoyAdmin, stat_prefix: str) -> dict[str, int]:
     """The counters of one sidecar, by meaning (see ``SIDECAR_COUNTERS``)."""
-    stats = _stats(admin_url, rf"^http\.{re.escape(stat_prefix)}\.")
+    stats = admin.counters(rf"^http\.{re.escape(stat_prefix)}\.")
     base = f"http.{stat_prefix}."
     return {meaning: stats.get(base + name, 0) for meaning, name in SIDECAR_COUNTERS.items()}
 
 
-def service_counters(admin_url: str, fqdn: str) -> dict[str, int]:
+def service_counters(admin: EnvoyAdmin, fqdn: str) -> dict[str, int]:
     """The counters of every cluster of one service (all ports and subsets), summed."""
     pattern = rf"^cluster\.outbound\|\d+\|[^|]*\|{re.escape(fqdn)}\."
     totals = dict.fromkeys(SERVICE_COUNTERS, 0)
-    for name, value in _stats(admin_url, pattern).items():
+    for name, value in admin.counters(pattern).items():
         suffix = name.split(f"|{fqdn}.", 1)[1]
         for meaning, counter in SERVICE_COUNTERS.items():
             if suffix == counter:
                 totals[meaning] += value
     return totals
-
-
-def _stats(admin_url: str, pattern: str) -> dict[str, int]:
-    answer: Mapping[str, Any] = requests.get(
-        f"{admin_url}/stats", params={"format": "json", "filter": pattern}, timeout=5
-    ).json()
-    return {
-        stat["name"]: int(stat["value"])
-        for stat in answer.get("stats", [])
-        if "name" in stat and isinstance(stat.get("value"), int)
-    }

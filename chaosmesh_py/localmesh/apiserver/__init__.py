@@ -3,9 +3,11 @@
 It enforces what a real kube-apiserver enforces on the objects this project writes:
 resourceVersion concurrency (409), the CRDs' structural schemas with pruning (Warning header,
 400 with fieldValidation=Strict) and CEL rules (422), Istio's validating webhook (400), patch
-content types (415), bearer-token RBAC (401/403). Faults (5xx/429 without a state change,
-delays, connections dropped before or after the write, a concurrent writer) are injected per
-request. The local mesh serves its Istio API from it.
+content types (415), bearer-token RBAC (401/403), size limits (413 for a body over 3 MiB, 422
+for annotations over 256 KiB); besides Istio's kinds it serves Namespaces and ConfigMaps.
+Faults (5xx/429 without a state change, delays, connections dropped before or after the write,
+a concurrent writer) are injected per request. The local mesh serves its Istio API from it,
+over TLS with a token.
 
     with ApiServer(crd_paths=[crds]) as server:
         client = kubernetes.client.ApiClient(kubernetes.client.Configuration(host=server.url))

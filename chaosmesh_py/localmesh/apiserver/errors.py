@@ -23,6 +23,7 @@ REASON_BY_CODE = {
     405: "MethodNotAllowed",
     409: "Conflict",
     410: "Expired",
+    413: "RequestEntityTooLarge",
     415: "UnsupportedMediaType",
     422: "Invalid",
     429: "TooManyRequests",
@@ -139,6 +140,15 @@ def invalid(kind: str, group: str, name: str, errors: list[FieldError]) -> ApiEr
         {"reason": e.reason, "message": e.detail, "field": e.field} for e in errors
     ]
     return ApiError(422, "Invalid", f'{qualified} "{name}" is invalid: {aggregate}', details)
+
+
+def forbidden_path(user: str, verb: str, path: str) -> ApiError:
+    """403 for a path that names no resource, worded as a real apiserver words it."""
+    return ApiError(403, "Forbidden", f'forbidden: User "{user}" cannot {verb} path "{path}"')
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {limit}")
 
 
 def bad_request(message: str) -> ApiError:

@@ -1,13 +1,16 @@
 """The HTTP layer: parse a request, apply injected faults, authorize, route to the store, answer.
 
-Per request: read the body -> injected fault (delay; status answer or dropped connection before
-the work; a concurrent writer) -> authenticate (401) -> route (404/405) -> authorize (403) ->
-the store -> JSON answer with `Warning` headers (or, for `drop="after"`, no answer at all).
-Watches (`?watch=true`) stream newline-delimited events with chunked encoding.
+Per request: authenticate (401) -> read the body (413 over 3 MiB, as kube-apiserver) ->
+injected fault (delay; status answer or dropped connection before the work; a concurrent writer)
+-> route (404/405) -> authorize (403) -> the store -> JSON answer with `Warning` headers (or, for
+`drop="after"`, no answer at all). Watches (`?watch=true`) stream newline-delimited events with
+chunked encoding.
 
-Control endpoints for other processes live under `/chaosmesh/v1/` (not faulted, not logged, no
-auth): `GET|POST|DELETE /chaosmesh/v1/api-faults`, `POST /chaosmesh/v1/reset`, and
-`GET /chaosmesh/v1/mesh` where a local mesh serves from this API (404 elsewhere, as on a cluster).
+Control endpoints for tests in other processes live under `/chaosmesh/v1/` (not faulted, not
+logged): `GET|POST|DELETE /chaosmesh/v1/api-faults`, `POST /chaosmesh/v1/reset`. They are
+authenticated like every other path, and authorized as non-resource URLs (a rule's
+`non_resource_urls`). What a local mesh tells its clients goes through the Kubernetes API itself
+(a ConfigMap), never through a private path.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from chaosmesh_py.localmesh.apiserver import discovery, errors
 from chaosmesh_py.localmesh.apiserver.errors import ApiError, JsonDict
 from chaosmesh_py.localmesh.apiserver.faults import ApiFault
 from chaosmesh_py.localmesh.apiserver.patch import decode_patch, patch_type
+from chaosmesh_py.localmesh.apiserver.rbac import User
 from chaosmesh_py.localmesh.apiserver.resources import NAMESPACE, ResourceType
 from chaosmesh_py.localmesh.apiserver.selector import Predicate, field_selector, label_selector
 from chaosmesh_py.localmesh.apiserver.store import WriteOptions
@@ -37,6 +41,11 @@ log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/chaosmesh/v1/"
 DROPPED = 0  # the status recorded for a request answered by closing the connection
+# kube-apiserver's limit on a request body (apiserver's MaxRequestBodyBytes): 413 beyond it.
+MAX_BODY_BYTES = 3 * 1024 * 1024
+# A refused body up to this size is read and dropped, so the client can read the answer; a
+# bigger one closes the connection instead.
+_DISCARD_BYTES = 64 * 1024 * 1024
 
 
 class RequestRecord(NamedTuple):
@@ -101,18 +110,61 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         url = urlsplit(self.path)
         path, query = url.path, parse_qs(url.query)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        try:
+            # Authentication comes before the body is looked at, as kube-apiserver's filters do.
+            user = self.api.authenticator.user(self.headers.get("Authorization"))
+        except ApiError as error:
+            self._skip_body()
+            self._answer_error(path, error)
+            return
+        try:
+            body = self._read_body()
+        except ApiError as error:
+            self._answer_error(path, error)
+            return
         if path.startswith(CONTROL_PREFIX):
-            self._send(self._control(path, body))
+            self._send(self._control(path, body, user))
             return
         if _is_watch(query):  # streams until the client leaves: never "in flight" for wait_idle
-            self._handle_api(path, query, body)
+            self._handle_api(path, query, body, user)
             return
         with self.api.handling():
-            self._handle_api(path, query, body)
+            self._handle_api(path, query, body, user)
 
-    def _handle_api(self, path: str, query: dict[str, list[str]], body: bytes) -> None:
+    def _content_length(self) -> int:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            raise errors.bad_request("invalid Content-Length")
+        return length
+
+    def _read_body(self) -> bytes:
+        """The request body; 413 beyond MAX_BODY_BYTES (the body is then dropped unread)."""
+        length = self._content_length()
+        if length > MAX_BODY_BYTES:
+            self._skip_body()
+            raise errors.too_large(MAX_BODY_BYTES)
+        return self.rfile.read(length) if length else b""
+
+    def _skip_body(self) -> None:
+        """Drop a body we will not serve, so the connection stays usable (or close it)."""
+        try:
+            length = self._content_length()
+        except ApiError:
+            return
+        if length > _DISCARD_BYTES:
+            self.close_connection = True
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(length, 1 << 20))
+            if not chunk:
+                break
+            length -= len(chunk)
+
+    def _handle_api(self, path: str, query: dict[str, list[str]], body: bytes, user: User) -> None:
         fault = self.api.faults.take(self.command, path)
         if fault is not None:
             if fault.delay_s:
@@ -132,7 +184,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                     self._answer_error(path, ApiError(500, "InternalError", failure))
                     return
         try:
-            response = self._serve(path, query, body)
+            response = self._serve(path, query, body, user)
         except ApiError as error:
             if fault is not None and fault.drop == "after":
                 self._drop(path)
@@ -154,8 +206,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self.api.request_log.append(RequestRecord(self.command, path, response.status))
         self._send(response)
 
-    def _serve(self, path: str, query: dict[str, list[str]], body: bytes) -> Response | None:
-        user = self.api.authenticator.user(self.headers.get("Authorization"))
+    def _serve(
+        self, path: str, query: dict[str, list[str]], body: bytes, user: User
+    ) -> Response | None:
         parts = [p for p in path.split("/") if p]
         registry = self.api.registry
         document: JsonDict | None
@@ -163,7 +216,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             case ["version"]:
                 document = discovery.KUBERNETES_VERSION
             case ["api"]:
-                document = discovery.api_versions(self.api.url.removeprefix("http://"))
+                document = discovery.api_versions(urlsplit(self.api.url).netloc)
             case ["api", version]:
                 document = discovery.resource_list(registry, "", version)
             case ["apis"]:
@@ -201,7 +254,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         return Target(rt, version, namespace, name, subresource)
 
     def _resource(
-        self, target: Target, user: Any, query: dict[str, list[str]], body: bytes
+        self, target: Target, user: User, query: dict[str, list[str]], body: bytes
     ) -> Response | None:
         rt, store = target.rt, self.api.store
         watch = _is_watch(query)
@@ -362,7 +415,10 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     # -- answers ---------------------------------------------------------------------------
 
-    def _control(self, path: str, body: bytes) -> Response:
+    def _control(self, path: str, body: bytes, user: User) -> Response:
+        verb = self.command.lower()
+        if not user.may_access(verb, path):
+            return Response(403, errors.forbidden_path(user.name, verb, path).to_status())
         try:
             match (self.command, path.removeprefix(CONTROL_PREFIX)):
                 case ("GET", "api-faults"):
@@ -379,8 +435,6 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 case ("POST", "reset"):
                     self.api.reset()
                     return Response(200, {})
-                case ("GET", "mesh") if self.api.mesh_info is not None:
-                    return Response(200, self.api.mesh_info())
             return Response(404, errors.path_not_found().to_status())
         except (ValueError, TypeError) as error:
             return Response(400, errors.bad_request(str(error)).to_status())

@@ -85,9 +85,31 @@ def map_errors(field: str, values: Any, check_values: bool) -> list[FieldError]:
     return errors
 
 
+# apimachinery's TotalAnnotationSizeLimitB: keys and values together, in bytes.
+MAX_ANNOTATION_BYTES = 256 * 1024
+
+
+def annotation_size_errors(annotations: Any) -> list[FieldError]:
+    if not isinstance(annotations, dict):
+        return []
+    size = sum(
+        len(str(key).encode()) + len(value.encode() if isinstance(value, str) else b"")
+        for key, value in annotations.items()
+    )
+    if size <= MAX_ANNOTATION_BYTES:
+        return []
+    return [too_long("metadata.annotations", MAX_ANNOTATION_BYTES)]
+
+
+def too_long(field: str, limit: int) -> FieldError:
+    """Go's field.TooLong without the value, as apimachinery words it."""
+    return FieldError("FieldValueTooLong", field, f"Too long: must have at most {limit} bytes")
+
+
 def metadata_errors(metadata: dict[str, Any], label_only_name: bool) -> list[FieldError]:
     return [
         *name_errors(metadata.get("name"), label_only_name),
         *map_errors("metadata.labels", metadata.get("labels"), check_values=True),
         *map_errors("metadata.annotations", metadata.get("annotations"), check_values=False),
+        *annotation_size_errors(metadata.get("annotations")),
     ]

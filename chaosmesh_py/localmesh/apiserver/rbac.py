@@ -8,6 +8,11 @@ requests). Like Kubernetes RBAC, rules only add permissions: one matching rule i
 
 Verbs: get, list, watch, create, update (PUT), patch, delete. Resources are plural names,
 "virtualservices/status" for the status subresource.
+
+Paths that name no resource (the double's control endpoints under `/chaosmesh/v1/`) are allowed
+by a rule's `non_resource_urls`, as in Kubernetes: an exact path, or a prefix ending in "*";
+their verbs are the lowercase HTTP methods (get, post, delete). Discovery (`/api`, `/apis`,
+`/version`) is open to every authenticated user, as the `system:discovery` role makes it.
 """
 
 from __future__ import annotations
@@ -25,16 +30,27 @@ def _as_tuple(value: Sequence[str] | str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class PolicyRule:
-    """Allows `verbs` on `resources` of `api_groups` in `namespaces` ("*" = any)."""
+    """Allows `verbs` on `resources` of `api_groups` in `namespaces` ("*" = any), and on the
+    paths of `non_resource_urls`."""
 
     verbs: tuple[str, ...]
-    resources: tuple[str, ...]
+    resources: tuple[str, ...] = ()
     api_groups: tuple[str, ...] = ("*",)
     namespaces: tuple[str, ...] = ("*",)
+    non_resource_urls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("verbs", "resources", "api_groups", "namespaces"):
+        for name in ("verbs", "resources", "api_groups", "namespaces", "non_resource_urls"):
             object.__setattr__(self, name, _as_tuple(getattr(self, name)))
+
+    def allows_path(self, verb: str, path: str) -> bool:
+        def matches(pattern: str) -> bool:
+            if pattern.endswith("*"):
+                return path.startswith(pattern[:-1])
+            return path == pattern
+
+        verb_ok = "*" in self.verbs or verb in self.verbs
+        return verb_ok and any(matches(pattern) for pattern in self.non_resource_urls)
 
     def allows(self, verb: str, group: str, resource: str, namespace: str | None) -> bool:
         def matches(values: tuple[str, ...], value: str) -> bool:
@@ -61,8 +77,14 @@ class User:
     def may(self, verb: str, group: str, resource: str, namespace: str | None) -> bool:
         return any(rule.allows(verb, group, resource, namespace) for rule in self.rules)
 
+    def may_access(self, verb: str, path: str) -> bool:
+        """May this user send `verb` (an HTTP method, lowercase) to a non-resource `path`?"""
+        return any(rule.allows_path(verb, path) for rule in self.rules)
 
-ADMIN = User("system:admin", (PolicyRule(("*",), ("*",)),))
+
+# Kubernetes' cluster-admin: every resource, and every non-resource path.
+ADMIN_RULES = (PolicyRule(("*",), ("*",)), PolicyRule(("*",), non_resource_urls=("*",)))
+ADMIN = User("system:admin", ADMIN_RULES)
 
 Tokens = Mapping[str, "User | tuple[str, Sequence[PolicyRule]] | Sequence[PolicyRule]"]
 

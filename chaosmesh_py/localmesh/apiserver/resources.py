@@ -1,4 +1,5 @@
-"""The resource types the double serves: CustomResourceDefinitions read from files, plus Namespace.
+"""The resource types the double serves: CustomResourceDefinitions read from files, plus the
+core kinds Namespace and ConfigMap.
 
 A `ResourceType` is one kind (VirtualService) with all its served versions. Versions of the Istio
 kinds differ only in `apiVersion` (no conversion webhook), so objects are stored once, in the
@@ -9,13 +10,15 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from chaosmesh_py.localmesh.apiserver.core import CONFIG_MAP_SCHEMA, config_map_errors
+from chaosmesh_py.localmesh.apiserver.errors import FieldError, JsonDict
 from chaosmesh_py.localmesh.apiserver.schema import Schema
 
 VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -23,7 +26,11 @@ VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update
 
 @dataclass(frozen=True)
 class ResourceType:
-    """One served kind. `group` is "" for the core API (Namespace)."""
+    """One served kind. `group` is "" for the core API (Namespace, ConfigMap).
+
+    `validate(new, old)` holds a built-in kind's own rules beyond its schema (422); `old` is
+    None on create.
+    """
 
     group: str
     kind: str
@@ -36,6 +43,9 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     has_status: bool = False
     schemas: Mapping[str, Schema] = field(default_factory=dict, compare=False, hash=False)
+    validate: Callable[[JsonDict, JsonDict | None], list[FieldError]] | None = field(
+        default=None, compare=False, hash=False
+    )
 
     @property
     def qualified_kind(self) -> str:
@@ -67,6 +77,19 @@ NAMESPACE = ResourceType(
     storage_version="v1",
     short_names=("ns",),
     has_status=True,
+)
+
+CONFIG_MAP = ResourceType(
+    group="",
+    kind="ConfigMap",
+    plural="configmaps",
+    singular="configmap",
+    namespaced=True,
+    versions=("v1",),
+    storage_version="v1",
+    short_names=("cm",),
+    schemas={"v1": Schema(CONFIG_MAP_SCHEMA)},
+    validate=config_map_errors,
 )
 
 
@@ -149,7 +172,7 @@ class Registry:
     """Lookup of resource types by URL (group, version, plural) and by (apiVersion, kind)."""
 
     def __init__(self, types: Sequence[ResourceType]) -> None:
-        self.types = (NAMESPACE, *types)
+        self.types = (NAMESPACE, CONFIG_MAP, *types)
         self._by_plural = {(t.group, t.plural): t for t in self.types}
         self._by_kind = {(t.group, t.kind): t for t in self.types}
 

@@ -144,9 +144,6 @@ class ApiServer:
         self.request_log: list[RequestRecord] = []
         self._in_flight = 0
         self._idle = threading.Condition()
-        # Set by a local mesh serving from this API: what `GET /chaosmesh/v1/mesh` answers, so
-        # activities can find the data plane to verify a fault's effect.
-        self.mesh_info: Callable[[], JsonDict] | None = None
         self.stopping = threading.Event()
         self.tls_rejections: list[str] = []
         self._tls: ssl.SSLContext | None = None
@@ -312,8 +309,10 @@ class ApiServer:
         *,
         content_type: str = PatchType.MERGE.value,
         field_manager: str | None = None,
+        subresource: str | None = None,
     ) -> JsonDict:
-        """Patch like PATCH with the given Content-Type (merge patch by default)."""
+        """Patch like PATCH with the given Content-Type (merge patch by default); with
+        `subresource="status"`, only the status changes."""
         rt, version = self._resolve(api_version, kind)
         kind_of_patch = patch_type(content_type, custom_resource=rt is not NAMESPACE)
         if kind_of_patch is PatchType.APPLY and isinstance(patch, (str, bytes)):
@@ -321,7 +320,14 @@ class ApiServer:
         options = WriteOptions(field_manager=field_manager)
         namespace = self._namespace(rt, namespace)
         return self.store.patch(
-            rt, version, namespace, name, patch, kind=kind_of_patch, options=options
+            rt,
+            version,
+            namespace,
+            name,
+            patch,
+            kind=kind_of_patch,
+            options=options,
+            subresource=subresource,
         ).object
 
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> None:

@@ -190,7 +190,7 @@ class Store:
         with self.lock:
             if rt.namespaced and self._objects.get(("", "namespaces", "", namespace or "")) is None:
                 raise errors.not_found("namespaces", "", namespace or "")
-            warnings = self._admit(rt, version, obj, options, webhook=True)
+            warnings = self._admit(rt, version, obj, options, webhook=True, old=None)
             key = self._key(rt, namespace, meta["name"])
             if key in self._objects:
                 raise errors.already_exists(rt.plural, rt.group, meta["name"])
@@ -347,7 +347,7 @@ class Store:
                 if "status" in old:
                     new["status"] = copy.deepcopy(old["status"])
         new["apiVersion"] = rt.api_version(version)
-        warnings = self._admit(rt, version, new, options, webhook=subresource is None)
+        warnings = self._admit(rt, version, new, options, webhook=subresource is None, old=old)
         _drop_empty_maps(new["metadata"])
         new["apiVersion"] = rt.api_version(rt.storage_version)
         if new == old:
@@ -360,7 +360,14 @@ class Store:
         return WriteResult(self.present(rt, version, stored), warnings)
 
     def _admit(
-        self, rt: ResourceType, version: str, obj: JsonDict, options: WriteOptions, webhook: bool
+        self,
+        rt: ResourceType,
+        version: str,
+        obj: JsonDict,
+        options: WriteOptions,
+        *,
+        webhook: bool,
+        old: JsonDict | None,
     ) -> tuple[str, ...]:
         """Prune, validate and run the webhook on `obj` (in place); return Warning texts."""
         schema = rt.schema(version)
@@ -373,6 +380,8 @@ class Store:
         problems = metadata_errors(obj["metadata"], label_only_name=rt is NAMESPACE)
         if not problems and schema:
             problems = schema.validate(obj)
+        if not problems and rt.validate is not None:
+            problems = rt.validate(obj, old)
         if problems:
             raise errors.invalid(rt.kind, rt.group, name, problems)
         admitted: tuple[str, ...] = ()
