@@ -1,6 +1,7 @@
 """``chaosmesh gate``: run experiments or read journals, grade each, and report for CI.
 
-    chaosmesh gate PATH... [--junit FILE] [--json FILE] [--journal-dir DIR] [--allow-unverified]
+    chaosmesh gate PATH... [--junit FILE] [--json FILE] [--journal-dir DIR]
+                           [--allow-unverified] [--allow-no-fault]
 
 Each PATH is told apart by its content, not its name: a journal (it has ``experiment``,
 ``status`` and ``run``) is graded as it is; an experiment (it has a ``method``) is run, then its
@@ -44,7 +45,9 @@ carried by the exception ``raise_for`` raises::
     └── InputInvalid         exit 2 (also raised for one input, and reported in its row)
 
 Reports hold verdict fields only (input, outcome, reasons, title, duration, run id, journal
-path), secrets replaced by ``***``; the control does the same to the journals it ends.
+path, and what each fault hit: ``faults``, from ``chaosmesh.faults`` in the journal; in JUnit,
+one ``hits:<activity>`` property per fault and a line in ``system-out``), secrets replaced by
+``***``; the control does the same to the journals it ends.
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ class Result:
     duration_s: float | None = None
     run_id: str | None = None
     journal: str | None = None
+    faults: tuple[Mapping[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -116,6 +120,7 @@ class Result:
             "duration_s": self.duration_s,
             "run_id": self.run_id,
             "journal": self.journal,
+            "faults": [dict(f) for f in self.faults],
         }
 
 
@@ -128,8 +133,16 @@ class Input:
     document: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Waivers:
+    """The rules the gate is told to let pass (``chaosmesh_py.verdict.rules``)."""
+
+    allow_unverified: bool = False
+    allow_no_fault: bool = False
+
+
 def gate(
-    paths: Sequence[Path], journal_dir: Path = DEFAULT_JOURNAL_DIR, allow_unverified: bool = False
+    paths: Sequence[Path], journal_dir: Path = DEFAULT_JOURNAL_DIR, waivers: Waivers = Waivers()
 ) -> list[Result]:
     """Check and grade every input first; then, when none is invalid, run the experiments."""
     checked: list[Input | Result] = []
@@ -141,7 +154,7 @@ def gate(
             continue
         if item.kind == "journal":
             # Grading is pure: a journal's row is known before anything runs.
-            checked.append(_graded(path, item.document, "journal", allow_unverified))
+            checked.append(_graded(path, item.document, "journal", waivers))
         else:
             checked.append(item)
     any_invalid = any(isinstance(c, Result) and c.outcome == "invalid" for c in checked)
@@ -166,7 +179,7 @@ def gate(
                 stems[entry.path.stem] += 1
                 count = stems[entry.path.stem]
                 name = entry.path.stem + (f"-{count}" if count > 1 else "")
-                results.append(_run(entry.path, journal_dir, name, run_control, allow_unverified))
+                results.append(_run(entry.path, journal_dir, name, run_control, waivers))
     return results
 
 
@@ -243,7 +256,7 @@ def chaos_command(
 
 
 def _run(
-    path: Path, journal_dir: Path, name: str, control_file: Path | None, allow_unverified: bool
+    path: Path, journal_dir: Path, name: str, control_file: Path | None, waivers: Waivers
 ) -> Result:
     journal_dir.mkdir(parents=True, exist_ok=True)
     journal = journal_dir / f"{name}.journal.json"
@@ -274,18 +287,23 @@ def _run(
             ),
             journal=None,
         )
-    return _graded(path, document, "experiment", allow_unverified, journal)
+    return _graded(path, document, "experiment", waivers, journal)
 
 
 def _graded(
     path: Path,
     journal: Any,
     kind: Kind,
-    allow_unverified: bool,
+    waivers: Waivers,
     journal_path: Path | None = None,
 ) -> Result:
     try:
-        graded = rules.grade(journal, allow_unverified=allow_unverified, environ=os.environ)
+        graded = rules.grade(
+            journal,
+            allow_unverified=waivers.allow_unverified,
+            allow_no_fault=waivers.allow_no_fault,
+            environ=os.environ,
+        )
     except rules.MalformedJournal as error:
         return Result(str(path), kind, "invalid", (f"malformed journal: {error}",))
     return Result(
@@ -297,6 +315,7 @@ def _graded(
         duration_s=graded.duration_s,
         run_id=graded.run_id,
         journal=str(journal_path or path),
+        faults=graded.faults,
     )
 
 
@@ -393,12 +412,31 @@ def junit_xml(results: Sequence[Result]) -> bytes:
             ET.SubElement(case, "error", message=message, type="invalid-input").text = details
         elif result.outcome == "not-run":
             ET.SubElement(case, "skipped", message=message)
+        if result.faults:
+            properties = ET.SubElement(case, "properties")
+            for fault in result.faults:
+                ET.SubElement(
+                    properties,
+                    "property",
+                    name=_xml(f"hits:{fault.get('activity')}"),
+                    value=_xml(str(fault.get("hits"))),
+                )
         about = [f"title: {result.title}", f"run id: {result.run_id}"]
         about.append(f"journal: {result.journal}")
+        about += [_hits_line(fault) for fault in result.faults]
         ET.SubElement(case, "system-out").text = _xml("\n".join(about))
     ET.indent(suites)
     document: bytes = ET.tostring(suites, encoding="utf-8", xml_declaration=True)
     return document
+
+
+def _hits_line(fault: Mapping[str, Any]) -> str:
+    routes = ", ".join(fault.get("routes") or [])
+    return (
+        f"fault {fault.get('activity')!r} ({fault.get('fault')}) on "
+        f"{fault.get('virtual_service')} [{routes}]: hit {fault.get('hits')} request(s); "
+        f"{fault.get('counted')}"
+    )
 
 
 def write_junit(results: Sequence[Result], path: Path) -> None:
