@@ -166,7 +166,8 @@ def after_experiment_control(
     if isinstance(state, dict):
         summary["faults"] = _count_hits(run, state, summary, configuration)
         state[JOURNAL_KEY] = summary
-        _grade(state, allow_unverified is True, allow_no_fault is True)
+        if rules.is_journal(state):
+            _grade(state, allow_unverified is True, allow_no_fault is True)
         redact_journal(state, os.environ)
 
 

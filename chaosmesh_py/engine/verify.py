@@ -45,6 +45,7 @@ from chaosmesh_py.istio.string_match import NoMatchingValue, matching_value
 POLL_S = 0.005
 # Marks the requests of the check, so that they are not counted among the fault's hits.
 VERIFIER_HEADER = "x-chaosmesh-verifier"
+HOLD_S = 2.0  # the longest a request of the check waits for its answer on the local mesh
 
 
 class FaultNotObserved(ChaosMeshError):
@@ -230,7 +231,9 @@ def _until_fault_fires(probe: _TrafficProbe, fault: Fault, deadline: float) -> i
     sent = 0
     while time.monotonic() < deadline:
         before = probe.fired()
-        request = probe.send(timeout_s=max(deadline - time.monotonic(), 0.1))
+        # Not held for the whole delay: once it started, the request has shown what it had to,
+        # and one held on would be waited for when the run counts what its faults hit.
+        request = probe.send(timeout_s=min(max(deadline - time.monotonic(), 0.1), HOLD_S))
         sent += 1
         # Envoy counts a fault when it starts applying it: a delayed request is still held.
         while True:

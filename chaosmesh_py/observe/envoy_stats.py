@@ -110,9 +110,13 @@ def route_requests(admin_url: str, route_prefix: str) -> dict[str, RouteRequests
     return {route: RouteRequests(*numbers) for route, numbers in counted.items()}
 
 
+def requests_held(admin_url: str) -> int:
+    """Requests a delay fault holds now, on every listener."""
+    return sum(_stats(admin_url, r"^http\..*\.fault\.active_faults$").values())
+
+
 def active_requests(admin_url: str) -> int:
-    """Requests every listener holds now (a delay fault's among them), the admin's own left
-    out."""
+    """Requests every listener is serving now, the admin's own left out."""
     stats = _stats(admin_url, r"^http\..*\.downstream_rq_active$")
     return sum(value for name, value in stats.items() if not name.startswith("http.admin."))
 

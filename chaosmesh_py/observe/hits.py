@@ -12,8 +12,8 @@ How, by what the run wrote its faults through:
                  requests that took one of the fault's routes and ended with its flag (DI for a
                  delay, FI for an abort). Exact. The effect check's own requests carry
                  ``VERIFIER_HEADER`` and are left out. Envoy counts a request when it ends, so
-                 after a delay the count waits (at most the longest delay) until Envoy holds no
-                 request: a page whose probe gave up before the delay ran out still counts.
+                 after a delay the count waits (at most the longest delay) until no delay holds
+                 a request: a page whose probe gave up before the delay ran out still counts.
     cluster      Istio's ``istio_requests_total`` (``reporter="source"``: the caller's proxy,
                  where Istio applies faults) through the Prometheus that configuration
                  ``chaosmesh_prometheus_url`` names: how much the requests to the fault's
@@ -48,6 +48,7 @@ logger = logging.getLogger("chaostoolkit")
 
 PROMETHEUS_URL_KEY = "chaosmesh_prometheus_url"
 PROMETHEUS_WAIT_S = 60.0
+RELEASE_S = 1.0  # a request a delay let go reaches its destination and ends within this
 UNKNOWN = "unknown"
 _FQDN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
@@ -97,9 +98,10 @@ class Start:
 
 
 def prometheus_url(configuration: Mapping[str, Any] | None) -> str | None:
-    """Configuration ``chaosmesh_prometheus_url``, checked; None when not set."""
+    """Configuration ``chaosmesh_prometheus_url``, checked; None when not set (or empty, as an
+    environment variable's default may leave it)."""
     url = (configuration or {}).get(PROMETHEUS_URL_KEY)
-    if url is None:
+    if url is None or url == "":
         return None
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise InvalidInput(
@@ -248,13 +250,17 @@ def _count_on_local_meshes(
 
 
 def _until_nothing_held(admin_url: str, held_s: float) -> None:
-    """Wait, at most ``held_s`` and a little, until Envoy holds no request: a request a delay
-    holds is counted only when it ends."""
-    deadline = time.monotonic() + held_s + 0.5
-    while held_s > 0 and time.monotonic() < deadline:
-        if envoy_stats.active_requests(admin_url) == 0:
-            return
-        time.sleep(0.05)
+    """Wait until no delay holds a request (at most ``held_s``), then until the requests it
+    let go have ended (at most ``RELEASE_S``): Envoy counts a request when it ends."""
+    if held_s <= 0:
+        return
+    for busy, most_s in (
+        (envoy_stats.requests_held, held_s),
+        (envoy_stats.active_requests, RELEASE_S),
+    ):
+        deadline = time.monotonic() + most_s
+        while busy(admin_url) > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def _count_by_prometheus(url: str, fault: Injected, since: float, removal_hits: int) -> Count:
