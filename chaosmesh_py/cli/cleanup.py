@@ -65,6 +65,10 @@ def rollback(
     if (run_id is None) == (not every_run):
         _invalid("give exactly one of --run ID or --all")
     directory = ledger_dir or ledger.default_dir()
+    try:
+        directory.is_dir()
+    except OSError as error:  # a name too long, a loop of links
+        _invalid(f"--ledger-dir: {directory} cannot be read: {error.strerror}")
     run_ids = [run_id] if run_id is not None else cleanup.pending_runs(directory)
     reports = {}
     with _cleanup_errors():

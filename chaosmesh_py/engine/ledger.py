@@ -9,7 +9,10 @@ line, which is then skipped: it was never followed by its write.
 
 ``chaosmesh rollback`` reads ledgers to remove what a run left; several processes (the run and a
 rollback from another shell) may append to the same ledger, which ``O_APPEND`` makes safe.
-Nothing secret goes in: the API's URL, never its credentials.
+Nothing secret goes in: the API's URL, never its credentials; every secret the process knows
+(``chaosmesh_py.engine.redaction``) is replaced by ``***`` in what a record keeps for forensics
+(the patch, the prior copy, errors), never in what rollback reads (the resource, the API, route
+names, outcomes). Files are 0600 in a 0700 directory, never opened through a symbolic link.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chaosmesh_py.engine import redaction
+from chaosmesh_py.engine.private_file import open_private
 from chaosmesh_py.errors import LedgerUnwritable
 from chaosmesh_py.kube import ResourceKind, ResourceRef
 
@@ -120,6 +125,7 @@ class Ledger:
     def _append(
         self, event: str, op: str, api: str, ref: ResourceRef | None, detail: dict[str, Any]
     ) -> None:
+        hide = redaction.known()
         record = {
             "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "run_id": self.run_id,
@@ -127,7 +133,7 @@ class Ledger:
             "op": op,
             "api": api,
             "resource": _ref_json(ref) if ref is not None else None,
-            **detail,
+            **{k: v if k in _READ_BY_ROLLBACK else hide.deep(v) for k, v in detail.items()},
         }
         line = (json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n").encode()
         with self._lock:
@@ -144,7 +150,7 @@ class Ledger:
         new = not self.path.exists()
         if new:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
         try:
             os.write(fd, line)
             os.fsync(fd)
@@ -241,6 +247,8 @@ def routes_last_applied(entries: list[Entry], ref: ResourceRef) -> list[str]:
 
 
 _ENVELOPE = ("at", "event", "op", "api", "resource")
+# Identities a rollback needs, kept as they are; the rest of a record is forensic.
+_READ_BY_ROLLBACK = ("result", "routes")
 
 
 def _ref_json(ref: ResourceRef) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Kubernetes access: the only package that imports the ``kubernetes`` client.
 
-``client`` holds the isolated ApiClient, credential resolution (chaostoolkit-kubernetes' order),
-the project's error tree for API answers, and the re-reading write loop (``Kube.update``).
+``credentials`` resolves credentials (chaostoolkit-kubernetes' order) into an isolated
+ApiClient, user mistakes in them raised as ``InvalidInput``; ``client`` holds the project's error
+tree for API answers and the re-reading write loop (``Kube.update``).
 """
 
 from chaosmesh_py.kube.client import (
