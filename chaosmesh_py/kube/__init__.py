@@ -12,6 +12,7 @@ from chaosmesh_py.kube.client import (
     ResourceKind,
     ResourceRef,
     RetryPolicy,
+    load_client,
     virtual_service_kind,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "ResourceKind",
     "ResourceRef",
     "RetryPolicy",
+    "load_client",
     "virtual_service_kind",
 ]
