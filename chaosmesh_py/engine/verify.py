@@ -45,7 +45,7 @@ from chaosmesh_py.istio.string_match import NoMatchingValue, matching_value
 POLL_S = 0.005
 # Marks the requests of the check, so that they are not counted among the fault's hits.
 VERIFIER_HEADER = "x-chaosmesh-verifier"
-HOLD_S = 2.0  # the longest a request of the check waits for its answer on the local mesh
+HOLD_S = 0.5  # the longest a request of the check waits for its answer on the local mesh
 
 
 class FaultNotObserved(ChaosMeshError):

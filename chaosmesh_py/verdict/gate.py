@@ -485,15 +485,7 @@ def junit_xml(results: Sequence[Result]) -> bytes:
             classname="chaosmesh.gate",
             time=f"{result.duration_s or 0.0:.3f}",
         )
-        message = _xml(f"{result.outcome}: " + "; ".join(result.reasons))
-        details = _xml("\n".join(result.reasons))
-        if result.outcome in ("fail", "rollback-incomplete"):
-            ET.SubElement(case, "failure", message=message, type=result.outcome).text = details
-        elif result.outcome == "invalid":
-            ET.SubElement(case, "error", message=message, type="invalid-input").text = details
-        elif result.outcome == "not-run":
-            ET.SubElement(case, "skipped", message=message)
-        if result.faults:
+        if result.faults:  # first, where JUnit readers (pytest's, Jenkins') expect them
             properties = ET.SubElement(case, "properties")
             for fault in result.faults:
                 ET.SubElement(
@@ -502,6 +494,14 @@ def junit_xml(results: Sequence[Result]) -> bytes:
                     name=_xml(f"hits:{fault.get('activity')}"),
                     value=_xml(str(fault.get("hits"))),
                 )
+        message = _xml(f"{result.outcome}: " + "; ".join(result.reasons))
+        details = _xml("\n".join(result.reasons))
+        if result.outcome in ("fail", "rollback-incomplete"):
+            ET.SubElement(case, "failure", message=message, type=result.outcome).text = details
+        elif result.outcome == "invalid":
+            ET.SubElement(case, "error", message=message, type="invalid-input").text = details
+        elif result.outcome == "not-run":
+            ET.SubElement(case, "skipped", message=message)
         about = [f"title: {result.title}", f"run id: {result.run_id}"]
         about.append(f"journal: {result.journal}")
         about += [_hits_line(fault) for fault in result.faults]
