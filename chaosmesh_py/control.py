@@ -198,7 +198,7 @@ def _connect(secrets: dict[str, Any] | None) -> Kube | None:
     """The API the experiment's activities reach with these secrets, if one can be reached."""
     try:
         return Kube.connect(secrets)
-    except Exception as error:  # credentials the actions will report on, in their own words
+    except ChaosMeshError as error:  # credentials the actions will report on, in their words
         logger.debug(f"chaosmesh: no API to read the hit counters from: {error}")
         return None
 
