@@ -37,6 +37,17 @@ What it does, and why Chaos Toolkit alone does not:
 
     "arguments": {"guardrail_interval_s": 1, "guardrails": [{"type": "probe", "name": "others-fine",
         "tolerance": true, "provider": {...}}]}
+- from the start of the method to the rollback, it counts the requests each fault hit
+  (``chaosmesh_py.observe.hits``: Envoy's counters on the local mesh, Prometheus on a cluster
+  with configuration ``chaosmesh_prometheus_url``) into the journal, ``chaosmesh.faults``;
+- at the end, it grades the run with ``chaosmesh gate``'s rules (``chaosmesh_py.verdict.rules``)
+  and prints the verdict and its reasons. When the verdict is not a pass, it marks the journal
+  ``deviated``, so ``chaos run`` exits 1 exactly when the gate would fail: for a typo in a
+  VirtualService name, a wrong namespace, a probe that cannot run, a fault that hit nothing.
+  The gate's waivers are its arguments ``allow_unverified`` and ``allow_no_fault`` (false by
+  default)::
+
+    "arguments": {"allow_unverified": true}
 """
 
 from __future__ import annotations
@@ -50,8 +61,12 @@ from typing import Any
 from chaosmesh_py.engine import ledger, private_file, redaction, signals
 from chaosmesh_py.engine.guardrail import Breach, Guardrail, parse_guardrails
 from chaosmesh_py.engine.run import RUN_ID_KEY, Run, new_run_id, run_for, run_id_from
-from chaosmesh_py.errors import ChaosMeshError
+from chaosmesh_py.errors import ChaosMeshError, InvalidInput, shown
 from chaosmesh_py.faults import injection
+from chaosmesh_py.istio.route_copy import run_route_prefix
+from chaosmesh_py.kube import Kube
+from chaosmesh_py.observe import hits
+from chaosmesh_py.verdict import rules
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -62,6 +77,10 @@ _active_runs: list[Run] = []
 # The guardrail watching each run's method, and what a breach already rolled back.
 _guardrails: dict[str, Guardrail] = {}
 _breach_rollbacks: dict[str, dict[str, Any]] = {}
+# The counters each run's method started from, to count what its faults hit.
+_method_starts: dict[str, hits.Start] = {}
+# The control's own arguments that waive a rule of the verdict, as `chaosmesh gate`'s flags do.
+WAIVERS = ("allow_unverified", "allow_no_fault")
 
 
 def configure_control(
@@ -116,11 +135,13 @@ def before_method_control(
     guardrail_interval_s: Any = 1.0,
     **_: Any,
 ) -> None:
-    """Start watching the guardrails, if any, for as long as the method runs."""
+    """Read the counters the faults' hits are counted from; start watching the guardrails,
+    if any, for as long as the method runs."""
+    run = run_for(configuration)
+    _method_starts[run.run_id] = hits.start(_connect(secrets), run_route_prefix(run.run_id))
     if guardrails is None:
         return
     probes, interval_s = parse_guardrails(guardrails, guardrail_interval_s)
-    run = run_for(configuration)
     verify_timeout_s = _verify_timeout_s(configuration)
 
     def on_breach(breach: Breach) -> None:
@@ -145,9 +166,12 @@ def after_experiment_control(
     context: dict[str, Any],
     state: dict[str, Any] | None = None,
     configuration: dict[str, Any] | None = None,
+    allow_unverified: Any = False,
+    allow_no_fault: Any = False,
     **_: Any,
 ) -> None:
-    """Remove every fault the run injected, and say so in the journal."""
+    """Remove every fault the run injected, count what each hit, and grade the run; say all of
+    it in the journal."""
     run = run_for(configuration)
     guardrail = _guardrails.pop(run.run_id, None)
     if guardrail is not None:
@@ -163,8 +187,84 @@ def after_experiment_control(
         if guardrail.breach is not None:
             summary["aborted_by_guardrail"] = guardrail.breach.to_json()
     if isinstance(state, dict):
+        summary["faults"] = _count_hits(run, state, summary, configuration)
         state[JOURNAL_KEY] = summary
+        if rules.is_journal(state):
+            _grade(state, allow_unverified is True, allow_no_fault is True)
         redaction.redact_journal(state, os.environ)
+
+
+def _connect(secrets: dict[str, Any] | None) -> Kube | None:
+    """The API the experiment's activities reach with these secrets, if one can be reached."""
+    try:
+        return Kube.connect(secrets)
+    except ChaosMeshError as error:  # credentials the actions will report on, in their words
+        logger.debug(f"chaosmesh: no API to read the hit counters from: {error}")
+        return None
+
+
+def _count_hits(
+    run: Run,
+    journal: dict[str, Any],
+    summary: dict[str, Any],
+    configuration: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """What each fault of the method hit, from the start of the method to the rollback."""
+    faults = hits.injected_faults(journal.get("run") or [], rules.ACTIONS_MODULE)
+    removals = [*summary["rollback"]]
+    for entry in [*(journal.get("run") or []), *(journal.get("rollbacks") or [])]:
+        module = ((entry.get("activity") or {}).get("provider") or {}).get("module")
+        if module == rules.ROLLBACKS_MODULE and isinstance(entry.get("output"), list):
+            removals += entry["output"]
+    try:
+        prometheus_url = hits.prometheus_url(configuration)
+    except ChaosMeshError:
+        prometheus_url = None  # refused before the run started (argument_problems)
+    counts = hits.count(
+        faults,
+        run.apis(),
+        _method_starts.pop(run.run_id, None),
+        route_prefix=run_route_prefix(run.run_id),
+        prometheus_url=prometheus_url,
+        removal_hits=hits.removal_checks(removals),
+    )
+    for count in counts:
+        if count.hits is None:
+            logger.info(
+                f"chaosmesh: what {count.fault.activity!r} hit is unknown ({count.counted})"
+            )
+        else:
+            logger.info(
+                f"chaosmesh: the fault of {count.fault.activity!r} hit {count.hits} request(s) "
+                f"({count.counted})"
+            )
+    return [count.to_json() for count in counts]
+
+
+def _grade(journal: dict[str, Any], allow_unverified: bool, allow_no_fault: bool) -> None:
+    """Grade the run as ``chaosmesh gate`` would, say why, and make ``chaos run`` exit 1 when
+    the verdict is not a pass (it exits 1 for a status other than completed, or deviated)."""
+    try:
+        verdict = rules.grade(
+            journal,
+            allow_unverified=allow_unverified,
+            allow_no_fault=allow_no_fault,
+            environ=os.environ,
+        )
+    except rules.MalformedJournal as error:  # not Chaos Toolkit's own journal: nothing to add
+        logger.error(f"chaosmesh: the journal cannot be graded: {error}")
+        return
+    graded: dict[str, Any] = {"outcome": verdict.outcome, "reasons": list(verdict.reasons)}
+    if verdict.outcome == "pass":
+        logger.info("chaosmesh: verdict pass (as chaosmesh gate grades it)")
+    else:
+        logger.error(f"chaosmesh: verdict {verdict.outcome.upper()} (as chaosmesh gate grades it):")
+        for reason in verdict.reasons:
+            logger.error(f"chaosmesh:   - {reason}")
+        if journal.get("status") == "completed" and not journal.get("deviated"):
+            journal["deviated"] = True
+            graded["marked_deviated"] = True
+    journal[JOURNAL_KEY]["verdict"] = graded
 
 
 def _verify_timeout_s(configuration: dict[str, Any] | None) -> float:
@@ -242,16 +342,23 @@ def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any])
     from chaosmesh_py.faults import actions, probes, rollbacks
 
     problems = []
+    try:
+        hits.prometheus_url(configuration)
+    except ChaosMeshError as error:
+        problems.append(f"configuration: {error}")
     for control in experiment.get("controls") or []:
         provider = control.get("provider") or {}
         arguments = provider.get("arguments") or {}
-        if provider.get("module") == __name__ and "guardrails" in arguments:
-            try:
+        if provider.get("module") != __name__:
+            continue
+        try:
+            if "guardrails" in arguments:
                 parse_guardrails(
                     arguments["guardrails"], arguments.get("guardrail_interval_s", 1.0)
                 )
-            except ChaosMeshError as error:
-                problems.append(f"control {control.get('name')!r}: {error}")
+            _check_waivers(arguments)
+        except ChaosMeshError as error:
+            problems.append(f"control {control.get('name')!r}: {error}")
     modules = {m.__name__: m for m in (actions, probes, rollbacks)}
     for activity in _activities(experiment):
         provider = activity.get("provider") or {}
@@ -274,6 +381,18 @@ def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any])
         except TypeError as error:
             problems.append(f"{name}: {error}")
     return problems
+
+
+def _check_waivers(arguments: dict[str, Any]) -> None:
+    for waiver in WAIVERS:
+        if not isinstance(arguments.get(waiver, False), bool):
+            raise InvalidInput(
+                waiver,
+                f"must be true or false, got {shown(arguments[waiver])}",
+                "it waives the verdict's rule as chaosmesh gate's --"
+                + waiver.replace("_", "-")
+                + " does",
+            )
 
 
 def _check_target(arguments: dict[str, Any], configuration: dict[str, Any]) -> None:

@@ -228,10 +228,13 @@ def _write_window(api, env: dict, tmp_path: Path) -> tuple[float, float]:
                 env=env,
                 capture_output=True,
                 timeout=90,
-                check=True,
+                # Exit 1: the control's verdict fails a run with no steady state that hit
+                # nothing. What calibration needs is a run that went to its end.
+                check=False,
             )
     finally:
         unsubscribe()
+    assert json.loads((tmp_path / "c.json").read_text())["status"] == "completed"
     assert not leftover_faults(api)
     assert first_write, "the undisturbed run wrote no fault"
     return first_write[0] - started, time.monotonic() - started

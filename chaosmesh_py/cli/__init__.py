@@ -116,22 +116,31 @@ def validate(experiments: tuple[Path, ...]) -> None:
 @click.option(
     "--allow-unverified",
     is_flag=True,
-    help="pass runs whose faults could not be seen live (a cluster without verify_url)",
+    help="pass runs whose faults could not be seen live or counted (a cluster without "
+    "verify_url or chaosmesh_prometheus_url); a fault counted at 0 hits still fails",
+)
+@click.option(
+    "--allow-no-fault",
+    is_flag=True,
+    help="pass runs that inject no chaosmesh fault (their faults come from another extension)",
 )
 def gate(
     paths: tuple[Path, ...],
+    *,
     junit: Path | None,
     json_report: Path | None,
     journal_dir: Path,
     allow_unverified: bool,
+    allow_no_fault: bool,
 ) -> None:
     """Run experiments and/or grade journals; pass only runs that really passed.
 
     Each PATH is an experiment (run with `chaos run --rollback-strategy always`, the chaosmesh
     control forced on, a journal per experiment) or a journal.json (graded as it is), told
     apart by content. A run passes only if the steady state held before and after (and during,
-    when probed), every method activity succeeded, every chaosmesh fault was seen live, and
-    every rollback completed. Nothing runs when any input is invalid.
+    when probed), every method activity succeeded, the method injected a chaosmesh fault, every
+    chaosmesh fault was seen live and hit real requests, and every rollback completed. Nothing
+    runs when any input is invalid.
 
     \b
     Exit status, the first that applies:
@@ -148,7 +157,8 @@ def gate(
     for report, option in ((junit, "--junit"), (json_report, "--json")):
         if report is not None:
             check_creatable(report, option)  # before any run, not after
-    results = gating.gate(paths, journal_dir, allow_unverified)
+    waivers = gating.Waivers(allow_unverified=allow_unverified, allow_no_fault=allow_no_fault)
+    results = gating.gate(paths, journal_dir, waivers)
     click.echo(gating.format_table(results, shutil.get_terminal_size((120, 24)).columns))
     if junit:
         gating.write_junit(results, junit)

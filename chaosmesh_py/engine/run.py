@@ -37,6 +37,7 @@ class Run:
     ledger: Ledger
     _touched: dict[tuple[str, ResourceRef], Kube] = field(default_factory=dict)
     _verify_urls: dict[tuple[str, ResourceRef], str] = field(default_factory=dict)
+    _apis: dict[str, Kube] = field(default_factory=dict)  # kept after a rollback: see apis()
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def touch(self, kube: Kube, ref: ResourceRef, verify_url: str | None = None) -> None:
@@ -44,6 +45,7 @@ class Run:
         and the URL that shows its faults, so the rollback can see them gone there too."""
         with self._lock:
             self._touched.setdefault((kube.host, ref), kube)
+            self._apis.setdefault(kube.host, kube)
             if verify_url:
                 self._verify_urls[(kube.host, ref)] = verify_url
 
@@ -54,6 +56,12 @@ class Run:
     def touched(self) -> list[tuple[Kube, ResourceRef]]:
         with self._lock:
             return [(kube, ref) for (_, ref), kube in self._touched.items()]
+
+    def apis(self) -> list[Kube]:
+        """Every API server the run wrote to, even once its faults are removed: where to count
+        what they hit."""
+        with self._lock:
+            return list(self._apis.values())
 
     def forget(self, kube: Kube, ref: ResourceRef) -> None:
         """``ref`` holds nothing of this run any more."""

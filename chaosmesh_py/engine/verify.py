@@ -15,6 +15,13 @@ Envoy itself, through its owner-only admin socket (``chaosmesh_py.engine.envoy_a
    matches, until Envoy's fault counters move (or, after rollback, a request passes untouched).
    A delay is seen the moment Envoy starts holding the request: no need to wait it out.
 
+A header narrowing by prefix or regex is checked with a value derived from it
+(``chaosmesh_py.istio.string_match``); only when none can be derived does the check stop at the
+configuration, and the report says why. Every request the check sends carries
+``VERIFIER_HEADER``, so that what the fault hit counts only the experiment's own traffic
+(``chaosmesh_py.observe.hits``); a check by request reports how many of its requests showed
+the fault (``fault_shown``), for the same reason.
+
 On a cluster there is no Envoy admin to read from here. Given a ``verify_url`` (a URL whose
 requests take the faulted route: the service's address from a pod in the mesh, or an ingress URL
 bound to the VirtualService), the check sends real requests there, with the headers the fault
@@ -37,10 +44,14 @@ import requests
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
 from chaosmesh_py.errors import ChaosMeshError
 from chaosmesh_py.istio.fault import Delay, Fault
+from chaosmesh_py.istio.string_match import NoMatchingValue, matching_value
 
 POLL_S = 0.005
 # How often the resource's status is read for a rejection while waiting for Envoy's config.
 REJECTION_POLL_S = 0.05
+# Marks the requests of the check, so that they are not counted among the fault's hits.
+VERIFIER_HEADER = "x-chaosmesh-verifier"
+HOLD_S = 0.5  # the longest a request of the check waits for its answer on the local mesh
 
 # Why the data plane rejected the configuration just written, or None (it did not, or not yet).
 RejectionCheck = Callable[[], str | None]
@@ -113,9 +124,10 @@ def _verify_on_local_mesh(
         report["traffic"] = "no sidecar routes to this host; config check only"
         return report
     name, caller = workload
-    headers = _request_headers(expected.headers)
-    if headers is None:
-        report["traffic"] = "the fault matches headers by prefix or regex; config check only"
+    try:
+        headers = _request_headers(expected.headers)
+    except NoMatchingValue as error:
+        report["traffic"] = f"{error}; config check only"
         return report
     headers["Host"] = _authority(mesh, expected.host)
     probe = _TrafficProbe(
@@ -203,12 +215,17 @@ def _caller(
     return None
 
 
-def _request_headers(narrowing: Mapping[str, Mapping[str, str]]) -> dict[str, str] | None:
-    headers = {}
+def _request_headers(narrowing: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """Headers a request needs to meet the narrowing, plus the verifier's mark.
+
+    Raises NoMatchingValue, naming the header, when no value can be derived for one.
+    """
+    headers = {VERIFIER_HEADER: "1"}
     for name, condition in narrowing.items():
-        if "exact" not in condition:
-            return None
-        headers[name] = condition["exact"]
+        try:
+            headers[name] = matching_value(condition)
+        except NoMatchingValue as error:
+            raise NoMatchingValue(f"header {name}: {error}") from None
     return headers
 
 
@@ -246,7 +263,9 @@ def _until_fault_fires(probe: _TrafficProbe, fault: Fault, deadline: float) -> i
     sent = 0
     while time.monotonic() < deadline:
         before = probe.fired()
-        request = probe.send(timeout_s=max(deadline - time.monotonic(), 0.1))
+        # Not held for the whole delay: once it started, the request has shown what it had to,
+        # and one held on would be waited for when the run counts what its faults hit.
+        request = probe.send(timeout_s=min(max(deadline - time.monotonic(), 0.1), HOLD_S))
         sent += 1
         # Envoy counts a fault when it starts applying it: a delayed request is still held.
         while True:
@@ -276,21 +295,28 @@ def _passes_untouched(probe: _TrafficProbe, deadline: float) -> int:
 def verify_by_request(url: str, expected: Expectation, timeout_s: float) -> dict[str, Any]:
     """Requests to ``url`` until one shows (or, for a removal, lacks) the fault's signature."""
     fault = expected.fault
-    headers = _request_headers(expected.headers)
-    if fault is None or headers is None:
-        return {"checked": "no: requests cannot show this fault (prefix or regex header match)"}
+    if fault is None:
+        return {"checked": "no: requests cannot show a fault that is not known"}
+    try:
+        headers = _request_headers(expected.headers)
+    except NoMatchingValue as error:
+        return {"checked": f"no: requests cannot show this fault ({error})"}
     held_s = fault.fixed_delay_ms / 1000 if isinstance(fault, Delay) else 0.0
     started = time.monotonic()
     # A delay can only be seen by waiting it out: the time box starts after it.
     deadline = started + timeout_s + held_s
     sent = 0
+    shown = 0  # the check's own requests the fault hit: not the experiment's
     while time.monotonic() < deadline:
         sent += 1
-        if _shows(fault, url, headers, held_s, deadline) == expected.present:
+        showed = _shows(fault, url, headers, held_s, deadline)
+        shown += showed
+        if showed == expected.present:
             return {
                 "checked": f"requests to {url}",
                 "traffic": f"{sent} request(s)",
                 "traffic_s": time.monotonic() - started,
+                "fault_shown": shown,
             }
         time.sleep(POLL_S)
     state = "never showed" if expected.present else "still showed"

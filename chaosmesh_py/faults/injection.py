@@ -215,16 +215,19 @@ def inject(
         recorded["routes"] = [
             r["name"] for r in route_copy.run_routes(outcome.resource, run.run_id)
         ]
+    names = route_copy.copy_names(outcome.resource, injection)
     report: dict[str, Any] = {
         "run_id": run.run_id,
         "virtual_service": f"{ref.namespace}/{ref.name}",
         "fault": injection.fault.to_istio(),
         "routes": [r["name"] for r in route_copy.run_routes(outcome.resource, run.run_id)],
+        # This injection's own copies and where they send traffic: what its hits are counted on.
+        "fault_routes": names,
+        "destinations": _destinations(outcome.resource, names, ref.namespace),
         "expires": _owned_expiry(outcome.resource, run.run_id),
         "api_attempts": outcome.attempts,
     }
     if verify_timeout_s > 0:
-        names = route_copy.copy_names(outcome.resource, injection)
         expected = verify.Expectation(
             routes=tuple(names),
             present=True,
@@ -399,6 +402,20 @@ def _verify(
 def _exact_headers(route: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     """The header conditions of a fault copy's first match entry."""
     return dict(((route.get("match") or [{}])[0]).get("headers") or {})
+
+
+def _destinations(
+    resource: Mapping[str, Any], route_names: Collection[str], namespace: str
+) -> list[str]:
+    """The services the named routes send traffic to, as Istio's metrics name them."""
+    return sorted(
+        {
+            _qualified(str(destination.get("destination", {}).get("host", "")), namespace)
+            for route in resource["spec"]["http"]
+            if route.get("name") in route_names
+            for destination in route.get("route") or []
+        }
+    )
 
 
 def _first_host(resource: Mapping[str, Any]) -> str:

@@ -107,9 +107,14 @@ def ownership_of(resource: Mapping[str, Any], run_id: str) -> Ownership | None:
     return next((o for o in ownerships(resource) if o.run_id == run_id), None)
 
 
+def run_route_prefix(run_id: str) -> str:
+    """How the name of every fault copy of ``run_id`` begins."""
+    return f"{ROUTE_NAME_PREFIX}{run_id}-"
+
+
 def run_routes(resource: Mapping[str, Any], run_id: str) -> list[dict[str, Any]]:
     """The fault copies of ``run_id`` present in the resource, in order."""
-    prefix = f"{ROUTE_NAME_PREFIX}{run_id}-"
+    prefix = run_route_prefix(run_id)
     return [r for r in _http(resource) if str(r.get("name", "")).startswith(prefix)]
 
 

@@ -123,8 +123,11 @@ def _report(journal: dict[str, Any]) -> bool:
         )
         if action["status"] != "succeeded":
             print(f"    {action.get('exception', [''])[-1].strip()}")
+    for fault in journal.get("chaosmesh", {}).get("faults", []):
+        print(f"- {fault['activity']} hit {fault['hits']} request(s) of the experiment")
     after = journal["steady_states"]["after"] or {}
-    deviated = journal.get("deviated", False)
+    # Not the journal's "deviated": the control also marks a run whose verdict is not a pass.
+    deviated = not after.get("steady_state_met", True)
     print(f"- steady state with the fault live: {'deviated' if deviated else 'held'}")
     _print_probes(after)
     rollback = journal.get("chaosmesh", {})

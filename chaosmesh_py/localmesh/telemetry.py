@@ -80,12 +80,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 
 from chaosmesh_py.engine.envoy_admin import EnvoyAdminError
+from chaosmesh_py.engine.verify import VERIFIER_HEADER
 from chaosmesh_py.localmesh.envoy import Envoy, EnvoyError, JsonDict
 from chaosmesh_py.localmesh.topology import Service, Topology, Workload
+from chaosmesh_py.observe.envoy_stats import (
+    REQUEST_COUNTER,
+    REQUEST_STATS_SCOPE,
+    ROUTE_TAG,
+    VERIFIER_TAG,
+)
+from chaosmesh_py.observe.exposition import parse_series
 
 STATS_LOGGER_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.stats.v3.Config"
 # Envoy serves these stats as envoy_istio_<name>: the prefix is dropped on the way out.
-STAT_SCOPE = "istio"
+STAT_SCOPE = REQUEST_STATS_SCOPE
 INGRESS_WORKLOAD = "istio-ingressgateway"
 UNKNOWN = "unknown"
 CLUSTER_NAME = "Kubernetes"  # Istio's default global.multiCluster.clusterName
@@ -98,6 +106,13 @@ _REQUEST_TAGS = (
     ("upstream_host", "%UPSTREAM_HOST%"),
     ("response_code", "%RESPONSE_CODE%"),
     ("response_flags", "%RESPONSE_FLAGS%"),
+)
+# Tags of the request counter alone, for ``chaosmesh_py.observe.envoy_stats.route_requests``:
+# the route taken (a fault copy is named after its run), and whether the chaosmesh verifier sent
+# the request (its header's first character: a client cannot multiply the series).
+_ROUTE_TAGS = (
+    (ROUTE_TAG, "%ROUTE_NAME%"),
+    (VERIFIER_TAG, f"%REQ({VERIFIER_HEADER}):1%"),
 )
 _HISTOGRAMS = (
     ("request_duration_milliseconds", "Milliseconds", "%DURATION%"),
@@ -129,17 +144,6 @@ FAMILIES: Mapping[str, tuple[str, str]] = {
     "istio_tcp_sent_bytes_total": ("counter", "Bytes received back from the destination."),
 }
 
-Labels = tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One line of the Prometheus text format: a series and its value."""
-
-    name: str
-    labels: Labels
-    value: float
-
 
 class _Series(NamedTuple):
     """An Istio series, in the text format's order once sorted: by family, then label set,
@@ -163,12 +167,14 @@ def access_log(workload: str, namespace: str) -> JsonDict:
         {"name": "source_workload_namespace", "value_format": namespace},
         *({"name": name, "value_format": operator} for name, operator in _REQUEST_TAGS),
     ]
+    # The counter only: what a fault hit is counted per route, histograms need no more series.
+    counted = [*tags, *({"name": name, "value_format": op} for name, op in _ROUTE_TAGS)]
     return {
         "name": "envoy.access_loggers.stats",
         "typed_config": {
             "@type": STATS_LOGGER_TYPE,
             "stats_scope": {"prefix": STAT_SCOPE},
-            "counters": [{"stat": {"name": "requests_total", "tags": tags}, "value_fixed": 1}],
+            "counters": [{"stat": {"name": REQUEST_COUNTER, "tags": counted}, "value_fixed": 1}],
             "histograms": [
                 {"stat": {"name": name, "tags": tags}, "unit": unit, "value_format": operator}
                 for name, unit, operator in _HISTOGRAMS
@@ -420,32 +426,6 @@ def _workload_labels(side: str, identity: _Identity | Workload | None) -> dict[s
 
 
 # --- the Prometheus text format -------------------------------------------------------------
-
-_SERIES = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$")
-_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?')
-_ESCAPED = re.compile(r'\\[\\"n]')
-_UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
-
-
-def parse_text(text: str) -> Iterator[Sample]:
-    """The samples of a Prometheus text exposition (comments and blank lines skipped)."""
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, _, number = line.rpartition(" ")
-            name, labels = parse_series(series)
-            yield Sample(name, tuple(labels.items()), float(number))
-
-
-def parse_series(series: str) -> tuple[str, dict[str, str]]:
-    """``name{label="value",...}``: the name and the labels."""
-    match = _SERIES.match(series)
-    if match is None:
-        raise ValueError(f"not a Prometheus series: {series[:200]!r}")
-    name, labels_text = match.groups()
-    return name, {
-        key: _ESCAPED.sub(lambda found: _UNESCAPE[found.group()], raw)
-        for key, raw in _LABEL.findall(labels_text or "")
-    }
 
 
 def render_text(values: Mapping[_Series, float]) -> str:

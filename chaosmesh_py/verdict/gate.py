@@ -1,6 +1,7 @@
 """``chaosmesh gate``: run experiments or read journals, grade each, and report for CI.
 
-    chaosmesh gate PATH... [--junit FILE] [--json FILE] [--journal-dir DIR] [--allow-unverified]
+    chaosmesh gate PATH... [--junit FILE] [--json FILE] [--journal-dir DIR]
+                           [--allow-unverified] [--allow-no-fault]
 
 Each PATH is told apart by its content, not its name: a journal (it has ``experiment``,
 ``status`` and ``run``) is graded as it is; an experiment (it has a ``method``) is run, then its
@@ -44,7 +45,9 @@ carried by the exception ``raise_for`` raises::
     └── InputInvalid         exit 2 (also raised for one input, and reported in its row)
 
 Reports hold verdict fields only (input, outcome, reasons, title, duration, run id, journal
-path), secrets replaced by ``***``; the control does the same to the journals it ends, and to
+path, and what each fault hit: ``faults``, from ``chaosmesh.faults`` in the journal; in JUnit,
+one ``hits:<activity>`` property per fault and a line in ``system-out``), secrets replaced by
+``***``; the control does the same to the journals it ends, and to
 Chaos Toolkit's log. What a run prints is relayed with the experiment's secrets hidden, and its
 log is scrubbed once it ends (Chaos Toolkit logs the title before any control runs). Journals,
 logs and reports are 0600, in directories created 0700 (``chaosmesh_py.engine.private_file``);
@@ -117,6 +120,7 @@ class Result:
     duration_s: float | None = None
     run_id: str | None = None
     journal: str | None = None
+    faults: tuple[Mapping[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -128,6 +132,7 @@ class Result:
             "duration_s": self.duration_s,
             "run_id": self.run_id,
             "journal": self.journal,
+            "faults": [dict(f) for f in self.faults],
         }
 
 
@@ -140,8 +145,16 @@ class Input:
     document: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Waivers:
+    """The rules the gate is told to let pass (``chaosmesh_py.verdict.rules``)."""
+
+    allow_unverified: bool = False
+    allow_no_fault: bool = False
+
+
 def gate(
-    paths: Sequence[Path], journal_dir: Path = DEFAULT_JOURNAL_DIR, allow_unverified: bool = False
+    paths: Sequence[Path], journal_dir: Path = DEFAULT_JOURNAL_DIR, waivers: Waivers = Waivers()
 ) -> list[Result]:
     """Check and grade every input first; then, when none is invalid, run the experiments."""
     checked: list[Input | Result] = []
@@ -153,7 +166,7 @@ def gate(
             continue
         if item.kind == "journal":
             # Grading is pure: a journal's row is known before anything runs.
-            checked.append(_graded(path, item.document, "journal", allow_unverified))
+            checked.append(_graded(path, item.document, "journal", waivers))
         else:
             checked.append(item)
     any_invalid = any(isinstance(c, Result) and c.outcome == "invalid" for c in checked)
@@ -180,9 +193,7 @@ def gate(
                 )
             else:
                 run_control = None if declares_control(entry.document) else control_file
-                results.append(
-                    _run(entry, journal_dir, names[id(entry)], run_control, allow_unverified)
-                )
+                results.append(_run(entry, journal_dir, names[id(entry)], run_control, waivers))
     return results
 
 
@@ -278,7 +289,7 @@ def chaos_command(
 
 
 def _run(
-    entry: Input, journal_dir: Path, name: str, control_file: Path | None, allow_unverified: bool
+    entry: Input, journal_dir: Path, name: str, control_file: Path | None, waivers: Waivers
 ) -> Result:
     path = entry.path
     journal, log = _outputs(journal_dir, name)
@@ -328,7 +339,7 @@ def _run(
             ),
             journal=None,
         )
-    return _graded(path, document, "experiment", allow_unverified, journal)
+    return _graded(path, document, "experiment", waivers, journal)
 
 
 def _relay(stream: IO[bytes] | None, target: TextIO, hide: Redactor) -> None:
@@ -364,11 +375,16 @@ def _graded(
     path: Path,
     journal: Any,
     kind: Kind,
-    allow_unverified: bool,
+    waivers: Waivers,
     journal_path: Path | None = None,
 ) -> Result:
     try:
-        graded = rules.grade(journal, allow_unverified=allow_unverified, environ=os.environ)
+        graded = rules.grade(
+            journal,
+            allow_unverified=waivers.allow_unverified,
+            allow_no_fault=waivers.allow_no_fault,
+            environ=os.environ,
+        )
     except rules.MalformedJournal as error:
         return Result(str(path), kind, "invalid", (f"malformed journal: {error}",))
     return Result(
@@ -380,6 +396,7 @@ def _graded(
         duration_s=graded.duration_s,
         run_id=graded.run_id,
         journal=str(journal_path or path),
+        faults=graded.faults,
     )
 
 
@@ -468,6 +485,15 @@ def junit_xml(results: Sequence[Result]) -> bytes:
             classname="chaosmesh.gate",
             time=f"{result.duration_s or 0.0:.3f}",
         )
+        if result.faults:  # first, where JUnit readers (pytest's, Jenkins') expect them
+            properties = ET.SubElement(case, "properties")
+            for fault in result.faults:
+                ET.SubElement(
+                    properties,
+                    "property",
+                    name=_xml(f"hits:{fault.get('activity')}"),
+                    value=_xml(str(fault.get("hits"))),
+                )
         message = _xml(f"{result.outcome}: " + "; ".join(result.reasons))
         details = _xml("\n".join(result.reasons))
         if result.outcome in ("fail", "rollback-incomplete"):
@@ -478,10 +504,20 @@ def junit_xml(results: Sequence[Result]) -> bytes:
             ET.SubElement(case, "skipped", message=message)
         about = [f"title: {result.title}", f"run id: {result.run_id}"]
         about.append(f"journal: {result.journal}")
+        about += [_hits_line(fault) for fault in result.faults]
         ET.SubElement(case, "system-out").text = _xml("\n".join(about))
     ET.indent(suites)
     document: bytes = ET.tostring(suites, encoding="utf-8", xml_declaration=True)
     return document
+
+
+def _hits_line(fault: Mapping[str, Any]) -> str:
+    routes = ", ".join(fault.get("routes") or [])
+    return (
+        f"fault {fault.get('activity')!r} ({fault.get('fault')}) on "
+        f"{fault.get('virtual_service')} [{routes}]: hit {fault.get('hits')} request(s); "
+        f"{fault.get('counted')}"
+    )
 
 
 def write_junit(results: Sequence[Result], path: Path) -> None:

@@ -1,10 +1,12 @@
 """The verdict on one Chaos Toolkit run, read from its journal: pass, fail or rollback-incomplete.
 
-``chaos run`` exits 0 for runs a CI gate must not pass (the steady state not met before the
+``chaos run`` alone exits 0 for runs a CI gate must not pass (the steady state not met before the
 method, so the method was skipped; the fault-injection action itself failing; the steady state
-deviating only during the method), and by default plays no rollback when a safeguard or Ctrl-C
-interrupts a run. So the verdict is read from ``journal.json``, rule by rule. Every rule that
-does not hold adds one reason, written for the person reading the CI log. Pure: no I/O.
+deviating only during the method; a fault that met no request), and by default plays no
+rollback when a safeguard or Ctrl-C interrupts a run. So the verdict is read from the journal,
+rule by rule. Every rule that does not hold adds one reason, written for the person reading the
+CI log. Pure: no I/O. Both ``chaosmesh gate`` and the chaosmesh control (at the end of
+``chaos run``, so that it exits 1 whenever the gate would fail) grade with these rules.
 
 A run passes only if every rule holds:
 
@@ -28,6 +30,10 @@ A run passes only if every rule holds:
         actions did
     R11 the control removed every fault of the run      chaosmesh.rollback_complete,
                                                         chaosmesh.rollback_failed
+    R12 the method injected a chaosmesh fault           run[]
+    R13 every chaosmesh fault hit real requests: a      chaosmesh.faults[].hits
+        count above 0, as the control counted them
+        (``chaosmesh_py.observe.hits``)
 
 R4 not met means the method never ran: R5/R6 are then not asked. "Not checked" (R4, R6) counts
 only for a completed run; an interrupted one already fails R1. R9's "never ran" counts only when
@@ -43,7 +49,15 @@ Else ``fail`` when any rule failed, else ``pass``.
 Unverified faults (R8): on a cluster, without ``verify_url``, an injection reports
 ``{"checked": "no: ..."}``; with ``chaosmesh_verify_timeout_s: 0`` it reports no effect at all.
 Both fail R8: the fault may never have reached Envoy, and a steady state that held then proves
-nothing. ``allow_unverified`` waives R8 for clusters where no URL can show the fault.
+nothing. ``allow_unverified`` waives R8 for clusters where no URL can show the fault, and R13's
+"unknown" count (a cluster without ``chaosmesh_prometheus_url``), but never a count of 0: a
+fault that met no request tested nothing. R12 and R13 are asked only of a run whose method ran
+to its end (R1, R4), as the other reasons already say why nothing was hit.
+``allow_no_fault`` waives R12, for experiments whose faults come from another extension.
+
+A journal the control graded as failing is marked ``deviated`` (``chaos run`` then exits 1),
+and says so in ``chaosmesh.verdict.marked_deviated``: R6 reads past that mark, so a journal
+graded again gets the same reasons.
 
 No secret reaches a verdict: every value of the experiment's ``secrets`` block (inline values,
 and those read from the environment variables it names) is replaced by ``***`` in the title and
@@ -86,6 +100,8 @@ class Verdict:
     title: str
     duration_s: float | None
     run_id: str | None
+    # What each chaosmesh fault hit, as the control counted it (``chaosmesh.faults``).
+    faults: tuple[Mapping[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +110,7 @@ class Verdict:
             "title": self.title,
             "duration_s": self.duration_s,
             "run_id": self.run_id,
+            "faults": [dict(f) for f in self.faults],
         }
 
 
@@ -116,6 +133,7 @@ def grade(
     journal: Mapping[str, Any],
     *,
     allow_unverified: bool = False,
+    allow_no_fault: bool = False,
     environ: Mapping[str, str] | None = None,
 ) -> Verdict:
     """Grade one run. ``environ`` resolves the experiment's environment secrets to hide them.
@@ -130,15 +148,22 @@ def grade(
     if control is not None and not isinstance(control, dict):
         raise MalformedJournal(f"{CONTROL_KEY} is not an object")
 
+    counted = _counted_faults(control)
     findings = [
         *_status(journal, control),
         *_dry(experiment),
-        *_steady_state(journal, experiment, steady_states),
+        *_steady_state(journal, experiment, steady_states, control),
         *_method(runs),
         *([] if allow_unverified else _verification(runs)),
         *_rollbacks(journal, experiment, runs, rollbacks, control),
         *_control(runs, rollbacks, control),
     ]
+    if journal.get("status") == "completed" and _method_ran(steady_states):
+        findings += [
+            *([] if allow_no_fault else _some_fault(runs)),
+            # A control that never reported its end (R11) could not count either.
+            *(_hits(runs, counted, allow_unverified) if _control_ended(control) else []),
+        ]
     if any(f.leaves_changes for f in findings):
         outcome: Outcome = "rollback-incomplete"
     elif findings:
@@ -153,6 +178,7 @@ def grade(
         title=hide(str(experiment.get("title") or "")),
         duration_s=float(duration) if isinstance(duration, int | float) else None,
         run_id=_run_id(experiment, control),
+        faults=tuple(counted),
     )
 
 
@@ -181,7 +207,10 @@ def _dry(experiment: Mapping[str, Any]) -> list[Finding]:
 
 # R3-R6
 def _steady_state(
-    journal: Mapping[str, Any], experiment: Mapping[str, Any], steady_states: Mapping[str, Any]
+    journal: Mapping[str, Any],
+    experiment: Mapping[str, Any],
+    steady_states: Mapping[str, Any],
+    control: Mapping[str, Any] | None,
 ) -> list[Finding]:
     hypothesis = experiment.get("steady-state-hypothesis")
     if not isinstance(hypothesis, dict) or not hypothesis.get("probes"):
@@ -215,7 +244,7 @@ def _steady_state(
         )
     if after is not None and not after.get("steady_state_met"):
         findings.append(Finding(f"steady state deviated after the method: {_off_probes(after)}"))
-    elif journal.get("deviated"):
+    elif journal.get("deviated") and not _marked_by_control(control):
         findings.append(Finding("the journal marks the run deviated"))
     elif after is None and completed:
         findings.append(Finding("steady state not checked after the method"))
@@ -367,6 +396,82 @@ def _control(
         )
         for f in failed
     ]
+
+
+def _control_ended(control: Mapping[str, Any] | None) -> bool:
+    return control is not None and control.get("rollback_complete") is not None
+
+
+def _marked_by_control(control: Mapping[str, Any] | None) -> bool:
+    verdict = (control or {}).get("verdict")
+    return isinstance(verdict, dict) and verdict.get("marked_deviated") is True
+
+
+def _method_ran(steady_states: Mapping[str, Any]) -> bool:
+    before = _state(steady_states, "before")
+    return before is None or bool(before.get("steady_state_met"))
+
+
+# R12
+def _some_fault(runs: Sequence[Mapping[str, Any]]) -> list[Finding]:
+    if any(_module(entry) == ACTIONS_MODULE for entry in runs):
+        return []  # injected, or R7 says why not
+    return [
+        Finding(
+            "no chaosmesh fault was injected: the run tested nothing (when another extension "
+            "injects the experiment's faults, accept it with --allow-no-fault)"
+        )
+    ]
+
+
+# R13
+def _hits(
+    runs: Sequence[Mapping[str, Any]],
+    counted: Sequence[Mapping[str, Any]],
+    allow_unknown: bool,
+) -> list[Finding]:
+    findings = []
+    for entry in runs:
+        if _module(entry) != ACTIONS_MODULE or entry.get("status") != "succeeded":
+            continue
+        output = entry.get("output")
+        output = output if isinstance(output, dict) else {}
+        routes = list(output.get("fault_routes") or output.get("routes") or [])
+        name = _name(entry["activity"])
+        count = next((c for c in counted if c.get("routes") == routes), {})
+        hits = count.get("hits")
+        if isinstance(hits, int) and not isinstance(hits, bool):
+            if hits == 0:
+                findings.append(Finding(_tested_nothing(name, output, count)))
+            continue
+        if not allow_unknown:
+            why = count.get("counted") or "the chaosmesh control did not count it"
+            findings.append(
+                Finding(
+                    f"what the fault of {name!r} hit is unknown: "
+                    f"{str(why).removeprefix('not counted: ')} "
+                    "(or accept uncounted faults with --allow-unverified)"
+                )
+            )
+    return findings
+
+
+def _tested_nothing(name: str, output: Mapping[str, Any], count: Mapping[str, Any]) -> str:
+    routes = ", ".join(count.get("routes") or []) or "its routes"
+    where = f"{routes} of {output.get('virtual_service', '?')}"
+    taken = count.get("requests")
+    took = f"; {taken} request(s) took those routes" if isinstance(taken, int) else ""
+    return (
+        f"the fault of {name!r} tested nothing: it hit 0 requests on {where} during the run"
+        f"{took} (does the experiment's traffic match the fault's route and narrowing?)"
+    )
+
+
+def _counted_faults(control: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    faults = (control or {}).get("faults") or []
+    if not isinstance(faults, list):
+        raise MalformedJournal(f"{CONTROL_KEY}.faults is not a list")
+    return [f for f in faults if isinstance(f, dict)]
 
 
 def _run_id(experiment: Mapping[str, Any], control: Mapping[str, Any] | None) -> str | None:

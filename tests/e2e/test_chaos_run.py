@@ -18,6 +18,22 @@ pytestmark = pytest.mark.slow
 
 CHAOS = str(Path(sys.executable).parent / "chaos")
 CONTROL = {"name": "chaosmesh", "provider": {"type": "python", "module": "chaosmesh_py.control"}}
+# The API double has no data plane: no fault can be seen live nor counted there. The control's
+# verdict is told to accept that, as `chaosmesh gate --allow-unverified` would.
+LENIENT_CONTROL = {
+    "name": "chaosmesh",
+    "provider": {
+        "type": "python",
+        "module": "chaosmesh_py.control",
+        "arguments": {"allow_unverified": True},
+    },
+}
+SYSTEM_OK = {
+    "type": "probe",
+    "name": "system-ok",
+    "tolerance": 0,
+    "provider": {"type": "process", "path": "true"},
+}
 
 
 def environment(api, tmp_path):
@@ -41,7 +57,7 @@ def chaos(api, tmp_path, *arguments, timeout_s=60):
     )
 
 
-def write_experiment(tmp_path, method, rollbacks=(), controls=(CONTROL,)):
+def write_experiment(tmp_path, method, rollbacks=(), controls=(CONTROL,), probes=()):
     experiment = {
         "title": "test",
         "description": "test",
@@ -50,6 +66,8 @@ def write_experiment(tmp_path, method, rollbacks=(), controls=(CONTROL,)):
         "method": method,
         "rollbacks": list(rollbacks),
     }
+    if probes:
+        experiment["steady-state-hypothesis"] = {"title": "fine", "probes": list(probes)}
     path = tmp_path / "experiment.json"
     path.write_text(json.dumps(experiment))
     return path
@@ -77,9 +95,10 @@ def delay_action(percentage=100):
 @pytest.mark.parametrize("name", ["bookinfo-ratings-delay", "bookinfo-ratings-abort"])
 def test_the_bookinfo_experiments_run_and_leave_no_fault(api, tmp_path, name):
     # The API double has no data plane behind it: nothing serves Bookinfo's pages, so the
-    # steady-state probes are left out; the method, rollbacks and control run as written.
+    # steady-state probes are replaced; the method, rollbacks and control run as written.
     experiment = json.loads((ROOT / f"experiments/{name}.json").read_text())
-    del experiment["steady-state-hypothesis"]
+    experiment["steady-state-hypothesis"]["probes"] = [SYSTEM_OK]
+    experiment["controls"] = [LENIENT_CONTROL]
     path = tmp_path / "experiment.json"
     path.write_text(json.dumps(experiment))
     before = read(api)
@@ -94,6 +113,7 @@ def test_the_bookinfo_experiments_run_and_leave_no_fault(api, tmp_path, name):
     assert probe["output"] is True
     assert journal["rollbacks"][0]["output"][0]["removed"] == action["output"]["routes"]
     assert journal["chaosmesh"]["rollback_complete"] is True
+    assert journal["chaosmesh"]["verdict"] == {"outcome": "pass", "reasons": []}
     assert exact(read(api)) == exact(before)
 
 
@@ -125,7 +145,9 @@ def test_an_interrupted_run_is_rolled_back_by_the_control(api, tmp_path):
 
 def test_rollbacks_happen_even_with_rollback_strategy_never(api, tmp_path):
     before = read(api)
-    path = write_experiment(tmp_path, [delay_action()])
+    path = write_experiment(
+        tmp_path, [delay_action()], controls=[LENIENT_CONTROL], probes=[SYSTEM_OK]
+    )
     done = chaos(api, tmp_path, "run", "--rollback-strategy", "never", str(path))
     assert done.returncode == 0, done.stderr
     assert exact(read(api)) == exact(before)
@@ -138,6 +160,86 @@ def test_a_bad_argument_anywhere_stops_the_run_before_the_first_injection(api, t
     assert done.returncode == 1
     assert "percentage: 101 is outside" in done.stderr
     assert writes(api) == []
+
+
+def test_a_run_the_gate_would_pass_exits_0_and_says_so(api, tmp_path):
+    path = write_experiment(
+        tmp_path, [delay_action()], controls=[LENIENT_CONTROL], probes=[SYSTEM_OK]
+    )
+    done = chaos(api, tmp_path, "run", "--journal-path", str(tmp_path / "journal.json"), path)
+    assert done.returncode == 0, done.stderr
+    assert "chaosmesh: verdict pass (as chaosmesh gate grades it)" in done.stderr
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    assert journal["deviated"] is False
+    (fault,) = journal["chaosmesh"]["faults"]
+    assert (fault["activity"], fault["hits"]) == ("delay-ratings", "unknown")
+
+
+def misnamed(**arguments):
+    action = delay_action()
+    action["provider"]["arguments"].update(arguments)
+    return action
+
+
+CANNOT_START = {
+    **SYSTEM_OK,
+    "name": "page-whole",
+    "provider": {"type": "process", "path": sys.executable, "arguments": ["probes/no_such.py"]},
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "probe", "reason"),
+    [
+        (
+            [misnamed(virtual_service="ratngs")],
+            SYSTEM_OK,
+            "action 'delay-ratings' failed: TargetNotFound: virtual_service: no VirtualService "
+            "'ratngs' in namespace 'bookinfo'",
+        ),
+        (
+            [misnamed(namespace="bookinf")],
+            SYSTEM_OK,
+            "action 'delay-ratings' failed: TargetNotFound: virtual_service: no VirtualService "
+            "'ratings' in namespace 'bookinf'",
+        ),
+        (
+            [delay_action()],
+            CANNOT_START,
+            "steady state not met before the method, so the method never ran: probe "
+            "'page-whole' out of tolerance (exit status 2: ",
+        ),
+    ],
+    ids=["typo-in-virtual-service", "wrong-namespace", "probe-cannot-start"],
+)
+def test_chaos_run_exits_1_when_the_gate_would_fail_and_says_why(
+    api, tmp_path, method, probe, reason
+):
+    # Each of these exits 0 from chaos run alone, its reason only in the journal.
+    path = write_experiment(tmp_path, method, controls=[LENIENT_CONTROL], probes=[probe])
+    done = chaos(api, tmp_path, "run", "--journal-path", str(tmp_path / "journal.json"), path)
+    assert done.returncode == 1, done.stderr
+    assert "chaosmesh: verdict FAIL (as chaosmesh gate grades it):" in done.stderr
+    assert f"chaosmesh:   - {reason}" in done.stderr
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    assert (journal["status"], journal["deviated"]) == ("completed", True)
+    (said,) = journal["chaosmesh"]["verdict"]["reasons"]
+    assert said.startswith(reason)
+    assert journal["chaosmesh"]["verdict"]["marked_deviated"] is True
+
+    # The gate grades the marked journal alike: the mark is not a reason of its own.
+    graded = subprocess.run(
+        [
+            *(str(Path(sys.executable).parent / "chaosmesh"), "gate", "--allow-unverified"),
+            *("--json", str(tmp_path / "report.json"), str(tmp_path / "journal.json")),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert graded.returncode == 1, graded.stdout
+    assert json.loads((tmp_path / "report.json").read_text())[0]["reasons"] == [said]
 
 
 def test_chaos_validate_catches_a_missing_percentage(api, tmp_path):

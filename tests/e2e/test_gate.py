@@ -139,6 +139,10 @@ def test_a_clean_run_passes_and_its_reports_are_well_formed(api, tmp_path):
     assert row["outcome"] == "pass"
     assert row["reasons"] == []
     assert row["kind"] == "experiment"
+    # What the fault hit cannot be counted without a data plane: said, and waived.
+    (fault,) = row["faults"]
+    assert (fault["activity"], fault["hits"]) == ("delay-ratings", "unknown")
+    assert "chaosmesh_prometheus_url" in fault["counted"]
     assert row["title"] == "clean run for ***"
     assert row["duration_s"] > 0
     journal = journal_of(tmp_path, "clean")
@@ -160,14 +164,16 @@ def test_a_clean_run_passes_and_its_reports_are_well_formed(api, tmp_path):
     # The experiment declared the control: the gate did not add it a second time.
     assert (tmp_path / "journals/clean.log").read_text().count("chaosmesh: run id") == 1
 
-    # The same journal, graded without --allow-unverified: the fault was never seen live.
+    # The same journal, graded without --allow-unverified: the fault was never seen live, and
+    # what it hit is unknown.
     done = run_gate(api, tmp_path, tmp_path / "journals/clean.journal.json")
     assert done.returncode == 1, done.stdout
     (row,) = report(tmp_path)
     assert row["kind"] == "journal"
-    (reason,) = row["reasons"]
-    assert reason.startswith("fault of 'delay-ratings' not verified live: ")
-    assert "give verify_url" in reason
+    unverified, uncounted = row["reasons"]
+    assert unverified.startswith("fault of 'delay-ratings' not verified live: ")
+    assert "give verify_url" in unverified
+    assert uncounted.startswith("what the fault of 'delay-ratings' hit is unknown: ")
 
 
 def test_a_steady_state_not_met_before_the_method_fails(api, tmp_path):
@@ -177,7 +183,9 @@ def test_a_steady_state_not_met_before_the_method_fails(api, tmp_path):
     done = run_gate(api, tmp_path, path)
     assert done.returncode == 1, done.stdout + done.stderr
     journal = journal_of(tmp_path, "pre-check")
-    assert (journal["status"], journal["deviated"]) == ("completed", False)  # chaos run: exit 0
+    # Chaos Toolkit alone: completed, not deviated, exit 0; the control marked it deviated.
+    assert journal["status"] == "completed"
+    assert journal["chaosmesh"]["verdict"]["marked_deviated"] is True
     assert report(tmp_path)[0]["reasons"] == [
         "steady state not met before the method, so the method never ran: "
         "probe 'always-false' out of tolerance (exit status 1)"
@@ -191,7 +199,8 @@ def test_a_failed_injection_fails(api, tmp_path):
     done = run_gate(api, tmp_path, experiment(tmp_path, "action-failed", [action]))
     assert done.returncode == 1, done.stdout + done.stderr
     journal = journal_of(tmp_path, "action-failed")
-    assert (journal["status"], journal["deviated"]) == ("completed", False)  # chaos run: exit 0
+    assert journal["status"] == "completed"
+    assert journal["chaosmesh"]["verdict"]["marked_deviated"] is True
     (reason,) = report(tmp_path)[0]["reasons"]
     assert reason.startswith(
         "action 'delay-ratings' failed: TargetNotFound: virtual_service: "
@@ -213,7 +222,8 @@ def test_a_deviation_only_during_the_method_fails(api, tmp_path):
     done = run_gate(api, tmp_path, "--allow-unverified", path)
     assert done.returncode == 1, done.stdout + done.stderr
     journal = journal_of(tmp_path, "during")
-    assert (journal["status"], journal["deviated"]) == ("completed", False)  # chaos run: exit 0
+    assert journal["status"] == "completed"
+    assert journal["chaosmesh"]["verdict"]["marked_deviated"] is True
     assert journal["steady_states"]["after"]["steady_state_met"] is True
     (reason,) = report(tmp_path)[0]["reasons"]
     assert reason.startswith("steady state deviated during the method (")
@@ -241,13 +251,27 @@ def test_a_during_method_only_run_chaos_passes_is_graded_fail(api, tmp_path):
         timeout=60,
         check=False,
     )
-    assert done.returncode == 0, done.stderr  # Chaos Toolkit's verdict
+    # Chaos Toolkit alone would exit 0; the control grades the run as the gate does.
+    assert done.returncode == 1, done.stderr
+    assert "steady state deviated during the method" in done.stderr
     done = run_gate(api, tmp_path, "--allow-unverified", journal)
     assert done.returncode == 1, done.stdout
     reasons = report(tmp_path)[0]["reasons"]
     assert reasons[0] == "steady state not checked before the method"
     assert reasons[1].startswith("steady state deviated during the method (")
     assert reasons[2] == "steady state not checked after the method"
+
+
+def test_a_run_that_injects_no_fault_fails_unless_allowed(api, tmp_path):
+    # The steady state held and the method ran: but nothing was injected, nothing tested.
+    path = experiment(tmp_path, "no-fault", [{**SYSTEM_OK, "name": "just-looking"}])
+    done = run_gate(api, tmp_path, path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    (reason,) = report(tmp_path)[0]["reasons"]
+    assert reason.startswith("no chaosmesh fault was injected: the run tested nothing")
+    done = run_gate(api, tmp_path, "--allow-no-fault", tmp_path / "journals/no-fault.journal.json")
+    assert done.returncode == 0, done.stdout
+    assert report(tmp_path)[0]["outcome"] == "pass"
 
 
 def test_a_safeguard_trip_without_rollback_fails(api, tmp_path):

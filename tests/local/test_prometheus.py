@@ -24,12 +24,15 @@ import time
 
 import aiohttp
 import pytest
+import requests
 
 from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.faults.actions import inject_abort, inject_delay
 from chaosmesh_py.faults.rollbacks import remove_faults
+from chaosmesh_py.kube import Kube
 from chaosmesh_py.localmesh.topology import free_ports
-from chaosmesh_py.observe import prometheus
+from chaosmesh_py.observe import hits, prometheus
+from chaosmesh_py.verdict.rules import ACTIONS_MODULE
 from tests.local.conftest import httpbin_route, through_sidecar
 from tests.local.prometheus_server import PrometheusServer
 
@@ -239,3 +242,56 @@ def test_error_ratio_and_p99_follow_the_injected_faults_and_return_after_rollbac
     assert during and all(0.1 <= v <= 0.5 for v in during), during
     assert all(v == 0.0 for t, v in series["values"] if t <= aborting - 1 or t >= stopped + 3)
     assert series["values"][-1][0] == pytest.approx(at, abs=1)
+
+
+def test_what_a_fault_hit_is_counted_through_prometheus_as_on_a_cluster(
+    mesh, configuration, prometheus_url, api_server
+):
+    # A cluster's path: the effect checked by requests to a URL (as verify_url on a cluster),
+    # the hits read from Istio's metrics, less the check's own requests.
+    url = mesh.info()["services"]["ratings"]["url"] + "/ratings/0"
+    started = hits.start(None, "")
+    report = inject_abort(
+        virtual_service="ratings",
+        namespace="bookinfo",
+        http_status=503,
+        percentage=100,
+        headers={"end-user": "jason"},
+        verify_url=url,
+        configuration=configuration,
+    )
+    assert report["effect"]["fault_shown"] == 1
+    assert report["destinations"] == ["ratings.bookinfo.svc.cluster.local"]
+    statuses = [requests.get(url, headers={"end-user": "jason"}, timeout=5).status_code]
+    statuses += [requests.get(url, headers={"end-user": "jason"}, timeout=5).status_code]
+    statuses += [requests.get(url, timeout=5).status_code for _ in range(3)]  # not narrowed to
+    removed = remove_faults(configuration=configuration)
+    assert statuses == [503, 503, 200, 200, 200]
+
+    entry = {
+        "activity": {"name": "abort", "provider": {"module": ACTIONS_MODULE}},
+        "status": "succeeded",
+        "output": report,
+    }
+    (count,) = hits.count(
+        hits.injected_faults([entry], ACTIONS_MODULE),
+        [Kube.at(api_server.url)],  # an API without a local mesh behind it: a cluster's
+        started,
+        route_prefix="",
+        prometheus_url=prometheus_url,
+        removal_hits=hits.removal_checks(removed),
+    )
+    assert count.hits == 2, count
+    assert count.counted.startswith(f"cluster: Prometheus {prometheus_url}, istio_requests_total")
+    assert "by service, not route" in count.counted
+
+    (unknown,) = hits.count(
+        hits.injected_faults([entry], ACTIONS_MODULE),
+        [Kube.at(api_server.url)],
+        started,
+        route_prefix="",
+        prometheus_url=None,
+    )
+    assert unknown.hits is None
+    assert unknown.to_json()["hits"] == "unknown"
+    assert "chaosmesh_prometheus_url" in unknown.counted

@@ -16,8 +16,9 @@ import requests
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
 from chaosmesh_py.faults.actions import inject_abort
 from chaosmesh_py.faults.rollbacks import remove_faults
-from chaosmesh_py.localmesh.telemetry import Telemetry, parse_text
+from chaosmesh_py.localmesh.telemetry import Telemetry
 from chaosmesh_py.localmesh.topology import free_ports
+from chaosmesh_py.observe.exposition import parse_text
 from tests.local.conftest import httpbin_route, through_sidecar
 from tests.local.load import burst
 

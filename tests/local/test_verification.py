@@ -47,6 +47,63 @@ def test_a_delay_checked_with_requests_is_waited_out(mesh, configuration):
     remove_faults(configuration=configuration)
 
 
+@pytest.mark.parametrize(
+    "condition",
+    [{"prefix": "test"}, {"regex": "(tester|qa)-[0-9]+"}, {"exact": "jason"}],
+    ids=["prefix", "regex", "exact"],
+)
+def test_a_narrowing_by_prefix_or_regex_is_seen_on_real_traffic(mesh, configuration, condition):
+    # A delay: only a request held by it shows it (the page never sends such a header).
+    report = inject_delay(
+        virtual_service="ratings",
+        namespace="bookinfo",
+        fixed_delay="5s",
+        percentage=100,
+        headers={"end-user": condition},
+        configuration=configuration,
+    )
+    remove_faults(configuration=configuration)
+    effect = report["effect"]
+    assert effect["traffic"].endswith("'s sidecar"), effect
+    assert effect["traffic_s"] < 5  # seen when Envoy starts holding it
+
+
+def test_the_same_narrowing_is_seen_by_requests_to_a_url(mesh, configuration):
+    url = mesh.info()["services"]["ratings"]["url"] + "/ratings/0"
+    report = inject_abort(
+        virtual_service="ratings",
+        namespace="bookinfo",
+        http_status=503,
+        percentage=100,
+        headers={"end-user": {"regex": "qa-[0-9]{2}"}},
+        verify_url=url,
+        configuration=configuration,
+    )
+    removed = remove_faults(configuration=configuration)
+    assert report["effect"]["checked"] == f"requests to {url}"
+    assert report["effect"]["fault_shown"] == 1
+    assert removed[0]["effect"]["checked"] == f"requests to {url}"
+
+
+def test_a_regex_no_header_value_can_show_falls_back_to_the_config_and_says_why(
+    mesh, configuration
+):
+    report = inject_abort(
+        virtual_service="ratings",
+        namespace="bookinfo",
+        http_status=503,
+        percentage=100,
+        headers={"end-user": {"regex": "\\s+"}},
+        configuration=configuration,
+    )
+    remove_faults(configuration=configuration)
+    assert report["effect"]["traffic"] == (
+        "header end-user: regex '\\\\s+' needs characters a header value cannot carry; "
+        "config check only"
+    )
+    assert "config_s" in report["effect"] and "traffic_s" not in report["effect"]
+
+
 def test_a_fault_never_seen_fails_the_action_and_is_removed(mesh, configuration):
     before = ratings(mesh)
     # The app itself, not through the mesh: no request there can show the fault.

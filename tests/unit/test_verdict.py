@@ -10,7 +10,23 @@ import pytest
 
 from chaosmesh_py.verdict.rules import MalformedJournal, grade, is_journal
 
-CONTROL_SUMMARY = {"run_id": "r1", "rollback": [], "rollback_failed": [], "rollback_complete": True}
+HITS = {
+    "activity": "delay-ratings",
+    "virtual_service": "bookinfo/ratings",
+    "fault": "delay",
+    "routes": ["chaosmesh-r1-abc"],
+    "hits": 7,
+    "requests": 9,
+    "by_route": {"chaosmesh-r1-abc": 7},
+    "counted": "local mesh: Envoy's request counters of the fault's routes",
+}
+CONTROL_SUMMARY = {
+    "run_id": "r1",
+    "rollback": [],
+    "rollback_failed": [],
+    "rollback_complete": True,
+    "faults": [HITS],
+}
 VERIFIED = {"checked": "local mesh: Envoy config and requests", "config_s": 0.02, "traffic_s": 0.03}
 UNREADABLE = {
     "checked": "no: a cluster's data plane cannot be read from here; "
@@ -40,7 +56,12 @@ def injection(name="delay-ratings", effect=VERIFIED, status="succeeded"):
             },
         },
         "status": status,
-        "output": {"run_id": "r1", "routes": ["chaosmesh-r1-abc"]},
+        "output": {
+            "run_id": "r1",
+            "virtual_service": "bookinfo/ratings",
+            "routes": ["chaosmesh-r1-abc"],
+            "fault_routes": ["chaosmesh-r1-abc"],
+        },
     }
     if effect is not None:
         entry["output"]["effect"] = effect
@@ -120,6 +141,7 @@ def test_a_clean_run_passes_with_its_title_duration_and_run_id():
         "title": "ratings slow for jason",
         "duration_s": 1.5,
         "run_id": "r1",
+        "faults": [HITS],
     }
 
 
@@ -422,7 +444,7 @@ def test_a_run_without_chaosmesh_actions_needs_no_control():
     journal = clean(run=[activity_run(action, output={"status": 0})], rollbacks=[])
     journal["experiment"]["rollbacks"] = []
     del journal["chaosmesh"]
-    assert grade(journal).outcome == "pass"
+    assert grade(journal, allow_no_fault=True).outcome == "pass"
 
 
 # R11: the control removed every fault
@@ -450,6 +472,104 @@ def test_a_control_that_never_reported_its_rollback_leaves_it_incomplete():
         "rollback-incomplete",
         "the chaosmesh control never reported its rollback",
     )
+
+
+# R12: the method injected a chaosmesh fault
+
+
+@pytest.mark.parametrize("with_control", [True, False])
+def test_a_run_that_injects_no_fault_fails_unless_allowed(with_control):
+    # A journal with no fault at all: the steady state held, and nothing was tested.
+    probe = {"type": "probe", "name": "page-whole", "provider": {"type": "process"}}
+    journal = clean(run=[activity_run(probe, output={"status": 0})], rollbacks=[])
+    journal["experiment"]["rollbacks"] = []
+    journal["chaosmesh"]["faults"] = []
+    if not with_control:
+        del journal["chaosmesh"]
+    outcome, reason = only_reason(journal)
+    assert outcome == "fail"
+    assert reason.startswith("no chaosmesh fault was injected: the run tested nothing")
+    assert "--allow-no-fault" in reason
+    assert grade(journal, allow_no_fault=True).outcome == "pass"
+
+
+def test_a_run_whose_method_never_ran_is_not_also_blamed_for_injecting_nothing():
+    journal = clean(
+        steady_states={"before": probe_state(met=False), "after": None, "during": []}, run=[]
+    )
+    assert "no chaosmesh fault" not in repr(grade(journal).reasons)
+
+
+# R13: every fault hit real requests
+
+
+def test_a_fault_that_hit_nothing_fails_naming_the_fault_and_its_routes():
+    journal = clean()
+    journal["chaosmesh"]["faults"][0].update(hits=0, requests=0, by_route={"chaosmesh-r1-abc": 0})
+    outcome, reason = only_reason(journal)
+    assert outcome == "fail"
+    assert reason.startswith(
+        "the fault of 'delay-ratings' tested nothing: it hit 0 requests on chaosmesh-r1-abc "
+        "of bookinfo/ratings during the run; 0 request(s) took those routes"
+    )
+    # Counted at 0 is known: no waiver makes it pass.
+    assert grade(journal, allow_unverified=True, allow_no_fault=True).outcome == "fail"
+
+
+def test_a_fault_whose_hits_are_unknown_fails_like_an_unverified_one():
+    journal = clean()
+    journal["chaosmesh"]["faults"][0].update(
+        hits="unknown",
+        counted="not counted: a cluster's requests are counted through Prometheus; "
+        "set configuration chaosmesh_prometheus_url",
+    )
+    outcome, reason = only_reason(journal)
+    assert outcome == "fail"
+    assert reason == (
+        "what the fault of 'delay-ratings' hit is unknown: a cluster's requests are counted "
+        "through Prometheus; set configuration chaosmesh_prometheus_url "
+        "(or accept uncounted faults with --allow-unverified)"
+    )
+    assert grade(journal, allow_unverified=True).outcome == "pass"
+
+
+def test_a_fault_the_control_did_not_count_is_unknown():
+    journal = clean()
+    journal["chaosmesh"]["faults"] = []
+    assert only_reason(journal)[1].startswith(
+        "what the fault of 'delay-ratings' hit is unknown: the chaosmesh control did not count"
+    )
+
+
+def test_the_verdict_carries_what_each_fault_hit():
+    assert grade(clean()).faults == (HITS,)
+    assert grade(clean()).to_json()["faults"][0]["hits"] == 7
+
+
+def test_hits_are_matched_to_their_injection_by_routes():
+    other = {**HITS, "activity": "abort-reviews", "routes": ["chaosmesh-r1-def"], "hits": 0}
+    journal = clean()
+    journal["chaosmesh"]["faults"] = [other, HITS]
+    assert grade(journal).outcome == "pass"
+
+
+# The control's own mark: a journal graded at the end of chaos run, graded again
+
+
+def test_the_controls_deviated_mark_is_not_a_reason_of_its_own():
+    journal = clean(run=[injection(status="failed")], deviated=True)
+    journal["chaosmesh"]["verdict"] = {"outcome": "fail", "marked_deviated": True}
+    assert only_reason(journal) == (
+        "fail",
+        "action 'delay-ratings' failed: TargetNotFound: virtual_service: "
+        "no VirtualService 'nosuch'",
+    )
+
+
+def test_a_deviated_mark_the_control_did_not_make_still_counts():
+    journal = clean(deviated=True, steady_states={"before": probe_state(), "after": None})
+    journal["chaosmesh"]["verdict"] = {"outcome": "fail"}
+    assert only_reason(journal) == ("fail", "the journal marks the run deviated")
 
 
 # Secrets never reach a verdict
