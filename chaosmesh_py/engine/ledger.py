@@ -10,6 +10,12 @@ line, which is then skipped: it was never followed by its write.
 ``chaosmesh rollback`` reads ledgers to remove what a run left; several processes (the run and a
 rollback from another shell) may append to the same ledger, which ``O_APPEND`` makes safe.
 Nothing secret goes in: the API's URL, never its credentials.
+
+Each intent also says what the API was (``api_binding``): a cluster, or a local mesh and its
+instance id. A run bound to a local mesh that is gone (its address refuses connections, or
+another instance answers there) can have nothing left: its state went with it, and the ledger is
+closed with that reason. A cluster that does not answer is only down for now: its ledgers stay
+open until a rollback finishes them, or ``chaosmesh rollback --forget`` closes one by hand.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chaosmesh_py.errors import LedgerUnwritable
+from chaosmesh_py.errors import InvalidInput, LedgerUnwritable
+from chaosmesh_py.istio.owner_record import FieldRecord, owner_key, parse_record, path_text
 from chaosmesh_py.kube import ResourceKind, ResourceRef
 
 logger = logging.getLogger("chaostoolkit")
@@ -76,13 +83,52 @@ class Entry:
     detail: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What a run's ledger says it added to one resource (applied, or perhaps applied)."""
+
+    routes: tuple[str, ...] = ()
+    fields: tuple[FieldRecord, ...] = ()
+    object_uids: tuple[str, ...] = ()
+    object: bool = False
+
+    def describe(self) -> str:
+        parts = []
+        if self.routes:
+            parts.append("routes " + ", ".join(self.routes))
+        if self.fields:
+            parts.append("fields " + ", ".join(path_text(f.path) for f in self.fields))
+        if self.object:
+            parts.append("the object itself (created by the run)")
+        return "; ".join(parts) or "(nothing recorded as applied)"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "routes": list(self.routes),
+            "fields": [path_text(f.path) for f in self.fields],
+            "object": self.object,
+        }
+
+
 class Ledger:
-    """One run's ledger file: ``<directory>/<run id>.jsonl``."""
+    """One run's ledger file: ``<directory>/<run id>.jsonl``.
+
+    ``run_id`` must be a checked run id (``chaosmesh_py.engine.run.parse_run_id``); the path
+    is checked too, resolved, to lie in ``directory`` (a symbolic link planted there must not
+    lead the ledger's reads and appends elsewhere).
+    """
 
     def __init__(self, directory: Path, run_id: str) -> None:
         self.directory = directory
         self.run_id = run_id
         self.path = directory / f"{run_id}.jsonl"
+        if self.path.resolve().parent != directory.resolve():
+            raise InvalidInput(
+                "ledger",
+                f"{self.path} leads outside the ledger directory {directory}",
+                "a ledger is a plain file named <run id>.jsonl in that directory: remove the "
+                "link or whatever else is there",
+            )
         self._lock = threading.Lock()
         # Writes announced by an intent and not yet given an outcome, in this process.
         self._pending: set[tuple[str, str, ResourceRef]] = set()
@@ -110,8 +156,8 @@ class Ledger:
         self._pending.discard((op, api, ref))
         self._append("outcome", op, api, ref, {"result": result, **detail})
 
-    def close(self, api: str) -> None:
-        self._append(CLOSED, CLOSED, api, None, {})
+    def close(self, api: str, reason: str | None = None) -> None:
+        self._append(CLOSED, CLOSED, api, None, {"reason": reason} if reason else {})
 
     def entries(self) -> list[Entry]:
         """Every record so far; none when the run never announced a write."""
@@ -204,8 +250,69 @@ def prune(directory: Path, keep_s: float = KEEP_CLOSED_S) -> list[str]:
 
 
 def is_closed(entries: list[Entry]) -> bool:
-    """True when the last thing that happened was a rollback that found nothing left."""
+    """True when the last thing that happened was a rollback that found nothing left (or the
+    ledger was closed with a reason: its API is gone, or someone forgot it by hand)."""
     return bool(entries) and entries[-1].event == CLOSED
+
+
+def closed_reason(entries: list[Entry]) -> str | None:
+    if not is_closed(entries):
+        return None
+    return str(entries[-1].detail.get("reason") or "rolled back completely")
+
+
+def bindings(entries: list[Entry]) -> dict[str, dict[str, Any]]:
+    """What each API the run wrote to was, as last recorded: ``{"local_mesh": bool,
+    "instance_id": str | None}``."""
+    found: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        binding = entry.detail.get("api_binding")
+        if entry.event == "intent" and isinstance(binding, dict):
+            found[entry.api] = binding
+    return found
+
+
+def recorded(entries: list[Entry], api: str, ref: ResourceRef, run_id: str) -> Recorded:
+    """What the run's injections into ``ref`` at ``api`` added, from their intents: those the
+    server refused are left out; those applied, or whose outcome is unknown, are in."""
+    routes: list[str] = []
+    fields: dict[str, FieldRecord] = {}
+    uids: list[str] = []
+    owns = False
+    pending = None
+    for entry in entries:
+        if entry.op != INJECT or entry.ref != ref or entry.api != api:
+            continue
+        if entry.event == "intent":
+            if pending is not None:
+                routes, fields, owns = _take(pending, routes, fields, owns)
+            pending = _record_in(entry, run_id)
+        elif entry.event == "outcome":
+            if pending is not None and entry.detail.get("result") != FAILED:
+                routes, fields, owns = _take(pending, routes, fields, owns)
+            pending = None
+            if entry.detail.get("uid"):
+                uids.append(str(entry.detail["uid"]))
+    if pending is not None:
+        routes, fields, owns = _take(pending, routes, fields, owns)
+    return Recorded(tuple(routes), tuple(fields.values()), tuple(uids), owns)
+
+
+def _record_in(entry: Entry, run_id: str) -> Any:
+    patch = entry.detail.get("patch")
+    annotations = ((patch or {}).get("metadata") or {}).get("annotations") or {}
+    return parse_record(run_id, annotations.get(owner_key(run_id)))
+
+
+def _take(
+    record: Any, routes: list[str], fields: dict[str, FieldRecord], owns: bool
+) -> tuple[list[str], dict[str, FieldRecord], bool]:
+    if record is None:
+        return routes, fields, owns
+    routes = [*routes, *(r for r in record.routes if r not in routes)]
+    for held in record.fields:
+        fields.setdefault(json.dumps(held.to_json()["path"], sort_keys=True), held)
+    return routes, fields, owns or record.owns_object
 
 
 def touched(entries: list[Entry]) -> dict[tuple[str, ResourceRef], str | None]:
@@ -230,14 +337,23 @@ def uncertain(entries: list[Entry]) -> set[tuple[str, ResourceRef]]:
     }
 
 
-def routes_last_applied(entries: list[Entry], ref: ResourceRef) -> list[str]:
-    """The routes the last applied injection into ``ref`` left there: what may still be in
-    place when a removal fails."""
-    routes: list[str] = []
-    for entry in entries:
-        if entry.ref == ref and entry.op == INJECT and entry.detail.get("result") == APPLIED:
-            routes = list(entry.detail.get("routes") or routes)
-    return routes
+def last_applied(entries: list[Entry]) -> list[tuple[str, ResourceRef, Recorded]]:
+    """Per (API, resource) the run injected into: what it recorded as added, unless a later
+    removal there applied. What may still be in place, for people deciding by hand."""
+    run_id = next((str(e.detail.get("run_id")) for e in entries if e.detail.get("run_id")), "")
+    left = []
+    for api, ref in touched(entries):
+        removed_after = False
+        for entry in entries:
+            if entry.ref != ref or entry.api != api:
+                continue
+            if entry.op == INJECT:
+                removed_after = False
+            elif entry.op == REMOVE and entry.detail.get("result") == APPLIED:
+                removed_after = True
+        if not removed_after:
+            left.append((api, ref, recorded(entries, api, ref, run_id)))
+    return left
 
 
 _ENVELOPE = ("at", "event", "op", "api", "resource")

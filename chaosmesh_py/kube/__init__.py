@@ -1,7 +1,8 @@
 """Kubernetes access: the only package that imports the ``kubernetes`` client.
 
 ``client`` holds the isolated ApiClient, credential resolution (chaostoolkit-kubernetes' order),
-the project's error tree for API answers, and the re-reading write loop (``Kube.update``).
+the project's error tree for API answers, and the re-reading write loops (``Kube.update``,
+``ensure_created``, ``delete_if``); ``names`` checks object names before they reach a URL.
 """
 
 from chaosmesh_py.kube.client import (
@@ -11,6 +12,7 @@ from chaosmesh_py.kube.client import (
     ResourceKind,
     ResourceRef,
     RetryPolicy,
+    refuses_connections,
     virtual_service_kind,
 )
 
@@ -21,5 +23,6 @@ __all__ = [
     "ResourceKind",
     "ResourceRef",
     "RetryPolicy",
+    "refuses_connections",
     "virtual_service_kind",
 ]

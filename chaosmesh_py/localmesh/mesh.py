@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from chaosmesh_py.engine import cleanup
-from chaosmesh_py.kube import Kube, virtual_service_kind
+from chaosmesh_py.kube import Kube
 from chaosmesh_py.localmesh.apiserver import ApiServer, WatchEvent
 from chaosmesh_py.localmesh.bookinfo import SERVICE_PORT, bookinfo_topology, run_bookinfo
 from chaosmesh_py.localmesh.envoy import Envoy
@@ -208,17 +208,14 @@ class LocalMesh:
         kube = Kube.at(self.api.url)
         while not self._stopping.wait(self.reap_interval_s):
             try:
-                report = cleanup.reap(kube, virtual_service_kind())
+                report = cleanup.reap(kube)
             except Exception:  # the next round may succeed
-                log.exception("the reaper could not list VirtualServices")
+                log.exception("the reaper could not list the resources chaosmesh edits")
                 continue
             for entry in report.removed:
-                log.warning(
-                    f"reaper: removed expired faults from {entry['virtual_service']}: "
-                    f"{', '.join(entry['routes'])}"
-                )
+                log.warning(f"reaper: removed expired edits from {entry['resource']}: {entry}")
             for entry in report.failed:
-                log.warning(f"reaper: could not clean {entry.get('virtual_service')}: {entry}")
+                log.warning(f"reaper: could not clean {entry.get('resource')}: {entry}")
 
     def _translate(self) -> Any:
         return translate(
