@@ -179,7 +179,7 @@ def create_object(
     run.ledger.intent(ledger.INJECT, kube.host, ref, body, api_binding=api_binding(kube))
     with outcome_recorded(run.ledger, ledger.INJECT, kube.host, ref) as recorded:
         outcome = kube.ensure_created(
-            ref, body, lambda existing: owned_object.owner_of(existing, run.run_id)
+            ref, body, lambda existing: _object_owner(existing, [run.run_id], {}) is not None
         )
         recorded["uid"] = outcome.resource["metadata"]["uid"]
     return {

@@ -52,10 +52,17 @@ Path = tuple[Segment, ...]
 
 
 class _Absent:
-    """A field that is not there (distinct from a field holding null)."""
+    """A field that is not there (distinct from a field holding null). One instance: copies
+    of a record that holds it must still compare ``is ABSENT``."""
 
     def __repr__(self) -> str:
         return "ABSENT"
+
+    def __copy__(self) -> _Absent:
+        return self
+
+    def __deepcopy__(self, _: object) -> _Absent:
+        return self
 
 
 ABSENT: Any = _Absent()
