@@ -21,7 +21,7 @@ def kind_named(kind: str) -> ResourceKind:
 
 def override_field(
     kind: str,
-    name: str,
+    object_name: str,
     namespace: str,
     path: list,
     value: object,
@@ -33,7 +33,7 @@ def override_field(
         run = run_for(configuration)
         return ownership.override_field(
             Kube.connect(secrets),
-            ResourceRef(kind_named(kind), namespace, name),
+            ResourceRef(kind_named(kind), namespace, object_name),
             run,
             path=field_override.parse_path(path),
             value=value,
