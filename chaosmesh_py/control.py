@@ -20,8 +20,12 @@ What it does, and why Chaos Toolkit alone does not:
 - SIGINT and SIGTERM stop the experiment at once, even in the middle of a python activity
   (where Chaos Toolkit would only fail that activity and go on), and never interrupt a rollback
   (``chaosmesh_py.engine.signals``);
-- the journal gets every secret value of the experiment (inline, or read from the environment)
-  replaced by ``***`` wherever it appears: Chaos Toolkit writes them in clear;
+- every secret value of the experiment (inline, from the environment or Vault; strings and
+  numbers) is replaced by ``***`` in the journal, in Chaos Toolkit's log (console and
+  ``--log-file``, made 0600) and in the ledger: Chaos Toolkit writes them in clear. The rule for
+  short secrets is in ``chaosmesh_py.engine.redaction``. Chaos Toolkit prints the experiment's
+  title before any control runs: a secret substituted into the title reaches ``chaos run``'s
+  console (not its journal; ``chaosmesh gate`` hides it from its output and log too);
 - when a rollback cannot finish, the journal and the log say which routes are left where, and
   the command that finishes it: ``chaosmesh rollback --run ID``, which replays the run's
   ledger (``chaosmesh_py.engine.ledger``), as it does after ``kill -9``;
@@ -40,11 +44,11 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
-from chaosmesh_py.engine import ledger, signals
+from chaosmesh_py.engine import ledger, private_file, redaction, signals
 from chaosmesh_py.engine.guardrail import Breach, Guardrail, parse_guardrails
-from chaosmesh_py.engine.redaction import redact_journal
 from chaosmesh_py.engine.run import RUN_ID_KEY, Run, new_run_id, run_for, run_id_from
 from chaosmesh_py.errors import ChaosMeshError
 from chaosmesh_py.faults import injection
@@ -60,8 +64,12 @@ _guardrails: dict[str, Guardrail] = {}
 _breach_rollbacks: dict[str, dict[str, Any]] = {}
 
 
-def configure_control(configuration: dict[str, Any] | None = None, **_: Any) -> None:
-    """Give the run an id that every activity will see in its configuration."""
+def configure_control(
+    configuration: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None, **_: Any
+) -> None:
+    """Hide the experiment's secrets from everything the run writes from now on; give the run an
+    id that every activity will see in its configuration."""
+    _hide_secrets(secrets)
     if configuration is None:
         return
     if not configuration.get(RUN_ID_KEY):
@@ -70,6 +78,21 @@ def configure_control(configuration: dict[str, Any] | None = None, **_: Any) -> 
     _active_runs.append(run)
     signals.install(run.run_id)
     logger.info(f"chaosmesh: run id {run.run_id}")
+
+
+def _hide_secrets(secrets: dict[str, Any] | None) -> None:
+    """Remember the loaded secrets, filter Chaos Toolkit's log handlers, make its log file
+    private; warn about secrets too short to be hidden inside other text."""
+    short = redaction.remember(secrets or {})
+    for handler in redaction.install_log_filter(logger):
+        if isinstance(handler, logging.FileHandler):
+            private_file.restrict(Path(handler.baseFilename))
+    if short:
+        logger.warning(
+            f"chaosmesh: secret(s) {', '.join(short)} shorter than "
+            f"{redaction.MIN_EMBEDDED_CHARS} characters: hidden where a value is exactly the "
+            "secret, not inside other text; use longer secrets"
+        )
 
 
 def before_experiment_control(
@@ -141,7 +164,7 @@ def after_experiment_control(
             summary["aborted_by_guardrail"] = guardrail.breach.to_json()
     if isinstance(state, dict):
         state[JOURNAL_KEY] = summary
-        redact_journal(state, os.environ)
+        redaction.redact_journal(state, os.environ)
 
 
 def _verify_timeout_s(configuration: dict[str, Any] | None) -> float:

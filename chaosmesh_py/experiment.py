@@ -64,6 +64,16 @@ def validation_problems(path: Path) -> list[str]:
 
 def load(path: Path) -> dict[str, Any]:
     """The experiment in ``path``, or InvalidInput saying what is wrong with the file."""
+    # What is there first: "neither JSON nor YAML" would send a user renaming a missing file.
+    try:
+        is_directory = path.is_dir()
+        path.stat()
+    except FileNotFoundError:
+        raise InvalidInput(_DOCUMENT, "no such file") from None
+    except OSError as error:  # a name too long, a loop of links, a parent that is a file
+        raise InvalidInput(_DOCUMENT, f"cannot be read: {error.strerror}") from None
+    if is_directory:
+        raise InvalidInput(_DOCUMENT, "is a directory, not a file")
     if path.suffix.lower() not in _SUFFIXES:
         raise InvalidInput(
             _DOCUMENT,
@@ -72,10 +82,6 @@ def load(path: Path) -> dict[str, Any]:
         )
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise InvalidInput(_DOCUMENT, "no such file") from None
-    except IsADirectoryError:
-        raise InvalidInput(_DOCUMENT, "is a directory, not a file") from None
     except OSError as error:
         raise InvalidInput(_DOCUMENT, f"cannot be read: {error.strerror}") from None
     try:

@@ -13,17 +13,59 @@ runs the same checks ``chaos run`` makes through the control before the first in
 
 Each command module imports what it needs inside the command, so ``chaosmesh --help`` stays
 fast. The local mesh's commands are the only door from here into ``chaosmesh_py.localmesh``.
+
+Exit status, for every command: besides each command's own (above), 2 for any input it cannot
+use, with a message naming the fix (an ``InvalidInput`` raised anywhere below ends here); 70
+(EX_SOFTWARE) for an internal error, a bug: one line saying so, the traceback only with
+``CHAOSMESH_DEBUG=1``. A user never sees a traceback for their input.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+EXIT_INVALID_INPUT = 2
+EXIT_INTERNAL_ERROR = 70  # sysexits.h EX_SOFTWARE
+DEBUG_ENV = "CHAOSMESH_DEBUG"
 
-@click.group()
+
+class _Commands(click.Group):
+    """The one place where errors that escape a command become an exit status and a line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from chaosmesh_py.errors import ChaosMeshError, InvalidInput, shorten
+
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own: usage errors exit 2 with the option named
+        except InvalidInput as error:
+            click.echo(f"error: {error}", err=True)
+            ctx.exit(EXIT_INVALID_INPUT)
+        except ChaosMeshError as error:
+            click.echo(f"error: {error}", err=True)
+            ctx.exit(1)
+        except Exception as error:
+            if os.environ.get(DEBUG_ENV):
+                import traceback
+
+                traceback.print_exc()
+            one_line = shorten(" ".join(str(error).split()))
+            click.echo(
+                f"chaosmesh: internal error, a bug in chaosmesh (not in your input): "
+                f"{type(error).__name__}: {one_line}. Please report it; "
+                f"{DEBUG_ENV}=1 shows the traceback",
+                err=True,
+            )
+            ctx.exit(EXIT_INTERNAL_ERROR)
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Istio-native chaos engineering for Chaos Toolkit."""
 
@@ -96,8 +138,12 @@ def gate(
     """
     import shutil
 
+    from chaosmesh_py.engine.private_file import check_creatable
     from chaosmesh_py.verdict import gate as gating
 
+    for report, option in ((junit, "--junit"), (json_report, "--json")):
+        if report is not None:
+            check_creatable(report, option)  # before any run, not after
     results = gating.gate(paths, journal_dir, allow_unverified)
     click.echo(gating.format_table(results, shutil.get_terminal_size((120, 24)).columns))
     if junit:

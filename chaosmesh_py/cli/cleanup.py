@@ -107,6 +107,10 @@ def rollback(
     if sum(1 for chosen in (run_id, forget_id, every_run or None) if chosen) != 1:
         _invalid("give exactly one of --run ID, --all or --forget ID")
     directory = ledger_dir or ledger.default_dir()
+    try:
+        directory.is_dir()
+    except OSError as error:  # a name too long, a loop of links
+        _invalid(f"--ledger-dir: {directory} cannot be read: {error.strerror}")
     if forget_id is not None:
         with _cleanup_errors():
             _forgotten(cleanup.forget_run(directory, forget_id), as_json)

@@ -9,7 +9,10 @@ line, which is then skipped: it was never followed by its write.
 
 ``chaosmesh rollback`` reads ledgers to remove what a run left; several processes (the run and a
 rollback from another shell) may append to the same ledger, which ``O_APPEND`` makes safe.
-Nothing secret goes in: the API's URL, never its credentials.
+Nothing secret goes in: the API's URL, never its credentials; every secret the process knows
+(``chaosmesh_py.engine.redaction``) is replaced by ``***`` in what a record keeps for forensics
+(the patch, the prior copy, errors), never in what rollback reads (the resource, the API, route
+names, outcomes). Files are 0600 in a 0700 directory, never opened through a symbolic link.
 
 Each intent also says what the API was (``api_binding``): a cluster, or a local mesh and its
 instance id. A run bound to a local mesh that is gone (its address refuses connections, or
@@ -31,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chaosmesh_py.engine import redaction
+from chaosmesh_py.engine.private_file import open_private
 from chaosmesh_py.errors import InvalidInput, LedgerUnwritable
 from chaosmesh_py.istio.owner_record import FieldRecord, owner_key, parse_record, path_text
 from chaosmesh_py.kube import ResourceKind, ResourceRef
@@ -166,6 +171,7 @@ class Ledger:
     def _append(
         self, event: str, op: str, api: str, ref: ResourceRef | None, detail: dict[str, Any]
     ) -> None:
+        hide = redaction.known()
         record = {
             "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "run_id": self.run_id,
@@ -173,7 +179,7 @@ class Ledger:
             "op": op,
             "api": api,
             "resource": _ref_json(ref) if ref is not None else None,
-            **detail,
+            **{k: v if k in _READ_BY_ROLLBACK else hide.deep(v) for k, v in detail.items()},
         }
         line = (json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n").encode()
         with self._lock:
@@ -190,7 +196,7 @@ class Ledger:
         new = not self.path.exists()
         if new:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
         try:
             os.write(fd, line)
             os.fsync(fd)
@@ -357,6 +363,11 @@ def last_applied(entries: list[Entry]) -> list[tuple[str, ResourceRef, Recorded]
 
 
 _ENVELOPE = ("at", "event", "op", "api", "resource")
+# Identities a rollback needs, kept as they are; the rest of a record is forensic.
+# Kept in clear: rollback reads them. (The owner record inside an intent's patch is read too,
+# when the record on the resource is gone; a field value a secret was hidden in then no longer
+# matches, and the field is reported as a conflict, never restored to ***.)
+_READ_BY_ROLLBACK = ("result", "routes", "api_binding", "uid")
 
 
 def _ref_json(ref: ResourceRef) -> dict[str, str]:

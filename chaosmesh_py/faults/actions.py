@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from chaosmesh_py.engine import redaction
 from chaosmesh_py.engine.activity import boundary
 from chaosmesh_py.engine.run import run_for, run_id_from
 from chaosmesh_py.errors import InvalidInput, shown
@@ -140,6 +141,8 @@ def _prepare(
 
 
 def _inject(action: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    # The ledger keeps no secret: the control remembers the experiment's; without it, these.
+    redaction.remember(arguments["secrets"])
     settings, target, request = _prepare(action, arguments)
     kube = Kube.connect(arguments["secrets"])
     ref = injection.resolve(kube, target, settings.kind)

@@ -1,8 +1,9 @@
 """Kubernetes access: the only package that imports the ``kubernetes`` client.
 
-``client`` holds the isolated ApiClient, credential resolution (chaostoolkit-kubernetes' order),
-the project's error tree for API answers, and the re-reading write loops (``Kube.update``,
-``ensure_created``, ``delete_if``); ``names`` checks object names before they reach a URL.
+``credentials`` resolves credentials (chaostoolkit-kubernetes' order) into an isolated
+ApiClient, user mistakes in them raised as ``InvalidInput``; ``client`` holds the project's error
+tree for API answers and the re-reading write loops (``Kube.update``, ``ensure_created``,
+``delete_if``); ``names`` checks object names before they reach a URL.
 """
 
 from chaosmesh_py.kube.client import (

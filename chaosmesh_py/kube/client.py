@@ -1,32 +1,8 @@
-"""Kubernetes access: the only module that imports the ``kubernetes`` client.
+"""Kubernetes access through the ``kubernetes`` client (this package is its only importer).
 
-Credentials are resolved exactly as chaostoolkit-kubernetes resolves them, so an experiment that
-already works with chaosk8s needs nothing new. Each value is looked up in the experiment's
-secrets first, then in the environment:
-
-    =====  ======================================  ============================================
-    order  when                                    how
-    =====  ======================================  ============================================
-    1      a kubeconfig exists (``KUBECONFIG``,    that file, context ``KUBERNETES_CONTEXT``
-           else ``~/.kube/config``)                (else its current context)
-    2      ``CHAOSTOOLKIT_IN_POD=true``            the pod's service account
-    3      otherwise                               ``KUBERNETES_HOST`` (default
-                                                   http://localhost), with ``KUBERNETES_API_KEY``
-                                                   (+ ``_PREFIX``, default Bearer), or
-                                                   ``KUBERNETES_CERT_FILE``/``_KEY_FILE``, or
-                                                   ``KUBERNETES_USERNAME``/``_PASSWORD``;
-                                                   ``KUBERNETES_CA_CERT_FILE``;
-                                                   ``KUBERNETES_VERIFY_SSL`` (verify unless
-                                                   false/0/no/off)
-    =====  ======================================  ============================================
-
-Two deviations from chaosk8s. The client is never installed as the process-wide default, so two
-experiments (or a test and the code under test) cannot change each other's cluster. On path 3,
-TLS is verified unless ``KUBERNETES_VERIFY_SSL`` says false (chaosk8s verifies only when it is
-set, to anything); turning it off is logged as a warning once per API server. Paths 1 and 2
-verify as the client library does: always, unless the kubeconfig's cluster says
-``insecure-skip-tls-verify: true``. A certificate that fails verification raises ``Untrusted``
-at once, never retried: another attempt meets the same certificate.
+Credentials resolve as chaostoolkit-kubernetes resolves them (``chaosmesh_py.kube.credentials``).
+A certificate that fails verification raises ``Untrusted`` at once, never retried: another
+attempt meets the same certificate.
 
 Errors become the project's tree (``chaosmesh_py.errors``). Writes go through ``update``, which
 re-reads after any failure instead of trusting it: a dropped connection may hide a write that
@@ -36,8 +12,6 @@ landed, so the next plan is computed from what the server holds, never from a gu
 from __future__ import annotations
 
 import json
-import logging
-import os
 import random
 import socket
 import time
@@ -57,6 +31,7 @@ from chaosmesh_py.errors import (
     Untrusted,
     shorten,
 )
+from chaosmesh_py.kube import credentials
 
 Plan = Callable[[dict[str, Any]], dict[str, Any] | None]
 
@@ -66,11 +41,6 @@ LOCAL_MESH_PATH = "/chaosmesh/v1/mesh"
 
 
 _local_mesh_by_host: dict[str, dict[str, Any] | None] = {}
-
-logger = logging.getLogger("chaostoolkit")
-# API servers already warned about in this process: one warning each, not one per activity.
-_warned_unverified: set[str] = set()
-_FALSE = frozenset({"false", "0", "no", "off"})
 
 
 @dataclass(frozen=True)
@@ -134,7 +104,7 @@ class Kube:
 
     @classmethod
     def connect(cls, secrets: Mapping[str, Any] | None = None) -> Kube:
-        return cls(_api_client(secrets or {}))
+        return cls(credentials.api_client(secrets or {}))
 
     @classmethod
     def at(cls, host: str) -> Kube:
@@ -557,68 +527,3 @@ def _retry_after(error: Any) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
-
-
-def _api_client(secrets: Mapping[str, Any]) -> Any:
-    from kubernetes import client, config
-
-    def lookup(key: str, default: Any = None) -> Any:
-        value = secrets.get(key, os.environ.get(key, default))
-        return None if value is None else str(value)
-
-    kubeconfig = os.path.expanduser(os.environ.get("KUBECONFIG", "~/.kube/config"))
-    if any(os.path.exists(path) for path in kubeconfig.split(os.pathsep)):
-        configuration = client.Configuration()
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig,
-            context=lookup("KUBERNETES_CONTEXT"),
-            client_configuration=configuration,
-        )
-    elif os.environ.get("CHAOSTOOLKIT_IN_POD") == "true":
-        configuration = client.Configuration()
-        config.load_incluster_config(  # type: ignore[no-untyped-call]
-            client_configuration=configuration
-        )
-    else:
-        configuration = client.Configuration()
-        configuration.host = lookup("KUBERNETES_HOST", "http://localhost")
-        # Not chaosk8s' "set to anything: verify": verifying by default is the safe reading,
-        # and "false" meaning true surprised everyone who wrote it.
-        verify = lookup("KUBERNETES_VERIFY_SSL")
-        configuration.verify_ssl = verify is None or verify.strip().lower() not in _FALSE
-        configuration.ssl_ca_cert = lookup("KUBERNETES_CA_CERT_FILE")
-        if lookup("KUBERNETES_API_KEY") is not None:
-            # "BearerToken", not chaosk8s' "authorization": client 36 reads the prefix only
-            # under this name, and sends the token without "Bearer " otherwise (401).
-            configuration.api_key["BearerToken"] = lookup("KUBERNETES_API_KEY")
-            configuration.api_key_prefix["BearerToken"] = lookup(
-                "KUBERNETES_API_KEY_PREFIX", "Bearer"
-            )
-        elif lookup("KUBERNETES_CERT_FILE") is not None:
-            configuration.cert_file = lookup("KUBERNETES_CERT_FILE")
-            configuration.key_file = lookup("KUBERNETES_KEY_FILE")
-        elif lookup("KUBERNETES_USERNAME") is not None:
-            configuration.username = lookup("KUBERNETES_USERNAME")
-            configuration.password = lookup("KUBERNETES_PASSWORD", "")
-    _warn_if_unverified(str(configuration.host), bool(configuration.verify_ssl))
-    if os.environ.get("HTTP_PROXY"):
-        configuration.proxy = os.environ["HTTP_PROXY"]
-    if os.environ.get("NO_PROXY"):
-        configuration.no_proxy = os.environ["NO_PROXY"]
-    # Retries are decided in Kube.update, after re-reading: urllib3 re-sending a PUT or DELETE
-    # that had landed turns success into a misleading 409 or 404.
-    configuration.retries = False
-    return client.ApiClient(configuration)
-
-
-def _warn_if_unverified(host: str, verify: bool) -> None:
-    """Say once per API server that its identity is not checked (plain http has none to check)."""
-    if verify or not host.lower().startswith("https:") or host in _warned_unverified:
-        return
-    _warned_unverified.add(host)
-    logger.warning(
-        "TLS verification is off for the API server at %s (KUBERNETES_VERIFY_SSL or the "
-        "kubeconfig's insecure-skip-tls-verify): its identity is not checked, so whoever "
-        "answers there gets the credentials and can pose as the cluster",
-        host,
-    )

@@ -16,14 +16,14 @@ def local() -> None:
 
 _state_dir = click.option(
     "--state-dir",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, file_okay=False),
     default=None,
     help="where the mesh keeps its state (default: CHAOSMESH_STATE_DIR, else "
     "~/.local/state/chaosmesh/local)",
 )
 _kubeconfig = click.option(
     "--kubeconfig",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="the kubeconfig to add the chaosmesh-local context to "
     "(default: KUBECONFIG or ~/.kube/config)",
@@ -31,11 +31,15 @@ _kubeconfig = click.option(
 
 
 def _options(state_dir: Path | None, kubeconfig_path: Path | None, **extra: Any) -> Any:
+    from chaosmesh_py.kube.credentials import read_kubeconfig
     from chaosmesh_py.localmesh import kubeconfig, lifecycle
 
+    path = kubeconfig_path or kubeconfig.default_path()
+    if path.exists():
+        read_kubeconfig(str(path))  # InvalidInput before anything starts: the file is edited
     return lifecycle.Options(
         state_dir=state_dir or lifecycle.default_state_dir(),
-        kubeconfig=kubeconfig_path or kubeconfig.default_path(),
+        kubeconfig=path,
         **extra,
     )
 
@@ -50,10 +54,16 @@ def _options(state_dir: Path | None, kubeconfig_path: Path | None, **extra: Any)
     help="Istio CRD file(s) to validate against (default: CHAOSMESH_ISTIO_CRDS or ../shared/istio)",
 )
 @click.option(
-    "--api-port", type=int, default=0, help="the Kubernetes API's port (default: any free)"
+    "--api-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="the Kubernetes API's port (default: any free)",
 )
 @click.option(
-    "--ingress-port", type=int, default=None, help="the ingress gateway's port (default: any free)"
+    "--ingress-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="the ingress gateway's port (default: any free)",
 )
 def up(
     state_dir: Path | None,

@@ -44,7 +44,11 @@ carried by the exception ``raise_for`` raises::
     └── InputInvalid         exit 2 (also raised for one input, and reported in its row)
 
 Reports hold verdict fields only (input, outcome, reasons, title, duration, run id, journal
-path), secrets replaced by ``***``; the control does the same to the journals it ends.
+path), secrets replaced by ``***``; the control does the same to the journals it ends, and to
+Chaos Toolkit's log. What a run prints is relayed with the experiment's secrets hidden, and its
+log is scrubbed once it ends (Chaos Toolkit logs the title before any control runs). Journals,
+logs and reports are 0600, in directories created 0700 (``chaosmesh_py.engine.private_file``);
+a symbolic link in their place is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -56,16 +60,24 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal, TextIO
 
 import yaml
 
+from chaosmesh_py.engine.private_file import (
+    check_creatable,
+    make_directory,
+    open_private,
+    write_private,
+)
+from chaosmesh_py.engine.redaction import Redactor, secret_values
 from chaosmesh_py.verdict import rules
 
 Outcome = Literal["pass", "fail", "rollback-incomplete", "invalid", "not-run"]
@@ -145,7 +157,13 @@ def gate(
         else:
             checked.append(item)
     any_invalid = any(isinstance(c, Result) and c.outcome == "invalid" for c in checked)
-    stems: Counter[str] = Counter()
+    names = _journal_names([c for c in checked if isinstance(c, Input)])
+    if names and not any_invalid:
+        # Where the runs will write, checked before the first one starts.
+        make_directory(journal_dir, "--journal-dir")
+        for name in names.values():
+            for output in _outputs(journal_dir, name):
+                check_creatable(output, "--journal-dir")
     results: list[Result] = []
     with _control_file() as control_file:
         for entry in checked:
@@ -162,18 +180,35 @@ def gate(
                 )
             else:
                 run_control = None if declares_control(entry.document) else control_file
-                # The file's stem names its journal; numbered when two inputs share one.
-                stems[entry.path.stem] += 1
-                count = stems[entry.path.stem]
-                name = entry.path.stem + (f"-{count}" if count > 1 else "")
-                results.append(_run(entry.path, journal_dir, name, run_control, allow_unverified))
+                results.append(
+                    _run(entry, journal_dir, names[id(entry)], run_control, allow_unverified)
+                )
     return results
+
+
+def _journal_names(experiments: Sequence[Input]) -> dict[int, str]:
+    """The file's stem names its journal; numbered when two inputs share one."""
+    stems: Counter[str] = Counter()
+    names = {}
+    for entry in experiments:
+        stems[entry.path.stem] += 1
+        count = stems[entry.path.stem]
+        names[id(entry)] = entry.path.stem + (f"-{count}" if count > 1 else "")
+    return names
+
+
+def _outputs(journal_dir: Path, name: str) -> tuple[Path, Path]:
+    """The journal and the log of the run named ``name``."""
+    return journal_dir / f"{name}.journal.json", journal_dir / f"{name}.log"
 
 
 def read_input(path: Path) -> Input:
     """Read one input and tell what it is; an experiment is validated as ``chaos run`` would."""
-    if not path.is_file():
-        raise InputInvalid("no such file" if not path.exists() else "not a file")
+    try:
+        if not path.is_file():
+            raise InputInvalid("no such file" if not path.exists() else "not a file")
+    except OSError as error:  # a name too long, a loop of links
+        raise InputInvalid(f"cannot be read: {error.strerror}") from None
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
         document = _parse(text)
@@ -243,21 +278,40 @@ def chaos_command(
 
 
 def _run(
-    path: Path, journal_dir: Path, name: str, control_file: Path | None, allow_unverified: bool
+    entry: Input, journal_dir: Path, name: str, control_file: Path | None, allow_unverified: bool
 ) -> Result:
-    journal_dir.mkdir(parents=True, exist_ok=True)
-    journal = journal_dir / f"{name}.journal.json"
-    log = journal_dir / f"{name}.log"
+    path = entry.path
+    journal, log = _outputs(journal_dir, name)
+    hide = Redactor(secret_values(entry.document.get("secrets"), os.environ))
     journal.unlink(missing_ok=True)  # a journal left by an earlier gate must not be graded
+    for output in (journal, log):  # 0600 before Chaos Toolkit writes a byte into them
+        os.close(open_private(output, os.O_WRONLY))
     # Chaos Toolkit's own log follows on stderr: say which experiment it belongs to.
     print(f"gate: running {path} (journal {journal}, log {log})", file=sys.stderr, flush=True)
-    process = subprocess.Popen(chaos_command(path, journal, log, control_file))
+    # umask: whatever else the run creates is its owner's only. Its output is relayed with the
+    # experiment's secrets hidden: Chaos Toolkit prints the title before any control runs.
+    process = subprocess.Popen(
+        chaos_command(path, journal, log, control_file),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        umask=0o077,
+    )
+    relays = [
+        threading.Thread(target=_relay, args=(stream, target, hide), daemon=True)
+        for stream, target in ((process.stdout, sys.stdout), (process.stderr, sys.stderr))
+    ]
+    for relay in relays:
+        relay.start()
     try:
         returncode = process.wait()
     except KeyboardInterrupt:
         # The run got the same Ctrl-C and is rolling back: let it finish, never kill it.
         process.wait()
         raise
+    finally:
+        for relay in relays:
+            relay.join(timeout=5)
+    _hide_in_file(log, hide)
     try:
         document = json.loads(journal.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -275,6 +329,35 @@ def _run(
             journal=None,
         )
     return _graded(path, document, "experiment", allow_unverified, journal)
+
+
+def _relay(stream: IO[bytes] | None, target: TextIO, hide: Redactor) -> None:
+    """Copy a run's output line by line, secrets hidden, as it comes. Reads to the end even
+    when the target is gone (a closed pipe): a run blocked on a full pipe would never end."""
+    if stream is None:
+        return
+    writable = True
+    for raw in stream:
+        if not writable:
+            continue
+        try:
+            target.write(hide.text(raw.decode("utf-8", errors="replace")))
+            target.flush()
+        except (OSError, ValueError):
+            writable = False
+
+
+def _hide_in_file(path: Path, hide: Redactor) -> None:
+    """Hide secrets the run logged before its control could (the title line) in its log."""
+    if not hide:
+        return
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    hidden = hide.text(text)
+    if hidden != text:
+        write_private(path, hidden.encode("utf-8"), "--journal-dir")
 
 
 def _graded(
@@ -402,13 +485,14 @@ def junit_xml(results: Sequence[Result]) -> bytes:
 
 
 def write_junit(results: Sequence[Result], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(junit_xml(results))
+    make_directory(path.parent, "--junit")
+    write_private(path, junit_xml(results), "--junit")
 
 
 def write_json(results: Sequence[Result], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
+    make_directory(path.parent, "--json")
+    report = json.dumps([r.to_json() for r in results], indent=2) + "\n"
+    write_private(path, report.encode("utf-8"), "--json")
 
 
 def _xml(text: str) -> str:

@@ -67,6 +67,29 @@ def test_the_ledger_records_intent_with_the_prior_state_then_the_outcome(
     cleanup.roll_back_run(Kube.connect(), ledger_dir, run_id)
 
 
+def test_a_secret_an_action_was_given_stays_out_of_the_ledger_and_rollback_still_works(
+    api, configuration, ledger_dir
+):
+    """No control declared: the action's own secrets are hidden from the ledger it writes."""
+    secret = "header-secret-5f0c1e"
+    before = read(api)
+    report = delay_jason(
+        configuration, headers={"x-tester": secret}, secrets={"tester_token": secret}
+    )
+    run_id = configuration["chaosmesh_run_id"]
+    assert secret in json.dumps(read(api)["spec"])  # the fault narrows on it
+    text = (ledger_dir / f"{run_id}.jsonl").read_text()
+    assert secret not in text
+    intent = entries(ledger_dir, run_id)[0]
+    assert intent.detail["patch"]["spec"]["http"][0]["match"] == [
+        {"headers": {"x-tester": {"exact": "***"}}}
+    ]
+    done = chaosmesh_process("rollback", "--run", run_id, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[run_id]["removed"][0]["routes"] == report["routes"]
+    assert exact(read(api)) == exact(before)
+
+
 def test_rollback_from_the_ledger_alone_restores_the_resource_exactly(
     api, configuration, ledger_dir
 ):

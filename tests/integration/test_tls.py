@@ -13,7 +13,7 @@ import yaml
 from chaoslib.exceptions import ActivityFailed
 
 from chaosmesh_py.faults.probes import list_owned_faults
-from chaosmesh_py.kube import client as kube
+from chaosmesh_py.kube import credentials
 from chaosmesh_py.localmesh.apiserver import ApiServer, PolicyRule
 from tests.apiserver.test_tls import certificates, wait_for
 from tests.conftest import BOOKINFO_MESH, ISTIO_CRDS, NAMESPACE, leftover_faults
@@ -50,7 +50,7 @@ def api(https_server, monkeypatch, tmp_path):
     for name in ("KUBERNETES_VERIFY_SSL", "KUBERNETES_CA_CERT_FILE", "KUBERNETES_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("CHAOSMESH_RUN_ID", raising=False)
-    monkeypatch.setattr(kube, "_warned_unverified", set())  # each test sees its own warning
+    monkeypatch.setattr(credentials, "_warned_unverified", set())  # each test sees its own warning
     https_server.request_log.clear()
     yield https_server
     https_server.clear_faults()
