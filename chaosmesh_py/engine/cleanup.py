@@ -29,7 +29,7 @@ from typing import Any
 from chaosmesh_py.engine import kinds as editable
 from chaosmesh_py.engine import ledger, ownership
 from chaosmesh_py.engine.run import is_run_id, parse_run_id
-from chaosmesh_py.errors import ChaosMeshError, InvalidInput, NotFound
+from chaosmesh_py.errors import ChaosMeshError, Forbidden, InvalidInput, NotFound
 from chaosmesh_py.istio import owned_object, release, route_copy
 from chaosmesh_py.istio.owner_record import records, split_owned_name
 from chaosmesh_py.kube import Kube, ResourceKind, ResourceRef, refuses_connections
@@ -286,7 +286,9 @@ def _listed(
         except NotFound:
             report.not_served.append(kind.resource)
             return []
-        except ChaosMeshError as error:
+        except Forbidden as error:
+            # This kind only: the other kinds are still cleaned. Anything else (credentials
+            # refused, the API down) holds for every kind and stops the sweep.
             report.failed.append({"kind": kind.resource, "error": str(error)})
             return []
     found: list[dict[str, Any]] = []

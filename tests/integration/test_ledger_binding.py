@@ -17,6 +17,26 @@ from tests.conftest import BOOKINFO_MESH, ISTIO_CRDS, NAMESPACE
 from tests.integration.test_cleanup import chaosmesh, chaosmesh_process
 
 
+def publish_local_mesh(server, info):
+    """Make the double answer as a local mesh does, with ``info`` as what the mesh publishes:
+    at the double's mesh endpoint, or (once the local mesh publishes itself through the API) in
+    the ConfigMap ``Kube.local_mesh`` reads."""
+    if hasattr(server, "mesh_info"):
+        server.mesh_info = lambda: info
+        return
+    from chaosmesh_py.kube import client
+
+    namespace, name = client.LOCAL_MESH_CONFIG_MAP
+    server.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": {client.LOCAL_MESH_KEY: json.dumps(info)},
+        }
+    )
+
+
 class Api:
     """A started API double that remembers its URL once stopped."""
 
@@ -32,7 +52,7 @@ def bookinfo_api(instance_id=None, port=0):
     """A started API double with Bookinfo's routing; a local mesh when given an instance id."""
     server = ApiServer(crd_paths=[ISTIO_CRDS], port=port).start()
     if instance_id is not None:
-        server.mesh_info = lambda: {"instance_id": instance_id}
+        publish_local_mesh(server, {"instance_id": instance_id})
     server.create_namespace(NAMESPACE)
     for document in yaml.safe_load_all(BOOKINFO_MESH.read_text()):
         document["metadata"]["namespace"] = NAMESPACE
