@@ -37,7 +37,13 @@ from typing import Any
 from chaosmesh_py.engine import redaction
 from chaosmesh_py.engine.private_file import open_private
 from chaosmesh_py.errors import InvalidInput, LedgerUnwritable
-from chaosmesh_py.istio.owner_record import FieldRecord, owner_key, parse_record, path_text
+from chaosmesh_py.istio.owner_record import (
+    FieldRecord,
+    OwnerRecord,
+    owner_key,
+    parse_record,
+    path_text,
+)
 from chaosmesh_py.kube import ResourceKind, ResourceRef
 
 logger = logging.getLogger("chaostoolkit")
@@ -97,15 +103,9 @@ class Recorded:
     object_uids: tuple[str, ...] = ()
     object: bool = False
 
-    def describe(self) -> str:
-        parts = []
-        if self.routes:
-            parts.append("routes " + ", ".join(self.routes))
-        if self.fields:
-            parts.append("fields " + ", ".join(path_text(f.path) for f in self.fields))
-        if self.object:
-            parts.append("the object itself (created by the run)")
-        return "; ".join(parts) or "(nothing recorded as applied)"
+    @property
+    def empty(self) -> bool:
+        return not self.routes and not self.fields and not self.object
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -279,46 +279,59 @@ def bindings(entries: list[Entry]) -> dict[str, dict[str, Any]]:
 
 
 def recorded(entries: list[Entry], api: str, ref: ResourceRef, run_id: str) -> Recorded:
-    """What the run's injections into ``ref`` at ``api`` added, from their intents: those the
-    server refused are left out; those applied, or whose outcome is unknown, are in."""
-    routes: list[str] = []
+    """What the run's injections into ``ref`` at ``api`` added and no removal took away since:
+    injections the server refused are left out; those applied, or of unknown outcome, are in."""
+    routes: dict[str, None] = {}  # an ordered set
     fields: dict[str, FieldRecord] = {}
     uids: list[str] = []
     owns = False
-    pending = None
+    pending: OwnerRecord | None = None
+
+    def take(record: OwnerRecord | None) -> None:
+        nonlocal owns
+        if record is None:
+            return
+        routes.update(dict.fromkeys(record.routes))
+        for held in record.fields:
+            fields.setdefault(path_text(held.path), held)
+        owns = owns or record.owns_object
+
     for entry in entries:
-        if entry.op != INJECT or entry.ref != ref or entry.api != api:
+        if entry.ref != ref or entry.api != api or entry.event == "closed":
             continue
-        if entry.event == "intent":
-            if pending is not None:
-                routes, fields, owns = _take(pending, routes, fields, owns)
+        result = entry.detail.get("result")
+        if entry.op == INJECT and entry.event == "intent":
+            take(pending)
             pending = _record_in(entry, run_id)
-        elif entry.event == "outcome":
-            if pending is not None and entry.detail.get("result") != FAILED:
-                routes, fields, owns = _take(pending, routes, fields, owns)
+        elif entry.op == INJECT:
+            if result != FAILED:
+                take(pending)
             pending = None
             if entry.detail.get("uid"):
                 uids.append(str(entry.detail["uid"]))
-    if pending is not None:
-        routes, fields, owns = _take(pending, routes, fields, owns)
+        elif entry.event == "outcome" and result == APPLIED:
+            take(pending)
+            pending = None
+            if entry.detail.get("gone") or entry.detail.get("deleted"):
+                routes.clear()
+                fields.clear()
+                uids.clear()
+                owns = False
+            for name in entry.detail.get("routes") or ():
+                routes.pop(name, None)
+            for path in [
+                *(entry.detail.get("fields") or ()),
+                *(entry.detail.get("conflicts") or ()),
+            ]:
+                fields.pop(path, None)
+    take(pending)
     return Recorded(tuple(routes), tuple(fields.values()), tuple(uids), owns)
 
 
-def _record_in(entry: Entry, run_id: str) -> Any:
+def _record_in(entry: Entry, run_id: str) -> OwnerRecord | None:
     patch = entry.detail.get("patch")
     annotations = ((patch or {}).get("metadata") or {}).get("annotations") or {}
     return parse_record(run_id, annotations.get(owner_key(run_id)))
-
-
-def _take(
-    record: Any, routes: list[str], fields: dict[str, FieldRecord], owns: bool
-) -> tuple[list[str], dict[str, FieldRecord], bool]:
-    if record is None:
-        return routes, fields, owns
-    routes = [*routes, *(r for r in record.routes if r not in routes)]
-    for held in record.fields:
-        fields.setdefault(json.dumps(held.to_json()["path"], sort_keys=True), held)
-    return routes, fields, owns or record.owns_object
 
 
 def touched(entries: list[Entry]) -> dict[tuple[str, ResourceRef], str | None]:
@@ -344,22 +357,11 @@ def uncertain(entries: list[Entry]) -> set[tuple[str, ResourceRef]]:
 
 
 def last_applied(entries: list[Entry]) -> list[tuple[str, ResourceRef, Recorded]]:
-    """Per (API, resource) the run injected into: what it recorded as added, unless a later
-    removal there applied. What may still be in place, for people deciding by hand."""
+    """Per (API, resource) the run injected into, what it added there and no removal took away:
+    what may still be in place, for people deciding by hand."""
     run_id = next((str(e.detail.get("run_id")) for e in entries if e.detail.get("run_id")), "")
-    left = []
-    for api, ref in touched(entries):
-        removed_after = False
-        for entry in entries:
-            if entry.ref != ref or entry.api != api:
-                continue
-            if entry.op == INJECT:
-                removed_after = False
-            elif entry.op == REMOVE and entry.detail.get("result") == APPLIED:
-                removed_after = True
-        if not removed_after:
-            left.append((api, ref, recorded(entries, api, ref, run_id)))
-    return left
+    found = [(api, ref, recorded(entries, api, ref, run_id)) for api, ref in touched(entries)]
+    return [(api, ref, left) for api, ref, left in found if not left.empty]
 
 
 _ENVELOPE = ("at", "event", "op", "api", "resource")
@@ -367,7 +369,16 @@ _ENVELOPE = ("at", "event", "op", "api", "resource")
 # Kept in clear: rollback reads them. (The owner record inside an intent's patch is read too,
 # when the record on the resource is gone; a field value a secret was hidden in then no longer
 # matches, and the field is reported as a conflict, never restored to ***.)
-_READ_BY_ROLLBACK = ("result", "routes", "api_binding", "uid")
+_READ_BY_ROLLBACK = (
+    "result",
+    "routes",
+    "fields",
+    "conflicts",
+    "deleted",
+    "gone",
+    "api_binding",
+    "uid",
+)
 
 
 def _ref_json(ref: ResourceRef) -> dict[str, str]:

@@ -276,6 +276,8 @@ def _release(kube: Kube, ref: ResourceRef, scope: _Scope, listed: dict[str, Any]
     def plan(fresh: dict[str, Any]) -> dict[str, Any] | None:
         runs = choose(fresh)
         patch, released = releasing.plan_release(fresh, runs, patch_extras, only_routes)
+        # A conflict is news even when nothing is left to write (the record already gone).
+        result.conflicts = released.conflicts
         if patch is not None:
             # Kept when a later read finds them gone: a lost answer still removed them.
             result.runs = released.runs
@@ -286,7 +288,6 @@ def _release(kube: Kube, ref: ResourceRef, scope: _Scope, listed: dict[str, Any]
                 if r.get("name") in released.routes
             ]
             result.fields = released.fields
-            result.conflicts = released.conflicts
             if run_ledger is not None:
                 ledger.best_effort(lambda: run_ledger.intent(ledger.REMOVE, kube.host, ref, patch))
         return patch
@@ -299,7 +300,7 @@ def _release(kube: Kube, ref: ResourceRef, scope: _Scope, listed: dict[str, Any]
             recorded["gone"] = True
             return Release(str(ref), gone=True)
         if not outcome.wrote:
-            result = Release(str(ref))
+            result = Release(str(ref), conflicts=result.conflicts)
         result.attempts = outcome.attempts
         result.final = outcome.resource
         recorded["routes"] = result.routes

@@ -290,3 +290,34 @@ def test_kinds_the_server_does_not_serve_are_skipped(tmp_path, monkeypatch):
     assert report["complete"]
     assert "destinationrules.networking.istio.io" in report["kinds_not_served"]
     assert "authorizationpolicies.security.istio.io" in report["kinds_not_served"]
+
+
+def test_what_a_tool_stripped_the_records_from_is_removed_by_the_run_s_ledger_alone(
+    api, configuration
+):
+    before = exact(rule(api))
+    tighten(configuration)
+    created = deny(configuration)
+    # A tool drops every annotation it does not know, and edits the policy: no record is left
+    # on either object, and the policy's content no longer proves it ours.
+    for kind, version, name in (
+        ("DestinationRule", V1, "reviews"),
+        ("AuthorizationPolicy", SECURITY, created["name"]),
+    ):
+        current = api.get(version, kind, NAMESPACE, name)
+        current["metadata"].pop("annotations")
+        if kind == "AuthorizationPolicy":
+            current["spec"]["action"] = "AUDIT"
+        api.replace(current)
+    # Without records, halt and reap leave both alone (the policy is reported as unproven).
+    halted = json.loads(chaosmesh("halt", "--json").stdout)["halt"]
+    assert halted["removed"] == [] and [u.get("object") for u in halted["unproven"]] == [
+        created["name"]
+    ]
+    # The run's ledger names the field and the object's uid: its rollback removes both.
+    run_id = configuration["chaosmesh_run_id"]
+    done = chaosmesh("rollback", "--run", run_id, "--json")
+    report = json.loads(done.stdout)[run_id]
+    assert done.returncode == 0 and report["complete"], done.stdout
+    assert exact(rule(api)) == before
+    assert policies(api) == []
