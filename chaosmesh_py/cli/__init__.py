@@ -7,6 +7,7 @@
                                        incomplete)
     chaosmesh rollback|halt|reap       remove owned edits (``chaosmesh_py.cli.cleanup``)
     chaosmesh local up|down|status     the local mesh (``chaosmesh_py.localmesh.cli``)
+    chaosmesh examples                 the experiments that ship with the package
 
 ``chaos validate`` checks argument names only; a percentage of 101 passes it. This command
 runs the same checks ``chaos run`` makes through the control before the first injection.
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from chaosmesh_py import __version__
 
 EXIT_INVALID_INPUT = 2
 EXIT_INTERNAL_ERROR = 70  # sysexits.h EX_SOFTWARE
@@ -66,6 +69,7 @@ class _Commands(click.Group):
 
 
 @click.group(cls=_Commands)
+@click.version_option(__version__, prog_name="chaosmesh")
 def main() -> None:
     """Istio-native chaos engineering for Chaos Toolkit."""
 
@@ -156,6 +160,32 @@ def gate(
         click.echo(str(error))
         sys.exit(error.exit_code)
     click.echo(f"gate: PASS ({gating.summarize(results)})")
+
+
+@main.command()
+@click.option("--dir", "only_dir", is_flag=True, help="print only their directory (for scripts)")
+def examples(only_dir: bool) -> None:
+    """List the experiments that ship with the package, and where they are.
+
+    \b
+    Against the local mesh (after `chaosmesh local up`, with the variables it prints):
+      chaos run "$(chaosmesh examples --dir)/bookinfo-ratings-delay.json"
+      chaosmesh gate "$(chaosmesh examples --dir)"/bookinfo-ratings-{delay,abort}.json
+    """
+    import json
+
+    from chaosmesh_py import packaged
+
+    directory = packaged.examples_dir()
+    if only_dir:
+        click.echo(str(directory))
+        return
+    click.echo(f"experiments in {directory}:")
+    for path in packaged.experiments():
+        title = json.loads(path.read_text()).get("title", "")
+        click.echo(f"  {path.name:<44} {title}")
+    manifests = ", ".join(str(p.relative_to(directory)) for p in packaged.bookinfo_manifests())
+    click.echo(f"Bookinfo's routing they start from: {manifests} (the local mesh loads them)")
 
 
 def _register() -> None:

@@ -35,7 +35,7 @@ from datetime import datetime
 from typing import Any
 
 from chaosmesh_py.errors import InvalidInput, OwnedByAnotherRun, TargetNotFound, shown
-from chaosmesh_py.istio import document, validation
+from chaosmesh_py.istio import document, grammar, validation
 from chaosmesh_py.istio.fault import Fault
 from chaosmesh_py.istio.owner_record import (
     iso,
@@ -488,7 +488,10 @@ def _shown_match(condition: Mapping[str, str]) -> str:
 
 
 def parse_headers(value: object) -> dict[str, dict[str, str]]:
-    """Header narrowing from an experiment: ``{"end-user": "jason"}`` or Istio StringMatch form."""
+    """Header narrowing from an experiment: ``{"end-user": "jason"}`` or Istio StringMatch form.
+
+    Each name and condition is checked as Istio and Envoy would (``istio.grammar``): a bad one
+    fails here, naming the field, rather than after the write."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -496,12 +499,13 @@ def parse_headers(value: object) -> dict[str, dict[str, str]]:
             "headers", f"must be a mapping, got {shown(value)}", 'e.g. {"end-user": "jason"}'
         )
     parsed = {}
-    for name, condition in value.items():
+    for name, given in value.items():
         if not isinstance(name, str) or not name:
             raise InvalidInput("headers", f"header name {shown(name)} must be a non-empty string")
-        if isinstance(condition, str):
-            parsed[name] = {"exact": condition}
-            continue
+        problem = grammar.header_name_problem(name)
+        if problem is not None:
+            raise problem.at("headers")
+        condition = {"exact": given} if isinstance(given, str) else given
         if (
             not isinstance(condition, dict)
             or len(condition) != 1
@@ -513,22 +517,21 @@ def parse_headers(value: object) -> dict[str, dict[str, str]]:
                 f"{shown(condition)} is not a header match",
                 'use a string for an exact match, or one of {"exact"|"prefix"|"regex": "..."}',
             )
-        if "regex" in condition:
-            _check_regex(condition["regex"], f"headers.{name}.regex")
+        _check_condition(condition, f"headers.{name}")
         parsed[name] = dict(condition)
     return parsed
 
 
-def _check_regex(pattern: str, field_name: str) -> None:
-    # Istio compiles header regexes with RE2; what Python cannot compile, RE2 cannot either.
-    try:
-        re.compile(pattern)
-    except re.error as error:
-        raise InvalidInput(
-            field_name,
-            f"{shown(pattern)} is not a regular expression: {error}",
-            'Istio uses RE2 syntax, e.g. "ja.*"',
-        ) from None
+def _check_condition(condition: Mapping[str, str], field_name: str) -> None:
+    ((kind, text),) = condition.items()
+    if kind == "regex":
+        problem = grammar.regex_problem(text)
+    elif kind == "prefix" and text == "":
+        problem = grammar.Problem("is empty", "Istio refuses an empty prefix; leave it out")
+    else:
+        problem = grammar.header_value_problem(text)
+    if problem is not None:
+        raise problem.at(f"{field_name}.{kind}")
 
 
 def parse_source_labels(value: object) -> dict[str, str]:
@@ -542,6 +545,13 @@ def parse_source_labels(value: object) -> dict[str, str]:
             f"must map label names to string values, got {shown(value)}",
             'e.g. {"app": "productpage"}',
         )
+    for key, label_value in value.items():
+        problem = grammar.label_key_problem(key)
+        if problem is not None:
+            raise problem.at("source_labels")
+        problem = grammar.label_value_problem(label_value)
+        if problem is not None:
+            raise problem.at(f"source_labels.{key}")
     return dict(value)
 
 

@@ -13,6 +13,7 @@ from chaosmesh_py.kube.client import (
     ResourceKind,
     ResourceRef,
     RetryPolicy,
+    load_client,
     refuses_connections,
     virtual_service_kind,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "ResourceKind",
     "ResourceRef",
     "RetryPolicy",
+    "load_client",
     "refuses_connections",
     "virtual_service_kind",
 ]

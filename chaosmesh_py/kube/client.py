@@ -527,3 +527,17 @@ def _retry_after(error: Any) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def load_client() -> None:
+    """Import the kubernetes client now, not inside the first request that needs it.
+
+    ``import kubernetes`` imports the whole package (config, watch, stream, dynamic, …) and
+    client 37 loads ``CustomObjectsApi`` on first use: ~100 ms together, which a run's first
+    activity would otherwise spend (and its fault would land that much later). The activity
+    modules call this when imported, as Chaos Toolkit validates the experiment before the run.
+    """
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException  # noqa: F401
+
+    client.CustomObjectsApi  # noqa: B018 (the attribute access is the load)

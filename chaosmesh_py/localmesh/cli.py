@@ -87,7 +87,20 @@ def up(
     except lifecycle.LocalMeshError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"local mesh up: context {started['context']} -> {started['api_url']}")
-    click.echo(f"ingress: {started['ingress_url']}/productpage")
+    click.echo(f"product page: {started['ingress_url']}/productpage")
+    _print_how_to_run(lifecycle.experiment_environment(started, options.kubeconfig))
+
+
+def _print_how_to_run(variables: dict[str, str]) -> None:
+    import shlex
+
+    from chaosmesh_py import packaged
+    from chaosmesh_py.localmesh import lifecycle
+
+    experiment = packaged.examples_dir() / packaged.DEMO_EXPERIMENT
+    click.echo("run an experiment against it (`chaosmesh examples` lists those that ship):")
+    click.echo(f"  export {lifecycle.shell_assignments(variables)}")
+    click.echo(f"  chaos run {shlex.quote(str(experiment))}")
 
 
 @local.command()

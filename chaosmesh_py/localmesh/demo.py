@@ -1,12 +1,14 @@
 """The main job: a Bookinfo fault-injection experiment, end to end, on the local mesh.
 
-    python -m chaosmesh_py.localmesh.demo experiments/bookinfo-ratings-delay.json
+    python -m chaosmesh_py.localmesh.demo [EXPERIMENT]   # default: the packaged ratings delay
 
 What a user would type, in order: ``chaosmesh local up`` (a temporary state directory and
 kubeconfig, so nothing of yours is touched), ``chaos run`` of the experiment against the context
-``chaosmesh-local``, ``chaosmesh local down``. Then it reads the journal and says what happened:
-the steady state before, the fault live in Envoy (time to effect), the deviation the experiment
-found, the rollback, and that nothing is left running. Exit 0 when all of that held.
+``chaosmesh-local``, ``chaosmesh local down``. The ``chaos run`` line is printed in full, with
+the variables it needs, and run exactly as printed by a shell. Then it reads the journal and
+says what happened: the steady state before, the fault live in Envoy (time to effect), the
+deviation the experiment found, the rollback, and that nothing is left running. Exit 0 when all
+of that held.
 """
 
 from __future__ import annotations
@@ -14,20 +16,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from chaosmesh_py import packaged
 from chaosmesh_py.localmesh import lifecycle
-
-ROOT = Path(__file__).resolve().parents[2]
+from chaosmesh_py.observe.bookinfo_page import check_page, summary
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("experiment", type=Path)
+    parser.add_argument(
+        "experiment",
+        type=Path,
+        nargs="?",
+        default=packaged.examples_dir() / packaged.DEMO_EXPERIMENT,
+        help=f"the experiment to run (default: the packaged {packaged.DEMO_EXPERIMENT})",
+    )
     options = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="chaosmesh-demo-") as work:
@@ -42,7 +51,7 @@ def main() -> int:
         status = lifecycle.up(mesh)
         print(f"  Kubernetes API {status['api_url']} (context {status['context']})")
         print(f"  Envoy admin    {status['envoy_admin_url']}")
-        print(f"  Bookinfo       {status['ingress_url']}/productpage")
+        print(f"  product page   {status['ingress_url']}/productpage")
         try:
             journal = _run_experiment(options.experiment, status, mesh, Path(work))
             restored = _page_whole_after(status["ingress_url"])
@@ -51,35 +60,49 @@ def main() -> int:
             stopped = lifecycle.down(mesh)
             left = [pid for pid in stopped if lifecycle.alive(pid)]
             print(f"  stopped pid {stopped}; still running: {left or 'nothing'}")
-        return 0 if _report(journal) and restored and not left else 1
+        held = _report(journal) and restored and not left
+        print(
+            "\nYour turn: `chaosmesh local up` keeps a mesh running and prints how to run "
+            "experiments against it; `chaosmesh examples` lists those that ship."
+        )
+        return 0 if held else 1
 
 
 def _run_experiment(
     experiment: Path, status: dict[str, Any], mesh: lifecycle.Options, work: Path
 ) -> dict[str, Any]:
     journal_path = work / "journal.json"
-    environment = {
-        **os.environ,
-        "KUBECONFIG": str(mesh.kubeconfig),
-        "KUBERNETES_CONTEXT": status["context"],
-        "PRODUCTPAGE_URL": status["ingress_url"],
-        "BOOKINFO_NAMESPACE": status["namespace"],
-    }
-    chaos = str(Path(sys.executable).parent / "chaos")
-    command = [chaos, "--no-version-check", "run", "--journal-path", str(journal_path)]
-    print(f"$ KUBERNETES_CONTEXT={status['context']} chaos run {experiment}")
-    subprocess.run([*command, str(experiment)], env=environment, cwd=ROOT, check=False)
+    variables = lifecycle.experiment_environment(status, mesh.kubeconfig)
+    command = ["chaos", "--no-version-check", "run", "--journal-path", str(journal_path)]
+    line = " \\\n    ".join(
+        [
+            lifecycle.shell_assignments(variables),
+            shlex.join([*command, str(experiment)]),
+        ]
+    )
+    print(f"$ {line}")
+    # Exactly the line printed, through a shell, with none of those variables inherited: it
+    # must work as a user types it (in a shell where `chaos` is on PATH, e.g. .venv activated).
+    subprocess.run(["/bin/sh", "-c", line], env=_shell_environment(variables), check=False)
     loaded: dict[str, Any] = json.loads(journal_path.read_text())
     return loaded
 
 
+def _shell_environment(variables: dict[str, str]) -> dict[str, str]:
+    """This process's environment as a user's shell would have it: without the variables the
+    printed command sets itself, with this Python's scripts first on PATH (an activated venv)."""
+    environment = {k: v for k, v in os.environ.items() if k not in variables}
+    scripts = str(Path(sys.executable).parent)
+    environment["PATH"] = os.pathsep.join([scripts, environment.get("PATH", os.defpath)])
+    return environment
+
+
 def _page_whole_after(ingress_url: str) -> bool:
     """The steady-state probe once more, after the rollback: is jason's page whole again?"""
-    probe = [sys.executable, str(ROOT / "probes/bookinfo_page.py"), ingress_url, "--user", "jason"]
-    done = subprocess.run(probe, capture_output=True, text=True, check=False, timeout=60)
-    print(f"$ python3 probes/bookinfo_page.py {ingress_url} --user jason   # after the rollback")
-    print(f"  {done.stdout.strip()}")
-    return done.returncode == 0
+    report = check_page(ingress_url, "jason").to_json()
+    print("- after the rollback, the product page again:")
+    print(f"    {summary(report)}")
+    return bool(report["whole_share"] == 1.0)
 
 
 def _report(journal: dict[str, Any]) -> bool:
@@ -87,10 +110,7 @@ def _report(journal: dict[str, Any]) -> bool:
     print("\nWhat happened:")
     before = journal["steady_states"]["before"] or {}
     print(f"- steady state before: {'met' if before.get('steady_state_met') else 'NOT met'}")
-    for probe in before.get("probes", []):
-        print(
-            f"    {probe['activity']['name']}: {probe.get('output', {}).get('stdout', '').strip()}"
-        )
+    _print_probes(before)
     injected = [a for a in journal["run"] if a["activity"]["type"] == "action"]
     verified = True
     for action in injected:
@@ -106,10 +126,7 @@ def _report(journal: dict[str, Any]) -> bool:
     after = journal["steady_states"]["after"] or {}
     deviated = journal.get("deviated", False)
     print(f"- steady state with the fault live: {'deviated' if deviated else 'held'}")
-    for probe in after.get("probes", []):
-        print(
-            f"    {probe['activity']['name']}: {probe.get('output', {}).get('stdout', '').strip()}"
-        )
+    _print_probes(after)
     rollback = journal.get("chaosmesh", {})
     removed = [r for entry in journal["rollbacks"] for r in (entry.get("output") or [])]
     for entry in removed:
@@ -123,6 +140,17 @@ def _report(journal: dict[str, Any]) -> bool:
     if deviated:
         print("Finding: the system did not hold its steady state under this fault.")
     return bool(before.get("steady_state_met")) and verified and complete
+
+
+def _print_probes(steady_state: dict[str, Any]) -> None:
+    for probe in steady_state.get("probes", []):
+        output = probe.get("output")
+        said = summary(output) if _is_page_report(output) else json.dumps(output)
+        print(f"    {probe['activity']['name']}: {said}")
+
+
+def _is_page_report(output: object) -> bool:
+    return isinstance(output, dict) and {"user", "whole", "pages", "errors"} <= output.keys()
 
 
 if __name__ == "__main__":

@@ -204,10 +204,14 @@ class Envoy:
                     "socket_address": {"address": "127.0.0.1", "port_value": self.admin_port}
                 }
             },
-            # The admin layer lets probes and faults use POST /runtime_modify.
+            # The admin layer lets probes and faults use POST /runtime_modify. The static layer
+            # holds what Istio's bootstrap sets: RE2 programs up to 32768 (Envoy's default: 100).
             "layered_runtime": {
                 "layers": [
-                    {"name": "static", "static_layer": {}},
+                    {
+                        "name": "static",
+                        "static_layer": {"re2.max_program_size.error_level": 32768},
+                    },
                     {"name": "admin", "admin_layer": {}},
                 ]
             },

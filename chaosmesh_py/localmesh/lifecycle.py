@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -23,16 +24,14 @@ from typing import Any
 
 import requests
 
+from chaosmesh_py import packaged
 from chaosmesh_py.errors import ChaosMeshError
 from chaosmesh_py.localmesh import kubeconfig
 from chaosmesh_py.localmesh.daemon import STATUS_FILE
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CRDS = ROOT.parent / "shared/istio/crds-1.30.3.gen.yaml"
-DEFAULT_MANIFESTS = (
-    ROOT / "experiments/bookinfo/mesh.yaml",
-    ROOT / "experiments/bookinfo/gateway.yaml",
-)
+# In a source checkout, Istio's CRDs beside it (never shipped with the package).
+DEFAULT_CRDS = Path(__file__).resolve().parents[3] / "shared/istio/crds-1.30.3.gen.yaml"
+DEFAULT_MANIFESTS = packaged.bookinfo_manifests()
 START_TIMEOUT_S = 60.0
 PID_FILE = "daemon.pid"  # written by `up` at once, so `down` finds a daemon that never got ready
 
@@ -117,6 +116,23 @@ def up(options: Options) -> dict[str, Any]:
         time.sleep(0.05)
     kubeconfig.add_context(options.kubeconfig, started["api_url"])
     return started
+
+
+def experiment_environment(status: dict[str, Any], kubeconfig_path: Path) -> dict[str, str]:
+    """What an experiment run against this mesh needs set (KUBECONFIG only when the context went
+    to a file other than the one kubectl and the Kubernetes client read by default)."""
+    other_file = kubeconfig_path != kubeconfig.default_path()
+    return {
+        **({"KUBECONFIG": str(kubeconfig_path)} if other_file else {}),
+        "KUBERNETES_CONTEXT": status["context"],
+        "PRODUCTPAGE_URL": status["ingress_url"],
+        "BOOKINFO_NAMESPACE": status["namespace"],
+    }
+
+
+def shell_assignments(variables: dict[str, str]) -> str:
+    """``NAME=value ...``, quoted for a POSIX shell."""
+    return " ".join(f"{name}={shlex.quote(value)}" for name, value in variables.items())
 
 
 def down(options: Options) -> list[int]:

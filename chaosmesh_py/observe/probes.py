@@ -11,6 +11,7 @@ from chaosmesh_py.observe import envoy_stats, prometheus
 from chaosmesh_py.observe.load import LoadSpec, run_load, slo_met
 
 __all__ = [
+    "bookinfo_page",
     "envoy_counters",
     "http_slo_is_met",
     "istio_error_ratio",
@@ -51,6 +52,27 @@ def envoy_counters(workload: str = None, service: str = None, secrets: dict = No
             fqdn = mesh["services"][service]["fqdn"]
             counters["service"] = envoy_stats.service_counters(admin, fqdn)
         return counters
+
+
+def bookinfo_page(
+    url: str,
+    user: str = None,
+    pages: int = 20,
+    concurrency: int = 20,
+    timeout_s: float = 15.0,
+) -> dict:
+    """Bookinfo's product page as `user` gets it (logged in, so the page sends `end-user: <user>`
+    downstream; anonymous when not given): `pages` loads of `url` + /productpage, `concurrency`
+    at a time, each whole when HTTP 200 without the errors Bookinfo prints when reviews,
+    ratings or details fail. `url` is Bookinfo's base URL, e.g. http://localhost:9080. Reports
+    pages, whole, whole_share, errors (per dependency), statuses and seconds (median, max).
+    Check it with {"type": "range", "range": [1, 1], "target": "whole_share"}: one load alone
+    would pass a 50 % fault half the time.
+    """
+    with boundary():
+        from chaosmesh_py.observe.bookinfo_page import check_page
+
+        return check_page(url, user, pages, concurrency, timeout_s).to_json()
 
 
 def measure_http_load(

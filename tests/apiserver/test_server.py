@@ -10,7 +10,7 @@ import kubernetes.client
 import pytest
 from kubernetes.client.exceptions import ConflictException
 
-from chaosmesh_py.localmesh.apiserver import ApiServer
+from chaosmesh_py.localmesh.apiserver import ApiServer, Review
 from tests.apiserver.conftest import ISTIO_CRDS, NETWORKING, virtual_service
 
 VS = (*NETWORKING, "default", "virtualservices")
@@ -86,9 +86,9 @@ def test_read_modify_write_loses_no_update(server: ApiServer) -> None:
 def test_a_slow_admission_does_not_let_two_writers_share_a_version() -> None:
     """The resourceVersion check and the commit are atomic, even around a slow webhook."""
 
-    def slow_webhook(kind: str, obj: dict) -> list[str]:
+    def slow_webhook(kind: str, obj: dict) -> Review:
         time.sleep(0.1)
-        return []
+        return Review()
 
     with ApiServer(crd_paths=[ISTIO_CRDS], webhook=slow_webhook) as server:
         base = server.create(virtual_service())

@@ -9,7 +9,7 @@ import pytest
 from celpy import celtypes
 from kubernetes.client.exceptions import ApiException
 
-from chaosmesh_py.localmesh.apiserver import ApiError, ApiServer
+from chaosmesh_py.localmesh.apiserver import ApiError, ApiServer, Review
 from chaosmesh_py.localmesh.apiserver.cel import CelRule, parse_go_duration
 from chaosmesh_py.localmesh.apiserver.resources import load_crds
 from tests.apiserver.conftest import (
@@ -214,7 +214,7 @@ def test_destination_rule_port_70000_passes_the_crd(server: ApiServer) -> None:
             "trafficPolicy": {"portLevelSettings": [{"port": {"number": 70000}}]},
         },
     }
-    plain = ApiServer(crd_paths=[ISTIO_CRDS], webhook=lambda kind, obj: [])
+    plain = ApiServer(crd_paths=[ISTIO_CRDS], webhook=lambda kind, obj: Review())
     assert (
         plain.create(rule)["spec"]["trafficPolicy"]["portLevelSettings"][0]["port"]["number"]
         == 70000
@@ -222,23 +222,28 @@ def test_destination_rule_port_70000_passes_the_crd(server: ApiServer) -> None:
 
 
 def test_the_webhook_runs_after_schema_validation(custom) -> None:
-    """The project's `chaosmesh_py.istio.validation` is picked up by default: Istio answers 400."""
+    """The double's own port of Istio's webhook answers as a cluster does: 400, no reason."""
     with pytest.raises(ApiException) as caught:
         custom.create_namespaced_custom_object(
             *VS, with_fault({"abort": {"httpStatus": 700, "percentage": {"value": 100}}})
         )
     assert caught.value.status == 400
-    assert status_body(caught.value)["message"].startswith(
+    body = status_body(caught.value)
+    assert body["message"] == (
         'admission webhook "validation.istio.io" denied the request: configuration is invalid: '
+        "HTTP status 700 is not in range 200-599"
     )
+    assert "reason" not in body
 
 
 def test_an_injected_webhook_sees_kind_and_pruned_object() -> None:
     seen: list[tuple[str, dict[str, Any]]] = []
 
-    def webhook(kind: str, obj: dict[str, Any]) -> list[str]:
+    def webhook(kind: str, obj: dict[str, Any]) -> Review:
         seen.append((kind, obj))
-        return ["first reason", "second reason"] if obj["spec"].get("gateways") else []
+        if obj["spec"].get("gateways"):
+            return Review("configuration is invalid: first reason; second reason")
+        return Review()
 
     server = ApiServer(crd_paths=[ISTIO_CRDS], webhook=webhook)
     obj = virtual_service()
@@ -263,7 +268,7 @@ def test_an_injected_webhook_sees_kind_and_pruned_object() -> None:
 
 
 def test_permissive_fallback_keeps_everything() -> None:
-    server = ApiServer(webhook=lambda kind, obj: [])
+    server = ApiServer(webhook=lambda kind, obj: Review())
     obj = virtual_service()
     obj["spec"]["anything"] = {"goes": True}
     assert server.create(obj)["spec"]["anything"] == {"goes": True}

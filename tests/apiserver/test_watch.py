@@ -8,7 +8,7 @@ from collections import deque
 
 import kubernetes.watch
 
-from chaosmesh_py.localmesh.apiserver import ApiServer, WatchEvent
+from chaosmesh_py.localmesh.apiserver import ApiServer, Review, WatchEvent
 from tests.apiserver.conftest import ISTIO_CRDS, NETWORKING, raw, virtual_service
 
 VS_V1 = "networking.istio.io/v1"
@@ -74,7 +74,7 @@ def test_watch_from_a_resource_version_replays_later_events(server: ApiServer) -
 
 
 def test_watch_from_an_expired_resource_version_gets_410() -> None:
-    server = ApiServer(crd_paths=[ISTIO_CRDS], webhook=lambda kind, obj: []).start()
+    server = ApiServer(crd_paths=[ISTIO_CRDS], webhook=lambda kind, obj: Review()).start()
     try:
         server.store.history = deque(maxlen=2)
         since = server.create(virtual_service("a"))["metadata"]["resourceVersion"]

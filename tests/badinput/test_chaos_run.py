@@ -45,6 +45,19 @@ def _later(**arguments):
             id="bad-regex-in-second-action",
         ),
         pytest.param(
+            _later(headers={"end-user": {"regex": "(?=jason)jason"}}),
+            {},
+            "second-delay: headers.end-user.regex: '(?=jason)jason' is not a regular expression "
+            "RE2 accepts: invalid perl operator: (?=",
+            id="look-ahead-regex-in-second-action",
+        ),
+        pytest.param(
+            _later(headers={"end-user\x01": "jason"}),
+            {},
+            "second-delay: headers: header name 'end-user\\x01' is not an HTTP header name",
+            id="control-character-in-a-header-name-in-second-action",
+        ),
+        pytest.param(
             _later(),
             {"chaosmesh_ttl_s": "1h"},
             "chaosmesh_ttl_s: must be a whole number of seconds from 1 to 2592000 (30 days), "

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -166,6 +167,7 @@ def test_chaos_discover_describes_every_activity(api, tmp_path):
         "remove_faults",
         "fault_is_injected",
         "list_owned_faults",
+        "bookinfo_page",
         "envoy_counters",
         "measure_http_load",
         "http_slo_is_met",
@@ -223,6 +225,14 @@ def test_chaosmesh_validate_catches_values_chaos_validate_lets_through(api, tmp_
     ],
 )
 def test_the_readme_main_job_runs_end_to_end(tmp_path, experiment, action, page_error):
+    # Whatever this shell has set, the printed `chaos run` line carries what it needs: it is
+    # run exactly as printed, and would fail here on any of these values.
+    poisoned = {
+        "KUBECONFIG": str(tmp_path / "none"),
+        "KUBERNETES_CONTEXT": "no-such-context",
+        "PRODUCTPAGE_URL": "http://127.0.0.1:9",
+        "BOOKINFO_NAMESPACE": "no-such-namespace",
+    }
     done = subprocess.run(
         [sys.executable, "-m", "chaosmesh_py.localmesh.demo", f"experiments/{experiment}.json"],
         cwd=ROOT,
@@ -230,12 +240,46 @@ def test_the_readme_main_job_runs_end_to_end(tmp_path, experiment, action, page_
         text=True,
         check=False,
         timeout=180,
-        env={**os.environ, "KUBECONFIG": str(tmp_path / "none")},
+        env={**os.environ, **poisoned},
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    printed = printed_command(done.stdout, "chaos")
+    assert printed[:4] == [
+        f"KUBECONFIG={printed[0].partition('=')[2]}",
+        "KUBERNETES_CONTEXT=chaosmesh-local",
+        f"PRODUCTPAGE_URL={printed[2].partition('=')[2]}",
+        "BOOKINFO_NAMESPACE=bookinfo",
+    ]
+    assert not printed[2].endswith("/productpage")
+    assert printed[4:] == [
+        "chaos",
+        "--no-version-check",
+        "run",
+        "--journal-path",
+        printed[8],
+        f"experiments/{experiment}.json",
+    ]
     assert "- steady state before: met" in done.stdout
     assert f"- {action}: succeeded; live in Envoy after" in done.stdout
-    assert f'"errors": ["{page_error}"]' in done.stdout
+    deviated = f"0 of 20 page loads whole for jason; failed: {page_error} on 20"
+    assert f"page-whole-for-jason: {deviated}" in done.stdout
     assert "- every fault of run" in done.stdout and "removed: True" in done.stdout
-    assert '"user": "jason", "status": 200, "errors": [], ' in done.stdout  # after rollback
+    after = done.stdout.split("- after the rollback, the product page again:\n")[1]
+    assert after.startswith("    20 of 20 page loads whole for jason (")
     assert "still running: nothing" in done.stdout
+
+
+def printed_command(stdout, program):
+    """The words of the first `$ ` line of ``stdout`` that runs ``program``, continuation lines
+    included, as a shell would split them."""
+    lines = iter(stdout.splitlines())
+    for line in lines:
+        if not line.startswith("$ "):
+            continue
+        command = line[2:]
+        while command.endswith("\\"):
+            command = command[:-1] + next(lines)
+        words = shlex.split(command)
+        if program in words:
+            return words
+    raise AssertionError(f"no `$ ... {program} ...` line in:\n{stdout}")

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -113,3 +114,33 @@ def test_a_taken_port_is_a_clear_error(tmp_path):
         done = chaosmesh(tmp_path, "up", "--ingress-port", str(port), check=False)
     assert done.returncode != 0
     assert f"port {port} is in use; choose another with --ingress-port" in done.stderr
+
+
+def test_the_commands_up_prints_run_an_experiment_as_printed(tmp_path):
+    # A newcomer copies what `up` prints into a shell that has none of the variables set.
+    printed = chaosmesh(tmp_path, "up").stdout.splitlines()
+    try:
+        page = next(line for line in printed if line.startswith("product page: "))
+        export, run = (line.strip() for line in printed if line.startswith("  "))
+        assert export.startswith("export ") and run.startswith("chaos run ")
+        variables = dict(word.split("=", 1) for word in shlex.split(export)[1:])
+        assert page == f"product page: {variables['PRODUCTPAGE_URL']}/productpage"
+        assert variables["KUBECONFIG"] == str(tmp_path / "kubeconfig")
+        shell = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "BOOKINFO"))}
+        shell.pop("PRODUCTPAGE_URL", None)
+        shell["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), shell["PATH"]])
+        done = subprocess.run(
+            ["/bin/sh", "-c", f"{export}\n{run}"],
+            cwd=tmp_path,
+            env=shell,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        journal = json.loads((tmp_path / "journal.json").read_text())
+        assert journal["steady_states"]["before"]["steady_state_met"], done.stderr
+        assert [a["status"] for a in journal["run"]] == ["succeeded", "succeeded"]
+        assert journal["deviated"] and journal["chaosmesh"]["rollback_complete"]
+    finally:
+        chaosmesh(tmp_path, "down")

@@ -21,7 +21,8 @@ def httpbin_policy(mesh, subsets=(), **policy):
             "metadata": {"name": "httpbin", "namespace": "bookinfo"},
             "spec": {
                 "host": "httpbin",
-                "trafficPolicy": policy,
+                # Istio refuses an empty traffic policy ("must have at least one field").
+                **({"trafficPolicy": policy} if policy else {}),
                 "subsets": [{"name": s, "labels": {"version": s}} for s in subsets],
             },
         }

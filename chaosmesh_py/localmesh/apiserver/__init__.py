@@ -12,8 +12,8 @@ request. The local mesh serves its Istio API from it.
         server.inject(ApiFault(method="PATCH", path=r"/virtualservices/reviews$", status=503))
 
 Modules: `server` (ApiServer), `handler` (HTTP), `store` (write semantics), `schema` and `cel`
-(validation), `patch`, `selector`, `meta`, `resources` (CRDs), `discovery`, `faults`, `rbac`,
-`errors` (Status bodies).
+(validation), `webhook` (its own port of Istio's validating webhook), `patch`, `selector`, `meta`,
+`resources` (CRDs), `discovery`, `faults`, `rbac`, `errors` (Status bodies).
 """
 
 from chaosmesh_py.localmesh.apiserver.errors import ApiError, FieldError
@@ -22,6 +22,7 @@ from chaosmesh_py.localmesh.apiserver.handler import RequestRecord
 from chaosmesh_py.localmesh.apiserver.rbac import PolicyRule, User
 from chaosmesh_py.localmesh.apiserver.server import ApiServer
 from chaosmesh_py.localmesh.apiserver.store import WatchEvent
+from chaosmesh_py.localmesh.apiserver.webhook import Review
 
 __all__ = [
     "ApiError",
@@ -30,6 +31,7 @@ __all__ = [
     "FieldError",
     "PolicyRule",
     "RequestRecord",
+    "Review",
     "User",
     "WatchEvent",
 ]

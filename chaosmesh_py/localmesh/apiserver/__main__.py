@@ -6,8 +6,7 @@
 Prints the URL on stdout once it listens, and writes it to --ready-file (atomically, so a
 watcher never reads half a URL). Without --crds it serves VirtualService, DestinationRule and
 Gateway (networking.istio.io v1, v1beta1, v1alpha3) with a permissive schema: no pruning, no
-schema or CEL validation, only the checks of `chaosmesh_py.istio.validation` when that module
-exists.
+schema or CEL validation, only Istio's validating webhook (the double's own port of it).
 """
 
 from __future__ import annotations

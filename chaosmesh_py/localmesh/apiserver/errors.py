@@ -73,8 +73,9 @@ class ApiError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
         }
+        if self.reason:  # omitted when empty, as a webhook's denial has none
+            body["reason"] = self.reason
         if self.details:
             body["details"] = self.details
         body["code"] = self.status

@@ -33,7 +33,8 @@ from chaosmesh_py.localmesh.apiserver.resources import (
     load_crds,
     permissive_istio_types,
 )
-from chaosmesh_py.localmesh.apiserver.store import Store, WatchEvent, Webhook, WriteOptions
+from chaosmesh_py.localmesh.apiserver.store import Store, WatchEvent, WriteOptions
+from chaosmesh_py.localmesh.apiserver.webhook import Webhook
 
 # A client that connects and never completes the TLS handshake must not hold a thread forever.
 _HANDSHAKE_TIMEOUT_S = 10.0
@@ -117,8 +118,8 @@ class ApiServer:
     host, port: where to listen; port 0 picks a free port (read `url` after `start`).
     tokens: bearer token -> `User`, `(name, rules)` or a bare sequence of `PolicyRule`s;
         None disables authentication (everyone may do everything).
-    webhook: `(kind, obj) -> [reasons]` for Istio kinds; None uses
-        `chaosmesh_py.istio.validation.admission_errors` when that module exists.
+    webhook: `(kind, obj) -> webhook.Review` for Istio kinds; None uses the double's own port
+        of Istio's validating webhook (`webhook.review`).
     tls: `(certfile, keyfile)` (PEM) to serve HTTPS with that certificate; None serves HTTP.
         Handshakes a client abandoned (e.g. it did not trust the certificate) are listed, by
         the reason the server saw, in `tls_rejections`.

@@ -32,8 +32,9 @@ from chaosmesh_py.localmesh.apiserver.meta import metadata_errors
 from chaosmesh_py.localmesh.apiserver.patch import PatchType, apply_patch, invalid_patch
 from chaosmesh_py.localmesh.apiserver.resources import NAMESPACE, Registry, ResourceType
 from chaosmesh_py.localmesh.apiserver.selector import Predicate
+from chaosmesh_py.localmesh.apiserver.webhook import NAME as WEBHOOK_NAME
+from chaosmesh_py.localmesh.apiserver.webhook import Webhook, review
 
-Webhook = Callable[[str, JsonDict], list[str]]
 Key = tuple[str, str, str, str]  # group, plural, namespace ("" if cluster-scoped), name
 
 INITIAL_NAMESPACES = ("default", "kube-system", "istio-system")
@@ -90,23 +91,9 @@ def _drop_empty_maps(metadata: JsonDict) -> None:
             del metadata[field]  # the apiserver serialises these with omitempty
 
 
-def _webhook_from_project() -> Webhook | None:
-    try:
-        from chaosmesh_py.istio.validation import (
-            admission_errors,  # the project's copy of Istio's checks
-        )
-    except ModuleNotFoundError as error:
-        if error.name != "chaosmesh_py.istio.validation":
-            raise
-        return None
-    return admission_errors
-
-
-def webhook_denial(reasons: list[str]) -> ApiError:
-    """Istio's webhook answer (reasons joined with "; ", as `chaosmesh_py.istio.validation` words
-    it)."""
-    denied = 'admission webhook "validation.istio.io" denied the request'
-    return ApiError(400, "BadRequest", f"{denied}: configuration is invalid: {'; '.join(reasons)}")
+def webhook_denial(denial: str) -> ApiError:
+    """A webhook's denial as the API server relays it: 400, no reason, the webhook named."""
+    return ApiError(400, "", f'admission webhook "{WEBHOOK_NAME}" denied the request: {denial}')
 
 
 class Store:
@@ -120,8 +107,7 @@ class Store:
         self.history: deque[WatchEvent] = deque(maxlen=HISTORY_LENGTH)
         self._objects: dict[Key, JsonDict] = {}
         self._listeners: list[Callable[[WatchEvent], None]] = []
-        self._webhook = webhook
-        self._webhook_resolved = webhook is not None
+        self._webhook = webhook or review
         for name in INITIAL_NAMESPACES:
             self.create(NAMESPACE, "v1", None, {"metadata": {"name": name}}, WriteOptions())
 
@@ -389,20 +375,15 @@ class Store:
             problems = schema.validate(obj)
         if problems:
             raise errors.invalid(rt.kind, rt.group, name, problems)
-        check = self._resolved_webhook()
-        if webhook and check is not None and rt.group.endswith("istio.io"):
-            reasons = check(rt.kind, copy.deepcopy(obj))
-            if reasons:
-                raise webhook_denial(list(reasons))
+        admitted: tuple[str, ...] = ()
+        if webhook and rt.group.endswith("istio.io"):
+            verdict = self._webhook(rt.kind, copy.deepcopy(obj))
+            if verdict.denial is not None:
+                raise webhook_denial(verdict.denial)
+            admitted = verdict.warnings
         if options.field_validation == "Ignore":
-            return ()
-        return tuple(f'unknown field "{u}"' for u in unknown)
-
-    def _resolved_webhook(self) -> Webhook | None:
-        if not self._webhook_resolved:  # imported on first use: the module may come later
-            self._webhook = _webhook_from_project()
-            self._webhook_resolved = self._webhook is not None
-        return self._webhook
+            return admitted
+        return (*(f'unknown field "{u}"' for u in unknown), *admitted)
 
     def _checked_body(self, rt: ResourceType, version: str, body: Any) -> JsonDict:
         """A deep copy of a write body, with its apiVersion/kind checked against the URL (400)."""

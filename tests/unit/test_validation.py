@@ -1,8 +1,8 @@
-"""Istio's validating-webhook rules for the fields the project writes."""
+"""The product's own checks of what it writes, rule by rule (Istio's cases: test_istio_cases.py)."""
 
 import pytest
 
-from chaosmesh_py.istio.validation import admission_errors, denial_message
+from chaosmesh_py.istio.validation import admission_errors
 
 
 def vs(*routes, hosts=("ratings",)):
@@ -48,9 +48,9 @@ def test_bookinfo_fault_injection_is_admitted():
                     {"destination": {"host": "b"}, "weight": 0},
                 ]
             },
-            "total 0",
+            "must not total 0",
         ),
-        ({"route": [{"destination": {}}]}, "host: required"),
+        ({"route": [{"destination": {}}]}, "host: '' must have 1 to 255 characters"),
     ],
 )
 def test_each_rule_denies(fields, reason):
@@ -63,8 +63,8 @@ def test_fault_with_redirect_and_routes_without_action_are_denied():
         "VirtualService",
         vs({"redirect": {"uri": "/x"}, "fault": {"abort": {"httpStatus": 500}}}, {"name": "bare"}),
     )
-    assert any("redirect or directResponse" in e for e in errors)
-    assert any("http[1]: needs route" in e for e in errors)
+    assert any("a redirect cannot be combined with fault" in e for e in errors)
+    assert any("http[1]: needs route destinations" in e for e in errors)
 
 
 def test_zero_percentage_is_legal_to_istio():
@@ -91,8 +91,5 @@ def test_destination_rule_rules():
     assert len(errors) == 3, errors
 
 
-def test_other_kinds_are_admitted_and_the_denial_reads_like_istio():
+def test_other_kinds_are_admitted():
     assert admission_errors("Gateway", {"spec": {}}) == []
-    assert denial_message(["a", "b"]).startswith(
-        'admission webhook "validation.istio.io" denied the request: configuration is invalid: a; b'
-    )
