@@ -30,7 +30,7 @@ from bench.inject_rollback import CRDS, inject_delays, seed  # noqa: E402
 from chaosmesh_py import control  # noqa: E402
 from chaosmesh_py.engine import cleanup  # noqa: E402
 from chaosmesh_py.engine.run import run_for  # noqa: E402
-from chaosmesh_py.kube import Kube, virtual_service_kind  # noqa: E402
+from chaosmesh_py.kube import Kube  # noqa: E402
 from chaosmesh_py.localmesh.apiserver import ApiServer  # noqa: E402
 
 
@@ -55,7 +55,7 @@ def one_round(server: ApiServer, count: int, ledger_dir: Path, number: int) -> d
     times = {"inject": inject_all(targets, f"h{number}")}
     assert owned_left(server) == count
     started = time.perf_counter()
-    report = cleanup.halt(kube, virtual_service_kind())
+    report = cleanup.halt(kube)
     times["halt"] = time.perf_counter() - started
     assert report.complete and report.route_count == count and owned_left(server) == 0
 

@@ -296,18 +296,23 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
         in_flight = ledger.uncertain(entries)
         for kube, ref in run.touched():
             fence = (kube.host, ref) in in_flight
+            recorded = ledger.recorded(entries, kube.host, ref, run.run_id)
             try:
                 removed.append(
-                    injection.remove_for_run(kube, ref, run, verify_timeout_s, fence=fence)
+                    injection.remove_for_run(
+                        kube, ref, run, verify_timeout_s, fence=fence, extra=recorded
+                    )
                 )
             except ChaosMeshError as error:
-                failed.append(
-                    {
-                        "virtual_service": f"{ref.namespace}/{ref.name}",
-                        "routes_left": ledger.routes_last_applied(entries, ref),
-                        "error": str(error),
-                    }
-                )
+                entry: dict[str, Any] = {
+                    "resource": str(ref),
+                    "left": recorded.to_json(),
+                    "routes_left": list(recorded.routes),
+                    "error": str(error),
+                }
+                if ref.kind.kind == "VirtualService":
+                    entry["virtual_service"] = f"{ref.namespace}/{ref.name}"
+                failed.append(entry)
         if not failed and entries:
             hosts = ",".join(sorted({kube.host for kube, _ in run.touched()}))
             ledger.best_effort(lambda: run.ledger.close(hosts))
@@ -324,9 +329,11 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
     if failed:
         summary["finish_with"] = f"chaosmesh rollback --run {run.run_id}"
         for entry in failed:
+            left = entry["left"]
+            what = [*left["routes"], *left["fields"]] + (["the object"] if left["object"] else [])
             logger.error(
-                f"chaosmesh: LEFT IN PLACE on {entry['virtual_service']}: routes "
-                f"{', '.join(entry['routes_left']) or '(unknown)'} ({entry['error']})"
+                f"chaosmesh: LEFT IN PLACE on {entry['resource']}: "
+                f"{', '.join(what) or '(unknown)'} ({entry['error']})"
             )
         logger.error(
             f"chaosmesh: rollback incomplete; finish it with: {summary['finish_with']} "

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from chaosmesh_py.engine.kinds import sweep_kinds
+from chaosmesh_py.istio import owned_object, owner_record, route_copy
 from chaosmesh_py.localmesh.apiserver import ApiServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,21 +64,32 @@ def api(api_server, monkeypatch, tmp_path):
 
 
 def leftover_faults(server):
-    """Every owned route or owner annotation still on a VirtualService of the double."""
+    """Everything chaosmesh still holds on any object of the double, by record: each run's
+    record (an annotation), the routes, fields and objects it names, fences, and orphans that
+    prove themselves ours. A name alone is nothing: a user's route named ``chaosmesh-…`` is not
+    a leftover."""
     left = []
-    for resource in server.list("networking.istio.io/v1", "VirtualService"):
-        metadata = resource["metadata"]
-        where = f"{metadata['namespace']}/{metadata['name']}"
-        left += [
-            f"{where}: route {r['name']}"
-            for r in resource["spec"].get("http", [])
-            if r.get("name", "").startswith("chaosmesh-")
-        ]
-        left += [
-            f"{where}: annotation {key}"
-            for key in metadata.get("annotations") or {}
-            if key.startswith(("fault.chaosmesh.io/", "fence.chaosmesh.io/"))
-        ]
+    for kind in sweep_kinds():
+        for resource in server.list(f"{kind.group}/{kind.version}", kind.kind):
+            metadata = resource["metadata"]
+            where = f"{metadata['namespace']}/{metadata['name']}"
+            held = owner_record.holdings(resource)
+            present = {r.get("name") for r in resource["spec"].get("http") or []}
+            for record in held.records:
+                left += [f"{where}: route {name}" for name in record.routes if name in present]
+                left += [f"{where}: field {owner_record.path_text(f.path)}" for f in record.fields]
+                left += [f"{where}: object {kind.kind}"] if record.owns_object else []
+                left.append(f"{where}: annotation {owner_record.owner_key(record.run_id)}")
+            left += [f"{where}: annotation {owner_record.fence_key(r)}" for r in held.fences]
+            left += [f"{where}: annotation {key} (unreadable)" for key in held.unreadable]
+            recorded = {name for record in held.records for name in record.routes}
+            left += [
+                f"{where}: route {name} (orphan)"
+                for name in route_copy.owned_routes(resource)
+                if name not in recorded
+            ]
+            if not held.records and owned_object.proven_owner(resource):
+                left.append(f"{where}: object {kind.kind} (orphan)")
     return left
 
 

@@ -1,11 +1,16 @@
 """The torture harness: `chaos run` killed at random moments, then nothing of it may be left.
 
-A trial starts a real `chaos run` of an experiment that injects three faults (with the
-chaosmesh control and a `remove_faults` rollback), while another writer keeps editing the same
-VirtualServices the way an operator would (labels, a user route's timeout: JSON patches that
-touch nothing of ours). At a random moment the run gets SIGKILL, SIGTERM or SIGINT. After it
-exits (and, for SIGKILL, after `chaosmesh rollback --run ID`), no owned route or annotation may
-be left, and every VirtualService must equal its original plus the other writer's last edits.
+A trial starts a real `chaos run` of an experiment that makes every form of owned edit: three
+faults (route copies), a field override on a DestinationRule and an owned AuthorizationPolicy
+(through the engine, as tests/engine_activities.py does), with the chaosmesh control and a
+`remove_faults` rollback. Meanwhile another writer keeps editing the same objects the way an
+operator would (labels, annotations, a user route's timeout: JSON patches that touch nothing of
+ours), and adds user routes whose names look like chaosmesh's (`chaosmesh-dash-canary`, and one
+shaped exactly like a copy) and user annotations that mention chaosmesh. At a random moment the
+run gets SIGKILL, SIGTERM or SIGINT. After it exits (and, for SIGKILL, after `chaosmesh rollback
+--run ID`), nothing owned may be left (no record, route, field or object: `leftover_faults`), no
+AuthorizationPolicy at all, and every object must equal its original plus the other writer's
+edits: none of them lost, the chaosmesh-named user routes included.
 
 Random moments come from a seeded generator: CHAOSMESH_TORTURE_SEED replays a failing series.
 """
@@ -23,12 +28,29 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chaosmesh_py.istio.owner_record import OWNER_ANNOTATION_PREFIX
 from chaosmesh_py.localmesh.apiserver.patch import PatchType
 from tests.conftest import NAMESPACE, ROOT, abort_action, leftover_faults, python_activity
 
 BIN = Path(sys.executable).parent
 V1 = "networking.istio.io/v1"
+SECURITY = "security.istio.io/v1"
 TARGETS = ("ratings", "reviews", "details")
+RULE = "reviews"  # the DestinationRule whose connection pool the run overrides
+# User routes named like chaosmesh's, the second shaped exactly like a copy: never ours.
+USER_ROUTES = (
+    {
+        "name": "chaosmesh-dash-canary",
+        "match": [{"headers": {"x-dash": {"exact": "canary"}}}],
+        "route": [{"destination": {"host": "dash"}}],
+    },
+    {
+        "name": "chaosmesh-ops-0123456789ab",
+        "match": [{"headers": {"x-ops": {"exact": "1"}}}],
+        "route": [{"destination": {"host": "ops"}}],
+    },
+)
+ENGINE = "tests.engine_activities"
 SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}
 SEED = int(os.environ.get("CHAOSMESH_TORTURE_SEED") or time.time_ns() % 100_000)
 CONTROL = {"name": "chaosmesh", "provider": {"type": "python", "module": "chaosmesh_py.control"}}
@@ -61,6 +83,24 @@ def experiment(run_id: str) -> dict:
                 "provider": {"type": "process", "path": "true"},
                 "pauses": {"after": 0.5},
             },
+            python_activity(
+                "tighten-reviews-pool",
+                ENGINE,
+                "override_field",
+                kind="DestinationRule",
+                object_name=RULE,
+                namespace=NAMESPACE,
+                path="spec.trafficPolicy.connectionPool",
+                value={"tcp": {"maxConnections": 1}},
+            ),
+            python_activity(
+                "deny-ratings",
+                ENGINE,
+                "create_object",
+                kind="AuthorizationPolicy",
+                namespace=NAMESPACE,
+                spec={"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/x"]}}]}]},
+            ),
             delay("delay-details", "details", "1s"),
         ],
         "rollbacks": [python_activity("remove", "chaosmesh_py.faults.rollbacks", "remove_faults")],
@@ -69,15 +109,25 @@ def experiment(run_id: str) -> dict:
 
 @dataclass
 class OtherWriter:
-    """Edits the targets as an operator would while the run goes on; remembers its last edit."""
+    """Edits the targets as an operator would while the run goes on; remembers its edits."""
 
     api: object
     edits: int = 0
     last_timeout: dict[str, str] = field(default_factory=dict)
     edited_route: dict[str, str] = field(default_factory=dict)
+    routes_added: set[str] = field(default_factory=set)
+    notes: dict[str, str] = field(default_factory=dict)
+    rule_label: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __enter__(self) -> OtherWriter:
+        self._originals = {
+            name: [
+                r["name"]
+                for r in self.api.get(V1, "VirtualService", NAMESPACE, name)["spec"]["http"]
+            ]
+            for name in TARGETS
+        }
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
         return self
@@ -90,29 +140,72 @@ class OtherWriter:
         # One edit every 0.1 s, in turn: busy enough to race the run's writes now and then.
         turn = 0
         while not self._stop.wait(0.1):
-            self._edit(TARGETS[turn % len(TARGETS)])
+            if turn % (len(TARGETS) + 1) == len(TARGETS):
+                self._edit_rule()
+            else:
+                self._edit(TARGETS[turn % (len(TARGETS) + 1)])
             turn += 1
 
     def _edit(self, name: str) -> None:
         current = self.api.get(V1, "VirtualService", NAMESPACE, name)
         routes = current["spec"]["http"]
-        index = next(i for i, r in enumerate(routes) if not r["name"].startswith("chaosmesh-"))
+        # The route as the user wrote it, found by its name (never by position: copies come
+        # and go before it).
+        edited = self._originals[name][0]
+        index = next(i for i, r in enumerate(routes) if r["name"] == edited)
         timeout = f"{self.edits % 50 + 1}s"
+        note = str(self.edits)
         patch = [
             # Fails (and is retried) if a write moved the route since this read.
-            {"op": "test", "path": f"/spec/http/{index}/name", "value": routes[index]["name"]},
+            {"op": "test", "path": f"/spec/http/{index}/name", "value": edited},
             {"op": "add", "path": f"/spec/http/{index}/timeout", "value": timeout},
-            {"op": "add", "path": "/metadata/labels", "value": {"ops-edit": str(self.edits)}},
+            {"op": "add", "path": "/metadata/labels", "value": {"ops-edit": note}},
+            {
+                "op": "add",
+                "path": "/metadata/annotations",
+                "value": {
+                    **(current["metadata"].get("annotations") or {}),
+                    "chaosmesh-dash/owner": "team-dash",
+                    "ops.example.com/chaosmesh-note": note,
+                },
+            },
         ]
+        if name not in self.routes_added:
+            patch += [
+                {"op": "add", "path": "/spec/http/0", "value": route}
+                for route in reversed(USER_ROUTES)
+            ]
+        if self._patch(V1, "VirtualService", name, patch):
+            self.last_timeout[name] = timeout
+            self.edited_route[name] = edited
+            self.notes[name] = note
+            self.routes_added.add(name)
+
+    def _edit_rule(self) -> None:
+        label = str(self.edits)
+        patch = [{"op": "add", "path": "/metadata/labels", "value": {"ops-edit": label}}]
+        if self._patch(V1, "DestinationRule", RULE, patch):
+            self.rule_label = label
+
+    def _patch(self, api_version: str, kind: str, name: str, patch: list) -> bool:
         try:
             self.api.patch(
-                V1, "VirtualService", NAMESPACE, name, patch, content_type=PatchType.JSON.value
+                api_version, kind, NAMESPACE, name, patch, content_type=PatchType.JSON.value
             )
         except Exception:  # a conflict with the run's write: try again next round
-            return
-        self.last_timeout[name] = timeout
-        self.edited_route[name] = routes[index]["name"]
+            return False
         self.edits += 1
+        return True
+
+    def expected(self, name: str, original: dict) -> dict:
+        """What ``name`` must hold after the trial: its original plus this writer's edits."""
+        spec = json.loads(json.dumps(original["spec"]))
+        if name in self.last_timeout:
+            route = next(r for r in spec["http"] if r["name"] == self.edited_route[name])
+            route["timeout"] = self.last_timeout[name]
+        if name in self.routes_added:
+            spec["http"] = [*json.loads(json.dumps(USER_ROUTES)), *spec["http"]]
+        return spec
 
 
 @dataclass
@@ -135,7 +228,9 @@ class Kill:
 def run_trial(api, env: dict, tmp_path: Path, kill: Kill) -> Trial:
     """One `chaos run`, signalled after ``kill.delay_s``; the state it leaves, compared."""
     run_id, signal_name = kill.run_id, kill.signal_name
+    restore_targets(api)
     originals = {name: api.get(V1, "VirtualService", NAMESPACE, name) for name in TARGETS}
+    original_rule = api.get(V1, "DestinationRule", NAMESPACE, RULE)
     path = tmp_path / f"{run_id}.json"
     path.write_text(json.dumps(experiment(run_id)))
     with OtherWriter(api) as writer:
@@ -156,7 +251,7 @@ def run_trial(api, env: dict, tmp_path: Path, kill: Kill) -> Trial:
             stderr=subprocess.DEVNULL,
         )
         time.sleep(kill.delay_s)
-        faults_at_kill = len(leftover_faults(api)) // 2
+        faults_at_kill = sum(1 for left in leftover_faults(api) if OWNER_ANNOTATION_PREFIX in left)
         process.send_signal(SIGNALS[signal_name])
         exit_code = process.wait(timeout=90)
         if signal_name == "SIGKILL":
@@ -172,21 +267,43 @@ def run_trial(api, env: dict, tmp_path: Path, kill: Kill) -> Trial:
     mismatches = []
     for name, original in originals.items():
         now = api.get(V1, "VirtualService", NAMESPACE, name)
-        expected = json.loads(json.dumps(original["spec"]))
-        if name in writer.last_timeout:
-            route = next(r for r in expected["http"] if r["name"] == writer.edited_route[name])
-            route["timeout"] = writer.last_timeout[name]
+        expected = writer.expected(name, original)
         if now["spec"] != expected:
             mismatches.append(f"{name}: spec {now['spec']} != {expected}")
-        ours = {k for k in now["metadata"].get("annotations") or {} if "chaosmesh" in k}
-        if ours:
-            mismatches.append(f"{name}: annotations {ours}")
+        annotations = now["metadata"].get("annotations") or {}
+        if name in writer.notes and annotations != {
+            "chaosmesh-dash/owner": "team-dash",
+            "ops.example.com/chaosmesh-note": writer.notes[name],
+        }:
+            mismatches.append(f"{name}: annotations {annotations}")
+    rule = api.get(V1, "DestinationRule", NAMESPACE, RULE)
+    if rule["spec"] != original_rule["spec"]:
+        mismatches.append(f"DestinationRule {RULE}: spec {rule['spec']}")
+    if writer.rule_label and rule["metadata"].get("labels") != {"ops-edit": writer.rule_label}:
+        mismatches.append(f"DestinationRule {RULE}: labels {rule['metadata'].get('labels')}")
+    policies = api.list(SECURITY, "AuthorizationPolicy", NAMESPACE)
+    if policies:
+        mismatches.append(
+            f"AuthorizationPolicies left: {[p['metadata']['name'] for p in policies]}"
+        )
     return Trial(
         signal_name, kill.delay_s, faults_at_kill, exit_code, leftover_faults(api), mismatches
     )
 
 
+def restore_targets(api) -> None:
+    """Take the previous trial's user routes and annotations away: each trial starts the same."""
+    names = {route["name"] for route in USER_ROUTES}
+    for name in TARGETS:
+        current = api.get(V1, "VirtualService", NAMESPACE, name)
+        current["spec"]["http"] = [r for r in current["spec"]["http"] if r["name"] not in names]
+        current["metadata"].pop("annotations", None)
+        api.replace(current)
+
+
 def torture(api, env: dict, tmp_path: Path, trials_per_signal: int) -> list[Trial]:
+    # `chaos run` imports tests.engine_activities from the repository root.
+    env = {**env, "PYTHONPATH": str(ROOT)}
     rng = random.Random(SEED)
     first_write_s, last_write_s = _write_window(api, env, tmp_path)
     results = []
@@ -195,7 +312,7 @@ def torture(api, env: dict, tmp_path: Path, trials_per_signal: int) -> list[Tria
             # From just before the first write to just after the last: before anything is
             # injected, mid-write, mid-pause, mid-rollback.
             delay_s = rng.uniform(first_write_s - 0.1, last_write_s - 0.05)
-            run_id = f"t{SEED}-{signal_name[3:].lower()}-{number}"
+            run_id = f"t{SEED}{signal_name[3:].lower()}{number}"
             results.append(run_trial(api, env, tmp_path, Kill(run_id, signal_name, delay_s)))
     return results
 
@@ -246,5 +363,9 @@ def summary(results: list[Trial]) -> str:
         mine = [t for t in results if t.signal_name == name]
         live = sum(1 for t in mine if t.faults_at_kill)
         left = sum(len(t.leftovers) for t in mine)
-        lines.append(f"  {name}: {len(mine)} trials, {live} killed with faults live, {left} left")
+        lost = sum(len(t.mismatches) for t in mine)
+        lines.append(
+            f"  {name}: {len(mine)} trials, {live} killed with faults live, {left} owned "
+            f"left, {lost} user edits lost"
+        )
     return "\n".join(lines)

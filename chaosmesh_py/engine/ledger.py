@@ -13,6 +13,12 @@ Nothing secret goes in: the API's URL, never its credentials; every secret the p
 (``chaosmesh_py.engine.redaction``) is replaced by ``***`` in what a record keeps for forensics
 (the patch, the prior copy, errors), never in what rollback reads (the resource, the API, route
 names, outcomes). Files are 0600 in a 0700 directory, never opened through a symbolic link.
+
+Each intent also says what the API was (``api_binding``): a cluster, or a local mesh and its
+instance id. A run bound to a local mesh that is gone (its address refuses connections, or
+another instance answers there) can have nothing left: its state went with it, and the ledger is
+closed with that reason. A cluster that does not answer is only down for now: its ledgers stay
+open until a rollback finishes them, or ``chaosmesh rollback --forget`` closes one by hand.
 """
 
 from __future__ import annotations
@@ -30,7 +36,14 @@ from typing import Any
 
 from chaosmesh_py.engine import redaction
 from chaosmesh_py.engine.private_file import open_private
-from chaosmesh_py.errors import LedgerUnwritable
+from chaosmesh_py.errors import InvalidInput, LedgerUnwritable
+from chaosmesh_py.istio.owner_record import (
+    FieldRecord,
+    OwnerRecord,
+    owner_key,
+    parse_record,
+    path_text,
+)
 from chaosmesh_py.kube import ResourceKind, ResourceRef
 
 logger = logging.getLogger("chaostoolkit")
@@ -81,13 +94,46 @@ class Entry:
     detail: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What a run's ledger says it added to one resource (applied, or perhaps applied)."""
+
+    routes: tuple[str, ...] = ()
+    fields: tuple[FieldRecord, ...] = ()
+    object_uids: tuple[str, ...] = ()
+    object: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not self.routes and not self.fields and not self.object
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "routes": list(self.routes),
+            "fields": [path_text(f.path) for f in self.fields],
+            "object": self.object,
+        }
+
+
 class Ledger:
-    """One run's ledger file: ``<directory>/<run id>.jsonl``."""
+    """One run's ledger file: ``<directory>/<run id>.jsonl``.
+
+    ``run_id`` must be a checked run id (``chaosmesh_py.engine.run.parse_run_id``); the path
+    is checked too, resolved, to lie in ``directory`` (a symbolic link planted there must not
+    lead the ledger's reads and appends elsewhere).
+    """
 
     def __init__(self, directory: Path, run_id: str) -> None:
         self.directory = directory
         self.run_id = run_id
         self.path = directory / f"{run_id}.jsonl"
+        if self.path.resolve().parent != directory.resolve():
+            raise InvalidInput(
+                "ledger",
+                f"{self.path} leads outside the ledger directory {directory}",
+                "a ledger is a plain file named <run id>.jsonl in that directory: remove the "
+                "link or whatever else is there",
+            )
         self._lock = threading.Lock()
         # Writes announced by an intent and not yet given an outcome, in this process.
         self._pending: set[tuple[str, str, ResourceRef]] = set()
@@ -115,8 +161,8 @@ class Ledger:
         self._pending.discard((op, api, ref))
         self._append("outcome", op, api, ref, {"result": result, **detail})
 
-    def close(self, api: str) -> None:
-        self._append(CLOSED, CLOSED, api, None, {})
+    def close(self, api: str, reason: str | None = None) -> None:
+        self._append(CLOSED, CLOSED, api, None, {"reason": reason} if reason else {})
 
     def entries(self) -> list[Entry]:
         """Every record so far; none when the run never announced a write."""
@@ -210,8 +256,82 @@ def prune(directory: Path, keep_s: float = KEEP_CLOSED_S) -> list[str]:
 
 
 def is_closed(entries: list[Entry]) -> bool:
-    """True when the last thing that happened was a rollback that found nothing left."""
+    """True when the last thing that happened was a rollback that found nothing left (or the
+    ledger was closed with a reason: its API is gone, or someone forgot it by hand)."""
     return bool(entries) and entries[-1].event == CLOSED
+
+
+def closed_reason(entries: list[Entry]) -> str | None:
+    if not is_closed(entries):
+        return None
+    return str(entries[-1].detail.get("reason") or "rolled back completely")
+
+
+def bindings(entries: list[Entry]) -> dict[str, dict[str, Any]]:
+    """What each API the run wrote to was, as last recorded: ``{"local_mesh": bool,
+    "instance_id": str | None}``."""
+    found: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        binding = entry.detail.get("api_binding")
+        if entry.event == "intent" and isinstance(binding, dict):
+            found[entry.api] = binding
+    return found
+
+
+def recorded(entries: list[Entry], api: str, ref: ResourceRef, run_id: str) -> Recorded:
+    """What the run's injections into ``ref`` at ``api`` added and no removal took away since:
+    injections the server refused are left out; those applied, or of unknown outcome, are in."""
+    routes: dict[str, None] = {}  # an ordered set
+    fields: dict[str, FieldRecord] = {}
+    uids: list[str] = []
+    owns = False
+    pending: OwnerRecord | None = None
+
+    def take(record: OwnerRecord | None) -> None:
+        nonlocal owns
+        if record is None:
+            return
+        routes.update(dict.fromkeys(record.routes))
+        for held in record.fields:
+            fields.setdefault(path_text(held.path), held)
+        owns = owns or record.owns_object
+
+    for entry in entries:
+        if entry.ref != ref or entry.api != api or entry.event == "closed":
+            continue
+        result = entry.detail.get("result")
+        if entry.op == INJECT and entry.event == "intent":
+            take(pending)
+            pending = _record_in(entry, run_id)
+        elif entry.op == INJECT:
+            if result != FAILED:
+                take(pending)
+            pending = None
+            if entry.detail.get("uid"):
+                uids.append(str(entry.detail["uid"]))
+        elif entry.event == "outcome" and result == APPLIED:
+            take(pending)
+            pending = None
+            if entry.detail.get("gone") or entry.detail.get("deleted"):
+                routes.clear()
+                fields.clear()
+                uids.clear()
+                owns = False
+            for name in entry.detail.get("routes") or ():
+                routes.pop(name, None)
+            for path in [
+                *(entry.detail.get("fields") or ()),
+                *(entry.detail.get("conflicts") or ()),
+            ]:
+                fields.pop(path, None)
+    take(pending)
+    return Recorded(tuple(routes), tuple(fields.values()), tuple(uids), owns)
+
+
+def _record_in(entry: Entry, run_id: str) -> OwnerRecord | None:
+    patch = entry.detail.get("patch")
+    annotations = ((patch or {}).get("metadata") or {}).get("annotations") or {}
+    return parse_record(run_id, annotations.get(owner_key(run_id)))
 
 
 def touched(entries: list[Entry]) -> dict[tuple[str, ResourceRef], str | None]:
@@ -236,19 +356,29 @@ def uncertain(entries: list[Entry]) -> set[tuple[str, ResourceRef]]:
     }
 
 
-def routes_last_applied(entries: list[Entry], ref: ResourceRef) -> list[str]:
-    """The routes the last applied injection into ``ref`` left there: what may still be in
-    place when a removal fails."""
-    routes: list[str] = []
-    for entry in entries:
-        if entry.ref == ref and entry.op == INJECT and entry.detail.get("result") == APPLIED:
-            routes = list(entry.detail.get("routes") or routes)
-    return routes
+def last_applied(entries: list[Entry]) -> list[tuple[str, ResourceRef, Recorded]]:
+    """Per (API, resource) the run injected into, what it added there and no removal took away:
+    what may still be in place, for people deciding by hand."""
+    run_id = next((str(e.detail.get("run_id")) for e in entries if e.detail.get("run_id")), "")
+    found = [(api, ref, recorded(entries, api, ref, run_id)) for api, ref in touched(entries)]
+    return [(api, ref, left) for api, ref, left in found if not left.empty]
 
 
 _ENVELOPE = ("at", "event", "op", "api", "resource")
 # Identities a rollback needs, kept as they are; the rest of a record is forensic.
-_READ_BY_ROLLBACK = ("result", "routes")
+# Kept in clear: rollback reads them. (The owner record inside an intent's patch is read too,
+# when the record on the resource is gone; a field value a secret was hidden in then no longer
+# matches, and the field is reported as a conflict, never restored to ***.)
+_READ_BY_ROLLBACK = (
+    "result",
+    "routes",
+    "fields",
+    "conflicts",
+    "deleted",
+    "gone",
+    "api_binding",
+    "uid",
+)
 
 
 def _ref_json(ref: ResourceRef) -> dict[str, str]:

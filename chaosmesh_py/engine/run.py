@@ -1,10 +1,17 @@
 """The run: who owns the faults this process injects, and where it injected them.
 
-A run id ties every owned edit to the ``chaos run`` that made it (route names and the owner
-annotation carry it). It comes from the experiment's configuration key ``chaosmesh_run_id``
-(the control sets it when the run starts), else from ``CHAOSMESH_RUN_ID``, else one is made for
-this process. The run also remembers every resource it is about to write, *before* writing, so
-the rollback control can visit each one even when the write's outcome was unknown; its ledger
+A run id ties every owned edit to the ``chaos run`` that made it (owner records, ledger file
+names and the names of copies and owned objects carry it). It comes from the experiment's
+configuration key ``chaosmesh_run_id`` (the control sets it when the run starts), else from
+``CHAOSMESH_RUN_ID``, else one is made for this process.
+
+The grammar, 1 to 24 lower-case letters and digits, has no separator on purpose: no id is a
+prefix-collision of another inside ``chaosmesh-<run>-…`` names or ``<run>.jsonl`` files, and no
+id leads out of the ledger directory. ``parse_run_id`` is the one check, applied wherever an id
+comes in: configuration, environment, the command line, ledger file names.
+
+The run also remembers every resource it is about to write, *before* writing, so the rollback
+control can visit each one even when the write's outcome was unknown; its ledger
 (``chaosmesh_py.engine.ledger``) keeps the same on disk for when this process is gone.
 """
 
@@ -20,15 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from chaosmesh_py.engine.ledger import Ledger, directory_for
-from chaosmesh_py.errors import InvalidInput
+from chaosmesh_py.errors import InvalidInput, shown
 from chaosmesh_py.kube import Kube, ResourceRef
 
 RUN_ID_KEY = "chaosmesh_run_id"
 RUN_ID_ENV = "CHAOSMESH_RUN_ID"
 DEFAULT_TTL_S = 3600
 
-# Lower-case DNS label characters: the id goes into route names and an annotation key.
-_RUN_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+_RUN_ID = re.compile(r"^[a-z0-9]{1,24}$")
+RUN_ID_RULE = "1 to 24 lower-case letters and digits, e.g. 3f9c1a2b7e (no dashes)"
 
 
 @dataclass
@@ -73,22 +80,31 @@ def new_run_id() -> str:
     return random_tokens.token_hex(5)
 
 
-_runs: dict[str, Run] = {}
+_runs: dict[tuple[str, Path], Run] = {}
 _runs_lock = threading.Lock()
+
+
+def is_run_id(value: object) -> bool:
+    return isinstance(value, str) and _RUN_ID.fullmatch(value) is not None
+
+
+def parse_run_id(value: object, field: str) -> str:
+    """``value`` as a run id, or InvalidInput naming ``field`` (where the value came from)."""
+    if not is_run_id(value):
+        raise InvalidInput(field, f"{shown(value)} is not a valid run id", f"use {RUN_ID_RULE}")
+    assert isinstance(value, str)
+    return value
 
 
 def run_id_from(configuration: Mapping[str, Any] | None) -> str:
     """The run id an activity acts for; see the module docstring for the order."""
-    configured = (configuration or {}).get(RUN_ID_KEY) or os.environ.get(RUN_ID_ENV)
-    if configured is None:
-        return _process_run_id()
-    if not isinstance(configured, str) or not _RUN_ID.match(configured):
-        raise InvalidInput(
-            RUN_ID_KEY,
-            f"{configured!r} is not a valid run id",
-            "use 1-32 lower-case letters, digits and dashes",
-        )
-    return configured
+    configured = (configuration or {}).get(RUN_ID_KEY)
+    if configured:
+        return parse_run_id(configured, RUN_ID_KEY)
+    from_environment = os.environ.get(RUN_ID_ENV)
+    if from_environment:
+        return parse_run_id(from_environment, RUN_ID_ENV)
+    return _process_run_id()
 
 
 def run_for(configuration: Mapping[str, Any] | None) -> Run:
@@ -98,7 +114,10 @@ def run_for(configuration: Mapping[str, Any] | None) -> Run:
 
 def get_run(run_id: str, ledger_dir: Path) -> Run:
     with _runs_lock:
-        return _runs.setdefault(run_id, Run(run_id, Ledger(ledger_dir, run_id)))
+        key = (run_id, ledger_dir)
+        if key not in _runs:
+            _runs[key] = Run(run_id, Ledger(ledger_dir, run_id))
+        return _runs[key]
 
 
 _PROCESS_RUN_ID = new_run_id()

@@ -1,36 +1,32 @@
 """Injecting and removing owned faults on a cluster: targets, guards, and the write loop.
 
 This is the layer between the thin Chaos Toolkit surface (actions, rollbacks, probes, control)
-and the pure edits (``chaosmesh_py.istio.route_copy``): it finds the VirtualService, refuses
-protected namespaces, records the resource on the run before writing, and drives ``Kube.update``.
-Everything here raises the project's errors; nothing returns a failure as a value.
+and the pure route copies (``chaosmesh_py.istio.route_copy``): it finds the VirtualService,
+refuses protected namespaces, writes through the engine's owned-edit loop
+(``chaosmesh_py.engine.ownership``: ledger intent before the write, outcome after) and checks the
+data plane. Everything here raises the project's errors; nothing returns a failure as a value.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chaosmesh_py.engine import ledger, verify
+from chaosmesh_py.engine import ledger, ownership, verify
 from chaosmesh_py.engine.run import DEFAULT_TTL_S, Run
 from chaosmesh_py.errors import (
     ApiError,
-    Forbidden,
     InvalidInput,
     NotFound,
-    OwnedByAnotherRun,
     ProtectedNamespace,
-    Rejected,
     TargetNotFound,
-    Unauthorized,
     shown,
 )
 from chaosmesh_py.istio import fault, route_copy, status
-from chaosmesh_py.kube import Kube, ResourceKind, ResourceRef, virtual_service_kind
+from chaosmesh_py.istio.owner_record import record_of, records
+from chaosmesh_py.kube import Kube, ResourceKind, ResourceRef, names, virtual_service_kind
 
 PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "istio-system"})
 
@@ -42,9 +38,6 @@ VERIFY_TIMEOUT_KEY = "chaosmesh_verify_timeout_s"
 DEFAULT_VERIFY_TIMEOUT_S = 10.0
 MAX_VERIFY_TIMEOUT_S = 600.0
 MAX_TTL_S = 30 * 24 * 3600
-
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -118,9 +111,7 @@ class Settings:
 
 
 def parse_namespace(namespace: object) -> str:
-    if not isinstance(namespace, str) or not _DNS1123_LABEL.match(namespace):
-        raise InvalidInput("namespace", f"{namespace!r} is not a namespace name")
-    return namespace
+    return names.parse_namespace(namespace)
 
 
 def parse_target(
@@ -150,7 +141,7 @@ def parse_target(
             'e.g. virtual_service: "ratings", or host: "ratings"',
         )
     if virtual_service is not None and (
-        not isinstance(virtual_service, str) or not _DNS1123_SUBDOMAIN.match(virtual_service)
+        not isinstance(virtual_service, str) or not names.is_resource_name(virtual_service)
     ):
         raise InvalidInput("virtual_service", f"{virtual_service!r} is not a resource name")
     if host is not None and (not isinstance(host, str) or not host):
@@ -198,43 +189,39 @@ def inject(
     removed again and FaultNotObserved raised: an experiment must not go on believing it.
     """
 
-    def plan(current: dict[str, Any]) -> dict[str, Any] | None:
-        patch = route_copy.plan_injection(current, injection, allow_other_runs)
-        if patch is not None:
-            run.touch(kube, ref, verify_url)
-            run.ledger.intent(
-                ledger.INJECT, kube.host, ref, patch, prior=current, verify_url=verify_url
-            )
-        return patch
-
-    with _outcome_recorded(run.ledger, ledger.INJECT, kube.host, ref) as recorded:
-        try:
-            outcome = kube.update(ref, plan)
-        except NotFound as error:
-            raise not_found(kube, ref) from error
-        recorded["routes"] = [
-            r["name"] for r in route_copy.run_routes(outcome.resource, run.run_id)
-        ]
-    names = route_copy.copy_names(outcome.resource, injection)
+    try:
+        outcome = ownership.apply_edit(
+            kube,
+            ref,
+            run,
+            lambda current: route_copy.plan_injection(current, injection, allow_other_runs),
+            verify_url=verify_url,
+        )
+    except NotFound as error:
+        raise not_found(kube, ref) from error
+    copies = route_copy.copy_names(outcome.resource, injection)
     report: dict[str, Any] = {
         "run_id": run.run_id,
         "virtual_service": f"{ref.namespace}/{ref.name}",
         "fault": injection.fault.to_istio(),
         "routes": [r["name"] for r in route_copy.run_routes(outcome.resource, run.run_id)],
         # This injection's own copies and where they send traffic: what its hits are counted on.
-        "fault_routes": names,
-        "destinations": _destinations(outcome.resource, names, ref.namespace),
+        "fault_routes": copies,
+        "destinations": _destinations(outcome.resource, copies, ref.namespace),
         "expires": _owned_expiry(outcome.resource, run.run_id),
         "api_attempts": outcome.attempts,
     }
+    skipped = route_copy.skipped_routes(outcome.resource, injection)
+    if skipped:
+        report["skipped_routes"] = [s.to_json() for s in skipped]
     if verify_timeout_s > 0:
         expected = verify.Expectation(
-            routes=tuple(names),
+            routes=tuple(copies),
             present=True,
             fault=injection.fault,
             host=_first_host(outcome.resource),
             headers=injection.headers,
-            path=_request_path(outcome.resource, names[0]),
+            path=_request_path(outcome.resource, copies[0]),
             source_labels=injection.source_labels,
             gateways=tuple(outcome.resource["spec"].get("gateways") or ()),
         )
@@ -243,7 +230,7 @@ def inject(
                 kube, expected, verify_timeout_s, verify_url, ref=ref, written=outcome.resource
             )
         except verify.FaultNotObserved:
-            remove(kube, ref, run.run_id, only=names, run_ledger=run.ledger)
+            remove(kube, ref, run.run_id, only=copies, run_ledger=run.ledger)
             raise
     return report
 
@@ -259,74 +246,58 @@ def remove(
     run_ledger: ledger.Ledger | None = None,
     listed: dict[str, Any] | None = None,
     fence: bool = False,
+    extra: ledger.Recorded | None = None,
 ) -> dict[str, Any]:
-    """Remove every route and annotation ``run_id`` put on ``ref`` (or only the routes named
-    in ``only``); a no-op when none is left. Writes are recorded in ``run_ledger`` if given;
-    ``listed`` is the resource as just listed, to save a read.
-
-    ``fence`` first changes the resource's version (``route_copy.plan_fence``): a write of the run
-    that may still be in flight then fails its precondition instead of landing after this
-    removal looked. Needed when the ledger does not know how the last injection ended.
-    With a verification time box, also wait until the data plane no longer has the routes.
+    """Remove everything ``run_id`` holds on ``ref``, as recorded (``ownership.release``: its
+    route copies, and whatever else the run's record names there), or only the copies named in
+    ``only``; a no-op when nothing is left. ``extra`` adds what the run's ledger names there.
+    With a verification time box, also wait until the data plane no longer has the copies.
     """
-    if fence:
-        try:
-            listed = kube.update(
-                ref, lambda current: route_copy.plan_fence(current, run_id)
-            ).resource
-        except NotFound:
-            return {"virtual_service": f"{ref.namespace}/{ref.name}", "removed": [], "gone": True}
-    removed: list[dict[str, Any]] = []
-
-    def plan(current: dict[str, Any]) -> dict[str, Any] | None:
-        patch = route_copy.plan_removal(current, run_id, only)
-        if patch is not None:
-            # Kept when a later read finds them gone: a lost answer still removed them.
-            removed[:] = [
-                r
-                for r in route_copy.run_routes(current, run_id)
-                if only is None or r["name"] in only
-            ]
-            if run_ledger is not None:
-                ledger.best_effort(lambda: run_ledger.intent(ledger.REMOVE, kube.host, ref, patch))
-        return patch
-
-    with _outcome_recorded(run_ledger, ledger.REMOVE, kube.host, ref) as recorded:
-        try:
-            outcome = kube.update(ref, plan, current=listed)
-        except NotFound:
-            # The resource is gone, and every fault with it.
-            recorded["gone"] = True
-            return {"virtual_service": f"{ref.namespace}/{ref.name}", "removed": [], "gone": True}
-        recorded["routes"] = [r["name"] for r in removed] if outcome.wrote else []
-    report: dict[str, Any] = {
-        "virtual_service": f"{ref.namespace}/{ref.name}",
-        "removed": recorded["routes"],
-        "api_attempts": outcome.attempts,
-    }
-    if verify_timeout_s > 0 and report["removed"]:
+    released = ownership.release(
+        kube,
+        ref,
+        run_id,
+        run_ledger=run_ledger,
+        listed=listed,
+        fence=fence,
+        only_routes=None if only is None else list(only),
+        extra=extra,
+    )
+    report = released.to_json()
+    if ref.kind.kind == "VirtualService":
+        report["virtual_service"] = f"{ref.namespace}/{ref.name}"
+        del report["resource"]
+    removed = released.route_copies
+    if verify_timeout_s > 0 and removed and released.final is not None:
+        resource = released.final
         expected = verify.Expectation(
-            routes=tuple(report["removed"]),
+            routes=tuple(released.routes),
             present=False,
             # On the local mesh no fault counter may move; by request, the signature of the
             # fault removed must be gone.
             fault=None if verify_url is None else fault.from_istio(removed[0].get("fault", {})),
-            host=_first_host(outcome.resource),
+            host=_first_host(resource),
             headers=_exact_headers(removed[0]),
             # Faults that were there before ours would blur the evidence of ours being gone.
-            traffic=not any(r.get("fault") for r in route_copy.user_routes(outcome.resource)),
+            traffic=not any(r.get("fault") for r in route_copy.user_routes(resource)),
         )
         report["effect"] = _verify(
-            kube, expected, verify_timeout_s, verify_url, ref=ref, written=outcome.resource
+            kube, expected, verify_timeout_s, verify_url, ref=ref, written=resource
         )
     return report
 
 
 def remove_for_run(
-    kube: Kube, ref: ResourceRef, run: Run, verify_timeout_s: float = 0.0, fence: bool = False
+    kube: Kube,
+    ref: ResourceRef,
+    run: Run,
+    verify_timeout_s: float = 0.0,
+    *,
+    fence: bool = False,
+    extra: ledger.Recorded | None = None,
 ) -> dict[str, Any]:
-    """``remove`` for one of the run's resources, checked where its faults were checked; the
-    run then forgets the resource."""
+    """``remove`` for one of the run's resources (of any kind), checked where its faults were
+    checked; the run then forgets the resource."""
     report = remove(
         kube,
         ref,
@@ -335,39 +306,10 @@ def remove_for_run(
         verify_url=run.verify_url(kube, ref),
         run_ledger=run.ledger,
         fence=fence,
+        extra=extra,
     )
     run.forget(kube, ref)
     return report
-
-
-# Answers that mean the server applied nothing.
-Refused = Rejected | Unauthorized | Forbidden | NotFound | OwnedByAnotherRun
-
-
-@contextmanager
-def _outcome_recorded(
-    run_ledger: ledger.Ledger | None, op: str, api: str, ref: ResourceRef
-) -> Iterator[dict[str, Any]]:
-    """Record how the write went: applied (with what the caller adds to the dict), or failed
-    with the error; the ledger then tells a later rollback what may be in place."""
-    recorded: dict[str, Any] = {}
-    try:
-        yield recorded
-    except BaseException as error:
-        if run_ledger is not None:
-            # Only a refusal is known to have changed nothing; a lost answer or an interrupt
-            # may still land (see ``remove``'s fence).
-            refused = isinstance(error, InvalidInput | Refused)
-            result = ledger.FAILED if refused else ledger.UNKNOWN
-            text = _error_text(error)
-            ledger.best_effort(lambda: run_ledger.outcome(op, api, ref, result, error=text))
-        raise
-    if run_ledger is not None:
-        ledger.best_effort(lambda: run_ledger.outcome(op, api, ref, ledger.APPLIED, **recorded))
-
-
-def _error_text(error: BaseException) -> str:
-    return str(error) or type(error).__name__
 
 
 def _verify(
@@ -437,7 +379,7 @@ def owned_faults(
     found = []
     for resource in kube.list(kind, namespace):
         metadata = resource["metadata"]
-        for owner in route_copy.ownerships(resource):
+        for owner in records(resource):
             found.append(
                 {
                     "run_id": owner.run_id,
@@ -455,7 +397,7 @@ def expiry(settings: Settings) -> datetime:
 
 
 def _owned_expiry(resource: Mapping[str, Any], run_id: str) -> str | None:
-    owner = route_copy.ownership_of(resource, run_id)
+    owner = record_of(resource, run_id)
     return owner.expires_at.isoformat() if owner else None
 
 

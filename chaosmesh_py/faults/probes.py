@@ -5,6 +5,7 @@ from chaosmesh_py.engine.run import run_for
 from chaosmesh_py.errors import NotFound
 from chaosmesh_py.faults import injection
 from chaosmesh_py.istio import route_copy
+from chaosmesh_py.istio.owner_record import record_of
 from chaosmesh_py.kube import Kube
 
 __all__ = [
@@ -36,7 +37,7 @@ def fault_is_injected(
             resource = kube.get(ref)
         except NotFound as error:
             raise injection.not_found(kube, ref) from error
-        owner = route_copy.ownership_of(resource, run.run_id)
+        owner = record_of(resource, run.run_id)
         present = {r.get("name") for r in route_copy.run_routes(resource, run.run_id)}
         return owner is not None and bool(present) and set(owner.routes) <= present
 

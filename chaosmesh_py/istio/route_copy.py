@@ -1,59 +1,59 @@
-"""Owned edits on a VirtualService: pure functions from the object read to the patch to write.
+"""Route copies in a VirtualService: pure functions from the object read to the patch to write.
 
 How a fault is added, so that it can be removed exactly:
 - each targeted HTTP route is **copied**; the copy carries the extra match (headers, source
   labels) and the fault, and is inserted directly before the original, because Istio takes the
   first route that matches. The original route is never modified;
-- the copy is named ``chaosmesh-<run>-<digest>``, the digest taken from the original route, the
-  fault and the match: repeating the same injection finds its copy already there and writes
-  nothing, which makes retries after an ambiguous API error safe;
-- the resource gets one annotation per run, ``fault.chaosmesh.io/<run>``, holding the run's route
-  names and an expiry, written in the same patch as the routes.
+- the run's owner record (``chaosmesh_py.istio.owner_record``) names the copy, in the same
+  write. Only records say which routes are copies: a user's route named ``chaosmesh-…`` is a
+  user's route, targeted, counted and kept like any other;
+- the copy is named ``chaosmesh-<run>-<digest>``, the digest taken over the run id and the copy's
+  content, so a copy whose record someone deleted still proves itself ours while nobody changed
+  it (``proven_copy_owner``); a retried injection finds its copy (by that name, or as the copy
+  with our fault and match directly before the original, should the original have been edited
+  meanwhile) and writes nothing, which makes retries after an ambiguous API error safe.
 
-Removal deletes this run's copies and annotation and nothing else. Every patch carries the
-``resourceVersion`` it was computed from, so a concurrent change makes the API answer 409 and the
-caller re-reads and plans again (see ``chaosmesh_py.kube.update``): other writers' edits made
-meanwhile survive in both directions.
+Removal (``chaosmesh_py.istio.release``) deletes exactly the copies a record names. Every patch
+carries the ``resourceVersion`` it was computed from, so a concurrent change makes the API answer
+409 and the caller re-reads and plans again (see ``chaosmesh_py.kube.update``): other writers'
+edits made meanwhile survive in both directions.
 
-Route indices given by users count only routes that are not fault copies, i.e. the routes the
-user wrote, so they stay stable while copies come and go.
+Targeting every route (no route name or index), a route whose own match contradicts the narrowing
+(a ``tester`` route beside a ``jason`` narrowing) is skipped and reported, not refused: such a
+route can never carry the narrowed traffic. The injection fails only when no route is left.
+Route indices given by users count only the routes that are not copies, i.e. the routes the
+users wrote, so they stay stable while copies come and go.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-from collections.abc import Collection, Mapping, Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from chaosmesh_py.errors import InvalidInput, OwnedByAnotherRun, TargetNotFound, shown
-from chaosmesh_py.istio import grammar, validation
+from chaosmesh_py.istio import document, grammar, validation
 from chaosmesh_py.istio.fault import Fault
+from chaosmesh_py.istio.owner_record import (
+    NAME_PREFIX,
+    iso,
+    new_record,
+    owned_name,
+    owner_key,
+    record_of,
+    records,
+    self_certifies,
+    split_owned_name,
+)
 
-OWNER_ANNOTATION_PREFIX = "fault.chaosmesh.io/"
-# A short-lived mark a rollback writes when a write of its run may still be in flight (see
-# ``plan_fence``); the removal that follows takes it away again.
-FENCE_ANNOTATION_PREFIX = "fence.chaosmesh.io/"
-ROUTE_NAME_PREFIX = "chaosmesh-"
+PURPOSE = "route-copy"
 
 Patch = dict[str, Any]
 
 _STRING_MATCH_KINDS = ("exact", "prefix", "regex")
-
-
-@dataclass(frozen=True)
-class Ownership:
-    """What one run holds on one resource, as recorded in its annotation."""
-
-    run_id: str
-    expires_at: datetime
-    routes: tuple[str, ...]
-
-    def expired(self, now: datetime) -> bool:
-        return now >= self.expires_at
 
 
 @dataclass(frozen=True)
@@ -73,49 +73,72 @@ class Injection:
     headers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     source_labels: Mapping[str, str] = field(default_factory=dict)
 
-
-def annotation_key(run_id: str) -> str:
-    return OWNER_ANNOTATION_PREFIX + run_id
-
-
-def is_fault_copy(route: Mapping[str, Any]) -> bool:
-    return str(route.get("name", "")).startswith(ROUTE_NAME_PREFIX)
+    @property
+    def picks_one_route(self) -> bool:
+        return self.route_name is not None or self.route_index is not None
 
 
-def ownerships(resource: Mapping[str, Any]) -> list[Ownership]:
-    """Every run's ownership recorded on the resource (unreadable records are skipped)."""
-    found = []
-    annotations = resource.get("metadata", {}).get("annotations") or {}
-    for key, value in annotations.items():
-        if not key.startswith(OWNER_ANNOTATION_PREFIX):
-            continue
-        try:
-            record = json.loads(value)
-            found.append(
-                Ownership(
-                    run_id=key.removeprefix(OWNER_ANNOTATION_PREFIX),
-                    expires_at=datetime.fromisoformat(record["expires"]),
-                    routes=tuple(record["routes"]),
-                )
-            )
-        except (ValueError, KeyError, TypeError):
-            continue
-    return found
+@dataclass(frozen=True)
+class Skipped:
+    """A route targeting every route left out, and why."""
+
+    route: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"route": self.route, "reason": self.reason}
 
 
-def ownership_of(resource: Mapping[str, Any], run_id: str) -> Ownership | None:
-    return next((o for o in ownerships(resource) if o.run_id == run_id), None)
+class _Contradiction(Exception):
+    def __init__(self, field_name: str, problem: str) -> None:
+        self.field_name = field_name
+        self.problem = problem
+        super().__init__(problem)
+
+
+def owned_routes(resource: Mapping[str, Any]) -> dict[str, str]:
+    """Route name → run id, for every copy some run owns: named by a record, or an orphan whose
+    content proves it ours."""
+    owned = {name: record.run_id for record in records(resource) for name in record.routes}
+    for route in _http(resource):
+        name = str(route.get("name", ""))
+        if name and name not in owned and (run_id := proven_copy_owner(route)) is not None:
+            owned[name] = run_id
+    return owned
+
+
+def proven_copy_owner(route: Mapping[str, Any]) -> str | None:
+    """The run whose copy ``route`` is, when its name proves it (see the module docstring)."""
+    return self_certifies(str(route.get("name", "")), PURPOSE, _content(route))
+
+
+def unproven_copies(resource: Mapping[str, Any]) -> list[str]:
+    """Routes named like copies that no record names and whose content does not prove them
+    ours (changed since, or written by hand): reported, never removed."""
+    owned = owned_routes(resource)
+    return [
+        str(r["name"])
+        for r in _http(resource)
+        if r.get("name") and r["name"] not in owned and split_owned_name(str(r["name"]))
+    ]
 
 
 def run_route_prefix(run_id: str) -> str:
-    """How the name of every fault copy of ``run_id`` begins."""
-    return f"{ROUTE_NAME_PREFIX}{run_id}-"
+    """How the name of every copy of ``run_id`` begins: a filter for reading Envoy's per-route
+    counters, never a proof of ownership (the record is)."""
+    return f"{NAME_PREFIX}{run_id}-"
 
 
 def run_routes(resource: Mapping[str, Any], run_id: str) -> list[dict[str, Any]]:
-    """The fault copies of ``run_id`` present in the resource, in order."""
-    prefix = run_route_prefix(run_id)
-    return [r for r in _http(resource) if str(r.get("name", "")).startswith(prefix)]
+    """The copies of ``run_id`` present in the resource, in order."""
+    owned = owned_routes(resource)
+    return [r for r in _http(resource) if owned.get(str(r.get("name", ""))) == run_id]
+
+
+def user_routes(resource: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The routes as their authors wrote them: every route that is not a copy."""
+    owned = owned_routes(resource)
+    return [r for r in _http(resource) if str(r.get("name", "")) not in owned]
 
 
 def plan_injection(
@@ -126,19 +149,18 @@ def plan_injection(
     Raises InvalidInput / TargetNotFound / OwnedByAnotherRun before anything is written.
     """
     _refuse_other_owners(resource, injection.run_id, allow_other_runs)
-    routes = _http(resource)
-    targets = _select_routes(resource, injection)
     _check_source_labels_apply(resource, injection)
+    routes = _http(resource)
+    owned = owned_routes(resource)
+    copies, _ = _planned_copies(resource, injection, owned)
 
     copies_before: dict[int, list[dict[str, Any]]] = {}
     new_names = []
-    for position in targets:
-        original = routes[position]
-        fault_copy = _fault_copy(original, _user_index(routes, position), injection)
-        if any(r.get("name") == fault_copy["name"] for r in routes):
+    for position, wanted in copies:
+        if _existing_copy(routes, position, wanted, owned, injection.run_id) is not None:
             continue  # already injected, e.g. by an attempt whose answer was lost
-        copies_before.setdefault(position, []).append(fault_copy)
-        new_names.append(fault_copy["name"])
+        copies_before.setdefault(position, []).append(wanted)
+        new_names.append(wanted["name"])
     if not new_names:
         return None
 
@@ -148,18 +170,15 @@ def plan_injection(
             # Before the copies already attached to this route: the newest fault is the one
             # traffic sees, since the first matching route wins.
             start = len(new_routes)
-            while start > 0 and is_fault_copy(new_routes[start - 1]):
+            while start > 0 and str(new_routes[start - 1].get("name", "")) in owned:
                 start -= 1
             new_routes[start:start] = copies_before[position]
         new_routes.append(route)
 
-    previous = ownership_of(resource, injection.run_id)
-    recorded = tuple(previous.routes) if previous else ()
-    expires_at = (
-        max(injection.expires_at, previous.expires_at) if previous else injection.expires_at
+    own = record_of(resource, injection.run_id) or new_record(
+        injection.run_id, injection.expires_at
     )
-    record = {"expires": _iso(expires_at), "routes": [*recorded, *new_names]}
-
+    record = own.adding(injection.expires_at, routes=new_names)
     new_resource = copy.deepcopy(dict(resource))
     new_resource["spec"]["http"] = new_routes
     errors = validation.admission_errors(str(resource.get("kind", "VirtualService")), new_resource)
@@ -168,114 +187,38 @@ def plan_injection(
     return {
         "metadata": {
             "resourceVersion": resource["metadata"]["resourceVersion"],
-            "annotations": {annotation_key(injection.run_id): json.dumps(record)},
+            "annotations": {owner_key(injection.run_id): record.to_annotation()},
         },
         "spec": {"http": new_routes},
     }
 
 
 def copy_names(resource: Mapping[str, Any], injection: Injection) -> list[str]:
-    """The names the injection's fault copies have in ``resource``, in route order."""
+    """The names of the injection's copies in ``resource``, in route order."""
     routes = _http(resource)
-    return [
-        _fault_copy(routes[p], _user_index(routes, p), injection)["name"]
-        for p in _select_routes(resource, injection)
-    ]
+    owned = owned_routes(resource)
+    copies, _ = _planned_copies(resource, injection, owned)
+    found = [_existing_copy(routes, p, wanted, owned, injection.run_id) for p, wanted in copies]
+    return [name for name in found if name is not None]
 
 
-def plan_removal(
-    resource: Mapping[str, Any], run_id: str, only: Collection[str] | None = None
-) -> Patch | None:
-    """The merge patch that removes every trace of ``run_id`` (or only its routes named in
-    ``only``, keeping the rest and their record), or None when there is nothing to remove."""
-    own = ownership_of(resource, run_id)
-    recorded = set(own.routes) if own else set()
-    mine = {r.get("name") for r in run_routes(resource, run_id)} | recorded
-    if only is not None:
-        mine &= set(only)
+def skipped_routes(resource: Mapping[str, Any], injection: Injection) -> list[Skipped]:
+    """The routes targeting every route leaves out in ``resource``, with the reason."""
+    if injection.picks_one_route:
+        return []
+    try:
+        return _planned_copies(resource, injection, owned_routes(resource))[1]
+    except InvalidInput:
+        return []
+
+
+def without_routes(resource: dict[str, Any], names: set[str]) -> list[str]:
+    """Remove the routes named ``names`` from ``resource`` (in place); the names removed."""
     routes = _http(resource)
-    kept = [r for r in routes if r.get("name") not in mine]
-    key = annotation_key(run_id)
-    annotated = key in (resource.get("metadata", {}).get("annotations") or {})
-    left = [name for name in (own.routes if own else ()) if name not in mine]
-    record_changes = annotated and (not left or len(left) != len(recorded))
-    fenced = fence_key(run_id) in (resource.get("metadata", {}).get("annotations") or {})
-    if len(kept) == len(routes) and not record_changes and not fenced:
-        return None
-    patch: Patch = {"metadata": {"resourceVersion": resource["metadata"]["resourceVersion"]}}
-    if record_changes:
-        assert own is not None
-        value = json.dumps({"expires": _iso(own.expires_at), "routes": left}) if left else None
-        patch["metadata"]["annotations"] = {key: value}
-    if fenced:
-        patch["metadata"].setdefault("annotations", {})[fence_key(run_id)] = None
-    if len(kept) != len(routes):
-        patch["spec"] = {"http": kept}
-    return patch
-
-
-def fence_key(run_id: str) -> str:
-    return FENCE_ANNOTATION_PREFIX + run_id
-
-
-def plan_fence(resource: Mapping[str, Any], run_id: str) -> Patch | None:
-    """A write that changes the resourceVersion, so that a write of ``run_id`` still in flight
-    (sent by a process that was then interrupted or killed) fails its precondition instead of
-    landing after the rollback has looked. The server does not bump the version for a write
-    that changes nothing, hence the mark; ``plan_removal`` removes it."""
-    if fence_key(run_id) in (resource.get("metadata", {}).get("annotations") or {}):
-        return None
-    return {
-        "metadata": {
-            "resourceVersion": resource["metadata"]["resourceVersion"],
-            "annotations": {fence_key(run_id): _iso(datetime.now(UTC))},
-        }
-    }
-
-
-def owner_run_ids(resource: Mapping[str, Any]) -> list[str]:
-    """Every run with a trace on the resource: an owner annotation, or a fault copy whose
-    annotation someone else removed (the run id is its name between prefix and digest)."""
-    found = {owner.run_id for owner in ownerships(resource)}
-    for key in resource.get("metadata", {}).get("annotations") or {}:
-        if key.startswith(FENCE_ANNOTATION_PREFIX):
-            found.add(key.removeprefix(FENCE_ANNOTATION_PREFIX))
-    for route in _http(resource):
-        if is_fault_copy(route):
-            found.add(str(route["name"]).removeprefix(ROUTE_NAME_PREFIX).rpartition("-")[0])
-    return sorted(found - {""})
-
-
-def plan_removal_of_runs(resource: Mapping[str, Any], run_ids: Collection[str]) -> Patch | None:
-    """One merge patch removing every trace of each run in ``run_ids``, or None if none is
-    there: one write per resource however many runs left something on it."""
-    current: dict[str, Any] = copy.deepcopy(dict(resource))
-    combined: Patch = {"metadata": {"resourceVersion": resource["metadata"]["resourceVersion"]}}
-    for run_id in run_ids:
-        patch = plan_removal(current, run_id)
-        if patch is None:
-            continue
-        annotations = patch["metadata"].get("annotations")
-        if annotations:
-            combined["metadata"].setdefault("annotations", {}).update(annotations)
-            kept = {
-                key: value
-                for key, value in {
-                    **(current["metadata"].get("annotations") or {}),
-                    **annotations,
-                }.items()
-                if value is not None
-            }
-            current["metadata"]["annotations"] = kept
-        if "spec" in patch:
-            combined["spec"] = patch["spec"]
-            current["spec"]["http"] = patch["spec"]["http"]
-    return combined if len(combined) > 1 or len(combined["metadata"]) > 1 else None
-
-
-def user_routes(resource: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The routes as their authors wrote them: every route that is not a fault copy."""
-    return [r for r in _http(resource) if not is_fault_copy(r)]
+    removed = [str(r["name"]) for r in routes if r.get("name") in names]
+    if removed:
+        resource["spec"]["http"] = [r for r in routes if r.get("name") not in names]
+    return removed
 
 
 def describe_routes(resource: Mapping[str, Any]) -> str:
@@ -293,6 +236,10 @@ def _http(resource: Mapping[str, Any]) -> list[dict[str, Any]]:
     return list(resource.get("spec", {}).get("http") or [])
 
 
+def _content(route: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in route.items() if k != "name"}
+
+
 def _name(resource: Mapping[str, Any]) -> str:
     metadata = resource.get("metadata", {})
     return f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
@@ -301,19 +248,76 @@ def _name(resource: Mapping[str, Any]) -> str:
 def _refuse_other_owners(resource: Mapping[str, Any], run_id: str, allowed: bool) -> None:
     if allowed:
         return
-    others = [o for o in ownerships(resource) if o.run_id != run_id]
+    others = [r for r in records(resource) if r.run_id != run_id]
     if others:
-        listing = ", ".join(f"{o.run_id} (expires {_iso(o.expires_at)})" for o in others)
+        listing = ", ".join(f"{o.run_id} (expires {iso(o.expires_at)})" for o in others)
         raise OwnedByAnotherRun(
             f"VirtualService {_name(resource)} carries faults of another run: {listing}. "
             "Wait for that run to end, roll it back, or pass allow_other_runs: true to share it."
         )
 
 
-def _select_routes(resource: Mapping[str, Any], injection: Injection) -> list[int]:
+def _planned_copies(
+    resource: Mapping[str, Any], injection: Injection, owned: Mapping[str, str]
+) -> tuple[list[tuple[int, dict[str, Any]]], list[Skipped]]:
+    """The copy each targeted route should have, by position; and the routes skipped."""
+    routes = _http(resource)
+    copies = []
+    skipped = []
+    for position in _select_routes(resource, injection, owned):
+        label = _label(routes, position, owned)
+        try:
+            copies.append((position, _fault_copy(routes[position], label, injection)))
+        except _Contradiction as contradiction:
+            if injection.picks_one_route:
+                raise InvalidInput(
+                    contradiction.field_name,
+                    contradiction.problem,
+                    "target another route, or drop this narrowing",
+                ) from None
+            skipped.append(Skipped(label, contradiction.problem))
+    if not copies:
+        reasons = "; ".join(f"{s.route}: {s.reason}" for s in skipped)
+        raise InvalidInput(
+            "headers" if injection.headers else "source_labels",
+            f"no route of VirtualService {_name(resource)} can carry the narrowed traffic "
+            f"({reasons})",
+            "narrow to traffic some route serves, or target another VirtualService",
+        )
+    return copies, skipped
+
+
+def _existing_copy(
+    routes: Sequence[Mapping[str, Any]],
+    position: int,
+    wanted: Mapping[str, Any],
+    owned: Mapping[str, str],
+    run_id: str,
+) -> str | None:
+    """The name of the run's copy of the route at ``position`` with the wanted fault and match:
+    by name, or among the copies directly before the route (its original may have been edited
+    since the copy was made, changing the name a copy would get now)."""
+    if any(r.get("name") == wanted["name"] for r in routes):
+        return str(wanted["name"])
+    index = position - 1
+    while index >= 0 and str(routes[index].get("name", "")) in owned:
+        candidate = routes[index]
+        if (
+            owned[str(candidate["name"])] == run_id
+            and document.same(candidate.get("fault"), wanted.get("fault"))
+            and document.same(candidate.get("match"), wanted.get("match"))
+        ):
+            return str(candidate["name"])
+        index -= 1
+    return None
+
+
+def _select_routes(
+    resource: Mapping[str, Any], injection: Injection, owned: Mapping[str, str]
+) -> list[int]:
     """Positions in spec.http of the routes to copy."""
     routes = _http(resource)
-    user_positions = [i for i, r in enumerate(routes) if not is_fault_copy(r)]
+    user_positions = [i for i, r in enumerate(routes) if str(r.get("name", "")) not in owned]
     if injection.route_name is not None:
         chosen = [i for i in user_positions if routes[i].get("name") == injection.route_name]
         if not chosen:
@@ -362,57 +366,132 @@ def _check_source_labels_apply(resource: Mapping[str, Any], injection: Injection
         )
 
 
-def _user_index(routes: Sequence[Mapping[str, Any]], position: int) -> int:
-    return sum(1 for r in routes[:position] if not is_fault_copy(r))
+def _label(routes: Sequence[Mapping[str, Any]], position: int, owned: Mapping[str, str]) -> str:
+    """A route as users know it: its name, else its index among the routes they wrote."""
+    name = routes[position].get("name")
+    if name:
+        return str(name)
+    index = sum(1 for r in routes[:position] if str(r.get("name", "")) not in owned)
+    return f"#{index}"
 
 
-def _fault_copy(
-    original: Mapping[str, Any], user_index: int, injection: Injection
-) -> dict[str, Any]:
-    identity = original.get("name") or f"#{user_index}"
-    digest = hashlib.sha256(
-        json.dumps(
-            {
-                "route": identity,
-                "fault": injection.fault.to_istio(),
-                "headers": injection.headers,
-                "sourceLabels": injection.source_labels,
-            },
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()[:10]
+def _fault_copy(original: Mapping[str, Any], label: str, injection: Injection) -> dict[str, Any]:
     route_copy = copy.deepcopy(dict(original))
-    route_copy["name"] = f"{ROUTE_NAME_PREFIX}{injection.run_id}-{digest}"
+    route_copy.pop("name", None)
     # A fault already on the route stays in force for the narrowed traffic; ours overrides
     # only the part (delay or abort) it injects.
     route_copy["fault"] = {**(original.get("fault") or {}), **injection.fault.to_istio()}
     if injection.headers or injection.source_labels:
-        route_copy["match"] = [
-            _narrow(entry, injection, identity) for entry in original.get("match") or [{}]
-        ]
-    return route_copy
+        entries = original.get("match") or [{}]
+        narrowed = []
+        contradictions = []
+        for entry in entries:
+            try:
+                narrowed.append(_narrow(entry, injection))
+            except _Contradiction as contradiction:
+                contradictions.append(contradiction)
+        if not narrowed:
+            # Every entry contradicts it: nothing the route matches is narrowed traffic.
+            first = contradictions[0]
+            raise _Contradiction(first.field_name, f"route {label} {first.problem}")
+        route_copy["match"] = narrowed
+    digest = document.digest(PURPOSE, injection.run_id, route_copy)
+    return {"name": owned_name(injection.run_id, digest), **route_copy}
 
 
-def _narrow(entry: Mapping[str, Any], injection: Injection, route: str) -> dict[str, Any]:
+def _narrow(entry: Mapping[str, Any], injection: Injection) -> dict[str, Any]:
     narrowed = copy.deepcopy(dict(entry))
-    for field_name, wire_name, extra in (
-        ("headers", "headers", injection.headers),
-        ("source_labels", "sourceLabels", injection.source_labels),
-    ):
-        if not extra:
-            continue
-        merged = dict(narrowed.get(wire_name) or {})
-        for key, condition in extra.items():
-            if key in merged and merged[key] != condition:
-                raise InvalidInput(
-                    field_name,
-                    f"route {route} already requires {key}={merged[key]}, "
-                    f"so {key}={condition} would match nothing",
-                    "target another route, or drop this narrowing",
+    if injection.headers:
+        merged = dict(narrowed.get("headers") or {})
+        excluded = dict(narrowed.get("withoutHeaders") or {})
+        for name, ours in injection.headers.items():
+            if name in merged:
+                merged[name] = _combine("headers", name, merged[name], ours)
+            else:
+                merged[name] = dict(ours)
+            if name in excluded and _implies(merged[name], excluded[name]):
+                raise _Contradiction(
+                    "headers",
+                    f"excludes {name}={_shown_match(excluded[name])}, "
+                    f"so {name}={_shown_match(ours)} would match nothing",
                 )
-            merged[key] = condition
-        narrowed[wire_name] = merged
+        narrowed["headers"] = merged
+    if injection.source_labels:
+        labels = dict(narrowed.get("sourceLabels") or {})
+        for key, value in injection.source_labels.items():
+            if key in labels and labels[key] != value:
+                raise _Contradiction(
+                    "source_labels",
+                    f"already requires source label {key}={labels[key]}, "
+                    f"so {key}={value} would match nothing",
+                )
+            labels[key] = value
+        narrowed["sourceLabels"] = labels
     return narrowed
+
+
+def _combine(
+    field_name: str, header: str, theirs: Mapping[str, str], ours: Mapping[str, str]
+) -> dict[str, str]:
+    """The one condition meaning both (a match holds one per header), or _Contradiction."""
+    if dict(theirs) == dict(ours):
+        return dict(ours)
+    (their_kind, their_value), (our_kind, our_value) = _one(theirs), _one(ours)
+    both = {their_kind, our_kind}
+    stricter: dict[str, str] | None
+    if both == {"exact"}:
+        stricter = None
+    elif "exact" in both:
+        exact, other = (theirs, ours) if their_kind == "exact" else (ours, theirs)
+        stricter = dict(exact) if _implies(exact, other) else None
+    elif both == {"prefix"}:
+        if our_value.startswith(their_value):
+            stricter = dict(ours)
+        elif their_value.startswith(our_value):
+            stricter = dict(theirs)
+        else:
+            stricter = None
+    else:
+        raise _Contradiction(
+            field_name,
+            f"already requires {header}={_shown_match(theirs)}; a route matches one condition "
+            f"per header, and {_shown_match(ours)} cannot be combined with it",
+        )
+    if stricter is None:
+        raise _Contradiction(
+            field_name,
+            f"already requires {header}={_shown_match(theirs)}, "
+            f"so {header}={_shown_match(ours)} would match nothing",
+        )
+    return stricter
+
+
+def _implies(exact: Mapping[str, str], condition: Mapping[str, str]) -> bool:
+    """Every value ``exact`` matches also matches ``condition`` (only decided for an exact)."""
+    kind, value = _one(exact)
+    other_kind, other_value = _one(condition)
+    if kind != "exact":
+        return dict(exact) == dict(condition)
+    if other_kind == "exact":
+        return value == other_value
+    if other_kind == "prefix":
+        return value.startswith(other_value)
+    if other_kind == "regex":
+        try:
+            return re.fullmatch(other_value, value) is not None
+        except re.error:
+            return False
+    return False
+
+
+def _one(condition: Mapping[str, str]) -> tuple[str, str]:
+    (kind, value), *_ = condition.items() if condition else (("exact", ""),)
+    return str(kind), str(value)
+
+
+def _shown_match(condition: Mapping[str, str]) -> str:
+    kind, value = _one(condition)
+    return value if kind == "exact" else f"{kind}:{value}"
 
 
 def parse_headers(value: object) -> dict[str, dict[str, str]]:
@@ -481,10 +560,6 @@ def parse_source_labels(value: object) -> dict[str, str]:
         if problem is not None:
             raise problem.at(f"source_labels.{key}")
     return dict(value)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def parse_route_choice(route_name: object, route_index: object) -> tuple[str | None, int | None]:

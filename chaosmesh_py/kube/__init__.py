@@ -2,7 +2,8 @@
 
 ``credentials`` resolves credentials (chaostoolkit-kubernetes' order) into an isolated
 ApiClient, user mistakes in them raised as ``InvalidInput``; ``client`` holds the project's error
-tree for API answers and the re-reading write loop (``Kube.update``).
+tree for API answers and the re-reading write loops (``Kube.update``, ``ensure_created``,
+``delete_if``); ``names`` checks object names before they reach a URL.
 """
 
 from chaosmesh_py.kube.client import (
@@ -13,6 +14,7 @@ from chaosmesh_py.kube.client import (
     ResourceRef,
     RetryPolicy,
     load_client,
+    refuses_connections,
     virtual_service_kind,
 )
 
@@ -24,5 +26,6 @@ __all__ = [
     "ResourceRef",
     "RetryPolicy",
     "load_client",
+    "refuses_connections",
     "virtual_service_kind",
 ]

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from chaosmesh_py.errors import (
     ApiError,
@@ -142,6 +144,18 @@ class Kube:
             ),
         )
 
+    def read(self, ref: ResourceRef) -> dict[str, Any]:
+        """``get``, retried like ``update``'s reads on 429, 5xx and lost connections."""
+        transient = 0
+        while True:
+            try:
+                return self.get(ref)
+            except Unavailable as error:
+                transient += 1
+                if transient > self.retry.max_transient:
+                    raise
+                time.sleep(self._backoff(transient, error.retry_after_s))
+
     def list(self, kind: ResourceKind, namespace: str | None = None) -> list[dict[str, Any]]:
         """Every object of ``kind`` in ``namespace``, or in all namespaces when None."""
         ref = ResourceRef(kind, namespace or "", "")
@@ -181,6 +195,126 @@ class Kube:
                 _request_timeout=self.retry.request_timeout_s,
             ),
         )
+
+    def create(self, ref: ResourceRef, body: dict[str, Any]) -> dict[str, Any]:
+        """One create; 409 (already exists) raises ConflictPersisted."""
+        kind = ref.kind
+        return self._call(
+            "create",
+            ref,
+            lambda: self._custom.create_namespaced_custom_object(
+                kind.group,
+                kind.version,
+                ref.namespace,
+                kind.plural,
+                body,
+                _request_timeout=self.retry.request_timeout_s,
+            ),
+        )
+
+    def delete(self, ref: ResourceRef, uid: str, resource_version: str) -> dict[str, Any]:
+        """One delete of exactly the object read: the server refuses (409) if its uid or
+        resourceVersion differ, i.e. if it was replaced or changed since."""
+        from kubernetes import client
+
+        kind = ref.kind
+        options = client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(uid=uid, resource_version=resource_version)
+        )
+        return self._call(
+            "delete",
+            ref,
+            lambda: self._custom.delete_namespaced_custom_object(
+                kind.group,
+                kind.version,
+                ref.namespace,
+                kind.plural,
+                ref.name,
+                body=options,
+                _request_timeout=self.retry.request_timeout_s,
+            ),
+        )
+
+    def ensure_created(
+        self, ref: ResourceRef, body: dict[str, Any], mine: Callable[[dict[str, Any]], bool]
+    ) -> Outcome:
+        """Create ``body`` unless an object ``mine`` accepts is already there (a retried or
+        repeated create); raise ConflictPersisted when another object holds the name.
+
+        A lost answer is followed by a read, never by a blind second create.
+        """
+        transient = attempts = 0
+        while True:
+            attempts += 1
+            try:
+                try:
+                    return Outcome(self.create(ref, body), wrote=True, attempts=attempts)
+                except ConflictPersisted:
+                    existing = self.get(ref)
+                    if mine(existing):
+                        return Outcome(existing, wrote=False, attempts=attempts)
+                    raise ConflictPersisted(
+                        f"{ref} already exists and is not this run's: left as it is", 409
+                    ) from None
+            except Unavailable as error:
+                transient += 1
+                if transient > self.retry.max_transient:
+                    raise
+                time.sleep(self._backoff(transient, error.retry_after_s))
+                try:
+                    existing = self.get(ref)
+                except NotFound:
+                    continue
+                except Unavailable:
+                    continue
+                if mine(existing):
+                    return Outcome(existing, wrote=True, attempts=attempts)
+                raise ConflictPersisted(f"{ref} exists and is not this run's", 409) from None
+
+    def delete_if(
+        self,
+        ref: ResourceRef,
+        wanted: Callable[[dict[str, Any]], bool],
+        current: dict[str, Any] | None = None,
+    ) -> Outcome:
+        """Delete the object while ``wanted`` says so of it as the server holds it: read, judge,
+        delete with the uid and resourceVersion just judged; a 409 (replaced or changed since)
+        judges again. ``wrote`` tells whether this call deleted it. NotFound when it is gone
+        from the first read."""
+        conflicts = transient = attempts = 0
+        sent = False
+        while True:
+            attempts += 1
+            try:
+                if current is None:
+                    current = self.get(ref)
+                if not wanted(current):
+                    return Outcome(current, wrote=False, attempts=attempts)
+                metadata = current["metadata"]
+                try:
+                    gone = self.delete(ref, metadata["uid"], metadata["resourceVersion"])
+                except Unavailable:
+                    sent = True
+                    raise
+                return Outcome(gone, wrote=True, attempts=attempts)
+            except NotFound:
+                if sent:
+                    # Our delete whose answer was lost, landed.
+                    return Outcome(current or {}, wrote=True, attempts=attempts)
+                raise
+            except ConflictPersisted as error:
+                current = None
+                conflicts += 1
+                if conflicts > self.retry.max_conflicts:
+                    raise ConflictPersisted(
+                        f"{ref} changed under us on {conflicts} attempts; try again later", 409
+                    ) from error
+            except Unavailable as error:
+                current = None
+                transient += 1
+                if transient > self.retry.max_transient:
+                    raise
+                time.sleep(self._backoff(transient, error.retry_after_s))
 
     def local_mesh(self) -> dict[str, Any] | None:
         """What a local mesh serving this API publishes about its data plane (where Envoy's
@@ -296,6 +430,20 @@ class Kube:
                 f"{verb} {ref} at {self.host}: connection failed ({type(error).__name__}: "
                 f"{shorten(str(error))})"
             ) from None
+
+
+def refuses_connections(url: str) -> bool:
+    """Nothing listens at ``url``'s address any more (connection refused): what a local mesh
+    that was taken down looks like. Any other failure (a timeout, no route) is no answer."""
+    parsed = urlsplit(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "localhost", port), timeout=2):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
 
 
 def _certificate_problem(error: BaseException) -> str | None:

@@ -37,7 +37,7 @@ import yaml
 
 from chaosmesh_py.engine import cleanup
 from chaosmesh_py.istio import status
-from chaosmesh_py.kube import Kube, virtual_service_kind
+from chaosmesh_py.kube import Kube
 from chaosmesh_py.kube.client import LOCAL_MESH_CONFIG_MAP, LOCAL_MESH_KEY
 from chaosmesh_py.localmesh import credentials
 from chaosmesh_py.localmesh.apiserver import ApiError, ApiServer, User, WatchEvent
@@ -345,17 +345,14 @@ class LocalMesh:
         )
         while not self._stopping.wait(self.reap_interval_s):
             try:
-                report = cleanup.reap(kube, virtual_service_kind())
+                report = cleanup.reap(kube)
             except Exception:  # the next round may succeed
-                log.exception("the reaper could not list VirtualServices")
+                log.exception("the reaper could not list the resources chaosmesh edits")
                 continue
             for entry in report.removed:
-                log.warning(
-                    f"reaper: removed expired faults from {entry['virtual_service']}: "
-                    f"{', '.join(entry['routes'])}"
-                )
+                log.warning(f"reaper: removed expired edits from {entry['resource']}: {entry}")
             for entry in report.failed:
-                log.warning(f"reaper: could not clean {entry.get('virtual_service')}: {entry}")
+                log.warning(f"reaper: could not clean {entry.get('resource')}: {entry}")
 
     def _resources(self) -> Resources:
         return {kind: self.api.list(ISTIO_NETWORKING, kind) for kind in WATCHED_KINDS}

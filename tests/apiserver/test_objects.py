@@ -271,6 +271,36 @@ def test_delete_precondition_on_resource_version(custom) -> None:
         custom.delete_namespaced_custom_object(*VS, "reviews", body=options)
 
 
+def preconditions(uid: str, resource_version: str) -> kubernetes.client.V1DeleteOptions:
+    return kubernetes.client.V1DeleteOptions(
+        preconditions=kubernetes.client.V1Preconditions(uid=uid, resource_version=resource_version)
+    )
+
+
+def test_delete_precondition_on_uid_refuses_an_object_recreated_under_the_same_name(
+    server: ApiServer, custom
+) -> None:
+    first = custom.create_namespaced_custom_object(*VS, virtual_service())["metadata"]
+    server.delete("networking.istio.io/v1", "VirtualService", "default", "reviews")
+    again = custom.create_namespaced_custom_object(*VS, virtual_service())["metadata"]
+    assert again["uid"] != first["uid"]
+    with pytest.raises(ConflictException) as caught:
+        custom.delete_namespaced_custom_object(
+            *VS, "reviews", body=preconditions(first["uid"], again["resourceVersion"])
+        )
+    assert "Precondition failed: UID in precondition" in caught.value.body
+    assert server.get("networking.istio.io/v1", "VirtualService", "default", "reviews")
+
+
+def test_delete_with_matching_uid_and_resource_version_deletes(server: ApiServer, custom) -> None:
+    meta = custom.create_namespaced_custom_object(*VS, virtual_service())["metadata"]
+    deleted = custom.delete_namespaced_custom_object(
+        *VS, "reviews", body=preconditions(meta["uid"], meta["resourceVersion"])
+    )
+    assert deleted["metadata"]["uid"] == meta["uid"]
+    assert server.get("networking.istio.io/v1", "VirtualService", "default", "reviews") is None
+
+
 def test_list_across_namespaces_and_by_label(server: ApiServer, custom) -> None:
     server.create_namespace("bookinfo")
     for name, namespace, tier in [

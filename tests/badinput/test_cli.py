@@ -182,7 +182,10 @@ OPTION_CASES = {
         lambda t: ["gate", "--junit", _file(t) / "report.xml", EXPERIMENT],
         ["--junit", "cannot be created"],
     ),
-    "rollback neither run nor all": (lambda t: ["rollback"], ["exactly one of --run ID or --all"]),
+    "rollback neither run nor all": (
+        lambda t: ["rollback"],
+        ["exactly one of --run ID, --all or --forget ID"],
+    ),
     "rollback ledger dir is a file": (
         lambda t: ["rollback", "--all", "--ledger-dir", _file(t)],
         ["is a file"],

@@ -124,7 +124,7 @@ def test_rollback_from_another_shell_while_the_run_goes_on(api, tmp_path, start)
         check=False,
     )
     assert other_shell.returncode == 0, other_shell.stdout + other_shell.stderr
-    assert "removed 3 route(s) from 2 VirtualService(s)" in other_shell.stdout
+    assert "removed 3 route(s) from 2 resource(s)" in other_shell.stdout
     assert leftover_faults(api) == []
     assert process.poll() is None  # the run goes on, and later finds nothing left to remove
     process.send_signal(signal.SIGINT)

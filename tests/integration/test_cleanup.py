@@ -107,9 +107,9 @@ def test_rollback_from_the_ledger_alone_restores_the_resource_exactly(
     done = chaosmesh_process("rollback", "--run", run_id, "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)[run_id]
-    assert sorted(r["virtual_service"] for r in report["removed"]) == [
-        f"{NAMESPACE}/ratings",
-        f"{NAMESPACE}/reviews",
+    assert sorted(r["resource"] for r in report["removed"]) == [
+        f"VirtualService {NAMESPACE}/ratings",
+        f"VirtualService {NAMESPACE}/reviews",
     ]
     assert report["routes_removed"] == 3 and report["complete"]  # reviews has two routes
     for name, resource in before.items():
@@ -117,7 +117,7 @@ def test_rollback_from_the_ledger_alone_restores_the_resource_exactly(
     assert ledger.is_closed(entries(ledger_dir, run_id))
     again = chaosmesh("rollback", "--run", run_id)
     assert again.returncode == 0, again.stderr
-    assert "removed 0 route(s) from 0 VirtualService(s), 2 already clean" in again.stdout
+    assert "removed 0 route(s) from 0 resource(s), 2 already clean" in again.stdout
 
 
 def test_a_write_whose_answer_was_lost_is_still_rolled_back(api, configuration, ledger_dir):
@@ -253,7 +253,7 @@ def test_halt_in_one_namespace_leaves_the_others(api):
     done = chaosmesh("halt", "-n", "team-a", "-n", "no-such-namespace")
     assert done.returncode == 0, done.stderr
     assert [f.split(":")[0] for f in leftover_faults(api)] == [f"{NAMESPACE}/ratings"] * 2
-    cleanup.halt(Kube.connect(), KIND)
+    cleanup.halt(Kube.connect())
 
 
 def test_reap_removes_expired_edits_and_orphans_without_any_ledger(api, ledger_dir):
@@ -268,17 +268,17 @@ def test_reap_removes_expired_edits_and_orphans_without_any_ledger(api, ledger_d
         path.unlink()
     kube = Kube.connect()
     in_two_minutes = datetime.now(UTC) + timedelta(minutes=2)
-    report = cleanup.reap(kube, KIND, now=in_two_minutes)
-    assert sorted(r["virtual_service"] for r in report.removed) == [
-        "team-a/ratings",
-        "team-b/ratings",
+    report = cleanup.reap(kube, now=in_two_minutes)
+    assert sorted(r["resource"] for r in report.removed) == [
+        "VirtualService team-a/ratings",
+        "VirtualService team-b/ratings",
     ]
     assert [f.split(":")[0] for f in leftover_faults(api)] == [f"{NAMESPACE}/ratings"] * 2
-    assert cleanup.reap(kube, KIND).route_count == 0  # "long" has an hour to go
+    assert cleanup.reap(kube).route_count == 0  # "long" has an hour to go
     done = chaosmesh("reap")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("reap: removed 0 route(s)")
-    cleanup.reap(kube, KIND, now=datetime.now(UTC) + timedelta(hours=2))
+    cleanup.reap(kube, now=datetime.now(UTC) + timedelta(hours=2))
     assert leftover_faults(api) == []
 
 
@@ -287,7 +287,7 @@ def test_halt_that_cannot_write_says_what_is_left_and_exits_3(api):
     api.inject(ApiFault(method="PATCH", path="ratings", status=403, times=99))
     done = chaosmesh("halt")
     assert done.returncode == 3
-    assert f"LEFT     {NAMESPACE}/ratings: forbidden: needs patch" in done.stdout
+    assert f"LEFT     VirtualService {NAMESPACE}/ratings: forbidden: needs patch" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
     api.clear_faults()
     assert chaosmesh("halt").returncode == 0
@@ -303,7 +303,7 @@ def test_no_injection_without_a_ledger_but_removal_goes_on(api, configuration, t
     assert [r for r in api.request_log if r.method == "PATCH"] == []
     assert exact(read(api)) == exact(before)
     # The ledger breaks after the injection: the rollback must still happen.
-    configuration["chaosmesh_run_id"] += "-b"
+    configuration["chaosmesh_run_id"] += "b"
     del configuration["chaosmesh_ledger_dir"]
     delay_jason(configuration)
     run_for(configuration).ledger.directory = blocked / "ledger"

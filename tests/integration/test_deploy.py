@@ -30,12 +30,13 @@ from packaging.requirements import Requirement
 
 from chaosmesh_py.cli import main
 from chaosmesh_py.engine import cleanup
+from chaosmesh_py.engine.kinds import editable_kinds
 from chaosmesh_py.engine.run import DEFAULT_TTL_S, RUN_ID_KEY
 from chaosmesh_py.faults.actions import inject_abort, inject_delay
 from chaosmesh_py.faults.injection import TTL_KEY
 from chaosmesh_py.faults.probes import fault_is_injected, list_owned_faults
 from chaosmesh_py.faults.rollbacks import remove_faults
-from chaosmesh_py.istio.route_copy import OWNER_ANNOTATION_PREFIX
+from chaosmesh_py.istio.owner_record import OWNER_ANNOTATION_PREFIX
 from chaosmesh_py.kube import Kube, virtual_service_kind
 from chaosmesh_py.localmesh.apiserver import ApiFault, PolicyRule
 from tests.conftest import NAMESPACE, ROOT, leftover_faults
@@ -148,7 +149,7 @@ def wait_until_expired(api, run_id):
 
 def halt_as_admin(api):
     api.set_tokens(None)
-    cleanup.halt(Kube.connect(), KIND)
+    cleanup.halt(Kube.connect())
 
 
 # --- the files, checked against the code -------------------------------------------------
@@ -183,12 +184,26 @@ def test_every_manifest_decodes_to_its_typed_kubernetes_object_unchanged(path):
         assert differences(document, decoded) == [], f"{path.name}: {document['kind']}"
 
 
-def test_the_reaper_role_is_exactly_get_list_patch_on_the_kind_the_project_edits():
-    expected = [
-        {"apiGroups": [KIND.group], "resources": [KIND.plural], "verbs": ["get", "list", "patch"]}
-    ]
-    assert one(REAPER, "ClusterRole")["rules"] == expected
-    assert one(REAPER_NAMESPACED, "Role")["rules"] == expected
+EVERY_VERB = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+
+
+def granted(rules):
+    """(group, resource) → the verbs the rules grant on it."""
+    grants = {}
+    for rule in rules:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                grants.setdefault((group, resource), set()).update(rule["verbs"])
+    return grants
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"), [(REAPER, "ClusterRole"), (REAPER_NAMESPACED, "Role")], ids=["cluster", "ns"]
+)
+def test_the_reaper_role_is_exactly_what_removal_takes_on_every_kind_the_project_edits(path, kind):
+    expected = {(k.kind.group, k.kind.plural): set(k.cleanup_verbs()) for k in editable_kinds()}
+    assert granted(one(path, kind)["rules"]) == expected
+    assert all(set(verbs) <= set(EVERY_VERB) for verbs in expected.values())
 
 
 def test_the_reaper_identity_lines_up_from_service_account_to_pod():
@@ -407,9 +422,9 @@ def test_the_reaper_role_alone_reaps_expired_faults_everywhere_then_halts_the_re
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)["reap"]
     assert report["complete"] and report["routes_removed"] == 2
-    assert sorted(r["virtual_service"] for r in report["removed"]) == [
-        f"{NAMESPACE}/ratings",
-        "team-a/ratings",
+    assert sorted(r["resource"] for r in report["removed"]) == [
+        f"VirtualService {NAMESPACE}/ratings",
+        "VirtualService team-a/ratings",
     ]
     left = [f.split(":")[0] for f in leftover_faults(api)]
     assert left == [f"{NAMESPACE}/reviews"] * (len(live["routes"]) + 1)  # + its annotation
@@ -421,7 +436,7 @@ def test_the_reaper_role_alone_reaps_expired_faults_everywhere_then_halts_the_re
     assert halted.exit_code == 0, halted.stderr
     assert json.loads(halted.stdout)["halt"]["removed"] == [
         {
-            "virtual_service": f"{NAMESPACE}/reviews",
+            "resource": f"VirtualService {NAMESPACE}/reviews",
             "run_ids": ["live"],
             "routes": live["routes"],
         }
@@ -553,8 +568,11 @@ def test_the_experimenter_role_reads_what_the_experiments_chaosk8s_probes_read()
             assert any(r.allows(verb, group, resource, NAMESPACE) for r in user_rules), (
                 f"{module}.{func} needs {verb} on {resource}"
             )
-    # Read-only beyond VirtualServices: nothing but get and list on anything else.
-    for rule in one(EXPERIMENTER, "ClusterRole")["rules"]:
-        if rule["resources"] != [KIND.plural]:
-            assert set(rule["verbs"]) <= {"get", "list"}, rule
-    assert one(EXPERIMENTER, "ClusterRole")["rules"][0] == one(REAPER, "ClusterRole")["rules"][0]
+    # Read-only beyond the kinds chaosmesh edits; on those, at least what removal takes.
+    edited = {(k.kind.group, k.kind.plural) for k in editable_kinds()}
+    grants = granted(one(EXPERIMENTER, "ClusterRole")["rules"])
+    for key, verbs in grants.items():
+        if key not in edited:
+            assert verbs <= {"get", "list"}, key
+    for key, verbs in granted(one(REAPER, "ClusterRole")["rules"]).items():
+        assert verbs <= grants[key], key

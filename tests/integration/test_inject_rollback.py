@@ -187,16 +187,16 @@ def test_target_by_host(api, configuration):
 
 
 def test_another_runs_faults_are_refused_unless_shared(api, configuration):
-    delay_jason({"chaosmesh_run_id": "someone-else"})
+    delay_jason({"chaosmesh_run_id": "someoneelse"})
     before = read(api)
     api.request_log.clear()
-    with pytest.raises(ActivityFailed, match=r"OwnedByAnotherRun.*someone-else"):
+    with pytest.raises(ActivityFailed, match=r"OwnedByAnotherRun.*someoneelse"):
         delay_jason(configuration)
     assert writes(api) == []
     delay_jason(configuration, allow_other_runs=True)
     rollback(configuration)
     assert exact(read(api)) == exact(before)
-    rollback({"chaosmesh_run_id": "someone-else"})
+    rollback({"chaosmesh_run_id": "someoneelse"})
 
 
 def test_owned_faults_are_listed_across_namespaces(api, configuration):

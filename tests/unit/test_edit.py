@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chaosmesh_py.errors import InvalidInput, OwnedByAnotherRun, TargetNotFound
-from chaosmesh_py.istio import fault, route_copy
+from chaosmesh_py.istio import fault, owner_record, release, route_copy
 from chaosmesh_py.localmesh.apiserver.patch import merge_patch
 
 LATER = datetime(2030, 1, 1, tzinfo=UTC)
@@ -47,8 +47,12 @@ def inject(resource, **kwargs):
     return apply(resource, route_copy.plan_injection(resource, injection(**kwargs), allow))
 
 
+def plan_removal(resource, run, only=None):
+    return release.plan_release(resource, [run], only_routes=only)[0]
+
+
 def remove(resource, run="r1"):
-    patch = route_copy.plan_removal(resource, run)
+    patch = plan_removal(resource, run)
     return resource if patch is None else apply(resource, patch)
 
 
@@ -158,8 +162,8 @@ def test_removal_keeps_edits_others_made_meanwhile():
 
 def test_removal_is_idempotent():
     original = virtual_service([{"route": to("v1")}])
-    assert route_copy.plan_removal(remove(inject(original)), "r1") is None
-    assert route_copy.plan_removal(original, "r1") is None
+    assert plan_removal(remove(inject(original)), "r1") is None
+    assert plan_removal(original, "r1") is None
 
 
 def test_route_indices_count_only_the_routes_users_wrote():
@@ -211,7 +215,7 @@ def test_expiry_is_the_latest_of_the_runs_injections():
             first, route_copy.Injection(run_id="r1", fault=ABORT, expires_at=sooner)
         ),
     )
-    assert route_copy.ownership_of(second, "r1").expires_at == LATER
+    assert owner_record.record_of(second, "r1").expires_at == LATER
 
 
 @pytest.mark.parametrize(
@@ -244,7 +248,7 @@ def test_removing_some_routes_keeps_the_others_and_their_record():
     delayed = inject(original)
     both = inject(delayed, chosen=ABORT)
     abort_copy = both["spec"]["http"][0]["name"]
-    after = apply(both, route_copy.plan_removal(both, "r1", only=[abort_copy]))
+    after = apply(both, plan_removal(both, "r1", only=[abort_copy]))
     assert spec_and_annotations(after) == spec_and_annotations(delayed)
-    assert route_copy.plan_removal(after, "r1", only=[abort_copy]) is None
+    assert plan_removal(after, "r1", only=[abort_copy]) is None
     assert spec_and_annotations(remove(after)) == spec_and_annotations(original)
