@@ -78,6 +78,8 @@ class PageReport:
         }
         if problems:
             report["unreachable"] = f"{len(problems)} loads got no answer, e.g. {problems[0]}"
+        # What a verdict quotes when the probe is out of tolerance (verdict.rules).
+        report["summary"] = summary(report)
         return report
 
 

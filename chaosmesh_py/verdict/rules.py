@@ -528,6 +528,8 @@ def _output(output: object) -> str:
         # A process probe: its exit status, and its last words when it said any.
         said = (str(output["stderr"]).strip() or str(output["stdout"]).strip()).splitlines()
         return f"exit status {output['status']}" + (f": {said[-1]}" if said else "")
+    if isinstance(output, dict) and isinstance(output.get("summary"), str):
+        return str(output["summary"])  # a probe that says in one line what it saw
     return f"output {output!r}"
 
 

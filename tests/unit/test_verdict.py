@@ -266,6 +266,24 @@ def test_a_deviation_after_the_method_fails():
     assert reason.startswith("steady state deviated after the method: probe 'page-whole'")
 
 
+def test_a_deviation_quotes_the_probe_s_own_one_line_summary():
+    after = probe_state(met=False)
+    after["probes"][0]["output"] = {
+        "whole": 0,
+        "pages": 20,
+        "errors": {"reviews": 20},
+        "summary": "0 of 20 page loads whole for jason; failed: reviews on 20",
+    }
+    journal = clean(
+        deviated=True, steady_states={"before": probe_state(), "after": after, "during": []}
+    )
+    _, reason = only_reason(journal)
+    assert reason == (
+        "steady state deviated after the method: probe 'page-whole' out of tolerance "
+        "(0 of 20 page loads whole for jason; failed: reviews on 20)"
+    )
+
+
 def test_a_journal_marked_deviated_fails_even_without_an_after_state():
     journal = clean(deviated=True, steady_states={"before": probe_state(), "after": None})
     assert only_reason(journal) == ("fail", "the journal marks the run deviated")
