@@ -75,7 +75,7 @@ def inject_abort(
 ) -> dict:
     """Answer requests to a VirtualService's routes at once with an error, without calling it.
 
-    Give exactly one of `http_status` (200-600, e.g. 503) or `grpc_status` (a gRPC code name,
+    Give exactly one of `http_status` (200-599, e.g. 503) or `grpc_status` (a gRPC code name,
     e.g. "UNAVAILABLE"). `percentage` (0.0001-100) of the matching requests are aborted; Istio
     injects nothing without it. Targeting and narrowing as for inject_delay: `virtual_service`
     or `host` in `namespace`, optional `route_name` / `route_index`, `headers`,

@@ -8,7 +8,9 @@ Istio facts encoded here (see the project's notes on Istio):
 - a fault without ``percentage`` is never injected, so percentage is required;
 - ``percentage.value`` is a double in [0.0001, 100] (0 is legal to Istio but injects nothing, so
   we refuse it as input);
-- ``httpStatus`` 200-600 (Istio's bound), ``grpcStatus`` one of the gRPC code names;
+- ``httpStatus`` 200-600 is Istio's bound, but Envoy refuses 600 (its range is [200, 600)) and
+  rejects the whole route configuration: what we write is 200-599; ``grpcStatus`` one of the
+  gRPC code names;
 - ``fixedDelay`` at least 1 ms, whole milliseconds.
 """
 
@@ -25,7 +27,10 @@ from chaosmesh_py.errors import InvalidInput, shown
 MIN_PERCENTAGE = 0.0001
 MAX_PERCENTAGE = 100.0
 MIN_HTTP_STATUS = 200
+# Istio's webhook bound (a resource others wrote may hold it)...
 MAX_HTTP_STATUS = 600
+# ...and what we write: Envoy's FaultAbort.http_status is below 600.
+MAX_WRITTEN_HTTP_STATUS = 599
 
 GRPC_CODES = (
     "OK",
@@ -128,10 +133,11 @@ def parse_http_status(value: object, field: str = "http_status") -> int:
         if isinstance(value, str) and value.strip().isdigit():
             fix = f"write it without quotes: {value.strip()}"
         raise InvalidInput(field, f"must be an integer HTTP status, got {shown(value)}", fix)
-    if not MIN_HTTP_STATUS <= value <= MAX_HTTP_STATUS:
+    if not MIN_HTTP_STATUS <= value <= MAX_WRITTEN_HTTP_STATUS:
         raise InvalidInput(
             field,
-            f"{shown(value)} is outside Istio's range {MIN_HTTP_STATUS}-{MAX_HTTP_STATUS}",
+            f"{shown(value)} is outside {MIN_HTTP_STATUS}-{MAX_WRITTEN_HTTP_STATUS}, the range "
+            "Envoy injects (Istio lets 600 through, and Envoy then rejects the route)",
             "use an error status such as 500 or 503",
         )
     return value

@@ -303,9 +303,8 @@ CASES = [
     case("delay-a-number", delay(fixed_delay=7), "fixed_delay: must be a duration string, got 7"),
     case("delay-astronomical", delay(fixed_delay="9" * 400 + "h"), "fixed_delay:", "longer than"),
     # --- abort status --------------------------------------------------------------------------
-    case(
-        "http-status-99", abort(http_status=99), "http_status: 99 is outside Istio's range 200-600"
-    ),
+    case("http-status-99", abort(http_status=99), "http_status: 99 is outside 200-599"),
+    case("http-status-600", abort(http_status=600), "http_status: 600 is outside", "Envoy"),
     case("http-status-601", abort(http_status=601), "http_status: 601 is outside"),
     case(
         "http-status-string",

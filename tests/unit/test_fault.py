@@ -65,8 +65,8 @@ def test_abort_needs_exactly_one_status():
         fault.parse_abort(10, http_status=500, grpc_status="UNAVAILABLE")
 
 
-@pytest.mark.parametrize("status", [99, 199, 601, 700, "500", 500.0])
-def test_http_status_outside_istio_bounds_is_refused(status):
+@pytest.mark.parametrize("status", [99, 199, 600, 601, 700, "500", 500.0])
+def test_http_status_outside_envoy_s_bounds_is_refused(status):
     with pytest.raises(InvalidInput, match="http_status"):
         fault.parse_abort(10, http_status=status)
 
