@@ -314,7 +314,8 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
                     entry["virtual_service"] = f"{ref.namespace}/{ref.name}"
                 failed.append(entry)
         if not failed and entries:
-            hosts = ",".join(sorted({kube.host for kube, _ in run.touched()}))
+            # run.apis(), not run.touched(): each removal above made the run forget its resource.
+            hosts = ",".join(sorted(kube.host for kube in run.apis()))
             ledger.best_effort(lambda: run.ledger.close(hosts))
             ledger.prune(run.ledger.directory)
     if removed:

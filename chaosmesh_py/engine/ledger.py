@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosmesh_py.engine import redaction
-from chaosmesh_py.engine.private_file import open_private
+from chaosmesh_py.engine.private_file import DIRECTORY_MODE, open_private
 from chaosmesh_py.errors import InvalidInput, LedgerUnwritable
 from chaosmesh_py.istio.owner_record import (
     FieldRecord,
@@ -195,7 +195,7 @@ class Ledger:
     def _write(self, line: bytes) -> None:
         new = not self.path.exists()
         if new:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.directory.mkdir(parents=True, exist_ok=True, mode=DIRECTORY_MODE)
         fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
         try:
             os.write(fd, line)

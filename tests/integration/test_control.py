@@ -1,6 +1,8 @@
 """The control, called as Chaos Toolkit calls it, against the API double."""
 
 from chaosmesh_py import control
+from chaosmesh_py.engine import ledger
+from chaosmesh_py.engine.run import run_for
 from chaosmesh_py.localmesh.apiserver import ApiFault
 from tests.integration.test_inject_rollback import delay_jason, exact, read
 
@@ -35,6 +37,17 @@ def test_a_configured_run_id_is_kept(api):
     journal = {}
     control.after_experiment_control(context={}, state=journal, configuration=configuration)
     assert journal["chaosmesh"]["rollback"][0]["removed"] == report["routes"]
+    control.cleanup_control()
+
+
+def test_a_complete_rollback_closes_the_ledger_naming_the_api_it_wrote_to(api):
+    configuration = {"chaosmesh_run_id": "closing"}
+    control.configure_control(configuration=configuration)
+    delay_jason(configuration)
+    control.after_experiment_control(context={}, state={}, configuration=configuration)
+    entries = run_for(configuration).ledger.entries()
+    assert ledger.is_closed(entries)
+    assert entries[-1].api == api.url
     control.cleanup_control()
 
 
