@@ -102,7 +102,7 @@ def reap(
 
 def roll_back_run(kube: Kube, directory: Path, run_id: str) -> Report:
     """Remove what run ``run_id`` still has in place on every resource its ledger names."""
-    run_ledger = _existing_ledger(directory, run_id)
+    run_ledger = _existing_ledger(directory, run_id, "--run")
     entries = run_ledger.entries()
     in_flight = ledger.uncertain(entries)
     report = Report()
@@ -149,7 +149,7 @@ def roll_back_run(kube: Kube, directory: Path, run_id: str) -> Report:
 def forget_run(directory: Path, run_id: str) -> dict[str, Any]:
     """Close the run's ledger by hand: nothing more will be tried for it. Returns what the
     ledger says may remain, and where. Idempotent."""
-    run_ledger = _existing_ledger(directory, run_id)
+    run_ledger = _existing_ledger(directory, run_id, "--forget")
     entries = run_ledger.entries()
     may_remain = [
         {"api": api, "resource": str(ref), **recorded.to_json()}
@@ -198,12 +198,14 @@ def foreign_ledger_files(directory: Path) -> list[str]:
     return foreign
 
 
-def _existing_ledger(directory: Path, run_id: str) -> ledger.Ledger:
-    run_ledger = ledger.Ledger(directory, parse_run_id(run_id, "--run"))
+def _existing_ledger(directory: Path, run_id: str, field: str) -> ledger.Ledger:
+    """The run's ledger; InvalidInput naming ``field`` (the option the id came from) when there
+    is none."""
+    run_ledger = ledger.Ledger(directory, parse_run_id(run_id, field))
     if not run_ledger.path.exists():
         known = ", ".join(r for r in ledger.run_ids(directory) if is_run_id(r)) or "(none)"
         raise InvalidInput(
-            "--run", f"no ledger for run {run_id!r} in {directory}", f"runs with a ledger: {known}"
+            field, f"no ledger for run {run_id!r} in {directory}", f"runs with a ledger: {known}"
         )
     return run_ledger
 

@@ -180,3 +180,8 @@ def test_forget_takes_one_existing_run_id(api, arguments):
     done = chaosmesh("rollback", *arguments)
     assert done.returncode == 2, done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_forget_names_its_own_option_for_a_run_without_a_ledger(api):
+    done = chaosmesh("rollback", "--forget", "nosuchrun")
+    assert "error: --forget: no ledger for run 'nosuchrun'" in done.stderr, done.stderr
