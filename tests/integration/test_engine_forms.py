@@ -321,3 +321,23 @@ def test_what_a_tool_stripped_the_records_from_is_removed_by_the_run_s_ledger_al
     assert done.returncode == 0 and report["complete"], done.stdout
     assert exact(rule(api)) == before
     assert policies(api) == []
+
+
+def test_runs_whose_ids_share_a_prefix_keep_their_own_fields_and_objects(api):
+    before = {name: exact(rule(api, name)) for name in ("reviews", "ratings")}
+    ci, nightly = {"chaosmesh_run_id": "ci"}, {"chaosmesh_run_id": "cinightly"}
+    tighten(ci, "ratings")
+    ci_policy = deny(ci)["name"]
+    tighten(nightly, "reviews")
+    nightly_policy = deny(nightly, {**DENY, "rules": [{"to": [{"operation": {"paths": ["/"]}}]}]})
+    nightly_policy = nightly_policy["name"]
+
+    done = chaosmesh_process("rollback", "--run", "ci", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert exact(rule(api, "ratings")) == before["ratings"]
+    assert rule(api, "reviews")["spec"]["trafficPolicy"] == {"connectionPool": TIGHT}
+    assert policies_named(api) == [nightly_policy] and ci_policy != nightly_policy
+
+    assert roll_back(run_for(nightly))["rollback_complete"]
+    assert exact(rule(api, "reviews")) == before["reviews"]
+    assert policies(api) == []
