@@ -1,0 +1,13 @@
+"""Scheduled game days: a suite of experiments run in order, on a schedule, with safety around it.
+
+    suite.py     the game-day file's model (frozen dataclasses) and, beside it, its parser
+    schedule.py  cron + IANA timezone + jitter + blackouts: the slots a schedule fires
+    runner.py    ``chaosmesh gameday run``: one game day now, honest like ``gate``
+    render.py    the manifests that run it in a cluster (CronJob, ServiceAccount, RBAC, ConfigMap)
+
+A game day's run writes a directory (``chaosmesh report`` reads it)::
+
+    RESULTS/<game day>/<slot id>/gameday.json        the summary (``runner.SUMMARY_VERSION``)
+    RESULTS/<game day>/<slot id>/junit.xml           one test case per experiment (``gate``'s)
+    RESULTS/<game day>/<slot id>/NN-<stem>.journal.json and .log
+"""

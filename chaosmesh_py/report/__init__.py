@@ -1,0 +1,1 @@
+"""``chaosmesh report``: one self-contained HTML file from run directories and journals."""
