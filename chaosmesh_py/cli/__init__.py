@@ -6,6 +6,7 @@
                                        (exit 0 pass, 1 fail, 2 invalid input, 3 rollback
                                        incomplete)
     chaosmesh rollback|halt|reap       remove owned edits (``chaosmesh_py.cli.cleanup``)
+    chaosmesh gameday ...              scheduled game days (``chaosmesh_py.cli.gameday``)
     chaosmesh local up|down|status     the local mesh (``chaosmesh_py.localmesh.cli``)
     chaosmesh examples                 the experiments that ship with the package
 
@@ -199,10 +200,10 @@ def examples(only_dir: bool) -> None:
 
 
 def _register() -> None:
-    from chaosmesh_py.cli import cleanup
+    from chaosmesh_py.cli import cleanup, gameday
     from chaosmesh_py.localmesh.cli import local
 
-    for command in (cleanup.rollback, cleanup.halt, cleanup.reap, local):
+    for command in (cleanup.rollback, cleanup.halt, cleanup.reap, gameday.gameday, local):
         main.add_command(command)
 
 
