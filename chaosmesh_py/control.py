@@ -52,16 +52,19 @@ What it does, and why Chaos Toolkit alone does not:
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chaosmesh_py.engine import ledger, private_file, redaction, signals
+from chaosmesh_py.engine import evidence, ledger, private_file, redaction, signals
 from chaosmesh_py.engine.guardrail import Breach, Guardrail, parse_guardrails
 from chaosmesh_py.engine.run import RUN_ID_KEY, Run, new_run_id, run_for, run_id_from
-from chaosmesh_py.errors import ChaosMeshError, InvalidInput, shown
+from chaosmesh_py.errors import ChaosMeshError, InvalidInput, NotFound, shown
 from chaosmesh_py.faults import injection
 from chaosmesh_py.istio.route_copy import run_route_prefix
 from chaosmesh_py.kube import Kube
@@ -182,16 +185,55 @@ def after_experiment_control(
         summary["rollback"] = earlier["rollback"] + summary["rollback"]
         summary["rollback_failed"] = earlier["rollback_failed"] + summary["rollback_failed"]
         summary["rollback_complete"] = not summary["rollback_failed"]
+        summary["rollback_started"] = earlier["rollback_started"]
+    summary["evidence"] = rollback_evidence(run)
+    started = _method_starts.get(run.run_id)
+    if started is not None:
+        summary["method_started"] = _iso(started.at)
     if guardrail is not None:
         summary["guardrail_checks"] = guardrail.checks
+        summary["guardrail_checked_at"] = list(guardrail.checked_at)
         if guardrail.breach is not None:
             summary["aborted_by_guardrail"] = guardrail.breach.to_json()
+    # Where the report's range queries go by default; never with credentials in it. A bad URL
+    # was refused before the run started (argument_problems).
+    with contextlib.suppress(ChaosMeshError):
+        summary["prometheus_url"] = _without_userinfo(hits.prometheus_url(configuration))
     if isinstance(state, dict):
         summary["faults"] = _count_hits(run, state, summary, configuration)
         state[JOURNAL_KEY] = summary
         if rules.is_journal(state):
             _grade(state, allow_unverified is True, allow_no_fault is True)
         redaction.redact_journal(state, os.environ)
+
+
+def rollback_evidence(run: Run) -> list[dict[str, Any]]:
+    """Each object the run wrote, its spec before the first write against its spec now that
+    every removal is done (``chaosmesh_py.engine.evidence``); never raises."""
+    entries = []
+    for kube, ref, before in run.written():
+        try:
+            after = evidence.spec_of(kube.get(ref))
+        except NotFound:
+            after = evidence.ABSENT
+        except ChaosMeshError as error:
+            entries.append({"resource": str(ref), "error": f"cannot read it back: {error}"})
+            continue
+        entries.append(evidence.compare(str(ref), before, after))
+    return entries
+
+
+def _without_userinfo(url: str | None) -> str | None:
+    if url is None:
+        return None
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _iso(unix_s: float) -> str:
+    return datetime.fromtimestamp(unix_s, UTC).isoformat(timespec="milliseconds")
 
 
 def _connect(secrets: dict[str, Any] | None) -> Kube | None:
@@ -291,6 +333,7 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
     """
     removed = []
     failed = []
+    started = _iso(time.time())
     with signals.deferred():
         entries = run.ledger.entries()
         in_flight = ledger.uncertain(entries)
@@ -323,6 +366,10 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
         logger.info(f"chaosmesh: rolled back run {run.run_id}: removed {count} route(s)")
     summary: dict[str, Any] = {
         "run_id": run.run_id,
+        # When the removals started and when the last one was seen gone (verified, when
+        # verification is on): the end of every fault window the experiment left to the control.
+        "rollback_started": started,
+        "rollback_ended": _iso(time.time()),
         "rollback": removed,
         "rollback_failed": failed,
         "rollback_complete": not failed,

@@ -7,6 +7,7 @@
                                        incomplete)
     chaosmesh rollback|halt|reap       remove owned edits (``chaosmesh_py.cli.cleanup``)
     chaosmesh gameday ...              scheduled game days (``chaosmesh_py.cli.gameday``)
+    chaosmesh report PATH... -o FILE   one self-contained HTML report (``chaosmesh_py.cli.report``)
     chaosmesh local up|down|status     the local mesh (``chaosmesh_py.localmesh.cli``)
     chaosmesh examples                 the experiments that ship with the package
 
@@ -200,10 +201,11 @@ def examples(only_dir: bool) -> None:
 
 
 def _register() -> None:
-    from chaosmesh_py.cli import cleanup, gameday
+    from chaosmesh_py.cli import cleanup, gameday, report
     from chaosmesh_py.localmesh.cli import local
 
-    for command in (cleanup.rollback, cleanup.halt, cleanup.reap, gameday.gameday, local):
+    commands = (cleanup.rollback, cleanup.halt, cleanup.reap, gameday.gameday, report.report, local)
+    for command in commands:
         main.add_command(command)
 
 

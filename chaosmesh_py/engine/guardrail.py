@@ -23,6 +23,7 @@ from chaosmesh_py.errors import InvalidInput
 logger = logging.getLogger("chaostoolkit")
 
 MIN_INTERVAL_S = 0.1
+MAX_CHECK_TIMES = 1000
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ class Guardrail:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="chaosmesh-guardrail", daemon=True)
         self.checks = 0
+        # When each check ended (UTC, ISO 8601), for the report's timeline; bounded.
+        self.checked_at: list[str] = []
         self.breach: Breach | None = None
 
     def start(self) -> Guardrail:
@@ -90,6 +93,8 @@ class Guardrail:
             started = time.monotonic()
             breach = self._check()
             self.checks += 1
+            if len(self.checked_at) < MAX_CHECK_TIMES:
+                self.checked_at.append(datetime.now(UTC).isoformat(timespec="milliseconds"))
             if breach is not None:
                 self.breach = breach
                 logger.critical(f"chaosmesh: guardrail {breach.probe!r} breached: {breach.reason}")

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from chaosmesh_py.engine import ledger
+from chaosmesh_py.engine import evidence, ledger
 from chaosmesh_py.engine.run import Run
 from chaosmesh_py.errors import (
     Forbidden,
@@ -97,9 +97,12 @@ def apply_edit(
     write, outcome after (see the module docstring). Raises NotFound if the object is not
     there, and whatever the plan raises, before anything is written."""
 
+    planned_from: list[dict[str, Any]] = []  # the read the last planned write started from
+
     def planned(current: dict[str, Any]) -> dict[str, Any] | None:
         patch = plan(current)
         if patch is not None:
+            planned_from[:] = [current]
             run.touch(kube, ref, verify_url)
             run.ledger.intent(
                 ledger.INJECT,
@@ -113,7 +116,12 @@ def apply_edit(
         return patch
 
     with outcome_recorded(run.ledger, ledger.INJECT, kube.host, ref) as recorded:
-        outcome = kube.update(ref, planned)
+        try:
+            outcome = kube.update(ref, planned)
+        finally:
+            # Also when the answer was lost: the write may have landed.
+            if planned_from:
+                run.remember_before(kube, ref, evidence.spec_of(planned_from[0]))
         held = record_of(outcome.resource, run.run_id)
         recorded["routes"] = list(held.routes) if held else []
         if held and held.fields:
@@ -182,6 +190,7 @@ def create_object(
             ref, body, lambda existing: _object_owner(existing, [run.run_id], {}) is not None
         )
         recorded["uid"] = outcome.resource["metadata"]["uid"]
+    run.remember_before(kube, ref, evidence.ABSENT)
     return {
         "run_id": run.run_id,
         "resource": str(ref),

@@ -45,6 +45,9 @@ class Run:
     _touched: dict[tuple[str, ResourceRef], Kube] = field(default_factory=dict)
     _verify_urls: dict[tuple[str, ResourceRef], str] = field(default_factory=dict)
     _apis: dict[str, Kube] = field(default_factory=dict)  # kept after a rollback: see apis()
+    # Each written object's spec before the run's first write to it (None: it was absent),
+    # kept after a rollback: the rollback evidence (chaosmesh_py.engine.evidence).
+    _before: dict[tuple[str, ResourceRef], tuple[Kube, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def touch(self, kube: Kube, ref: ResourceRef, verify_url: str | None = None) -> None:
@@ -69,6 +72,17 @@ class Run:
         what they hit."""
         with self._lock:
             return list(self._apis.values())
+
+    def remember_before(self, kube: Kube, ref: ResourceRef, spec: Any) -> None:
+        """``spec`` is ``ref``'s as read just before a write of the run landed; only the first
+        is kept (later ones already hold the run's own edits)."""
+        with self._lock:
+            self._before.setdefault((kube.host, ref), (kube, spec))
+
+    def written(self) -> list[tuple[Kube, ResourceRef, Any]]:
+        """Every object the run wrote, with its spec before the first write, in write order."""
+        with self._lock:
+            return [(kube, ref, spec) for (_, ref), (kube, spec) in self._before.items()]
 
     def forget(self, kube: Kube, ref: ResourceRef) -> None:
         """``ref`` holds nothing of this run any more."""
