@@ -2,8 +2,9 @@
 
 matplotlib renders SVG with no system dependency (the Agg backend, no display, no browser).
 Text stays text (``svg.fonttype: none``) in a font stack every system has: a tenth of the size
-of glyphs drawn as paths, and searchable. Each figure gets its own ``svg.hashsalt`` so the ids
-of two inline SVGs (clip paths) never collide in one HTML document.
+of glyphs drawn as paths, and searchable. Each figure's ids (and the references to them: clip
+paths, markers, hatches) get the figure's own prefix, so two inline SVGs never share an id in one
+HTML document (a clip path of one would clip the other).
 
 Times are seconds from the run's start; the run's start in UTC is in the axis label.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -41,7 +43,6 @@ def _figure(rows: int, height_in: float) -> Iterator[tuple[Figure, list[Axes]]]:
     with matplotlib.rc_context(
         {
             "svg.fonttype": "none",
-            "svg.hashsalt": f"chaosmesh-{next(_figures)}",
             "font.family": "sans-serif",
             "font.sans-serif": FONTS,
             "font.size": 9,
@@ -55,12 +56,16 @@ def _figure(rows: int, height_in: float) -> Iterator[tuple[Figure, list[Axes]]]:
         yield figure, list(axes)
 
 
+_ID = re.compile(r'(\bid="|url\(#|href="#)([^")]+)')
+
+
 def _svg(figure: Figure) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     text = buffer.getvalue()
+    prefix = f"f{next(_figures)}-"
     # Inline in HTML: no XML declaration or DOCTYPE, the <svg> element only.
-    return text[text.index("<svg") :]
+    return _ID.sub(lambda m: m[1] + prefix + m[2], text[text.index("<svg") :])
 
 
 def _seconds(moment: datetime, origin: datetime) -> float:
