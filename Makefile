@@ -13,7 +13,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[local,dev]'
+	$(BIN)/pip install --quiet -e '.[local,dev,report]'
 	touch $@
 
 # The main job: the Bookinfo fault-injection experiment end to end on this machine.
@@ -29,7 +29,7 @@ pytest: install
 
 test-kubernetes-36: install
 	$(PYTHON) -m venv .venv-kubernetes-36
-	.venv-kubernetes-36/bin/pip install --quiet -e '.[local,dev]' 'kubernetes>=36,<37'
+	.venv-kubernetes-36/bin/pip install --quiet -e '.[local,dev,report]' 'kubernetes>=36,<37'
 	.venv-kubernetes-36/bin/python -m pytest -p no:cacheprovider tests/integration tests/e2e
 
 lint: install
@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python bench/load_probe.py
 	$(BIN)/python bench/halt_rollback.py
 	$(BIN)/python bench/first_call.py
+	$(BIN)/python bench/report_size.py
 
 clean:
 	rm -rf $(VENV) .venv-kubernetes-36 .pytest_cache .mypy_cache .ruff_cache *.egg-info

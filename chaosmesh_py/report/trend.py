@@ -61,7 +61,7 @@ def trend(gameday: str, runs: Sequence[GameDayRun]) -> Trend:
     for slot in slots:
         key = _key(_slot_id(slot.slot))
         if key not in points and slot.outcome not in RAN:
-            points[key] = RunPoint(slot.slot, slot.outcome, None, None)
+            points[key] = RunPoint(_slot_id(slot.slot), slot.outcome, None, None)
     ran = [run for run in runs if run.outcome in RAN]
     return Trend(
         gameday=gameday,
