@@ -40,6 +40,11 @@ What it does, and why Chaos Toolkit alone does not:
 - from the start of the method to the rollback, it counts the requests each fault hit
   (``chaosmesh_py.observe.hits``: Envoy's counters on the local mesh, Prometheus on a cluster
   with configuration ``chaosmesh_prometheus_url``) into the journal, ``chaosmesh.faults``;
+- it keeps the evidence of its rollback: each object the run wrote, its spec before the first
+  write against its spec once every removal is done (``chaosmesh.evidence``: equal, or each
+  difference named; ``chaosmesh_py.engine.evidence``), and when the method started and the
+  rollback ran, when each guardrail check ended and which Prometheus the run used, for
+  ``chaosmesh report``;
 - at the end, it grades the run with ``chaosmesh gate``'s rules (``chaosmesh_py.verdict.rules``)
   and prints the verdict and its reasons. When the verdict is not a pass, it marks the journal
   ``deviated``, so ``chaos run`` exits 1 exactly when the gate would fail: for a typo in a

@@ -140,14 +140,14 @@ def experiment_view(
     end = parse_time(journal.get("end")) or start
     if verdict is None:
         graded = _mapping(control.get("verdict"))
-        if isinstance(graded.get("outcome"), str) and control.get("rollback_complete") is not None:
+        if isinstance(graded.get("outcome"), str):
             verdict = (graded["outcome"], [str(r) for r in graded.get("reasons") or []])
         else:
             found = rules.grade(journal)
             verdict = (found.outcome, found.reasons)
     runs = _entries(journal.get("run"))
     rollbacks = _entries(journal.get("rollbacks"))
-    phases = _phases(journal, control, runs, rollbacks, end)
+    phases = _phases(journal, control, runs, rollbacks)
     removals = _removals(runs + rollbacks, control)
     faults = _faults(runs, control, removals)
     breach = _mapping(control.get("aborted_by_guardrail"))
@@ -183,7 +183,6 @@ def _phases(
     control: Mapping[str, Any],
     runs: list[Mapping[str, Any]],
     rollbacks: list[Mapping[str, Any]],
-    end: datetime,
 ) -> tuple[Phase, ...]:
     states = _mapping(journal.get("steady_states"))
     phases = []
@@ -213,7 +212,7 @@ def _phases(
         phases.append(
             Phase("chaosmesh rollback", started, max(ended, started), ok=complete is not False)
         )
-    return tuple(p for p in phases if p.start <= end + timedelta(hours=1))
+    return tuple(phases)
 
 
 def _state_phase(state: Mapping[str, Any], name: str) -> Phase | None:
