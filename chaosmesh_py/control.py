@@ -213,17 +213,21 @@ def after_experiment_control(
 
 
 def rollback_evidence(run: Run) -> list[dict[str, Any]]:
-    """Each object the run wrote, its spec before the first write against its spec now that
-    every removal is done (``chaosmesh_py.engine.evidence``); never raises."""
+    """Each object the run wrote, its spec before the first write against its spec as the last
+    removal left it (read back when no removal saw it); never raises. See
+    ``chaosmesh_py.engine.evidence``."""
     entries = []
-    for kube, ref, before in run.written():
-        try:
-            after = evidence.spec_of(kube.get(ref))
-        except NotFound:
-            after = evidence.ABSENT
-        except ChaosMeshError as error:
-            entries.append({"resource": str(ref), "error": f"cannot read it back: {error}"})
-            continue
+    for kube, ref, before, seen in run.written():
+        if seen:
+            (after,) = seen
+        else:
+            try:
+                after = evidence.spec_of(kube.get(ref))
+            except NotFound:
+                after = evidence.ABSENT
+            except ChaosMeshError as error:
+                entries.append({"resource": str(ref), "error": f"cannot read it back: {error}"})
+                continue
         entries.append(evidence.compare(str(ref), before, after))
     return entries
 

@@ -2,9 +2,11 @@
 
 A rollback that says "removed" is a claim; the evidence is the object itself. The run keeps
 the object as read just before its first write (``Run.remember_before``, from the write loop in
-``chaosmesh_py.engine.ownership``; an object the run created was absent before), and the control
-reads it again once the last removal is done. ``compare`` turns the two into the journal's
-``chaosmesh.evidence``: equal, or each difference named by its path.
+``chaosmesh_py.engine.ownership``; an object the run created was absent before) and as each of
+its removals left it (``Run.remember_after``, from ``faults.injection.remove``: the server's
+answer to the removal, absent once deleted or gone); the control reads back any object no
+removal saw. ``compare`` turns the two into the journal's ``chaosmesh.evidence``: equal, or each
+difference named by its path.
 
 Only the ``spec`` is compared: metadata (resourceVersion, generation, our owner record)
 changes with every write by design. The entry stays small: a spec is kept whole up to

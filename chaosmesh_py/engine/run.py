@@ -48,6 +48,8 @@ class Run:
     # Each written object's spec before the run's first write to it (None: it was absent),
     # kept after a rollback: the rollback evidence (chaosmesh_py.engine.evidence).
     _before: dict[tuple[str, ResourceRef], tuple[Kube, Any]] = field(default_factory=dict)
+    # ... and as the run's last removal from it left it.
+    _after: dict[tuple[str, ResourceRef], Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def touch(self, kube: Kube, ref: ResourceRef, verify_url: str | None = None) -> None:
@@ -79,10 +81,20 @@ class Run:
         with self._lock:
             self._before.setdefault((kube.host, ref), (kube, spec))
 
-    def written(self) -> list[tuple[Kube, ResourceRef, Any]]:
-        """Every object the run wrote, with its spec before the first write, in write order."""
+    def remember_after(self, kube: Kube, ref: ResourceRef, spec: Any) -> None:
+        """``spec`` is ``ref``'s as a removal of the run's edits left it (the latest wins)."""
         with self._lock:
-            return [(kube, ref, spec) for (_, ref), (kube, spec) in self._before.items()]
+            self._after[(kube.host, ref)] = spec
+
+    def written(self) -> list[tuple[Kube, ResourceRef, Any, tuple[Any, ...]]]:
+        """Every object the run wrote, in write order: its spec before the first write, and
+        ``(spec,)`` as the last removal left it, or ``()`` when no removal saw it."""
+        written = []
+        with self._lock:
+            for key, (kube, spec) in self._before.items():
+                after = (self._after[key],) if key in self._after else ()
+                written.append((kube, key[1], spec, after))
+        return written
 
     def forget(self, kube: Kube, ref: ResourceRef) -> None:
         """``ref`` holds nothing of this run any more."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chaosmesh_py.engine import ledger, ownership, verify
+from chaosmesh_py.engine import evidence, ledger, ownership, verify
 from chaosmesh_py.engine.run import DEFAULT_TTL_S, Run
 from chaosmesh_py.errors import (
     ApiError,
@@ -230,7 +230,7 @@ def inject(
                 kube, expected, verify_timeout_s, verify_url, ref=ref, written=outcome.resource
             )
         except verify.FaultNotObserved:
-            remove(kube, ref, run.run_id, only=copies, run_ledger=run.ledger)
+            remove(kube, ref, run.run_id, only=copies, run_ledger=run.ledger, run=run)
             raise
     return report
 
@@ -247,11 +247,14 @@ def remove(
     listed: dict[str, Any] | None = None,
     fence: bool = False,
     extra: ledger.Recorded | None = None,
+    run: Run | None = None,
 ) -> dict[str, Any]:
     """Remove everything ``run_id`` holds on ``ref``, as recorded (``ownership.release``: its
     route copies, and whatever else the run's record names there), or only the copies named in
     ``only``; a no-op when nothing is left. ``extra`` adds what the run's ledger names there.
     With a verification time box, also wait until the data plane no longer has the copies.
+    ``run`` (the run's own removal) remembers the object as the removal left it: the rollback
+    evidence's "after" (``chaosmesh_py.engine.evidence``).
     """
     released = ownership.release(
         kube,
@@ -263,6 +266,11 @@ def remove(
         only_routes=None if only is None else list(only),
         extra=extra,
     )
+    if run is not None:
+        if released.deleted or released.gone:
+            run.remember_after(kube, ref, evidence.ABSENT)
+        elif released.final is not None:
+            run.remember_after(kube, ref, evidence.spec_of(released.final))
     report = released.to_json()
     if ref.kind.kind == "VirtualService":
         report["virtual_service"] = f"{ref.namespace}/{ref.name}"
@@ -307,6 +315,7 @@ def remove_for_run(
         run_ledger=run.ledger,
         fence=fence,
         extra=extra,
+        run=run,
     )
     run.forget(kube, ref)
     return report

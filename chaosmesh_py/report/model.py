@@ -21,7 +21,7 @@ to the end of the rollback when removals were not verified.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -101,15 +101,6 @@ class ExperimentView:
     recovery_s: float | None = None
     rollback_complete: bool | None = None
     prometheus_url: str | None = None
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def fault_window(self) -> tuple[datetime, datetime] | None:
-        """From the first injection to the last removal (or the run's end)."""
-        if not self.faults:
-            return None
-        start = min(f.start for f in self.faults)
-        return start, max((f.end or self.end) for f in self.faults)
 
 
 def parse_time(value: object) -> datetime | None:
@@ -185,26 +176,14 @@ def _phases(
     rollbacks: list[Mapping[str, Any]],
 ) -> tuple[Phase, ...]:
     states = _mapping(journal.get("steady_states"))
-    phases = []
-    for key, name in (("before", "steady state before"),):
-        phase = _state_phase(_mapping(states.get(key)), name)
-        if phase:
-            phases.append(phase)
-    method = _span(runs)
-    if method:
-        failed = any(r.get("status") != "succeeded" for r in runs)
-        phases.append(Phase("method (faults)", *method, ok=not failed))
-    for during in _entries(states.get("during")):
-        phase = _state_phase(during, "steady state during")
-        if phase:
-            phases.append(phase)
-    after = _state_phase(_mapping(states.get("after")), "steady state after the method")
-    if after:
-        phases.append(after)
-    rolled = _span(rollbacks)
-    if rolled:
-        failed = any(r.get("status") != "succeeded" for r in rollbacks)
-        phases.append(Phase("rollbacks", *rolled, ok=not failed))
+    found = [
+        _state_phase(_mapping(states.get("before")), "steady state before"),
+        _activities_phase(runs, "method (faults)"),
+        *(_state_phase(d, "steady state during") for d in _entries(states.get("during"))),
+        _state_phase(_mapping(states.get("after")), "steady state after the method"),
+        _activities_phase(rollbacks, "rollbacks"),
+    ]
+    phases = [phase for phase in found if phase is not None]
     started = parse_time(control.get("rollback_started"))
     ended = parse_time(control.get("rollback_ended"))
     if started and ended:
@@ -213,6 +192,13 @@ def _phases(
             Phase("chaosmesh rollback", started, max(ended, started), ok=complete is not False)
         )
     return tuple(phases)
+
+
+def _activities_phase(entries: Sequence[Mapping[str, Any]], name: str) -> Phase | None:
+    span = _span(entries)
+    if span is None:
+        return None
+    return Phase(name, *span, ok=all(e.get("status") == "succeeded" for e in entries))
 
 
 def _state_phase(state: Mapping[str, Any], name: str) -> Phase | None:
