@@ -39,7 +39,7 @@ def _figure(
 ) -> Iterator[tuple[Figure, list[Axes]]]:
     """A figure of ``rows`` axes sharing x. Margins are fixed, in inches (room for the y
     labels on the left, the x label below): matplotlib's constrained layout would find them,
-    at twice the time of the whole drawing."""
+    at 1.6 times the CPU of the whole drawing (34 vs 58 ms for a timeline)."""
     import matplotlib
 
     matplotlib.use("Agg")
