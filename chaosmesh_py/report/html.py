@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,6 +46,8 @@ class Options:
     padding_s: float = 60.0
     rate_window: str = "30s"
     all_runs: bool = False  # every run's experiments in detail, not only each game day's latest
+    # Prometheus URLs found down while rendering: asked once per report.
+    unreachable: set[str] = field(default_factory=set)
 
 
 def build(paths: Sequence[Path], options: Options, environ: Mapping[str, str] = os.environ) -> str:
@@ -55,6 +57,7 @@ def build(paths: Sequence[Path], options: Options, environ: Mapping[str, str] = 
 
 
 def render(inputs: Inputs, options: Options) -> str:
+    options = replace(options, unreachable=set())  # each report asks again
     body: list[str] = []
     for name, runs in inputs.by_gameday().items():
         body.append(_gameday(name, runs, options))
@@ -245,7 +248,7 @@ def _metrics(view: ExperimentView, options: Options) -> str:
     url = options.prometheus_url or view.prometheus_url
     if not url or not view.faults:
         return ""
-    found = metrics.around(view, url, options.padding_s, options.rate_window)
+    found = metrics.around(view, url, options.padding_s, options.rate_window, options.unreachable)
     parts = []
     if found.series:
         svg = plots.metric_series(view, metrics.as_plot_input(found.series), options.padding_s)

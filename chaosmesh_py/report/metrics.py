@@ -48,8 +48,19 @@ def services(view: ExperimentView) -> list[tuple[str, str]]:
     return found
 
 
-def around(view: ExperimentView, url: str, padding_s: float, rate_window: str) -> Metrics:
-    """The range queries for one run; what could not be asked is in ``problems``."""
+def around(
+    view: ExperimentView,
+    url: str,
+    padding_s: float,
+    rate_window: str,
+    unreachable: set[str] | None = None,
+) -> Metrics:
+    """The range queries for one run; what could not be asked is in ``problems``. A URL found
+    unreachable is added to ``unreachable`` and not asked again (a report of 20 runs must not
+    wait 40 timeouts for a Prometheus that is down)."""
+    unreachable = set() if unreachable is None else unreachable
+    if url in unreachable:
+        return Metrics(url, (), ("unreachable (see above)",))
     start = view.start - timedelta(seconds=padding_s)
     end = view.end + timedelta(seconds=padding_s)
     step_s = max(1.0, (end - start).total_seconds() / MAX_POINTS)
@@ -63,6 +74,9 @@ def around(view: ExperimentView, url: str, padding_s: float, rate_window: str) -
             try:
                 promql = prometheus.istio_promql(question, service, namespace, rate_window)
                 found = prometheus.query_range(url, promql, start, end, step_s)
+            except prometheus.PrometheusUnreachable as error:
+                unreachable.add(url)
+                return Metrics(url, tuple(series), (*problems, str(error)))
             except ChaosMeshError as error:
                 problems.append(f"{service}.{namespace} {label}: {error}")
                 continue

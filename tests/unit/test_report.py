@@ -4,6 +4,8 @@ tests/e2e/test_report.py."""
 
 import json
 import re
+import socket
+import time
 from datetime import timedelta
 
 import pytest
@@ -157,6 +159,10 @@ def test_a_game_days_runs_give_its_trend(tmp_path):
             {"slot": slot(8), "outcome": "already-running", "runner": "runner-b"},
         ],
     )
+    skipped = {"slot": slot(29), "outcome": "skipped", "runner": "runner-a", "reason": "freeze"}
+    gameday_run(
+        results, "bookinfo", "20261229T093000Z", "skipped", [], slot=slot(29), slots=[skipped]
+    )
     gameday_run(
         results,
         "bookinfo",
@@ -179,18 +185,28 @@ def test_a_game_days_runs_give_its_trend(tmp_path):
         ("20261208T093000Z", "fail", 0.5),
         ("20261215T093000Z", "missed", None),
         ("20261222T093000Z", "pass", 1.0),
+        # A skipped run tested nothing: shown, counted in neither direction.
+        ("20261229T093000Z", "skipped", None),
     ]
-    assert found.slot_outcomes == {"pass": 2, "fail": 1, "already-running": 1, "missed": 1}
+    assert found.slot_outcomes == {
+        "pass": 2,
+        "fail": 1,
+        "already-running": 1,
+        "missed": 1,
+        "skipped": 1,
+    }
     assert found.recovery_s == (pytest.approx(0.04),) * 3
 
     page = html.build([results], html.Options())
     assert "2 of 3 runs that ran (67%)" in page
     assert "already-running" in page and "missed" in page and "no runner" in page
-    # The latest run in detail; the trend has its own plot.
-    assert page.count('<section class="experiment">') == 1
-    assert page.count("<svg") == 1 + 2
+    # The latest run in detail (the skipped one: nothing ran); the trend has its own plot.
+    assert page.count('<section class="experiment">') == 0
+    assert "freeze" in page
+    assert page.count("<svg") == 1
     every = html.build([results], html.Options(all_runs=True))
     assert every.count('<section class="experiment">') == 4
+    assert every.count("<svg") == 1 + 4 * 2
 
 
 def test_a_run_directory_takes_each_experiments_verdict_from_the_gate(tmp_path):
@@ -257,3 +273,20 @@ def test_the_command_writes_the_report_privately(tmp_path):
     assert f"report: {out}" in result.output
     assert out.read_text().startswith("<!DOCTYPE html>")
     assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_prometheus_that_is_down_is_said_once_and_the_report_still_written(tmp_path):
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    paths = []
+    for index in range(3):
+        path = tmp_path / f"{index}.journal.json"
+        path.write_text(json.dumps(journal()))
+        paths.append(path)
+    started = time.monotonic()
+    page = html.build(paths, html.Options(prometheus_url=url))
+    assert time.monotonic() - started < 60
+    assert page.count(f"Prometheus at {url} could not be reached") == 1
+    assert page.count("unreachable (see above)") == 2
+    assert page.count("<svg") == 3 * 2  # no metrics plot, the rest all there
