@@ -177,6 +177,10 @@ def _run(run: GameDayRun, options: Options) -> str:
             + "</ul></details>"
         )
     parts += [_experiment(view, options) for view in run.experiments]
+    for title, outcome, reasons in run.unrun:
+        parts.append(f"<p><strong>{_e(title)}</strong> {_badge(outcome)} (no journal)</p>")
+        if reasons:
+            parts.append(_reasons(reasons))
     return "".join(parts)
 
 

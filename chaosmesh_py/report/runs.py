@@ -54,6 +54,7 @@ class GameDayRun:
     outcome: str
     reasons: tuple[str, ...]
     experiments: tuple[ExperimentView, ...]
+    unrun: tuple[tuple[str, str, tuple[str, ...]], ...]  # (title, outcome, reasons), no journal
     slots: tuple[SlotRecord, ...]
     preflight: tuple[tuple[str, bool, str], ...] = ()
     abort: str | None = None
@@ -154,14 +155,26 @@ def read_run(directory: Path, environ: Mapping[str, str], secrets: set[Secret]) 
     journals = sorted(directory.glob(f"[0-9][0-9]-*{JOURNAL_SUFFIX}"))
     results = [r for r in summary.get("experiments") or [] if isinstance(r, Mapping)]
     experiments = []
-    for index, path in enumerate(journals):
-        # The runner writes NN- in the order of its results: the gate's verdict for each.
-        result = results[index] if index < len(results) else {}
+    for path in journals:
+        # NN- is the experiment's place in the game day, as in the summary's results: the
+        # gate's verdict for it.
+        result = _at(results, int(path.name[:2]) - 1)
         verdict = None
         if isinstance(result.get("outcome"), str):
             verdict = (result["outcome"], [str(r) for r in result.get("reasons") or []])
         experiments.append(read_journal(path, environ, secrets, verdict))
+    with_journal = {int(path.name[:2]) - 1 for path in journals}
     hide = Redactor(secrets)
+    # Those the summary names without a journal: never run (stopped before), or refused.
+    unrun = tuple(
+        (
+            hide.text(str(r.get("title") or r.get("input") or f"experiment {index + 1}")),
+            str(r.get("outcome", "not-run")),
+            tuple(hide.text(str(reason)) for reason in r.get("reasons") or []),
+        )
+        for index, r in enumerate(results)
+        if index not in with_journal
+    )
     return GameDayRun(
         gameday=name,
         directory=str(directory),
@@ -172,6 +185,7 @@ def read_run(directory: Path, environ: Mapping[str, str], secrets: set[Secret]) 
         outcome=str(summary.get("outcome", "unknown")),
         reasons=tuple(hide.text(str(r)) for r in summary.get("reasons") or []),
         experiments=tuple(experiments),
+        unrun=unrun,
         slots=tuple(_slots(summary.get("slots"))),
         preflight=tuple(
             (str(p.get("name")), p.get("ok") is True, str(p.get("detail", "")))
@@ -187,6 +201,10 @@ def read_run(directory: Path, environ: Mapping[str, str], secrets: set[Secret]) 
             if isinstance(n, Mapping)
         ),
     )
+
+
+def _at(results: list[Mapping[str, Any]], index: int) -> Mapping[str, Any]:
+    return results[index] if 0 <= index < len(results) else {}
 
 
 def _slots(records: object) -> list[SlotRecord]:

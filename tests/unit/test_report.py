@@ -290,3 +290,21 @@ def test_a_prometheus_that_is_down_is_said_once_and_the_report_still_written(tmp
     assert page.count(f"Prometheus at {url} could not be reached") == 1
     assert page.count("unreachable (see above)") == 2
     assert page.count("<svg") == 3 * 2  # no metrics plot, the rest all there
+
+
+def test_an_experiment_the_run_never_reached_is_shown_with_its_reason(tmp_path):
+    directory = gameday_run(tmp_path, "gd", "20261208T093000Z", "aborted", [journal()])
+    summary = json.loads((directory / "gameday.json").read_text())
+    summary["experiments"].append(
+        {
+            "input": "second.json",
+            "title": "the second",
+            "outcome": "not-run",
+            "reasons": ["abort condition checkout-errors held 60 s"],
+        }
+    )
+    (directory / "gameday.json").write_text(json.dumps(summary))
+    (run,) = read_inputs([directory]).runs
+    assert run.unrun == (("the second", "not-run", ("abort condition checkout-errors held 60 s",)),)
+    page = html.build([directory], html.Options())
+    assert "the second" in page and "abort condition checkout-errors held 60 s" in page
