@@ -350,11 +350,13 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
             fence = (kube.host, ref) in in_flight
             recorded = ledger.recorded(entries, kube.host, ref, run.run_id)
             try:
-                removed.append(
-                    injection.remove_for_run(
-                        kube, ref, run, verify_timeout_s, fence=fence, extra=recorded
-                    )
+                report = injection.remove_for_run(
+                    kube, ref, run, verify_timeout_s, fence=fence, extra=recorded
                 )
+                # When it was done (and seen gone, when verified): where the fault's window ends,
+                # a guardrail's rollback long before the end of the experiment included.
+                report["removed_at"] = _iso(time.time())
+                removed.append(report)
             except ChaosMeshError as error:
                 entry: dict[str, Any] = {
                     "resource": str(ref),

@@ -242,7 +242,10 @@ def _removals(entries: Sequence[Mapping[str, Any]], control: Mapping[str, Any]) 
     if start and end:
         for report in _entries(control.get("rollback")):
             if report.get("removed"):
-                found.append(_removal(report, start, end))
+                # Each removal's own time when the control recorded it (a guardrail's rollback
+                # comes long before the end of the experiment's).
+                at = parse_time(report.get("removed_at")) or end
+                found.append(_removal(report, min(start, at), at))
     return sorted(found, key=lambda r: r.end)
 
 

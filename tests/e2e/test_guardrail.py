@@ -3,10 +3,11 @@
 import json
 import subprocess
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
+from chaosmesh_py.report.model import experiment_view
 from tests.conftest import NAMESPACE, ROOT
 from tests.e2e.test_chaos_run import CHAOS, delay_action, environment
 from tests.integration.test_inject_rollback import exact, read
@@ -93,6 +94,14 @@ def test_a_breach_rolls_back_and_stops_the_run_at_once(api, tmp_path):
     gap = datetime.fromisoformat(breached_at) - datetime.fromisoformat(injected_at)
     assert gap.total_seconds() <= INTERVAL_S + 0.5, gap
     assert exact(read(api)) == exact(before)
+
+    # What chaosmesh report draws of it: the fault's window ends at the guardrail's rollback,
+    # not at the end of the run; every check, and the breach.
+    view = experiment_view(journal, "journal.json")
+    (fault,) = view.faults
+    assert fault.end - datetime.fromisoformat(breached_at) < timedelta(seconds=1)
+    assert len(view.guardrail_checks) == summary["guardrail_checks"] >= 1
+    assert view.guardrail_breach.startswith("ratings-untouched: ")
 
 
 def test_a_guardrail_that_holds_lets_the_method_finish(api, tmp_path):

@@ -41,6 +41,16 @@ def test_when_the_control_removed_the_fault_its_rollback_ends_the_window():
     assert view.recovery_s == pytest.approx(0.04)
 
 
+def test_a_guardrails_rollback_ends_the_window_when_it_removed_the_fault():
+    breached = journal(rollback_activity=False, breach="0.4 is outside [0, 0.1]")
+    (removal,) = breached["chaosmesh"]["rollback"]
+    removal["removed_at"] = (T0 + seconds(3.2)).isoformat()
+    breached["chaosmesh"]["rollback_started"] = (T0 + seconds(3.1)).isoformat()
+    view = experiment_view(breached, "j.json")
+    assert view.faults[0].end == T0 + seconds(3.2)
+    assert view.recovery_s == pytest.approx(0.04)
+
+
 def test_phases_follow_chaos_toolkits_order_and_say_what_held():
     view = experiment_view(journal(after_met=False, verdict="fail"), "j.json")
     assert [(p.name, p.ok) for p in view.phases] == [
