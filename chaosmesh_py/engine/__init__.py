@@ -33,6 +33,10 @@ outcome. A capability never writes owned edits any other way, and never removes 
   ``kinds.editable_kinds()``: a capability that edits a new kind, or a kind in a new form, adds
   it there (deploy/'s RBAC follows it, held there by tests/integration/test_deploy.py).
 
+The run remembers each object's spec before its first write (``ownership``) and as its removal
+left it (``faults.injection.remove``; the control reads back any other): the rollback evidence
+the control puts in the journal (``evidence``), before vs after, equal or each difference named.
+
 Removal acts on records only (``chaosmesh_py.istio.owner_record``): what a record, or the run's
 ledger, names; an orphan that proves itself ours by its content; never a name alone.
 """
