@@ -20,6 +20,7 @@ to the end of the rollback when removals were not verified.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from chaosmesh_py.verdict import rules
 ACTIONS_MODULE = rules.ACTIONS_MODULE
 ROLLBACKS_MODULE = rules.ROLLBACKS_MODULE
 CONTROL_KEY = rules.CONTROL_KEY
+MAX_NUMBER = 1e12
 
 # What a probe's output is plotted by: the field (a dotted path), its label, and a factor.
 PROBE_METRICS: tuple[tuple[str, str, float], ...] = (
@@ -132,7 +134,7 @@ def experiment_view(
     if verdict is None:
         graded = _mapping(control.get("verdict"))
         if isinstance(graded.get("outcome"), str):
-            verdict = (graded["outcome"], [str(r) for r in graded.get("reasons") or []])
+            verdict = (graded["outcome"], [str(r) for r in _list(graded.get("reasons"))])
         else:
             found = rules.grade(journal)
             verdict = (found.outcome, found.reasons)
@@ -154,7 +156,7 @@ def experiment_view(
         faults=faults,
         samples=_samples(journal, runs),
         guardrail_checks=tuple(
-            t for t in (parse_time(v) for v in control.get("guardrail_checked_at") or []) if t
+            t for t in (parse_time(v) for v in _list(control.get("guardrail_checked_at"))) if t
         ),
         guardrail_breach=(
             f"{breach.get('probe')}: {breach.get('reason')} at {breach.get('at')}"
@@ -253,10 +255,10 @@ def _removal(report: Mapping[str, Any], start: datetime, end: datetime) -> _Remo
     effect = _mapping(report.get("effect"))
     seen = effect.get("traffic_s", effect.get("config_s"))
     return _Removal(
-        frozenset(str(r) for r in report.get("removed") or []),
+        frozenset(_names(report.get("removed"))),
         start,
         end,
-        float(seen) if isinstance(seen, int | float) else None,
+        number(seen),
     )
 
 
@@ -273,7 +275,7 @@ def _faults(
         if start is None or "fault" not in output:
             continue
         name = str(_mapping(entry.get("activity")).get("name"))
-        routes = set(output.get("fault_routes") or output.get("routes") or [])
+        routes = set(_names(output.get("fault_routes")) or _names(output.get("routes")))
         ended = next((r.end for r in removals if r.routes & routes and r.end >= start), None)
         effect = _mapping(output.get("effect"))
         effect_s = effect.get("traffic_s", effect.get("config_s"))
@@ -286,10 +288,10 @@ def _faults(
                 kind=", ".join(fault) if isinstance(fault, Mapping) else str(fault),
                 start=start,
                 end=ended,
-                effect_s=float(effect_s) if isinstance(effect_s, int | float) else None,
+                effect_s=number(effect_s),
                 effect_how=str(effect.get("checked") or "not verified"),
                 hits=hits if isinstance(hits, int) and not isinstance(hits, bool) else None,
-                destinations=tuple(str(d) for d in output.get("destinations") or ()),
+                destinations=_names(output.get("destinations")),
             )
         )
     return tuple(faults)
@@ -343,17 +345,16 @@ def _samples(
 def probe_values(output: object) -> dict[str, float]:
     """The numbers a probe's output is plotted by (``PROBE_METRICS``; a bare number as
     ``value``)."""
-    if isinstance(output, bool):
-        return {}
-    if isinstance(output, int | float):
-        return {"value": float(output)}
+    bare = number(output)
+    if bare is not None:
+        return {"value": bare}
     if not isinstance(output, Mapping):
         return {}
     values = {}
     for path, label, factor in PROBE_METRICS:
-        found = _at(output, path)
-        if isinstance(found, int | float) and not isinstance(found, bool):
-            values[label] = float(found) * factor
+        found = number(_at(output, path))
+        if found is not None:
+            values[label] = found * factor
     return values
 
 
@@ -362,18 +363,17 @@ def tolerance_band(tolerance: object) -> tuple[str, float, float] | None:
     if not isinstance(tolerance, Mapping) or tolerance.get("type") != "range":
         return None
     bounds = tolerance.get("range")
-    if not (
-        isinstance(bounds, list)
-        and len(bounds) == 2
-        and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
-    ):
+    if not isinstance(bounds, list) or len(bounds) != 2:
+        return None
+    low, high = number(bounds[0]), number(bounds[1])
+    if low is None or high is None:
         return None
     target = tolerance.get("target")
     if target is None:
-        return "value", float(bounds[0]), float(bounds[1])
+        return "value", low, high
     for path, label, factor in PROBE_METRICS:
         if target == path:
-            return label, float(bounds[0]) * factor, float(bounds[1]) * factor
+            return label, low * factor, high * factor
     return None
 
 
@@ -423,6 +423,26 @@ def _at(document: Mapping[str, Any], path: str) -> object:
             return None
         node = node.get(key)
     return node
+
+
+def number(value: object) -> float | None:
+    """``value`` as a number a plot can take: finite, within ±1e12 (a journal is input: a
+    NaN, an infinity or an absurd value is shown as missing, never drawn)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    result = float(value)
+    return result if math.isfinite(result) and abs(result) < MAX_NUMBER else None
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _names(value: object) -> tuple[str, ...]:
+    """A journal's list of names (routes, destinations), its other items left out."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(item for item in value if isinstance(item, str))
 
 
 def _module(entry: Mapping[str, Any]) -> object:

@@ -139,7 +139,12 @@ def read_journal(
     block = experiment.get("secrets") if isinstance(experiment, dict) else None
     found = secret_values(block, environ)
     secrets |= found
-    return experiment_view(Redactor(found).deep(document), str(path), verdict)
+    try:
+        return experiment_view(Redactor(found).deep(document), str(path), verdict)
+    except rules.MalformedJournal as error:
+        raise InvalidInput(
+            str(path), f"is not a journal chaosmesh can read: {error}", "give it unedited"
+        ) from None
 
 
 def read_run(directory: Path, environ: Mapping[str, str], secrets: set[Secret]) -> GameDayRun:
@@ -153,7 +158,7 @@ def read_run(directory: Path, environ: Mapping[str, str], secrets: set[Secret]) 
             "give the directory chaosmesh gameday run wrote",
         )
     journals = sorted(directory.glob(f"[0-9][0-9]-*{JOURNAL_SUFFIX}"))
-    results = [r for r in summary.get("experiments") or [] if isinstance(r, Mapping)]
+    results = [r for r in _list(summary.get("experiments")) if isinstance(r, Mapping)]
     experiments = []
     for path in journals:
         # NN- is the experiment's place in the game day, as in the summary's results: the
@@ -161,7 +166,7 @@ def read_run(directory: Path, environ: Mapping[str, str], secrets: set[Secret]) 
         result = _at(results, int(path.name[:2]) - 1)
         verdict = None
         if isinstance(result.get("outcome"), str):
-            verdict = (result["outcome"], [str(r) for r in result.get("reasons") or []])
+            verdict = (result["outcome"], [str(r) for r in _list(result.get("reasons"))])
         experiments.append(read_journal(path, environ, secrets, verdict))
     with_journal = {int(path.name[:2]) - 1 for path in journals}
     hide = Redactor(secrets)
@@ -170,7 +175,7 @@ def read_run(directory: Path, environ: Mapping[str, str], secrets: set[Secret]) 
         (
             hide.text(str(r.get("title") or r.get("input") or f"experiment {index + 1}")),
             str(r.get("outcome", "not-run")),
-            tuple(hide.text(str(reason)) for reason in r.get("reasons") or []),
+            tuple(hide.text(str(reason)) for reason in _list(r.get("reasons"))),
         )
         for index, r in enumerate(results)
         if index not in with_journal
@@ -183,13 +188,13 @@ def read_run(directory: Path, environ: Mapping[str, str], secrets: set[Secret]) 
         started=parse_time(summary.get("started")),
         ended=parse_time(summary.get("ended")),
         outcome=str(summary.get("outcome", "unknown")),
-        reasons=tuple(hide.text(str(r)) for r in summary.get("reasons") or []),
+        reasons=tuple(hide.text(str(r)) for r in _list(summary.get("reasons"))),
         experiments=tuple(experiments),
         unrun=unrun,
         slots=tuple(_slots(summary.get("slots"))),
         preflight=tuple(
             (str(p.get("name")), p.get("ok") is True, str(p.get("detail", "")))
-            for p in summary.get("preflight") or []
+            for p in _list(summary.get("preflight"))
             if isinstance(p, Mapping)
         ),
         abort=_event(summary.get("abort"), ("condition", "value", "at")),
@@ -197,10 +202,14 @@ def read_run(directory: Path, environ: Mapping[str, str], secrets: set[Secret]) 
         notifications=tuple(
             f"{n.get('event')} → {n.get('target')}: "
             + ("ok" if n.get("ok") else f"failed ({n.get('error') or n.get('status')})")
-            for n in summary.get("notifications") or []
+            for n in _list(summary.get("notifications"))
             if isinstance(n, Mapping)
         ),
     )
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _at(results: list[Mapping[str, Any]], index: int) -> Mapping[str, Any]:
