@@ -69,9 +69,12 @@ class Target:
 
 @dataclass(frozen=True)
 class Response:
+    """An answer; `encoded` is a document already serialised (the OpenAPI ones, built once)."""
+
     status: int
     document: JsonDict
     warnings: tuple[str, ...] = ()
+    encoded: bytes | None = None
 
 
 def _query_flag(query: dict[str, list[str]], name: str) -> str | None:
@@ -229,6 +232,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 return self._resource(self._target("", version, rest), user, query, body)
             case ["apis", group, version, *rest]:
                 return self._resource(self._target(group, version, rest), user, query, body)
+            case ["openapi", *rest]:
+                return self._openapi(rest)
             case _:
                 raise errors.path_not_found()
         if document is None:
@@ -236,6 +241,30 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         if self.command != "GET":
             raise errors.method_not_allowed()
         return Response(200, document)
+
+    def _openapi(self, rest: list[str]) -> Response:
+        """`/openapi/v2` (JSON only: a protobuf-only Accept is 406), `/openapi/v3` and its
+        group-version documents (their `?hash=` is ignored: documents never change)."""
+        openapi = self.api.openapi
+        encoded: bytes | None = None
+        document: JsonDict = {}
+        match rest:
+            case ["v2"]:
+                accept = self.headers.get("Accept") or "*/*"
+                if not any(t in accept for t in ("application/json", "*/*")):
+                    raise errors.not_acceptable(accept)
+                encoded = openapi.v2_document
+            case ["v3"]:
+                document = openapi.v3_index()
+            case ["v3", *key]:
+                encoded = openapi.v3_document("/".join(key))
+                if encoded is None:
+                    raise errors.path_not_found()
+            case _:
+                raise errors.path_not_found()
+        if self.command != "GET":
+            raise errors.method_not_allowed()
+        return Response(200, document, encoded=encoded)
 
     def _target(self, group: str, version: str, rest: list[str]) -> Target:
         registry = self.api.registry
@@ -453,7 +482,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self.api.request_log.append(RequestRecord(self.command, path, DROPPED))
 
     def _send(self, response: Response, headers: dict[str, str] | None = None) -> None:
-        payload = json.dumps(response.document, separators=(",", ":")).encode()
+        payload = response.encoded
+        if payload is None:
+            payload = json.dumps(response.document, separators=(",", ":")).encode()
         self.send_response(response.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))

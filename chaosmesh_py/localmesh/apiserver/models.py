@@ -91,10 +91,13 @@ def _type_schema(type_name: str, wrap: Callable[[str], JsonDict]) -> JsonDict:
 
 @functools.cache
 def model_schema(model: str, expand: bool = True) -> JsonDict:
-    """The OpenAPI v3 schema of one model, every nested model inlined (`expand`) or as a
-    `$ref` to `#/components/schemas/<model>` (for publishing, where types are shared)."""
+    """The OpenAPI v3 schema of one model, every nested model inlined (`expand`, to validate
+    with) or as a `$ref` to `#/components/schemas/<model>` with the fields' descriptions and
+    the required ones listed (to publish, for `kubectl explain`)."""
     cls = getattr(client_models, model)
+    fields = getattr(cls, "model_fields", {})  # pydantic models (client 35+) describe fields
     properties: JsonDict = {}
+    required: list[str] = []
     for attribute, type_name in cls.openapi_types.items():
         name = cls.attribute_map[attribute]
         if (model, name) in _QUANTITIES:
@@ -108,8 +111,22 @@ def model_schema(model: str, expand: bool = True) -> JsonDict:
             schema = _type_schema(type_name, model_schema)
         else:
             schema = _type_schema(type_name, lambda m: {"$ref": f"#/components/schemas/{m}"})
+        described = fields.get(attribute)
+        if not expand and described is not None:
+            if described.description and "$ref" in schema:
+                # A reference's siblings are ignored in OpenAPI 3.0: the apiserver wraps it.
+                schema = {"description": described.description, "allOf": [schema]}
+            elif described.description:
+                schema = {"description": described.description, **schema}
+            if described.is_required():
+                required.append(name)
         properties[name] = schema
-    return {"type": "object", "properties": properties}
+    if expand:
+        return {"type": "object", "properties": properties}
+    summary = (cls.__doc__ or "").strip().split("\n\n")[0].strip()
+    published: JsonDict = {"description": summary} if summary else {}
+    published |= {"type": "object", "properties": properties}
+    return published | ({"required": required} if required else {})
 
 
 def _quantity_shape(type_name: str) -> JsonDict:

@@ -48,6 +48,7 @@ class ResourceType:
     has_status: bool = False
     custom: bool = False
     generation: bool = False
+    path_segment_names: bool = False  # RBAC kinds: `system:viewer` is a valid name
     model: str | None = None
     schemas: Mapping[str, Schema] = field(default_factory=dict, compare=False, hash=False)
     validate: Callable[[JsonDict, JsonDict | None], list[FieldError]] | None = field(

@@ -25,6 +25,7 @@ from chaosmesh_py.localmesh.apiserver.builtin import BUILTIN_TYPES
 from chaosmesh_py.localmesh.apiserver.errors import ApiError, JsonDict
 from chaosmesh_py.localmesh.apiserver.faults import ApiFault, FaultPlan
 from chaosmesh_py.localmesh.apiserver.handler import ApiRequestHandler, RequestRecord
+from chaosmesh_py.localmesh.apiserver.openapi import OpenApi
 from chaosmesh_py.localmesh.apiserver.patch import PatchType, decode_patch, patch_type
 from chaosmesh_py.localmesh.apiserver.rbac import Authenticator, Tokens
 from chaosmesh_py.localmesh.apiserver.resources import (
@@ -138,6 +139,7 @@ class ApiServer:
         types = load_crds(Path(p) for p in crd_paths) if crd_paths else permissive_istio_types()
         self.registry = Registry([*BUILTIN_TYPES, *types])
         self.store = Store(self.registry, webhook)
+        self.openapi = OpenApi(self.registry)
         self.faults = FaultPlan()
         self._tokens = tokens
         self.authenticator = Authenticator(tokens)

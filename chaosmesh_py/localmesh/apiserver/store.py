@@ -410,7 +410,11 @@ class Store:
                 )
                 raise cannot_decode(rt, version, problem)
         name = obj["metadata"].get("name", "")
-        problems = metadata_errors(obj["metadata"], label_only_name=rt is NAMESPACE)
+        problems = metadata_errors(
+            obj["metadata"],
+            label_only_name=rt is NAMESPACE,
+            path_segment_name=rt.path_segment_names,
+        )
         if not problems and schema:
             problems = schema.validate(obj)
         if not problems and rt.validate is not None:
