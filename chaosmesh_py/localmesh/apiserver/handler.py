@@ -30,6 +30,7 @@ from chaosmesh_py.localmesh.apiserver.errors import ApiError, JsonDict
 from chaosmesh_py.localmesh.apiserver.faults import ApiFault
 from chaosmesh_py.localmesh.apiserver.patch import decode_patch, patch_type
 from chaosmesh_py.localmesh.apiserver.rbac import User
+from chaosmesh_py.localmesh.apiserver.rbac_objects import Request
 from chaosmesh_py.localmesh.apiserver.resources import NAMESPACE, ResourceType
 from chaosmesh_py.localmesh.apiserver.selector import Predicate, field_selector, label_selector
 from chaosmesh_py.localmesh.apiserver.store import WriteOptions
@@ -300,7 +301,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             raise errors.method_not_allowed()
         resource = f"{rt.plural}/{target.subresource}" if target.subresource else rt.plural
         scope = target.name if rt is NAMESPACE else target.namespace  # RBAC sees a namespace's own
-        if not user.may(verb, rt.group, resource, scope):
+        asked = Request(verb, rt.group, resource, scope, target.name)
+        if not self.api.authorizes(user, asked):
             raise errors.forbidden(
                 user.name, verb, resource, rt.group, namespace=scope, name=target.name
             )
@@ -446,7 +448,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     def _control(self, path: str, body: bytes, user: User) -> Response:
         verb = self.command.lower()
-        if not user.may_access(verb, path):
+        if not self.api.authorizes(user, Request(verb, path=path)):
             return Response(403, errors.forbidden_path(user.name, verb, path).to_status())
         try:
             match (self.command, path.removeprefix(CONTROL_PREFIX)):

@@ -21,13 +21,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from chaosmesh_py.localmesh.apiserver import rbac_objects
 from chaosmesh_py.localmesh.apiserver.builtin import BUILTIN_TYPES
 from chaosmesh_py.localmesh.apiserver.errors import ApiError, JsonDict
 from chaosmesh_py.localmesh.apiserver.faults import ApiFault, FaultPlan
 from chaosmesh_py.localmesh.apiserver.handler import ApiRequestHandler, RequestRecord
 from chaosmesh_py.localmesh.apiserver.openapi import OpenApi
 from chaosmesh_py.localmesh.apiserver.patch import PatchType, decode_patch, patch_type
-from chaosmesh_py.localmesh.apiserver.rbac import Authenticator, Tokens
+from chaosmesh_py.localmesh.apiserver.rbac import Authenticator, Tokens, User
+from chaosmesh_py.localmesh.apiserver.rbac_objects import Request
 from chaosmesh_py.localmesh.apiserver.resources import (
     Registry,
     ResourceType,
@@ -247,6 +249,15 @@ class ApiServer:
         self.store.reset()
         self.request_log.clear()
         self.tls_rejections.clear()
+
+    def authorizes(self, user: User, request: Request) -> bool:
+        """The token's own rules, else the Roles and bindings stored here (`rbac_objects`)."""
+        if request.path is not None:
+            if user.may_access(request.verb, request.path):
+                return True
+        elif user.may(request.verb, request.group, request.resource, request.namespace):
+            return True
+        return rbac_objects.allows(self.list, user.name, request)
 
     def subscribe(self, listener: Callable[[WatchEvent], None]) -> Callable[[], None]:
         """Call `listener` with every committed change; returns the unsubscribe function."""
