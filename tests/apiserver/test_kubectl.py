@@ -315,3 +315,11 @@ def test_kubectl_explain_reads_the_published_schemas(kubectl: Kubectl) -> None:
     custom = kubectl("explain", "virtualservice.spec.http.fault.abort")
     assert custom.returncode == 0, custom.stderr
     assert "httpStatus" in custom.stdout
+
+
+def test_a_protobuf_body_is_refused_as_unsupported_not_misread(kubectl: Kubectl) -> None:
+    # `kubectl create namespace` sends protobuf, which the double does not decode.
+    done = kubectl("create", "namespace", "bookinfo")
+    assert done.returncode == 1
+    assert "UnsupportedMediaType" in done.stderr
+    assert "application/vnd.kubernetes.protobuf" in done.stderr

@@ -503,6 +503,15 @@ def _decode_object(body: bytes, content_type: str) -> Any:
     """Decode a JSON (or YAML) request body; 400 when unreadable or empty."""
     if not body:
         raise errors.bad_request("the request body is empty")
+    if "protobuf" in content_type:
+        # kubectl's typed clients (`kubectl create namespace`) send Kubernetes' protobuf
+        # encoding; the double speaks JSON and YAML only, and says so (kubectl apply sends JSON).
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format ({content_type}) - accepted"
+            " media types include: application/json, application/yaml",
+        )
     try:
         if "yaml" in content_type:
             return yaml.safe_load(body.decode("utf-8"))
