@@ -204,8 +204,14 @@ def test_every_kind_of_a_game_day_applies_lists_and_reapplies(
         "clusterrole.rbac.authorization.k8s.io/chaosmesh:gameday-reader",
         "clusterrolebinding.rbac.authorization.k8s.io/chaosmesh:gameday-reader",
     ]
-    # A changed schedule and request: a strategic merge patch computed from the last apply.
-    changed = GAMEDAY.replace('"30 10 * * 2"', '"45 10 * * 2"').replace("100m", "200m")
+    # A changed schedule, request, mount and volume source: kubectl computes a strategic merge
+    # patch from the last apply ($setElementOrder, $patch: delete, $retainKeys), as for a cluster.
+    changed = (
+        GAMEDAY.replace('"30 10 * * 2"', '"45 10 * * 2"')
+        .replace("100m", "200m")
+        .replace("mountPath: /gameday", "mountPath: /experiments")
+        .replace("persistentVolumeClaim: {claimName: gameday-results}", "emptyDir: {}")
+    )
     again = kubectl("apply", "-f", "-", stdin=changed)
     assert again.returncode == 0, again.stderr
     assert "cronjob.batch/bookinfo-gameday configured" in again.stdout
@@ -215,7 +221,15 @@ def test_every_kind_of_a_game_day_applies_lists_and_reapplies(
     assert stored["spec"]["schedule"] == "45 10 * * 2"
     pod = stored["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["containers"][0]["resources"]["requests"] == {"cpu": "200m", "memory": "128Mi"}
-    assert [m["name"] for m in pod["containers"][0]["volumeMounts"]] == ["results", "experiments"]
+    assert pod["containers"][0]["volumeMounts"] == [
+        {"name": "results", "mountPath": "/results"},
+        {"name": "experiments", "mountPath": "/experiments"},
+    ]
+    assert pod["volumes"] == [
+        {"name": "results", "emptyDir": {}},
+        {"name": "experiments", "configMap": {"name": "gameday-experiments"}},
+    ]
+    assert pod["containers"][0]["args"] == ["gameday", "run", "/gameday/gameday.yaml"]
     assert stored["metadata"]["generation"] == 2
 
 

@@ -77,6 +77,12 @@ def test_a_built_in_kind_takes_field_validation_and_strategic_merge(server: ApiS
     assert spec["properties"]["startingDeadlineSeconds"]["format"] == "int64"
     container = schemas["io.k8s.api.core.v1.Container"]
     assert container["properties"]["image"]["type"] == "string"
+    # Kubernetes' patch strategies, from which kubectl computes its strategic merge patches.
+    containers = schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"]
+    assert containers["x-kubernetes-patch-strategy"] == "merge"
+    assert containers["x-kubernetes-patch-merge-key"] == "name"
+    assert container["properties"]["volumeMounts"]["x-kubernetes-patch-merge-key"] == "mountPath"
+    assert "x-kubernetes-patch-strategy" not in container["properties"]["args"]
     # Every reference resolves inside the document.
     text = json.dumps(document)
     for ref in {part.split('"')[0] for part in text.split('"$ref": "#/components/schemas/')[1:]}:

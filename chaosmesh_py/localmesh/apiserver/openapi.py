@@ -11,10 +11,9 @@ computes its strategic merge patch from the component schema that carries the ki
 which it reads only as protobuf: that is answered 406 here (the JSON document is served to
 `Accept: application/json`), so kubectl's fallback fails as against a server without OpenAPI.
 
-Built-in kinds' schemas come from the client's models (`models`, shared types as `$ref`s), custom
-kinds' from their CRDs. The published schemas carry no `x-kubernetes-patch-merge-key`: lists are
-atomic to a client computing a strategic merge patch, as this double's strategic merge applies
-them (see `patch`).
+Built-in kinds' schemas come from the client's models (`models`, shared types as `$ref`s, with
+Kubernetes' patch strategies and merge keys, so kubectl's strategic merge patches are the ones it
+sends a cluster), custom kinds' from their CRDs.
 """
 
 from __future__ import annotations
