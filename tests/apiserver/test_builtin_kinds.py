@@ -23,6 +23,14 @@ def coordination(client: kubernetes.client.ApiClient) -> kubernetes.client.Coord
     return kubernetes.client.CoordinationV1Api(client)
 
 
+def refused(server: ApiServer, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """POST `obj`, expect 422 and nothing stored; the Status body."""
+    status, _, body = raw(server, "POST", path, obj)
+    assert status == 422, body
+    assert server.get(obj["apiVersion"], obj["kind"], "default", obj["metadata"]["name"]) is None
+    return body
+
+
 def lease(name: str = "gameday", **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "coordination.k8s.io/v1",
@@ -102,11 +110,8 @@ def test_a_lease_has_no_generation_and_its_updates_need_no_resource_version(
     ],
 )
 def test_lease_rules_are_422(server: ApiServer, spec: dict[str, Any], message: str) -> None:
-    status, _, body = raw(
-        server, "POST", "/apis/coordination.k8s.io/v1/namespaces/default/leases", lease(**spec)
-    )
-    assert status == 422, body
-    assert message in body["message"]
+    path = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+    assert message in refused(server, path, lease(**spec))["message"]
 
 
 def test_a_value_of_the_wrong_type_is_refused_by_the_decoder(server: ApiServer) -> None:
@@ -242,11 +247,9 @@ def test_cron_job_rules_are_422_naming_the_field(
 ) -> None:
     obj = cron_job(**changes)
     obj["spec"] = {k: v for k, v in obj["spec"].items() if v is not None}
-    status, _, body = raw(server, "POST", CRON_JOBS, obj)
-    assert status == 422, body
+    body = refused(server, CRON_JOBS, obj)
     assert message in body["message"]
     assert body["details"]["causes"][0]["field"] == message.partition(":")[0]
-    assert server.list("batch/v1", "CronJob") == []
 
 
 def test_a_cron_job_name_is_at_most_52_characters(server: ApiServer) -> None:
@@ -281,8 +284,7 @@ def test_the_job_template_meets_the_pod_rules(
     obj["spec"]["jobTemplate"]["spec"]["template"]["spec"] = {
         k: v for k, v in template.items() if v is not None
     }
-    status, _, body = raw(server, "POST", CRON_JOBS, obj)
-    assert status == 422, body
+    body = refused(server, CRON_JOBS, obj)
     where = f"spec.jobTemplate.spec.template.spec.{field}"
     assert any(
         c["field"] == where and message in c["message"] for c in body["details"]["causes"]
@@ -362,11 +364,8 @@ def pvc(**spec: Any) -> dict[str, Any]:
     ],
 )
 def test_claim_rules_are_422(server: ApiServer, spec: dict[str, Any], message: str) -> None:
-    status, _, body = raw(
-        server, "POST", "/api/v1/namespaces/default/persistentvolumeclaims", pvc(**spec)
-    )
-    assert status == 422, body
-    assert message in body["message"]
+    path = "/api/v1/namespaces/default/persistentvolumeclaims"
+    assert message in refused(server, path, pvc(**spec))["message"]
 
 
 def test_a_claim_can_grow_but_its_spec_is_otherwise_immutable(server: ApiServer) -> None:
@@ -441,9 +440,7 @@ def binding(kind: str = "RoleBinding", role_kind: str = "Role", **subject: Any) 
     ],
 )
 def test_policy_rules_are_checked(server: ApiServer, rule: dict[str, Any], message: str) -> None:
-    status, _, body = raw(server, "POST", f"{RBAC}/namespaces/default/roles", role(rule))
-    assert status == 422, body
-    assert message in body["message"]
+    assert message in refused(server, f"{RBAC}/namespaces/default/roles", role(rule))["message"]
 
 
 def test_cluster_roles_take_rbac_names_and_non_resource_urls(server: ApiServer) -> None:
@@ -505,11 +502,6 @@ def test_a_binding_keeps_its_role_ref(server: ApiServer) -> None:
     ],
 )
 def test_binding_rules_are_422(server: ApiServer, obj: dict[str, Any], message: str) -> None:
-    plural = (
-        "clusterrolebindings"
-        if obj["kind"] == "ClusterRoleBinding"
-        else ("namespaces/default/rolebindings")
-    )
-    status, _, body = raw(server, "POST", f"{RBAC}/{plural}", obj)
-    assert status == 422, body
-    assert message in body["message"]
+    cluster = obj["kind"] == "ClusterRoleBinding"
+    plural = "clusterrolebindings" if cluster else "namespaces/default/rolebindings"
+    assert message in refused(server, f"{RBAC}/{plural}", obj)["message"]

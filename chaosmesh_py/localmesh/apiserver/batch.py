@@ -176,14 +176,7 @@ def pod_spec_errors(pod: JsonDict, path: str) -> list[FieldError]:
     volumes: set[str] = set()
     for index, volume in enumerate(pod.get("volumes") or ()):
         where = f"{path}.volumes[{index}]"
-        name = volume.get("name")
-        if not name:
-            problems.append(required(f"{where}.name"))
-        else:
-            problems += label_errors(f"{where}.name", name)
-            if name in volumes:
-                problems.append(duplicate(f"{where}.name", name))
-            volumes.add(name)
+        problems += _unique_name_errors(volume.get("name"), f"{where}.name", volumes)
         sources = [key for key in volume if key != "name"]
         if not sources:
             problems.append(required(where, "must specify a volume type"))
@@ -201,18 +194,22 @@ def pod_spec_errors(pod: JsonDict, path: str) -> list[FieldError]:
     return problems
 
 
+def _unique_name_errors(name: Any, field: str, seen: set[str]) -> list[FieldError]:
+    """A volume's or container's name: given, a DNS-1123 label, not used before in the pod."""
+    if not name:
+        return [required(field)]
+    problems = label_errors(field, name)
+    if name in seen:
+        problems.append(duplicate(field, name))
+    seen.add(name)
+    return problems
+
+
 def _container_errors(
     container: JsonDict, path: str, volumes: set[str], seen: set[str]
 ) -> list[FieldError]:
     problems: list[FieldError] = []
-    name = container.get("name")
-    if not name:
-        problems.append(required(f"{path}.name"))
-    else:
-        problems += label_errors(f"{path}.name", name)
-        if name in seen:
-            problems.append(duplicate(f"{path}.name", name))
-        seen.add(name)
+    problems += _unique_name_errors(container.get("name"), f"{path}.name", seen)
     if not container.get("image"):
         problems.append(required(f"{path}.image"))
     policy = container.get("imagePullPolicy")
