@@ -199,6 +199,27 @@ def test_every_kind_of_a_game_day_applies_lists_and_reapplies(
         "persistentvolumeclaim/gameday-results",
         "job.batch/bookinfo-gameday-by-hand",
     ]
+    # The columns a cluster shows (server-side printing).
+    table = kubectl("get", "cronjob", "-n", "bookinfo")
+    assert table.stdout.splitlines()[0].split() == [
+        "NAME",
+        "SCHEDULE",
+        "TIMEZONE",
+        "SUSPEND",
+        "ACTIVE",
+        "LAST",
+        "SCHEDULE",
+        "AGE",
+    ]
+    assert table.stdout.splitlines()[1].split()[:6] == [
+        "bookinfo-gameday",
+        "30",
+        "10",
+        "*",
+        "*",
+        "2",
+    ]
+    assert "Europe/Berlin   False" in table.stdout
     cluster = kubectl("get", "clusterrole,clusterrolebinding", "-o", "name")
     assert cluster.stdout.splitlines() == [
         "clusterrole.rbac.authorization.k8s.io/chaosmesh:gameday-reader",

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from chaosmesh_py.localmesh.apiserver import discovery, errors
+from chaosmesh_py.localmesh.apiserver import discovery, errors, tables
 from chaosmesh_py.localmesh.apiserver.errors import ApiError, JsonDict
 from chaosmesh_py.localmesh.apiserver.faults import ApiFault
 from chaosmesh_py.localmesh.apiserver.patch import decode_patch, patch_type
@@ -318,9 +318,20 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 for item in listed["items"]:
                     meta = item["metadata"]
                     store.delete(rt, version, meta.get("namespace"), meta["name"])
+            elif self._wants_table():
+                revision = listed["metadata"]["resourceVersion"]
+                return Response(
+                    200, tables.table(tables.columns_of(rt, version), listed["items"], revision)
+                )
             return Response(200, listed)
         if verb == "get":
-            return Response(200, store.get(rt, version, namespace, name))
+            found = store.get(rt, version, namespace, name)
+            if self._wants_table():
+                revision = found["metadata"]["resourceVersion"]
+                return Response(
+                    200, tables.table(tables.columns_of(rt, version), [found], revision)
+                )
+            return Response(200, found)
         if verb == "delete":
             preconditions = (_decode_object(body, "") or {}).get("preconditions") if body else None
             return Response(200, store.delete(rt, version, namespace, name, preconditions))
@@ -353,6 +364,10 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 subresource=target.subresource,
             )
         return Response(201 if result.created else 200, result.object, result.warnings)
+
+    def _wants_table(self) -> bool:
+        """`kubectl get` asks for a Table (server-side printing) before plain JSON."""
+        return tables.TABLE_MEDIA in (self.headers.get("Accept") or "")
 
     @staticmethod
     def _write_options(query: dict[str, list[str]]) -> WriteOptions:
@@ -399,6 +414,14 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
 
+        columns = tables.columns_of(rt, target.version) if self._wants_table() else None
+
+        def shown(obj: JsonDict) -> JsonDict:
+            """The event's object: a one-row Table for `kubectl get -w`, else the object."""
+            if columns is None:
+                return obj
+            return tables.table(columns, [obj], obj["metadata"]["resourceVersion"])
+
         def wanted(obj: JsonDict) -> bool:
             in_namespace = (
                 target.namespace is None or obj["metadata"].get("namespace") == target.namespace
@@ -408,7 +431,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         with store.lock:
             if since == "0":
                 listed = store.list(rt, target.version, target.namespace, predicate)["items"]
-                pending = [{"type": "ADDED", "object": item} for item in listed]
+                pending = [{"type": "ADDED", "object": shown(item)} for item in listed]
                 cursor = store.revision
             else:
                 cursor = int(since)
@@ -432,7 +455,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                     fresh = [e for e in store.history if e.revision > cursor]
                 cursor = fresh[-1].revision if fresh else cursor
                 pending = [
-                    {"type": e.type, "object": store.present(rt, target.version, e.object)}
+                    {"type": e.type, "object": shown(store.present(rt, target.version, e.object))}
                     for e in fresh
                     if e.resource_type is rt and wanted(e.object)
                 ]
