@@ -26,7 +26,7 @@ from typing import Any
 
 from chaosmesh_py.localmesh.apiserver.discovery import KUBERNETES_VERSION
 from chaosmesh_py.localmesh.apiserver.errors import JsonDict
-from chaosmesh_py.localmesh.apiserver.models import model_schema, referenced_models
+from chaosmesh_py.localmesh.apiserver.models import go_type_name, model_schema, referenced_models
 from chaosmesh_py.localmesh.apiserver.resources import Registry, ResourceType
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"
@@ -67,8 +67,6 @@ def _crd_package(rt: ResourceType, version: str) -> str:
 
 def _model_name(model: str, group: str) -> str:
     """The component name a real apiserver gives a built-in type."""
-    from chaosmesh_py.localmesh.apiserver.models import go_type_name
-
     if model in _META_MODELS:
         return f"{META}.{go_type_name(model)}"
     package = _package("") if model in _CORE_MODELS else _package(group)
