@@ -86,6 +86,17 @@ def test_a_lease_has_no_generation_and_its_updates_need_no_resource_version(
     assert server.replace(created)["spec"]["holderIdentity"] == "runner-b"
 
 
+def test_a_lease_may_name_a_custom_strategy(server: ApiServer) -> None:
+    created = server.create(lease(strategy="example.com/newest", preferredHolder="runner-b"))
+    assert created["spec"]["strategy"] == "example.com/newest"
+    path = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+    body = refused(server, path, lease("other", strategy="example.com/-bad-"))
+    assert (
+        'spec.strategy: Invalid value: "example.com/-bad-": name part must consist'
+        in (body["message"])
+    )
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [

@@ -13,8 +13,10 @@ from chaosmesh_py.localmesh.apiserver.errors import FieldError, JsonDict, show_v
 from chaosmesh_py.localmesh.apiserver.meta import (
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
+    QUALIFIED_NAME_RULE,
     SUBDOMAIN_RULE,
     path_segment_errors,
+    qualified_name,
 )
 
 
@@ -80,7 +82,10 @@ def lease_errors(new: JsonDict, old: JsonDict | None) -> list[FieldError]:
         why = "must be greater than or equal to 0"
         problems.append(invalid("spec.leaseTransitions", transitions, why))
     strategy = spec.get("strategy")
-    if strategy is not None and strategy not in LEASE_STRATEGIES:
+    if strategy is not None and "/" in str(strategy):  # a custom strategy: a qualified name
+        if not qualified_name(str(strategy)):
+            problems.append(invalid("spec.strategy", strategy, QUALIFIED_NAME_RULE))
+    elif strategy is not None and strategy not in LEASE_STRATEGIES:
         problems.append(not_supported("spec.strategy", strategy, LEASE_STRATEGIES))
     if spec.get("preferredHolder") and not strategy:
         why = "may only be specified if `strategy` is defined"

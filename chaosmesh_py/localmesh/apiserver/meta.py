@@ -57,7 +57,14 @@ def name_errors(name: Any, label_only: bool, path_segment: bool = False) -> list
     return []
 
 
-def _key_is_valid(key: str) -> bool:
+QUALIFIED_NAME_RULE = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end"
+    " with an alphanumeric character, with an optional DNS subdomain prefix and '/'"
+)
+
+
+def qualified_name(key: str) -> bool:
+    """apimachinery's IsQualifiedName: `example.com/my-name` or `my-name`."""
     prefix, _, name = key.rpartition("/")
     if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
         return False
@@ -72,16 +79,8 @@ def map_errors(field: str, values: Any, check_values: bool) -> list[FieldError]:
         return [_invalid(field, values, "must be a map of strings")]
     errors = []
     for key, value in values.items():
-        if not _key_is_valid(key):
-            errors.append(
-                _invalid(
-                    field,
-                    key,
-                    "name part must consist of alphanumeric characters, '-', '_' or '.', and must"
-                    " start and end with an alphanumeric character, with an optional DNS subdomain"
-                    " prefix and '/'",
-                )
-            )
+        if not qualified_name(key):
+            errors.append(_invalid(field, key, QUALIFIED_NAME_RULE))
         if not isinstance(value, str):
             errors.append(_invalid(f"{field}[{key}]", value, "must be a string"))
         elif check_values and (len(value) > 63 or not _LABEL_VALUE.match(value)):
