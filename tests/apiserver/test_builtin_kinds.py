@@ -445,8 +445,8 @@ def binding(kind: str = "RoleBinding", role_kind: str = "Role", **subject: Any) 
         ),
         (
             {"nonResourceURLs": ["/healthz"], "verbs": ["get"]},
-            'rules[0].nonResourceURLs: Invalid value: "array": namespaced rules cannot apply to'
-            " non-resource URLs",
+            'rules[0].nonResourceURLs: Invalid value: []string{"/healthz"}: namespaced rules'
+            " cannot apply to non-resource URLs",
         ),
     ],
 )

@@ -6,6 +6,7 @@ object and the stored one (None on create), as `ResourceType.validate` does.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -169,12 +170,19 @@ def _policy_rule_errors(rule: JsonDict, path: str, namespaced: bool) -> list[Fie
         problems.append(required(f"{path}.verbs", "verbs must contain at least one value"))
     urls = rule.get("nonResourceURLs") or []
     if urls:
+        # Go prints the list as `[]string{"/healthz"}`.
+        shown = "[]string{" + ", ".join(json.dumps(str(u)) for u in urls) + "}"
+        field = f"{path}.nonResourceURLs"
         if namespaced:
             why = "namespaced rules cannot apply to non-resource URLs"
-            problems.append(invalid(f"{path}.nonResourceURLs", urls, why))
+            problems.append(
+                FieldError("FieldValueInvalid", field, f"Invalid value: {shown}: {why}")
+            )
         if rule.get("apiGroups") or rule.get("resources") or rule.get("resourceNames"):
             why = "rules cannot apply to both regular resources and non-resource URLs"
-            problems.append(invalid(f"{path}.nonResourceURLs", urls, why))
+            problems.append(
+                FieldError("FieldValueInvalid", field, f"Invalid value: {shown}: {why}")
+            )
         return problems
     if not rule.get("apiGroups"):
         why = "resource rules must supply at least one api group"
