@@ -8,21 +8,17 @@ custom ones). Skipped without kubectl, unless CHAOSMESH_REQUIRE_KUBECTL is set.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from chaosmesh_py.localmesh.apiserver import ApiServer
+from tests.apiserver.conftest import Kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOKINFO = ROOT / "experiments" / "bookinfo"
 DEPLOY = ROOT / "deploy"
-Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
 GAMEDAY = """\
 apiVersion: v1
@@ -125,39 +121,6 @@ kind: Lease
 metadata: {name: bookinfo-gameday, namespace: bookinfo}
 spec: {holderIdentity: runner-a, leaseDurationSeconds: 300}
 """
-
-
-@pytest.fixture
-def kubectl(server: ApiServer, tmp_path: Path) -> Iterator[Kubectl]:
-    if not shutil.which("kubectl"):
-        if os.environ.get("CHAOSMESH_REQUIRE_KUBECTL"):
-            pytest.fail("CHAOSMESH_REQUIRE_KUBECTL is set but kubectl is not installed")
-        pytest.skip("kubectl is not installed")
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "double", "cluster": {"server": server.url}}],
-        "users": [{"name": "admin", "user": {}}],
-        "contexts": [{"name": "double", "context": {"cluster": "double", "user": "admin"}}],
-        "current-context": "double",
-    }
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config), encoding="utf-8")
-    # A fresh cache directory: kubectl must read this server's discovery and OpenAPI.
-    environment = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)}
-
-    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["kubectl", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env=environment,
-        )
-
-    yield run
 
 
 def test_istio_samples_apply_with_validation_on(kubectl: Kubectl, server: ApiServer) -> None:
