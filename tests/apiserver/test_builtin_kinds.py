@@ -14,6 +14,8 @@ import kubernetes.client
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from chaosmesh_py.errors import ConflictPersisted
+from chaosmesh_py.kube.client import Kube, ResourceKind, ResourceRef
 from chaosmesh_py.localmesh.apiserver import ApiError, ApiServer
 from tests.apiserver.conftest import raw, status_body
 
@@ -516,3 +518,21 @@ def test_binding_rules_are_422(server: ApiServer, obj: dict[str, Any], message: 
     cluster = obj["kind"] == "ClusterRoleBinding"
     plural = "clusterrolebindings" if cluster else "namespaces/default/rolebindings"
     assert message in refused(server, f"{RBAC}/{plural}", obj)["message"]
+
+
+def test_the_projects_own_client_takes_a_lease_once(server: ApiServer) -> None:
+    """The game-day runner's path: chaosmesh_py.kube's Kube (CustomObjectsApi by group and
+    plural, merge patches with a resourceVersion precondition) on coordination.k8s.io."""
+    kube = Kube.at(server.url)
+    ref = ResourceRef(ResourceKind("coordination.k8s.io", "v1", "leases", "Lease"), "default", "gd")
+    created = kube.create(ref, lease("gd"))
+    seen = created["metadata"]["resourceVersion"]
+    with pytest.raises(ConflictPersisted):
+        kube.create(ref, lease("gd"))  # a second runner finds it taken
+    taken = kube.patch(
+        ref, {"metadata": {"resourceVersion": seen}, "spec": {"holderIdentity": "b"}}
+    )
+    assert taken["spec"]["holderIdentity"] == "b"
+    with pytest.raises(ConflictPersisted):  # the same read, used twice: the second loses
+        kube.patch(ref, {"metadata": {"resourceVersion": seen}, "spec": {"holderIdentity": "c"}})
+    assert kube.get(ref)["spec"]["holderIdentity"] == "b"
