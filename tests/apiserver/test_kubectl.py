@@ -321,3 +321,47 @@ def test_a_protobuf_body_is_refused_as_unsupported_not_misread(kubectl: Kubectl)
     assert done.returncode == 1
     assert "UnsupportedMediaType" in done.stderr
     assert "application/vnd.kubernetes.protobuf" in done.stderr
+
+
+SERVICE_ACCOUNT = "system:serviceaccount:bookinfo:chaosmesh-gameday"
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        (("get", "leases", "-n", "bookinfo"), "yes"),
+        (("update", "leases.coordination.k8s.io", "-n", "bookinfo"), "yes"),
+        (("delete", "leases", "-n", "bookinfo"), "no"),
+        (("patch", "virtualservices.networking.istio.io", "-n", "bookinfo"), "yes"),
+        (("patch", "virtualservices.networking.istio.io", "-n", "default"), "no"),
+        (("get", "namespaces"), "yes"),  # the ClusterRoleBinding
+        (("list", "cronjobs.batch", "-n", "bookinfo"), "no"),
+    ],
+)
+def test_kubectl_auth_can_i_answers_from_the_applied_rbac(
+    kubectl: Kubectl, question: tuple[str, ...], answer: str
+) -> None:
+    assert kubectl("apply", "-f", "-", stdin=GAMEDAY).returncode == 0
+    done = kubectl("auth", "can-i", *question, f"--as={SERVICE_ACCOUNT}")
+    assert done.stdout.strip() == answer, done.stderr
+    assert done.returncode == (0 if answer == "yes" else 1)
+
+
+def test_kubectl_auth_can_i_lists_what_a_service_account_may_do(kubectl: Kubectl) -> None:
+    assert kubectl("apply", "-f", "-", stdin=GAMEDAY).returncode == 0
+    done = kubectl("auth", "can-i", "--list", "-n", "bookinfo", f"--as={SERVICE_ACCOUNT}")
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()[1:]]
+    assert rows == [
+        ["leases.coordination.k8s.io", "[]", "[]", "[get", "create", "update]"],
+        ["virtualservices.networking.istio.io", "[]", "[]", "[get", "list", "patch]"],
+        ["namespaces", "[]", "[]", "[get]"],
+    ]
+    # Acting as the service account, kubectl gets exactly that.
+    assert kubectl("get", "vs", "-n", "bookinfo", f"--as={SERVICE_ACCOUNT}").returncode == 0
+    denied = kubectl("get", "cronjobs", "-n", "bookinfo", f"--as={SERVICE_ACCOUNT}")
+    assert denied.returncode == 1
+    assert (
+        f'cronjobs.batch is forbidden: User "{SERVICE_ACCOUNT}" cannot list resource "cronjobs"'
+        ' in API group "batch" in the namespace "bookinfo"'
+    ) in denied.stderr

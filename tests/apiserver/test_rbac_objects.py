@@ -165,3 +165,38 @@ def test_subresources_need_their_own_rule(secured: ApiServer) -> None:
     headers = {"Authorization": "Bearer runner"}
     assert raw(secured, "GET", path + "/status", headers=headers)[0] == 200
     assert raw(secured, "GET", path, headers=headers)[0] == 403
+
+
+def test_only_who_may_impersonate_acts_as_another_user(secured: ApiServer) -> None:
+    path = "/apis/networking.istio.io/v1/namespaces/bookinfo/virtualservices"
+    status, _, body = raw(
+        secured,
+        "GET",
+        path,
+        headers={"Authorization": "Bearer runner", "Impersonate-User": "system:admin"},
+    )
+    assert status == 403
+    assert body["message"] == (
+        f'users "system:admin" is forbidden: User "{RUNNER}" cannot impersonate resource'
+        ' "users" in API group "" at the cluster scope'
+    )
+
+
+def test_an_access_review_in_json_answers_for_the_caller(secured: ApiServer) -> None:
+    rules = [
+        {"apiGroups": ["networking.istio.io"], "resources": ["virtualservices"], "verbs": ["get"]}
+    ]
+    secured.create(rbac("Role", "gameday", "bookinfo", rules=rules))
+    secured.create(
+        rbac("RoleBinding", "gameday", "bookinfo", roleRef=ref("Role", "gameday"), subjects=[SA])
+    )
+    path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+    attributes = {"namespace": "bookinfo", "verb": "get", "group": "networking.istio.io"}
+    answers = []
+    for resource in ("virtualservices", "destinationrules"):
+        review = {"spec": {"resourceAttributes": {**attributes, "resource": resource}}}
+        status, _, body = raw(secured, "POST", path, review, {"Authorization": "Bearer runner"})
+        assert status == 201
+        assert body["kind"] == "SelfSubjectAccessReview"
+        answers.append(body["status"]["allowed"])
+    assert answers == [True, False]

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from chaosmesh_py.localmesh.apiserver import discovery, errors, tables
+from chaosmesh_py.localmesh.apiserver import discovery, errors, reviews, tables
 from chaosmesh_py.localmesh.apiserver.errors import ApiError, JsonDict
 from chaosmesh_py.localmesh.apiserver.faults import ApiFault
 from chaosmesh_py.localmesh.apiserver.patch import decode_patch, patch_type
@@ -116,7 +116,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         path, query = url.path, parse_qs(url.query)
         try:
             # Authentication comes before the body is looked at, as kube-apiserver's filters do.
-            user = self.api.authenticator.user(self.headers.get("Authorization"))
+            user = self._impersonated(
+                self.api.authenticator.user(self.headers.get("Authorization"))
+            )
         except ApiError as error:
             self._skip_body()
             self._answer_error(path, error)
@@ -134,6 +136,15 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             return
         with self.api.handling():
             self._handle_api(path, query, body, user)
+
+    def _impersonated(self, user: User) -> User:
+        return reviews.impersonated(self.api, user, self.headers.get("Impersonate-User"))
+
+    def _review(self, plural: str, body: bytes, user: User) -> Response:
+        if self.command != "POST":
+            raise errors.method_not_allowed()
+        content_type = self.headers.get("Content-Type") or ""
+        return Response(201, reviews.review(self.api, user, plural, body, content_type))
 
     def _content_length(self) -> int:
         try:
@@ -231,6 +242,13 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 document = discovery.resource_list(registry, group, version)
             case ["api", version, *rest]:
                 return self._resource(self._target("", version, rest), user, query, body)
+            case [
+                "apis",
+                reviews.GROUP,
+                "v1",
+                ("selfsubjectaccessreviews" | "selfsubjectrulesreviews") as plural,
+            ]:
+                return self._review(plural, body, user)
             case ["apis", group, version, *rest]:
                 return self._resource(self._target(group, version, rest), user, query, body)
             case ["openapi", *rest]:

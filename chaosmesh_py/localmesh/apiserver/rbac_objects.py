@@ -121,3 +121,9 @@ def _bound_rules(list_objects: ListObjects, user: str, request: Request) -> Iter
 def allows(list_objects: ListObjects, user: str, request: Request) -> bool:
     """Does the stored RBAC allow `user` to make `request`?"""
     return any(rule_covers(rule, request) for rule in _bound_rules(list_objects, user, request))
+
+
+def bound_rules(list_objects: ListObjects, user: str, namespace: str | None) -> list[JsonDict]:
+    """Every rule the stored RBAC grants `user` in `namespace` (None: cluster-wide ones only),
+    for a SelfSubjectRulesReview."""
+    return list(_bound_rules(list_objects, user, Request("", namespace=namespace)))

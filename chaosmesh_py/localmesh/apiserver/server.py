@@ -259,6 +259,10 @@ class ApiServer:
             return True
         return rbac_objects.allows(self.list, user.name, request)
 
+    def bound_rules(self, user: User, namespace: str | None) -> builtins.list[JsonDict]:
+        """The rules the stored RBAC grants `user` in `namespace` (see `rbac_objects`)."""
+        return rbac_objects.bound_rules(self.list, user.name, namespace)
+
     def subscribe(self, listener: Callable[[WatchEvent], None]) -> Callable[[], None]:
         """Call `listener` with every committed change; returns the unsubscribe function."""
         return self.store.subscribe(listener)
