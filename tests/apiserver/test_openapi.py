@@ -55,6 +55,14 @@ def test_the_v3_index_names_every_served_group_version_with_a_content_hash(
     assert raw(server, "GET", "/openapi/v3/apis/batch/v2")[0] == 404
 
 
+def test_a_hashed_document_may_be_cached_the_index_may_not(server: ApiServer) -> None:
+    _, headers, index = raw(server, "GET", "/openapi/v3")
+    assert headers["Cache-Control"] == "no-cache, private"
+    _, headers, _ = raw(server, "GET", index["paths"]["apis/batch/v1"]["serverRelativeURL"])
+    # As kube-apiserver answers it: kubectl's disk cache then serves it without asking.
+    assert headers["Cache-Control"] == "public, immutable, max-age=31536000"
+
+
 def test_a_built_in_kind_takes_field_validation_and_strategic_merge(server: ApiServer) -> None:
     document = v3(server, "apis/batch/v1")
     operation = patch_operation(document, "CronJob")

@@ -70,12 +70,14 @@ class Target:
 
 @dataclass(frozen=True)
 class Response:
-    """An answer; `encoded` is a document already serialised (the OpenAPI ones, built once)."""
+    """An answer; `encoded` is a document already serialised (the OpenAPI ones, built once);
+    `cache_control` replaces the default `no-cache, private`."""
 
     status: int
     document: JsonDict
     warnings: tuple[str, ...] = ()
     encoded: bytes | None = None
+    cache_control: str | None = None
 
 
 def _query_flag(query: dict[str, list[str]], name: str) -> str | None:
@@ -252,7 +254,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             case ["apis", group, version, *rest]:
                 return self._resource(self._target(group, version, rest), user, query, body)
             case ["openapi", *rest]:
-                return self._openapi(rest)
+                return self._openapi(rest, query)
             case _:
                 raise errors.path_not_found()
         if document is None:
@@ -261,12 +263,13 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             raise errors.method_not_allowed()
         return Response(200, document)
 
-    def _openapi(self, rest: list[str]) -> Response:
+    def _openapi(self, rest: list[str], query: dict[str, list[str]]) -> Response:
         """`/openapi/v2` (JSON only: a protobuf-only Accept is 406), `/openapi/v3` and its
         group-version documents (their `?hash=` is ignored: documents never change)."""
         openapi = self.api.openapi
         encoded: bytes | None = None
         document: JsonDict = {}
+        cache: str | None = None
         match rest:
             case ["v2"]:
                 accept = self.headers.get("Accept") or "*/*"
@@ -279,11 +282,15 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 encoded = openapi.v3_document("/".join(key))
                 if encoded is None:
                     raise errors.path_not_found()
+                if _query_flag(query, "hash"):
+                    # A URL naming its content's hash never changes, so clients may keep it,
+                    # as kube-apiserver tells them: kubectl then reads it from its disk cache.
+                    cache = "public, immutable, max-age=31536000"
             case _:
                 raise errors.path_not_found()
         if self.command != "GET":
             raise errors.method_not_allowed()
-        return Response(200, document, encoded=encoded)
+        return Response(200, document, encoded=encoded, cache_control=cache)
 
     def _target(self, group: str, version: str, rest: list[str]) -> Target:
         registry = self.api.registry
@@ -531,7 +538,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Cache-Control", response.cache_control or "no-cache, private")
         for warning in response.warnings:
             self.send_header("Warning", "299 - " + json.dumps(warning))
         for name, value in (headers or {}).items():
