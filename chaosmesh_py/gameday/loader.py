@@ -44,11 +44,12 @@ from chaosmesh_py.gameday.suite import (
     Preflight,
     Schedule,
     Step,
+    format_duration,
     parse_duration,
 )
 from chaosmesh_py.kube.names import parse_namespace
 
-__all__ = ["WEEKDAYS", "read_gameday", "schema"]
+__all__ = ["WEEKDAYS", "notes", "read_gameday", "schema"]
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
 
@@ -113,6 +114,37 @@ def read_gameday(path: Path) -> GameDay:
         )
     _check_structure(document)
     return _GameDayReader(path, document).read()
+
+
+# A literal value here is a credential written into a file that gets committed and shared.
+_SECRET_HEADERS = re.compile(r"authorization|.*(token|api-?key|secret|password).*", re.IGNORECASE)
+_SECRET_URL = re.compile(
+    r"hooks\.slack\.com/|//[^/@]+:[^/@]+@|[?&](token|key|secret|sig)=", re.IGNORECASE
+)
+
+
+def notes(gameday: GameDay) -> list[str]:
+    """What is allowed but probably not meant: said by ``validate``, never refused."""
+    said = []
+    first: dict[Path, int] = {}
+    for index, step in enumerate(gameday.experiments):
+        if step.path in first:
+            said.append(
+                f"experiments[{index}] runs {step.path.name} again "
+                f"(also experiments[{first[step.path]}]); fine if meant"
+            )
+        first.setdefault(step.path, index)
+    for index, target in enumerate(gameday.notifications):
+        field = f"notifications[{index}]"
+        if "${" not in target.url and _SECRET_URL.search(target.url):
+            said.append(
+                f"{field}.url looks like it holds a credential; write ${{NAME}} and set NAME in "
+                "the environment of the runner, so the file can be shared"
+            )
+        for name, value in target.headers:
+            if _SECRET_HEADERS.fullmatch(name) and "${" not in value:
+                said.append(f"{field}.headers.{name} is written out; write ${{NAME}} instead")
+    return said
 
 
 # --- the schema's errors, as a user reads them --------------------------------------------------
@@ -205,9 +237,8 @@ def _definition(reference: str) -> Mapping[str, Any]:
 
 def _mixed_problem(kind: str, node: Mapping[str, Any]) -> str:
     choices = [", ".join(option.get("required", [])) for option in node[kind]]
-    if kind == "anyOf":
-        return f"needs at least one of {', '.join(choices)}"
-    return f"needs exactly one of {' or '.join(choices)}"
+    listed = ", ".join(choices[:-1]) + f" or {choices[-1]}"
+    return f"needs {'at least' if kind == 'anyOf' else 'exactly'} one of {listed}"
 
 
 def _said(kind: str, value: Any) -> str:
@@ -303,7 +334,7 @@ class _GameDayReader:
             raise InvalidInput(
                 "schedule.jitter",
                 f"{item['jitter']} is not shorter than the starting deadline "
-                f"({_seconds_text(deadline_s)}): a late start would count as missed",
+                f"({format_duration(deadline_s)}): a late start would count as missed",
                 "make the jitter shorter, or schedule.startingDeadline longer",
             )
         return Schedule(
@@ -391,23 +422,12 @@ class _GameDayReader:
         )
 
     def experiments(self, items: Sequence[Mapping[str, Any]]) -> tuple[Step, ...]:
-        from chaosmesh_py.verdict.gate import GateError, validate_experiment
-
         steps = []
         checked: set[Path] = set()
         for index, item in enumerate(items):
-            field = f"experiments[{index}].path"
             path = (self.path.parent / item["path"]).resolve()
             if path not in checked:
-                try:
-                    validate_experiment(path)
-                except GateError as error:
-                    raise InvalidInput(
-                        field,
-                        f"{item['path']}: {error}",
-                        "paths are relative to the game-day file's folder; "
-                        f"`chaosmesh validate {item['path']}` shows every problem",
-                    ) from None
+                _check_experiment(path, item["path"], f"experiments[{index}].path")
                 checked.add(path)
             pause_s = parse_duration(
                 item.get("pauseAfter", "0s"), f"experiments[{index}].pauseAfter"
@@ -442,6 +462,24 @@ class _GameDayReader:
         )
 
 
+def _check_experiment(path: Path, written: str, field: str) -> None:
+    """The experiment exists and passes ``chaosmesh validate``'s checks (the gate's own)."""
+    from chaosmesh_py.verdict.gate import GateError, validate_experiment
+
+    relative = "paths are relative to the game-day file's folder"
+    if not path.is_file():
+        raise InvalidInput(field, f"{written}: no such file (looked for {path})", relative)
+    try:
+        validate_experiment(path)
+    except GateError as error:
+        problems = re.sub(r"(^|; )invalid: ", r"\1", str(error))
+        raise InvalidInput(
+            field,
+            f"{written} is not a valid experiment: {problems}",
+            f"`chaosmesh validate {written}` shows every problem",
+        ) from None
+
+
 def _timeout(item: Mapping[str, Any], field: str) -> float:
     timeout_s = parse_duration(item.get("timeout", "5s"), f"{field}.timeout")
     if not 0 < timeout_s <= 60:
@@ -465,10 +503,6 @@ def _day(text: str, field: str) -> date:
 def _some_weekday_between(dates: tuple[date, date], weekdays: Sequence[str]) -> bool:
     days = min((dates[1] - dates[0]).days + 1, 7)
     return any(WEEKDAYS[(dates[0] + timedelta(days=n)).weekday()] in weekdays for n in range(days))
-
-
-def _seconds_text(seconds: float) -> str:
-    return f"{seconds:g}s"
 
 
 def _check_references(field: str, value: str) -> None:

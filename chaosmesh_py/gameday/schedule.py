@@ -48,6 +48,7 @@ __all__ = [
     "latest_slot",
     "parse_cron",
     "parse_timezone",
+    "skipped_by_clock_change",
     "slots_between",
 ]
 
@@ -457,6 +458,55 @@ def latest_slot(schedule: Schedule, at: datetime) -> datetime | None:
         if window >= _LOOK_BACK:
             return None
         window = min(window * 2, _LOOK_BACK)
+
+
+def skipped_by_clock_change(schedule: Schedule, start: datetime, end: datetime) -> list[datetime]:
+    """Wall-clock times in (start, end] the cron names but the zone skips when its clocks go
+    forward, as naive datetimes: robfig's ``Next`` steps over them, so Kubernetes starts no Job
+    for them (a 02:30 daily schedule in Europe/Berlin has no run on the last Sunday of March)."""
+    zone, spec = _zone_and_spec(schedule)
+    skipped: list[datetime] = []
+    first, last = _unix(start), _unix(end)
+    for change in _offset_changes(zone, first, last):
+        before, after = _wall(zone, change - 1), _wall(zone, change)
+        missing = after.replace(tzinfo=None) - before.replace(tzinfo=None) - timedelta(seconds=1)
+        wall = (before + timedelta(seconds=1)).replace(tzinfo=None)
+        for minute in range(int(missing.total_seconds()) // 60):
+            moment = wall + timedelta(minutes=minute)
+            if _wall_matches(spec, moment):
+                skipped.append(moment)
+    return skipped
+
+
+def _offset_changes(zone: ZoneInfo, first: int, last: int) -> list[int]:
+    """The instants in (first, last] where the zone's UTC offset changes, to the second."""
+    changes = []
+    step = 6 * 3600  # zones change offset at most twice a year, never twice in six hours
+    low = first
+    while low < last:
+        high = min(low + step, last)
+        if _offset_at(zone, low) != _offset_at(zone, high):
+            lo, hi = low, high  # offset(lo) != offset(hi): bisect to the first second of the new
+            while hi - lo > 1:
+                middle = (lo + hi) // 2
+                lo, hi = (
+                    (middle, hi)
+                    if _offset_at(zone, middle) == _offset_at(zone, lo)
+                    else (lo, middle)
+                )
+            changes.append(hi)
+        low = high
+    return changes
+
+
+def _wall_matches(spec: CronSpec, wall: datetime) -> bool:
+    return (
+        wall.second == 0
+        and wall.minute in spec.minutes
+        and wall.hour in spec.hours
+        and wall.month in spec.months
+        and _day_matches(spec, wall)
+    )
 
 
 def blackout_at(blackouts: Sequence[Blackout], timezone: str, moment: datetime) -> Blackout | None:

@@ -161,3 +161,11 @@ def parse_duration(text: str, field: str) -> float:
         raise InvalidInput(field, f"{shown(text)} is not a duration", DURATION_FIX)
     hours, minutes, seconds = (float(part) if part else 0.0 for part in match.groups())
     return hours * 3600 + minutes * 60 + seconds
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as the file writes it: ``1h30m``, ``4m7s`` (whole seconds)."""
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, whole = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + f"{whole}s" if whole or not text else text
