@@ -129,3 +129,9 @@ def test_bad_durations_name_the_field(text):
         parse_duration(text, "abort[0].for")
     assert caught.value.field == "abort[0].for"
     assert "30s, 10m or 1h30m" in caught.value.fix
+
+
+def test_the_documented_example_is_the_tested_one():
+    docs = (ROOT / "docs/gameday.md").read_text()
+    example = docs.split("A full example", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(example) == yaml.safe_load(EXAMPLE.read_text())
