@@ -225,6 +225,8 @@ def _parse_value(expr: str, bounds: _Bounds) -> int:
 
 
 def _parse_number(expr: str) -> int:
+    if not expr:
+        raise ValueError("a number is missing")  # robfig: "failed to parse int from "
     if _GO_INT.fullmatch(expr) is None:
         raise ValueError(f"failed to parse int from {expr}")
     number = int(expr)

@@ -102,6 +102,8 @@ def test_fire_times_follow_robfig_grammar(cron, after, expected):
         ("* * * * MONDAY", "failed to parse int from MONDAY"),
         ("* * * TUE *", "failed to parse int from TUE"),  # day names only in the day-of-week field
         (", * * * *", "no values"),
+        ("5- * * * *", "minute field '5-': a number is missing"),
+        ("*/ * * * *", "a number is missing"),
         ("@fortnightly", "unrecognized descriptor"),
         ("@every 1h", "@every counts from the CronJob's creation"),
         (
