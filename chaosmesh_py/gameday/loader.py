@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
+import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from importlib.resources import files
@@ -67,6 +69,20 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
     says which strings are dates and times)."""
 
 
+def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    """A key written twice is refused (YAML parsers keep the last one, silently)."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, str | int | float | bool | type(None)) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"found the key {key!r} twice in one mapping", key_node.start_mark
+            )
+        seen.add(key if isinstance(key, str | int | float | bool | type(None)) else id(key))
+    return cast(dict[Any, Any], yaml.SafeLoader.construct_mapping(loader, node, deep=deep))
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.yaml_implicit_resolvers = {
     first: [
         (tag, pattern)
@@ -112,8 +128,32 @@ def read_gameday(path: Path) -> GameDay:
             f"must be a mapping, got {type(document).__name__}",
             GAMEDAY_FILE.shape,
         )
+    _check_keys_and_numbers(document)
     _check_structure(document)
     return _GameDayReader(path, document).read()
+
+
+def _check_keys_and_numbers(document: Any) -> None:
+    """What JSON cannot hold and YAML can: keys that are not strings (``5:``, ``true:``,
+    ``null:``), and numbers that are not finite (``1e999``). The schema's checks assume JSON."""
+    stack: list[tuple[Any, list[Any]]] = [(document, [])]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidInput(
+                        field_path([*path, json.dumps(key)]),
+                        f"the key {json.dumps(key)} is not a string",
+                        "quote it in YAML, e.g. '5': or 'true':",
+                    )
+                stack.append((item, [*path, key]))
+        elif isinstance(value, list):
+            stack.extend((item, [*path, index]) for index, item in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput(
+                field_path(path), f"{value} is not a finite number", "write a number"
+            )
 
 
 # A literal value here is a credential written into a file that gets committed and shared.
@@ -425,13 +465,14 @@ class _GameDayReader:
         steps = []
         checked: set[Path] = set()
         for index, item in enumerate(items):
-            path = (self.path.parent / item["path"]).resolve()
-            if path not in checked:
-                _check_experiment(path, item["path"], f"experiments[{index}].path")
-                checked.add(path)
-            pause_s = parse_duration(
-                item.get("pauseAfter", "0s"), f"experiments[{index}].pauseAfter"
+            field = f"experiments[{index}]"
+            path = _existing(
+                self.path.parent.resolve() / item["path"], item["path"], f"{field}.path"
             )
+            if path not in checked:
+                _check_experiment(path, item["path"], f"{field}.path")
+                checked.add(path)
+            pause_s = parse_duration(item.get("pauseAfter", "0s"), f"{field}.pauseAfter")
             steps.append(Step(path=path, pause_after_s=pause_s))
         return tuple(steps)
 
@@ -462,13 +503,24 @@ class _GameDayReader:
         )
 
 
+def _existing(path: Path, written: str, field: str) -> Path:
+    """The experiment file, resolved, or ``InvalidInput`` saying where it was looked for."""
+    relative = "paths are relative to the game-day file's folder"
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError) as error:  # a name too long, a NUL byte
+        problem = getattr(error, "strerror", None) or str(error)
+        raise InvalidInput(field, f"{shown(written)} cannot be read: {problem}", relative) from None
+    if not is_file:
+        where = shown(os.path.normpath(path))
+        raise InvalidInput(field, f"{shown(written)}: no such file (looked for {where})", relative)
+    return path.resolve()
+
+
 def _check_experiment(path: Path, written: str, field: str) -> None:
-    """The experiment exists and passes ``chaosmesh validate``'s checks (the gate's own)."""
+    """The experiment passes ``chaosmesh validate``'s checks (the gate's own)."""
     from chaosmesh_py.verdict.gate import GateError, validate_experiment
 
-    relative = "paths are relative to the game-day file's folder"
-    if not path.is_file():
-        raise InvalidInput(field, f"{written}: no such file (looked for {path})", relative)
     try:
         validate_experiment(path)
     except GateError as error:
@@ -582,26 +634,36 @@ def _hours_within(inner: tuple[time, time], outer: tuple[time, time]) -> bool:
 def _check_some_slot_left(schedule: Schedule, blackouts: Sequence[Blackout]) -> None:
     """Refuse blackouts that skip every slot of the coming year: the game day would never run."""
     now = datetime.now(UTC)
-    end = now + timedelta(days=365)
     reasons: set[str] = set()
-    checked = 0
-    after = now
-    while checked < _SLOTS_CHECKED:
-        slots = [slot for slot in cron.fire_times(schedule, after, 64) if slot <= end]
-        for slot in slots:
-            blackout = cron.blackout_at(blackouts, schedule.timezone, slot)
-            if blackout is None:
-                return
-            reasons.add(blackout.reason)
-        checked += len(slots)
-        if len(slots) < 64:
-            break
-        after = slots[-1]
-    else:
-        return  # too many slots to be blacked out wholesale; the runner records each skip
-    if checked:
+    looked_at = 0
+    for slot in _slots_ahead(schedule, now, now + timedelta(days=365)):
+        blackout = cron.blackout_at(blackouts, schedule.timezone, slot)
+        if blackout is None:
+            return
+        reasons.add(blackout.reason)
+        looked_at += 1
+    if looked_at:
         raise InvalidInput(
             "blackouts",
-            f"skip every slot of the coming year ({checked} slots: {', '.join(sorted(reasons))})",
+            f"skip every slot of the coming year ({looked_at} slots looked at: "
+            f"{', '.join(sorted(reasons))})",
             "narrow the blackouts or move the schedule: as written the game day never runs",
         )
+
+
+def _slots_ahead(schedule: Schedule, now: datetime, end: datetime) -> Iterator[datetime]:
+    """The slots up to ``end``, one by one while there are few (a weekly schedule has 52); a
+    schedule firing more often is sampled: the first slot after each hour of the year."""
+    after, count, chunk_size = now, 0, 64
+    while count < _SLOTS_CHECKED:
+        chunk = cron.fire_times(schedule, after, chunk_size)
+        for slot in chunk:
+            if slot > end:
+                return
+            yield slot
+        count += len(chunk)
+        if len(chunk) < chunk_size:
+            return
+        after = chunk[-1]
+    for hour in range(365 * 24):
+        yield from cron.fire_times(schedule, now + timedelta(hours=hour), 1)

@@ -151,6 +151,7 @@ def load(path: Path) -> GameDay:
 # Hours, minutes, seconds, each optional but in this order, at least one; seconds may be decimal.
 _DURATION = re.compile(r"(?=[0-9])(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+(?:\.[0-9]+)?)s)?")
 DURATION_FIX = "write a duration such as 30s, 10m or 1h30m"
+MAX_DURATION_S = 366 * 24 * 3600.0  # nothing in a game day waits longer; and inf stays out
 
 
 def parse_duration(text: str, field: str) -> float:
@@ -160,7 +161,10 @@ def parse_duration(text: str, field: str) -> float:
     if match is None:
         raise InvalidInput(field, f"{shown(text)} is not a duration", DURATION_FIX)
     hours, minutes, seconds = (float(part) if part else 0.0 for part in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
+    total = hours * 3600 + minutes * 60 + seconds
+    if total > MAX_DURATION_S:
+        raise InvalidInput(field, f"{shown(text)} is longer than a year", DURATION_FIX)
+    return total
 
 
 def format_duration(seconds: float) -> str:

@@ -253,7 +253,30 @@ CASES = [
         "experiments[0].pause",
         "pauseAfter",
     ),
+    # what YAML can hold and JSON cannot
+    ("key-not-a-string", setting("schedule", 5, "x"), "schedule.5", "the key 5 is not a string"),
+    (
+        "key-null",
+        setting("blackouts", 0, None, "x"),
+        "blackouts[0].null",
+        "the key null is not a string",
+    ),
+    (
+        "all-week-minutely",
+        lambda document: (
+            setting("schedule", "cron", "* * * * *")(document),
+            _every_day_blacked_out(document),
+        ),
+        "blackouts",
+        "skip every slot of the coming year (",
+    ),
     # bad durations
+    (
+        "pause-too-long",
+        setting("experiments", 0, "pauseAfter", "9000h"),
+        "experiments[0].pauseAfter",
+        "longer than a year",
+    ),
     (
         "jitter-words",
         setting("schedule", "jitter", "5 minutes"),
@@ -356,6 +379,12 @@ CASES = [
 ]
 
 
+def _every_day_blacked_out(document):
+    document["blackouts"] = [
+        {"reason": "all week", "weekdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}
+    ]
+
+
 def validate(*arguments: str):
     return CliRunner().invoke(main, ["gameday", "validate", *arguments])
 
@@ -406,7 +435,7 @@ def test_several_problems_say_how_many_more(tmp_path):
         ("name: [unclosed\n", "gameday.yaml", "gameday: YAML syntax error at line 2"),
         ('{"name": }', "gameday.json", "gameday: JSON syntax error at line 1"),
         ("name: x\n", "gameday.txt", "neither JSON nor YAML"),
-        ("name: x\nname: y\n", "gameday.yaml", "gameday: namespace: is required"),
+        ("name: x\n", "gameday.yaml", "gameday: namespace: is required"),
     ],
 )
 def test_a_file_that_is_no_game_day_is_named(tmp_path, content, name, said):
@@ -416,6 +445,22 @@ def test_a_file_that_is_no_game_day_is_named(tmp_path, content, name, said):
     assert result.exit_code == 2
     assert said.split("gameday: ")[-1] in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_key_written_twice_is_refused(tmp_path):
+    path = tmp_path / "gameday.yaml"
+    path.write_text(yaml.safe_dump(VALID) + "name: other-name\n")
+    result = validate(str(path))
+    assert result.exit_code == 2
+    assert "found the key 'name' twice in one mapping" in result.output
+
+
+def test_json_infinity_is_not_a_threshold(tmp_path):
+    path = tmp_path / "gameday.json"
+    path.write_text(json.dumps(VALID).replace('"above": 0.05', '"above": Infinity'))
+    result = validate(str(path))
+    assert result.exit_code == 2
+    assert "abort[0].above: inf is not a finite number" in result.output
 
 
 def test_a_missing_file_is_named(tmp_path):
