@@ -223,6 +223,9 @@ def _explained(error: Any) -> InvalidInput:
     node: Mapping[str, Any] = error.schema
     fix = str(node.get("x-fix", ""))
     kind = error.validator
+    if _may_hold_a_secret(path) and kind not in ("additionalProperties", "required"):
+        # A URL or header written out may hold a credential: name the field, never the value.
+        return InvalidInput(field_path(path), f"is not {_expected(kind, node)}", fix)
     if kind == "additionalProperties":
         known = sorted(node.get("properties", {}))
         unknown = sorted(set(error.instance) - set(known))
@@ -261,6 +264,19 @@ def _explained(error: Any) -> InvalidInput:
     return InvalidInput(
         field_path(path), f"{shown(error.instance)} {_said(kind, error.validator_value)}", fix
     )
+
+
+def _may_hold_a_secret(path: Sequence[Any]) -> bool:
+    return any(step in _SECRET_FIELDS for step in path)
+
+
+_SECRET_FIELDS = ("url", "headers", "prometheus")
+
+
+def _expected(kind: str, node: Mapping[str, Any]) -> str:
+    if kind == "type":
+        return _article(node["type"])
+    return "in the expected form"
 
 
 def _fix_of(node: Mapping[str, Any]) -> str:

@@ -493,6 +493,24 @@ def test_the_installed_command_shows_no_traceback(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_a_bad_url_is_named_never_echoed(tmp_path):
+    document = broken(setting("notifications", 0, "url", "hooks.slack.com/services/T0/B0/sEcReT"))
+    document["notifications"].append(
+        {
+            "type": "http",
+            "url": "https://x.example",
+            "headers": {"Authorization": ["Bearer", "sEcReT"]},
+        }
+    )
+    path = tmp_path / "gameday.yaml"
+    path.write_text(yaml.safe_dump(document))
+    result = validate(str(path))
+    assert result.exit_code == 2
+    assert "notifications[0].url: is not in the expected form" in result.output
+    assert "(and 1 more problem)" in result.output
+    assert "sEcReT" not in result.output
+
+
 def test_a_secret_written_out_is_pointed_at_not_printed(tmp_path):
     document = broken(
         setting("notifications", 0, "url", "https://hooks.slack.com/services/T0/B0/sEcReT")
