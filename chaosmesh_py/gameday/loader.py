@@ -345,6 +345,12 @@ class _GameDayReader:
         blackouts = tuple(
             self.blackout(i, item) for i, item in enumerate(document.get("blackouts", []))
         )
+        if blackouts and schedule is None:
+            raise InvalidInput(
+                "blackouts",
+                "are read in the schedule's time zone, and this game day has no schedule",
+                "add a schedule (its timezone is theirs), or leave blackouts out",
+            )
         _check_blackouts_reachable(blackouts)
         if schedule is not None and blackouts:
             _check_some_slot_left(schedule, blackouts)

@@ -253,6 +253,7 @@ CASES = [
         "experiments[0].pause",
         "pauseAfter",
     ),
+    ("blackouts-without-schedule", setting("schedule", DELETE), "blackouts", "has no schedule"),
     # what YAML can hold and JSON cannot
     ("key-not-a-string", setting("schedule", 5, "x"), "schedule.5", "the key 5 is not a string"),
     (
