@@ -83,6 +83,7 @@ def test_unquoted_times_and_dates_are_read_as_written(tmp_path):
     path = tmp_path / "g.yaml"
     path.write_text(
         f"name: checkout\nnamespace: bookinfo\nexperiments: [{{path: {DELAY}}}]\n"
+        "schedule: {cron: '0 10 * * *', timezone: UTC}\n"
         "blackouts:\n"
         "  - {reason: night, hours: {from: 22:00, to: 06:00}}\n"
         "  - {reason: freeze, dates: {from: 2026-12-18, to: 2027-01-04}}\n"
