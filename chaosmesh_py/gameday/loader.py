@@ -631,13 +631,23 @@ def _within(inner: Blackout, outer: Blackout) -> bool:
     has_days = bool(outer.weekdays) or outer.dates is not None
     if has_days and _wraps(inner.hours) != _wraps(outer.hours):
         return False
-    if outer.weekdays and not (inner.weekdays and inner.weekdays <= outer.weekdays):
+    if outer.weekdays and not _weekdays_of(inner) <= outer.weekdays:
         return False
     return outer.dates is None or (
         inner.dates is not None
         and outer.dates[0] <= inner.dates[0]
         and inner.dates[1] <= outer.dates[1]
     )
+
+
+def _weekdays_of(blackout: Blackout) -> frozenset[int]:
+    """The days of the week a blackout's days can fall on (its dates narrow its weekdays)."""
+    days = blackout.weekdays or frozenset(range(7))
+    if blackout.dates is not None:
+        start, end = blackout.dates
+        span = min((end - start).days + 1, 7)
+        days &= {(start + timedelta(days=n)).weekday() for n in range(span)}
+    return days
 
 
 def _wraps(hours: tuple[time, time] | None) -> bool:

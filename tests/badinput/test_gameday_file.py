@@ -208,6 +208,18 @@ CASES = [
         "never the reason given",
     ),
     (
+        "blackout-a-weekend-inside-weekends",
+        setting(
+            "blackouts",
+            [
+                {"reason": "weekends", "weekdays": ["sat", "sun"]},
+                {"reason": "offsite", "dates": {"from": "2026-12-12", "to": "2026-12-13"}},
+            ],
+        ),
+        "blackouts[1]",
+        "already covered by blackouts[0] ('weekends')",
+    ),
+    (
         "blackout-dates-and-weekdays-disjoint",
         setting(
             "blackouts",
