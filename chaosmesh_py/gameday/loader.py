@@ -37,6 +37,7 @@ from chaosmesh_py.errors import InvalidInput, shown
 from chaosmesh_py.experiment import Document, read_document
 from chaosmesh_py.gameday import schedule as cron
 from chaosmesh_py.gameday.suite import (
+    ENV_REFERENCE,
     AbortCondition,
     Blackout,
     GameDay,
@@ -59,8 +60,8 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime
 MIN_STARTING_DEADLINE_S = 10.0
 # Enough to find a free slot of any real schedule, few enough to stay instant on a minutely one.
 _SLOTS_CHECKED = 10_000
-_ENV_REFERENCE = re.compile(r"\$\{([^}]*)\}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Anything written ${...}: each must be a well-formed ENV_REFERENCE.
+_BRACED = re.compile(r"\$\{([^}]*)\}")
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -581,14 +582,14 @@ def _some_weekday_between(dates: tuple[date, date], weekdays: Sequence[str]) -> 
 
 def _check_references(field: str, value: str) -> None:
     """``${NAME}`` must name an environment variable; it is read when sending, never here."""
-    for match in _ENV_REFERENCE.finditer(value):
-        if _ENV_NAME.fullmatch(match.group(1)) is None:
+    for match in _BRACED.finditer(value):
+        if ENV_REFERENCE.fullmatch(match.group(0)) is None:
             raise InvalidInput(
                 field,
                 f"${{{match.group(1)}}} does not name an environment variable",
                 "write ${NAME} with letters, digits and '_', e.g. ${SLACK_WEBHOOK_URL}",
             )
-    if "${" in _ENV_REFERENCE.sub("", value):
+    if "${" in _BRACED.sub("", value):
         raise InvalidInput(field, "has a '${' that is never closed", "write ${NAME}")
 
 

@@ -93,6 +93,11 @@ NotificationEvent = Literal[
 ]
 
 
+# How a URL or header value names an environment variable, read when sending (never at parse
+# time, never written anywhere).
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
 @dataclass(frozen=True)
 class Notification:
     """Where to tell what happened. ``http`` posts the event as JSON (Chaos Toolkit's
