@@ -93,6 +93,6 @@ def schema() -> None:
     """Print the game-day file's JSON Schema (draft 2020-12), for editors and CI."""
     import json
 
-    from chaosmesh_py.gameday.loader import schema as published
+    from chaosmesh_py.gameday.schema import schema as published
 
     click.echo(json.dumps(published(), indent=2))

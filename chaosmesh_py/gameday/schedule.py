@@ -9,7 +9,7 @@ are computed the same way, so ``chaosmesh gameday validate`` prints what the clu
   descriptors ``@yearly @annually @monthly @weekly @daily @midnight @hourly``;
 - day of month and day of week combine as robfig's ``dayMatches``: both must match when either
   field starts with ``*`` or ``?`` (a step of 1 keeps that mark: ``*/1``), otherwise either may;
-- ``next_fire`` mirrors robfig/cron v3 ``spec.go`` ``SpecSchedule.Next`` step for step, with Go's
+- ``_next_unix`` mirrors robfig/cron v3 ``spec.go`` ``SpecSchedule.Next`` step for step, with Go's
   ``time.Date`` zone resolution (``_wall_to_unix``), which decides what happens at DST changes: a
   slot inside a spring-forward gap does not fire that day (02:30 daily in Europe/Berlin skips the
   last Sunday of March), and a slot inside a fall-back repeat fires twice (01:30 daily in
@@ -25,6 +25,9 @@ All datetimes in and out are timezone-aware. Fire times come out with a fixed of
 zone's at that instant and named as the zone names it (``CEST``): Python compares and subtracts
 two datetimes sharing one ``ZoneInfo`` by their wall clocks, ignoring ``fold``, so the two 01:30s
 of a fall-back night would compare equal and lie zero minutes apart.
+
+tests/data/cron_reference.json holds robfig/cron v3.0.1's own answers (the version Kubernetes
+vendors) for 1210 schedules in 15 zones; this port agrees with every one to the second.
 """
 
 from __future__ import annotations

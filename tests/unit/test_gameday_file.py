@@ -9,7 +9,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from chaosmesh_py.errors import InvalidInput
-from chaosmesh_py.gameday.loader import schema
+from chaosmesh_py.gameday.schema import schema
 from chaosmesh_py.gameday.suite import load, parse_duration
 from tests.conftest import ROOT
 

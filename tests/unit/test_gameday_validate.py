@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from chaosmesh_py.cli import main
-from chaosmesh_py.gameday.loader import schema
+from chaosmesh_py.gameday.schema import schema
 from tests.conftest import ROOT
 
 DELAY = str(ROOT / "experiments/bookinfo-ratings-delay.json")
