@@ -111,7 +111,7 @@ def test_the_summary_names_what_runs_and_no_url():
         "blackout 'maintenance night': fri and 22:00-06:00 (to the next morning)" in result.output
     )
     assert (
-        "2 preflight checks, 1 abort condition, 2 notification targets, Grafana annotations"
+        "2 preflight checks, 2 abort conditions, 2 notification targets, Grafana annotations"
         in result.output
     )
     assert "example.com" not in result.output
