@@ -62,6 +62,8 @@ from chaosmesh_py.gameday.suite import GameDay, Grafana, Notification, Notificat
 log = logging.getLogger(__name__)
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# A record's error, e.g. the first words of an answer's body (secrets hidden before it is cut).
+_MAX_ERROR_TEXT = 240
 
 
 @dataclass(frozen=True)
@@ -345,6 +347,11 @@ class Announcer:
                 }
             except MissingVariable as missing:
                 return Delivery(target, event, False, error=_missing(missing.name))
+            if _ENV_REFERENCE.search(notification.url):
+                # A URL kept in the environment is a credential (a Slack webhook's is its
+                # path): a server echoing the path it was asked for must not show it either.
+                parts = urlsplit(url)
+                used.update(part for part in (parts.path, parts.query) if len(part) > 1)
             hide = self._hiding(used)
             visible = hide.deep(summary)
             if notification.kind == "slack":
@@ -414,7 +421,8 @@ class Announcer:
             )
         except DeliveryFailed as failed:
             seconds = time.monotonic() - started
-            return Delivery(target, event, False, failed.status, hide(str(failed)), seconds), None
+            error = _shorten(hide(str(failed)))
+            return Delivery(target, event, False, failed.status, error, seconds), None
         seconds = time.monotonic() - started
         return Delivery(target, event, True, answer.status, None, seconds), answer
 
@@ -453,6 +461,10 @@ class _Hider:
         for redactor in self._redactors:
             node = redactor.deep(node)
         return node
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= _MAX_ERROR_TEXT else text[:_MAX_ERROR_TEXT] + "..."
 
 
 def _missing(name: str) -> str:

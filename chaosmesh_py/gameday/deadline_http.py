@@ -21,9 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-# An answer's body is read for an id or an error's first words, nothing more.
+# An answer's body is read for an id or an error's words, nothing more. An error keeps the
+# whole of what was read: the caller hides secrets in it before shortening it (shortened first,
+# a secret cut in two would no longer be recognised).
 MAX_BODY_BYTES = 64 * 1024
-_MAX_ERROR_TEXT = 200
 _USER_AGENT = "chaosmesh-py-gameday"
 
 
@@ -98,8 +99,6 @@ def exchange(
         connection.close()
     if not 200 <= response.status < 300:
         text = data.decode("utf-8", "replace").strip()
-        if len(text) > _MAX_ERROR_TEXT:
-            text = text[:_MAX_ERROR_TEXT] + "..."
         redirect = " (redirects are not followed)" if 300 <= response.status < 400 else ""
         detail = f": {text}" if text else ""
         raise DeliveryFailed(

@@ -1,0 +1,210 @@
+"""Real HTTP servers on 127.0.0.1 that stand in for what a game day announces to: a webhook or
+Slack receiver, Grafana's annotations API, a server that hangs and one that trickles.
+
+Each is a context manager serving from a thread of its own; leaving it stops the server and
+closes every connection it still holds.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any  # parsed JSON, or the text when it is not JSON
+    at: float = field(default_factory=time.monotonic)
+
+
+class Receiver:
+    """Records every request; answers 200 ``{}`` unless ``answer`` says otherwise:
+    ``answer(request) -> (status, body)``."""
+
+    def __init__(self, answer: Any = None) -> None:
+        self.received: list[Received] = []
+        self.arrived = threading.Condition()
+        self._answer = answer or (lambda request: (200, {}))
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode()
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = raw
+                request = Received(self.command, self.path, dict(self.headers), body)
+                status, answer = receiver._answer(request)
+                out = json.dumps(answer).encode() if not isinstance(answer, bytes) else answer
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+                with receiver.arrived:
+                    receiver.received.append(request)
+                    receiver.arrived.notify_all()
+
+            def do_POST(self) -> None:
+                self._handle()
+
+            def do_PATCH(self) -> None:
+                self._handle()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def wait_for(self, count: int, timeout_s: float = 10.0) -> list[Received]:
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.received) >= count, timeout_s)
+            return list(self.received)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+class GrafanaDouble(Receiver):
+    """Grafana's annotations API as far as a game day uses it: ``POST /api/annotations`` and
+    ``PATCH /api/annotations/<id>``, answering 401 without ``Authorization: Bearer <token>``
+    and 400 to a body of the wrong shape, as Grafana does. ``annotations`` by id."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.annotations: dict[int, dict[str, Any]] = {}
+        self.refusals: list[str] = []
+        super().__init__(self._annotate)
+
+    def _refuse(self, status: int, message: str) -> tuple[int, Any]:
+        self.refusals.append(message)
+        return status, {"message": message}
+
+    def _annotate(self, request: Received) -> tuple[int, Any]:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return self._refuse(401, "invalid API key")
+        body = request.body
+        if not isinstance(body, dict):
+            return self._refuse(400, "bad request data")
+        problem = _shape_problem(body, creating=request.method == "POST")
+        if problem:
+            return self._refuse(400, problem)
+        if request.method == "POST" and request.path == "/api/annotations":
+            number = len(self.annotations) + 1
+            self.annotations[number] = dict(body)
+            return 200, {"message": "Annotation added", "id": number}
+        if request.method == "PATCH" and request.path.startswith("/api/annotations/"):
+            number = int(request.path.rsplit("/", 1)[1])
+            if number not in self.annotations:
+                return self._refuse(404, "Annotation not found")
+            self.annotations[number].update(body)
+            return 200, {"message": "Annotation patched"}
+        return self._refuse(404, "Not found")
+
+
+_FIELDS = {"time": int, "timeEnd": int, "text": str, "tags": list, "dashboardUID": str}
+
+
+def _shape_problem(body: dict[str, Any], creating: bool) -> str | None:
+    unknown = set(body) - set(_FIELDS) - {"panelId"}
+    if unknown:
+        return f"unknown fields {sorted(unknown)}"
+    for key, kind in _FIELDS.items():
+        if key in body and (not isinstance(body[key], kind) or isinstance(body[key], bool)):
+            return f"{key} must be {kind.__name__}"
+    if "panelId" in body and not isinstance(body["panelId"], int):
+        return "panelId must be int"
+    if creating and ("text" not in body or "time" not in body):
+        return "text and time are required"
+    if not all(isinstance(tag, str) for tag in body.get("tags", [])):
+        return "tags must be strings"
+    if "timeEnd" in body and "time" in body and body["timeEnd"] < body["time"]:
+        return "timeEnd before time"
+    return None
+
+
+class SilentServer:
+    """Accepts connections and then does nothing: it reads nothing and answers nothing until
+    it is stopped (``trickle`` sends a status line and then one header byte at a time)."""
+
+    def __init__(self, trickle_interval_s: float | None = None, max_s: float = 60.0) -> None:
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.accepted = 0
+        self._trickle_s = trickle_interval_s
+        self._max_s = max_s
+        self._stop = threading.Event()
+        self._connections: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        self._listener.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            self._connections.append(connection)
+            if self._trickle_s is not None:
+                thread = threading.Thread(target=self._drip, args=(connection,), daemon=True)
+                self._threads.append(thread)
+                thread.start()
+
+    def _drip(self, connection: socket.socket) -> None:
+        """A valid status line, then a header that never ends, one byte per interval: each read
+        gets a byte well within any per-read timeout. Bounded by ``max_s``."""
+        ends = time.monotonic() + self._max_s
+        try:
+            connection.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while not self._stop.wait(self._trickle_s) and time.monotonic() < ends:
+                connection.sendall(b"a")
+        except OSError:
+            return  # the client gave up, as it should
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for thread in self._threads:
+            thread.join(5)
+        for connection in self._connections:
+            connection.close()
+        self._listener.close()
+
+
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens (connection refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
