@@ -92,7 +92,7 @@ def exchange(
         watchdog.check()
     except (OSError, http.client.HTTPException, ValueError) as error:
         if watchdog.fired:
-            raise DeliveryFailed(f"no complete answer within {timeout_s:g} s") from None
+            raise DeliveryFailed(f"no complete answer within {round(timeout_s, 1):g} s") from None
         raise DeliveryFailed(_describe(error, timeout_s)) from None
     finally:
         watchdog.cancel()
@@ -146,7 +146,7 @@ class _Watchdog:
 
 def _describe(error: BaseException, timeout_s: float) -> str:
     if isinstance(error, TimeoutError | socket.timeout):
-        return f"no answer within {timeout_s:g} s"
+        return f"no answer within {round(timeout_s, 1):g} s"
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
     if isinstance(error, socket.gaierror):
