@@ -321,13 +321,18 @@ class Announcer:
             self._log_failure(delivery)
 
     def _log_failure(self, delivery: Delivery) -> None:
-        if delivery.error and delivery.error.startswith("not sent: ${"):
-            # A missing variable is said once per target, not once per event.
-            with self._lock_reported:
-                if (delivery.target, delivery.error) in self._reported:
-                    return
-                self._reported.add((delivery.target, delivery.error))
-        log.warning("%s to %s failed: %s", delivery.event, delivery.target, delivery.error)
+        """A warning the first time a target fails a given way; the same failure again (a
+        missing variable, a dead server, for every event of the day) only at debug level."""
+        with self._lock_reported:
+            first = (delivery.target, str(delivery.error)) not in self._reported
+            self._reported.add((delivery.target, str(delivery.error)))
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "%s to %s failed: %s",
+            delivery.event,
+            delivery.target,
+            delivery.error,
+        )
 
     def _notify_job(
         self,
