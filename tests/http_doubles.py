@@ -7,13 +7,17 @@ closes every connection it still holds.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 
 @dataclass
@@ -29,7 +33,8 @@ class Receiver:
     """Records every request; answers 200 ``{}`` unless ``answer`` says otherwise:
     ``answer(request) -> (status, body)``."""
 
-    def __init__(self, answer: Any = None) -> None:
+    def __init__(self, answer: Any = None, tls: Any = None) -> None:
+        """``tls``: ``chaosmesh_py.localmesh.credentials.Credentials`` to serve https with."""
         self.received: list[Received] = []
         self.arrived = threading.Condition()
         self._answer = answer or (lambda request: (200, {}))
@@ -68,7 +73,13 @@ class Receiver:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def wait_for(self, count: int, timeout_s: float = 10.0) -> list[Received]:
@@ -199,6 +210,104 @@ class SilentServer:
             thread.join(5)
         for connection in self._connections:
             connection.close()
+        self._listener.close()
+
+
+class Proxy:
+    """An HTTP proxy: ``CONNECT host:port`` tunnels (for https), and absolute-form requests
+    forwarded as they are (for http). ``seen``: each request line with its Proxy-Authorization.
+    With ``password``, a request without ``Basic user:password`` gets 407."""
+
+    def __init__(self, password: str | None = None) -> None:
+        self.seen: list[tuple[str, str | None]] = []
+        self._password = password
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._stop = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._sockets.append(client)
+            self._spawn(self._serve, client)
+
+    def _spawn(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _serve(self, client: socket.socket) -> None:
+        client.settimeout(10)
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 65536:
+            chunk = client.recv(4096)
+            if not chunk:
+                return
+            head += chunk
+        lines = head.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
+        authorization = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in lines[1:]
+                if line.lower().startswith("proxy-authorization:")
+            ),
+            None,
+        )
+        self.seen.append((lines[0], authorization))
+        if self._password is not None:
+            expected = "Basic " + base64.b64encode(f"user:{self._password}".encode()).decode()
+            if authorization != expected:
+                client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
+                client.close()
+                return
+        method, target = lines[0].split(" ")[:2]
+        if method == "CONNECT":
+            host, port = target.rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)), timeout=10)
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            rest = head.split(b"\r\n\r\n", 1)[1]
+        else:
+            netloc = urlsplit(target).netloc
+            host, port = netloc.rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)), timeout=10)
+            rest = head
+        self._sockets.append(upstream)
+        if rest:
+            upstream.sendall(rest)
+        self._spawn(self._pipe, upstream, client)
+        self._pipe(client, upstream)
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def __enter__(self) -> Self:
+        self._spawn(self._accept)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for thread in self._threads:
+            thread.join(5)
+        for sock in self._sockets:
+            sock.close()
         self._listener.close()
 
 

@@ -55,7 +55,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from chaosmesh_py.engine.redaction import Redactor
-from chaosmesh_py.gameday.deadline_http import Answer, DeliveryFailed, exchange
+from chaosmesh_py.gameday.deadline_http import Answer, DeliveryFailed, exchange, proxy_for
 from chaosmesh_py.gameday.messages import slack_message, webhook_event
 from chaosmesh_py.gameday.suite import GameDay, Grafana, Notification, NotificationEvent
 
@@ -423,6 +423,10 @@ class Announcer:
                 body=json.dumps(request.payload, default=str).encode(),
                 timeout_s=timeout_s,
                 verify_tls=request.verify_tls,
+                # As requests and OpenSSL read them: a private CA, an egress proxy in a cluster.
+                ca_file=self._environ.get("SSL_CERT_FILE")
+                or self._environ.get("REQUESTS_CA_BUNDLE"),
+                proxy=proxy_for(request.url, self._environ),
             )
         except DeliveryFailed as failed:
             seconds = time.monotonic() - started

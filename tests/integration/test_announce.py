@@ -15,7 +15,7 @@ import pytest
 from chaosmesh_py.engine.redaction import Redactor
 from chaosmesh_py.gameday.announce import Announcer
 from chaosmesh_py.gameday.suite import GameDay, Grafana, Notification, Step
-from tests.http_doubles import GrafanaDouble, Receiver, SilentServer, closed_port_url
+from tests.http_doubles import GrafanaDouble, Proxy, Receiver, SilentServer, closed_port_url
 
 EXPERIMENT_SECRET = "experiment-api-key-42"  # a secret of one of the game day's experiments
 WEBHOOK_TOKEN = "webhook-token-abcdef"
@@ -350,3 +350,91 @@ def test_an_announcer_with_nowhere_to_announce_closes_at_once():
     started = time.monotonic()
     assert announce.close() == []
     assert time.monotonic() - started < 0.5
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    """A CA and a certificate for 127.0.0.1 it signed (the local mesh's own kind)."""
+    from chaosmesh_py.localmesh.credentials import issue
+
+    return issue(tmp_path_factory.mktemp("tls"))
+
+
+def test_https_trusts_the_system_cas_or_the_ones_the_environment_names(tls):
+    with Receiver(tls=tls) as receiver:
+        unknown_ca = Notification("http", receiver.url + "/a")
+        unchecked = Notification("http", receiver.url + "/b", verify_tls=False)
+        records = {}
+        for environ in ({}, {"SSL_CERT_FILE": str(tls.ca_file)}):
+            announce = Announcer(game_day((unknown_ca, unchecked)), Redactor([]), environ)
+            announce.event("gameday-started", {"slot": None})
+            records[bool(environ)] = [(r["ok"], r["error"]) for r in announce.close()]
+    assert sorted(records[False], key=str) == [
+        (
+            False,
+            "TLS: the server's certificate failed verification (unable to get local "
+            "issuer certificate)",
+        ),
+        (True, None),
+    ]
+    assert records[True] == [(True, None), (True, None)]
+    assert sorted(r.path for r in receiver.received) == ["/a", "/b", "/b"]
+
+
+def test_a_tls_handshake_that_never_comes_is_cut_off_at_the_timeout():
+    with SilentServer() as silent:
+        url = silent.url.replace("http://", "https://")
+        announce = announcer(game_day((Notification("slack", url, timeout_s=1.0),)))
+        started = time.monotonic()
+        announce.event("gameday-started", {"slot": None})
+        [record] = announce.close()
+    assert record["error"] == "could not connect within 1 s"
+    assert time.monotonic() - started <= 1.0 + SLACK_S
+
+
+def test_deliveries_go_through_the_proxy_the_environment_names_unless_exempted(tls):
+    proxy_password = "proxy-password-123"
+    with (
+        Receiver(tls=tls) as secure,
+        Receiver() as plain,
+        Receiver() as nearby,
+        Proxy(password=proxy_password) as proxy,
+    ):
+        nearby_url = nearby.url.replace("127.0.0.1", "localhost")
+        notifications = (
+            Notification("slack", secure.url + "/services/x"),
+            Notification("http", plain.url + "/hook?team=sre"),
+            Notification("http", nearby_url + "/exempt"),
+        )
+        with_credentials = proxy.url.replace("http://", f"http://user:{proxy_password}@")
+        environ = {
+            "HTTPS_PROXY": with_credentials,
+            "http_proxy": with_credentials,
+            "NO_PROXY": "example.com,.localhost,localhost",
+            "SSL_CERT_FILE": str(tls.ca_file),
+        }
+        announce = Announcer(game_day(notifications), Redactor([]), environ)
+        announce.event("gameday-started", {"slot": None})
+        records = announce.close()
+        refused = Announcer(
+            game_day(notifications[:1]),
+            Redactor([]),
+            {**environ, "HTTPS_PROXY": proxy.url.replace("http://", "http://user:wrong-pass@")},
+        )
+        refused.event("gameday-started", {"slot": None})
+        [refusal] = refused.close()
+
+    assert [r["ok"] for r in records] == [True, True, True]
+    basic = "Basic dXNlcjpwcm94eS1wYXNzd29yZC0xMjM="  # user:proxy-password-123
+    secure_port = secure.url.rsplit(":", 1)[1]
+    assert sorted(proxy.seen[:2]) == sorted(
+        [
+            (f"CONNECT 127.0.0.1:{secure_port} HTTP/1.0", basic),
+            (f"POST {plain.url}/hook?team=sre HTTP/1.1", basic),
+        ]
+    )
+    assert len(secure.received) == len(plain.received) == len(nearby.received) == 1
+    assert refusal["error"].startswith(
+        "the proxy refused the tunnel: 407 Proxy Authentication Required (through the proxy"
+    )
+    assert "wrong-pass" not in str(refusal) and proxy_password not in str(records)
