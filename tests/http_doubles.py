@@ -51,6 +51,10 @@ class Receiver:
                 except ValueError:
                     body = raw
                 request = Received(self.command, self.path, dict(self.headers), body)
+                # Recorded before answering: the client's next request cannot overtake it.
+                with receiver.arrived:
+                    receiver.received.append(request)
+                    receiver.arrived.notify_all()
                 status, answer = receiver._answer(request)
                 out = json.dumps(answer).encode() if not isinstance(answer, bytes) else answer
                 self.send_response(status)
@@ -58,9 +62,6 @@ class Receiver:
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
                 self.wfile.write(out)
-                with receiver.arrived:
-                    receiver.received.append(request)
-                    receiver.arrived.notify_all()
 
             def do_POST(self) -> None:
                 self._handle()

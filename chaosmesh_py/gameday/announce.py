@@ -157,8 +157,11 @@ class _Worker:
 
     def submit(self, job: _Job) -> None:
         with self._lock:
+            if self._cutoff is not None:
+                log.warning("%s to %s after the game day closed: not sent", job.event, self.name)
+                return
             self._pending.append(job)
-        self._queue.put(job)
+            self._queue.put(job)
 
     def _loop(self) -> None:
         while (job := self._queue.get()) is not None:
