@@ -14,6 +14,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -174,14 +175,7 @@ class SilentServer:
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
     def _accept(self) -> None:
-        self._listener.settimeout(0.1)
-        while not self._stop.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
+        for connection in _connections(self._listener, self._stop):
             self.accepted += 1
             self._connections.append(connection)
             if self._trickle_s is not None:
@@ -223,20 +217,13 @@ class Proxy:
         self.seen: list[tuple[str, str | None]] = []
         self._password = password
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self._stop = threading.Event()
         self._sockets: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
 
     def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
+        for client in _connections(self._listener, self._stop):
             self._sockets.append(client)
             self._spawn(self._serve, client)
 
@@ -310,6 +297,19 @@ class Proxy:
         for sock in self._sockets:
             sock.close()
         self._listener.close()
+
+
+def _connections(listener: socket.socket, stop: threading.Event) -> Iterator[socket.socket]:
+    """Each connection ``listener`` accepts, until ``stop`` is set or it is closed."""
+    listener.settimeout(0.1)
+    while not stop.is_set():
+        try:
+            connection, _ = listener.accept()
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+        yield connection
 
 
 def closed_port_url() -> str:

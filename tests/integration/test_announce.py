@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from chaosmesh_py.engine.redaction import Redactor
 from chaosmesh_py.gameday.announce import Announcer
-from chaosmesh_py.gameday.suite import GameDay, Grafana, Notification, Step
+from chaosmesh_py.gameday.suite import GameDay, Grafana, Notification, Step, load
+from tests.conftest import ROOT
 from tests.http_doubles import GrafanaDouble, Proxy, Receiver, SilentServer, closed_port_url
 
 EXPERIMENT_SECRET = "experiment-api-key-42"  # a secret of one of the game day's experiments
@@ -438,3 +440,52 @@ def test_deliveries_go_through_the_proxy_the_environment_names_unless_exempted(t
         "the proxy refused the tunnel: 407 Proxy Authentication Required (through the proxy"
     )
     assert "wrong-pass" not in str(refusal) and proxy_password not in str(records)
+
+
+def test_a_game_day_file_as_documented_announces_where_it_says(tmp_path):
+    """The file a team writes (docs/gameday.md's example), read by ``load``, to real servers."""
+    with Receiver() as chat, Receiver() as hooks, GrafanaDouble(GRAFANA_TOKEN) as grafana:
+        document = {
+            "name": "bookinfo-weekly",
+            "namespace": "bookinfo",
+            "experiments": [{"path": str(ROOT / "experiments/bookinfo-ratings-delay.json")}],
+            "notifications": [
+                {
+                    "type": "slack",
+                    "url": "${SLACK_WEBHOOK_URL}",
+                    "events": ["gameday-failed", "gameday-aborted", "gameday-skipped"],
+                },
+                {
+                    "type": "http",
+                    "url": hooks.url + "/chaos",
+                    "headers": {"Authorization": "Bearer ${HOOK_TOKEN}"},
+                    "timeout": "3s",
+                },
+            ],
+            "grafana": {
+                "url": grafana.url,
+                "tokenEnv": "GRAFANA_TOKEN",
+                "dashboardUid": "istio-mesh",
+                "panelId": 4,
+            },
+        }
+        path = tmp_path / "gameday.yaml"
+        path.write_text(yaml.safe_dump(document))
+        environ = {
+            "SLACK_WEBHOOK_URL": chat.url + "/services/T1/B2/secret-part",
+            "HOOK_TOKEN": WEBHOOK_TOKEN,
+            "GRAFANA_TOKEN": GRAFANA_TOKEN,
+        }
+        announce = Announcer(load(path), Redactor([]), environ)
+        announce.event("gameday-started", {"slot": None})
+        announce.region_started(datetime.now(UTC), "running")
+        announce.region_ended(datetime.now(UTC), "fail")
+        announce.event("gameday-failed", FAILED_SUMMARY)
+        records = announce.close()
+
+    assert all(record["ok"] for record in records) and len(records) == 5
+    assert [r.body["name"] for r in hooks.received] == ["gameday-started", "gameday-failed"]
+    assert hooks.received[0].headers["Authorization"] == f"Bearer {WEBHOOK_TOKEN}"
+    assert [r.path for r in chat.received] == ["/services/T1/B2/secret-part"]
+    assert grafana.annotations[1]["dashboardUID"] == "istio-mesh"
+    assert grafana.annotations[1]["text"] == "fail"
