@@ -89,7 +89,7 @@ class Delivery:
 
 
 class MissingVariable(Exception):
-    """A ``${NAME}`` the file refers to is not set in the environment."""
+    """A ``${NAME}`` the file refers to is not set in the environment, or empty."""
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -102,12 +102,10 @@ def resolve(text: str, environ: Mapping[str, str], used: set[str]) -> str:
     hold); each value used is added to ``used``, to be hidden."""
 
     def value(match: re.Match[str]) -> str:
-        name = match[1]
-        if name not in environ:
-            raise MissingVariable(name)
-        resolved = environ[name].strip()
-        if resolved:
-            used.add(resolved)
+        resolved = environ.get(match[1], "").strip()
+        if not resolved:
+            raise MissingVariable(match[1])
+        used.add(resolved)
         return resolved
 
     return _ENV_REFERENCE.sub(value, text)
@@ -255,7 +253,11 @@ class Announcer:
             log.warning("game-day event %s after the announcer closed: not sent", name)
             return
         # A snapshot: the runner may go on changing its summary while this waits in a queue.
-        snapshot = json.loads(json.dumps(dict(summary), default=str))
+        try:
+            snapshot = json.loads(json.dumps(dict(summary), default=str))
+        except (TypeError, ValueError) as error:  # a circular summary: a bug, not a reason to stop
+            log.exception("the summary of %s cannot be sent as JSON", name)
+            snapshot = {"error": f"the summary could not be encoded: {error}"}
         sent_at = time.time()
         for notification, worker in self._channels:
             if notification.events and name not in notification.events:
@@ -480,7 +482,7 @@ def _shorten(text: str) -> str:
 
 
 def _missing(name: str) -> str:
-    return f"not sent: ${{{name}}} is not set in the environment"
+    return f"not sent: ${{{name}}} is empty or not set in the environment"
 
 
 def _epoch_ms(at: datetime) -> int:

@@ -212,8 +212,16 @@ def test_a_missing_grafana_token_is_recorded_for_each_call_and_logged_once(caplo
             records = announce.close()
     assert grafana.received == []
     assert [(r["event"], r["ok"], r["error"]) for r in records] == [
-        ("region-started", False, "not sent: ${GRAFANA_TOKEN} is not set in the environment"),
-        ("region-ended", False, "not sent: ${GRAFANA_TOKEN} is not set in the environment"),
+        (
+            "region-started",
+            False,
+            "not sent: ${GRAFANA_TOKEN} is empty or not set in the environment",
+        ),
+        (
+            "region-ended",
+            False,
+            "not sent: ${GRAFANA_TOKEN} is empty or not set in the environment",
+        ),
     ]
     warnings = [r.getMessage() for r in caplog.records if "GRAFANA_TOKEN" in r.getMessage()]
     assert len(warnings) == 1
@@ -285,7 +293,7 @@ def test_unreachable_targets_are_recorded_with_the_reason_never_raised():
     assert by_target[f"http {refused.removeprefix('http://')}"]["error"] == "connection refused"
     assert by_target["slack chat.example"]["error"] == "the URL is not http(s)://host/..."
     assert by_target["http ${HOOK_URL}"]["error"] == (
-        "not sent: ${HOOK_URL} is not set in the environment"
+        "not sent: ${HOOK_URL} is empty or not set in the environment"
     )
     assert not any(r["ok"] for r in records)
 
