@@ -357,10 +357,12 @@ class Announcer:
                 }
             except MissingVariable as missing:
                 return Delivery(target, event, False, error=_missing(missing.name))
+            parts = urlsplit(url)
+            if parts.password:
+                used.add(parts.password)
             if _ENV_REFERENCE.search(notification.url):
                 # A URL kept in the environment is a credential (a Slack webhook's is its
                 # path): a server echoing the path it was asked for must not show it either.
-                parts = urlsplit(url)
                 used.update(part for part in (parts.path, parts.query) if len(part) > 1)
             hide = self._hiding(used)
             visible = hide.deep(summary)

@@ -497,3 +497,23 @@ def test_a_game_day_file_as_documented_announces_where_it_says(tmp_path):
     assert [r.path for r in chat.received] == ["/services/T1/B2/secret-part"]
     assert grafana.annotations[1]["dashboardUID"] == "istio-mesh"
     assert grafana.annotations[1]["text"] == "fail"
+
+
+def test_credentials_in_a_url_are_sent_as_basic_auth_and_shown_nowhere(caplog):
+    def moved(request):
+        return 302, {"location": "elsewhere"}
+
+    with Receiver() as receiver, Receiver(moved) as moving:
+        notifications = (
+            Notification("http", receiver.url.replace("://", "://chaos:hook-password-7@")),
+            Notification("http", moving.url.replace("://", "://chaos:hook-password-7@")),
+        )
+        announce = announcer(game_day(notifications))
+        with caplog.at_level(logging.DEBUG, logger="chaosmesh_py.gameday"):
+            announce.event("gameday-started", {"slot": None})
+            records = sorted(announce.close(), key=lambda r: r["ok"])
+    assert receiver.received[0].headers["Authorization"] == "Basic Y2hhb3M6aG9vay1wYXNzd29yZC03"
+    assert records[0]["status"] == 302
+    assert records[0]["error"].startswith("HTTP 302 Found (redirects are not followed)")
+    assert records[1]["ok"] and records[1]["target"] == f"http {receiver.url[7:]}"
+    assert "hook-password-7" not in str(records) + caplog.text
