@@ -99,7 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--timeout", type=float, default=2.0)
     parser.add_argument("--experiments", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     options = parser.parse_args()
     # Every delivery fails here, by design: the records say so; the warnings would drown the table.
     logging.getLogger("chaosmesh_py.gameday").addHandler(logging.NullHandler())
@@ -139,12 +139,14 @@ def main() -> None:
         f" median of {options.rounds} rounds ({int(median(hanging, 'records'))} deliveries each)"
     )
     print(f"  slowest announcing call        {median(hanging, 'calls') * 1000:8.2f} ms")
-    # Per step, not per game day: a median over every step is steadier on a shared machine.
-    alone, beside = statistics.median(silent_steps), statistics.median(hanging_steps)
-    print(
-        f"  one experiment step, no targets {alone * 1000:7.1f} ms\n"
-        f"  one experiment step, hanging    {beside * 1000:7.1f} ms   ratio {beside / alone:.2f}"
-    )
+    # Per step, not per game day. The fastest step is what the work costs (other processes on a
+    # shared machine can only slow a step down); the median shows what the noise did.
+    for label, pick in (("fastest", min), ("median", statistics.median)):
+        alone, beside = pick(silent_steps), pick(hanging_steps)
+        print(
+            f"  one experiment step ({label}): no targets {alone * 1000:6.1f} ms,"
+            f" hanging {beside * 1000:6.1f} ms   ratio {beside / alone:.2f}"
+        )
     close_ratio = median(hanging, "close") / timeout_s
     print(
         f"  close()                        {median(hanging, 'close'):8.3f} s   ratio to timeout"
