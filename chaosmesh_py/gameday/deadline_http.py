@@ -74,7 +74,10 @@ def exchange(
         raise DeliveryFailed(f"the URL's port is not a number: {error}") from None
     via = _proxy(proxy) if proxy else None
     sent = _headers(parts, headers, json_body=body is not None)
-    context = _tls(verify_tls, ca_file) if parts.scheme == "https" else None
+    try:
+        context = _tls(verify_tls, ca_file) if parts.scheme == "https" else None
+    except (OSError, ValueError) as error:
+        raise DeliveryFailed(f"the CA file {ca_file} cannot be used: {error}") from None
     connection, path = _connection(parts, port, via, timeout_s, context)
     if via is not None and via.authorization and parts.scheme == "http":
         sent["Proxy-Authorization"] = via.authorization
@@ -249,6 +252,9 @@ def _describe(error: BaseException) -> str:
         return f"the host name does not resolve ({error.strerror})"
     if isinstance(error, ssl.SSLCertVerificationError):
         return f"TLS: the server's certificate failed verification ({error.verify_message})"
+    if isinstance(error, ValueError) and str(error).startswith("Invalid header"):
+        # Never the value itself: it may be a token.
+        return "a header name or value holds a line break or another control character"
     if str(error).startswith("Tunnel connection failed"):
         return f"the proxy refused the tunnel: {str(error).partition(': ')[2]}"
     if isinstance(error, http.client.RemoteDisconnected | ConnectionResetError):

@@ -517,3 +517,23 @@ def test_credentials_in_a_url_are_sent_as_basic_auth_and_shown_nowhere(caplog):
     assert records[0]["error"].startswith("HTTP 302 Found (redirects are not followed)")
     assert records[1]["ok"] and records[1]["target"] == f"http {receiver.url[7:]}"
     assert "hook-password-7" not in str(records) + caplog.text
+
+
+def test_an_unusable_ca_file_or_header_is_a_record_not_a_crash(tls):
+    with Receiver(tls=tls) as secure, Receiver() as plain:
+        notifications = (
+            Notification("http", secure.url),
+            Notification("http", plain.url, headers=(("X-Token", "${SPLIT_TOKEN}"),)),
+        )
+        environ = {
+            "SSL_CERT_FILE": "/nonexistent/ca.pem",
+            "SPLIT_TOKEN": "first-half\nsecond-half",
+        }
+        announce = Announcer(game_day(notifications), Redactor([]), environ)
+        announce.event("gameday-started", {"slot": None})
+        errors = sorted(r["error"] for r in announce.close())
+    assert errors == [
+        "a header name or value holds a line break or another control character",
+        "the CA file /nonexistent/ca.pem cannot be used: [Errno 2] No such file or directory",
+    ]
+    assert secure.received == plain.received == []
