@@ -233,6 +233,11 @@ class Proxy:
         thread.start()
 
     def _serve(self, client: socket.socket) -> None:
+        # A client that gives up mid-way (its deadline passed) is no error of the proxy's.
+        with contextlib.suppress(OSError):
+            self._relay(client)
+
+    def _relay(self, client: socket.socket) -> None:
         client.settimeout(10)
         head = b""
         while b"\r\n\r\n" not in head and len(head) < 65536:
