@@ -537,3 +537,16 @@ def test_an_unusable_ca_file_or_header_is_a_record_not_a_crash(tls):
         "the CA file /nonexistent/ca.pem cannot be used: [Errno 2] No such file or directory",
     ]
     assert secure.received == plain.received == []
+
+
+def test_a_proxy_that_never_answers_is_cut_off_at_the_timeout():
+    with SilentServer() as silent_proxy:
+        hook = Notification("http", "https://hooks.example.com/chaos", timeout_s=1.0)
+        announce = Announcer(game_day((hook,)), Redactor([]), {"HTTPS_PROXY": silent_proxy.url})
+        started = time.monotonic()
+        announce.event("gameday-started", {"slot": None})
+        [record] = announce.close()
+    proxy = silent_proxy.url.removeprefix("http://")
+    assert record["error"] == f"could not connect within 1 s (through the proxy {proxy})"
+    assert record["target"] == "http hooks.example.com"
+    assert time.monotonic() - started <= 1.0 + SLACK_S
