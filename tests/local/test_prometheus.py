@@ -30,11 +30,11 @@ from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.faults.actions import inject_abort, inject_delay
 from chaosmesh_py.faults.rollbacks import remove_faults
 from chaosmesh_py.kube import Kube
+from chaosmesh_py.localmesh.prometheus import Prometheus, find_binary
 from chaosmesh_py.localmesh.topology import free_ports
 from chaosmesh_py.observe import hits, prometheus
 from chaosmesh_py.verdict.rules import ACTIONS_MODULE
 from tests.local.conftest import httpbin_route, through_sidecar
-from tests.local.prometheus_server import PrometheusServer
 
 ERROR_WINDOW_S = 4  # counters are current at every scrape
 LATENCY_WINDOW_S = 6  # longer than Envoy's stats flush (5 s): always holds a histogram update
@@ -44,8 +44,13 @@ PHASE_TIMEOUT_S = 20
 
 @pytest.fixture(scope="module")
 def prometheus_url(local_mesh, tmp_path_factory):
-    target = local_mesh.info()["metrics_url"].removeprefix("http://").removesuffix("/metrics")
-    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"), [target], next(free_ports()))
+    # The product's Prometheus, as `chaosmesh local up` runs it, beside the tests' mesh.
+    server = Prometheus(
+        find_binary(),
+        tmp_path_factory.mktemp("prometheus"),
+        [local_mesh.info()["metrics_url"]],
+        next(free_ports()),
+    )
     server.start()
     server.wait_for_scrape()  # ~5-6 s after the start: once per module
     yield server.url
