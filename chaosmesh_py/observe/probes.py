@@ -162,7 +162,7 @@ def _prometheus(prometheus_url: str, secrets: dict | None) -> str:
     local mesh serving this API publishes; InvalidInput on a cluster or a mesh without one."""
     if prometheus_url:
         return prometheus_url
-    fix = "set it (e.g. ${PROMETHEUS_URL}) to the Prometheus that scrapes Istio's metrics"
+    fix = "give the URL of the Prometheus that scrapes Istio's metrics, e.g. ${PROMETHEUS_URL}"
     try:
         mesh = Kube.connect(secrets).local_mesh()
     except ChaosMeshError as error:
@@ -177,7 +177,7 @@ def _prometheus(prometheus_url: str, secrets: dict | None) -> str:
         raise InvalidInput(
             "prometheus_url",
             f"is empty, and the local mesh runs no Prometheus: {reason}",
-            f"{fix}, or restart the mesh with Prometheus installed",
+            f"{fix}, or install Prometheus and start the mesh again",
         )
     return str(running["url"])
 
