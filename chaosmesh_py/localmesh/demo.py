@@ -74,18 +74,19 @@ def _run_experiment(
     journal_path = work / "journal.json"
     variables = lifecycle.experiment_environment(status, mesh.kubeconfig)
     command = ["chaos", "--no-version-check", "run", "--journal-path", str(journal_path)]
-    line = " \\\n    ".join(
-        [
-            lifecycle.shell_assignments(variables),
-            shlex.join([*command, str(experiment)]),
-        ]
-    )
-    print(f"$ {line}")
-    # Exactly the line printed, through a shell, with none of those variables inherited: it
-    # must work as a user types it (in a shell where `chaos` is on PATH, e.g. .venv activated).
-    subprocess.run(["/bin/sh", "-c", line], env=_shell_environment(variables), check=False)
+    run_as_printed(variables, [*command, str(experiment)])
     loaded: dict[str, Any] = json.loads(journal_path.read_text())
     return loaded
+
+
+def run_as_printed(variables: dict[str, str], command: list[str]) -> int:
+    """Print ``command`` with the ``variables`` it needs as a shell line, and run exactly that
+    line through a shell, with none of those variables inherited: it must work as a user types
+    it (in a shell where the command is on PATH, e.g. .venv activated). Its exit status."""
+    line = " \\\n    ".join([lifecycle.shell_assignments(variables), shlex.join(command)])
+    print(f"$ {line}", flush=True)
+    done = subprocess.run(["/bin/sh", "-c", line], env=_shell_environment(variables), check=False)
+    return done.returncode
 
 
 def _shell_environment(variables: dict[str, str]) -> dict[str, str]:
