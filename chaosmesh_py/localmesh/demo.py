@@ -40,11 +40,7 @@ def main() -> int:
     options = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="chaosmesh-demo-") as work:
-        mesh = lifecycle.Options(
-            state_dir=Path(work) / "state",
-            kubeconfig=Path(work) / "kubeconfig",
-            crds=lifecycle.default_crds(),
-        )
+        mesh = throwaway_mesh(Path(work))
         if not mesh.crds:
             print("! no Istio CRDs found: validating with the project's own checks only")
         print("$ chaosmesh local up")
@@ -66,6 +62,13 @@ def main() -> int:
             "experiments against it; `chaosmesh examples` lists those that ship."
         )
         return 0 if held else 1
+
+
+def throwaway_mesh(work: Path) -> lifecycle.Options:
+    """A mesh whose state and kubeconfig live in ``work``: none of the user's is touched."""
+    return lifecycle.Options(
+        state_dir=work / "state", kubeconfig=work / "kubeconfig", crds=lifecycle.default_crds()
+    )
 
 
 def _run_experiment(

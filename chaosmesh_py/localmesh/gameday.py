@@ -22,7 +22,7 @@ import yaml
 
 from chaosmesh_py import packaged
 from chaosmesh_py.localmesh import lifecycle
-from chaosmesh_py.localmesh.demo import run_as_printed
+from chaosmesh_py.localmesh.demo import run_as_printed, throwaway_mesh
 
 GAMEDAY = "bookinfo-gameday.yaml"
 # `chaosmesh gameday run`'s exit when it is not there (click: no such command).
@@ -47,11 +47,7 @@ def main() -> int:
     options = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="chaosmesh-gameday-") as work:
-        mesh = lifecycle.Options(
-            state_dir=Path(work) / "state",
-            kubeconfig=Path(work) / "kubeconfig",
-            crds=lifecycle.default_crds(),
-        )
+        mesh = throwaway_mesh(Path(work))
         print("$ chaosmesh local up", flush=True)
         status = lifecycle.up(mesh)
         try:
