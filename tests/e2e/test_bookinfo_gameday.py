@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from chaosmesh_py.gameday import suite
 from chaosmesh_py.localmesh import lifecycle
 from tests.conftest import ISTIO_CRDS, ROOT
 
@@ -93,6 +94,36 @@ def test_the_game_days_experiments_are_valid_and_ship_beside_it():
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count(": valid") == 3
+
+
+def test_the_game_day_file_loads_with_its_abort_condition_blackouts_and_examples(tmp_path):
+    gameday = suite.load(GAMEDAY)
+    assert [step.path for step in gameday.experiments] == [
+        GAMEDAY.parent / name for name in EXPERIMENTS
+    ]
+    assert gameday.prometheus_url == "${PROMETHEUS_URL}"  # the same file on a cluster
+    (abort,) = gameday.abort
+    assert (abort.above, abort.for_s, abort.interval_s) == (0.05, 10.0, 2.0)
+    assert [b.reason for b in gameday.blackouts] == [
+        "year-end change freeze",
+        "no chaos on Friday afternoons, just before the weekend",
+    ]
+    assert gameday.schedule.timezone == "Europe/Berlin"
+    # The commented notification and Grafana examples are valid once uncommented.
+    text = GAMEDAY.read_text()
+    head, _, examples = text.partition("# notifications:")
+    uncommented = tmp_path / GAMEDAY.name
+    uncommented.write_text(
+        head
+        + "\n".join(
+            line.removeprefix("# ") for line in ("# notifications:" + examples).splitlines()
+        )
+    )
+    for name in EXPERIMENTS:
+        (tmp_path / name).write_text((GAMEDAY.parent / name).read_text())
+    with_examples = suite.load(uncommented)
+    assert [n.kind for n in with_examples.notifications] == ["slack"]
+    assert with_examples.grafana.token_env == "GRAFANA_TOKEN"
 
 
 def test_a_one_second_delay_for_jason_is_absorbed_by_the_timeouts(mesh_environment, tmp_path):
