@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python bench/load_probe.py
 	$(BIN)/python bench/halt_rollback.py
 	$(BIN)/python bench/first_call.py
+	$(BIN)/python bench/local_prometheus.py
 
 clean:
 	rm -rf $(VENV) .venv-kubernetes-36 .pytest_cache .mypy_cache .ruff_cache *.egg-info
