@@ -109,6 +109,20 @@ def test_the_game_day_file_loads_with_its_abort_condition_blackouts_and_examples
         "no chaos on Friday afternoons, just before the weekend",
     ]
     assert gameday.schedule.timezone == "Europe/Berlin"
+    # `validate` shows the freeze at work: Tuesdays at 10:30 Berlin time, but not in it.
+    shown = subprocess.run(
+        [
+            *(BIN / "chaosmesh", "gameday", "validate", GAMEDAY),
+            *("--next", "3", "--from", "2026-12-08T00:00:00+01:00"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    runs = [line.split()[:3] for line in shown.stdout.splitlines() if line.startswith("  Tue ")]
+    assert runs == [["Tue", f"2026-12-{day}", "10:30"] for day in ("08", "15", "22")]
+    assert shown.stdout.splitlines()[-1].endswith("skipped: year-end change freeze")
     # The commented notification and Grafana examples are valid once uncommented.
     text = GAMEDAY.read_text()
     head, _, examples = text.partition("# notifications:")
