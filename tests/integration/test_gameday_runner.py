@@ -1,0 +1,269 @@
+"""`chaosmesh gameday run`'s runner against the API double: real `chaos run`s, a real Lease and
+state ConfigMap over HTTP, the real client.
+
+Each game day's experiments delay ratings for Jason (a real write the rollback must undo
+exactly); the tests read the VirtualService back and compare it with its spec before the run.
+"""
+
+import json
+import stat
+import threading
+import time
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from chaosmesh_py.errors import InvalidInput
+from chaosmesh_py.gameday import runner
+from chaosmesh_py.gameday.lease import Lease, lease_name, micro_time
+from chaosmesh_py.gameday.state import GameDayState, SlotRecord
+from chaosmesh_py.gameday.suite import Blackout, Schedule
+from chaosmesh_py.kube import LEASE, Kube, ResourceRef
+from tests import gameday_cluster
+from tests.conftest import NAMESPACE
+from tests.e2e.test_chaos_run import delay_action
+from tests.gameday_cluster import (
+    Announcements,
+    delay_then_wait,
+    fixed_clock,
+    gameday,
+    options,
+    write_experiment,
+)
+from tests.integration.test_inject_rollback import exact, read
+
+pytestmark = pytest.mark.slow
+
+lease_server = gameday_cluster.lease_server
+cluster = gameday_cluster.cluster
+
+# A Tuesday 09:30 in Berlin, an hourly schedule at :30: the slot a CronJob would start.
+SLOT = datetime(2026, 12, 8, 8, 30, tzinfo=UTC)
+HOURLY = Schedule(cron="30 * * * *", timezone="Europe/Berlin", starting_deadline_s=600)
+
+
+def kube():
+    return Kube.connect()
+
+
+def history(gameday_name="bookinfo-weekly"):
+    return GameDayState(kube(), NAMESPACE, gameday_name).read()
+
+
+def test_a_run_writes_its_directory_and_leaves_the_routes_as_they_were(cluster, tmp_path):
+    before = exact(read(cluster))
+    first = write_experiment(tmp_path, "delay-ratings", [delay_action()])
+    second = delay_then_wait(tmp_path, "delay-and-hold", 0.5)
+    told = Announcements()
+    game = runner.run_gameday(
+        gameday(tmp_path, [first, second], schedule=HOURLY),
+        options(tmp_path, now=fixed_clock(SLOT + timedelta(seconds=5)), announcements=told),
+    )
+    summary = game.summary
+    assert summary["outcome"] == "pass", summary["reasons"]
+    assert runner.EXIT_CODES[summary["outcome"]] == 0
+    assert summary["slot_id"] == "20261208T083000Z"
+    assert summary["slot"] == "2026-12-08T09:30:00+01:00"  # in the schedule's zone
+    directory = tmp_path / "results/bookinfo-weekly/20261208T083000Z"
+    names = sorted(p.name for p in directory.iterdir())
+    assert names == [
+        "01-delay-ratings.journal.json",
+        "01-delay-ratings.log",
+        "02-delay-and-hold.journal.json",
+        "02-delay-and-hold.log",
+        "gameday.json",
+        "junit.xml",
+    ]
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in directory.iterdir())
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    written = json.loads((directory / "gameday.json").read_text())
+    assert written == summary
+    assert set(written) == {
+        "version", "gameday", "file", "namespace", "slot", "slot_id", "runner", "started",
+        "ended", "outcome", "reasons", "experiments", "preflight", "abort", "pause", "slots",
+        "notifications",
+    }  # fmt: skip
+    rows = written["experiments"]
+    assert [r["outcome"] for r in rows] == ["pass", "pass"]
+    assert rows[0]["journal"] == str(directory / "01-delay-ratings.journal.json")
+    assert rows[0]["started"] <= rows[0]["ended"] <= rows[1]["started"] <= rows[1]["ended"]
+    assert all(r["run_id"] for r in rows) and rows[0]["run_id"] != rows[1]["run_id"]
+    # The run id the runner gave each chaos run is the one its journal and ledger carry.
+    journal = json.loads((directory / "01-delay-ratings.journal.json").read_text())
+    assert journal["chaosmesh"]["run_id"] == rows[0]["run_id"]
+    cases = ET.parse(directory / "junit.xml").getroot().iter("testcase")
+    assert [c.get("name") for c in cases] == [str(first), str(second)]
+    assert [s["outcome"] for s in written["slots"]] == ["pass"]
+    assert [(r.slot_id, r.outcome) for r in history().slots] == [("20261208T083000Z", "pass")]
+    assert [name for name, _ in told.told] == [
+        "gameday-started",
+        "region-started",
+        "experiment-started",
+        "experiment-completed",
+        "experiment-started",
+        "experiment-completed",
+        "region-ended",
+        "gameday-completed",
+    ]
+    assert written["notifications"] == told.close()
+    assert exact(read(cluster)) == before
+    # The Lease is released: the next runner need not wait for it to expire.
+    lease = cluster.get("coordination.k8s.io/v1", "Lease", NAMESPACE, lease_name("bookinfo-weekly"))
+    assert "holderIdentity" not in lease["spec"]
+
+
+def test_a_blackout_refuses_with_its_reason_and_runs_nothing(cluster, tmp_path):
+    before = exact(read(cluster))
+    freeze = Blackout(reason="release freeze until the 10th", weekdays=frozenset(range(7)))
+    game = runner.run_gameday(
+        gameday(tmp_path, [delay_then_wait(tmp_path, "delay", 0)], blackouts=(freeze,)),
+        options(tmp_path),
+    )
+    summary = game.summary
+    assert summary["outcome"] == "skipped"
+    assert runner.EXIT_CODES["skipped"] == 0
+    assert summary["reasons"] == ["in a blackout: release freeze until the 10th"]
+    assert runner.verdict_line(summary) == "skipped: in a blackout: release freeze until the 10th"
+    assert summary["experiments"] == []
+    (record,) = history().slots
+    assert record.outcome == "skipped"
+    assert record.reason == "in a blackout: release freeze until the 10th"
+    assert record.slot is None and record.slot_id.startswith("adhoc-")
+    written = json.loads(
+        (tmp_path / "results/bookinfo-weekly" / summary["slot_id"] / "gameday.json").read_text()
+    )
+    assert written["outcome"] == "skipped"
+    assert exact(read(cluster)) == before
+
+
+def test_missed_slots_are_recorded_by_the_next_run(cluster, tmp_path):
+    state = GameDayState(kube(), NAMESPACE, "bookinfo-weekly")
+    three_hours_ago = SLOT - timedelta(hours=3)
+    state.record(
+        SlotRecord(
+            three_hours_ago.isoformat(),
+            runner.slot_id(three_hours_ago, SLOT),
+            "pass",
+            "an-earlier-pod",
+            three_hours_ago.isoformat(),
+        )
+    )
+    game = runner.run_gameday(
+        gameday(tmp_path, [write_experiment(tmp_path, "delay", [delay_action()])], schedule=HOURLY),
+        options(tmp_path, now=fixed_clock(SLOT + timedelta(seconds=30))),
+    )
+    assert game.summary["outcome"] == "pass"
+    records = {r.slot_id: r.outcome for r in history().slots}
+    assert records == {
+        "20261208T053000Z": "pass",
+        "20261208T063000Z": "missed",
+        "20261208T073000Z": "missed",
+        "20261208T083000Z": "pass",
+    }
+    assert [(s["slot_id"], s["outcome"]) for s in game.summary["slots"]] == [
+        ("20261208T063000Z", "missed"),
+        ("20261208T073000Z", "missed"),
+        ("20261208T083000Z", "pass"),
+    ]
+
+
+def test_a_start_past_the_deadline_runs_outside_the_slot_and_records_it_missed(cluster, tmp_path):
+    state = GameDayState(kube(), NAMESPACE, "bookinfo-weekly")
+    hour_ago = SLOT - timedelta(hours=1)
+    state.record(SlotRecord(hour_ago.isoformat(), runner.slot_id(hour_ago, SLOT), "pass", "p", "t"))
+    late = SLOT + timedelta(minutes=20)  # the deadline is 10 minutes
+    game = runner.run_gameday(
+        gameday(tmp_path, [write_experiment(tmp_path, "delay", [delay_action()])], schedule=HOURLY),
+        options(tmp_path, now=fixed_clock(late)),
+    )
+    assert game.summary["slot"] is None
+    assert game.summary["slot_id"].startswith("adhoc-20261208T0850")
+    outcomes = {r.slot_id: r.outcome for r in history().slots}
+    assert outcomes["20261208T083000Z"] == "missed"
+
+
+def test_two_runners_for_one_slot_one_runs_the_other_records_already_running(cluster, tmp_path):
+    before = exact(read(cluster))
+    day = gameday(tmp_path, [delay_then_wait(tmp_path, "delay-and-hold", 4)], schedule=HOURLY)
+    clock = fixed_clock(SLOT + timedelta(seconds=2))
+    games = {}
+
+    def first_runner():
+        games["a"] = runner.run_gameday(day, options(tmp_path, now=clock, runner_id="pod-a"))
+
+    thread = threading.Thread(target=first_runner)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while len(read(cluster)["spec"]["http"]) == 1:  # until pod-a's fault is in
+        assert time.monotonic() < deadline, "the first runner never injected"
+        time.sleep(0.05)
+    second = runner.run_gameday(day, options(tmp_path / "b", now=clock, runner_id="pod-b")).summary
+    thread.join(timeout=60)
+    assert second["outcome"] == "skipped"
+    (reason,) = second["reasons"]
+    assert reason.startswith("already running: the game day's Lease is held by pod-a (since ")
+    assert not (tmp_path / "b/results").exists()  # the slot's directory is the first runner's
+    assert games["a"].summary["outcome"] == "pass"
+    # A third start for the slot after the first ended: the history says it ran.
+    third = runner.run_gameday(day, options(tmp_path / "c", now=clock, runner_id="pod-c")).summary
+    assert third["outcome"] == "skipped"
+    assert third["reasons"][0].startswith(
+        "already run: slot 20261208T083000Z was recorded 'pass' by pod-a at "
+    )
+    records = [(r.runner, r.outcome) for r in history().slots]
+    assert records == [("pod-b", "already-running"), ("pod-a", "pass"), ("pod-c", "already-run")]
+    assert exact(read(cluster)) == before
+
+
+def test_a_runner_killed_holding_the_lease_does_not_block_the_next_one(cluster):
+    ghost = Lease(kube(), NAMESPACE, "bookinfo-weekly", "killed-pod", duration_s=2)
+    assert ghost.acquire() is None
+    successor = Lease(kube(), NAMESPACE, "bookinfo-weekly", "next-pod", duration_s=2)
+    holder = successor.acquire()
+    assert holder is not None and holder.identity == "killed-pod"
+    time.sleep(2.2)  # the ghost never renews: its Lease expires
+    assert successor.acquire() is None
+    lease = kube().get(ResourceRef(LEASE, NAMESPACE, lease_name("bookinfo-weekly")))
+    assert lease["spec"]["holderIdentity"] == "next-pod"
+    assert lease["spec"]["leaseTransitions"] == 1
+    assert ghost.renew() is False  # the ghost, come back, learns it lost it
+
+
+def test_of_runners_racing_for_a_free_lease_exactly_one_wins(cluster):
+    stale = datetime.now(UTC) - timedelta(minutes=5)
+    old = Lease(kube(), NAMESPACE, "bookinfo-weekly", "old-pod", duration_s=30)
+    assert old.acquire(stale) is None
+    kube().patch(
+        ResourceRef(LEASE, NAMESPACE, lease_name("bookinfo-weekly")),
+        {"spec": {"renewTime": micro_time(stale)}},
+    )
+    won = []
+    barrier = threading.Barrier(6)
+
+    def race(identity):
+        barrier.wait()
+        if Lease(kube(), NAMESPACE, "bookinfo-weekly", identity).acquire() is None:
+            won.append(identity)
+
+    threads = [threading.Thread(target=race, args=(f"pod-{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(won) == 1
+
+
+def test_an_invalid_experiment_refuses_before_anything_is_written(cluster, tmp_path):
+    missing = tmp_path / "no-such-experiment.json"
+    with pytest.raises(InvalidInput) as refused:
+        runner.run_gameday(gameday(tmp_path, [missing]), options(tmp_path))
+    assert str(refused.value).startswith(f"experiments[0] ({missing}): no such file")
+    assert not (tmp_path / "results").exists()
+    assert history().slots == ()
+    assert (
+        cluster.get(
+            "coordination.k8s.io/v1", "Lease", NAMESPACE, "chaosmesh-gameday-bookinfo-weekly"
+        )
+        is None
+    )
