@@ -5,12 +5,17 @@ Each game day's experiments delay ratings for Jason (a real write the rollback m
 exactly); the tests read the VirtualService back and compare it with its spec before the run.
 """
 
+import http.server
 import json
+import os
 import stat
+import subprocess
+import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +23,7 @@ from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.gameday import runner
 from chaosmesh_py.gameday.lease import Lease, lease_name, micro_time
 from chaosmesh_py.gameday.state import GameDayState, SlotRecord
-from chaosmesh_py.gameday.suite import Blackout, Schedule
+from chaosmesh_py.gameday.suite import AbortCondition, Blackout, Preflight, Schedule
 from chaosmesh_py.kube import LEASE, Kube, ResourceRef
 from tests import gameday_cluster
 from tests.conftest import NAMESPACE
@@ -267,3 +272,210 @@ def test_an_invalid_experiment_refuses_before_anything_is_written(cluster, tmp_p
         )
         is None
     )
+
+
+CHAOSMESH = str(Path(sys.executable).parent / "chaosmesh")
+
+
+def start_in_background(day, opts):
+    """The runner in a thread (as a CronJob's pod would run it); its run once it ends."""
+    done = {}
+    thread = threading.Thread(target=lambda: done.update(game=runner.run_gameday(day, opts)))
+    thread.start()
+    return thread, done
+
+
+def wait_for_fault(cluster, timeout_s=30):
+    deadline = time.monotonic() + timeout_s
+    while len(read(cluster)["spec"]["http"]) == 1:
+        assert time.monotonic() < deadline, "the fault never appeared"
+        time.sleep(0.05)
+
+
+def chaosmesh(cluster, tmp_path, *arguments):
+    environment = {
+        **os.environ,
+        "KUBECONFIG": str(tmp_path / "no-kubeconfig"),
+        "KUBERNETES_HOST": cluster.url,
+    }
+    return subprocess.run(
+        [CHAOSMESH, *arguments],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_pause_rolls_back_the_running_experiment_and_starts_no_other(cluster, tmp_path):
+    before = exact(read(cluster))
+    day = gameday(
+        tmp_path,
+        [delay_then_wait(tmp_path, "hold-30s", 30), delay_then_wait(tmp_path, "next", 0)],
+    )
+    thread, done = start_in_background(day, options(tmp_path))
+    wait_for_fault(cluster)
+    paused = chaosmesh(
+        cluster, tmp_path, "gameday", "pause", "bookinfo-weekly", "-n", NAMESPACE,
+        "--reason", "checkout incident",
+    )  # fmt: skip
+    asked = time.monotonic()
+    assert paused.returncode == 0, paused.stderr
+    assert "gameday bookinfo/bookinfo-weekly: paused by " in paused.stdout
+    thread.join(timeout=60)
+    stopped_in_s = time.monotonic() - asked
+    assert stopped_in_s < 20  # not the 30 s the experiment would hold its fault
+    summary = done["game"].summary
+    assert summary["outcome"] == "paused"
+    assert runner.EXIT_CODES["paused"] == 1
+    assert summary["reasons"][0].startswith("paused by ")
+    assert summary["reasons"][0].endswith(": checkout incident")
+    assert summary["pause"]["reason"] == "checkout incident"
+    first, second = summary["experiments"]
+    journal = json.loads(Path(first["journal"]).read_text())
+    assert journal["status"] == "interrupted"
+    assert journal["chaosmesh"]["rollback_complete"] is True
+    assert first["outcome"] == "fail"
+    assert second["outcome"] == "not-run"
+    assert second["reasons"][0].startswith("not run: paused by ")
+    assert exact(read(cluster)) == before  # back to its spec before the run, byte for byte
+    assert [(r.outcome) for r in history().slots] == ["paused"]
+    # Paused, the next run is skipped and says by whom; resumed, it runs.
+    again = runner.run_gameday(day, options(tmp_path / "again")).summary
+    assert again["outcome"] == "skipped"
+    assert again["reasons"][0].startswith("paused by ")
+    resumed = chaosmesh(cluster, tmp_path, "gameday", "resume", "bookinfo-weekly", "-n", NAMESPACE)
+    assert resumed.returncode == 0, resumed.stderr
+    assert history().pause is None
+
+
+def test_pause_and_resume_refuse_bad_names_with_exit_2(cluster, tmp_path):
+    bad = chaosmesh(cluster, tmp_path, "gameday", "pause", "Bookinfo_Weekly", "-n", NAMESPACE)
+    assert bad.returncode == 2
+    assert "'Bookinfo_Weekly' is not a game-day name" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    bad = chaosmesh(cluster, tmp_path, "gameday", "resume", "weekly", "-n", "Not A Namespace")
+    assert bad.returncode == 2
+    assert "is not a namespace name" in bad.stderr
+    assert history("weekly").slots == () and history("weekly").pause is None
+
+
+class Metrics:
+    """What a service exports on /metrics, on 127.0.0.1, set by the test as it goes."""
+
+    def __init__(self):
+        self.values = {'checkout_error_ratio{service="checkout"}': 0.01}
+        metrics = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = "".join(f"{k} {v}\n" for k, v in metrics.values.items()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory):
+    """A real Prometheus scraping ``Metrics`` every second."""
+    from chaosmesh_py.localmesh.topology import free_ports
+    from tests.local.prometheus_server import PrometheusServer
+
+    metrics = Metrics()
+    server = PrometheusServer(
+        tmp_path_factory.mktemp("prometheus"), [metrics.address], next(iter(free_ports()))
+    )
+    server.start()
+    server.wait_for_scrape()
+    yield server, metrics
+    server.stop()
+    metrics.server.shutdown()
+    metrics.server.server_close()
+
+
+def test_an_abort_condition_held_past_its_duration_rolls_back_and_stops(
+    cluster, tmp_path, prometheus
+):
+    server, metrics = prometheus
+    metrics.values['checkout_error_ratio{service="checkout"}'] = 0.01
+    before = exact(read(cluster))
+    error_ratio = AbortCondition(
+        name="checkout-errors",
+        query='checkout_error_ratio{service="checkout"}',
+        above=0.05,
+        for_s=2.0,
+        interval_s=0.5,
+    )
+    day = gameday(
+        tmp_path,
+        [delay_then_wait(tmp_path, "hold-40s", 40), delay_then_wait(tmp_path, "next", 0)],
+        abort=(error_ratio,),
+        prometheus_url=server.url,
+    )
+    thread, done = start_in_background(day, options(tmp_path))
+    wait_for_fault(cluster)
+    time.sleep(1.5)  # below the threshold meanwhile: nothing happens
+    assert thread.is_alive()
+    metrics.values['checkout_error_ratio{service="checkout"}'] = 0.3
+    crossed = datetime.now(UTC)
+    thread.join(timeout=60)
+    summary = done["game"].summary
+    assert summary["outcome"] == "aborted", summary["reasons"]
+    assert runner.EXIT_CODES["aborted"] == 1
+    abort = summary["abort"]
+    assert abort["condition"] == "checkout-errors"
+    assert abort["value"] == 0.3
+    held_s = (datetime.fromisoformat(abort["at"]) - crossed).total_seconds()
+    assert 2.0 <= held_s < 15  # held for for_s, then acted on at once
+    assert summary["reasons"][0].startswith(
+        "aborted: abort condition 'checkout-errors' breached: 0.3 > 0.05 for "
+    )
+    first, second = summary["experiments"]
+    assert json.loads(Path(first["journal"]).read_text())["status"] == "interrupted"
+    assert second["outcome"] == "not-run"
+    assert exact(read(cluster)) == before
+    assert [r.outcome for r in history().slots] == ["aborted"]
+
+
+def test_a_preflight_check_that_finds_firing_alerts_refuses_the_start(
+    cluster, tmp_path, prometheus
+):
+    server, metrics = prometheus
+    metrics.values['firing_alerts{alertname="CheckoutDown"}'] = 1
+    before = exact(read(cluster))
+    no_alerts = Preflight(name="no-firing-alerts", query="firing_alerts > 0")
+    day = gameday(
+        tmp_path,
+        [delay_then_wait(tmp_path, "delay", 0)],
+        preflight=(no_alerts,),
+        prometheus_url=server.url,
+    )
+    time.sleep(2.5)  # two scrapes
+    summary = runner.run_gameday(day, options(tmp_path)).summary
+    assert summary["outcome"] == "skipped"
+    assert summary["reasons"] == [
+        "preflight refused: no-firing-alerts: returned 1 series: "
+        '{__name__="firing_alerts",alertname="CheckoutDown",instance="'
+        + metrics.address
+        + '",job="local-mesh"} 1'
+    ]
+    assert summary["preflight"][0]["ok"] is False
+    assert summary["experiments"] == []
+    assert exact(read(cluster)) == before
+    metrics.values['firing_alerts{alertname="CheckoutDown"}'] = 0
+    time.sleep(2.5)
+    summary = runner.run_gameday(day, options(tmp_path / "later")).summary
+    assert summary["outcome"] == "pass", summary["reasons"]
+    assert summary["preflight"] == [
+        {"name": "no-firing-alerts", "ok": True, "detail": "returned nothing"}
+    ]
