@@ -44,13 +44,16 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Any, Protocol
 
 from chaosmesh_py.engine import cleanup, ledger
@@ -182,7 +185,8 @@ class GameDayRun:
         self.results: list[gate.Result] = []
         self._stop = threading.Event()
         self._stopped: tuple[str, dict[str, Any], str] | None = None  # outcome, record, reason
-        self._lock = threading.Lock()
+        # Reentrant: the SIGTERM handler runs on the main thread, which may hold it.
+        self._lock = threading.RLock()
         self._running: gate.Running | None = None
 
     # -- the whole run ----------------------------------------------------------------------
@@ -197,7 +201,8 @@ class GameDayRun:
         self._wait_jitter()
         announcer = self.options.announcer(self.gameday, hide)
         try:
-            outcome, reasons, write_directory = self._run_guarded(entries, announcer)
+            with self._sigterm_stops():
+                outcome, reasons, write_directory = self._run_guarded(entries, announcer)
         finally:
             self.summary["notifications"] = announcer.close()
         self.summary.update(
@@ -531,6 +536,29 @@ class GameDayRun:
             if running is not None:
                 _say(f"gameday: {reason}: stopping {running.entry.path} (it rolls back)")
                 running.terminate()
+
+    @contextmanager
+    def _sigterm_stops(self) -> Iterator[None]:
+        """SIGTERM (a CronJob's activeDeadlineSeconds, a deleted pod: Kubernetes signals the
+        runner, not its ``chaos run``) stops the game day as an abort does: the running
+        experiment rolls back before the runner exits."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def stop(signum: int, _: FrameType | None) -> None:
+            self._stop_with(
+                "aborted",
+                {"condition": "SIGTERM", "value": None, "at": _iso(self.options.now())},
+                "aborted: the runner got SIGTERM (a CronJob's deadline, a deleted pod)",
+            )
+            self._stop.set()  # the jitter's wait, too
+
+        previous = signal.signal(signal.SIGTERM, stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     def _on_breach(self, breach: Breach) -> None:
         self._stop_with(
