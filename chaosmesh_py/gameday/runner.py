@@ -80,6 +80,11 @@ EXIT_CODES = {
     "invalid": 2,
     "rollback-incomplete": 3,
 }
+_END_EVENTS: dict[str, NotificationEvent] = {
+    "pass": "gameday-completed",
+    "aborted": "gameday-aborted",
+    "paused": "gameday-aborted",
+}
 # Slot records that are not a start of the slot: a later runner may still run it.
 _NOT_A_START = ("already-running", "already-run", "missed")
 
@@ -259,6 +264,8 @@ class GameDayRun:
         """(outcome, reasons, whether this run owns the slot's run directory)."""
         from chaosmesh_py.gameday import schedule as timing
 
+        if self._stopped is not None:  # SIGTERM while waiting for the jitter
+            return "aborted", [self._stopped[2]], False
         timezone = self.gameday.schedule.timezone if self.gameday.schedule else "UTC"
         blackout = timing.blackout_at(self.gameday.blackouts, timezone, self.options.now())
         if blackout is not None:
@@ -310,11 +317,7 @@ class GameDayRun:
         announcer.event("gameday-started", self._event())
         outcome, reasons = self._run_experiments(entries, announcer, lease)
         self._record(outcome, "; ".join(reasons))
-        event: NotificationEvent = {
-            "pass": "gameday-completed",
-            "aborted": "gameday-aborted",
-            "paused": "gameday-aborted",
-        }.get(outcome, "gameday-failed")  # type: ignore[assignment]
+        event = _END_EVENTS.get(outcome, "gameday-failed")
         announcer.event(event, {**self._event(), "outcome": outcome, "reasons": reasons})
         return outcome, reasons, True
 
