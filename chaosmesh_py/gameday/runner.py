@@ -318,7 +318,15 @@ class GameDayRun:
         outcome, reasons = self._run_experiments(entries, announcer, lease)
         self._record(outcome, "; ".join(reasons))
         event = _END_EVENTS.get(outcome, "gameday-failed")
-        announcer.event(event, {**self._event(), "outcome": outcome, "reasons": reasons})
+        announcer.event(
+            event,
+            {
+                **self._event(),
+                "outcome": outcome,
+                "reasons": reasons,
+                "experiments": self.summary["experiments"],
+            },
+        )
         return outcome, reasons, True
 
     # -- refusals and the history ------------------------------------------------------------
@@ -329,7 +337,9 @@ class GameDayRun:
         """Record the refusal in the history, say it; a second runner for the slot
         (``owns_directory`` false) leaves the slot's run directory to the first."""
         self._record(outcome, reason)
-        announcer.event("gameday-skipped", {**self._event(), "reason": reason})
+        announcer.event(
+            "gameday-skipped", {**self._event(), "outcome": "skipped", "reasons": [reason]}
+        )
         return "skipped", [reason], owns_directory
 
     def _record(self, outcome: str, reason: str) -> None:
@@ -447,7 +457,13 @@ class GameDayRun:
         journal, log = gate.outputs(directory, name)
         run_id = new_run_id()
         started = self.options.now()
-        announcer.event("experiment-started", {**self._event(), "experiment": str(entry.path)})
+        about = {
+            **self._event(),
+            "experiment": entry.document.get("title") or str(entry.path),
+            "index": index,
+            "count": len(self.gameday.experiments),
+        }
+        announcer.event("experiment-started", about)
         with self._lock:
             running = gate.start_run(
                 entry, journal, log, control, {**os.environ, RUN_ID_ENV: run_id}
@@ -467,10 +483,7 @@ class GameDayRun:
         ended = self.options.now()
         row = {**result.to_json(), "started": _iso(started), "ended": _iso(ended)}
         self.summary["experiments"].append(row)
-        announcer.event(
-            "experiment-completed",
-            {**self._event(), "experiment": str(entry.path), "outcome": result.outcome},
-        )
+        announcer.event("experiment-completed", {**about, "outcome": result.outcome})
         return result
 
     def _after_ledger(self, result: gate.Result, entry: gate.Input, run_id: str) -> gate.Result:
