@@ -3,7 +3,7 @@ same experiment files.
 
     python bench/gameday_overhead.py [--experiments 5] [--rounds 3]
 
-On the Kubernetes API double (serving Leases), in one run: N experiments, each injecting a
+On the Kubernetes API double, in one run: N experiments, each injecting a
 delay on Bookinfo's ratings and rolling it back through the chaosmesh control, run (a) one after
 the other by bare ``chaos run --rollback-strategy always`` subprocesses, and (b) as one game day
 by the runner: its Lease, its state ConfigMap and slot history, its pause watch, each
@@ -35,7 +35,7 @@ from chaosmesh_py.gameday.suite import GameDay, Step  # noqa: E402
 from chaosmesh_py.localmesh.apiserver import ApiServer  # noqa: E402
 from tests.conftest import BOOKINFO_MESH, ISTIO_CRDS, NAMESPACE  # noqa: E402
 from tests.e2e.test_chaos_run import delay_action  # noqa: E402
-from tests.gameday_cluster import LEASE_CRD, serves_leases, write_experiment  # noqa: E402
+from tests.gameday_cluster import write_experiment  # noqa: E402
 
 CHAOS = str(Path(sys.executable).parent / "chaos")
 
@@ -120,11 +120,7 @@ def main() -> None:
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-gameday-") as scratch:
         work = Path(scratch)
-        crds = [ISTIO_CRDS]
-        if not serves_leases(crds):
-            (work / "lease.yaml").write_text(yaml.safe_dump(LEASE_CRD))
-            crds.append(work / "lease.yaml")
-        with ApiServer(crd_paths=crds) as server:
+        with ApiServer(crd_paths=[ISTIO_CRDS]) as server:
             server.create_namespace(NAMESPACE)
             for document in yaml.safe_load_all(BOOKINFO_MESH.read_text()):
                 document["metadata"]["namespace"] = NAMESPACE

@@ -1,10 +1,5 @@
-"""A cluster for game-day tests: the API double serving Leases, Bookinfo's routing, and game days
-whose experiments really run (``chaos run`` subprocesses) against it.
-
-Until the double serves ``coordination.k8s.io/v1`` Leases itself, it is given a CustomResource
-Definition of the same group, version, kind and fields: the runner reaches it through the same
-URLs, the same client and the same resourceVersion rules a cluster applies.
-"""
+"""Game days for tests: experiments that really run (``chaos run`` subprocesses) against the API
+double, which serves the Lease and the state ConfigMap as a cluster does."""
 
 from __future__ import annotations
 
@@ -14,48 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from chaosmesh_py.gameday import runner
 from chaosmesh_py.gameday.suite import GameDay, Step
-from chaosmesh_py.localmesh.apiserver import ApiServer
-from chaosmesh_py.localmesh.apiserver.resources import Registry, load_crds
-from tests.conftest import BOOKINFO_MESH, ISTIO_CRDS, NAMESPACE, ROOT, leftover_faults
+from tests.conftest import NAMESPACE, ROOT
 from tests.conftest import python_activity as activity
 from tests.e2e.test_chaos_run import LENIENT_CONTROL, delay_action
 
-LEASE_FIELDS = {
-    "holderIdentity": {"type": "string"},
-    "leaseDurationSeconds": {"type": "integer", "format": "int32"},
-    "acquireTime": {"type": "string", "format": "date-time"},
-    "renewTime": {"type": "string", "format": "date-time"},
-    "leaseTransitions": {"type": "integer", "format": "int32"},
-}
-LEASE_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "leases.coordination.k8s.io"},
-    "spec": {
-        "group": "coordination.k8s.io",
-        "names": {"kind": "Lease", "plural": "leases", "singular": "lease"},
-        "scope": "Namespaced",
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {"type": "object", "properties": LEASE_FIELDS},
-                        },
-                    }
-                },
-            }
-        ],
-    },
-}
 SYSTEM_OK = {
     "type": "probe",
     "name": "system-ok",
@@ -64,39 +24,13 @@ SYSTEM_OK = {
 }
 
 
-def serves_leases(crd_paths: list[Path]) -> bool:
-    return (
-        Registry(load_crds(crd_paths)).by_plural("coordination.k8s.io", "v1", "leases") is not None
-    )
-
-
-@pytest.fixture(scope="module")
-def lease_server(tmp_path_factory):
-    paths = [ISTIO_CRDS]
-    if not serves_leases(paths):
-        crd = tmp_path_factory.mktemp("crds") / "lease.yaml"
-        crd.write_text(yaml.safe_dump(LEASE_CRD))
-        paths.append(crd)
-    with ApiServer(crd_paths=paths) as server:
-        yield server
-
-
 @pytest.fixture
-def cluster(lease_server, monkeypatch, tmp_path):
-    """The double, emptied, Bookinfo's routing in ``bookinfo``; credentials from the
-    environment (chaosk8s' path 3), as the runner's ``chaos run``s read them."""
-    lease_server.reset()
-    lease_server.create_namespace(NAMESPACE)
-    for document in yaml.safe_load_all(BOOKINFO_MESH.read_text()):
-        document["metadata"]["namespace"] = NAMESPACE
-        lease_server.create(document)
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
-    monkeypatch.setenv("KUBERNETES_HOST", lease_server.url)
+def cluster(api, monkeypatch):
+    """The double (serving Leases and ConfigMaps as a cluster does), Bookinfo's routing in
+    ``bookinfo``, credentials from the environment (chaosk8s' path 3) as the runner's
+    ``chaos run``s read them; no fault left behind at the end (``api`` checks)."""
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # tests.e2e.slow's activity
-    monkeypatch.delenv("CHAOSMESH_RUN_ID", raising=False)
-    yield lease_server
-    lease_server.clear_faults()
-    assert not leftover_faults(lease_server), "the test left faults behind"
+    return api
 
 
 def wait_activity(seconds: float) -> dict[str, Any]:

@@ -635,7 +635,9 @@ def run_gameday(
     """Check everything (nothing read or written before), connect, run; the finished run
     (``summary``, ``results``)."""
     entries = check(gameday)
-    check_creatable(options.results_dir / gameday.name, "--results")
+    # Where the run directory will go, checked before anything runs (its slot id is not known
+    # yet: any file of it stands for it).
+    check_creatable(options.results_dir / gameday.name / "gameday.json", "--results")
     game = GameDayRun(gameday, options, connect())
     game.run(entries)
     return game

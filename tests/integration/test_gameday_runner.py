@@ -40,7 +40,6 @@ from tests.integration.test_inject_rollback import exact, read
 
 pytestmark = pytest.mark.slow
 
-lease_server = gameday_cluster.lease_server
 cluster = gameday_cluster.cluster
 
 # A Tuesday 09:30 in Berlin, an hourly schedule at :30: the slot a CronJob would start.
