@@ -442,6 +442,12 @@ class GameDayRun:
         return self._outcome(results)
 
     @property
+    def running_experiment(self) -> gate.Running | None:
+        """The experiment's ``chaos run`` in progress, if any."""
+        with self._lock:
+            return self._running
+
+    @property
     def run_directory(self) -> Path:
         return self.options.results_dir / self.gameday.name / self.slot_id
 
@@ -498,24 +504,17 @@ class GameDayRun:
         if ledger.is_closed(ledger.Ledger(directory, run_id).entries()):
             return result
         report = cleanup.roll_back_run(self.kube, directory, run_id)
-        removed = sum(len(r.get("routes") or []) + 1 for r in report.removed)
-        if report.complete:
-            note = (
-                f"ledger: run {run_id} still held {len(report.removed)} resource(s) "
-                f"({removed} edit(s)): removed by the runner"
-            )
-            return replace(result, reasons=(*result.reasons, note))
-        left = "; ".join(
-            f"{f.get('resource')}: {f.get('reason') or f.get('error')}"
-            for f in [*report.failed, *report.skipped]
+        # The clean-up's own report, on one line: what was still in place, and where.
+        said = " / ".join(
+            " ".join(line.split())
+            for line in cleanup.format_report(f"ledger: run {run_id}", report).splitlines()
         )
+        if report.complete:
+            return replace(result, reasons=(*result.reasons, f"{said} (by the runner)"))
         return replace(
             result,
             outcome="rollback-incomplete",
-            reasons=(
-                *result.reasons,
-                f"ledger: run {run_id} left {left}; finish with: chaosmesh rollback --run {run_id}",
-            ),
+            reasons=(*result.reasons, f"{said}; finish with: chaosmesh rollback --run {run_id}"),
         )
 
     def _not_run(self, entry: gate.Input) -> gate.Result:

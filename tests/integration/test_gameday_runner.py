@@ -478,3 +478,25 @@ def test_a_preflight_check_that_finds_firing_alerts_refuses_the_start(
     assert summary["preflight"] == [
         {"name": "no-firing-alerts", "ok": True, "detail": "returned nothing"}
     ]
+
+
+def test_a_run_killed_with_its_fault_in_place_is_finished_from_its_ledger(cluster, tmp_path):
+    before = exact(read(cluster))
+    day = gameday(tmp_path, [delay_then_wait(tmp_path, "hold-30s", 30)])
+    game = runner.GameDayRun(day, options(tmp_path), kube())
+    thread = threading.Thread(target=game.run, args=(runner.check(day),))
+    thread.start()
+    wait_for_fault(cluster)
+    game.running_experiment.process.kill()  # the OOM killer: no rollback, no journal
+    thread.join(timeout=60)
+    (row,) = game.summary["experiments"]
+    assert row["outcome"] == "rollback-incomplete"
+    assert row["reasons"][0].startswith("chaos run was killed by signal 9 without a journal")
+    assert row["reasons"][-1].startswith(
+        f"ledger: run {row['run_id']}: removed 1 route(s) from 1 resource(s), 0 already clean / "
+        f"removed VirtualService bookinfo/ratings: chaosmesh-{row['run_id']}-"
+    )
+    assert row["reasons"][-1].endswith(" (by the runner)")
+    assert game.summary["outcome"] == "rollback-incomplete"
+    assert runner.EXIT_CODES["rollback-incomplete"] == 3
+    assert exact(read(cluster)) == before
