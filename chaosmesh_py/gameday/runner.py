@@ -203,10 +203,10 @@ class GameDayRun:
         self.slot = current_slot(self.gameday, self.started)
         self.slot_id = slot_id(self.slot, self.started)
         self.summary = self._blank_summary()
-        self._wait_jitter()
         announcer = self.options.announcer(self.gameday, hide)
         try:
             with self._sigterm_stops():
+                self._wait_jitter()
                 outcome, reasons, write_directory = self._run_guarded(entries, announcer)
         finally:
             self.summary["notifications"] = announcer.close()
@@ -279,7 +279,7 @@ class GameDayRun:
             self.runner,
             self.options.lease_duration_s,
         )
-        holder = lease.acquire(self.options.now())
+        holder = lease.acquire()  # the real clock: a Lease's times are other runners' too
         if holder is not None:
             reason = f"already running: the game day's Lease is held by {holder}"
             return self._skip("already-running", reason, announcer, owns_directory=False)
@@ -567,7 +567,6 @@ class GameDayRun:
                 {"condition": "SIGTERM", "value": None, "at": _iso(self.options.now())},
                 "aborted: the runner got SIGTERM (a CronJob's deadline, a deleted pod)",
             )
-            self._stop.set()  # the jitter's wait, too
 
         previous = signal.signal(signal.SIGTERM, stop)
         try:
