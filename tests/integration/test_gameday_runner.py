@@ -500,3 +500,40 @@ def test_a_run_killed_with_its_fault_in_place_is_finished_from_its_ledger(cluste
     assert game.summary["outcome"] == "rollback-incomplete"
     assert runner.EXIT_CODES["rollback-incomplete"] == 3
     assert exact(read(cluster)) == before
+
+
+def test_the_history_keeps_every_concurrent_record_and_the_last_200(cluster):
+    state = GameDayState(kube(), NAMESPACE, "bookinfo-weekly")
+    barrier = threading.Barrier(8)
+
+    def record(number):
+        barrier.wait()
+        GameDayState(kube(), NAMESPACE, "bookinfo-weekly").record(
+            SlotRecord(None, f"adhoc-{number}", "pass", f"pod-{number}", "t")
+        )
+
+    threads = [threading.Thread(target=record, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # Each writer's patch carried the resourceVersion it read: a lost race re-reads, none is lost.
+    assert sorted(r.runner for r in state.read().slots) == [f"pod-{n}" for n in range(8)]
+    state.record(*(SlotRecord(None, f"old-{n}", "pass", "p", "t") for n in range(250)))
+    slots = state.read().slots
+    assert len(slots) == 200
+    assert slots[-1].slot_id == "old-249"
+
+
+def test_a_state_edited_by_hand_into_nonsense_reads_as_paused_and_empty(cluster):
+    cluster.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "chaosmesh-gameday-bookinfo-weekly", "namespace": NAMESPACE},
+            "data": {"pause.json": "{not json", "slots.json": '[{"slot_id": 1}, "x"]'},
+        }
+    )
+    state = history()
+    assert state.pause is not None  # an unreadable switch is still a switch: paused
+    assert state.slots == ()
