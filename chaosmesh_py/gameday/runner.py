@@ -66,7 +66,7 @@ from chaosmesh_py.gameday import conditions
 from chaosmesh_py.gameday.lease import DEFAULT_DURATION_S, Lease
 from chaosmesh_py.gameday.state import RUNNING, GameDayState, Pause, SlotRecord, State
 from chaosmesh_py.gameday.suite import GameDay, NotificationEvent
-from chaosmesh_py.kube import Kube
+from chaosmesh_py.kube import CONFIG_MAP, LEASE, Kube
 from chaosmesh_py.verdict import gate
 
 SUMMARY_VERSION = 1
@@ -80,6 +80,12 @@ EXIT_CODES = {
     "invalid": 2,
     "rollback-incomplete": 3,
 }
+# What the runner itself needs in the game day's namespace, beyond what the experiments'
+# activities need: (API group, resource, verbs), as an RBAC Role's rules name them.
+RUNNER_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (LEASE.group, LEASE.plural, ("get", "create", "patch")),
+    (CONFIG_MAP.group, CONFIG_MAP.plural, ("get", "create", "patch")),
+)
 _END_EVENTS: dict[str, NotificationEvent] = {
     "pass": "gameday-completed",
     "aborted": "gameday-aborted",

@@ -25,6 +25,7 @@ from chaosmesh_py.gameday.lease import Lease, lease_name, micro_time
 from chaosmesh_py.gameday.state import GameDayState, SlotRecord
 from chaosmesh_py.gameday.suite import AbortCondition, Blackout, Preflight, Schedule
 from chaosmesh_py.kube import LEASE, Kube, ResourceRef
+from chaosmesh_py.localmesh.apiserver.rbac import PolicyRule
 from tests import gameday_cluster
 from tests.conftest import NAMESPACE
 from tests.e2e.test_chaos_run import delay_action
@@ -537,3 +538,37 @@ def test_a_state_edited_by_hand_into_nonsense_reads_as_paused_and_empty(cluster)
     state = history()
     assert state.pause is not None  # an unreadable switch is still a switch: paused
     assert state.slots == ()
+
+
+def test_the_runner_needs_no_more_than_its_rules_and_the_experiments(
+    cluster, tmp_path, monkeypatch
+):
+    """RUNNER_RULES (what the rendered Role grants the runner) plus what the experiment's fault
+    needs on VirtualServices, in the game day's namespace only: the whole game day runs."""
+    rules = [
+        PolicyRule(verbs, resources=(resource,), api_groups=(group,), namespaces=(NAMESPACE,))
+        for group, resource, verbs in runner.RUNNER_RULES
+    ]
+    rules.append(
+        PolicyRule(
+            ("get", "list", "patch"),
+            resources=("virtualservices",),
+            api_groups=("networking.istio.io",),
+            namespaces=(NAMESPACE,),
+        )
+    )
+    cluster.set_tokens({"runner-token-0123456789": ("gameday-runner", rules)})
+    monkeypatch.setenv("KUBERNETES_API_KEY", "runner-token-0123456789")
+    try:
+        before = exact(read(cluster))
+        game = runner.run_gameday(
+            gameday(tmp_path, [write_experiment(tmp_path, "delay", [delay_action()])]),
+            options(tmp_path),
+        )
+        assert game.summary["outcome"] == "pass", game.summary["reasons"]
+        assert exact(read(cluster)) == before
+        denied = [r.path for r in cluster.request_log if r.status == 403]
+        # Only the question "is this a local mesh?", which a 403 answers: no.
+        assert denied and all(p.endswith("/configmaps/chaosmesh-local-mesh") for p in denied)
+    finally:
+        cluster.set_tokens(None)
