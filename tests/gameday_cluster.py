@@ -90,10 +90,10 @@ class Announcements:
 def options(tmp_path: Path, **overrides: Any) -> runner.Options:
     """Lenient as ``gate --allow-unverified``: the double has no data plane to count hits in."""
     announcements = overrides.pop("announcements", Announcements())
+    overrides.setdefault("announcer", lambda *_: announcements)
     return runner.Options(
         results_dir=tmp_path / "results",
         waivers=runner.gate.Waivers(allow_unverified=True),
-        announcer=lambda *_: announcements,
         **overrides,
     )
 

@@ -23,7 +23,13 @@ from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.gameday import runner
 from chaosmesh_py.gameday.lease import Lease, lease_name, micro_time
 from chaosmesh_py.gameday.state import GameDayState, SlotRecord
-from chaosmesh_py.gameday.suite import AbortCondition, Blackout, Preflight, Schedule
+from chaosmesh_py.gameday.suite import (
+    AbortCondition,
+    Blackout,
+    Notification,
+    Preflight,
+    Schedule,
+)
 from chaosmesh_py.kube import LEASE, Kube, ResourceRef
 from chaosmesh_py.localmesh.apiserver.rbac import PolicyRule
 from tests import gameday_cluster
@@ -572,3 +578,85 @@ def test_the_runner_needs_no_more_than_its_rules_and_the_experiments(
         assert denied and all(p.endswith("/configmaps/chaosmesh-local-mesh") for p in denied)
     finally:
         cluster.set_tokens(None)
+
+
+class Webhook:
+    """A webhook receiver on 127.0.0.1: what it was sent, in order; it can be told to hang."""
+
+    def __init__(self):
+        self.received = []
+        self.hang_s = 0.0
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.received.append(json.loads(body))
+                time.sleep(hook.hang_s)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/gameday"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook():
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+def test_notifications_go_out_and_their_deliveries_are_recorded(cluster, tmp_path, webhook):
+    hook = Notification(kind="http", url=webhook.url, timeout_s=5.0)
+    game = runner.run_gameday(
+        gameday(
+            tmp_path,
+            [write_experiment(tmp_path, "delay", [delay_action()])],
+            notifications=(hook,),
+        ),
+        options(tmp_path, announcer=runner.default_announcer),
+    )
+    assert game.summary["outcome"] == "pass"
+    assert [event["name"] for event in webhook.received] == [
+        "gameday-started",
+        "experiment-started",
+        "experiment-completed",
+        "gameday-completed",
+    ]
+    assert webhook.received[-1]["payload"]["outcome"] == "pass"
+    records = game.summary["notifications"]
+    assert [(r["event"], r["ok"], r["status"]) for r in records] == [
+        (event["name"], True, 204) for event in webhook.received
+    ]
+    host = webhook.url.split("/")[2]
+    assert all(r["target"] == f"http {host}" for r in records)  # never the path
+
+
+def test_a_webhook_that_hangs_never_holds_an_experiment_back(cluster, tmp_path, webhook):
+    webhook.hang_s = 30
+    hook = Notification(kind="http", url=webhook.url, timeout_s=1.0)
+    started = time.monotonic()
+    game = runner.run_gameday(
+        gameday(
+            tmp_path,
+            [write_experiment(tmp_path, "delay", [delay_action()])],
+            notifications=(hook,),
+        ),
+        options(tmp_path, announcer=runner.default_announcer),
+    )
+    elapsed = time.monotonic() - started
+    assert game.summary["outcome"] == "pass"
+    # Four events, each waiting at most its 1 s timeout, in the background: never 30 s each.
+    assert elapsed < 20
+    records = game.summary["notifications"]
+    assert records and not any(r["ok"] for r in records)
