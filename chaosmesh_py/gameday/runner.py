@@ -62,7 +62,8 @@ from chaosmesh_py.engine.private_file import check_creatable, make_directory, wr
 from chaosmesh_py.engine.redaction import Redactor, secret_values
 from chaosmesh_py.engine.run import RUN_ID_ENV, new_run_id
 from chaosmesh_py.errors import InvalidInput
-from chaosmesh_py.gameday import conditions
+from chaosmesh_py.gameday import conditions, slots
+from chaosmesh_py.gameday import schedule as timing
 from chaosmesh_py.gameday.lease import DEFAULT_DURATION_S, Lease
 from chaosmesh_py.gameday.state import RUNNING, GameDayState, Pause, SlotRecord, State
 from chaosmesh_py.gameday.suite import GameDay, NotificationEvent
@@ -139,26 +140,6 @@ def person() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def slot_id(slot: datetime | None, now: datetime) -> str:
-    def stamp(moment: datetime) -> str:
-        return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-    return stamp(slot) if slot is not None else f"adhoc-{stamp(now)}"
-
-
-def current_slot(gameday: GameDay, now: datetime) -> datetime | None:
-    """The slot a run started now belongs to: the latest fire time no later than the
-    starting deadline ago, else None (a run by hand)."""
-    from chaosmesh_py.gameday import schedule as timing
-
-    if gameday.schedule is None:
-        return None
-    latest = timing.latest_slot(gameday.schedule, now)
-    if latest is None or now - latest > timedelta(seconds=gameday.schedule.starting_deadline_s):
-        return None
-    return latest
-
-
 def check(gameday: GameDay) -> list[gate.Input]:
     """Every experiment as ``gate`` checks it, every PromQL check's Prometheus: InvalidInput
     naming the first that is wrong, before anything is read or written."""
@@ -206,8 +187,8 @@ class GameDayRun:
         hide = Redactor(
             set().union(*(secret_values(e.document.get("secrets"), os.environ) for e in entries))
         )
-        self.slot = current_slot(self.gameday, self.started)
-        self.slot_id = slot_id(self.slot, self.started)
+        self.slot = slots.current_slot(self.gameday, self.started)
+        self.slot_id = slots.slot_id(self.slot, self.started)
         self.summary = self._blank_summary()
         announcer = self.options.announcer(self.gameday, hide)
         try:
@@ -219,7 +200,7 @@ class GameDayRun:
         self.summary.update(
             outcome=outcome,
             reasons=reasons,
-            ended=_iso(self.options.now()),
+            ended=slots.iso(self.options.now()),
             slots=[r.to_json() for r in self.records],
         )
         if write_directory:
@@ -235,7 +216,7 @@ class GameDayRun:
             "slot": None if self.slot is None else self.slot.isoformat(),
             "slot_id": self.slot_id,
             "runner": self.runner,
-            "started": _iso(self.started),
+            "started": slots.iso(self.started),
             "ended": None,
             "outcome": None,
             "reasons": [],
@@ -248,8 +229,6 @@ class GameDayRun:
         }
 
     def _wait_jitter(self) -> None:
-        from chaosmesh_py.gameday import schedule as timing
-
         schedule = self.gameday.schedule
         if self.slot is None or schedule is None or not schedule.jitter_s:
             return
@@ -262,14 +241,12 @@ class GameDayRun:
             _say(f"gameday: waiting {wait_s:.0f} s (the slot's jitter, {jitter:.0f} s)")
             self._stop.wait(wait_s)
         self.started = self.options.now()
-        self.summary["started"] = _iso(self.started)
+        self.summary["started"] = slots.iso(self.started)
 
     def _run_guarded(
         self, entries: Sequence[gate.Input], announcer: Announcer
     ) -> tuple[str, list[str], bool]:
         """(outcome, reasons, whether this run owns the slot's run directory)."""
-        from chaosmesh_py.gameday import schedule as timing
-
         if self._stopped is not None:  # SIGTERM while waiting for the jitter
             return "aborted", [self._stopped[2]], False
         timezone = self.gameday.schedule.timezone if self.gameday.schedule else "UTC"
@@ -307,7 +284,9 @@ class GameDayRun:
                 f"{first.runner} at {first.recorded}"
             )
             return self._skip("already-run", reason, announcer, owns_directory=False)
-        self.records += self._interrupted(state) + self._missed(state)
+        self.records += slots.interrupted(state) + slots.missed(
+            self.gameday, state, self.options.now(), self.slot_id, self.runner
+        )
         if state.pause is not None:
             pause = state.pause
             self.summary["pause"] = pause.to_json()
@@ -354,7 +333,7 @@ class GameDayRun:
             self.slot_id,
             outcome,
             self.runner,
-            _iso(self.options.now()),
+            slots.iso(self.options.now()),
             reason,
         )
         mine = (self.slot_id, self.runner)
@@ -362,46 +341,6 @@ class GameDayRun:
         # All of this run's records each time: a record replaces its own earlier self (same
         # slot and runner), so the missed and interrupted ones found first are written once.
         self.state.record(*self.records)
-
-    def _interrupted(self, state: State) -> list[SlotRecord]:
-        """Runs recorded "running" whose runner is gone: this runner holds the Lease now."""
-        return [
-            replace(
-                record,
-                outcome="interrupted",
-                reason="its runner stopped without recording an outcome (killed?); "
-                "its Lease expired",
-            )
-            for record in state.slots
-            if record.outcome == RUNNING
-        ]
-
-    def _missed(self, state: State) -> list[SlotRecord]:
-        """Scheduled slots after the last recorded one, up to now, that nobody recorded."""
-        from chaosmesh_py.gameday import schedule as timing
-
-        schedule = self.gameday.schedule
-        last = state.last_slot()
-        if schedule is None or last is None:
-            return []  # a first run does not look back to the beginning of time
-        now = self.options.now()
-        recorded = {r.slot_id for r in state.slots}
-        missed = []
-        for slot in timing.slots_between(schedule, last, now)[-200:]:
-            key = slot_id(slot, now)
-            if key == self.slot_id or key in recorded:
-                continue
-            missed.append(
-                SlotRecord(
-                    slot.isoformat(),
-                    key,
-                    "missed",
-                    self.runner,
-                    _iso(now),
-                    "no runner recorded this slot (not started, or started after its deadline)",
-                )
-            )
-        return missed
 
     # -- the experiments ---------------------------------------------------------------------
 
@@ -493,7 +432,7 @@ class GameDayRun:
                 self._running = None
         result = self._after_ledger(running.result(self.options.waivers), entry, run_id)
         ended = self.options.now()
-        row = {**result.to_json(), "started": _iso(started), "ended": _iso(ended)}
+        row = {**result.to_json(), "started": slots.iso(started), "ended": slots.iso(ended)}
         self.summary["experiments"].append(row)
         announcer.event("experiment-completed", {**about, "outcome": result.outcome})
         return result
@@ -506,9 +445,9 @@ class GameDayRun:
         )
         result = replace(result, run_id=result.run_id or run_id)
         if not (directory / f"{run_id}.jsonl").exists():
-            return replace(result, reasons=(*result.reasons, f"ledger: run {run_id} wrote nothing"))
+            return result  # it wrote nothing
         if ledger.is_closed(ledger.Ledger(directory, run_id).entries()):
-            return result
+            return result  # its control removed everything
         report = cleanup.roll_back_run(self.kube, directory, run_id)
         # The clean-up's own report, on one line: what was still in place, and where.
         said = " / ".join(
@@ -570,7 +509,7 @@ class GameDayRun:
         def stop(signum: int, _: FrameType | None) -> None:
             self._stop_with(
                 "aborted",
-                {"condition": "SIGTERM", "value": None, "at": _iso(self.options.now())},
+                {"condition": "SIGTERM", "value": None, "at": slots.iso(self.options.now())},
                 "aborted: the runner got SIGTERM (a CronJob's deadline, a deleted pod)",
             )
 
@@ -592,7 +531,7 @@ class GameDayRun:
             if lease.lost.is_set():
                 self._stop_with(
                     "aborted",
-                    {"condition": "lease", "value": None, "at": _iso(self.options.now())},
+                    {"condition": "lease", "value": None, "at": slots.iso(self.options.now())},
                     "aborted: the game day's Lease was lost (not renewed for its duration)",
                 )
                 return
@@ -658,12 +597,8 @@ def verdict_line(summary: Mapping[str, Any]) -> str:
 
 
 def set_pause(kube: Kube, namespace: str, name: str, reason: str | None) -> State:
-    pause = None if reason is None else Pause(person(), reason, _iso(datetime.now(UTC)))
+    pause = None if reason is None else Pause(person(), reason, slots.iso(datetime.now(UTC)))
     return GameDayState(kube, namespace, name).set_pause(pause)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds")
 
 
 def _say(text: str) -> None:

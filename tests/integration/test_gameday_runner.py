@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from chaosmesh_py.errors import InvalidInput
-from chaosmesh_py.gameday import runner
+from chaosmesh_py.gameday import runner, slots
 from chaosmesh_py.gameday.lease import Lease, lease_name, micro_time
 from chaosmesh_py.gameday.state import GameDayState, SlotRecord
 from chaosmesh_py.gameday.suite import (
@@ -154,7 +154,7 @@ def test_missed_slots_are_recorded_by_the_next_run(cluster, tmp_path):
     state.record(
         SlotRecord(
             three_hours_ago.isoformat(),
-            runner.slot_id(three_hours_ago, SLOT),
+            slots.slot_id(three_hours_ago, SLOT),
             "pass",
             "an-earlier-pod",
             three_hours_ago.isoformat(),
@@ -182,7 +182,7 @@ def test_missed_slots_are_recorded_by_the_next_run(cluster, tmp_path):
 def test_a_start_past_the_deadline_runs_outside_the_slot_and_records_it_missed(cluster, tmp_path):
     state = GameDayState(kube(), NAMESPACE, "bookinfo-weekly")
     hour_ago = SLOT - timedelta(hours=1)
-    state.record(SlotRecord(hour_ago.isoformat(), runner.slot_id(hour_ago, SLOT), "pass", "p", "t"))
+    state.record(SlotRecord(hour_ago.isoformat(), slots.slot_id(hour_ago, SLOT), "pass", "p", "t"))
     late = SLOT + timedelta(minutes=20)  # the deadline is 10 minutes
     game = runner.run_gameday(
         gameday(tmp_path, [write_experiment(tmp_path, "delay", [delay_action()])], schedule=HOURLY),
