@@ -56,7 +56,8 @@ def missed(
     gameday: GameDay, state: State, now: datetime, current: str, runner: str
 ) -> list[SlotRecord]:
     """Scheduled slots after the last recorded one, up to now, that nobody recorded (the slot
-    ``current`` aside). A first run does not look back to the beginning of time."""
+    ``current`` aside): "missed", or "skipped" when a blackout covered the slot. A first run
+    does not look back to the beginning of time."""
     last = state.last_slot()
     if gameday.schedule is None or last is None:
         return []
@@ -66,14 +67,11 @@ def missed(
         key = slot_id(slot, now)
         if key == current or key in recorded:
             continue
-        found.append(
-            SlotRecord(
-                slot.isoformat(),
-                key,
-                "missed",
-                runner,
-                iso(now),
-                "no runner recorded this slot (not started, or started after its deadline)",
-            )
-        )
+        blackout = timing.blackout_at(gameday.blackouts, gameday.schedule.timezone, slot)
+        if blackout is not None:  # it would have been skipped: not a run that went missing
+            outcome, reason = "skipped", f"in a blackout: {blackout.reason} (no runner came)"
+        else:
+            outcome = "missed"
+            reason = "no runner recorded this slot (not started, or started after its deadline)"
+        found.append(SlotRecord(slot.isoformat(), key, outcome, runner, iso(now), reason))
     return found

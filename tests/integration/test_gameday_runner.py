@@ -15,6 +15,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
+from datetime import time as time_of_day
 from pathlib import Path
 
 import pytest
@@ -160,22 +161,31 @@ def test_missed_slots_are_recorded_by_the_next_run(cluster, tmp_path):
             three_hours_ago.isoformat(),
         )
     )
-    game = runner.run_gameday(
-        gameday(tmp_path, [write_experiment(tmp_path, "delay", [delay_action()])], schedule=HOURLY),
-        options(tmp_path, now=fixed_clock(SLOT + timedelta(seconds=30))),
+    # 07:30 Berlin fell in a blackout: had a runner come, it would have been skipped.
+    early = Blackout(reason="before office hours", hours=(time_of_day(7), time_of_day(8)))
+    day = gameday(
+        tmp_path,
+        [write_experiment(tmp_path, "delay", [delay_action()])],
+        schedule=HOURLY,
+        blackouts=(early,),
     )
+    game = runner.run_gameday(day, options(tmp_path, now=fixed_clock(SLOT + timedelta(seconds=30))))
     assert game.summary["outcome"] == "pass"
     records = {r.slot_id: r.outcome for r in history().slots}
     assert records == {
         "20261208T053000Z": "pass",
-        "20261208T063000Z": "missed",
+        "20261208T063000Z": "skipped",
         "20261208T073000Z": "missed",
         "20261208T083000Z": "pass",
     }
-    assert [(s["slot_id"], s["outcome"]) for s in game.summary["slots"]] == [
-        ("20261208T063000Z", "missed"),
-        ("20261208T073000Z", "missed"),
-        ("20261208T083000Z", "pass"),
+    assert [(s["slot_id"], s["outcome"], s["reason"]) for s in game.summary["slots"]] == [
+        ("20261208T063000Z", "skipped", "in a blackout: before office hours (no runner came)"),
+        (
+            "20261208T073000Z",
+            "missed",
+            "no runner recorded this slot (not started, or started after its deadline)",
+        ),
+        ("20261208T083000Z", "pass", ""),
     ]
 
 
