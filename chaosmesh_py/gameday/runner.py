@@ -61,7 +61,7 @@ from chaosmesh_py.engine.guardrail import Breach
 from chaosmesh_py.engine.private_file import check_creatable, make_directory, write_private
 from chaosmesh_py.engine.redaction import Redactor, secret_values
 from chaosmesh_py.engine.run import RUN_ID_ENV, new_run_id
-from chaosmesh_py.errors import InvalidInput
+from chaosmesh_py.errors import ChaosMeshError, InvalidInput
 from chaosmesh_py.gameday import conditions, slots
 from chaosmesh_py.gameday import schedule as timing
 from chaosmesh_py.gameday.lease import DEFAULT_DURATION_S, Lease
@@ -350,6 +350,9 @@ class GameDayRun:
         directory = self.run_directory
         make_directory(directory, "--results")
         watch = conditions.abort_watch(self.gameday, self._on_breach)
+        # Once now (a pause during the preflight checks must not let an experiment start),
+        # then every POLL_S.
+        self._look(lease)
         watcher = threading.Thread(
             target=self._watch_pause_and_lease, args=(lease,), name="chaosmesh-pause", daemon=True
         )
@@ -527,26 +530,31 @@ class GameDayRun:
         )
 
     def _watch_pause_and_lease(self, lease: Lease) -> None:
-        while not self._stop.wait(POLL_S):
-            if lease.lost.is_set():
-                self._stop_with(
-                    "aborted",
-                    {"condition": "lease", "value": None, "at": slots.iso(self.options.now())},
-                    "aborted: the game day's Lease was lost (not renewed for its duration)",
-                )
-                return
-            try:
-                pause = self.state.read().pause
-            except Exception as error:  # the API down for a moment: the Lease decides
-                _say(f"gameday: cannot read the pause switch: {error}")
-                continue
-            if pause is not None:
-                self._stop_with(
-                    "paused",
-                    pause.to_json(),
-                    f"paused by {pause.by} at {pause.at}: {pause.reason or 'no reason given'}",
-                )
-                return
+        while not self._stop.wait(POLL_S) and self._look(lease):
+            pass
+
+    def _look(self, lease: Lease) -> bool:
+        """Stop for a lost Lease or the pause switch; whether to keep watching."""
+        if lease.lost.is_set():
+            self._stop_with(
+                "aborted",
+                {"condition": "lease", "value": None, "at": slots.iso(self.options.now())},
+                "aborted: the game day's Lease was lost (not renewed for its duration)",
+            )
+            return False
+        try:
+            pause = self.state.read().pause
+        except ChaosMeshError as error:  # the API down for a moment: the Lease decides
+            _say(f"gameday: cannot read the pause switch: {error}")
+            return True
+        if pause is not None:
+            self._stop_with(
+                "paused",
+                pause.to_json(),
+                f"paused by {pause.by} at {pause.at}: {pause.reason or 'no reason given'}",
+            )
+            return False
+        return True
 
     # -- output ------------------------------------------------------------------------------
 

@@ -670,3 +670,38 @@ def test_a_webhook_that_hangs_never_holds_an_experiment_back(cluster, tmp_path, 
     assert elapsed < 20
     records = game.summary["notifications"]
     assert records and not any(r["ok"] for r in records)
+
+
+def test_a_pause_during_the_preflight_checks_starts_no_experiment(cluster, tmp_path):
+    """A PromQL API on 127.0.0.1 whose answer comes after someone paused the game day."""
+
+    class PausingPrometheus(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            runner.set_pause(kube(), NAMESPACE, "bookinfo-weekly", "seen on the dashboard")
+            body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": []}})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *_):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PausingPrometheus)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        day = gameday(
+            tmp_path,
+            [delay_then_wait(tmp_path, "delay", 0)],
+            preflight=(Preflight(name="no-alerts", query="ALERTS"),),
+            prometheus_url=f"http://127.0.0.1:{server.server_address[1]}",
+        )
+        summary = runner.run_gameday(day, options(tmp_path)).summary
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert summary["preflight"] == [{"name": "no-alerts", "ok": True, "detail": "returned nothing"}]
+    assert summary["outcome"] == "paused"
+    assert [e["outcome"] for e in summary["experiments"]] == ["not-run"]
+    assert summary["pause"]["reason"] == "seen on the dashboard"
