@@ -192,7 +192,7 @@ class GameDayRun:
         self.summary = self._blank_summary()
         announcer = self.options.announcer(self.gameday, hide)
         try:
-            with self._sigterm_stops():
+            with self._signals_stop():
                 self._wait_jitter()
                 outcome, reasons, write_directory = self._run_guarded(entries, announcer)
         finally:
@@ -501,26 +501,32 @@ class GameDayRun:
                 running.terminate()
 
     @contextmanager
-    def _sigterm_stops(self) -> Iterator[None]:
+    def _signals_stop(self) -> Iterator[None]:
         """SIGTERM (a CronJob's activeDeadlineSeconds, a deleted pod: Kubernetes signals the
-        runner, not its ``chaos run``) stops the game day as an abort does: the running
-        experiment rolls back before the runner exits."""
+        runner, not its ``chaos run``) and Ctrl-C stop the game day as an abort does: the
+        running experiment rolls back and the outcome is recorded before the runner exits."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
+        why = {
+            signal.SIGTERM: "the runner got SIGTERM (a CronJob's deadline, a deleted pod)",
+            signal.SIGINT: "the runner got SIGINT (Ctrl-C)",
+        }
 
         def stop(signum: int, _: FrameType | None) -> None:
+            name = signal.Signals(signum).name
             self._stop_with(
                 "aborted",
-                {"condition": "SIGTERM", "value": None, "at": slots.iso(self.options.now())},
-                "aborted: the runner got SIGTERM (a CronJob's deadline, a deleted pod)",
+                {"condition": name, "value": None, "at": slots.iso(self.options.now())},
+                f"aborted: {why[signal.Signals(signum)]}",
             )
 
-        previous = signal.signal(signal.SIGTERM, stop)
+        previous = {signum: signal.signal(signum, stop) for signum in why}
         try:
             yield
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def _on_breach(self, breach: Breach) -> None:
         self._stop_with(

@@ -108,7 +108,14 @@ def test_two_runners_started_for_one_slot_one_runs_one_says_already_running(clus
     assert exact(read(cluster)) == before
 
 
-def test_sigterm_to_the_runner_rolls_back_before_it_exits(cluster, tmp_path):
+@pytest.mark.parametrize(
+    ("signum", "said"),
+    [
+        (signal.SIGTERM, "aborted: the runner got SIGTERM"),
+        (signal.SIGINT, "aborted: the runner got SIGINT (Ctrl-C)"),
+    ],
+)
+def test_a_signal_to_the_runner_rolls_back_before_it_exits(cluster, tmp_path, signum, said):
     before = exact(read(cluster))
     path = gameday_file(
         tmp_path,
@@ -116,12 +123,12 @@ def test_sigterm_to_the_runner_rolls_back_before_it_exits(cluster, tmp_path):
     )
     process = start(cluster, tmp_path, path)
     wait_for_fault(cluster)
-    process.send_signal(signal.SIGTERM)  # what Kubernetes sends a pod's first process
+    process.send_signal(signum)  # SIGTERM: what Kubernetes sends a pod's first process
     sent = time.monotonic()
     code, out, err = finish(process, timeout_s=30)
     assert time.monotonic() - sent < 20
     assert code == 1, out + err
-    assert "aborted: the runner got SIGTERM" in out.strip().splitlines()[-1]
+    assert said in out.strip().splitlines()[-1]
     assert exact(read(cluster)) == before
     (record,) = history().slots
     assert record.outcome == "aborted"
