@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chaosmesh_py.errors import ApiError, ChaosMeshError, ConflictPersisted, NotFound
+from chaosmesh_py.errors import ApiError, ChaosMeshError, ConflictPersisted, NotFound, Unavailable
+from chaosmesh_py.gameday.state import backoff_s
 from chaosmesh_py.kube import LEASE, Kube, ResourceRef
 
 logger = logging.getLogger("chaosmesh")
@@ -92,7 +94,20 @@ class Lease:
         self._renewer: threading.Thread | None = None
 
     def acquire(self, now: datetime | None = None) -> Holder | None:
-        """Take the Lease: None when this runner holds it now, else who does."""
+        """Take the Lease: None when this runner holds it now, else who does. A lost answer
+        (429, 5xx, a dropped connection) is asked again: a create or an update of ours that
+        landed unseen shows this runner as the holder, which it takes as its own."""
+        transient = 0
+        while True:
+            try:
+                return self._acquire(now)
+            except Unavailable:
+                transient += 1
+                if transient > self.kube.retry.max_transient:
+                    raise
+                time.sleep(backoff_s(transient))
+
+    def _acquire(self, now: datetime | None) -> Holder | None:
         moment = now or datetime.now(UTC)
         spec = self._spec(moment, acquired=True)
         body = {

@@ -22,12 +22,14 @@ runner stopped without an outcome: killed).
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from chaosmesh_py.errors import ConflictPersisted, NotFound
+from chaosmesh_py.errors import ConflictPersisted, NotFound, Unavailable
 from chaosmesh_py.kube import CONFIG_MAP, Kube, ResourceRef
 
 MAX_RECORDS = 200
@@ -131,38 +133,51 @@ class GameDayState:
 
     def _change(self, plan: Callable[[State], dict[str, Any]]) -> State:
         """Apply ``plan``'s data keys (None removes one) to the ConfigMap as last read, with
-        its resourceVersion as the precondition; re-read and re-plan after a conflict."""
-        for _ in range(MAX_CONFLICTS):
+        its resourceVersion as the precondition; re-read and re-plan after a conflict, and
+        after a lost answer (429, 5xx, a dropped connection: the plan is idempotent, so a
+        write that landed unseen is only written again)."""
+        transient = 0
+        for _ in range(MAX_CONFLICTS + self.kube.retry.max_transient):
             try:
-                current = self.kube.get(self.ref)
-            except NotFound:
-                data = {k: v for k, v in plan(State(None, ())).items() if v is not None}
-                body = {
-                    "apiVersion": "v1",
-                    "kind": "ConfigMap",
-                    "metadata": {
-                        "name": self.ref.name,
-                        "namespace": self.ref.namespace,
-                        "labels": {"app.kubernetes.io/managed-by": "chaosmesh"},
-                        "annotations": {"chaosmesh.io/gameday": self.gameday},
-                    },
-                    "data": data,
-                }
-                try:
-                    return _parse(self.kube.create(self.ref, body))
-                except ConflictPersisted:
-                    continue  # another runner created it first: change theirs
-            patch = {
-                "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
-                "data": plan(_parse(current)),
-            }
-            try:
-                return _parse(self.kube.patch(self.ref, patch))
+                return self._change_once(plan)
             except ConflictPersisted:
                 continue
+            except Unavailable:
+                transient += 1
+                if transient > self.kube.retry.max_transient:
+                    raise
+                time.sleep(backoff_s(transient))
         raise ConflictPersisted(
             f"{self.ref} changed under us on {MAX_CONFLICTS} attempts; try again", 409
         )
+
+    def _change_once(self, plan: Callable[[State], dict[str, Any]]) -> State:
+        try:
+            current = self.kube.get(self.ref)
+        except NotFound:
+            data = {k: v for k, v in plan(State(None, ())).items() if v is not None}
+            body = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": self.ref.name,
+                    "namespace": self.ref.namespace,
+                    "labels": {"app.kubernetes.io/managed-by": "chaosmesh"},
+                    "annotations": {"chaosmesh.io/gameday": self.gameday},
+                },
+                "data": data,
+            }
+            return _parse(self.kube.create(self.ref, body))  # 409: another runner was first
+        patch = {
+            "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+            "data": plan(_parse(current)),
+        }
+        return _parse(self.kube.patch(self.ref, patch))
+
+
+def backoff_s(attempt: int) -> float:
+    """Exponential with jitter, so runners that failed together do not retry together."""
+    return float(min(2.0, 0.1 * 2**attempt * random.uniform(0.5, 1.0)))
 
 
 def _parse(config_map: dict[str, Any]) -> State:

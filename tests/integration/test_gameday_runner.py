@@ -32,6 +32,7 @@ from chaosmesh_py.gameday.suite import (
     Schedule,
 )
 from chaosmesh_py.kube import LEASE, Kube, ResourceRef
+from chaosmesh_py.localmesh.apiserver import ApiFault
 from chaosmesh_py.localmesh.apiserver.rbac import PolicyRule
 from tests import gameday_cluster
 from tests.conftest import NAMESPACE
@@ -705,3 +706,27 @@ def test_a_pause_during_the_preflight_checks_starts_no_experiment(cluster, tmp_p
     assert summary["outcome"] == "paused"
     assert [e["outcome"] for e in summary["experiments"]] == ["not-run"]
     assert summary["pause"]["reason"] == "seen on the dashboard"
+
+
+def test_lost_answers_from_the_api_neither_stop_the_runner_nor_double_its_records(
+    cluster, tmp_path
+):
+    """A create and an update of the Lease and the state whose answers were lost after they
+    landed, and a 503: the runner asks again, finds its own writes and goes on."""
+    cluster.inject(ApiFault(method="POST", path="/leases$", drop="after"))
+    cluster.inject(ApiFault(method="POST", path="/configmaps$", drop="after"))
+    cluster.inject(ApiFault(method="PATCH", path="/configmaps/", status=503, times=2))
+    cluster.inject(ApiFault(method="PATCH", path="/leases/", drop="after"))  # the release
+    before = exact(read(cluster))
+    game = runner.run_gameday(
+        gameday(tmp_path, [write_experiment(tmp_path, "delay", [delay_action()])]),
+        options(tmp_path, runner_id="pod-a"),
+    )
+    assert game.summary["outcome"] == "pass", game.summary["reasons"]
+    assert [(r.runner, r.outcome) for r in history().slots] == [("pod-a", "pass")]
+    assert exact(read(cluster)) == before
+    failed = [(r.method, r.path.rsplit("/", 2)[-2:], r.status) for r in cluster.request_log]
+    failed = [f for f in failed if f[2] in (0, 503)]
+    assert ("POST", ["bookinfo", "leases"], 0) in failed
+    assert ("POST", ["bookinfo", "configmaps"], 0) in failed
+    assert failed.count(("PATCH", ["configmaps", "chaosmesh-gameday-bookinfo-weekly"], 503)) == 2
