@@ -730,3 +730,25 @@ def test_lost_answers_from_the_api_neither_stop_the_runner_nor_double_its_record
     assert ("POST", ["bookinfo", "leases"], 0) in failed
     assert ("POST", ["bookinfo", "configmaps"], 0) in failed
     assert failed.count(("PATCH", ["configmaps", "chaosmesh-gameday-bookinfo-weekly"], 503)) == 2
+
+
+def test_a_runner_that_loses_its_lease_stops_and_rolls_back(cluster, tmp_path):
+    before = exact(read(cluster))
+    day = gameday(tmp_path, [delay_then_wait(tmp_path, "hold-30s", 30)])
+    thread, done = start_in_background(day, options(tmp_path, lease_duration_s=3))
+    wait_for_fault(cluster)
+    # Another runner took it (as after this one had not renewed for its whole duration).
+    kube().patch(
+        ResourceRef(LEASE, NAMESPACE, lease_name("bookinfo-weekly")),
+        {"spec": {"holderIdentity": "pod-elsewhere"}},
+    )
+    thread.join(timeout=60)
+    summary = done["game"].summary
+    assert summary["outcome"] == "aborted"
+    assert summary["reasons"][0] == (
+        "aborted: the game day's Lease was lost (another runner holds it, or it went unrenewed)"
+    )
+    assert summary["abort"]["condition"] == "lease"
+    assert exact(read(cluster)) == before
+    lease = kube().get(ResourceRef(LEASE, NAMESPACE, lease_name("bookinfo-weekly")))
+    assert lease["spec"]["holderIdentity"] == "pod-elsewhere"  # not released: not ours
