@@ -545,7 +545,8 @@ class GameDayRun:
             self._stop_with(
                 "aborted",
                 {"condition": "lease", "value": None, "at": slots.iso(self.options.now())},
-                "aborted: the game day's Lease was lost (another runner holds it, or it went unrenewed)",
+                "aborted: the game day's Lease was lost "
+                "(another runner holds it, or it went unrenewed)",
             )
             return False
         try:
