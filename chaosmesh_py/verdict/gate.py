@@ -345,9 +345,11 @@ class Running:
         returncode = self.process.wait()
         for relay in self._relays:
             relay.join(timeout=5)
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
+        if not any(relay.is_alive() for relay in self._relays):
+            # Else a process the run left behind still holds the pipes: the relays read on.
+            for stream in (self.process.stdout, self.process.stderr):
+                if stream is not None:
+                    stream.close()
         _hide_in_file(self.log, self._hide)
         path = self.entry.path
         try:
