@@ -174,23 +174,26 @@ class Lease:
         )
 
     def renew(self, now: datetime | None = None) -> bool:
-        """Renew once; False when another runner holds it now."""
+        """Renew once; False when another runner holds it now. Someone else's write to the
+        Lease (a label, an annotation) costs a re-read; ConflictPersisted when they keep on."""
         moment = now or datetime.now(UTC)
-        patch = {
-            "metadata": {"resourceVersion": self._resource_version},
-            "spec": {"renewTime": micro_time(moment)},
-        }
-        try:
-            updated = self.kube.patch(self.ref, patch)
-        except ConflictPersisted:
-            current = self.kube.get(self.ref)
-            holder = self._holder(current.get("spec") or {})
-            if holder is None or holder.identity != self.identity:
-                return False
-            self._resource_version = current["metadata"]["resourceVersion"]
-            return self.renew(moment)
-        self._resource_version = updated["metadata"]["resourceVersion"]
-        return True
+        for _ in range(self.kube.retry.max_conflicts):
+            patch = {
+                "metadata": {"resourceVersion": self._resource_version},
+                "spec": {"renewTime": micro_time(moment)},
+            }
+            try:
+                updated = self.kube.patch(self.ref, patch)
+            except ConflictPersisted:
+                current = self.kube.get(self.ref)
+                holder = self._holder(current.get("spec") or {})
+                if holder is None or holder.identity != self.identity:
+                    return False
+                self._resource_version = current["metadata"]["resourceVersion"]
+                continue
+            self._resource_version = updated["metadata"]["resourceVersion"]
+            return True
+        raise ConflictPersisted(f"{self.ref} kept changing under us: not renewed", 409)
 
     def keep_renewed(self) -> None:
         """Renew every third of the duration in a daemon thread until ``release``; set

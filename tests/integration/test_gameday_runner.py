@@ -737,6 +737,11 @@ def test_a_runner_that_loses_its_lease_stops_and_rolls_back(cluster, tmp_path):
     day = gameday(tmp_path, [delay_then_wait(tmp_path, "hold-30s", 30)])
     thread, done = start_in_background(day, options(tmp_path, lease_duration_s=3))
     wait_for_fault(cluster)
+    ref = ResourceRef(LEASE, NAMESPACE, lease_name("bookinfo-weekly"))
+    deadline = time.monotonic() + 15
+    while (spec := kube().get(ref)["spec"])["renewTime"] == spec["acquireTime"]:
+        assert time.monotonic() < deadline, "the Lease was never renewed"
+        time.sleep(0.1)  # renewed every third of its 3 s
     # Another runner took it (as after this one had not renewed for its whole duration).
     kube().patch(
         ResourceRef(LEASE, NAMESPACE, lease_name("bookinfo-weekly")),
