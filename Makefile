@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python bench/load_probe.py
 	$(BIN)/python bench/halt_rollback.py
 	$(BIN)/python bench/first_call.py
+	$(BIN)/python bench/gameday_overhead.py
 	$(BIN)/python bench/kubectl_apply.py
 	$(BIN)/python bench/local_prometheus.py
 	$(BIN)/python bench/announce_hang.py
