@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 ISTIO_CRDS ?= ../shared/istio/crds-1.30.3.gen.yaml
 export CHAOSMESH_ISTIO_CRDS := $(abspath $(ISTIO_CRDS))
 
-.PHONY: install run test pytest test-kubernetes-36 lint format bench clean
+.PHONY: install run gameday test pytest test-kubernetes-36 lint format bench clean
 
 install: $(VENV)/.installed
 
@@ -20,6 +20,11 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(BIN)/python -m chaosmesh_py.localmesh.demo experiments/bookinfo-ratings-delay.json
 
+# The Bookinfo game day end to end on this machine: the local mesh with Prometheus (Debian:
+# apt-get install prometheus), three experiments, an abort condition; results in gameday-results/.
+gameday: install
+	$(BIN)/python -m chaosmesh_py.localmesh.gameday experiments/bookinfo-gameday.yaml --results gameday-results
+
 # Everything CI runs: lint and types, the suite, and the suite again on the oldest
 # supported kubernetes client.
 test: lint pytest test-kubernetes-36
@@ -30,7 +35,8 @@ pytest: install
 test-kubernetes-36: install
 	$(PYTHON) -m venv .venv-kubernetes-36
 	.venv-kubernetes-36/bin/pip install --quiet -e '.[local,dev,report]' 'kubernetes>=36,<37'
-	.venv-kubernetes-36/bin/python -m pytest -p no:cacheprovider tests/integration tests/e2e
+	.venv-kubernetes-36/bin/python -m pytest -p no:cacheprovider tests/integration tests/e2e \
+		tests/apiserver/test_builtin_kinds.py tests/apiserver/test_openapi.py tests/apiserver/test_kubectl.py
 
 lint: install
 	$(BIN)/ruff check .
@@ -49,6 +55,10 @@ bench: install
 	$(BIN)/python bench/load_probe.py
 	$(BIN)/python bench/halt_rollback.py
 	$(BIN)/python bench/first_call.py
+	$(BIN)/python bench/gameday_overhead.py
+	$(BIN)/python bench/kubectl_apply.py
+	$(BIN)/python bench/local_prometheus.py
+	$(BIN)/python bench/announce_hang.py
 	$(BIN)/python bench/report_size.py
 
 clean:

@@ -41,6 +41,34 @@ _QUANTITIES = frozenset(
 # (model, JSON field) of intstr.IntOrString values, which the models type "object".
 _INT_OR_STRING = frozenset({("V1HTTPGetAction", "port"), ("V1TCPSocketAction", "port")})
 
+# Lists that a strategic merge patch merges, with Kubernetes' struct tags (`patchStrategy`,
+# `patchMergeKey`): (model, JSON field) -> (strategy, merge key or None for a set of scalars).
+# Every other list is atomic. Published in /openapi/v3, applied by `strategic`.
+_CONTAINER_LISTS = {
+    "ports": ("merge", "containerPort"),
+    "env": ("merge", "name"),
+    "volumeMounts": ("merge", "mountPath"),
+    "volumeDevices": ("merge", "devicePath"),
+}
+PATCH_STRATEGIES: dict[tuple[str, str], tuple[str, str | None]] = {
+    ("V1ObjectMeta", "finalizers"): ("merge", None),
+    ("V1ObjectMeta", "ownerReferences"): ("merge", "uid"),
+    ("V1PodSpec", "volumes"): ("merge,retainKeys", "name"),
+    ("V1PodSpec", "initContainers"): ("merge", "name"),
+    ("V1PodSpec", "containers"): ("merge", "name"),
+    ("V1PodSpec", "ephemeralContainers"): ("merge", "name"),
+    ("V1PodSpec", "imagePullSecrets"): ("merge", "name"),
+    ("V1PodSpec", "hostAliases"): ("merge", "ip"),
+    ("V1PodSpec", "topologySpreadConstraints"): ("merge", "topologyKey"),
+    ("V1PodSpec", "resourceClaims"): ("merge,retainKeys", "name"),
+    ("V1PodSpec", "schedulingGates"): ("merge", "name"),
+    **{("V1Container", field): strategy for field, strategy in _CONTAINER_LISTS.items()},
+    **{("V1EphemeralContainer", field): strategy for field, strategy in _CONTAINER_LISTS.items()},
+    ("V1ServiceAccount", "secrets"): ("merge", "name"),
+    ("V1JobStatus", "conditions"): ("merge", "type"),
+    ("V1PersistentVolumeClaimStatus", "conditions"): ("merge", "type"),
+}
+
 QUANTITY: JsonDict = {"anyOf": [{"type": "string"}, {"type": "number"}]}
 INT_OR_STRING: JsonDict = {"x-kubernetes-int-or-string": True}
 _SCALARS: dict[str, JsonDict] = {
@@ -74,6 +102,22 @@ _LIST = re.compile(r"^List\[(.+)\]$")
 _DICT = re.compile(r"^Dict\[str, (.+)\]$")
 
 
+def _openapi_types(cls: Any) -> dict[str, str]:
+    """A model's field types, spelt as client 37 spells them: client 36 writes
+    `list[V1Container]` and `dict[str, str]` where 37 writes `List[...]` and `Dict[str, ...]`."""
+    return {
+        attribute: _normal_type(type_name) for attribute, type_name in cls.openapi_types.items()
+    }
+
+
+def _normal_type(type_name: str) -> str:
+    if type_name.startswith("list[") and type_name.endswith("]"):
+        return f"List[{_normal_type(type_name[5:-1])}]"
+    if type_name.startswith("dict[str, ") and type_name.endswith("]"):
+        return f"Dict[str, {_normal_type(type_name[10:-1])}]"
+    return type_name
+
+
 def go_type_name(model: str) -> str:
     """`CronJobSpec` from `V1CronJobSpec`, `Subject` from `RbacV1Subject`: the Go type's name."""
     return re.sub(r"^(?:[A-Z][a-z]+)*V\d+(?:(?:alpha|beta)\d+)?", "", model) or model
@@ -91,11 +135,14 @@ def _type_schema(type_name: str, wrap: Callable[[str], JsonDict]) -> JsonDict:
 
 @functools.cache
 def model_schema(model: str, expand: bool = True) -> JsonDict:
-    """The OpenAPI v3 schema of one model, every nested model inlined (`expand`) or as a
-    `$ref` to `#/components/schemas/<model>` (for publishing, where types are shared)."""
+    """The OpenAPI v3 schema of one model, every nested model inlined (`expand`, to validate
+    with) or as a `$ref` to `#/components/schemas/<model>` with the fields' descriptions and
+    the required ones listed (to publish, for `kubectl explain`)."""
     cls = getattr(client_models, model)
+    fields = getattr(cls, "model_fields", {})  # pydantic models (client 35+) describe fields
     properties: JsonDict = {}
-    for attribute, type_name in cls.openapi_types.items():
+    required: list[str] = []
+    for attribute, type_name in _openapi_types(cls).items():
         name = cls.attribute_map[attribute]
         if (model, name) in _QUANTITIES:
             schema = _quantity_shape(type_name)
@@ -108,8 +155,55 @@ def model_schema(model: str, expand: bool = True) -> JsonDict:
             schema = _type_schema(type_name, model_schema)
         else:
             schema = _type_schema(type_name, lambda m: {"$ref": f"#/components/schemas/{m}"})
+        if (model, name) in PATCH_STRATEGIES:
+            strategy, merge_key = PATCH_STRATEGIES[model, name]
+            schema["x-kubernetes-patch-strategy"] = strategy
+            if merge_key is not None:
+                schema["x-kubernetes-patch-merge-key"] = merge_key
+        described = fields.get(attribute)
+        if not expand and described is None and (text := _getter_description(cls, attribute)):
+            if "$ref" in schema:
+                schema = {"description": text, "allOf": [schema]}
+            else:
+                schema = {"description": text, **schema}
+        if not expand and described is not None:
+            if described.description and "$ref" in schema:
+                # A reference's siblings are ignored in OpenAPI 3.0: the apiserver wraps it.
+                schema = {"description": described.description, "allOf": [schema]}
+            elif described.description:
+                schema = {"description": described.description, **schema}
+            if described.is_required():
+                required.append(name)
+        elif not expand and _setter_refuses_none(cls, attribute):
+            required.append(name)
         properties[name] = schema
-    return {"type": "object", "properties": properties}
+    if expand:
+        return {"type": "object", "properties": properties}
+    summary = (cls.__doc__ or "").strip().split("\n\n")[0].strip()
+    published: JsonDict = {"description": summary} if summary else {}
+    published |= {"type": "object", "properties": properties}
+    return published | ({"required": required} if required else {})
+
+
+def _getter_description(cls: Any, attribute: str) -> str:
+    """Client 36's models (not pydantic) carry a field's description in its getter's
+    docstring, between the "Gets the ..." line and ":return:"."""
+    doc = getattr(getattr(cls, attribute, None), "__doc__", None) or ""
+    paragraphs = [p.strip() for p in doc.split("\n\n")]
+    described = [p for p in paragraphs[1:] if p and not p.startswith(":")]
+    return described[0].removesuffix("# noqa: E501").strip() if described else ""
+
+
+def _setter_refuses_none(cls: Any, attribute: str) -> bool:
+    """Client 36's models (not pydantic) say a field is required only in its setter, which
+    refuses None: read it there."""
+    import inspect
+
+    setter = getattr(getattr(cls, attribute, None), "fset", None)
+    try:
+        return setter is not None and "must not be `None`" in inspect.getsource(setter)
+    except (OSError, TypeError):
+        return False
 
 
 def _quantity_shape(type_name: str) -> JsonDict:
@@ -145,7 +239,7 @@ def decode_error(root: str, path: str, value: Any) -> str:
         by_json = {json_name: attr for attr, json_name in cls.attribute_map.items()}
         if name not in by_json:
             break
-        type_name = cls.openapi_types[by_json[name]]
+        type_name = _openapi_types(cls)[by_json[name]]
         inner = re.findall(r"[A-Za-z0-9]+", type_name)[-1]
         if name != names[-1]:
             model = inner
@@ -166,7 +260,7 @@ def referenced_models(model: str) -> list[str]:
         if name in found:
             return
         found[name] = None
-        for type_name in getattr(client_models, name).openapi_types.values():
+        for type_name in _openapi_types(getattr(client_models, name)).values():
             for token in re.findall(r"[A-Za-z0-9]+", type_name):
                 if token not in ("List", "Dict", "str") and token not in _SCALARS:
                     visit(token)

@@ -77,6 +77,24 @@ class User:
     def may(self, verb: str, group: str, resource: str, namespace: str | None) -> bool:
         return any(rule.allows(verb, group, resource, namespace) for rule in self.rules)
 
+    def rules_in(self, namespace: str | None) -> list[dict[str, Any]]:
+        """This user's own rules that apply in `namespace`, as RBAC rule objects."""
+        found: list[dict[str, Any]] = []
+        for rule in self.rules:
+            if rule.non_resource_urls:
+                found.append(
+                    {"verbs": list(rule.verbs), "nonResourceURLs": list(rule.non_resource_urls)}
+                )
+            if rule.resources and ("*" in rule.namespaces or namespace in rule.namespaces):
+                found.append(
+                    {
+                        "verbs": list(rule.verbs),
+                        "apiGroups": list(rule.api_groups),
+                        "resources": list(rule.resources),
+                    }
+                )
+        return found
+
     def may_access(self, verb: str, path: str) -> bool:
         """May this user send `verb` (an HTTP method, lowercase) to a non-resource `path`?"""
         return any(rule.allows_path(verb, path) for rule in self.rules)
