@@ -142,8 +142,8 @@ def _trend(found: Trend) -> str:
     if unusual:
         parts.append("<table><tr><th>slot</th><th>recorded</th><th>runner</th><th>why</th></tr>")
         parts += [
-            f"<tr><td>{_e(s.slot)}</td><td>{_badge(s.outcome)}</td><td>{_e(s.runner)}</td>"
-            f"<td>{_e(s.reason)}</td></tr>"
+            f"<tr><td>{_e(s.slot or s.slot_id)}</td><td>{_badge(s.outcome)}</td>"
+            f"<td>{_e(s.runner)}</td><td>{_e(s.reason)}</td></tr>"
             for s in unusual
         ]
         parts.append("</table>")

@@ -37,8 +37,9 @@ MAX_RUNS = 1000  # a results tree deeper than this is not what was meant
 
 @dataclass(frozen=True)
 class SlotRecord:
-    slot: str
-    outcome: str  # "ran", "missed", "skipped", "already-running", ...
+    slot: str  # ISO 8601 with offset; "" for a run by hand
+    slot_id: str  # 20261208T093000Z, or adhoc-<UTC time>
+    outcome: str  # pass, fail, missed, skipped, already-running, ...
     runner: str
     reason: str
 
@@ -221,7 +222,8 @@ def _slots(records: object) -> list[SlotRecord]:
         return []
     return [
         SlotRecord(
-            str(r.get("slot")),
+            str(r.get("slot") or ""),
+            str(r.get("slot_id") or _slot_id(r.get("slot"))),
             str(r.get("outcome")),
             str(r.get("runner", "")),
             str(r.get("reason") or ""),
@@ -229,6 +231,12 @@ def _slots(records: object) -> list[SlotRecord]:
         for r in records
         if isinstance(r, Mapping)
     ]
+
+
+def _slot_id(slot: object) -> str:
+    """A slot's time as the runner names its run directory (20261208T093000Z)."""
+    moment = parse_time(slot)
+    return "" if moment is None else moment.strftime("%Y%m%dT%H%M%SZ")
 
 
 def _event(value: object, keys: tuple[str, ...]) -> str | None:

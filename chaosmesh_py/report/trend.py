@@ -57,11 +57,11 @@ def trend(gameday: str, runs: Sequence[GameDayRun]) -> Trend:
             pass_share=sum(shares) / len(shares) if shares else None,
             recovery_s=max(recovered) if recovered else None,
         )
-    slots = sorted({s for run in runs for s in run.slots}, key=lambda s: (s.slot, s.outcome))
+    slots = sorted({s for run in runs for s in run.slots}, key=lambda s: (s.slot_id, s.outcome))
     for slot in slots:
-        key = _key(_slot_id(slot.slot))
-        if key not in points and slot.outcome not in RAN:
-            points[key] = RunPoint(_slot_id(slot.slot), slot.outcome, None, None)
+        key = _key(slot.slot_id)
+        if slot.slot_id and key not in points and slot.outcome not in RAN:
+            points[key] = RunPoint(slot.slot_id, slot.outcome, None, None)
     ran = [run for run in runs if run.outcome in RAN]
     return Trend(
         gameday=gameday,
@@ -71,14 +71,6 @@ def trend(gameday: str, runs: Sequence[GameDayRun]) -> Trend:
         slot_outcomes=dict(Counter(s.outcome for s in slots)),
         slots=tuple(slots),
     )
-
-
-def _slot_id(slot: str) -> str:
-    """A slot's ISO time as the runner's slot id (20261208T093000Z), to merge with the runs."""
-    from chaosmesh_py.report.model import parse_time
-
-    moment = parse_time(slot)
-    return slot if moment is None else moment.strftime("%Y%m%dT%H%M%SZ")
 
 
 def _key(slot_id: str) -> str:
