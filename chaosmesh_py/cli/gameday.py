@@ -5,9 +5,78 @@ The commands are thin: the game day itself lives in ``chaosmesh_py.gameday``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
 @click.group()
 def gameday() -> None:
     """Scheduled game days: a suite of experiments on a schedule, safe to fire twice."""
+
+
+def _claim_name(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    from chaosmesh_py.errors import InvalidInput
+    from chaosmesh_py.kube import names
+
+    if value is not None and not names.is_resource_name(value):
+        raise click.BadParameter(
+            str(
+                InvalidInput(
+                    "--results-claim",
+                    f"{value!r} is not a PersistentVolumeClaim name",
+                    "lowercase letters, digits, '-' and '.', e.g. gameday-results",
+                )
+            )
+        )
+    return value
+
+
+def _image(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    if value is not None and (not value or any(c.isspace() for c in value)):
+        raise click.BadParameter(
+            f"{value!r} is not an image reference, e.g. registry.example.com/chaosmesh-py:0.1.0"
+        )
+    return value
+
+
+@gameday.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "-o",
+    "--output",
+    "directory",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="the directory to write the manifests to (created if absent)",
+)
+@click.option(
+    "--image",
+    default=None,
+    callback=_image,
+    help="the chaosmesh image the CronJob runs (build deploy/Dockerfile and push it; "
+    "default chaosmesh-py:VERSION)",
+)
+@click.option(
+    "--results-claim",
+    default=None,
+    callback=_claim_name,
+    help="an existing PersistentVolumeClaim for the results; without it, one is rendered",
+)
+def render(file: Path, directory: Path, image: str | None, results_claim: str | None) -> None:
+    """Write the manifests that run the game day FILE in its namespace, on its schedule.
+
+    A CronJob (the schedule and timezone of FILE, one run at a time, never retried by
+    Kubernetes, a deadline derived from the experiments), a ServiceAccount with the least
+    RBAC the experiments' activities need (derived from them: an activity whose needs are
+    unknown is refused), the game day and its experiments as a ConfigMap, a volume for the
+    results. Apply them with `kubectl apply -f DIR`; the namespace must exist.
+    """
+    from chaosmesh_py.gameday import render as rendering
+    from chaosmesh_py.gameday import suite
+
+    gameday = suite.load(file)
+    files = rendering.render(gameday, image, results_claim)  # all of it before any write
+    for path in rendering.write(files, directory):
+        click.echo(f"wrote {path}")
+    click.echo(f"apply with: kubectl apply -f {directory}")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chaosmesh_py.engine import redaction
+from chaosmesh_py.engine.access import needs
 from chaosmesh_py.engine.activity import boundary
 from chaosmesh_py.engine.run import run_for, run_id_from
 from chaosmesh_py.errors import InvalidInput, shown
@@ -23,6 +24,9 @@ from chaosmesh_py.kube import Kube
 __all__ = ["inject_abort", "inject_delay"]
 
 
+# Read the VirtualService and patch the fault in; the control's rollback reads and patches it
+# again (by host: a list of the namespace finds it first).
+@needs(lambda arguments: injection.target_needs(arguments, ["get", "patch"]))
 def inject_delay(
     fixed_delay: str,
     percentage: float,
@@ -57,6 +61,8 @@ def inject_delay(
         return _inject(inject_delay.__name__, dict(locals()))
 
 
+# As inject_delay.
+@needs(lambda arguments: injection.target_needs(arguments, ["get", "patch"]))
 def inject_abort(
     percentage: float,
     http_status: int = None,

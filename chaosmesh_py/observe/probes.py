@@ -4,6 +4,7 @@ They measure what users get, on a cluster and on the local mesh alike (except
 ``envoy_counters``, which reads the local mesh's Envoy).
 """
 
+from chaosmesh_py.engine.access import local_mesh_info, needs, nothing
 from chaosmesh_py.engine.activity import boundary
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
 from chaosmesh_py.errors import InvalidInput, NotFound
@@ -23,6 +24,7 @@ __all__ = [
 ]
 
 
+@needs(local_mesh_info)
 def envoy_counters(workload: str = None, service: str = None, secrets: dict = None) -> dict:
     """Local mesh only: Envoy's counters for a calling `workload`'s sidecar (requests,
     responses_5xx, aborts_injected, delays_injected) and/or for a destination `service`, all
@@ -57,6 +59,7 @@ def envoy_counters(workload: str = None, service: str = None, secrets: dict = No
         return counters
 
 
+@needs(nothing)  # HTTP and Prometheus only
 def bookinfo_page(
     url: str,
     user: str = None,
@@ -78,6 +81,7 @@ def bookinfo_page(
         return check_page(url, user, pages, concurrency, timeout_s).to_json()
 
 
+@needs(nothing)  # HTTP and Prometheus only
 def measure_http_load(
     url: str,
     method: str = "GET",
@@ -115,6 +119,7 @@ def measure_http_load(
         return run_load(spec).to_json()
 
 
+@needs(nothing)  # HTTP and Prometheus only
 def http_slo_is_met(
     url: str,
     max_error_ratio: float = None,
@@ -148,6 +153,7 @@ def http_slo_is_met(
         return slo_met(run_load(spec), max_error_ratio, max_p50_ms, max_p90_ms, max_p99_ms)
 
 
+@needs(nothing)  # HTTP and Prometheus only
 def prometheus_query(prometheus_url: str, promql: str) -> list:
     """Evaluate `promql` now against the Prometheus at `prometheus_url`: a list of
     {"metric": {labels}, "value": number}. For one number, use the Istio probes below or a
@@ -156,6 +162,7 @@ def prometheus_query(prometheus_url: str, promql: str) -> list:
         return prometheus.query(prometheus_url, promql)
 
 
+@needs(nothing)  # HTTP and Prometheus only
 def istio_error_ratio(
     prometheus_url: str,
     service: str,
@@ -172,6 +179,7 @@ def istio_error_ratio(
         )
 
 
+@needs(nothing)  # HTTP and Prometheus only
 def istio_latency_p99_ms(
     prometheus_url: str,
     service: str,
@@ -188,6 +196,7 @@ def istio_latency_p99_ms(
         )
 
 
+@needs(nothing)  # HTTP and Prometheus only
 def istio_request_rate(
     prometheus_url: str,
     service: str,

@@ -271,7 +271,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             raise errors.method_not_allowed()
         resource = f"{rt.plural}/{target.subresource}" if target.subresource else rt.plural
         scope = target.name if rt is NAMESPACE else target.namespace  # RBAC sees a namespace's own
-        if not user.may(verb, rt.group, resource, scope):
+        if not user.may(verb, rt.group, resource, scope, target.name):
             raise errors.forbidden(
                 user.name, verb, resource, rt.group, namespace=scope, name=target.name
             )

@@ -1,0 +1,252 @@
+"""The least RBAC a game day needs, derived from the activities its experiments use.
+
+Every Python activity of the experiments is looked up where it declares what it asks of the
+Kubernetes API: chaosmesh's own next to their functions (``@needs``,
+``chaosmesh_py.engine.access``), chaostoolkit-kubernetes' probes in ``CHAOSK8S`` below (read
+from their source), the runner's own Lease and state ConfigMap in ``runner_needs``. Arguments
+are read as Chaos Toolkit would pass them: the function's defaults filled in and the
+experiment's configuration substituted (a value from the environment takes its default: the pod
+has no other). An activity whose needs are not
+known is refused, naming it: nothing is ever granted by wildcard.
+
+The grants are then grouped as RBAC wants them: one Role per namespace the requests stay in
+(bound to the game day's ServiceAccount from there), and a ClusterRole only for requests that
+span every namespace, each rule with the activities that need it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chaosmesh_py import experiment as experiments
+from chaosmesh_py.engine.access import Access, Needs, declared
+from chaosmesh_py.errors import InvalidInput
+from chaosmesh_py.gameday.suite import GameDay
+
+# The verbs in the order RBAC documentation lists them (the output's order).
+VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+
+
+def _list_in_ns(group: str, resource: str) -> Needs:
+    return lambda arguments: [Access("list", group, resource, str(arguments["ns"]))]
+
+
+# chaostoolkit-kubernetes activities whose requests are known, from their source: each calls
+# `list_namespaced_<kind>(ns, ...)` and nothing else (tests/unit/test_gameday_rbac.py reads the
+# installed source and holds this table to it). Others are refused until added here.
+CHAOSK8S: dict[str, Needs] = {
+    "chaosk8s.pod.probes.pods_in_phase": _list_in_ns("", "pods"),
+    "chaosk8s.pod.probes.pods_in_conditions": _list_in_ns("", "pods"),
+    "chaosk8s.pod.probes.pods_not_in_phase": _list_in_ns("", "pods"),
+    "chaosk8s.pod.probes.count_pods": _list_in_ns("", "pods"),
+    "chaosk8s.pod.probes.pod_is_not_available": _list_in_ns("", "pods"),
+    "chaosk8s.deployment.probes.deployment_available_and_healthy": _list_in_ns(
+        "apps", "deployments"
+    ),
+    "chaosk8s.deployment.probes.deployment_partially_available": _list_in_ns("apps", "deployments"),
+    "chaosk8s.service.probes.service_is_initialized": _list_in_ns("", "services"),
+}
+
+RUNNER = "the game-day runner (chaosmesh gameday run)"
+
+
+def runner_needs(gameday: GameDay) -> list[Access]:
+    """What ``chaosmesh gameday run`` itself asks of the API, in the game day's namespace: its
+    Lease (one runner per slot) and its state ConfigMap (pause, slot history), both named after
+    the game day. Kubernetes cannot limit create to a name (the name is in the body, not the
+    URL), so create is granted on the kind, everything else on the one object."""
+    namespace, name = gameday.namespace, gameday.name
+    found = []
+    for group, resource in (("coordination.k8s.io", "leases"), ("", "configmaps")):
+        found.append(Access("create", group, resource, namespace))
+        found += [Access(verb, group, resource, namespace, name) for verb in ("get", "patch")]
+    return found
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One RBAC rule, and who needs it (for the comment above it in the output)."""
+
+    group: str
+    resource: str
+    verbs: tuple[str, ...]
+    names: tuple[str, ...] = ()
+    needed_by: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        rule: dict[str, Any] = {
+            "apiGroups": [self.group],
+            "resources": [self.resource],
+            "verbs": list(self.verbs),
+        }
+        if self.names:
+            rule["resourceNames"] = list(self.names)
+        return rule
+
+
+@dataclass(frozen=True)
+class Grants:
+    """The rules per namespace (a Role each), and those across all namespaces (a ClusterRole)."""
+
+    namespaced: Mapping[str, tuple[Rule, ...]]
+    cluster: tuple[Rule, ...]
+
+
+def derive(gameday: GameDay) -> Grants:
+    """The least RBAC that lets the game day's runner and every activity of its experiments
+    make the requests they make; InvalidInput for an activity whose needs are unknown."""
+    needed_by: dict[Access, set[str]] = {}
+    for access in runner_needs(gameday):
+        needed_by.setdefault(access, set()).add(RUNNER)
+    for step in gameday.experiments:
+        for who, access in experiment_needs(step.path):
+            needed_by.setdefault(access, set()).add(who)
+    return _grouped(_without_subsumed(needed_by))
+
+
+def experiment_needs(path: Path) -> Iterator[tuple[str, Access]]:
+    """(which activity, what it asks) for every activity of the experiment at ``path``."""
+    document = experiments.load(path)
+    problems = experiments.shape_problems(document)
+    if problems:
+        raise InvalidInput(path.name, problems[0], "`chaosmesh validate` it first")
+    configuration = _static_configuration(document.get("configuration") or {}, path)
+    for where, activity in _activities(document):
+        who = f"{path.name}: {activity.get('name') or where}"
+        provider = activity.get("provider") or {}
+        kind = provider.get("type")
+        if kind == "http":
+            continue  # a URL, never the Kubernetes API through these credentials
+        if kind != "python":
+            raise InvalidInput(
+                f"{path.name}: {where}.provider.type",
+                f"a {kind!r} activity ({who}) may do anything with the game day's credentials: "
+                "its needs cannot be known",
+                "use a Python activity whose needs are declared (chaosmesh's, or the "
+                "chaostoolkit-kubernetes probes in chaosmesh_py/gameday/rbac.py)",
+            )
+        for access in _python_needs(provider, configuration, f"{path.name}: {where}", who):
+            yield who, access
+
+
+def _python_needs(
+    provider: Mapping[str, Any], configuration: Mapping[str, Any], field: str, who: str
+) -> Iterable[Access]:
+    from chaoslib import substitute
+
+    module, func = str(provider.get("module")), str(provider.get("func"))
+    qualified = f"{module}.{func}"
+    needs = declared(module, func) or CHAOSK8S.get(qualified)
+    if needs is None:
+        raise InvalidInput(
+            f"{field}.provider",
+            f"what {qualified} ({who}) asks of the Kubernetes API is not known",
+            "use an activity that declares it (chaosmesh's own, or a chaostoolkit-kubernetes "
+            "probe listed in chaosmesh_py/gameday/rbac.py): a game day is never granted a "
+            "wildcard",
+        )
+    function = getattr(importlib.import_module(module), func)
+    arguments = substitute(provider.get("arguments") or {}, dict(configuration), {})
+    try:
+        bound = inspect.signature(function).bind_partial(**arguments)
+    except TypeError as error:
+        raise InvalidInput(
+            f"{field}.provider.arguments", f"{qualified}: {error}", "`chaosmesh validate` it"
+        ) from error
+    bound.apply_defaults()
+    return needs({**bound.arguments, "configuration": dict(configuration)})
+
+
+def _activities(document: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    hypothesis = document.get("steady-state-hypothesis") or {}
+    sections = (
+        ("steady-state-hypothesis.probes", hypothesis.get("probes") or []),
+        ("method", document.get("method") or []),
+        ("rollbacks", document.get("rollbacks") or []),
+    )
+    for section, activities in sections:
+        for index, activity in enumerate(activities):
+            if isinstance(activity, dict) and "ref" not in activity:  # a ref repeats one above
+                yield f"{section}[{index}]", activity
+
+
+def _static_configuration(configuration: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """The configuration as the CronJob's pod will see it: plain values, and values from the
+    environment at their default (the pod sets no other variable)."""
+    resolved = {}
+    for key, value in configuration.items():
+        if isinstance(value, dict) and value.get("type") == "env":
+            if "default" not in value:
+                raise InvalidInput(
+                    f"{path.name}: configuration.{key}",
+                    f"comes from the environment variable {value.get('key')!r} with no "
+                    "default, which the game day's pod does not set",
+                    "give it a default, or a plain value",
+                )
+            resolved[key] = value["default"]
+        elif isinstance(value, dict) and "type" in value:
+            raise InvalidInput(
+                f"{path.name}: configuration.{key}",
+                f"a {value['type']!r} value is only known when the experiment runs",
+                "give it a plain value: the RBAC is derived from it",
+            )
+        else:
+            resolved[key] = value
+    return resolved
+
+
+def _without_subsumed(needed_by: Mapping[Access, set[str]]) -> dict[Access, set[str]]:
+    """Fold each request into the widest grant also needed (any name over one name, every
+    namespace over one): a rule that adds nothing is not least privilege."""
+    kept: dict[Access, set[str]] = {}
+    for access, who in needed_by.items():
+        widest = next(
+            (
+                candidate
+                for candidate in (
+                    Access(access.verb, access.group, access.resource, None),
+                    Access(access.verb, access.group, access.resource, access.namespace),
+                )
+                if candidate in needed_by
+            ),
+            access,
+        )
+        kept.setdefault(widest, set()).update(who)
+    return kept
+
+
+def _grouped(needed_by: Mapping[Access, set[str]]) -> Grants:
+    by_scope: dict[str | None, dict[tuple[str, str, str | None], dict[str, set[str]]]] = {}
+    for access, who in needed_by.items():
+        target = by_scope.setdefault(access.namespace, {})
+        verbs = target.setdefault((access.group, access.resource, access.name), {})
+        verbs.setdefault(access.verb, set()).update(who)
+    rules_by_scope: dict[str | None, tuple[Rule, ...]] = {}
+    for scope, targets in by_scope.items():
+        rules = []
+        for (group, resource, name), verbs in sorted(targets.items(), key=_target_order):
+            rules.append(
+                Rule(
+                    group,
+                    resource,
+                    tuple(v for v in VERB_ORDER if v in verbs),
+                    () if name is None else (name,),
+                    tuple(sorted(set().union(*verbs.values()))),
+                )
+            )
+        rules_by_scope[scope] = tuple(rules)
+    cluster = rules_by_scope.pop(None, ())
+    return Grants(
+        {ns: rules_by_scope[ns] for ns in sorted(k for k in rules_by_scope if k is not None)},
+        cluster,
+    )
+
+
+def _target_order(item: tuple[tuple[str, str, str | None], Any]) -> tuple[str, str, str]:
+    (group, resource, name), _ = item
+    return (group, resource, name or "")
