@@ -1,0 +1,368 @@
+"""`chaosmesh gameday render` as data: the CronJob's fields, the ConfigMap of files, the RBAC's
+shape and where it comes from, and the refusals (no wildcard, no traceback, nothing written)."""
+
+import base64
+import importlib
+import inspect
+import json
+import re
+from pathlib import PurePosixPath
+
+import kubernetes.client
+import pytest
+import yaml
+
+from chaosmesh_py.errors import InvalidInput
+from chaosmesh_py.gameday import rbac, render
+from tests.conftest import ROOT
+from tests.gameday_render_fixtures import (
+    ACTIONS,
+    PROBES,
+    activity,
+    by_host,
+    by_name,
+    experiment,
+    write_gameday,
+)
+from tests.integration.test_deploy import dockerfile_instructions, differences
+
+
+def documents(files):
+    return [d for text in files.values() for d in yaml.safe_load_all(text)]
+
+
+def one(files, kind):
+    (found,) = [d for d in documents(files) if d["kind"] == kind]
+    return found
+
+
+@pytest.fixture
+def gameday(tmp_path):
+    return write_gameday(tmp_path, {"01-by-name": by_name(), "02-by-host": by_host()})
+
+
+def test_the_cronjob_has_every_field_the_issue_asks_for(gameday):
+    files = render.render(gameday)
+    cron = one(files, "CronJob")
+    assert cron["metadata"] == {
+        "name": "weekly",
+        "namespace": "bookinfo",
+        "labels": {
+            "app.kubernetes.io/name": "chaosmesh-gameday",
+            "app.kubernetes.io/instance": "weekly",
+        },
+    }
+    spec = cron["spec"]
+    assert spec["schedule"] == "30 10 * * 2" and spec["timeZone"] == "Europe/Berlin"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["startingDeadlineSeconds"] == 600
+    job = spec["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0
+    assert job["ttlSecondsAfterFinished"] == 7 * 24 * 3600
+    pod = job["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["serviceAccountName"] == one(files, "ServiceAccount")["metadata"]["name"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    (container,) = pod["containers"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["command"] == [
+        "chaosmesh",
+        "gameday",
+        "run",
+        "/gameday/gameday.yaml",
+        "--results",
+        "/results",
+    ]
+    assert container["image"] == render.DEFAULT_IMAGE
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert mounts["/gameday"]["readOnly"] is True
+    assert volumes[mounts["/tmp"]["name"]]["emptyDir"] == {"sizeLimit": "64Mi"}
+    claim = volumes[mounts["/results"]["name"]]["persistentVolumeClaim"]["claimName"]
+    assert claim == one(files, "PersistentVolumeClaim")["metadata"]["name"] == "weekly-results"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env == {"CHAOSTOOLKIT_IN_POD": "true", "CHAOSMESH_LEDGER_DIR": "/results/ledger"}
+
+
+def test_the_deadline_adds_up_what_the_experiments_declare(tmp_path):
+    slow = by_name()
+    slow["method"][0]["pauses"] = {"before": 100, "after": 20}
+    slow["method"][1]["timeout"] = 200
+    gameday = write_gameday(tmp_path, {"slow": slow})
+    # jitter 60 + pause after 30 + the control's rollback 60 + the delay (pauses 120, budget 60)
+    # + the probe's own timeout 200 + the rollback's budget 60; x 1.25, + 300.
+    assert render.active_deadline_s(gameday) == 1038  # ceil(590 * 1.25 + 300)
+    files = render.render(gameday)
+    assert one(files, "CronJob")["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] == 1038
+
+
+def test_the_image_s_user_is_the_pod_s():
+    values = dict(dockerfile_instructions())
+    assert values["USER"] == f"{render.IMAGE_UID}:{render.IMAGE_UID}"
+    assert json.loads(values["ENTRYPOINT"]) == ["chaosmesh"]
+
+
+def test_the_files_keep_their_layout_under_gameday_and_are_mounted_read_only(gameday):
+    files = render.render(gameday, image="registry.example.com/chaosmesh-py:1.2.3")
+    config_map = one(files, "ConfigMap")
+    assert config_map["metadata"]["name"] == "weekly-files"
+    pod = one(files, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "registry.example.com/chaosmesh-py:1.2.3"
+    (volume,) = [v["configMap"] for v in pod["volumes"] if "configMap" in v]
+    assert volume["defaultMode"] == 0o444 and volume["name"] == "weekly-files"
+    layout = {item["path"]: config_map["data"][item["key"]] for item in volume["items"]}
+    assert sorted(layout) == [
+        "experiments/01-by-name.json",
+        "experiments/02-by-host.json",
+        "gameday.yaml",
+    ]
+    for path, text in layout.items():
+        assert text == (gameday.source.parent / path).read_text()
+
+
+def test_a_referenced_file_ships_too_and_a_binary_one_as_binary_data(tmp_path):
+    document = by_name()
+    document["method"][1]["provider"]["arguments"]["namespace"] = "bookinfo"
+    document["extensions"] = [{"name": "manifests", "path": "../manifests/mesh.yaml"}]
+    gameday = write_gameday(tmp_path, {"with-manifest": document})
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "mesh.yaml").write_bytes(b"kind: Binary\n\xff\xfe\n")
+    config_map = one(render.render(gameday), "ConfigMap")
+    shipped = render.ship(gameday)
+    assert PurePosixPath("manifests/mesh.yaml") in [s.path for s in shipped.files]
+    (key,) = config_map["binaryData"]
+    assert base64.b64decode(config_map["binaryData"][key]) == b"kind: Binary\n\xff\xfe\n"
+
+
+def test_over_a_mebibyte_of_files_is_refused_naming_the_largest(gameday, tmp_path):
+    big = by_name()
+    big["description"] = "x" * (1024 * 1024)
+    gameday = write_gameday(tmp_path, {"01-by-name": by_name(), "big": big})
+    with pytest.raises(InvalidInput) as error:
+        render.render(gameday)
+    assert error.value.field == "experiments"
+    assert "1048576 (1 MiB)" in str(error.value) and "experiments/big.json" in str(error.value)
+
+
+def test_the_output_is_the_same_bytes_every_time(gameday):
+    assert render.render(gameday) == render.render(gameday)
+
+
+def test_every_document_decodes_to_its_typed_kubernetes_object_unchanged(gameday):
+    client = kubernetes.client.ApiClient()
+    files = render.render(gameday)
+    assert sorted(files) == ["cronjob.yaml", "files.yaml", "rbac.yaml", "results.yaml"]
+    for document in documents(files):
+        version = document["apiVersion"].rsplit("/", 1)[-1]
+        model = f"{version.capitalize()}{document['kind']}"
+        decoded = client.sanitize_for_serialization(client._ApiClient__deserialize(document, model))
+        assert differences(document, decoded) == [], document["kind"]
+
+
+def test_an_existing_results_claim_replaces_the_rendered_one(gameday, tmp_path):
+    out = tmp_path / "out"
+    render.write(render.render(gameday), out)
+    assert (out / "results.yaml").exists()
+    files = render.render(gameday, results_claim="team-results")
+    render.write(files, out)
+    assert not (out / "results.yaml").exists()
+    pod = one(files, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
+    assert claims == ["team-results"]
+
+
+# --- RBAC, derived ----------------------------------------------------------------------------
+
+
+def test_rbac_follows_the_arguments_names_and_the_runner(gameday):
+    files = render.render(gameday)
+    role = one(files, "Role")
+    assert role["metadata"]["namespace"] == "bookinfo"
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "verbs": ["get", "patch"],
+            "resourceNames": ["weekly"],
+        },
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "patch"],
+            "resourceNames": ["weekly"],
+        },
+        # By host (02): list to find it, then get and patch whichever it is; the named get and
+        # patch of 01 add nothing to that.
+        {
+            "apiGroups": ["networking.istio.io"],
+            "resources": ["virtualservices"],
+            "verbs": ["get", "list", "patch"],
+        },
+    ]
+    binding = one(files, "RoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "weekly", "namespace": "bookinfo"}
+    ]
+    assert "ClusterRole" not in files["rbac.yaml"]
+    # Each rule says who needs it.
+    assert (
+        "rules[4] get, list, patch virtualservices: 01-by-name.json (delay-in-place, delay-ratings,"
+        in files["rbac.yaml"]
+    )
+
+
+def test_by_name_only_the_named_object_is_granted(tmp_path):
+    gameday = write_gameday(tmp_path, {"by-name": by_name()})
+    rules = one(render.render(gameday), "Role")["rules"]
+    assert rules[-1] == {
+        "apiGroups": ["networking.istio.io"],
+        "resources": ["virtualservices"],
+        "verbs": ["get", "patch"],
+        "resourceNames": ["ratings"],
+    }
+
+
+def test_another_namespace_gets_its_own_role_bound_to_the_game_day_s_account(tmp_path):
+    gameday = write_gameday(tmp_path, {"there": by_name(namespace="team-a")})
+    files = render.render(gameday)
+    roles = {d["metadata"]["namespace"]: d for d in documents(files) if d["kind"] == "Role"}
+    assert sorted(roles) == ["bookinfo", "team-a"]
+    assert [r["resources"] for r in roles["team-a"]["rules"]] == [["virtualservices"]]
+    bindings = [d for d in documents(files) if d["kind"] == "RoleBinding"]
+    assert {b["metadata"]["namespace"] for b in bindings} == {"bookinfo", "team-a"}
+    for binding in bindings:
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "weekly", "namespace": "bookinfo"}
+        ]
+
+
+def test_a_cluster_wide_request_is_the_only_thing_in_a_cluster_role_and_says_why(tmp_path):
+    listing = experiment(
+        "every fault",
+        [*by_name()["method"], activity("probe", "all-faults", PROBES, "list_owned_faults")],
+    )
+    gameday = write_gameday(tmp_path, {"listing": listing})
+    files = render.render(gameday)
+    cluster = one(files, "ClusterRole")
+    assert cluster["rules"] == [
+        {"apiGroups": ["networking.istio.io"], "resources": ["virtualservices"], "verbs": ["list"]}
+    ]
+    assert cluster["metadata"]["name"] == "chaosmesh-gameday-bookinfo-weekly"
+    assert "namespace" not in cluster["metadata"]
+    assert one(files, "ClusterRoleBinding")["roleRef"]["kind"] == "ClusterRole"
+    comment = files["rbac.yaml"].split("kind: ClusterRole\n")[0].rsplit("---\n", 1)[-1]
+    assert "these requests span every namespace" in comment
+    assert "list virtualservices: listing.json (all-faults)" in comment
+
+
+def test_chaosk8s_probes_are_granted_what_their_source_calls(tmp_path):
+    probe = activity(
+        "probe",
+        "ratings-running",
+        "chaosk8s.pod.probes",
+        "pods_in_phase",
+        label_selector="app=ratings",
+        ns="${namespace}",
+    )
+    gameday = write_gameday(
+        tmp_path, {"k8s": experiment("pods", by_name()["method"], probes=[probe])}
+    )
+    rules = one(render.render(gameday), "Role")["rules"]
+    assert {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]} in rules
+
+
+_CALL = re.compile(r"\.(list|read|delete|patch|create|replace)_namespaced_(\w+?)\(")
+_PLURAL = {"pod": ("", "pods"), "deployment": ("apps", "deployments"), "service": ("", "services")}
+
+
+@pytest.mark.parametrize("qualified", sorted(rbac.CHAOSK8S))
+def test_the_chaosk8s_table_is_what_each_function_s_source_calls(qualified):
+    module, _, func = qualified.rpartition(".")
+    function = getattr(importlib.import_module(module), func)
+    calls = _CALL.findall(inspect.getsource(function))
+    assert calls, f"{qualified}: no kubernetes call found in its source"
+    called = {("list" if verb == "list" else verb, *_PLURAL[kind]) for verb, kind in calls}
+    declared = {(a.verb, a.group, a.resource) for a in rbac.CHAOSK8S[qualified]({"ns": "x"})}
+    assert declared == called
+
+
+@pytest.mark.parametrize(
+    ("provider", "field", "says"),
+    [
+        (
+            {"type": "python", "module": "chaosk8s.pod.actions", "func": "terminate_pods"},
+            "unknown.json: method[0].provider",
+            "chaosk8s.pod.actions.terminate_pods (unknown.json: x) asks of the Kubernetes API is not known",
+        ),
+        (
+            {"type": "process", "path": "kubectl", "arguments": "delete pod -l app=ratings"},
+            "unknown.json: method[0].provider.type",
+            "a 'process' activity (unknown.json: x) may do anything",
+        ),
+        (
+            {"type": "python", "module": "no.such.module", "func": "f"},
+            "unknown.json: method[0].provider",
+            "no.such.module.f (unknown.json: x) asks of the Kubernetes API is not known",
+        ),
+    ],
+    ids=["third-party", "process", "missing-module"],
+)
+def test_an_activity_whose_needs_are_unknown_is_refused_naming_it(tmp_path, provider, field, says):
+    document = experiment("unknown", [{"type": "action", "name": "x", "provider": provider}])
+    gameday = write_gameday(tmp_path, {"unknown": document})
+    with pytest.raises(InvalidInput) as error:
+        render.render(gameday)
+    assert error.value.field == field
+    assert says in str(error.value)
+    assert "wildcard" in str(error.value) or "cannot be known" in str(error.value)
+
+
+def test_a_namespace_only_known_at_run_time_is_refused(tmp_path):
+    document = by_name()
+    document["configuration"] = {"namespace": {"type": "env", "key": "NS"}}
+    gameday = write_gameday(tmp_path, {"env": document})
+    with pytest.raises(InvalidInput) as error:
+        render.render(gameday)
+    assert error.value.field == "env.json: configuration.namespace"
+    assert "'NS' with no default" in str(error.value)
+
+
+def test_a_game_day_without_a_schedule_or_with_a_long_name_is_refused(tmp_path):
+    unscheduled = write_gameday(tmp_path, {"a": by_name()}, schedule=None)
+    with pytest.raises(InvalidInput, match="schedule: the game day has none"):
+        render.render(unscheduled)
+    long = write_gameday(tmp_path, {"a": by_name()}, name="x" * 53)
+    with pytest.raises(InvalidInput, match="a CronJob's name may have at most 52"):
+        render.render(long)
+
+
+def test_every_chaosmesh_activity_declares_its_needs():
+    from chaosmesh_py import discover
+    from chaosmesh_py.engine.access import declared
+
+    activities = [a for a in discover()["activities"]]
+    assert len(activities) >= 10
+    for entry in activities:
+        assert declared(entry["mod"], entry["name"]) is not None, f"{entry['mod']}.{entry['name']}"
