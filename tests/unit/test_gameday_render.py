@@ -14,9 +14,7 @@ import yaml
 
 from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.gameday import rbac, render
-from tests.conftest import ROOT
 from tests.gameday_render_fixtures import (
-    ACTIONS,
     PROBES,
     activity,
     by_host,
@@ -24,7 +22,7 @@ from tests.gameday_render_fixtures import (
     experiment,
     write_gameday,
 )
-from tests.integration.test_deploy import dockerfile_instructions, differences
+from tests.integration.test_deploy import differences, dockerfile_instructions
 
 
 def documents(files):
@@ -314,7 +312,8 @@ def test_the_chaosk8s_table_is_what_each_function_s_source_calls(qualified):
         (
             {"type": "python", "module": "chaosk8s.pod.actions", "func": "terminate_pods"},
             "unknown.json: method[0].provider",
-            "chaosk8s.pod.actions.terminate_pods (unknown.json: x) asks of the Kubernetes API is not known",
+            "chaosk8s.pod.actions.terminate_pods (unknown.json: x) asks of the Kubernetes API "
+            "is not known",
         ),
         (
             {"type": "process", "path": "kubectl", "arguments": "delete pod -l app=ratings"},
