@@ -17,11 +17,10 @@ import yaml
 
 from chaosmesh_py.cli.gameday import gameday as gameday_group
 from chaosmesh_py.gameday import render
-from chaosmesh_py.localmesh.apiserver import PolicyRule
 from chaosmesh_py.verdict.gate import chaos_command
 from tests.conftest import NAMESPACE, leftover_faults
 from tests.gameday_render_fixtures import by_host, by_name, write_gameday
-from tests.integration.test_deploy import copy_ratings_into
+from tests.integration.test_deploy import copy_ratings_into, policy
 
 TOKEN = "gameday-token"
 ACCOUNT = "system:serviceaccount:bookinfo:weekly"
@@ -54,22 +53,9 @@ def rules_of(documents):
 
 
 def as_policy(rules):
-    """The rendered rules as the double's, field for field; a field the double cannot honour
-    would silently widen the grant: refused."""
-    policy = []
-    for namespace, rule in rules:
-        unknown = set(rule) - {"apiGroups", "resources", "verbs", "resourceNames"}
-        assert not unknown, f"rule {rule} uses {unknown}, which this test cannot model"
-        policy.append(
-            PolicyRule(
-                verbs=tuple(rule["verbs"]),
-                resources=tuple(rule["resources"]),
-                api_groups=tuple(rule["apiGroups"]),
-                namespaces=("*",) if namespace is None else (namespace,),
-                resource_names=tuple(rule.get("resourceNames", ())),
-            )
-        )
-    return policy
+    """The rendered rules as the double's, each in its Role's namespace (a ClusterRole's
+    everywhere)."""
+    return [p for ns, rule in rules for p in policy([rule], ("*",) if ns is None else (ns,))]
 
 
 def run_as_the_game_day(api, gameday, rules, tmp_path):
@@ -191,6 +177,16 @@ def test_the_runner_itself_works_under_the_rendered_rules(api, gameday, rendered
     pytest.skip("TODO once gd-runner lands: run `chaosmesh gameday run` with the rendered token")
 
 
+def apply(kubeconfig, directory):
+    return subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), "apply", "-f", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def served(api, group_version):
     import requests
 
@@ -220,25 +216,13 @@ def test_kubectl_applies_the_rendered_manifests_to_the_local_api(api, gameday, t
         )
     )
     # Plain apply: kubectl validates against the API's /openapi, as on a cluster.
-    done = subprocess.run(
-        ["kubectl", "--kubeconfig", str(kubeconfig), "apply", "-f", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = apply(kubeconfig, directory)
     assert done.returncode == 0, done.stderr
     applied = sorted(line.split()[0] for line in done.stdout.splitlines())
     assert "cronjob.batch/weekly" in applied and "configmap/weekly-files" in applied
     assert api.get("batch/v1", "CronJob", NAMESPACE, "weekly")["spec"]["timeZone"] == (
         "Europe/Berlin"
     )
-    again = subprocess.run(
-        ["kubectl", "--kubeconfig", str(kubeconfig), "apply", "-f", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = apply(kubeconfig, directory)
     assert again.returncode == 0, again.stderr
     assert all(line.endswith("unchanged") for line in again.stdout.splitlines()), again.stdout
