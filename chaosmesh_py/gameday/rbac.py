@@ -111,10 +111,13 @@ def derive(gameday: GameDay) -> Grants:
 
 def experiment_needs(path: Path) -> Iterator[tuple[str, Access]]:
     """(which activity, what it asks) for every activity of the experiment at ``path``."""
-    document = experiments.load(path)
-    problems = experiments.shape_problems(document)
+    # What the runner would refuse, refused here: the arguments read below are then sound.
+    problems = experiments.validation_problems(path)
     if problems:
-        raise InvalidInput(path.name, problems[0], "`chaosmesh validate` it first")
+        raise InvalidInput(
+            str(path), problems[0].removeprefix("invalid: "), f"see `chaosmesh validate {path}`"
+        )
+    document = experiments.load(path)
     configuration = _static_configuration(document.get("configuration") or {}, path)
     for where, activity in _activities(document):
         who = f"{path.name}: {activity.get('name') or where}"

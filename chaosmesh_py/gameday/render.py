@@ -95,6 +95,13 @@ def render(
             f"at most {CRONJOB_NAME_LIMIT}",
             "shorten it",
         )
+    for index, step in enumerate(gameday.experiments):
+        if not step.path.is_file():
+            raise InvalidInput(
+                f"experiments[{index}].path",
+                f"{step.path} is not a file",
+                "give the path of an experiment, relative to the game-day file",
+            )
     shipped = ship(gameday)
     grants = rbac.derive(gameday)
     files = {
