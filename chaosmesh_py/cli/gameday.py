@@ -79,4 +79,6 @@ def render(file: Path, directory: Path, image: str | None, results_claim: str | 
     files = rendering.render(gameday, image, results_claim)  # all of it before any write
     for path in rendering.write(files, directory):
         click.echo(f"wrote {path}")
+    for line in rendering.secret_instructions(gameday):
+        click.echo(line)
     click.echo(f"apply with: kubectl apply -f {directory}")

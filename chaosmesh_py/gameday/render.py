@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -108,7 +109,12 @@ def render(
         "rbac.yaml": _documents(_rbac(gameday, grants)),
         "files.yaml": _documents([_files_config_map(gameday, shipped)]),
         "cronjob.yaml": _documents(
-            [_cronjob(gameday, shipped, image or DEFAULT_IMAGE, results_claim)]
+            [
+                (
+                    secret_instructions(gameday),
+                    _cronjob(gameday, shipped, image or DEFAULT_IMAGE, results_claim),
+                )
+            ]
         ),
     }
     if results_claim is None:
@@ -137,6 +143,10 @@ def write(files: Mapping[str, str], directory: Path) -> list[Path]:
 def files_name(gameday: GameDay) -> str:
     # Not the game day's own name: the runner's state ConfigMap has it.
     return f"{gameday.name}-files"
+
+
+def secret_name(gameday: GameDay) -> str:
+    return f"{gameday.name}-env"
 
 
 def results_name(gameday: GameDay) -> str:
@@ -233,6 +243,45 @@ def _files_config_map(gameday: GameDay, shipped: Shipment) -> dict[str, Any]:
     return document
 
 
+# --- the environment ----------------------------------------------------------------------
+
+# ``${NAME}`` in a notification's URL or header (chaosmesh_py.gameday.suite.Notification).
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def environment_names(gameday: GameDay) -> list[str]:
+    """The variables the game day reads from its environment: notification URLs and headers,
+    Grafana's token, the experiments' secrets of type env. The pod takes them from a Secret
+    the user creates (``secret_name``): no value is ever written into the manifests."""
+    names: set[str] = set()
+    for notification in gameday.notifications:
+        for text in (notification.url, *(value for _, value in notification.headers)):
+            names.update(_ENV_REFERENCE.findall(text))
+    if gameday.grafana is not None:
+        names.add(gameday.grafana.token_env)
+    for step in gameday.experiments:
+        secrets = experiments.load(step.path).get("secrets") or {}
+        for scope in secrets.values() if isinstance(secrets, dict) else ():
+            for value in scope.values() if isinstance(scope, dict) else ():
+                if isinstance(value, dict) and value.get("type") == "env":
+                    names.add(str(value.get("key")))
+    return sorted(names)
+
+
+def secret_instructions(gameday: GameDay) -> list[str]:
+    """What to create before the first run, when the game day reads its environment."""
+    names = environment_names(gameday)
+    if not names:
+        return []
+    return [
+        f"The pod reads {', '.join(names)} from Secret {secret_name(gameday)!r}, which is not",
+        "rendered (its values are secrets). Create it before the first run:",
+        f"  kubectl create secret generic {secret_name(gameday)} -n {gameday.namespace} \\",
+        *(f"    --from-literal={name}=... \\" for name in names[:-1]),
+        f"    --from-literal={names[-1]}=...",
+    ]
+
+
 # --- the job --------------------------------------------------------------------------------
 
 
@@ -288,6 +337,13 @@ def _cronjob(
             {"name": "CHAOSTOOLKIT_IN_POD", "value": "true"},
             # The ledger outlives the pod: `chaosmesh rollback --run ID` can finish a run later.
             {"name": "CHAOSMESH_LEDGER_DIR", "value": f"{RESULTS_MOUNT}/ledger"},
+            *(
+                {
+                    "name": name,
+                    "valueFrom": {"secretKeyRef": {"name": secret_name(gameday), "key": name}},
+                }
+                for name in environment_names(gameday)
+            ),
         ],
         "resources": {
             "requests": {"cpu": "100m", "memory": "192Mi"},

@@ -17,6 +17,7 @@ import yaml
 
 from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.gameday import rbac, render
+from chaosmesh_py.gameday.suite import Grafana, Notification
 from tests.gameday_render_fixtures import (
     PROBES,
     activity,
@@ -410,3 +411,37 @@ def test_kubectl_reads_every_rendered_file(gameday, tmp_path):
         "rolebinding.rbac.authorization.k8s.io/chaosmesh-gameday-weekly",
         "serviceaccount/weekly",
     ]
+
+
+def test_what_the_game_day_reads_from_its_environment_comes_from_a_secret_never_rendered(
+    tmp_path, monkeypatch
+):
+    document = by_name()
+    document["secrets"] = {"prometheus": {"token": {"type": "env", "key": "PROM_TOKEN"}}}
+    monkeypatch.setenv("PROM_TOKEN", "s3cr3t-prom")
+    monkeypatch.setenv("GRAFANA_TOKEN", "s3cr3t-grafana")
+    gameday = write_gameday(
+        tmp_path,
+        {"with-secret": document},
+        notifications=(
+            Notification(
+                "http",
+                "https://hooks.example.com/${HOOK_PATH}",
+                headers=(("Authorization", "Bearer ${HOOK_TOKEN}"),),
+            ),
+        ),
+        grafana=Grafana("https://grafana.example.com", "GRAFANA_TOKEN"),
+    )
+    files = render.render(gameday)
+    (container,) = one(files, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    from_secret = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e
+    }
+    names = ["GRAFANA_TOKEN", "HOOK_PATH", "HOOK_TOKEN", "PROM_TOKEN"]
+    assert from_secret == {n: {"name": "weekly-env", "key": n} for n in names}
+    assert "kubectl create secret generic weekly-env -n bookinfo" in files["cronjob.yaml"]
+    everything = "".join(files.values())
+    assert "s3cr3t" not in everything
+    assert "Secret" not in {d["kind"] for d in documents(files)}
