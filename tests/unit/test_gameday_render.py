@@ -2,6 +2,7 @@
 shape and where it comes from, and the refusals (no wildcard, no traceback, nothing written)."""
 
 import base64
+import dataclasses
 import importlib
 import inspect
 import json
@@ -445,3 +446,15 @@ def test_what_the_game_day_reads_from_its_environment_comes_from_a_secret_never_
     everything = "".join(files.values())
     assert "s3cr3t" not in everything
     assert "Secret" not in {d["kind"] for d in documents(files)}
+
+
+def test_experiments_outside_the_game_day_s_directory_keep_their_relative_place(tmp_path):
+    gameday = write_gameday(tmp_path, {"a": by_name()})
+    (tmp_path / "gamedays").mkdir()
+    moved = gameday.source.rename(tmp_path / "gamedays" / "weekly.yaml")
+    gameday = dataclasses.replace(gameday, source=moved)  # its experiments: ../experiments/a.json
+    files = render.render(gameday)
+    pod = one(files, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["command"][3] == "/gameday/gamedays/weekly.yaml"
+    (volume,) = [v["configMap"] for v in pod["volumes"] if "configMap" in v]
+    assert [i["path"] for i in volume["items"]] == ["experiments/a.json", "gamedays/weekly.yaml"]
