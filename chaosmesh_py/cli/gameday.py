@@ -40,6 +40,16 @@ def _image(_: click.Context, __: click.Parameter, value: str | None) -> str | No
     return value
 
 
+def _assignments(_: click.Context, __: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    assigned = {}
+    for value in values:
+        name, equals, text = value.partition("=")
+        if not equals or not name:
+            raise click.BadParameter(f"{value!r} is not NAME=VALUE, e.g. BOOKINFO_NAMESPACE=shop")
+        assigned[name] = text
+    return assigned
+
+
 @gameday.command()
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option(
@@ -63,7 +73,22 @@ def _image(_: click.Context, __: click.Parameter, value: str | None) -> str | No
     callback=_claim_name,
     help="an existing PersistentVolumeClaim for the results; without it, one is rendered",
 )
-def render(file: Path, directory: Path, image: str | None, results_claim: str | None) -> None:
+@click.option(
+    "--env",
+    "environment",
+    multiple=True,
+    metavar="NAME=VALUE",
+    callback=_assignments,
+    help="a plain (not secret) variable for the pod, e.g. the namespace an experiment's "
+    "configuration reads from the environment; the RBAC follows it. Repeatable",
+)
+def render(
+    file: Path,
+    directory: Path,
+    image: str | None,
+    results_claim: str | None,
+    environment: dict[str, str],
+) -> None:
     """Write the manifests that run the game day FILE in its namespace, on its schedule.
 
     A CronJob (the schedule and timezone of FILE, one run at a time, never retried by
@@ -76,7 +101,7 @@ def render(file: Path, directory: Path, image: str | None, results_claim: str | 
     from chaosmesh_py.gameday import suite
 
     gameday = suite.load(file)
-    files = rendering.render(gameday, image, results_claim)  # all of it before any write
+    files = rendering.render(gameday, image, results_claim, environment)  # all, before writing
     for path in rendering.write(files, directory):
         click.echo(f"wrote {path}")
     for line in rendering.secret_instructions(gameday):

@@ -5,8 +5,8 @@ Kubernetes API: chaosmesh's own next to their functions (``@needs``,
 ``chaosmesh_py.engine.access``), chaostoolkit-kubernetes' probes in ``CHAOSK8S`` below (read
 from their source), the runner's own Lease and state ConfigMap in ``runner_needs``. Arguments
 are read as Chaos Toolkit would pass them: the function's defaults filled in and the
-experiment's configuration substituted (a value from the environment takes its default: the pod
-has no other). An activity whose needs are not
+experiment's configuration substituted (a value from the environment takes what the pod is given,
+``render --env NAME=VALUE``, else its default). An activity whose needs are not
 known is refused, naming it: nothing is ever granted by wildcard.
 
 The grants are then grouped as RBAC wants them: one Role per namespace the requests stay in
@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,28 +99,30 @@ class Grants:
     cluster: tuple[Rule, ...]
 
 
-def derive(gameday: GameDay) -> Grants:
+def derive(gameday: GameDay, environment: Mapping[str, str] | None = None) -> Grants:
     """The least RBAC that lets the game day's runner and every activity of its experiments
     make the requests they make; InvalidInput for an activity whose needs are unknown."""
     needed_by: dict[Access, set[str]] = {}
     for access in runner_needs(gameday):
         needed_by.setdefault(access, set()).add(RUNNER)
     for step in gameday.experiments:
-        for who, access in experiment_needs(step.path):
+        for who, access in experiment_needs(step.path, environment or {}):
             needed_by.setdefault(access, set()).add(who)
     return _grouped(_without_subsumed(needed_by))
 
 
-def experiment_needs(path: Path) -> Iterator[tuple[str, Access]]:
+def experiment_needs(path: Path, environment: Mapping[str, str]) -> Iterator[tuple[str, Access]]:
     """(which activity, what it asks) for every activity of the experiment at ``path``."""
     # What the runner would refuse, refused here: the arguments read below are then sound.
-    problems = experiments.validation_problems(path)
+    # Chaos Toolkit reads the configuration from os.environ: the pod's variables, meanwhile.
+    with _environment(environment):
+        problems = experiments.validation_problems(path)
     if problems:
         raise InvalidInput(
             str(path), problems[0].removeprefix("invalid: "), f"see `chaosmesh validate {path}`"
         )
     document = experiments.load(path)
-    configuration = _static_configuration(document.get("configuration") or {}, path)
+    configuration = _pod_configuration(document.get("configuration") or {}, path, environment)
     for where, activity in _activities(document):
         who = f"{path.name}: {activity.get('name') or where}"
         provider = activity.get("provider") or {}
@@ -178,18 +182,37 @@ def _activities(document: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, An
                 yield f"{section}[{index}]", activity
 
 
-def _static_configuration(configuration: Mapping[str, Any], path: Path) -> dict[str, Any]:
+@contextmanager
+def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _pod_configuration(
+    configuration: Mapping[str, Any], path: Path, environment: Mapping[str, str]
+) -> dict[str, Any]:
     """The configuration as the CronJob's pod will see it: plain values, and values from the
-    environment at their default (the pod sets no other variable)."""
+    environment as the pod is given them (``environment``), else at their default."""
     resolved = {}
     for key, value in configuration.items():
         if isinstance(value, dict) and value.get("type") == "env":
+            if value.get("key") in environment:
+                resolved[key] = environment[value["key"]]
+                continue
             if "default" not in value:
                 raise InvalidInput(
                     f"{path.name}: configuration.{key}",
                     f"comes from the environment variable {value.get('key')!r} with no "
-                    "default, which the game day's pod does not set",
-                    "give it a default, or a plain value",
+                    "default, which the game day's pod is not given",
+                    f"give it a default, or render with --env {value.get('key')}=VALUE",
                 )
             resolved[key] = value["default"]
         elif isinstance(value, dict) and "type" in value:

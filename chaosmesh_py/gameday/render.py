@@ -80,9 +80,15 @@ class Shipment:
 
 
 def render(
-    gameday: GameDay, image: str | None = None, results_claim: str | None = None
+    gameday: GameDay,
+    image: str | None = None,
+    results_claim: str | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """File name -> YAML text, for ``kubectl apply -f DIR``."""
+    """File name -> YAML text, for ``kubectl apply -f DIR``. ``environment``: plain variables
+    the pod is given (e.g. the namespace an experiment's configuration reads from one)."""
+    environment = dict(environment or {})
+    _check_environment(gameday, environment)
     if gameday.schedule is None:
         raise InvalidInput(
             "schedule",
@@ -104,7 +110,7 @@ def render(
                 "give the path of an experiment, relative to the game-day file",
             )
     shipped = ship(gameday)
-    grants = rbac.derive(gameday)
+    grants = rbac.derive(gameday, environment)
     files = {
         "rbac.yaml": _documents(_rbac(gameday, grants)),
         "files.yaml": _documents([_files_config_map(gameday, shipped)]),
@@ -112,7 +118,7 @@ def render(
             [
                 (
                     secret_instructions(gameday),
-                    _cronjob(gameday, shipped, image or DEFAULT_IMAGE, results_claim),
+                    _cronjob(gameday, shipped, image or DEFAULT_IMAGE, results_claim, environment),
                 )
             ]
         ),
@@ -268,14 +274,38 @@ def environment_names(gameday: GameDay) -> list[str]:
     return sorted(names)
 
 
+_SET_BY_RENDER = ("CHAOSTOOLKIT_IN_POD", "CHAOSMESH_LEDGER_DIR")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_environment(gameday: GameDay, environment: Mapping[str, str]) -> None:
+    secret = set(environment_names(gameday))
+    for name in environment:
+        if not _ENV_NAME.fullmatch(name):
+            problem = f"{name!r} is not an environment variable's name"
+            raise InvalidInput("--env", problem, "write NAME=VALUE, e.g. BOOKINFO_NAMESPACE=shop")
+        if name in _SET_BY_RENDER:
+            raise InvalidInput("--env", f"{name} is set by render itself", "leave it out")
+        if name in secret:
+            raise InvalidInput(
+                "--env",
+                f"{name} is a secret of the game day: the pod reads it from Secret "
+                f"{secret_name(gameday)!r}, and a value here would be written in clear",
+                f"leave it out and put it in Secret {secret_name(gameday)!r}",
+            )
+
+
 def secret_instructions(gameday: GameDay) -> list[str]:
     """What to create before the first run, when the game day reads its environment."""
     names = environment_names(gameday)
     if not names:
         return []
+    reads = (
+        f"The pod reads {', '.join(names)} from Secret {secret_name(gameday)!r}, which is not "
+        "rendered (its values are secrets). Create it before the first run:"
+    )
     return [
-        f"The pod reads {', '.join(names)} from Secret {secret_name(gameday)!r}, which is not",
-        "rendered (its values are secrets). Create it before the first run:",
+        *textwrap.wrap(reads, width=96, break_on_hyphens=False),
         f"  kubectl create secret generic {secret_name(gameday)} -n {gameday.namespace} \\",
         *(f"    --from-literal={name}=... \\" for name in names[:-1]),
         f"    --from-literal={names[-1]}=...",
@@ -315,7 +345,11 @@ def _seconds(value: Any) -> float:
 
 
 def _cronjob(
-    gameday: GameDay, shipped: Shipment, image: str, results_claim: str | None
+    gameday: GameDay,
+    shipped: Shipment,
+    image: str,
+    results_claim: str | None,
+    environment: Mapping[str, str],
 ) -> dict[str, Any]:
     schedule = gameday.schedule
     assert schedule is not None
@@ -337,6 +371,7 @@ def _cronjob(
             {"name": "CHAOSTOOLKIT_IN_POD", "value": "true"},
             # The ledger outlives the pod: `chaosmesh rollback --run ID` can finish a run later.
             {"name": "CHAOSMESH_LEDGER_DIR", "value": f"{RESULTS_MOUNT}/ledger"},
+            *({"name": name, "value": value} for name, value in sorted(environment.items())),
             *(
                 {
                     "name": name,

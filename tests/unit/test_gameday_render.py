@@ -458,3 +458,47 @@ def test_experiments_outside_the_game_day_s_directory_keep_their_relative_place(
     assert pod["containers"][0]["command"][3] == "/gameday/gamedays/weekly.yaml"
     (volume,) = [v["configMap"] for v in pod["volumes"] if "configMap" in v]
     assert [i["path"] for i in volume["items"]] == ["experiments/a.json", "gamedays/weekly.yaml"]
+
+
+def test_a_plain_variable_given_to_the_pod_moves_the_rbac_with_it(tmp_path, monkeypatch):
+    document = by_name()
+    document["configuration"] = {**document["configuration"]}
+    document["configuration"]["namespace"] = {"type": "env", "key": "GAMEDAY_NS"}  # no default
+    monkeypatch.delenv("GAMEDAY_NS", raising=False)
+    gameday = write_gameday(tmp_path, {"shop": document})
+    files = render.render(gameday, environment={"GAMEDAY_NS": "shop"})
+    roles = {
+        d["metadata"]["namespace"]: d["rules"] for d in documents(files) if d["kind"] == "Role"
+    }
+    assert roles["shop"] == [
+        {
+            "apiGroups": ["networking.istio.io"],
+            "resources": ["virtualservices"],
+            "verbs": ["get", "patch"],
+            "resourceNames": ["ratings"],
+        }
+    ]
+    (container,) = one(files, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert {"name": "GAMEDAY_NS", "value": "shop"} in container["env"]
+    assert "GAMEDAY_NS" not in os.environ  # render's own environment is as it was
+
+
+@pytest.mark.parametrize(
+    ("environment", "says"),
+    [
+        ({"GRAFANA_TOKEN": "x"}, "GRAFANA_TOKEN is a secret of the game day"),
+        ({"CHAOSMESH_LEDGER_DIR": "/x"}, "CHAOSMESH_LEDGER_DIR is set by render itself"),
+        ({"1BAD": "x"}, "'1BAD' is not an environment variable's name"),
+    ],
+)
+def test_a_variable_that_would_leak_a_secret_or_override_render_is_refused(
+    tmp_path, environment, says
+):
+    gameday = write_gameday(
+        tmp_path, {"a": by_name()}, grafana=Grafana("https://g.example.com", "GRAFANA_TOKEN")
+    )
+    with pytest.raises(InvalidInput) as error:
+        render.render(gameday, environment=environment)
+    assert error.value.field == "--env" and says in str(error.value)
