@@ -71,6 +71,8 @@ def test_an_unusable_game_day_exits_2_naming_it_and_writes_nothing(tmp_path, cha
     [
         (["--results-claim", "Not_A_Name"], "--results-claim"),
         (["--image", "has space"], "--image"),
+        (["--env", "NO_EQUALS"], "'NO_EQUALS' is not NAME=VALUE"),
+        (["--env", "CHAOSTOOLKIT_IN_POD=false"], "CHAOSTOOLKIT_IN_POD is set by render itself"),
     ],
 )
 def test_bad_options_exit_2_naming_the_option(tmp_path, options, says):
