@@ -11,6 +11,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -172,9 +174,41 @@ def test_without_any_one_verb_a_run_fails_with_403_naming_it(
 
 
 def test_the_runner_itself_works_under_the_rendered_rules(api, gameday, rendered, tmp_path):
+    """`chaosmesh gameday run` as the CronJob runs it, with the game day's token: its Lease,
+    its state ConfigMap and every experiment, with no 403 anywhere."""
     if "run" not in gameday_group.commands:
         pytest.skip("`chaosmesh gameday run` is not there yet (gd-runner)")
-    pytest.skip("TODO once gd-runner lands: run `chaosmesh gameday run` with the rendered token")
+    if not served(api, "coordination.k8s.io/v1"):
+        pytest.skip("the local API does not serve Leases yet (gd-apiserver)")
+    copy_ratings_into(api, OTHER)
+    results = tmp_path / "results"
+    api.set_tokens({TOKEN: (ACCOUNT, as_policy(rules_of(rendered)))})
+    try:
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "chaosmesh"),
+                "gameday",
+                "run",
+                str(gameday.source),
+                "--results",
+                str(results),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env={**os.environ, "KUBERNETES_API_KEY": TOKEN},
+        )
+    finally:
+        api.set_tokens(None)
+    output = done.stdout + done.stderr
+    assert done.returncode not in (2, 70), output
+    assert "forbidden" not in output.lower(), output
+    (record,) = results.glob(f"{gameday.name}/*/gameday.json")
+    ran = json.loads(record.read_text())
+    assert "forbidden" not in json.dumps(ran).lower()
+    assert len(ran["experiments"]) == len(gameday.experiments)
+    assert leftover_faults(api) == []
 
 
 def apply(kubeconfig, directory):
