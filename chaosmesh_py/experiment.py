@@ -16,6 +16,7 @@ Here each becomes an ``InvalidInput`` naming the file's line and column, or the 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,43 +65,7 @@ def validation_problems(path: Path) -> list[str]:
 
 def load(path: Path) -> dict[str, Any]:
     """The experiment in ``path``, or InvalidInput saying what is wrong with the file."""
-    # What is there first: "neither JSON nor YAML" would send a user renaming a missing file.
-    try:
-        is_directory = path.is_dir()
-        path.stat()
-    except FileNotFoundError:
-        raise InvalidInput(_DOCUMENT, "no such file") from None
-    except OSError as error:  # a name too long, a loop of links, a parent that is a file
-        raise InvalidInput(_DOCUMENT, f"cannot be read: {error.strerror}") from None
-    if is_directory:
-        raise InvalidInput(_DOCUMENT, "is a directory, not a file")
-    if path.suffix.lower() not in _SUFFIXES:
-        raise InvalidInput(
-            _DOCUMENT,
-            f"{path.name!r} is neither JSON nor YAML",
-            "name the file *.json, *.yaml or *.yml, as chaos run expects",
-        )
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise InvalidInput(_DOCUMENT, f"cannot be read: {error.strerror}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise InvalidInput(
-            _DOCUMENT,
-            f"is not UTF-8 text (byte {error.start}, line {line})",
-            "save the file as UTF-8",
-        ) from None
-    if not text.strip():
-        raise InvalidInput(
-            _DOCUMENT,
-            "the file is empty",
-            "an experiment is a mapping with a title, a description and a method",
-        )
-    document = _parse_json(text) if path.suffix.lower() == ".json" else _parse_yaml(text)
-    check_size(document)
+    document = read_document(path, EXPERIMENT)
     if not isinstance(document, dict):
         raise InvalidInput(
             _DOCUMENT,
@@ -109,30 +74,88 @@ def load(path: Path) -> dict[str, Any]:
     return document
 
 
-def _parse_json(text: str) -> Any:
+@dataclass(frozen=True)
+class Document:
+    """What a file is meant to hold, for the messages about it."""
+
+    name: str  # the field a message about the whole file names
+    suffix_fix: str
+    shape: str  # what the file holds, said when it is empty
+    depth: str  # how deep a real one is, said when it is far deeper
+    # YAML's implicit types: a file whose strings look like times or dates brings its own
+    yaml_loader: type[Any] | None = None
+
+
+EXPERIMENT = Document(
+    name=_DOCUMENT,
+    suffix_fix="name the file *.json, *.yaml or *.yml, as chaos run expects",
+    shape="an experiment is a mapping with a title, a description and a method",
+    depth="an experiment is a dozen levels deep",
+)
+
+
+def read_document(path: Path, kind: Document) -> Any:
+    """The JSON or YAML document in ``path``, bounded in depth and size, or InvalidInput
+    naming ``kind.name`` and saying what is wrong with the file."""
+    # What is there first: "neither JSON nor YAML" would send a user renaming a missing file.
+    try:
+        is_directory = path.is_dir()
+        path.stat()
+    except FileNotFoundError:
+        raise InvalidInput(kind.name, "no such file") from None
+    except OSError as error:  # a name too long, a loop of links, a parent that is a file
+        raise InvalidInput(kind.name, f"cannot be read: {error.strerror}") from None
+    if is_directory:
+        raise InvalidInput(kind.name, "is a directory, not a file")
+    if path.suffix.lower() not in _SUFFIXES:
+        raise InvalidInput(kind.name, f"{path.name!r} is neither JSON nor YAML", kind.suffix_fix)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InvalidInput(kind.name, f"cannot be read: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise InvalidInput(
+            kind.name,
+            f"is not UTF-8 text (byte {error.start}, line {line})",
+            "save the file as UTF-8",
+        ) from None
+    if not text.strip():
+        raise InvalidInput(kind.name, "the file is empty", kind.shape)
+    if path.suffix.lower() == ".json":
+        document = _parse_json(text, kind)
+    else:
+        document = _parse_yaml(text, kind)
+    check_size(document, kind)
+    return document
+
+
+def _parse_json(text: str, kind: Document) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidInput(
-            _DOCUMENT,
+            kind.name,
             f"JSON syntax error at line {error.lineno}, column {error.colno}: {error.msg}",
         ) from None
     except RecursionError:
         line, column = _too_deep_at(text)
         raise InvalidInput(
-            _DOCUMENT,
+            kind.name,
             f"nested too deeply (more than {MAX_DEPTH} levels at line {line}, column {column})",
-            "an experiment is a dozen levels deep",
+            kind.depth,
         ) from None
     except ValueError as error:  # e.g. an integer longer than Python's 4300 digits
-        raise InvalidInput(_DOCUMENT, f"JSON value cannot be read: {error}") from None
+        raise InvalidInput(kind.name, f"JSON value cannot be read: {error}") from None
 
 
-def _parse_yaml(text: str) -> Any:
+def _parse_yaml(text: str, kind: Document) -> Any:
     # libyaml when it is there: the pure-Python parser takes a minute on a 10 MB document.
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader: Any = kind.yaml_loader or getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.load(text, Loader=loader)
+        return yaml.load(text, Loader=loader)  # a SafeLoader, or one built on it
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -140,20 +163,18 @@ def _parse_yaml(text: str) -> Any:
             " ".join(part for part in (error.context, error.problem) if part)
             or type(error).__name__
         )
-        raise InvalidInput(_DOCUMENT, f"YAML syntax error{where}: {problem}") from None
+        raise InvalidInput(kind.name, f"YAML syntax error{where}: {problem}") from None
     except yaml.YAMLError as error:
-        raise InvalidInput(_DOCUMENT, f"YAML cannot be read: {error}") from None
+        raise InvalidInput(kind.name, f"YAML cannot be read: {error}") from None
     except RecursionError:
         raise InvalidInput(
-            _DOCUMENT,
-            f"nested too deeply (more than {MAX_DEPTH} levels)",
-            "an experiment is a dozen levels deep",
+            kind.name, f"nested too deeply (more than {MAX_DEPTH} levels)", kind.depth
         ) from None
     except ValueError as error:
-        raise InvalidInput(_DOCUMENT, f"YAML value cannot be read: {error}") from None
+        raise InvalidInput(kind.name, f"YAML value cannot be read: {error}") from None
 
 
-def check_size(document: Any) -> None:
+def check_size(document: Any, kind: Document = EXPERIMENT) -> None:
     """Refuse documents deeper than MAX_DEPTH or with more than MAX_VALUES values.
 
     Walked without recursion, and counting shared values (YAML aliases) once per use, so an
@@ -167,15 +188,13 @@ def check_size(document: Any) -> None:
         count += 1
         if count > MAX_VALUES:
             raise InvalidInput(
-                _DOCUMENT,
+                kind.name,
                 f"has more than {MAX_VALUES} values",
-                "YAML aliases (*name) repeating a large part? write the experiment out",
+                f"YAML aliases (*name) repeating a large part? write the {kind.name} out",
             )
         if depth > MAX_DEPTH:
             raise InvalidInput(
-                _render(path),
-                f"nested more than {MAX_DEPTH} levels deep",
-                "an experiment is a dozen levels deep",
+                _render(path) or kind.name, f"nested more than {MAX_DEPTH} levels deep", kind.depth
             )
         if isinstance(value, dict):
             stack.extend((item, depth + 1, (path, f".{key}")) for key, item in value.items())
@@ -202,7 +221,7 @@ def _render(path: _Path) -> str:
         run = end - index
         parts.append(steps[index] * run if run <= 3 else f"{steps[index]}*{run}")
         index = end
-    return "".join(parts).removeprefix(".") or _DOCUMENT
+    return "".join(parts).removeprefix(".")
 
 
 def _too_deep_at(text: str) -> tuple[int, int]:

@@ -1,6 +1,7 @@
 """Scheduled game days: a suite of experiments run in order, on a schedule, with safety around it.
 
-    suite.py     the game-day file's model (frozen dataclasses) and, beside it, its parser
+    suite.py     the game-day file's model (frozen dataclasses); ``suite.load(path)`` reads one
+    loader.py    reading the file: gameday.schema.json (its one description), then semantics
     schedule.py  cron + IANA timezone + jitter + blackouts: the slots a schedule fires
     runner.py    ``chaosmesh gameday run``: one game day now, honest like ``gate``
     render.py    the manifests that run it in a cluster (CronJob, ServiceAccount, RBAC, ConfigMap)

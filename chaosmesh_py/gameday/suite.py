@@ -4,14 +4,21 @@ A game-day file (YAML or JSON; its JSON Schema is published beside this module) 
 experiments of a game day, when it runs, when it must not, what must hold before it starts and
 what stops it. Parsing a file gives a ``GameDay``, or raises ``InvalidInput`` naming the field.
 Durations are seconds here; the file writes them as ``30s``, ``10m``, ``1h30m``.
+
+The file is read in ``chaosmesh_py.gameday.loader``; its structure lives in one
+place, ``gameday.schema.json``, and what a schema cannot say (a cron Kubernetes would refuse, a
+zone that does not exist, reversed ranges, experiments that do not validate) in code there.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
 from typing import Literal
+
+from chaosmesh_py.errors import InvalidInput, shown
 
 # Monday is 0, as datetime.weekday() counts.
 Weekday = int
@@ -129,3 +136,28 @@ class GameDay:
     notifications: tuple[Notification, ...] = ()
     grafana: Grafana | None = None
     prometheus_url: str | None = None  # default for preflight checks and abort conditions
+    description: str = ""
+
+
+def load(path: Path) -> GameDay:
+    """The game day in ``path`` (YAML or JSON), or ``InvalidInput`` naming the field and the fix.
+
+    Every experiment it lists must exist and pass ``chaosmesh validate``'s checks."""
+    from chaosmesh_py.gameday.loader import read_gameday
+
+    return read_gameday(path)
+
+
+# Hours, minutes, seconds, each optional but in this order, at least one; seconds may be decimal.
+_DURATION = re.compile(r"(?=[0-9])(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+(?:\.[0-9]+)?)s)?")
+DURATION_FIX = "write a duration such as 30s, 10m or 1h30m"
+
+
+def parse_duration(text: str, field: str) -> float:
+    """Seconds in a duration written ``30s``, ``10m``, ``1h30m`` or ``1.5s``, or ``InvalidInput``
+    naming ``field``."""
+    match = _DURATION.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise InvalidInput(field, f"{shown(text)} is not a duration", DURATION_FIX)
+    hours, minutes, seconds = (float(part) if part else 0.0 for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds

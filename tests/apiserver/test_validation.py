@@ -82,7 +82,8 @@ def test_field_validation_strict_rejects_unknown_fields_with_400(server: ApiServ
         custom.create_namespaced_custom_object(*VS, obj, field_validation="Strict")
     assert caught.value.status == 400  # a real apiserver answers BadRequest, not Invalid
     assert status_body(caught.value)["message"] == (
-        'strict decoding error: unknown field "spec.http[0].fault.delay.fixed_delay"'
+        'VirtualService in version "v1" cannot be handled as a VirtualService:'
+        ' strict decoding error: unknown field "spec.http[0].fault.delay.fixed_delay"'
     )
     assert server.get("networking.istio.io/v1", "VirtualService", "default", "ratings") is None
 

@@ -295,7 +295,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             return Response(200, store.delete(rt, version, namespace, name, preconditions))
         content_type = self.headers.get("Content-Type") or "application/json"
         if verb == "patch":
-            kind = patch_type(content_type, custom_resource=bool(rt.group))
+            kind = patch_type(content_type, custom_resource=rt.custom)
             result = store.patch(
                 rt,
                 version,

@@ -28,8 +28,12 @@ VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update
 class ResourceType:
     """One served kind. `group` is "" for the core API (Namespace, ConfigMap).
 
+    `custom` marks a CustomResourceDefinition's kind: no strategic merge patch (415), no
+    unconditional update. `generation` says whether `metadata.generation` counts spec changes
+    (CRDs and workload kinds such as CronJob do; ConfigMap, Lease, RBAC kinds do not).
     `validate(new, old)` holds a built-in kind's own rules beyond its schema (422); `old` is
-    None on create.
+    None on create. `model` names a built-in kind's root model in the `kubernetes` client
+    (its schema's source; see `models`).
     """
 
     group: str
@@ -42,6 +46,9 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     has_status: bool = False
+    custom: bool = False
+    generation: bool = False
+    model: str | None = None
     schemas: Mapping[str, Schema] = field(default_factory=dict, compare=False, hash=False)
     validate: Callable[[JsonDict, JsonDict | None], list[FieldError]] | None = field(
         default=None, compare=False, hash=False
@@ -112,6 +119,8 @@ def resource_type_from_crd(crd: Mapping[str, Any]) -> ResourceType:
         short_names=tuple(names.get("shortNames", ())),
         categories=tuple(names.get("categories", ())),
         has_status=any("status" in v.get("subresources", {}) for v in served),
+        custom=True,
+        generation=True,
         schemas=schemas,
     )
 
@@ -162,6 +171,8 @@ def permissive_istio_types() -> list[ResourceType]:
             short_names=(short,),
             categories=("istio-io", "networking-istio-io"),
             has_status=True,
+            custom=True,
+            generation=True,
             schemas={v: Schema(schema) for v in versions},
         )
         for kind, plural, short in kinds

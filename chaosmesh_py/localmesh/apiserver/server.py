@@ -21,13 +21,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from chaosmesh_py.localmesh.apiserver.builtin import BUILTIN_TYPES
 from chaosmesh_py.localmesh.apiserver.errors import ApiError, JsonDict
 from chaosmesh_py.localmesh.apiserver.faults import ApiFault, FaultPlan
 from chaosmesh_py.localmesh.apiserver.handler import ApiRequestHandler, RequestRecord
 from chaosmesh_py.localmesh.apiserver.patch import PatchType, decode_patch, patch_type
 from chaosmesh_py.localmesh.apiserver.rbac import Authenticator, Tokens
 from chaosmesh_py.localmesh.apiserver.resources import (
-    NAMESPACE,
     Registry,
     ResourceType,
     load_crds,
@@ -136,7 +136,7 @@ class ApiServer:
         tls: tuple[Path | str, Path | str] | None = None,
     ) -> None:
         types = load_crds(Path(p) for p in crd_paths) if crd_paths else permissive_istio_types()
-        self.registry = Registry(types)
+        self.registry = Registry([*BUILTIN_TYPES, *types])
         self.store = Store(self.registry, webhook)
         self.faults = FaultPlan()
         self._tokens = tokens
@@ -314,7 +314,7 @@ class ApiServer:
         """Patch like PATCH with the given Content-Type (merge patch by default); with
         `subresource="status"`, only the status changes."""
         rt, version = self._resolve(api_version, kind)
-        kind_of_patch = patch_type(content_type, custom_resource=rt is not NAMESPACE)
+        kind_of_patch = patch_type(content_type, custom_resource=rt.custom)
         if kind_of_patch is PatchType.APPLY and isinstance(patch, (str, bytes)):
             patch = decode_patch(kind_of_patch, patch.encode() if isinstance(patch, str) else patch)
         options = WriteOptions(field_manager=field_manager)

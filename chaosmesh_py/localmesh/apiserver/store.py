@@ -16,6 +16,7 @@ they must be quick and must not block on other threads that use the store.
 from __future__ import annotations
 
 import copy
+import json
 import random
 import string
 import threading
@@ -29,6 +30,7 @@ from typing import Any
 from chaosmesh_py.localmesh.apiserver import errors
 from chaosmesh_py.localmesh.apiserver.errors import ApiError, FieldError, JsonDict
 from chaosmesh_py.localmesh.apiserver.meta import metadata_errors
+from chaosmesh_py.localmesh.apiserver.models import decode_error
 from chaosmesh_py.localmesh.apiserver.patch import PatchType, apply_patch, invalid_patch
 from chaosmesh_py.localmesh.apiserver.resources import NAMESPACE, Registry, ResourceType
 from chaosmesh_py.localmesh.apiserver.selector import Predicate
@@ -89,6 +91,13 @@ def _drop_empty_maps(metadata: JsonDict) -> None:
     for field in ("labels", "annotations", "finalizers", "ownerReferences"):
         if field in metadata and not metadata[field]:
             del metadata[field]  # the apiserver serialises these with omitempty
+
+
+def cannot_decode(rt: ResourceType, version: str, problem: str) -> ApiError:
+    """400 for a body the apiserver's decoder refused, as it words it for a create or update."""
+    return errors.bad_request(
+        f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: {problem}'
+    )
 
 
 def webhook_denial(denial: str) -> ApiError:
@@ -196,7 +205,7 @@ class Store:
                 raise errors.already_exists(rt.plural, rt.group, meta["name"])
             meta["uid"] = str(uuid.uuid4())
             meta["creationTimestamp"] = _now()
-            if rt.group:
+            if rt.generation:
                 meta["generation"] = 1
             _drop_empty_maps(meta)
             if options.dry_run:
@@ -220,7 +229,7 @@ class Store:
         with self.lock:
             old = self._existing(rt, namespace, name)
             given = obj["metadata"].get("resourceVersion")
-            if not given and rt.group:  # custom resources do not allow unconditional updates
+            if not given and rt.custom:  # custom resources do not allow unconditional updates
                 missing = FieldError(
                     "FieldValueInvalid",
                     "metadata.resourceVersion",
@@ -266,7 +275,14 @@ class Store:
             if given and given != old["metadata"]["resourceVersion"]:
                 raise errors.conflict(rt.plural, rt.group, name)
             return self._replace(
-                rt, version, namespace, old, patched, options=options, subresource=subresource
+                rt,
+                version,
+                namespace,
+                old,
+                patched,
+                options=options,
+                subresource=subresource,
+                patched=True,
             )
 
     def delete(
@@ -316,6 +332,7 @@ class Store:
         *,
         options: WriteOptions,
         subresource: str | None,
+        patched: bool = False,
     ) -> WriteResult:
         """Turn a full new object (from PUT or a patch) into the stored one; immutables kept."""
         name, meta, old_meta = old["metadata"]["name"], new["metadata"], old["metadata"]
@@ -347,12 +364,14 @@ class Store:
                 if "status" in old:
                     new["status"] = copy.deepcopy(old["status"])
         new["apiVersion"] = rt.api_version(version)
-        warnings = self._admit(rt, version, new, options, webhook=subresource is None, old=old)
+        warnings = self._admit(
+            rt, version, new, options, webhook=subresource is None, old=old, patched=patched
+        )
         _drop_empty_maps(new["metadata"])
         new["apiVersion"] = rt.api_version(rt.storage_version)
         if new == old:
             return WriteResult(self.present(rt, version, old), warnings)
-        if rt.group and _content(new) != _content(old):
+        if rt.generation and _content(new) != _content(old):
             new["metadata"]["generation"] = old_meta.get("generation", 0) + 1
         if options.dry_run:
             return WriteResult(self.present(rt, version, new), warnings)
@@ -368,14 +387,28 @@ class Store:
         *,
         webhook: bool,
         old: JsonDict | None,
+        patched: bool = False,
     ) -> tuple[str, ...]:
-        """Prune, validate and run the webhook on `obj` (in place); return Warning texts."""
+        """Prune, validate and run the webhook on `obj` (in place); return Warning texts.
+
+        `patched`: `obj` is the result of a PATCH, whose decoding errors the apiserver words
+        without naming the kind."""
         schema = rt.schema(version)
         unknown = schema.prune(obj) if schema else []
         if unknown and options.field_validation == "Strict":
-            raise errors.bad_request(
-                "strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown)
-            )
+            strict = "strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown)
+            raise errors.bad_request(strict) if patched else cannot_decode(rt, version, strict)
+        if schema is not None and rt.model is not None:
+            # A built-in kind is decoded into its Go struct first: a value of the wrong type
+            # never reaches validation.
+            for field, value, check in schema.decoding_errors(obj):
+                problem = (
+                    decode_error(rt.model, field, value)
+                    if check != "format"
+                    else f'parsing time {json.dumps(value)} as "2006-01-02T15:04:05Z07:00":'
+                    " cannot parse it as RFC 3339"
+                )
+                raise cannot_decode(rt, version, problem)
         name = obj["metadata"].get("name", "")
         problems = metadata_errors(obj["metadata"], label_only_name=rt is NAMESPACE)
         if not problems and schema:

@@ -1,0 +1,175 @@
+"""Structural schemas of built-in kinds, derived from the installed `kubernetes` client's models.
+
+Each generated model class lists every field of its Go type: `attribute_map` (Python name ->
+JSON name) and `openapi_types` (Python name -> `str`, `int`, `List[V1Container]`, ...). Walking
+them from a kind's root model gives the same field tree as Kubernetes' own OpenAPI, without
+copying Kubernetes' OpenAPI files into the project, and it follows the client's version when the
+client is upgraded. What the models do not say is filled in from a short table: which strings are
+resource quantities and which `object`s are int-or-string (both accept a number or a string).
+
+Objects are `additionalProperties: false` in spirit: the apiserver prunes (Warn) or refuses
+(Strict) unknown fields of built-in kinds just as of structural CRDs, so the same pruning code
+serves both.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from typing import Any
+
+import kubernetes.client.models as client_models
+
+from chaosmesh_py.localmesh.apiserver.errors import JsonDict
+
+# (model, JSON field) of resource.Quantity values: the models type them "str", the apiserver
+# also takes a number (`storage: 1`), as Quantity's OpenAPI v3 schema says (oneOf string/number).
+_QUANTITIES = frozenset(
+    {
+        ("V1ResourceRequirements", "limits"),
+        ("V1ResourceRequirements", "requests"),
+        ("V1VolumeResourceRequirements", "limits"),
+        ("V1VolumeResourceRequirements", "requests"),
+        ("V1PodSpec", "overhead"),
+        ("V1EmptyDirVolumeSource", "sizeLimit"),
+        ("V1ResourceFieldSelector", "divisor"),
+        ("V1PersistentVolumeClaimStatus", "allocatedResources"),
+        ("V1PersistentVolumeClaimStatus", "capacity"),
+    }
+)
+# (model, JSON field) of intstr.IntOrString values, which the models type "object".
+_INT_OR_STRING = frozenset({("V1HTTPGetAction", "port"), ("V1TCPSocketAction", "port")})
+
+QUANTITY: JsonDict = {"anyOf": [{"type": "string"}, {"type": "number"}]}
+INT_OR_STRING: JsonDict = {"x-kubernetes-int-or-string": True}
+_SCALARS: dict[str, JsonDict] = {
+    "str": {"type": "string"},
+    "int": {"type": "integer", "format": "int64"},
+    "float": {"type": "number", "format": "double"},
+    "bool": {"type": "boolean"},
+    "datetime": {"type": "string", "format": "date-time"},
+    "date": {"type": "string", "format": "date"},
+    "bytes": {"type": "string", "format": "byte"},
+    # Free-form JSON (RawExtension, FieldsV1 and marker structs): anything goes.
+    "object": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+}
+# Go int64 fields among the served kinds (by JSON name); every other integer is an int32. The
+# models say only "int"; the width bounds the value and names the Go type in a decode error.
+INT64_FIELDS = frozenset(
+    {
+        "activeDeadlineSeconds",
+        "deletionGracePeriodSeconds",
+        "expirationSeconds",
+        "fsGroup",
+        "generation",
+        "runAsGroup",
+        "runAsUser",
+        "startingDeadlineSeconds",
+        "supplementalGroups",
+        "terminationGracePeriodSeconds",
+    }
+)
+_LIST = re.compile(r"^List\[(.+)\]$")
+_DICT = re.compile(r"^Dict\[str, (.+)\]$")
+
+
+def go_type_name(model: str) -> str:
+    """`CronJobSpec` from `V1CronJobSpec`, `Subject` from `RbacV1Subject`: the Go type's name."""
+    return re.sub(r"^(?:[A-Z][a-z]+)*V\d+(?:(?:alpha|beta)\d+)?", "", model) or model
+
+
+def _type_schema(type_name: str, wrap: Callable[[str], JsonDict]) -> JsonDict:
+    if (found := _LIST.match(type_name)) is not None:
+        return {"type": "array", "items": _type_schema(found.group(1), wrap)}
+    if (found := _DICT.match(type_name)) is not None:
+        return {"type": "object", "additionalProperties": _type_schema(found.group(1), wrap)}
+    if type_name in _SCALARS:
+        return dict(_SCALARS[type_name])
+    return wrap(type_name)
+
+
+@functools.cache
+def model_schema(model: str, expand: bool = True) -> JsonDict:
+    """The OpenAPI v3 schema of one model, every nested model inlined (`expand`) or as a
+    `$ref` to `#/components/schemas/<model>` (for publishing, where types are shared)."""
+    cls = getattr(client_models, model)
+    properties: JsonDict = {}
+    for attribute, type_name in cls.openapi_types.items():
+        name = cls.attribute_map[attribute]
+        if (model, name) in _QUANTITIES:
+            schema = _quantity_shape(type_name)
+        elif (model, name) in _INT_OR_STRING:
+            schema = dict(INT_OR_STRING)
+        elif type_name in ("int", "List[int]") and name not in INT64_FIELDS:
+            schema = _type_schema(type_name, model_schema)
+            (schema.get("items") or schema)["format"] = "int32"
+        elif expand:
+            schema = _type_schema(type_name, model_schema)
+        else:
+            schema = _type_schema(type_name, lambda m: {"$ref": f"#/components/schemas/{m}"})
+        properties[name] = schema
+    return {"type": "object", "properties": properties}
+
+
+def _quantity_shape(type_name: str) -> JsonDict:
+    if type_name.startswith("Dict["):
+        return {"type": "object", "additionalProperties": dict(QUANTITY)}
+    return dict(QUANTITY)
+
+
+def _go_type(type_name: str, field: str) -> str:
+    if (found := _LIST.match(type_name)) is not None:
+        return "[]" + _go_type(found.group(1), field)
+    if (found := _DICT.match(type_name)) is not None:
+        return "map[string]" + _go_type(found.group(1), field)
+    if type_name == "int":
+        return "int64" if field in INT64_FIELDS else "int32"
+    scalars = {"str": "string", "bool": "bool", "float": "float64", "bytes": "[]uint8"}
+    if type_name in scalars:
+        return scalars[type_name]
+    return "v1.Time" if "date" in type_name else "v1." + go_type_name(type_name)
+
+
+def decode_error(root: str, path: str, value: Any) -> str:
+    """The Go JSON decoder's complaint about a value of the wrong type at `path` (a field path
+    such as `spec.jobTemplate.spec.template.spec.containers[0].image`), as the apiserver relays
+    it for a built-in kind: `json: cannot unmarshal number into Go struct field
+    Container.spec.jobTemplate.spec.template.spec.containers.image of type string`."""
+    names = [n for n in re.sub(r"\[[^]]*\]", "", path).split(".") if n]
+    model, type_name = root, root
+    for name in names:
+        cls = getattr(client_models, model, None)
+        if cls is None:
+            break
+        by_json = {json_name: attr for attr, json_name in cls.attribute_map.items()}
+        if name not in by_json:
+            break
+        type_name = cls.openapi_types[by_json[name]]
+        inner = re.findall(r"[A-Za-z0-9]+", type_name)[-1]
+        if name != names[-1]:
+            model = inner
+    json_type = {bool: "bool", int: "number", float: "number", str: "string"}.get(
+        type(value), "array" if isinstance(value, list) else "object"
+    )
+    return (
+        f"json: cannot unmarshal {json_type} into Go struct field"
+        f" {go_type_name(model)}.{'.'.join(names)} of type {_go_type(type_name, names[-1])}"
+    )
+
+
+def referenced_models(model: str) -> list[str]:
+    """`model` and every model it refers to, directly or not, in a stable order."""
+    found: dict[str, None] = {}
+
+    def visit(name: str) -> None:
+        if name in found:
+            return
+        found[name] = None
+        for type_name in getattr(client_models, name).openapi_types.values():
+            for token in re.findall(r"[A-Za-z0-9]+", type_name):
+                if token not in ("List", "Dict", "str") and token not in _SCALARS:
+                    visit(token)
+
+    visit(model)
+    return list(found)
