@@ -502,3 +502,11 @@ def test_a_variable_that_would_leak_a_secret_or_override_render_is_refused(
     with pytest.raises(InvalidInput) as error:
         render.render(gameday, environment=environment)
     assert error.value.field == "--env" and says in str(error.value)
+
+
+def test_the_game_days_these_tests_build_are_what_their_files_load_as(gameday):
+    from chaosmesh_py.gameday import suite
+
+    assert suite.load(gameday.source) == dataclasses.replace(
+        gameday, source=gameday.source.resolve()
+    )
