@@ -57,12 +57,19 @@ CHAOSK8S: dict[str, Needs] = {
 RUNNER = "the game-day runner (chaosmesh gameday run)"
 
 
+def runner_object_name(gameday: GameDay) -> str:
+    """The name of the runner's Lease and of its state ConfigMap (chaosmesh_py.gameday.lease's
+    ``lease_name`` and chaosmesh_py.gameday.state's ``state_name``: one when both are on main)."""
+    return f"chaosmesh-gameday-{gameday.name}"
+
+
 def runner_needs(gameday: GameDay) -> list[Access]:
     """What ``chaosmesh gameday run`` itself asks of the API, in the game day's namespace: its
-    Lease (one runner per slot) and its state ConfigMap (pause, slot history), both named after
-    the game day. Kubernetes cannot limit create to a name (the name is in the body, not the
-    URL), so create is granted on the kind, everything else on the one object."""
-    namespace, name = gameday.namespace, gameday.name
+    Lease (one runner at a time) and its state ConfigMap (pause, slot history), each created
+    when absent, then read and merge-patched. Kubernetes cannot limit create to a name (the
+    name is in the body, not the URL), so create is granted on the kind, get and patch on the
+    one object."""
+    namespace, name = gameday.namespace, runner_object_name(gameday)
     found = []
     for group, resource in (("coordination.k8s.io", "leases"), ("", "configmaps")):
         found.append(Access("create", group, resource, namespace))

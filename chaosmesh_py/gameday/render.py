@@ -147,7 +147,7 @@ def write(files: Mapping[str, str], directory: Path) -> list[Path]:
 
 
 def files_name(gameday: GameDay) -> str:
-    # Not the game day's own name: the runner's state ConfigMap has it.
+    # Not the runner's state ConfigMap's (rbac.runner_object_name).
     return f"{gameday.name}-files"
 
 

@@ -202,14 +202,14 @@ def test_rbac_follows_the_arguments_names_and_the_runner(gameday):
             "apiGroups": [""],
             "resources": ["configmaps"],
             "verbs": ["get", "patch"],
-            "resourceNames": ["weekly"],
+            "resourceNames": ["chaosmesh-gameday-weekly"],
         },
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
             "verbs": ["get", "patch"],
-            "resourceNames": ["weekly"],
+            "resourceNames": ["chaosmesh-gameday-weekly"],
         },
         # By host (02): list to find it, then get and patch whichever it is; the named get and
         # patch of 01 add nothing to that.
