@@ -110,14 +110,14 @@ def write_gameday(directory: Path, experiments: dict, name="weekly", namespace="
     for stem, document in experiments.items():
         path = directory / "experiments" / f"{stem}.json"
         path.write_text(json.dumps(document, indent=2) + "\n")
-        steps.append(Step(path, pause_after_s=30))
+        steps.append(Step(path, pause_after_s=1))
     source = directory / "gameday.yaml"
     source.write_text(
         f"name: {name}\nnamespace: {namespace}\n"
         "schedule: {cron: '30 10 * * 2', timezone: Europe/Berlin, jitter: 1m, "
         "startingDeadline: 10m}\n"
         "experiments:\n"
-        + "".join(f"  - path: experiments/{s.path.name}\n    pauseAfter: 30s\n" for s in steps)
+        + "".join(f"  - path: experiments/{s.path.name}\n    pauseAfter: 1s\n" for s in steps)
     )
     defaults = {"schedule": Schedule("30 10 * * 2", "Europe/Berlin", 60.0, 600.0)}
     return GameDay(name, namespace, tuple(steps), source, **{**defaults, **extra})

@@ -173,18 +173,11 @@ def test_without_any_one_verb_a_run_fails_with_403_naming_it(
     assert leftover_faults(api) == []
 
 
-def test_the_runner_itself_works_under_the_rendered_rules(api, gameday, rendered, tmp_path):
-    """`chaosmesh gameday run` as the CronJob runs it, with the game day's token: its Lease,
-    its state ConfigMap and every experiment, with no 403 anywhere."""
-    if "run" not in gameday_group.commands:
-        pytest.skip("`chaosmesh gameday run` is not there yet (gd-runner)")
-    if not served(api, "coordination.k8s.io/v1"):
-        pytest.skip("the local API does not serve Leases yet (gd-apiserver)")
-    copy_ratings_into(api, OTHER)
-    results = tmp_path / "results"
-    api.set_tokens({TOKEN: (ACCOUNT, as_policy(rules_of(rendered)))})
+def run_the_runner(api, gameday, rules, results):
+    """`chaosmesh gameday run` as the CronJob runs it, authenticated with ``rules``."""
+    api.set_tokens({TOKEN: (ACCOUNT, as_policy(rules))})
     try:
-        done = subprocess.run(
+        return subprocess.run(
             [
                 str(Path(sys.executable).parent / "chaosmesh"),
                 "gameday",
@@ -201,6 +194,21 @@ def test_the_runner_itself_works_under_the_rendered_rules(api, gameday, rendered
         )
     finally:
         api.set_tokens(None)
+
+
+def needs_the_runner(api):
+    if "run" not in gameday_group.commands:
+        pytest.skip("`chaosmesh gameday run` is not there yet (gd-runner)")
+    if not served(api, "coordination.k8s.io/v1"):
+        pytest.skip("the local API does not serve Leases yet (gd-apiserver)")
+
+
+def test_the_runner_itself_works_under_the_rendered_rules(api, gameday, rendered, tmp_path):
+    """Its Lease, its state ConfigMap and every experiment, with no 403 anywhere."""
+    needs_the_runner(api)
+    copy_ratings_into(api, OTHER)
+    results = tmp_path / "results"
+    done = run_the_runner(api, gameday, rules_of(rendered), results)
     output = done.stdout + done.stderr
     assert done.returncode not in (2, 70), output
     assert "forbidden" not in output.lower(), output
@@ -208,6 +216,40 @@ def test_the_runner_itself_works_under_the_rendered_rules(api, gameday, rendered
     ran = json.loads(record.read_text())
     assert "forbidden" not in json.dumps(ran).lower()
     assert len(ran["experiments"]) == len(gameday.experiments)
+    assert leftover_faults(api) == []
+
+
+RUNNER_GRANTS = [
+    (resource, names, verb)
+    for resource in ("leases", "configmaps")
+    for names, verbs in (((), ("create",)), (("chaosmesh-gameday-weekly",), ("get", "patch")))
+    for verb in verbs
+]
+
+
+@pytest.mark.parametrize("grant", RUNNER_GRANTS, ids=lambda g: f"{g[0]}-{g[2]}")
+def test_without_any_one_of_the_runner_s_verbs_the_runner_says_it_was_forbidden(
+    api, gameday, rendered, tmp_path, grant
+):
+    needs_the_runner(api)
+    resource, names, verb = grant
+    copy_ratings_into(api, OTHER)
+    reduced = []
+    for namespace, rule in rules_of(rendered):
+        if resource in rule["resources"] and tuple(rule.get("resourceNames", ())) == names:
+            reduced.append((namespace, {**rule, "verbs": [v for v in rule["verbs"] if v != verb]}))
+        else:
+            reduced.append((namespace, rule))
+    # The first run creates the Lease and the state ConfigMap; every later run finds them.
+    output = ""
+    for attempt in ("first", "later"):
+        done = run_the_runner(api, gameday, reduced, tmp_path / attempt)
+        output += done.stdout + done.stderr
+        for record in (tmp_path / attempt).glob("*/*/gameday.json"):
+            output += record.read_text()
+    group = "coordination.k8s.io" if resource == "leases" else ""
+    named = f"{resource}.{group}" if group else resource
+    assert f"needs {verb} on {named}" in output, output
     assert leftover_faults(api) == []
 
 

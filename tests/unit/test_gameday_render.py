@@ -103,11 +103,11 @@ def test_the_deadline_adds_up_what_the_experiments_declare(tmp_path):
     slow["method"][0]["pauses"] = {"before": 100, "after": 20}
     slow["method"][1]["timeout"] = 200
     gameday = write_gameday(tmp_path, {"slow": slow})
-    # jitter 60 + pause after 30 + the control's rollback 60 + the delay (pauses 120, budget 60)
+    # jitter 60 + pause after 1 + the control's rollback 60 + the delay (pauses 120, budget 60)
     # + the probe's own timeout 200 + the rollback's budget 60; x 1.25, + 300.
-    assert render.active_deadline_s(gameday) == 1038  # ceil(590 * 1.25 + 300)
+    assert render.active_deadline_s(gameday) == 1002  # ceil(561 * 1.25 + 300)
     files = render.render(gameday)
-    assert one(files, "CronJob")["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] == 1038
+    assert one(files, "CronJob")["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] == 1002
 
 
 def test_the_image_s_user_is_the_pod_s():
