@@ -1,17 +1,21 @@
-"""The RBAC `chaosmesh gameday render` derives is what the game day's activities use: on the
-API double, a token holding exactly the rendered rules runs every experiment of the game day
-(each in `chaos run`, as the runner runs them) with every activity succeeding and every fault
-rolled back; without any one verb of any rule, something fails with a 403 naming it.
+"""The RBAC `chaosmesh gameday render` derives is what the game day's activities use.
 
-The runner's own rules (its Lease and state ConfigMap) are exercised by running
-`chaosmesh gameday run` under the same rules, once that command exists.
+On the API double, the rendered ServiceAccount, Roles and bindings are stored as a cluster
+stores them, and a token names the ServiceAccount's user with no rules of its own: the double
+authorizes it by those objects alone, as Kubernetes' RBAC authorizer does. So authenticated,
+every experiment of the game day runs (each in `chaos run`, as the runner runs them) with every
+activity succeeding and every fault rolled back, and `chaosmesh gameday run` itself takes its
+Lease and state ConfigMap; without any one verb of any rule, something fails with a 403
+naming it.
 """
 
+import copy
 import json
 import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +23,7 @@ import yaml
 
 from chaosmesh_py.cli.gameday import gameday as gameday_group
 from chaosmesh_py.gameday import render
+from chaosmesh_py.localmesh.apiserver import User
 from chaosmesh_py.verdict.gate import chaos_command
 from tests.conftest import NAMESPACE, leftover_faults
 from tests.gameday_render_fixtures import by_host, by_name, write_gameday
@@ -54,18 +59,50 @@ def rules_of(documents):
     return found
 
 
-def as_policy(rules):
-    """The rendered rules as the double's, each in its Role's namespace (a ClusterRole's
-    everywhere)."""
-    return [p for ns, rule in rules for p in policy([rule], ("*",) if ns is None else (ns,))]
+def without(documents, namespace, resource, names, verb):
+    """The documents with ``verb`` taken out of the rule on ``resource`` (by ``names``) of the
+    Role in ``namespace``."""
+    reduced = copy.deepcopy(documents)
+    for document in reduced:
+        if document["kind"] == "Role" and document["metadata"]["namespace"] == namespace:
+            for rule in document["rules"]:
+                if resource in rule["resources"] and tuple(rule.get("resourceNames", ())) == names:
+                    rule["verbs"] = [v for v in rule["verbs"] if v != verb]
+    return reduced
 
 
-def run_as_the_game_day(api, gameday, rules, tmp_path):
-    """Each experiment in `chaos run` (the runner's command line), authenticated as the game
-    day's ServiceAccount with exactly ``rules``; their journals."""
-    api.set_tokens({TOKEN: (ACCOUNT, as_policy(rules))})
-    journals = []
+RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+
+
+@contextmanager
+def authenticated_as_the_game_day(api, documents):
+    """The rendered identity and RBAC stored in the double; the token is the ServiceAccount's,
+    with no rules of its own. A double that does not serve the RBAC kinds yet gets the
+    rendered rules as the token's own instead (same verbs, resources, names and namespaces)."""
+    if not served(api, "rbac.authorization.k8s.io/v1"):
+        rules = rules_of(documents)
+        api.set_tokens({TOKEN: (ACCOUNT, [p for ns, r in rules for p in policy([r], [ns or "*"])])})
+    else:
+        for document in documents:
+            if document["kind"] in RBAC_KINDS:
+                namespace = document["metadata"].get("namespace")
+                if namespace and api.get("v1", "Namespace", None, namespace) is None:
+                    api.create_namespace(namespace)
+                name = document["metadata"]["name"]
+                if api.get(document["apiVersion"], document["kind"], namespace, name) is None:
+                    api.create(document)
+        api.set_tokens({TOKEN: User(ACCOUNT)})
     try:
+        yield
+    finally:
+        api.set_tokens(None)
+
+
+def run_as_the_game_day(api, gameday, documents, tmp_path):
+    """Each experiment in `chaos run` (the runner's command line), authenticated as the game
+    day's ServiceAccount under ``documents``' RBAC; their journals."""
+    journals = []
+    with authenticated_as_the_game_day(api, documents):
         for index, step in enumerate(gameday.experiments):
             journal, log = tmp_path / f"{index}.journal.json", tmp_path / f"{index}.log"
             done = subprocess.run(
@@ -78,8 +115,6 @@ def run_as_the_game_day(api, gameday, rules, tmp_path):
             )
             assert journal.exists(), done.stderr
             journals.append(json.loads(journal.read_text()))
-    finally:
-        api.set_tokens(None)
     return journals
 
 
@@ -97,7 +132,7 @@ def test_exactly_the_rendered_rules_run_every_activity_and_roll_everything_back(
         for ns in (NAMESPACE, OTHER)
     }
     api.request_log.clear()
-    journals = run_as_the_game_day(api, gameday, rules_of(rendered), tmp_path)
+    journals = run_as_the_game_day(api, gameday, rendered, tmp_path)
     for journal in journals:
         outcomes = activity_outcomes(journal)
         assert outcomes and all(status == "succeeded" for status, _ in outcomes.values()), outcomes
@@ -147,18 +182,7 @@ def test_without_any_one_verb_a_run_fails_with_403_naming_it(
 ):
     namespace, resource, names, verb = grant
     copy_ratings_into(api, OTHER)
-    reduced = []
-    for rule_namespace, rule in rules_of(rendered):
-        if (
-            rule_namespace == namespace
-            and resource in rule["resources"]
-            and tuple(rule.get("resourceNames", ())) == names
-        ):
-            reduced.append(
-                (rule_namespace, {**rule, "verbs": [v for v in rule["verbs"] if v != verb]})
-            )
-        else:
-            reduced.append((rule_namespace, rule))
+    reduced = without(rendered, namespace, resource, names, verb)
     journals = run_as_the_game_day(api, gameday, reduced, tmp_path)
     failures = [
         "".join(exception)  # Chaos Toolkit keeps the traceback's lines
@@ -173,10 +197,9 @@ def test_without_any_one_verb_a_run_fails_with_403_naming_it(
     assert leftover_faults(api) == []
 
 
-def run_the_runner(api, gameday, rules, results):
-    """`chaosmesh gameday run` as the CronJob runs it, authenticated with ``rules``."""
-    api.set_tokens({TOKEN: (ACCOUNT, as_policy(rules))})
-    try:
+def run_the_runner(api, gameday, documents, results):
+    """`chaosmesh gameday run` as the CronJob runs it, under ``documents``' RBAC."""
+    with authenticated_as_the_game_day(api, documents):
         return subprocess.run(
             [
                 str(Path(sys.executable).parent / "chaosmesh"),
@@ -192,8 +215,6 @@ def run_the_runner(api, gameday, rules, results):
             check=False,
             env={**os.environ, "KUBERNETES_API_KEY": TOKEN},
         )
-    finally:
-        api.set_tokens(None)
 
 
 def needs_the_runner(api):
@@ -208,7 +229,7 @@ def test_the_runner_itself_works_under_the_rendered_rules(api, gameday, rendered
     needs_the_runner(api)
     copy_ratings_into(api, OTHER)
     results = tmp_path / "results"
-    done = run_the_runner(api, gameday, rules_of(rendered), results)
+    done = run_the_runner(api, gameday, rendered, results)
     output = done.stdout + done.stderr
     assert done.returncode not in (2, 70), output
     assert "forbidden" not in output.lower(), output
@@ -234,12 +255,7 @@ def test_without_any_one_of_the_runner_s_verbs_the_runner_says_it_was_forbidden(
     needs_the_runner(api)
     resource, names, verb = grant
     copy_ratings_into(api, OTHER)
-    reduced = []
-    for namespace, rule in rules_of(rendered):
-        if resource in rule["resources"] and tuple(rule.get("resourceNames", ())) == names:
-            reduced.append((namespace, {**rule, "verbs": [v for v in rule["verbs"] if v != verb]}))
-        else:
-            reduced.append((namespace, rule))
+    reduced = without(rendered, NAMESPACE, resource, names, verb)
     # The first run creates the Lease and the state ConfigMap; every later run finds them.
     output = ""
     for attempt in ("first", "later"):
