@@ -106,4 +106,7 @@ def render(
         click.echo(f"wrote {path}")
     for line in rendering.secret_instructions(gameday):
         click.echo(line)
+    overlap = rendering.overlap_warning(gameday)
+    if overlap is not None:
+        click.echo(f"warning: {overlap}", err=True)
     click.echo(f"apply with: kubectl apply -f {directory}")

@@ -19,12 +19,14 @@ same bytes, so the manifests can live in Git and diff cleanly.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
 import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -34,6 +36,7 @@ from chaosmesh_py import __version__
 from chaosmesh_py import experiment as experiments
 from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.gameday import rbac
+from chaosmesh_py.gameday.schedule import fire_times
 from chaosmesh_py.gameday.suite import GameDay
 
 # deploy/Dockerfile's user (USER 10001:10001); tests/unit/test_gameday_render.py holds them equal.
@@ -58,6 +61,8 @@ START_MARGIN_S = 300.0
 # when the next one starts. The results themselves are on the volume.
 TTL_AFTER_FINISHED_S = 7 * 24 * 3600
 RESULTS_SIZE = "1Gi"
+# Fire times looked at for overlapping runs: a year of a weekly game day, a day of an hourly one.
+OVERLAP_LOOKAHEAD = 60
 
 HEADER = "# Rendered by `chaosmesh gameday render`; render again rather than edit.\n"
 LABEL = "app.kubernetes.io/name"
@@ -329,6 +334,22 @@ def active_deadline_s(gameday: GameDay) -> int:
             arguments = (activity.get("provider") or {}).get("arguments") or {}
             total += _seconds(arguments.get("duration_s"))
     return math.ceil(total * DEADLINE_FACTOR + START_MARGIN_S)
+
+
+def overlap_warning(gameday: GameDay, now: datetime | None = None) -> str | None:
+    """Said when a run may last longer than the shortest gap between two fire times in the
+    coming year: with concurrencyPolicy Forbid, Kubernetes skips a slot while a run lasts."""
+    assert gameday.schedule is not None
+    fires = fire_times(gameday.schedule, now or datetime.now(UTC), OVERLAP_LOOKAHEAD)
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(fires)]
+    deadline = active_deadline_s(gameday)
+    if not gaps or deadline <= min(gaps):
+        return None
+    return (
+        f"a run may last up to {deadline} s (activeDeadlineSeconds) but slots can be "
+        f"{min(gaps):.0f} s apart: while one runs, the next is skipped (concurrencyPolicy "
+        "Forbid); space the schedule out, or shorten the game day"
+    )
 
 
 def _all_activities(document: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -510,3 +510,21 @@ def test_the_game_days_these_tests_build_are_what_their_files_load_as(gameday):
     assert suite.load(gameday.source) == dataclasses.replace(
         gameday, source=gameday.source.resolve()
     )
+
+
+def test_a_schedule_tighter_than_a_run_is_warned_about(tmp_path):
+    from datetime import UTC, datetime
+
+    from chaosmesh_py.gameday.suite import Schedule
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    weekly = write_gameday(tmp_path, {"a": by_name()})
+    assert render.overlap_warning(weekly, now) is None
+    every_ten_minutes = dataclasses.replace(weekly, schedule=Schedule("*/10 * * * *", "UTC"))
+    warning = render.overlap_warning(every_ten_minutes, now)
+    deadline = render.active_deadline_s(every_ten_minutes)
+    assert warning == (
+        f"a run may last up to {deadline} s (activeDeadlineSeconds) but slots can be 600 s "
+        "apart: while one runs, the next is skipped (concurrencyPolicy Forbid); space the "
+        "schedule out, or shorten the game day"
+    )
