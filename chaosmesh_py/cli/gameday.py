@@ -97,6 +97,7 @@ def render(
     unknown is refused), the game day and its experiments as a ConfigMap, a volume for the
     results. Apply them with `kubectl apply -f DIR`; the namespace must exist.
     """
+    from chaosmesh_py.gameday import environment as environments
     from chaosmesh_py.gameday import render as rendering
     from chaosmesh_py.gameday import suite
 
@@ -104,7 +105,7 @@ def render(
     files = rendering.render(gameday, image, results_claim, environment)  # all, before writing
     for path in rendering.write(files, directory):
         click.echo(f"wrote {path}")
-    for line in rendering.secret_instructions(gameday):
+    for line in environments.secret_instructions(gameday):
         click.echo(line)
     overlap = rendering.overlap_warning(gameday)
     if overlap is not None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import re
 import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -34,7 +33,9 @@ import yaml
 
 from chaosmesh_py import __version__
 from chaosmesh_py import experiment as experiments
+from chaosmesh_py.engine.ledger import LEDGER_DIR_ENV
 from chaosmesh_py.errors import InvalidInput
+from chaosmesh_py.gameday import environment as environments
 from chaosmesh_py.gameday import rbac
 from chaosmesh_py.gameday.schedule import fire_times
 from chaosmesh_py.gameday.suite import GameDay
@@ -64,6 +65,12 @@ RESULTS_SIZE = "1Gi"
 # Fire times looked at for overlapping runs: a year of a weekly game day, a day of an hourly one.
 OVERLAP_LOOKAHEAD = 60
 
+POD_ENVIRONMENT = {
+    # Credentials from the pod's ServiceAccount (chaosmesh_py/kube/credentials.py).
+    "CHAOSTOOLKIT_IN_POD": "true",
+    # The ledger outlives the pod: `chaosmesh rollback --run ID` can finish a run later.
+    LEDGER_DIR_ENV: f"{RESULTS_MOUNT}/ledger",
+}
 HEADER = "# Rendered by `chaosmesh gameday render`; render again rather than edit.\n"
 LABEL = "app.kubernetes.io/name"
 APP = "chaosmesh-gameday"
@@ -93,7 +100,7 @@ def render(
     """File name -> YAML text, for ``kubectl apply -f DIR``. ``environment``: plain variables
     the pod is given (e.g. the namespace an experiment's configuration reads from one)."""
     environment = dict(environment or {})
-    _check_environment(gameday, environment)
+    environments.check(gameday, environment, reserved=POD_ENVIRONMENT)
     if gameday.schedule is None:
         raise InvalidInput(
             "schedule",
@@ -122,7 +129,7 @@ def render(
         "cronjob.yaml": _documents(
             [
                 (
-                    secret_instructions(gameday),
+                    environments.secret_instructions(gameday),
                     _cronjob(gameday, shipped, image or DEFAULT_IMAGE, results_claim, environment),
                 )
             ]
@@ -154,10 +161,6 @@ def write(files: Mapping[str, str], directory: Path) -> list[Path]:
 def files_name(gameday: GameDay) -> str:
     # Not the runner's state ConfigMap's (rbac.runner_object_name).
     return f"{gameday.name}-files"
-
-
-def secret_name(gameday: GameDay) -> str:
-    return f"{gameday.name}-env"
 
 
 def results_name(gameday: GameDay) -> str:
@@ -254,69 +257,6 @@ def _files_config_map(gameday: GameDay, shipped: Shipment) -> dict[str, Any]:
     return document
 
 
-# --- the environment ----------------------------------------------------------------------
-
-# ``${NAME}`` in a notification's URL or header (chaosmesh_py.gameday.suite.Notification).
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def environment_names(gameday: GameDay) -> list[str]:
-    """The variables the game day reads from its environment: notification URLs and headers,
-    Grafana's token, the experiments' secrets of type env. The pod takes them from a Secret
-    the user creates (``secret_name``): no value is ever written into the manifests."""
-    names: set[str] = set()
-    for notification in gameday.notifications:
-        for text in (notification.url, *(value for _, value in notification.headers)):
-            names.update(_ENV_REFERENCE.findall(text))
-    if gameday.grafana is not None:
-        names.add(gameday.grafana.token_env)
-    for step in gameday.experiments:
-        secrets = experiments.load(step.path).get("secrets") or {}
-        for scope in secrets.values() if isinstance(secrets, dict) else ():
-            for value in scope.values() if isinstance(scope, dict) else ():
-                if isinstance(value, dict) and value.get("type") == "env":
-                    names.add(str(value.get("key")))
-    return sorted(names)
-
-
-_SET_BY_RENDER = ("CHAOSTOOLKIT_IN_POD", "CHAOSMESH_LEDGER_DIR")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _check_environment(gameday: GameDay, environment: Mapping[str, str]) -> None:
-    secret = set(environment_names(gameday))
-    for name in environment:
-        if not _ENV_NAME.fullmatch(name):
-            problem = f"{name!r} is not an environment variable's name"
-            raise InvalidInput("--env", problem, "write NAME=VALUE, e.g. BOOKINFO_NAMESPACE=shop")
-        if name in _SET_BY_RENDER:
-            raise InvalidInput("--env", f"{name} is set by render itself", "leave it out")
-        if name in secret:
-            raise InvalidInput(
-                "--env",
-                f"{name} is a secret of the game day: the pod reads it from Secret "
-                f"{secret_name(gameday)!r}, and a value here would be written in clear",
-                f"leave it out and put it in Secret {secret_name(gameday)!r}",
-            )
-
-
-def secret_instructions(gameday: GameDay) -> list[str]:
-    """What to create before the first run, when the game day reads its environment."""
-    names = environment_names(gameday)
-    if not names:
-        return []
-    reads = (
-        f"The pod reads {', '.join(names)} from Secret {secret_name(gameday)!r}, which is not "
-        "rendered (its values are secrets). Create it before the first run:"
-    )
-    return [
-        *textwrap.wrap(reads, width=96, break_on_hyphens=False),
-        f"  kubectl create secret generic {secret_name(gameday)} -n {gameday.namespace} \\",
-        *(f"    --from-literal={name}=... \\" for name in names[:-1]),
-        f"    --from-literal={names[-1]}=...",
-    ]
-
-
 # --- the job --------------------------------------------------------------------------------
 
 
@@ -388,17 +328,16 @@ def _cronjob(
             RESULTS_MOUNT,
         ],
         "env": [
-            # Credentials from the pod's ServiceAccount (chaosmesh_py/kube/credentials.py).
-            {"name": "CHAOSTOOLKIT_IN_POD", "value": "true"},
-            # The ledger outlives the pod: `chaosmesh rollback --run ID` can finish a run later.
-            {"name": "CHAOSMESH_LEDGER_DIR", "value": f"{RESULTS_MOUNT}/ledger"},
+            *({"name": name, "value": value} for name, value in POD_ENVIRONMENT.items()),
             *({"name": name, "value": value} for name, value in sorted(environment.items())),
             *(
                 {
                     "name": name,
-                    "valueFrom": {"secretKeyRef": {"name": secret_name(gameday), "key": name}},
+                    "valueFrom": {
+                        "secretKeyRef": {"name": environments.secret_name(gameday), "key": name}
+                    },
                 }
-                for name in environment_names(gameday)
+                for name in environments.secret_names(gameday)
             ),
         ],
         "resources": {
