@@ -26,6 +26,31 @@ def secret_name(gameday: GameDay) -> str:
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+def refuse_secrets_in_clear(gameday: GameDay) -> None:
+    """The files go into a ConfigMap, readable by whoever may read ConfigMaps there: a secret
+    written inline in an experiment (Chaos Toolkit's ``secrets``) or a literal Authorization
+    header would be kept there in clear. Refused, naming where it is."""
+    for notification in gameday.notifications:
+        for header, value in notification.headers:
+            if header.lower() == "authorization" and not _ENV_REFERENCE.search(value):
+                raise InvalidInput(
+                    f"notifications ({notification.url}): headers.{header}",
+                    "is written in the file: it would be kept in a ConfigMap in clear",
+                    "write it as ${NAME} and put NAME in the game day's Secret",
+                )
+    for step in gameday.experiments:
+        secrets = experiments.load(step.path).get("secrets") or {}
+        for scope, values in secrets.items() if isinstance(secrets, dict) else ():
+            for key, value in values.items() if isinstance(values, dict) else ():
+                if not isinstance(value, dict):
+                    raise InvalidInput(
+                        f"{step.path.name}: secrets.{scope}.{key}",
+                        "is written in the experiment: it would be kept in a ConfigMap in clear",
+                        f'read it from the environment: {{"type": "env", "key": "NAME"}}; the '
+                        f"pod then takes NAME from Secret {secret_name(gameday)!r}",
+                    )
+
+
 def secret_names(gameday: GameDay) -> list[str]:
     """The variables the game day reads from its environment: notification URLs and headers,
     Grafana's token, the experiments' secrets of type env. The pod takes them from a Secret

@@ -101,6 +101,7 @@ def render(
     the pod is given (e.g. the namespace an experiment's configuration reads from one)."""
     environment = dict(environment or {})
     environments.check(gameday, environment, reserved=POD_ENVIRONMENT)
+    environments.refuse_secrets_in_clear(gameday)
     if gameday.schedule is None:
         raise InvalidInput(
             "schedule",

@@ -514,3 +514,26 @@ def test_a_schedule_tighter_than_a_run_is_warned_about(tmp_path):
         "apart: while one runs, the next is skipped (concurrencyPolicy Forbid); space the "
         "schedule out, or shorten the game day"
     )
+
+
+def test_a_secret_written_in_clear_is_refused_it_would_sit_in_a_config_map(tmp_path):
+    document = by_name()
+    document["secrets"] = {"grafana": {"token": "glsa_inline_value"}}
+    gameday = write_gameday(tmp_path, {"inline": document})
+    with pytest.raises(InvalidInput) as error:
+        render.render(gameday)
+    assert error.value.field == "inline.json: secrets.grafana.token"
+    assert "glsa_inline_value" not in str(error.value)
+    assert "Secret 'weekly-env'" in str(error.value)
+
+    literal = write_gameday(
+        tmp_path,
+        {"a": by_name()},
+        notifications=(
+            Notification(
+                "http", "https://hooks.example.com/x", headers=(("Authorization", "Bearer abc"),)
+            ),
+        ),
+    )
+    with pytest.raises(InvalidInput, match=r"headers\.Authorization: is written in the file"):
+        render.render(literal)
