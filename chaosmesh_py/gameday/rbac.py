@@ -29,6 +29,7 @@ from chaosmesh_py import experiment as experiments
 from chaosmesh_py.engine.access import Access, Needs, declared
 from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.gameday.suite import GameDay
+from chaosmesh_py.kube import names
 
 # The verbs in the order RBAC documentation lists them (the output's order).
 VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
@@ -145,6 +146,7 @@ def experiment_needs(path: Path, environment: Mapping[str, str]) -> Iterator[tup
                 "chaostoolkit-kubernetes probes in chaosmesh_py/gameday/rbac.py)",
             )
         for access in _python_needs(provider, configuration, f"{path.name}: {where}", who):
+            _check_names(access, f"{path.name}: {where}.provider.arguments", who)
             yield who, access
 
 
@@ -174,6 +176,21 @@ def _python_needs(
         ) from error
     bound.apply_defaults()
     return needs({**bound.arguments, "configuration": dict(configuration)})
+
+
+def _check_names(access: Access, field: str, who: str) -> None:
+    """A namespace or object name that is none (e.g. a ``${key}`` the configuration lacks)
+    would make a Role no API server accepts."""
+    for kind, value, valid in (
+        ("namespace", access.namespace, names.is_namespace),
+        ("name", access.name, names.is_resource_name),
+    ):
+        if value is not None and not valid(value):
+            raise InvalidInput(
+                field,
+                f"{who} targets {kind} {value!r}, which is no {kind}",
+                "give a plain value, or one from the experiment's configuration",
+            )
 
 
 def _activities(document: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -537,3 +537,25 @@ def test_a_secret_written_in_clear_is_refused_it_would_sit_in_a_config_map(tmp_p
     )
     with pytest.raises(InvalidInput, match=r"headers\.Authorization: is written in the file"):
         render.render(literal)
+
+
+def test_a_target_left_unsubstituted_is_refused_naming_the_activity(tmp_path):
+    # chaosmesh's own activities are checked by `chaosmesh validate`; chaosk8s's are not.
+    probe = activity(
+        "probe",
+        "pods-up",
+        "chaosk8s.pod.probes",
+        "pods_in_phase",
+        label_selector="a=b",
+        ns="${missing}",
+    )
+    probe["tolerance"] = True
+    gameday = write_gameday(
+        tmp_path, {"typo": experiment("x", by_name()["method"], probes=[probe])}
+    )
+    with pytest.raises(InvalidInput) as error:
+        render.render(gameday)
+    assert error.value.field == "typo.json: steady-state-hypothesis.probes[0].provider.arguments"
+    assert "typo.json: pods-up targets namespace '${missing}', which is no namespace" in (
+        str(error.value)
+    )
