@@ -105,7 +105,7 @@ def render(
     files = rendering.render(gameday, image, results_claim, environment)  # all, before writing
     for path in rendering.write(files, directory):
         click.echo(f"wrote {path}")
-    for line in environments.secret_instructions(gameday):
+    for line in environments.secret_instructions(gameday, environment):
         click.echo(line)
     overlap = rendering.overlap_warning(gameday)
     if overlap is not None:

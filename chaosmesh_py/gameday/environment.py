@@ -22,7 +22,7 @@ def secret_name(gameday: GameDay) -> str:
     return f"{gameday.name}-env"
 
 
-# ``${NAME}`` in a notification's URL or header (chaosmesh_py.gameday.suite.Notification).
+# ``${NAME}`` in a URL or header of the game-day file, read when the game day runs.
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -49,6 +49,16 @@ def refuse_secrets_in_clear(gameday: GameDay) -> None:
                         f'read it from the environment: {{"type": "env", "key": "NAME"}}; the '
                         f"pod then takes NAME from Secret {secret_name(gameday)!r}",
                     )
+
+
+def from_secret(gameday: GameDay, environment: Mapping[str, str]) -> list[str]:
+    """Every variable the pod takes from the Secret: the game day's secrets, and the other
+    ``${NAME}`` it reads at run time (a Prometheus URL) unless given in clear with --env."""
+    urls = [gameday.prometheus_url]
+    urls += [check.prometheus_url for check in gameday.preflight]
+    urls += [condition.prometheus_url for condition in gameday.abort]
+    plain = {name for url in urls if url is not None for name in _ENV_REFERENCE.findall(url)}
+    return sorted(set(secret_names(gameday)) | (plain - set(environment)))
 
 
 def secret_names(gameday: GameDay) -> list[str]:
@@ -92,9 +102,9 @@ def check(gameday: GameDay, environment: Mapping[str, str], reserved: Collection
             )
 
 
-def secret_instructions(gameday: GameDay) -> list[str]:
+def secret_instructions(gameday: GameDay, environment: Mapping[str, str]) -> list[str]:
     """What to create before the first run, when the game day reads its environment."""
-    names = secret_names(gameday)
+    names = from_secret(gameday, environment)
     if not names:
         return []
     reads = (

@@ -130,7 +130,7 @@ def render(
         "cronjob.yaml": _documents(
             [
                 (
-                    environments.secret_instructions(gameday),
+                    environments.secret_instructions(gameday, environment),
                     _cronjob(gameday, shipped, image or DEFAULT_IMAGE, results_claim, environment),
                 )
             ]
@@ -338,7 +338,7 @@ def _cronjob(
                         "secretKeyRef": {"name": environments.secret_name(gameday), "key": name}
                     },
                 }
-                for name in environments.secret_names(gameday)
+                for name in environments.from_secret(gameday, environment)
             ),
         ],
         "resources": {

@@ -17,6 +17,7 @@ import yaml
 from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.gameday import rbac, render
 from chaosmesh_py.gameday.suite import Grafana, Notification
+from tests.conftest import ROOT
 from tests.gameday_render_fixtures import (
     PROBES,
     activity,
@@ -559,3 +560,44 @@ def test_a_target_left_unsubstituted_is_refused_naming_the_activity(tmp_path):
     assert "typo.json: pods-up targets namespace '${missing}', which is no namespace" in (
         str(error.value)
     )
+
+
+def test_a_prometheus_url_from_the_environment_is_given_in_clear_or_taken_from_the_secret(
+    tmp_path,
+):
+    gameday = write_gameday(tmp_path, {"a": by_name()}, prometheus_url="${PROMETHEUS_URL}")
+
+    def env_of(files):
+        (container,) = one(files, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"][
+            "containers"
+        ]
+        return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+    from_secret = env_of(render.render(gameday))
+    assert from_secret["PROMETHEUS_URL"] == {
+        "secretKeyRef": {"name": "weekly-env", "key": "PROMETHEUS_URL"}
+    }
+    url = "http://prometheus.istio-system:9090"
+    given = render.render(gameday, environment={"PROMETHEUS_URL": url})
+    assert env_of(given)["PROMETHEUS_URL"] == url
+    assert "kubectl create secret" not in given["cronjob.yaml"]
+
+
+GAMEDAY_FILES = sorted(
+    [*(ROOT / "experiments").glob("*gameday*.yaml"), ROOT / "tests/data/gameday.yaml"]
+)
+
+
+@pytest.mark.parametrize("path", GAMEDAY_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_game_day_file_in_the_repository_renders_for_its_namespace(path, tmp_path):
+    from chaosmesh_py.gameday import suite
+
+    gameday = suite.load(path)
+    # The Bookinfo experiments read their namespace from BOOKINFO_NAMESPACE.
+    files = render.render(gameday, environment={"BOOKINFO_NAMESPACE": gameday.namespace})
+    roles = [d for d in documents(files) if d["kind"] in ("Role", "ClusterRole")]
+    assert [r["metadata"].get("namespace") for r in roles] == [gameday.namespace]
+    resources = {res for rule in roles[0]["rules"] for res in rule["resources"]}
+    assert {"virtualservices", "leases", "configmaps"} <= resources
+    render.write(files, tmp_path / "out")
+    assert len(kubectl_reads(tmp_path / "out")) == 6
