@@ -62,6 +62,7 @@ START_MARGIN_S = 300.0
 # when the next one starts. The results themselves are on the volume.
 TTL_AFTER_FINISHED_S = 7 * 24 * 3600
 RESULTS_SIZE = "1Gi"
+TERMINATION_GRACE_S = 60
 # Fire times looked at for overlapping runs: a year of a weekly game day, a day of an hourly one.
 OVERLAP_LOOKAHEAD = 60
 
@@ -399,6 +400,10 @@ def _cronjob(
                             "serviceAccountName": gameday.name,
                             "automountServiceAccountToken": True,
                             "restartPolicy": "Never",
+                            # Past the deadline (or when the pod is deleted) the runner gets
+                            # SIGTERM and rolls back the running experiment: time for that
+                            # before SIGKILL. What a kill leaves expires (deploy/'s reaper).
+                            "terminationGracePeriodSeconds": TERMINATION_GRACE_S,
                             "securityContext": {
                                 "runAsNonRoot": True,
                                 "runAsUser": IMAGE_UID,

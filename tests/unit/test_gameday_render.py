@@ -63,6 +63,7 @@ def test_the_cronjob_has_every_field_the_issue_asks_for(gameday):
     assert job["ttlSecondsAfterFinished"] == 7 * 24 * 3600
     pod = job["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
+    assert pod["terminationGracePeriodSeconds"] == 60  # time to roll back on SIGTERM
     assert pod["serviceAccountName"] == one(files, "ServiceAccount")["metadata"]["name"]
     assert pod["securityContext"] == {
         "runAsNonRoot": True,
