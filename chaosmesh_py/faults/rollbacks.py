@@ -11,6 +11,7 @@ from typing import Any
 
 from chaosmesh_py.engine.access import Access, needs
 from chaosmesh_py.engine.activity import boundary
+from chaosmesh_py.engine.kinds import ROUTE_COPY, edit_verbs
 from chaosmesh_py.engine.run import run_for
 from chaosmesh_py.faults import injection
 from chaosmesh_py.kube import Kube
@@ -21,7 +22,7 @@ __all__ = ["remove_faults"]
 def _removal_needs(arguments: Mapping[str, Any]) -> list[Access]:
     if arguments["virtual_service"] is None and arguments["host"] is None:
         return []  # only what the run's injections wrote to: their needs cover it
-    return injection.target_needs(arguments, ["get", "patch"])
+    return injection.target_needs(arguments, edit_verbs(ROUTE_COPY))
 
 
 @needs(_removal_needs)
