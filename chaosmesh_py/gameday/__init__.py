@@ -1,7 +1,9 @@
 """Scheduled game days: a suite of experiments run in order, on a schedule, with safety around it.
 
     suite.py     the game-day file's model (frozen dataclasses); ``suite.load(path)`` reads one
-    loader.py    reading the file: gameday.schema.json (its one description), then semantics
+    loader.py    reading the file: its structure, then what a schema cannot say
+    schema.py    gameday.schema.json (the file's one description) and its errors as users read them
+    upcoming.py  what ``chaosmesh gameday validate`` shows: the file, then its next runs
     schedule.py  cron + IANA timezone + jitter + blackouts: the slots a schedule fires
     runner.py    ``chaosmesh gameday run``: one game day now, honest like ``gate``
     render.py    the manifests that run it in a cluster (CronJob, ServiceAccount, RBAC, ConfigMap)

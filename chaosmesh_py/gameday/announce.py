@@ -55,13 +55,15 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from chaosmesh_py.engine.redaction import Redactor
-from chaosmesh_py.gameday.deadline_http import Answer, DeliveryFailed, exchange
+from chaosmesh_py.gameday.deadline_http import Answer, DeliveryFailed, exchange, proxy_for
 from chaosmesh_py.gameday.messages import slack_message, webhook_event
 from chaosmesh_py.gameday.suite import GameDay, Grafana, Notification, NotificationEvent
 
 log = logging.getLogger(__name__)
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# A record's error, e.g. the first words of an answer's body (secrets hidden before it is cut).
+_MAX_ERROR_TEXT = 240
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ class Delivery:
 
 
 class MissingVariable(Exception):
-    """A ``${NAME}`` the file refers to is not set in the environment."""
+    """A ``${NAME}`` the file refers to is not set in the environment, or empty."""
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -100,12 +102,10 @@ def resolve(text: str, environ: Mapping[str, str], used: set[str]) -> str:
     hold); each value used is added to ``used``, to be hidden."""
 
     def value(match: re.Match[str]) -> str:
-        name = match[1]
-        if name not in environ:
-            raise MissingVariable(name)
-        resolved = environ[name].strip()
-        if resolved:
-            used.add(resolved)
+        resolved = environ.get(match[1], "").strip()
+        if not resolved:
+            raise MissingVariable(match[1])
+        used.add(resolved)
         return resolved
 
     return _ENV_REFERENCE.sub(value, text)
@@ -155,8 +155,11 @@ class _Worker:
 
     def submit(self, job: _Job) -> None:
         with self._lock:
+            if self._cutoff is not None:
+                log.warning("%s to %s after the game day closed: not sent", job.event, self.name)
+                return
             self._pending.append(job)
-        self._queue.put(job)
+            self._queue.put(job)
 
     def _loop(self) -> None:
         while (job := self._queue.get()) is not None:
@@ -250,7 +253,11 @@ class Announcer:
             log.warning("game-day event %s after the announcer closed: not sent", name)
             return
         # A snapshot: the runner may go on changing its summary while this waits in a queue.
-        snapshot = json.loads(json.dumps(dict(summary), default=str))
+        try:
+            snapshot = json.loads(json.dumps(dict(summary), default=str))
+        except (TypeError, ValueError) as error:  # a circular summary: a bug, not a reason to stop
+            log.exception("the summary of %s cannot be sent as JSON", name)
+            snapshot = {"error": f"the summary could not be encoded: {error}"}
         sent_at = time.time()
         for notification, worker in self._channels:
             if notification.events and name not in notification.events:
@@ -319,13 +326,18 @@ class Announcer:
             self._log_failure(delivery)
 
     def _log_failure(self, delivery: Delivery) -> None:
-        if delivery.error and delivery.error.startswith("not sent: ${"):
-            # A missing variable is said once per target, not once per event.
-            with self._lock_reported:
-                if (delivery.target, delivery.error) in self._reported:
-                    return
-                self._reported.add((delivery.target, delivery.error))
-        log.warning("%s to %s failed: %s", delivery.event, delivery.target, delivery.error)
+        """A warning the first time a target fails a given way; the same failure again (a
+        missing variable, a dead server, for every event of the day) only at debug level."""
+        with self._lock_reported:
+            first = (delivery.target, str(delivery.error)) not in self._reported
+            self._reported.add((delivery.target, str(delivery.error)))
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "%s to %s failed: %s",
+            delivery.event,
+            delivery.target,
+            delivery.error,
+        )
 
     def _notify_job(
         self,
@@ -345,6 +357,13 @@ class Announcer:
                 }
             except MissingVariable as missing:
                 return Delivery(target, event, False, error=_missing(missing.name))
+            parts = urlsplit(url)
+            if parts.password:
+                used.add(parts.password)
+            if _ENV_REFERENCE.search(notification.url):
+                # A URL kept in the environment is a credential (a Slack webhook's is its
+                # path): a server echoing the path it was asked for must not show it either.
+                used.update(part for part in (parts.path, parts.query) if len(part) > 1)
             hide = self._hiding(used)
             visible = hide.deep(summary)
             if notification.kind == "slack":
@@ -411,10 +430,15 @@ class Announcer:
                 body=json.dumps(request.payload, default=str).encode(),
                 timeout_s=timeout_s,
                 verify_tls=request.verify_tls,
+                # As requests and OpenSSL read them: a private CA, an egress proxy in a cluster.
+                ca_file=self._environ.get("SSL_CERT_FILE")
+                or self._environ.get("REQUESTS_CA_BUNDLE"),
+                proxy=proxy_for(request.url, self._environ),
             )
         except DeliveryFailed as failed:
             seconds = time.monotonic() - started
-            return Delivery(target, event, False, failed.status, hide(str(failed)), seconds), None
+            error = _shorten(hide(str(failed)))
+            return Delivery(target, event, False, failed.status, error, seconds), None
         seconds = time.monotonic() - started
         return Delivery(target, event, True, answer.status, None, seconds), answer
 
@@ -455,8 +479,12 @@ class _Hider:
         return node
 
 
+def _shorten(text: str) -> str:
+    return text if len(text) <= _MAX_ERROR_TEXT else text[:_MAX_ERROR_TEXT] + "..."
+
+
 def _missing(name: str) -> str:
-    return f"not sent: ${{{name}}} is not set in the environment"
+    return f"not sent: ${{{name}}} is empty or not set in the environment"
 
 
 def _epoch_ms(at: datetime) -> int:

@@ -1,6 +1,7 @@
 """Reading a game-day file: its structure checked against ``gameday.schema.json`` (the one
-description of it), then what a schema cannot say, each refusal an ``InvalidInput`` that names
-the field as the file spells it (``blackouts[1].hours.from``) and says what to write instead.
+description of it, ``chaosmesh_py.gameday.schema``), then what a schema cannot say, each refusal
+an ``InvalidInput`` that names the field as the file spells it (``blackouts[1].hours.from``) and
+says what to write instead.
 
 What is checked in code, after the schema:
 
@@ -19,13 +20,10 @@ What is checked in code, after the schema:
 
 from __future__ import annotations
 
-import difflib
-import json
+import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,7 +32,9 @@ import yaml
 from chaosmesh_py.errors import InvalidInput, shown
 from chaosmesh_py.experiment import Document, read_document
 from chaosmesh_py.gameday import schedule as cron
+from chaosmesh_py.gameday.schema import check_document
 from chaosmesh_py.gameday.suite import (
+    ENV_REFERENCE,
     AbortCondition,
     Blackout,
     GameDay,
@@ -44,11 +44,12 @@ from chaosmesh_py.gameday.suite import (
     Preflight,
     Schedule,
     Step,
+    format_duration,
     parse_duration,
 )
 from chaosmesh_py.kube.names import parse_namespace
 
-__all__ = ["WEEKDAYS", "read_gameday", "schema"]
+__all__ = ["WEEKDAYS", "notes", "read_gameday"]
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
 
@@ -56,8 +57,8 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime
 MIN_STARTING_DEADLINE_S = 10.0
 # Enough to find a free slot of any real schedule, few enough to stay instant on a minutely one.
 _SLOTS_CHECKED = 10_000
-_ENV_REFERENCE = re.compile(r"\$\{([^}]*)\}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Anything written ${...}: each must be a well-formed ENV_REFERENCE.
+_BRACED = re.compile(r"\$\{([^}]*)\}")
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -66,6 +67,20 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
     says which strings are dates and times)."""
 
 
+def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    """A key written twice is refused (YAML parsers keep the last one, silently)."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, str | int | float | bool | type(None)) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"found the key {key!r} twice in one mapping", key_node.start_mark
+            )
+        seen.add(key if isinstance(key, str | int | float | bool | type(None)) else id(key))
+    return cast(dict[Any, Any], yaml.SafeLoader.construct_mapping(loader, node, deep=deep))
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.yaml_implicit_resolvers = {
     first: [
         (tag, pattern)
@@ -96,13 +111,6 @@ GAMEDAY_FILE = Document(
 )
 
 
-@cache
-def schema() -> dict[str, Any]:
-    """The game-day file's JSON Schema (draft 2020-12), as published with the package."""
-    text = files("chaosmesh_py.gameday").joinpath("gameday.schema.json").read_text("utf-8")
-    return cast(dict[str, Any], json.loads(text))
-
-
 def read_gameday(path: Path) -> GameDay:
     document = read_document(path, GAMEDAY_FILE)
     if not isinstance(document, dict):
@@ -111,134 +119,39 @@ def read_gameday(path: Path) -> GameDay:
             f"must be a mapping, got {type(document).__name__}",
             GAMEDAY_FILE.shape,
         )
-    _check_structure(document)
+    check_document(document)
     return _GameDayReader(path, document).read()
 
 
-# --- the schema's errors, as a user reads them --------------------------------------------------
+# A literal value here is a credential written into a file that gets committed and shared.
+_SECRET_HEADERS = re.compile(r"authorization|.*(token|api-?key|secret|password).*", re.IGNORECASE)
+_SECRET_URL = re.compile(
+    r"hooks\.slack\.com/|//[^/@]+:[^/@]+@|[?&](token|key|secret|sig)=", re.IGNORECASE
+)
 
 
-def _check_structure(document: Mapping[str, Any]) -> None:
-    from jsonschema import Draft202012Validator
-
-    validator = Draft202012Validator(schema())
-    errors = sorted(
-        validator.iter_errors(document), key=lambda error: _sort_key(error.absolute_path)
-    )
-    if not errors:
-        return
-    first = _explained(errors[0])
-    more = len(errors) - 1
-    problem = first.problem + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
-    raise InvalidInput(first.field, problem, first.fix)
-
-
-def _sort_key(path: Iterable[Any]) -> tuple[tuple[int, str], ...]:
-    return tuple((0, f"{step:09d}") if isinstance(step, int) else (1, str(step)) for step in path)
-
-
-def field_path(path: Iterable[Any]) -> str:
-    """``blackouts[1].hours.from`` from the steps ``blackouts, 1, hours, from``."""
-    text = ""
-    for step in path:
-        text += f"[{step}]" if isinstance(step, int) else f".{step}"
-    return text.removeprefix(".") or "gameday"
-
-
-def _explained(error: Any) -> InvalidInput:
-    """One jsonschema error as the field it is about, the problem and the fix."""
-    path = list(error.absolute_path)
-    node: Mapping[str, Any] = error.schema
-    fix = str(node.get("x-fix", ""))
-    kind = error.validator
-    if kind == "additionalProperties":
-        known = sorted(node.get("properties", {}))
-        unknown = sorted(set(error.instance) - set(known))
-        key = unknown[0]
-        guess = difflib.get_close_matches(key, known, n=1)
-        hint = f"did you mean {guess[0]}? " if guess else ""
-        return InvalidInput(
-            field_path([*path, key]), "unknown key", f"{hint}known keys: {', '.join(known)}"
-        )
-    if kind == "required":
-        missing = next(name for name in error.validator_value if name not in error.instance)
-        described = node.get("properties", {}).get(missing, {})
-        return InvalidInput(field_path([*path, missing]), "is required", _fix_of(described))
-    if kind == "type":
-        wanted = error.validator_value
-        return InvalidInput(
-            field_path(path),
-            f"must be {_article(wanted)}, got {_json_kind(error.instance)} {shown(error.instance)}",
-            fix,
-        )
-    if kind in ("anyOf", "oneOf"):
-        return InvalidInput(field_path(path), _mixed_problem(kind, node), fix)
-    if kind == "minItems" and error.validator_value == 1:
-        return InvalidInput(field_path(path), "must not be empty", fix)
-    if kind == "uniqueItems":
-        return InvalidInput(field_path(path), "lists an item twice", fix)
-    if kind == "maxLength":
-        return InvalidInput(
-            field_path(path),
-            f"{shown(error.instance)} is {len(error.instance)} characters, "
-            f"at most {node['maxLength']} fit",
-            fix,
-        )
-    if kind == "minLength":
-        return InvalidInput(field_path(path), "must not be empty", fix)
-    return InvalidInput(
-        field_path(path), f"{shown(error.instance)} {_said(kind, error.validator_value)}", fix
-    )
-
-
-def _fix_of(node: Mapping[str, Any]) -> str:
-    if "x-fix" in node:
-        return str(node["x-fix"])
-    if "$ref" in node:
-        return str(_definition(node["$ref"]).get("x-fix", ""))
-    return ""
-
-
-def _definition(reference: str) -> Mapping[str, Any]:
-    return cast(Mapping[str, Any], schema()["$defs"][reference.rsplit("/", 1)[-1]])
-
-
-def _mixed_problem(kind: str, node: Mapping[str, Any]) -> str:
-    choices = [", ".join(option.get("required", [])) for option in node[kind]]
-    if kind == "anyOf":
-        return f"needs at least one of {', '.join(choices)}"
-    return f"needs exactly one of {' or '.join(choices)}"
-
-
-def _said(kind: str, value: Any) -> str:
-    return {
-        "pattern": "is not in the expected form",
-        "enum": f"is not one of {', '.join(map(str, value))}"
-        if isinstance(value, list)
-        else "is not allowed",
-        "minimum": f"is below {value}",
-        "minItems": f"has fewer than {value} items",
-    }.get(kind, f"fails {kind}")
-
-
-def _article(kind: object) -> str:
-    names = {"object": "a mapping", "array": "a list", "string": "a string", "number": "a number"}
-    names |= {"integer": "an integer", "boolean": "true or false"}
-    if isinstance(kind, list):
-        return " or ".join(names.get(str(item), str(item)) for item in kind)
-    return names.get(str(kind), str(kind))
-
-
-def _json_kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return "a string" if isinstance(value, str) else "a number"
+def notes(gameday: GameDay) -> list[str]:
+    """What is allowed but probably not meant: said by ``validate``, never refused."""
+    said = []
+    first: dict[Path, int] = {}
+    for index, step in enumerate(gameday.experiments):
+        if step.path in first:
+            said.append(
+                f"experiments[{index}] runs {step.path.name} again "
+                f"(also experiments[{first[step.path]}]); fine if meant"
+            )
+        first.setdefault(step.path, index)
+    for index, target in enumerate(gameday.notifications):
+        field = f"notifications[{index}]"
+        if "${" not in target.url and _SECRET_URL.search(target.url):
+            said.append(
+                f"{field}.url looks like it holds a credential; write ${{NAME}} and set NAME in "
+                "the environment of the runner, so the file can be shared"
+            )
+        for name, value in target.headers:
+            if _SECRET_HEADERS.fullmatch(name) and "${" not in value:
+                said.append(f"{field}.headers.{name} is written out; write ${{NAME}} instead")
+    return said
 
 
 # --- what a schema cannot say -------------------------------------------------------------------
@@ -258,6 +171,12 @@ class _GameDayReader:
         blackouts = tuple(
             self.blackout(i, item) for i, item in enumerate(document.get("blackouts", []))
         )
+        if blackouts and schedule is None:
+            raise InvalidInput(
+                "blackouts",
+                "are read in the schedule's time zone, and this game day has no schedule",
+                "add a schedule (its timezone is theirs), or leave blackouts out",
+            )
         _check_blackouts_reachable(blackouts)
         if schedule is not None and blackouts:
             _check_some_slot_left(schedule, blackouts)
@@ -303,7 +222,7 @@ class _GameDayReader:
             raise InvalidInput(
                 "schedule.jitter",
                 f"{item['jitter']} is not shorter than the starting deadline "
-                f"({_seconds_text(deadline_s)}): a late start would count as missed",
+                f"({format_duration(deadline_s)}): a late start would count as missed",
                 "make the jitter shorter, or schedule.startingDeadline longer",
             )
         return Schedule(
@@ -391,27 +310,17 @@ class _GameDayReader:
         )
 
     def experiments(self, items: Sequence[Mapping[str, Any]]) -> tuple[Step, ...]:
-        from chaosmesh_py.verdict.gate import GateError, validate_experiment
-
         steps = []
         checked: set[Path] = set()
         for index, item in enumerate(items):
-            field = f"experiments[{index}].path"
-            path = (self.path.parent / item["path"]).resolve()
-            if path not in checked:
-                try:
-                    validate_experiment(path)
-                except GateError as error:
-                    raise InvalidInput(
-                        field,
-                        f"{item['path']}: {error}",
-                        "paths are relative to the game-day file's folder; "
-                        f"`chaosmesh validate {item['path']}` shows every problem",
-                    ) from None
-                checked.add(path)
-            pause_s = parse_duration(
-                item.get("pauseAfter", "0s"), f"experiments[{index}].pauseAfter"
+            field = f"experiments[{index}]"
+            path = _existing(
+                self.path.parent.resolve() / item["path"], item["path"], f"{field}.path"
             )
+            if path not in checked:
+                _check_experiment(path, item["path"], f"{field}.path")
+                checked.add(path)
+            pause_s = parse_duration(item.get("pauseAfter", "0s"), f"{field}.pauseAfter")
             steps.append(Step(path=path, pause_after_s=pause_s))
         return tuple(steps)
 
@@ -442,6 +351,35 @@ class _GameDayReader:
         )
 
 
+def _existing(path: Path, written: str, field: str) -> Path:
+    """The experiment file, resolved, or ``InvalidInput`` saying where it was looked for."""
+    relative = "paths are relative to the game-day file's folder"
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError) as error:  # a name too long, a NUL byte
+        problem = getattr(error, "strerror", None) or str(error)
+        raise InvalidInput(field, f"{shown(written)} cannot be read: {problem}", relative) from None
+    if not is_file:
+        where = shown(os.path.normpath(path))
+        raise InvalidInput(field, f"{shown(written)}: no such file (looked for {where})", relative)
+    return path.resolve()
+
+
+def _check_experiment(path: Path, written: str, field: str) -> None:
+    """The experiment passes ``chaosmesh validate``'s checks (the gate's own)."""
+    from chaosmesh_py.verdict.gate import GateError, validate_experiment
+
+    try:
+        validate_experiment(path)
+    except GateError as error:
+        problems = re.sub(r"(^|; )invalid: ", r"\1", str(error))
+        raise InvalidInput(
+            field,
+            f"{written} is not a valid experiment: {problems}",
+            f"`chaosmesh validate {written}` shows every problem",
+        ) from None
+
+
 def _timeout(item: Mapping[str, Any], field: str) -> float:
     timeout_s = parse_duration(item.get("timeout", "5s"), f"{field}.timeout")
     if not 0 < timeout_s <= 60:
@@ -467,20 +405,16 @@ def _some_weekday_between(dates: tuple[date, date], weekdays: Sequence[str]) -> 
     return any(WEEKDAYS[(dates[0] + timedelta(days=n)).weekday()] in weekdays for n in range(days))
 
 
-def _seconds_text(seconds: float) -> str:
-    return f"{seconds:g}s"
-
-
 def _check_references(field: str, value: str) -> None:
     """``${NAME}`` must name an environment variable; it is read when sending, never here."""
-    for match in _ENV_REFERENCE.finditer(value):
-        if _ENV_NAME.fullmatch(match.group(1)) is None:
+    for match in _BRACED.finditer(value):
+        if ENV_REFERENCE.fullmatch(match.group(0)) is None:
             raise InvalidInput(
                 field,
                 f"${{{match.group(1)}}} does not name an environment variable",
                 "write ${NAME} with letters, digits and '_', e.g. ${SLACK_WEBHOOK_URL}",
             )
-    if "${" in _ENV_REFERENCE.sub("", value):
+    if "${" in _BRACED.sub("", value):
         raise InvalidInput(field, "has a '${' that is never closed", "write ${NAME}")
 
 
@@ -523,13 +457,23 @@ def _within(inner: Blackout, outer: Blackout) -> bool:
     has_days = bool(outer.weekdays) or outer.dates is not None
     if has_days and _wraps(inner.hours) != _wraps(outer.hours):
         return False
-    if outer.weekdays and not (inner.weekdays and inner.weekdays <= outer.weekdays):
+    if outer.weekdays and not _weekdays_of(inner) <= outer.weekdays:
         return False
     return outer.dates is None or (
         inner.dates is not None
         and outer.dates[0] <= inner.dates[0]
         and inner.dates[1] <= outer.dates[1]
     )
+
+
+def _weekdays_of(blackout: Blackout) -> frozenset[int]:
+    """The days of the week a blackout's days can fall on (its dates narrow its weekdays)."""
+    days = blackout.weekdays or frozenset(range(7))
+    if blackout.dates is not None:
+        start, end = blackout.dates
+        span = min((end - start).days + 1, 7)
+        days &= {(start + timedelta(days=n)).weekday() for n in range(span)}
+    return days
 
 
 def _wraps(hours: tuple[time, time] | None) -> bool:
@@ -548,26 +492,36 @@ def _hours_within(inner: tuple[time, time], outer: tuple[time, time]) -> bool:
 def _check_some_slot_left(schedule: Schedule, blackouts: Sequence[Blackout]) -> None:
     """Refuse blackouts that skip every slot of the coming year: the game day would never run."""
     now = datetime.now(UTC)
-    end = now + timedelta(days=365)
     reasons: set[str] = set()
-    checked = 0
-    after = now
-    while checked < _SLOTS_CHECKED:
-        slots = [slot for slot in cron.fire_times(schedule, after, 64) if slot <= end]
-        for slot in slots:
-            blackout = cron.blackout_at(blackouts, schedule.timezone, slot)
-            if blackout is None:
-                return
-            reasons.add(blackout.reason)
-        checked += len(slots)
-        if len(slots) < 64:
-            break
-        after = slots[-1]
-    else:
-        return  # too many slots to be blacked out wholesale; the runner records each skip
-    if checked:
+    looked_at = 0
+    for slot in _slots_ahead(schedule, now, now + timedelta(days=365)):
+        blackout = cron.blackout_at(blackouts, schedule.timezone, slot)
+        if blackout is None:
+            return
+        reasons.add(blackout.reason)
+        looked_at += 1
+    if looked_at:
         raise InvalidInput(
             "blackouts",
-            f"skip every slot of the coming year ({checked} slots: {', '.join(sorted(reasons))})",
+            f"skip every slot of the coming year ({looked_at} slots looked at: "
+            f"{', '.join(sorted(reasons))})",
             "narrow the blackouts or move the schedule: as written the game day never runs",
         )
+
+
+def _slots_ahead(schedule: Schedule, now: datetime, end: datetime) -> Iterator[datetime]:
+    """The slots up to ``end``, one by one while there are few (a weekly schedule has 52); a
+    schedule firing more often is sampled: the first slot after each hour of the year."""
+    after, count, chunk_size = now, 0, 64
+    while count < _SLOTS_CHECKED:
+        chunk = cron.fire_times(schedule, after, chunk_size)
+        for slot in chunk:
+            if slot > end:
+                return
+            yield slot
+        count += len(chunk)
+        if len(chunk) < chunk_size:
+            return
+        after = chunk[-1]
+    for hour in range(365 * 24):
+        yield from cron.fire_times(schedule, now + timedelta(hours=hour), 1)

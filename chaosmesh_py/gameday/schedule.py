@@ -9,7 +9,7 @@ are computed the same way, so ``chaosmesh gameday validate`` prints what the clu
   descriptors ``@yearly @annually @monthly @weekly @daily @midnight @hourly``;
 - day of month and day of week combine as robfig's ``dayMatches``: both must match when either
   field starts with ``*`` or ``?`` (a step of 1 keeps that mark: ``*/1``), otherwise either may;
-- ``next_fire`` mirrors robfig/cron v3 ``spec.go`` ``SpecSchedule.Next`` step for step, with Go's
+- ``_next_unix`` mirrors robfig/cron v3 ``spec.go`` ``SpecSchedule.Next`` step for step, with Go's
   ``time.Date`` zone resolution (``_wall_to_unix``), which decides what happens at DST changes: a
   slot inside a spring-forward gap does not fire that day (02:30 daily in Europe/Berlin skips the
   last Sunday of March), and a slot inside a fall-back repeat fires twice (01:30 daily in
@@ -25,6 +25,9 @@ All datetimes in and out are timezone-aware. Fire times come out with a fixed of
 zone's at that instant and named as the zone names it (``CEST``): Python compares and subtracts
 two datetimes sharing one ``ZoneInfo`` by their wall clocks, ignoring ``fold``, so the two 01:30s
 of a fall-back night would compare equal and lie zero minutes apart.
+
+tests/data/cron_reference.json holds robfig/cron v3.0.1's own answers (the version Kubernetes
+vendors) for 1210 schedules in 15 zones; this port agrees with every one to the second.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ __all__ = [
     "latest_slot",
     "parse_cron",
     "parse_timezone",
+    "skipped_by_clock_change",
     "slots_between",
 ]
 
@@ -224,6 +228,8 @@ def _parse_value(expr: str, bounds: _Bounds) -> int:
 
 
 def _parse_number(expr: str) -> int:
+    if not expr:
+        raise ValueError("a number is missing")  # robfig: "failed to parse int from "
     if _GO_INT.fullmatch(expr) is None:
         raise ValueError(f"failed to parse int from {expr}")
     number = int(expr)
@@ -457,6 +463,55 @@ def latest_slot(schedule: Schedule, at: datetime) -> datetime | None:
         if window >= _LOOK_BACK:
             return None
         window = min(window * 2, _LOOK_BACK)
+
+
+def skipped_by_clock_change(schedule: Schedule, start: datetime, end: datetime) -> list[datetime]:
+    """Wall-clock times in (start, end] the cron names but the zone skips when its clocks go
+    forward, as naive datetimes: robfig's ``Next`` steps over them, so Kubernetes starts no Job
+    for them (a 02:30 daily schedule in Europe/Berlin has no run on the last Sunday of March)."""
+    zone, spec = _zone_and_spec(schedule)
+    skipped: list[datetime] = []
+    first, last = _unix(start), _unix(end)
+    for change in _offset_changes(zone, first, last):
+        before, after = _wall(zone, change - 1), _wall(zone, change)
+        missing = after.replace(tzinfo=None) - before.replace(tzinfo=None) - timedelta(seconds=1)
+        wall = (before + timedelta(seconds=1)).replace(tzinfo=None)
+        for minute in range(int(missing.total_seconds()) // 60):
+            moment = wall + timedelta(minutes=minute)
+            if _wall_matches(spec, moment):
+                skipped.append(moment)
+    return skipped
+
+
+def _offset_changes(zone: ZoneInfo, first: int, last: int) -> list[int]:
+    """The instants in (first, last] where the zone's UTC offset changes, to the second."""
+    changes = []
+    step = 6 * 3600  # zones change offset at most twice a year, never twice in six hours
+    low = first
+    while low < last:
+        high = min(low + step, last)
+        if _offset_at(zone, low) != _offset_at(zone, high):
+            lo, hi = low, high  # offset(lo) != offset(hi): bisect to the first second of the new
+            while hi - lo > 1:
+                middle = (lo + hi) // 2
+                lo, hi = (
+                    (middle, hi)
+                    if _offset_at(zone, middle) == _offset_at(zone, lo)
+                    else (lo, middle)
+                )
+            changes.append(hi)
+        low = high
+    return changes
+
+
+def _wall_matches(spec: CronSpec, wall: datetime) -> bool:
+    return (
+        wall.second == 0
+        and wall.minute in spec.minutes
+        and wall.hour in spec.hours
+        and wall.month in spec.months
+        and _day_matches(spec, wall)
+    )
 
 
 def blackout_at(blackouts: Sequence[Blackout], timezone: str, moment: datetime) -> Blackout | None:

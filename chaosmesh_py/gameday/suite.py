@@ -93,6 +93,11 @@ NotificationEvent = Literal[
 ]
 
 
+# How a URL or header value names an environment variable, read when sending (never at parse
+# time, never written anywhere).
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
 @dataclass(frozen=True)
 class Notification:
     """Where to tell what happened. ``http`` posts the event as JSON (Chaos Toolkit's
@@ -151,6 +156,7 @@ def load(path: Path) -> GameDay:
 # Hours, minutes, seconds, each optional but in this order, at least one; seconds may be decimal.
 _DURATION = re.compile(r"(?=[0-9])(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+(?:\.[0-9]+)?)s)?")
 DURATION_FIX = "write a duration such as 30s, 10m or 1h30m"
+MAX_DURATION_S = 366 * 24 * 3600.0  # nothing in a game day waits longer; and inf stays out
 
 
 def parse_duration(text: str, field: str) -> float:
@@ -160,4 +166,15 @@ def parse_duration(text: str, field: str) -> float:
     if match is None:
         raise InvalidInput(field, f"{shown(text)} is not a duration", DURATION_FIX)
     hours, minutes, seconds = (float(part) if part else 0.0 for part in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
+    total = hours * 3600 + minutes * 60 + seconds
+    if total > MAX_DURATION_S:
+        raise InvalidInput(field, f"{shown(text)} is longer than a year", DURATION_FIX)
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as the file writes it: ``1h30m``, ``4m7s`` (whole seconds)."""
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, whole = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + f"{whole}s" if whole or not text else text

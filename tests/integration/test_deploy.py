@@ -395,7 +395,7 @@ def reap_as_the_image_would(api, options):
     """The CronJob's exact command in another process, with the `local` extra's modules
     unimportable (as in deploy/Dockerfile's image)."""
     blocked = extras_only_modules()
-    assert "jsonschema" in blocked and "envoy" in blocked  # the closure did find the extra
+    assert "jsonpatch" in blocked and "envoy" in blocked  # the closure did find the extra
     program = (
         "import sys\n"
         f"for name in {blocked!r}: sys.modules[name] = None\n"

@@ -9,7 +9,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from chaosmesh_py.errors import InvalidInput
-from chaosmesh_py.gameday.loader import schema
+from chaosmesh_py.gameday.schema import schema
 from chaosmesh_py.gameday.suite import load, parse_duration
 from tests.conftest import ROOT
 
@@ -53,14 +53,27 @@ def test_the_example_reads_into_the_model():
     assert [f"{t:%H:%M}" for t in night.hours or ()] == ["22:00", "06:00"]
     assert gameday.prometheus_url == "http://prometheus.istio-system:9090"
     assert [check.below for check in gameday.preflight] == [None, 0.01]
-    (abort,) = gameday.abort
-    assert (abort.above, abort.for_s, abort.interval_s) == (0.05, 60.0, 10.0)
+    errors, reviews = gameday.abort
+    assert (errors.above, errors.below, errors.for_s, errors.interval_s) == (0.05, None, 60.0, 10.0)
+    assert (reviews.above, reviews.below, reviews.for_s, reviews.interval_s) == (
+        None,
+        0.5,
+        30.0,
+        5.0,
+    )
+    assert [check.prometheus_url for check in (*gameday.preflight, *gameday.abort)] == [
+        None,
+        "http://thanos-query.monitoring:9090",
+        None,
+        "http://thanos-query.monitoring:9090",
+    ]
     slack, http = gameday.notifications
     assert (slack.kind, slack.url) == ("slack", "${SLACK_WEBHOOK_URL}")  # never resolved here
     assert http.headers == (("Authorization", "Bearer ${CHAOS_EVENTS_TOKEN}"),)
     assert (http.events, http.timeout_s) == (frozenset(), 3.0)
     assert gameday.grafana is not None
-    assert gameday.grafana.token_env == "GRAFANA_TOKEN"
+    assert (gameday.grafana.token_env, gameday.grafana.panel_id) == ("GRAFANA_TOKEN", 4)
+    assert gameday.grafana.timeout_s == 3.0
 
 
 def test_the_example_is_valid_against_the_published_schema():
@@ -83,6 +96,7 @@ def test_unquoted_times_and_dates_are_read_as_written(tmp_path):
     path = tmp_path / "g.yaml"
     path.write_text(
         f"name: checkout\nnamespace: bookinfo\nexperiments: [{{path: {DELAY}}}]\n"
+        "schedule: {cron: '0 10 * * *', timezone: UTC}\n"
         "blackouts:\n"
         "  - {reason: night, hours: {from: 22:00, to: 06:00}}\n"
         "  - {reason: freeze, dates: {from: 2026-12-18, to: 2027-01-04}}\n"
@@ -129,3 +143,39 @@ def test_bad_durations_name_the_field(text):
         parse_duration(text, "abort[0].for")
     assert caught.value.field == "abort[0].for"
     assert "30s, 10m or 1h30m" in caught.value.fix
+
+
+def test_the_documented_example_is_the_tested_one():
+    docs = (ROOT / "docs/gameday.md").read_text()
+    example = docs.split("A full example", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(example) == yaml.safe_load(EXAMPLE.read_text())
+
+
+def _keys_the_schema_knows(node: dict, prefix: str = "") -> set[str]:
+    while "$ref" in node:
+        node = schema()["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    keys = set()
+    for key, child in node.get("properties", {}).items():
+        path = f"{prefix}.{key}" if prefix else key
+        keys |= {path, *_keys_the_schema_knows(child, path)}
+    if "items" in node:
+        keys |= _keys_the_schema_knows(node["items"], prefix + "[]")
+    return keys
+
+
+def _keys_written(document: object, prefix: str = "") -> set[str]:
+    if isinstance(document, dict):
+        keys = set()
+        for key, child in document.items():
+            path = f"{prefix}.{key}" if prefix else key
+            keys |= {path, *_keys_written(child, path)}
+        return keys
+    if isinstance(document, list):
+        return set().union(*(_keys_written(child, prefix + "[]") for child in document))
+    return set()
+
+
+def test_the_example_shows_every_key_the_schema_knows():
+    known = _keys_the_schema_knows(schema())
+    assert len(known) > 40
+    assert known - _keys_written(yaml.safe_load(EXAMPLE.read_text())) == set()

@@ -102,6 +102,8 @@ def test_fire_times_follow_robfig_grammar(cron, after, expected):
         ("* * * * MONDAY", "failed to parse int from MONDAY"),
         ("* * * TUE *", "failed to parse int from TUE"),  # day names only in the day-of-week field
         (", * * * *", "no values"),
+        ("5- * * * *", "minute field '5-': a number is missing"),
+        ("*/ * * * *", "a number is missing"),
         ("@fortnightly", "unrecognized descriptor"),
         ("@every 1h", "@every counts from the CronJob's creation"),
         (
@@ -346,3 +348,12 @@ def test_jitter_spreads_over_slots_and_names():
 
 def test_no_jitter_is_zero():
     assert jitter_for("checkout-gameday", at("2026-12-08T10:30"), 0) == 0.0
+
+
+def test_latest_slot_and_slots_between_see_both_runs_of_a_repeated_hour():
+    schedule = Schedule(cron="30 1 * * *", timezone="America/New_York")
+    second = at("2026-11-01T06:45")  # 01:45 EST, after the second 01:30
+    assert latest_slot(schedule, second).isoformat() == "2026-11-01T01:30:00-05:00"
+    assert latest_slot(schedule, at("2026-11-01T06:15")).isoformat() == "2026-11-01T01:30:00-04:00"
+    slots = slots_between(schedule, at("2026-10-31T12:00"), second)
+    assert shown(slots) == ["2026-11-01T01:30:00-04:00", "2026-11-01T01:30:00-05:00"]
