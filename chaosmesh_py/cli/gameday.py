@@ -178,7 +178,9 @@ def render(
     Kubernetes, a deadline derived from the experiments), a ServiceAccount with the least
     RBAC the experiments' activities need (derived from them: an activity whose needs are
     unknown is refused), the game day and its experiments as a ConfigMap, a volume for the
-    results. Apply them with `kubectl apply -f DIR`; the namespace must exist.
+    results. Apply them with `kubectl apply -f DIR`; the namespace must exist. Secrets the
+    game day reads (notification URLs, Grafana's token) come from a Secret NAME-env that you
+    create: render prints how, and never writes a secret itself.
     """
     from chaosmesh_py.gameday import environment as environments
     from chaosmesh_py.gameday import render as rendering
