@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 ISTIO_CRDS ?= ../shared/istio/crds-1.30.3.gen.yaml
 export CHAOSMESH_ISTIO_CRDS := $(abspath $(ISTIO_CRDS))
 
-.PHONY: install run test pytest test-kubernetes-36 lint format bench clean
+.PHONY: install run gameday test pytest test-kubernetes-36 lint format bench clean
 
 install: $(VENV)/.installed
 
@@ -19,6 +19,11 @@ $(VENV)/.installed: pyproject.toml
 # The main job: the Bookinfo fault-injection experiment end to end on this machine.
 run: install
 	$(BIN)/python -m chaosmesh_py.localmesh.demo experiments/bookinfo-ratings-delay.json
+
+# The Bookinfo game day end to end on this machine: the local mesh with Prometheus (Debian:
+# apt-get install prometheus), three experiments, an abort condition; results in gameday-results/.
+gameday: install
+	$(BIN)/python -m chaosmesh_py.localmesh.gameday experiments/bookinfo-gameday.yaml --results gameday-results
 
 # Everything CI runs: lint and types, the suite, and the suite again on the oldest
 # supported kubernetes client.
@@ -49,6 +54,9 @@ bench: install
 	$(BIN)/python bench/load_probe.py
 	$(BIN)/python bench/halt_rollback.py
 	$(BIN)/python bench/first_call.py
+	$(BIN)/python bench/gameday_overhead.py
+	$(BIN)/python bench/kubectl_apply.py
+	$(BIN)/python bench/local_prometheus.py
 	$(BIN)/python bench/announce_hang.py
 
 clean:

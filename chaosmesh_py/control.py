@@ -7,7 +7,8 @@ Declare it at the experiment level::
 
 What it does, and why Chaos Toolkit alone does not:
 - when the run starts, it gives the run an id (unless the configuration sets
-  ``chaosmesh_run_id``) so every activity of the run owns its faults under that id;
+  ``chaosmesh_run_id``, or the environment ``CHAOSMESH_RUN_ID``) so every activity of the run
+  owns its faults under that id;
 - before the experiment starts, it checks the arguments of every chaosmesh activity in the
   experiment, so a bad percentage in the third action stops the run before the first one
   injects anything (``chaos validate`` only checks argument names);
@@ -60,7 +61,15 @@ from typing import Any
 
 from chaosmesh_py.engine import ledger, private_file, redaction, signals
 from chaosmesh_py.engine.guardrail import Breach, Guardrail, parse_guardrails
-from chaosmesh_py.engine.run import RUN_ID_KEY, Run, new_run_id, run_for, run_id_from
+from chaosmesh_py.engine.run import (
+    RUN_ID_ENV,
+    RUN_ID_KEY,
+    Run,
+    new_run_id,
+    parse_run_id,
+    run_for,
+    run_id_from,
+)
 from chaosmesh_py.errors import ChaosMeshError, InvalidInput, shown
 from chaosmesh_py.faults import injection
 from chaosmesh_py.istio.route_copy import run_route_prefix
@@ -92,7 +101,12 @@ def configure_control(
     if configuration is None:
         return
     if not configuration.get(RUN_ID_KEY):
-        configuration[RUN_ID_KEY] = new_run_id()
+        # CHAOSMESH_RUN_ID, when set, names the run: a game day's runner sets it to find the
+        # run's ledger (``chaosmesh_py.gameday.runner``); else a new id.
+        from_environment = os.environ.get(RUN_ID_ENV)
+        configuration[RUN_ID_KEY] = (
+            parse_run_id(from_environment, RUN_ID_ENV) if from_environment else new_run_id()
+        )
     run = run_for(configuration)
     _active_runs.append(run)
     signals.install(run.run_id)

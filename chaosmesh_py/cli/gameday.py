@@ -5,6 +5,7 @@ The commands are thin: the game day itself lives in ``chaosmesh_py.gameday``.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -96,6 +97,169 @@ def schema() -> None:
     from chaosmesh_py.gameday.schema import schema as published
 
     click.echo(json.dumps(published(), indent=2))
+
+
+_context = click.option(
+    "--context",
+    default=None,
+    help="the kubeconfig context to use (default: KUBERNETES_CONTEXT, else the current one); "
+    "credentials otherwise resolve as for chaostoolkit-kubernetes",
+)
+
+
+@gameday.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--results",
+    "results_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("chaosmesh-results"),
+    show_default=True,
+    help="where the run directory goes: RESULTS/<game day>/<slot id>/",
+)
+@click.option("--no-jitter", is_flag=True, help="start at once, without the slot's jitter")
+@click.option(
+    "--json",
+    "json_copy",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="also write the summary (gameday.json) here",
+)
+@click.option(
+    "--junit",
+    "junit_copy",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="also write the JUnit XML report here",
+)
+@click.option(
+    "--allow-unverified",
+    is_flag=True,
+    help="as chaosmesh gate's: pass runs whose faults could not be seen live or counted",
+)
+@click.option(
+    "--allow-no-fault",
+    is_flag=True,
+    help="as chaosmesh gate's: pass runs that inject no chaosmesh fault",
+)
+@_context
+def run(
+    file: Path,
+    *,
+    results_dir: Path,
+    no_jitter: bool,
+    json_copy: Path | None,
+    junit_copy: Path | None,
+    allow_unverified: bool,
+    allow_no_fault: bool,
+    context: str | None,
+) -> None:
+    """Run the game day in FILE now: its experiments in order, each graded as chaosmesh gate
+    grades it, safe to start twice for one slot.
+
+    \b
+    Skipped (exit 0, "skipped: <reason>", recorded in the game day's history): a blackout,
+    the pause switch, a preflight check, another runner holding the game day's Lease, the
+    slot already run.
+    \b
+    Exit status otherwise, as chaosmesh gate's:
+      3  rollback incomplete: something may still be in place
+      1  fail, or stopped by the pause switch or an abort condition
+      2  invalid input: nothing was run, nothing recorded
+      0  every experiment passed
+    """
+    from chaosmesh_py.engine.private_file import check_creatable
+    from chaosmesh_py.gameday import runner
+    from chaosmesh_py.gameday.suite import load
+    from chaosmesh_py.kube import Kube
+    from chaosmesh_py.verdict import gate as gating
+
+    for report, option in ((junit_copy, "--junit"), (json_copy, "--json")):
+        if report is not None:
+            check_creatable(report, option)
+    gameday_file = load(file)
+    options = runner.Options(
+        results_dir=results_dir,
+        jitter=not no_jitter,
+        waivers=gating.Waivers(allow_unverified=allow_unverified, allow_no_fault=allow_no_fault),
+    )
+    game = runner.run_gameday(
+        gameday_file,
+        options,
+        lambda: Kube.connect({"KUBERNETES_CONTEXT": context} if context else None),
+    )
+    summary = game.summary
+    if game.results:
+        click.echo(gating.format_table(game.results, shutil.get_terminal_size((120, 24)).columns))
+    if json_copy is not None:
+        runner.write_summary(summary, json_copy, "--json")
+    if junit_copy is not None and game.results:
+        gating.write_junit(game.results, junit_copy)
+    click.echo(runner.verdict_line(summary))
+    sys.exit(runner.EXIT_CODES[summary["outcome"]])
+
+
+def _name(_: click.Context, __: click.Parameter, value: str) -> str:
+    from chaosmesh_py.kube.names import is_namespace
+
+    if not is_namespace(value):  # a game day's name is a DNS label, as a namespace's
+        raise click.BadParameter(
+            f"{value!r} is not a game-day name: at most 63 lower-case letters, digits and '-', "
+            "starting and ending alphanumeric (the name: field of its file)"
+        )
+    return value
+
+
+def _namespace(_: click.Context, __: click.Parameter, value: str) -> str:
+    from chaosmesh_py.kube.names import NAMESPACE_RULE, is_namespace
+
+    if not is_namespace(value):
+        raise click.BadParameter(f"{value!r} is not a namespace name: use {NAMESPACE_RULE}")
+    return value
+
+
+_gameday_name = click.argument("name", callback=_name)
+_gameday_namespace = click.option(
+    "--namespace",
+    "-n",
+    required=True,
+    callback=_namespace,
+    help="the game day's namespace (the namespace: field of its file)",
+)
+
+
+@gameday.command()
+@_gameday_name
+@_gameday_namespace
+@click.option("--reason", default="", help="why, for the record and whoever runs it next")
+@_context
+def pause(name: str, namespace: str, reason: str, context: str | None) -> None:
+    """Pause the game day NAME: a run in progress rolls back its running experiment and starts
+    no other (within about 2 s); later runs are skipped until `resume`."""
+    from chaosmesh_py.gameday import runner
+    from chaosmesh_py.kube import Kube
+
+    kube = Kube.connect({"KUBERNETES_CONTEXT": context} if context else None)
+    state = runner.set_pause(kube, namespace, name, reason)
+    assert state.pause is not None
+    click.echo(
+        f"gameday {namespace}/{name}: paused by {state.pause.by} at {state.pause.at}"
+        + (f" ({reason})" if reason else "")
+    )
+
+
+@gameday.command()
+@_gameday_name
+@_gameday_namespace
+@_context
+def resume(name: str, namespace: str, context: str | None) -> None:
+    """Resume the game day NAME: the next run (scheduled or by hand) runs again."""
+    from chaosmesh_py.gameday import runner
+    from chaosmesh_py.kube import Kube
+
+    kube = Kube.connect({"KUBERNETES_CONTEXT": context} if context else None)
+    runner.set_pause(kube, namespace, name, None)
+    click.echo(f"gameday {namespace}/{name}: resumed")
 
 
 def _claim_name(_: click.Context, __: click.Parameter, value: str | None) -> str | None:

@@ -5,8 +5,9 @@ API requests it (and the control's rollback of what it did) makes, as a function
 arguments: ``inject_delay(virtual_service="ratings", namespace="shop")`` gets and patches that
 one VirtualService; with ``host`` instead it also lists VirtualServices in the namespace to find
 it. ``chaosmesh gameday render`` reads these declarations to write the least RBAC a game day
-needs (``chaosmesh_py.gameday.rbac``); an activity with no declaration is refused there, never
-granted a wildcard.
+needs in a cluster (``chaosmesh_py.gameday.rbac``); an activity with no declaration is refused
+there, never granted a wildcard, and a declaration raises InvalidInput for arguments that
+cannot work in a cluster (e.g. the local mesh's own Prometheus).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from chaosmesh_py.kube import ResourceKind
-from chaosmesh_py.kube.client import LOCAL_MESH_CONFIG_MAP
 
 
 @dataclass(frozen=True, order=True)
@@ -75,13 +75,6 @@ def declared(module: str, function: str) -> Needs | None:
         except ImportError:
             return None
     return _declared.get(key)
-
-
-def local_mesh_info(arguments: Mapping[str, Any]) -> list[Access]:
-    """For activities that read the local mesh's data plane through what its API publishes
-    (``Kube.local_mesh``): one ConfigMap, by name."""
-    namespace, name = LOCAL_MESH_CONFIG_MAP
-    return [Access("get", "", "configmaps", namespace, name)]
 
 
 def nothing(arguments: Mapping[str, Any]) -> list[Access]:

@@ -6,6 +6,10 @@
     upcoming.py  what ``chaosmesh gameday validate`` shows: the file, then its next runs
     schedule.py  cron + IANA timezone + jitter + blackouts: the slots a schedule fires
     runner.py    ``chaosmesh gameday run``: one game day now, honest like ``gate``
+    lease.py     the Lease that lets one runner at a time run a game day
+    state.py     the pause switch and the slot history, in a ConfigMap
+    slots.py     which slot a run belongs to; missed and interrupted slots
+    conditions.py  preflight checks and abort conditions (PromQL)
     render.py    the manifests that run it in a cluster (CronJob, ServiceAccount, RBAC, ConfigMap)
 
 A game day's run writes a directory (``chaosmesh report`` reads it)::

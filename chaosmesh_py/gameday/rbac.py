@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from chaosmesh_py import experiment as experiments
-from chaosmesh_py.engine.access import Access, Needs, declared
+from chaosmesh_py.engine.access import Access, Needs, declared, on
 from chaosmesh_py.errors import InvalidInput
+from chaosmesh_py.gameday.lease import lease_name
+from chaosmesh_py.gameday.state import state_name
 from chaosmesh_py.gameday.suite import GameDay
-from chaosmesh_py.kube import names
+from chaosmesh_py.kube import CONFIG_MAP, LEASE, names
 
 # The verbs in the order RBAC documentation lists them (the output's order).
 VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
@@ -58,23 +60,16 @@ CHAOSK8S: dict[str, Needs] = {
 RUNNER = "the game-day runner (chaosmesh gameday run)"
 
 
-def runner_object_name(gameday: GameDay) -> str:
-    """The name of the runner's Lease and of its state ConfigMap (chaosmesh_py.gameday.lease's
-    ``lease_name`` and chaosmesh_py.gameday.state's ``state_name``: one when both are on main)."""
-    return f"chaosmesh-gameday-{gameday.name}"
-
-
 def runner_needs(gameday: GameDay) -> list[Access]:
     """What ``chaosmesh gameday run`` itself asks of the API, in the game day's namespace: its
-    Lease (one runner at a time) and its state ConfigMap (pause, slot history), each created
-    when absent, then read and merge-patched. Kubernetes cannot limit create to a name (the
-    name is in the body, not the URL), so create is granted on the kind, get and patch on the
-    one object."""
-    namespace, name = gameday.namespace, runner_object_name(gameday)
+    Lease (``lease``: one runner at a time) and its state ConfigMap (``state``: pause, slot
+    history), each created when absent, then read and merge-patched. Kubernetes cannot limit
+    create to a name (the name is in the body, not the URL), so create is granted on the
+    kind, get and patch on the one object."""
+    namespace = gameday.namespace
     found = []
-    for group, resource in (("coordination.k8s.io", "leases"), ("", "configmaps")):
-        found.append(Access("create", group, resource, namespace))
-        found += [Access(verb, group, resource, namespace, name) for verb in ("get", "patch")]
+    for kind, name in ((LEASE, lease_name(gameday.name)), (CONFIG_MAP, state_name(gameday.name))):
+        found += on(kind, ["create"], namespace) + on(kind, ["get", "patch"], namespace, name)
     return found
 
 
@@ -175,7 +170,13 @@ def _python_needs(
             f"{field}.provider.arguments", f"{qualified}: {error}", "`chaosmesh validate` it"
         ) from error
     bound.apply_defaults()
-    return needs({**bound.arguments, "configuration": dict(configuration)})
+    try:
+        return list(needs({**bound.arguments, "configuration": dict(configuration)}))
+    except InvalidInput as error:  # arguments that cannot work in a cluster
+        activity = who.partition(": ")[2] or who
+        raise InvalidInput(
+            f"{field}.provider.arguments.{error.field}", f"{activity}: {error.problem}", error.fix
+        ) from error
 
 
 def _check_names(access: Access, field: str, who: str) -> None:
@@ -194,12 +195,19 @@ def _check_names(access: Access, field: str, who: str) -> None:
 
 
 def _activities(document: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every activity the run may call: the hypothesis, the method, the rollbacks, and the
+    probes a control watches (the chaosmesh control's ``guardrails``)."""
     hypothesis = document.get("steady-state-hypothesis") or {}
-    sections = (
+    sections = [
         ("steady-state-hypothesis.probes", hypothesis.get("probes") or []),
         ("method", document.get("method") or []),
         ("rollbacks", document.get("rollbacks") or []),
-    )
+    ]
+    for index, control in enumerate(document.get("controls") or []):
+        arguments = ((control or {}).get("provider") or {}).get("arguments") or {}
+        guardrails = arguments.get("guardrails") if isinstance(arguments, dict) else None
+        if isinstance(guardrails, list):
+            sections.append((f"controls[{index}].provider.arguments.guardrails", guardrails))
     for section, activities in sections:
         for index, activity in enumerate(activities):
             if isinstance(activity, dict) and "ref" not in activity:  # a ref repeats one above

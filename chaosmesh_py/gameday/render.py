@@ -161,7 +161,7 @@ def write(files: Mapping[str, str], directory: Path) -> list[Path]:
 
 
 def files_name(gameday: GameDay) -> str:
-    # Not the runner's state ConfigMap's (rbac.runner_object_name).
+    # Not the runner's state ConfigMap's (state.state_name).
     return f"{gameday.name}-files"
 
 

@@ -7,6 +7,8 @@ tree for API answers and the re-reading write loops (``Kube.update``, ``ensure_c
 """
 
 from chaosmesh_py.kube.client import (
+    CONFIG_MAP,
+    LEASE,
     Kube,
     Outcome,
     Plan,
@@ -19,6 +21,8 @@ from chaosmesh_py.kube.client import (
 )
 
 __all__ = [
+    "CONFIG_MAP",
+    "LEASE",
     "Kube",
     "Outcome",
     "Plan",

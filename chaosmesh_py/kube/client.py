@@ -55,8 +55,19 @@ class ResourceKind:
 
     @property
     def resource(self) -> str:
-        """``virtualservices.networking.istio.io``, as RBAC and error messages name it."""
-        return f"{self.plural}.{self.group}"
+        """``virtualservices.networking.istio.io``, as RBAC and error messages name it (a core
+        kind by its plural alone: ``configmaps``)."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def path(self, namespace: str, name: str = "") -> str:
+        """The object's URL path (its collection's without ``name``): core kinds (group "")
+        live under ``/api``, every other group under ``/apis``."""
+        root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        return f"{root}/namespaces/{namespace}/{self.plural}" + (f"/{name}" if name else "")
+
+
+CONFIG_MAP = ResourceKind("", "v1", "configmaps", "ConfigMap")
+LEASE = ResourceKind("coordination.k8s.io", "v1", "leases", "Lease")
 
 
 def virtual_service_kind(version: str = "v1") -> ResourceKind:
@@ -131,6 +142,8 @@ class Kube:
 
     def get(self, ref: ResourceRef) -> dict[str, Any]:
         kind = ref.kind
+        if not kind.group:
+            return self._core("get", ref, "GET")
         return self._call(
             "get",
             ref,
@@ -181,6 +194,8 @@ class Kube:
     def patch(self, ref: ResourceRef, patch: dict[str, Any]) -> dict[str, Any]:
         """One JSON merge patch; a ``metadata.resourceVersion`` in it is a precondition."""
         kind = ref.kind
+        if not kind.group:
+            return self._core("patch", ref, "PATCH", patch, MERGE_PATCH)
         return self._call(
             "patch",
             ref,
@@ -199,6 +214,8 @@ class Kube:
     def create(self, ref: ResourceRef, body: dict[str, Any]) -> dict[str, Any]:
         """One create; 409 (already exists) raises ConflictPersisted."""
         kind = ref.kind
+        if not kind.group:
+            return self._core("create", ref, "POST", body)
         return self._call(
             "create",
             ref,
@@ -417,6 +434,52 @@ class Kube:
         delay: float = self.retry.first_backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1)
         return min(delay, self.retry.max_backoff_s)
 
+    def _core(
+        self,
+        verb: str,
+        ref: ResourceRef,
+        method: str,
+        body: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        """One request for a core kind (a ConfigMap): CustomObjectsApi only reaches ``/apis``.
+
+        Through the client's own REST layer (its TLS, credentials and connection pool); client
+        36 raises ApiException for an error status itself, 37 returns it: both end in
+        ``_call``'s translation.
+        """
+        from kubernetes.client.exceptions import ApiException
+
+        name = ref.name if method != "POST" else ""
+        url = self.host + ref.kind.path(ref.namespace, name)
+        headers = {
+            setting["key"]: setting["value"]
+            for setting in self.api_client.configuration.auth_settings().values()
+            if setting.get("in") == "header" and setting.get("value")
+        }
+        headers["Accept"] = "application/json"
+        if body is not None:
+            headers["Content-Type"] = content_type
+
+        def call() -> dict[str, Any]:
+            response = self.api_client.rest_client.request(
+                method,
+                url,
+                headers=headers,
+                body=body,
+                _request_timeout=self.retry.request_timeout_s,
+            )
+            data = response.data if response.data is not None else response.read()
+            if not 200 <= response.status <= 299:
+                error = ApiException(status=response.status, reason=response.reason)
+                error.body = data
+                error.headers = response.headers
+                raise error
+            answer: dict[str, Any] = json.loads(data)
+            return answer
+
+        return self._call(verb, ref, call)
+
     def _call(self, verb: str, ref: ResourceRef, call: Callable[[], Any]) -> dict[str, Any]:
         """Run one client call, translating its failures into the project's errors."""
         from kubernetes.client.exceptions import ApiException
@@ -514,6 +577,8 @@ def _translate(error: Any, verb: str, ref: ResourceRef, host: str) -> ApiError:
         )
     if status == 404:
         target = f"{ref}" if ref.name else f"{ref.kind.kind} {where}"
+        if not ref.kind.group.endswith("istio.io"):
+            return NotFound(f"{target} not found ({message})", status)
         return NotFound(
             f"{target} not found ({message}); if the kind itself is missing, check that Istio's "
             f"CRDs serve {ref.kind.group}/{ref.kind.version}",

@@ -71,12 +71,20 @@ def _options(state_dir: Path | None, kubeconfig_path: Path | None, **extra: Any)
     default=None,
     help="the ingress gateway's port (default: any free)",
 )
+@click.option(
+    "--prometheus/--no-prometheus",
+    default=True,
+    help="run Prometheus beside the mesh, scraping its Istio metrics, when one is installed "
+    "(CHAOSMESH_PROMETHEUS, else prometheus on PATH)  [default: --prometheus]",
+)
 def up(
+    *,
     state_dir: Path | None,
     kubeconfig: Path | None,
     crds: tuple[Path, ...],
     api_port: int,
     ingress_port: int | None,
+    prometheus: bool,
 ) -> None:
     """Start the local mesh in the background (harmless when it already runs)."""
     from chaosmesh_py.errors import InvalidInput
@@ -88,6 +96,7 @@ def up(
         crds=crds or lifecycle.default_crds(),
         api_port=api_port,
         ingress_port=ingress_port,
+        prometheus=prometheus,
     )
     try:
         started = lifecycle.up(options)
@@ -97,7 +106,18 @@ def up(
         raise click.ClickException(str(error)) from error
     click.echo(f"local mesh up: context {started['context']} -> {started['api_url']}")
     click.echo(f"product page: {started['ingress_url']}/productpage")
+    click.echo(_prometheus_line(started))
     _print_how_to_run(lifecycle.experiment_environment(started, options.kubeconfig))
+
+
+def _prometheus_line(status: dict[str, Any]) -> str:
+    prometheus = status.get("prometheus") or {}
+    if not prometheus.get("url"):
+        return f"prometheus: none ({prometheus.get('reason', 'not recorded')})"
+    first = prometheus.get("first_scrape_s")
+    scraped = f"first scrape after {first} s" if first is not None else "not scraped yet"
+    every = prometheus.get("scrape_interval_s")
+    return f"prometheus: {prometheus['url']} (scrapes the mesh every {every} s; {scraped})"
 
 
 def _print_how_to_run(variables: dict[str, str]) -> None:
@@ -149,6 +169,7 @@ def status(state_dir: Path | None, as_json: bool) -> None:
         click.echo(f"  ingress         {running['ingress_url']}")
         click.echo(f"  envoy admin     {running['envoy_admin_socket']}  (owner-only socket)")
         click.echo(f"  metrics         {running['metrics_url']}")
+        click.echo(f"  {_prometheus_line(running).replace(': ', '      ', 1)}")
         for name, service in running["services"].items():
             click.echo(f"  {name:<15} {service.get('url', service['host'])}")
     sys.exit(0 if running else 1)

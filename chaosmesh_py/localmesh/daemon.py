@@ -2,8 +2,8 @@
 
 Started by ``chaosmesh local up`` in its own session. It runs the mesh, writes ``status.json``
 in the state directory once every part answers (atomically: readers see all or nothing), and on
-SIGTERM or SIGINT stops every part and removes what it wrote. Envoy, its only child process, is
-tied to it and dies with it.
+SIGTERM or SIGINT stops every part and removes what it wrote. Envoy and Prometheus, its child
+processes, are tied to it and die with it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
-from chaosmesh_py.localmesh.mesh import LocalMesh
+from chaosmesh_py.localmesh.mesh import NO_PROMETHEUS, LocalMesh
 from chaosmesh_py.localmesh.topology import free_ports
 
 STATUS_FILE = "status.json"
@@ -35,6 +35,8 @@ def main() -> int:
     parser.add_argument("--apply", type=Path, action="append", default=[])
     parser.add_argument("--api-port", type=int, default=0)
     parser.add_argument("--ingress-port", type=int)
+    parser.add_argument("--prometheus", help="the prometheus binary to run beside the mesh")
+    parser.add_argument("--no-prometheus-reason", default=NO_PROMETHEUS, help="why none runs")
     options = parser.parse_args()
 
     stop = threading.Event()
@@ -48,6 +50,8 @@ def main() -> int:
         free_ports(),
         api_port=options.api_port,
         ingress_port=options.ingress_port,
+        prometheus=options.prometheus,
+        no_prometheus_reason=options.no_prometheus_reason,
     )
     try:
         mesh.start()

@@ -40,11 +40,7 @@ def main() -> int:
     options = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="chaosmesh-demo-") as work:
-        mesh = lifecycle.Options(
-            state_dir=Path(work) / "state",
-            kubeconfig=Path(work) / "kubeconfig",
-            crds=lifecycle.default_crds(),
-        )
+        mesh = throwaway_mesh(Path(work))
         if not mesh.crds:
             print("! no Istio CRDs found: validating with the project's own checks only")
         print("$ chaosmesh local up")
@@ -68,24 +64,32 @@ def main() -> int:
         return 0 if held else 1
 
 
+def throwaway_mesh(work: Path) -> lifecycle.Options:
+    """A mesh whose state and kubeconfig live in ``work``: none of the user's is touched."""
+    return lifecycle.Options(
+        state_dir=work / "state", kubeconfig=work / "kubeconfig", crds=lifecycle.default_crds()
+    )
+
+
 def _run_experiment(
     experiment: Path, status: dict[str, Any], mesh: lifecycle.Options, work: Path
 ) -> dict[str, Any]:
     journal_path = work / "journal.json"
     variables = lifecycle.experiment_environment(status, mesh.kubeconfig)
     command = ["chaos", "--no-version-check", "run", "--journal-path", str(journal_path)]
-    line = " \\\n    ".join(
-        [
-            lifecycle.shell_assignments(variables),
-            shlex.join([*command, str(experiment)]),
-        ]
-    )
-    print(f"$ {line}")
-    # Exactly the line printed, through a shell, with none of those variables inherited: it
-    # must work as a user types it (in a shell where `chaos` is on PATH, e.g. .venv activated).
-    subprocess.run(["/bin/sh", "-c", line], env=_shell_environment(variables), check=False)
+    run_as_printed(variables, [*command, str(experiment)])
     loaded: dict[str, Any] = json.loads(journal_path.read_text())
     return loaded
+
+
+def run_as_printed(variables: dict[str, str], command: list[str]) -> int:
+    """Print ``command`` with the ``variables`` it needs as a shell line, and run exactly that
+    line through a shell, with none of those variables inherited: it must work as a user types
+    it (in a shell where the command is on PATH, e.g. .venv activated). Its exit status."""
+    line = " \\\n    ".join([lifecycle.shell_assignments(variables), shlex.join(command)])
+    print(f"$ {line}", flush=True)
+    done = subprocess.run(["/bin/sh", "-c", line], env=_shell_environment(variables), check=False)
+    return done.returncode
 
 
 def _shell_environment(variables: dict[str, str]) -> dict[str, str]:

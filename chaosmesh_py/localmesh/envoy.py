@@ -39,15 +39,11 @@ Errors, under the project's root (``chaosmesh_py.errors``)::
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import json
 import os
 import re
-import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -57,6 +53,8 @@ from typing import Any
 
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin, EnvoyAdminError
 from chaosmesh_py.errors import ChaosMeshError
+from chaosmesh_py.localmesh.process import die_with_parent
+from chaosmesh_py.localmesh.process import stop as stop_process
 
 JsonDict = dict[str, Any]
 
@@ -129,7 +127,6 @@ _PROGRESS_FILTER = (
     + r"|^(listener_manager\.lds|cluster_manager\.cds)\.version_text$"
     + r"|^cluster_manager\.warming_clusters$|^listener_manager\.total_listeners_warming$"
 )
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _LOG_EXCERPT_CHARS = 4000
 # What Envoy logs when it refuses a file-based xDS update, up to its next log line: the reason,
 # or (a failed proto constraint) the offending message's dump, then ":" and the reason.
@@ -287,7 +284,7 @@ class Envoy:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent(),  # noqa: PLW1509
+                preexec_fn=die_with_parent(),  # noqa: PLW1509
             )
         deadline = time.monotonic() + timeout_s
         try:
@@ -356,13 +353,7 @@ class Envoy:
             return
         if self._admin is not None:
             self._admin.close()
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, timeout_s)
         self._process = None
         self._admin = None
 
@@ -753,19 +744,3 @@ def _file_size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn making the kernel SIGTERM Envoy when this process dies (Linux, main thread)."""
-    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
-        return None
-    # Loaded before the fork: the child may only make async-signal-safe calls.
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getpid()
-
-    def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec

@@ -30,6 +30,7 @@ from chaosmesh_py import packaged
 from chaosmesh_py.errors import ChaosMeshError
 from chaosmesh_py.localmesh import kubeconfig, state
 from chaosmesh_py.localmesh.daemon import STATUS_FILE
+from chaosmesh_py.localmesh.prometheus import PrometheusUnavailable, find_binary
 
 # In a source checkout, Istio's CRDs beside it (never shipped with the package).
 DEFAULT_CRDS = Path(__file__).resolve().parents[3] / "shared/istio/crds-1.30.3.gen.yaml"
@@ -50,6 +51,7 @@ class Options:
     manifests: tuple[Path, ...] = DEFAULT_MANIFESTS
     api_port: int = 0
     ingress_port: int | None = None
+    prometheus: bool = True  # run Prometheus beside the mesh when one is installed
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(os.path.abspath(self.state_dir)))
@@ -87,6 +89,8 @@ def status(state_dir: Path) -> dict[str, Any] | None:
         ).raise_for_status()
     except (requests.RequestException, OSError, KeyError):
         return None
+    if "prometheus" in recorded:
+        recorded["prometheus"] = _prometheus_now(recorded["prometheus"])
     return {"running": True, "context": kubeconfig.CONTEXT, **recorded}
 
 
@@ -111,6 +115,7 @@ def up(options: Options) -> dict[str, Any]:
     command += [f"--api-port={options.api_port}"]
     if options.ingress_port:
         command += [f"--ingress-port={options.ingress_port}"]
+    command += _prometheus_arguments(options)
     log = (options.state_dir / "daemon.log").open("ab")
     daemon = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
@@ -136,6 +141,30 @@ def up(options: Options) -> dict[str, Any]:
     return started
 
 
+def _prometheus_arguments(options: Options) -> list[str]:
+    """The daemon's Prometheus: the binary found here (the user's PATH and variables), or why
+    there is none."""
+    if not options.prometheus:
+        return ["--no-prometheus-reason=not asked for (chaosmesh local up --no-prometheus)"]
+    try:
+        return [f"--prometheus={find_binary()}"]
+    except PrometheusUnavailable as absent:
+        return [f"--no-prometheus-reason={absent}"]
+
+
+def _prometheus_now(recorded: dict[str, Any]) -> dict[str, Any]:
+    """The recorded Prometheus, unless it no longer answers (it is restarted when it exits)."""
+    url = recorded.get("url")
+    if not url:
+        return recorded
+    try:
+        requests.get(f"{url}/-/ready", timeout=2).raise_for_status()
+    except requests.RequestException as error:
+        log = recorded.get("log", "its log")
+        return {"url": None, "reason": f"{url} does not answer ({error}); see {log}"}
+    return recorded
+
+
 def experiment_environment(status: dict[str, Any], kubeconfig_path: Path) -> dict[str, str]:
     """What an experiment run against this mesh needs set (KUBECONFIG only when the context went
     to a file other than the one kubectl and the Kubernetes client read by default)."""
@@ -145,7 +174,16 @@ def experiment_environment(status: dict[str, Any], kubeconfig_path: Path) -> dic
         "KUBERNETES_CONTEXT": status["context"],
         "PRODUCTPAGE_URL": status["ingress_url"],
         "BOOKINFO_NAMESPACE": status["namespace"],
+        # What the experiments' ${PROMETHEUS_URL} names on a cluster: this mesh's Prometheus.
+        **({"PROMETHEUS_URL": url} if (url := prometheus_url(status)) else {}),
     }
+
+
+def prometheus_url(status: dict[str, Any]) -> str | None:
+    """The running mesh's Prometheus URL; None without one (``status["prometheus"]["reason"]``
+    says why)."""
+    url = (status.get("prometheus") or {}).get("url")
+    return url if isinstance(url, str) else None
 
 
 def shell_assignments(variables: dict[str, str]) -> str:

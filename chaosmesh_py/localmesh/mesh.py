@@ -45,6 +45,7 @@ from chaosmesh_py.localmesh.apiserver.rbac import ADMIN_RULES
 from chaosmesh_py.localmesh.bookinfo import SERVICE_PORT, bookinfo_topology, run_bookinfo
 from chaosmesh_py.localmesh.envoy import ConfigRejected, Envoy
 from chaosmesh_py.localmesh.httpbin import Httpbin
+from chaosmesh_py.localmesh.prometheus import Prometheus, PrometheusFailed
 from chaosmesh_py.localmesh.telemetry import Telemetry
 from chaosmesh_py.localmesh.topology import Service, Topology, Workload
 from chaosmesh_py.localmesh.translate import translate
@@ -62,6 +63,7 @@ Identity = tuple[str, str, str]  # kind, namespace, name
 HTTPBIN_PORT = 8000  # as Istio's httpbin sample
 # Expired faults live at most this long past their expiry on the local mesh.
 REAP_INTERVAL_S = 5.0
+NO_PROMETHEUS = "not asked for: this mesh was started without one"
 
 
 def mesh_topology(ports: Iterator[int], ingress_port: int) -> Topology:
@@ -106,7 +108,12 @@ class LocalMesh:
         api_port: int = 0,
         ingress_port: int | None = None,
         reap_interval_s: float = REAP_INTERVAL_S,
+        prometheus: str | None = None,
+        no_prometheus_reason: str = NO_PROMETHEUS,
     ) -> None:
+        """``prometheus``: the binary of a Prometheus to run beside the mesh, scraping it
+        (``chaosmesh_py.localmesh.prometheus``); without one, ``no_prometheus_reason`` says why
+        in ``info()``."""
         self.work_dir = work_dir
         self.reap_interval_s = reap_interval_s
         self.manifests = manifests
@@ -122,6 +129,12 @@ class LocalMesh:
         self.topology = mesh_topology(ports, ingress_port or next(ports))
         self.envoy = Envoy(work_dir / "envoy")
         self.telemetry = Telemetry(self.topology, self.envoy, next(ports))
+        self.prometheus = (
+            Prometheus(prometheus, work_dir / "prometheus", [self.telemetry.url], next(ports))
+            if prometheus
+            else None
+        )
+        self._no_prometheus_reason = no_prometheus_reason
         self._bookinfo: Any = None
         self._httpbins: list[Httpbin] = []
         self._changed = threading.Event()
@@ -135,6 +148,8 @@ class LocalMesh:
         self.last_sync_s = 0.0
 
     def start(self) -> None:
+        # First: Prometheus's first scrape comes ~5 s after its start, meanwhile the rest starts.
+        self._start_prometheus()
         self.api.start()
         self._load()
         self._bookinfo = run_bookinfo(self.topology)
@@ -147,12 +162,38 @@ class LocalMesh:
         self.envoy.start(self._translate(resources))
         self._accepted = _by_identity(resources)
         self.telemetry.start()
+        self._await_first_scrape()
         self._publish_info()
         self.api.subscribe(self._on_change)
         self._loop = threading.Thread(target=self._control_loop, name="control-loop", daemon=True)
         self._loop.start()
         self._reaper = threading.Thread(target=self._reaper_loop, name="reaper", daemon=True)
         self._reaper.start()
+
+    def _start_prometheus(self) -> None:
+        if self.prometheus is None:
+            return
+        try:
+            self.prometheus.start()
+        except PrometheusFailed as error:
+            self._without_prometheus(f"it did not start: {error}")
+
+    def _await_first_scrape(self) -> None:
+        """Until Prometheus has the mesh's metrics: queries right after ``start`` see them."""
+        if self.prometheus is None:
+            return
+        try:
+            seconds = self.prometheus.wait_for_scrape()
+        except PrometheusFailed as error:
+            self.prometheus.stop()
+            self._without_prometheus(f"it did not scrape the mesh: {error}")
+        else:
+            log.info(f"prometheus {self.prometheus.url}: first scrape after {seconds} s")
+
+    def _without_prometheus(self, reason: str) -> None:
+        log.warning(f"the local mesh runs without Prometheus: {reason}")
+        self.prometheus = None
+        self._no_prometheus_reason = reason
 
     def reset(self) -> None:
         """Back to the initial resources (tests): every Istio resource re-created as loaded."""
@@ -263,6 +304,8 @@ class LocalMesh:
         if self._loop is not None:
             self._loop.join(timeout=5)
             self._reaper.join(timeout=5)
+        if self.prometheus is not None:
+            self.prometheus.stop()
         self.telemetry.stop()
         self.envoy.stop()
         if self._bookinfo is not None:
@@ -289,6 +332,8 @@ class LocalMesh:
             "envoy_admin_socket": str(self.envoy.admin_socket),
             # Istio's standard metrics for Prometheus to scrape (chaosmesh_py.localmesh.telemetry).
             "metrics_url": self.telemetry.url,
+            # Scraping metrics_url: the URL the istio_* probes, game days and reports ask.
+            "prometheus": self._prometheus_info(),
             "namespace": NAMESPACE,
             "services": {
                 service.name: {
@@ -310,6 +355,17 @@ class LocalMesh:
                 for workload in self.topology.workloads
             },
             "service_port": SERVICE_PORT,
+        }
+
+    def _prometheus_info(self) -> dict[str, Any]:
+        running = self.prometheus
+        if running is None:
+            return {"url": None, "reason": self._no_prometheus_reason}
+        return {
+            "url": running.url,
+            "scrape_interval_s": running.scrape_interval_s,
+            "first_scrape_s": running.first_scrape_s,
+            "log": str(running.log_path),
         }
 
     def _on_change(self, event: WatchEvent) -> None:

@@ -12,6 +12,7 @@ tolerance on ``whole_share``), by ``probes/bookinfo_page.py`` from a shell, and 
 
 from __future__ import annotations
 
+import contextvars
 import statistics
 import time
 from collections import Counter
@@ -99,7 +100,14 @@ def check_page(
     if user is not None and (not isinstance(user, str) or not user):
         raise InvalidInput("user", f"{user!r} is not a user name", "omit it for anonymous pages")
     with ThreadPoolExecutor(min(concurrency, pages)) as workers:
-        loads = tuple(workers.map(lambda _: _load(base_url, user, timeout_s), range(pages)))
+        # Each load in a copy of this thread's context: a tracing control's current span (Chaos
+        # Toolkit's OpenTelemetry control) is then the parent of the load's, not lost at the
+        # thread boundary.
+        running = [
+            workers.submit(contextvars.copy_context().run, _load, base_url, user, timeout_s)
+            for _ in range(pages)
+        ]
+        loads = tuple(load.result() for load in running)
     if all(load.status == UNREACHABLE for load in loads):
         raise PageUnreachable(
             f"{base_url}{PAGE_PATH}: no answer to any of {pages} loads "

@@ -4,10 +4,13 @@ They measure what users get, on a cluster and on the local mesh alike (except
 ``envoy_counters``, which reads the local mesh's Envoy).
 """
 
-from chaosmesh_py.engine.access import local_mesh_info, needs, nothing
+from collections.abc import Mapping
+from typing import Any
+
+from chaosmesh_py.engine.access import Access, needs, nothing
 from chaosmesh_py.engine.activity import boundary
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
-from chaosmesh_py.errors import InvalidInput, NotFound
+from chaosmesh_py.errors import ChaosMeshError, InvalidInput, NotFound
 from chaosmesh_py.kube import Kube
 from chaosmesh_py.observe import envoy_stats, prometheus
 from chaosmesh_py.observe.load import LoadSpec, run_load, slo_met
@@ -24,7 +27,30 @@ __all__ = [
 ]
 
 
-@needs(local_mesh_info)
+def _prometheus_needs(arguments: Mapping[str, Any]) -> list[Access]:
+    """A Prometheus URL asks nothing of the Kubernetes API; an empty one means the local
+    mesh's Prometheus, which only a local mesh has: refused for a cluster's game day (what
+    these declarations serve, chaosmesh_py.gameday.rbac)."""
+    if arguments.get("prometheus_url"):
+        return []
+    raise InvalidInput(
+        "prometheus_url",
+        "is empty: that means the local mesh's own Prometheus, and a cluster has none",
+        "give the URL of the Prometheus that scrapes Istio's metrics (for a game day: "
+        "render --env PROMETHEUS_URL=http://prometheus.istio-system:9090, if the experiment "
+        "reads ${PROMETHEUS_URL})",
+    )
+
+
+def _local_mesh_only(arguments: Mapping[str, Any]) -> list[Access]:
+    raise InvalidInput(
+        "envoy_counters",
+        "reads the local mesh's Envoy, which a cluster has not",
+        "on a cluster, ask Prometheus (istio_error_ratio, prometheus_query)",
+    )
+
+
+@needs(_local_mesh_only)
 def envoy_counters(workload: str = None, service: str = None, secrets: dict = None) -> dict:
     """Local mesh only: Envoy's counters for a calling `workload`'s sidecar (requests,
     responses_5xx, aborts_injected, delays_injected) and/or for a destination `service`, all
@@ -153,60 +179,87 @@ def http_slo_is_met(
         return slo_met(run_load(spec), max_error_ratio, max_p50_ms, max_p90_ms, max_p99_ms)
 
 
-@needs(nothing)  # HTTP and Prometheus only
-def prometheus_query(prometheus_url: str, promql: str) -> list:
+@needs(_prometheus_needs)
+def prometheus_query(prometheus_url: str, promql: str, secrets: dict = None) -> list:
     """Evaluate `promql` now against the Prometheus at `prometheus_url`: a list of
     {"metric": {labels}, "value": number}. For one number, use the Istio probes below or a
-    jsonpath tolerance on `[0].value`."""
+    jsonpath tolerance on `[0].value`. An empty `prometheus_url` means the local mesh's own
+    Prometheus (`chaosmesh local up` starts one when it is installed)."""
     with boundary():
-        return prometheus.query(prometheus_url, promql)
+        return prometheus.query(_prometheus(prometheus_url, secrets), promql)
 
 
-@needs(nothing)  # HTTP and Prometheus only
+def _prometheus(prometheus_url: str, secrets: dict | None) -> str:
+    """`prometheus_url`, or when empty (an unset ${PROMETHEUS_URL} with default "") the one the
+    local mesh serving this API publishes; InvalidInput on a cluster or a mesh without one."""
+    if prometheus_url:
+        return prometheus_url
+    fix = "give the URL of the Prometheus that scrapes Istio's metrics, e.g. ${PROMETHEUS_URL}"
+    try:
+        mesh = Kube.connect(secrets).local_mesh()
+    except ChaosMeshError as error:
+        raise InvalidInput(
+            "prometheus_url", f"is empty, and no local mesh could be asked for one ({error})", fix
+        ) from error
+    if mesh is None:
+        raise InvalidInput("prometheus_url", "is empty, and this API is a cluster's", fix)
+    running = mesh.get("prometheus") or {}
+    if not running.get("url"):
+        reason = running.get("reason", "it is older than this version")
+        raise InvalidInput(
+            "prometheus_url",
+            f"is empty, and the local mesh runs no Prometheus: {reason}",
+            f"{fix}, or install Prometheus and start the mesh again",
+        )
+    return str(running["url"])
+
+
+@needs(_prometheus_needs)
 def istio_error_ratio(
     prometheus_url: str,
     service: str,
     namespace: str = "default",
     window: str = "1m",
     reporter: str = "source",
+    secrets: dict = None,
 ) -> float:
     """Share (0 to 1) of requests to `service` answered 5xx over the last `window`, from
     Istio's `istio_requests_total`; 0.0 without traffic. The same query works on a cluster and
-    on the local mesh (`chaosmesh local status --json` gives its metrics URL to scrape)."""
+    on the local mesh, whose own Prometheus an empty `prometheus_url` means (`chaosmesh local
+    status --json` gives its URL)."""
     with boundary():
-        return prometheus.error_ratio(
-            prometheus_url, service, namespace, window=window, reporter=reporter
-        )
+        url = _prometheus(prometheus_url, secrets)
+        return prometheus.error_ratio(url, service, namespace, window=window, reporter=reporter)
 
 
-@needs(nothing)  # HTTP and Prometheus only
+@needs(_prometheus_needs)
 def istio_latency_p99_ms(
     prometheus_url: str,
     service: str,
     namespace: str = "default",
     window: str = "1m",
     reporter: str = "source",
+    secrets: dict = None,
 ) -> float:
     """99th percentile (ms) of request durations to `service` over `window`, from Istio's
     `istio_request_duration_milliseconds` histogram (so within its buckets: a true 200 ms
     reads as a value in (100, 250]); 0.0 without traffic."""
     with boundary():
-        return prometheus.latency_p99_ms(
-            prometheus_url, service, namespace, window=window, reporter=reporter
-        )
+        url = _prometheus(prometheus_url, secrets)
+        return prometheus.latency_p99_ms(url, service, namespace, window=window, reporter=reporter)
 
 
-@needs(nothing)  # HTTP and Prometheus only
+@needs(_prometheus_needs)
 def istio_request_rate(
     prometheus_url: str,
     service: str,
     namespace: str = "default",
     window: str = "1m",
     reporter: str = "source",
+    secrets: dict = None,
 ) -> float:
     """Requests per second to `service` over `window`, from `istio_requests_total`: check it
     beside the error ratio when no traffic at all would be a failure."""
     with boundary():
-        return prometheus.request_rate(
-            prometheus_url, service, namespace, window=window, reporter=reporter
-        )
+        url = _prometheus(prometheus_url, secrets)
+        return prometheus.request_rate(url, service, namespace, window=window, reporter=reporter)

@@ -59,6 +59,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -175,10 +176,10 @@ def gate(
         # Where the runs will write, checked before the first one starts.
         make_directory(journal_dir, "--journal-dir")
         for name in names.values():
-            for output in _outputs(journal_dir, name):
+            for output in outputs(journal_dir, name):
                 check_creatable(output, "--journal-dir")
     results: list[Result] = []
-    with _control_file() as control_file:
+    with control_file() as forced_control:
         for entry in checked:
             if isinstance(entry, Result):
                 results.append(entry)
@@ -192,7 +193,7 @@ def gate(
                     )
                 )
             else:
-                run_control = None if declares_control(entry.document) else control_file
+                run_control = None if declares_control(entry.document) else forced_control
                 results.append(_run(entry, journal_dir, names[id(entry)], run_control, waivers))
     return results
 
@@ -208,7 +209,7 @@ def _journal_names(experiments: Sequence[Input]) -> dict[int, str]:
     return names
 
 
-def _outputs(journal_dir: Path, name: str) -> tuple[Path, Path]:
+def outputs(journal_dir: Path, name: str) -> tuple[Path, Path]:
     """The journal and the log of the run named ``name``."""
     return journal_dir / f"{name}.journal.json", journal_dir / f"{name}.log"
 
@@ -291,9 +292,98 @@ def chaos_command(
 def _run(
     entry: Input, journal_dir: Path, name: str, control_file: Path | None, waivers: Waivers
 ) -> Result:
+    journal, log = outputs(journal_dir, name)
+    running = start_run(entry, journal, log, control_file)
+    try:
+        running.wait()
+    except KeyboardInterrupt:
+        # The run got the same Ctrl-C and is rolling back: let it finish, never kill it.
+        running.wait()
+        raise
+    return running.result(waivers)
+
+
+class Running:
+    """One experiment's ``chaos run``, started by ``start_run``: ``terminate`` stops it (SIGTERM:
+    the control rolls back and the run ends "interrupted"), ``result`` grades it once it ended.
+    """
+
+    def __init__(
+        self,
+        entry: Input,
+        journal: Path,
+        log: Path,
+        process: subprocess.Popen[bytes],
+        hide: Redactor,
+    ) -> None:
+        self.entry = entry
+        self.journal = journal
+        self.log = log
+        self.process = process
+        self._hide = hide
+        self._relays = [
+            threading.Thread(target=_relay, args=(stream, target, hide), daemon=True)
+            for stream, target in ((process.stdout, sys.stdout), (process.stderr, sys.stderr))
+        ]
+        for relay in self._relays:
+            relay.start()
+
+    def wait(self, timeout_s: float | None = None) -> int | None:
+        """The exit status, or None while it still runs after ``timeout_s``."""
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def terminate(self) -> None:
+        """Ask the run to stop and roll back; never a SIGKILL, which would leave its faults."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def result(self, waivers: Waivers) -> Result:
+        """The run's graded row; waits for it to end."""
+        returncode = self.process.wait()
+        for relay in self._relays:
+            relay.join(timeout=5)
+        if not any(relay.is_alive() for relay in self._relays):
+            # Else a process the run left behind still holds the pipes: the relays read on.
+            for stream in (self.process.stdout, self.process.stderr):
+                if stream is not None:
+                    stream.close()
+        _hide_in_file(self.log, self._hide)
+        path = self.entry.path
+        try:
+            document = json.loads(self.journal.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            document = None
+        if not rules.is_journal(document):
+            ended = (
+                f"was killed by signal {-returncode}" if returncode < 0 else f"exited {returncode}"
+            )
+            return Result(
+                str(path),
+                "experiment",
+                "rollback-incomplete",
+                (
+                    f"chaos run {ended} without a journal: what it left in place is unknown "
+                    f"(log: {self.log})",
+                ),
+                journal=None,
+            )
+        return _graded(path, document, "experiment", waivers, self.journal)
+
+
+def start_run(
+    entry: Input,
+    journal: Path,
+    log: Path,
+    control_file: Path | None,
+    environ: Mapping[str, str] | None = None,
+) -> Running:
+    """Start ``chaos run`` of one checked experiment with the safe defaults (module docstring),
+    writing ``journal`` and ``log``; ``environ`` replaces the environment it inherits."""
     path = entry.path
-    journal, log = _outputs(journal_dir, name)
-    hide = Redactor(secret_values(entry.document.get("secrets"), os.environ))
+    hide = Redactor(secret_values(entry.document.get("secrets"), environ or os.environ))
     journal.unlink(missing_ok=True)  # a journal left by an earlier gate must not be graded
     for output in (journal, log):  # 0600 before Chaos Toolkit writes a byte into them
         os.close(open_private(output, os.O_WRONLY))
@@ -306,40 +396,9 @@ def _run(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         umask=0o077,
+        env=None if environ is None else dict(environ),
     )
-    relays = [
-        threading.Thread(target=_relay, args=(stream, target, hide), daemon=True)
-        for stream, target in ((process.stdout, sys.stdout), (process.stderr, sys.stderr))
-    ]
-    for relay in relays:
-        relay.start()
-    try:
-        returncode = process.wait()
-    except KeyboardInterrupt:
-        # The run got the same Ctrl-C and is rolling back: let it finish, never kill it.
-        process.wait()
-        raise
-    finally:
-        for relay in relays:
-            relay.join(timeout=5)
-    _hide_in_file(log, hide)
-    try:
-        document = json.loads(journal.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        document = None
-    if not rules.is_journal(document):
-        ended = f"was killed by signal {-returncode}" if returncode < 0 else f"exited {returncode}"
-        return Result(
-            str(path),
-            "experiment",
-            "rollback-incomplete",
-            (
-                f"chaos run {ended} without a journal: what it left in place is unknown "
-                f"(log: {log})",
-            ),
-            journal=None,
-        )
-    return _graded(path, document, "experiment", waivers, journal)
+    return Running(entry, journal, log, process, hide)
 
 
 def _relay(stream: IO[bytes] | None, target: TextIO, hide: Redactor) -> None:
@@ -401,7 +460,8 @@ def _graded(
 
 
 @contextmanager
-def _control_file() -> Iterator[Path]:
+def control_file() -> Iterator[Path]:
+    """A control file that forces the chaosmesh control on (``--control-file``)."""
     control = {"chaosmesh": {"provider": {"type": "python", "module": CONTROL_MODULE}}}
     with tempfile.TemporaryDirectory(prefix="chaosmesh-gate-") as directory:
         # Chaos Toolkit picks the parser by extension: it must end in .json.

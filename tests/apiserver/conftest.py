@@ -1,4 +1,5 @@
-"""Fixtures for the API double's own tests: a freshly reset server and real clients.
+"""Fixtures for the API double's own tests: a freshly reset server and real clients
+(the `kubernetes` client, the stdlib HTTP client, and kubectl).
 
 The session-scoped `api_server` comes from `tests/conftest.py`; every test here gets it reset
 (no objects, the initial namespaces, no faults, an empty request log).
@@ -8,11 +9,16 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterator
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import kubernetes.client
 import pytest
+import yaml
 
 from chaosmesh_py.localmesh.apiserver import ApiServer
 from tests.conftest import ISTIO_CRDS
@@ -20,6 +26,8 @@ from tests.conftest import ISTIO_CRDS
 __all__ = ["ISTIO_CRDS"]  # re-exported for the tests of this folder
 
 NETWORKING = ("networking.istio.io", "v1")
+# kubectl with arguments (and `stdin=`), against the `server` fixture: the finished process.
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
@@ -89,3 +97,38 @@ def raw(
         return response.status, response.headers, json.loads(data) if data else None
     finally:
         connection.close()
+
+
+@pytest.fixture
+def kubectl(server: ApiServer, tmp_path: Path) -> Iterator[Kubectl]:
+    """kubectl talking to the reset double, with a fresh cache (it reads this server's discovery
+    and OpenAPI); skipped without kubectl unless CHAOSMESH_REQUIRE_KUBECTL is set."""
+    if not shutil.which("kubectl"):
+        if os.environ.get("CHAOSMESH_REQUIRE_KUBECTL"):
+            pytest.fail("CHAOSMESH_REQUIRE_KUBECTL is set but kubectl is not installed")
+        pytest.skip("kubectl is not installed")
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "double", "cluster": {"server": server.url}}],
+        "users": [{"name": "admin", "user": {}}],
+        "contexts": [{"name": "double", "context": {"cluster": "double", "user": "admin"}}],
+        "current-context": "double",
+    }
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config), encoding="utf-8")
+    # A fresh cache directory: kubectl must read this server's discovery and OpenAPI.
+    environment = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)}
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["kubectl", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env=environment,
+        )
+
+    yield run

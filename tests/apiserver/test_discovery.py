@@ -69,7 +69,7 @@ def test_group_version_resources(server: ApiServer) -> None:
 def test_unknown_group_or_version_is_404(server: ApiServer) -> None:
     assert raw(server, "GET", "/apis/networking.istio.io/v9")[0] == 404
     assert raw(server, "GET", "/apis/nothing.example.com")[0] == 404
-    assert raw(server, "GET", "/openapi/v2")[0] == 404
+    assert raw(server, "GET", "/openapi/v4")[0] == 404
 
 
 def test_discovery_is_read_only(server: ApiServer) -> None:

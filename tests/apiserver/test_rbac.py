@@ -169,39 +169,3 @@ def test_a_non_resource_rule_opens_the_control_endpoints(server: ApiServer) -> N
     server.clear_faults()
     # A non-resource rule grants no resource.
     assert raw(server, "GET", "/api/v1/namespaces", headers=headers)[0] == 403
-
-
-def test_resource_names_limit_a_rule_to_those_objects_and_never_grant_a_list() -> None:
-    named = [
-        PolicyRule(
-            verbs=("get", "list", "patch"),
-            resources=("virtualservices",),
-            namespaces=("bookinfo",),
-            resource_names=("reviews",),
-        )
-    ]
-    with ApiServer(crd_paths=[ISTIO_CRDS], tokens={"named-token": named}) as server:
-        server.create_namespace("bookinfo")
-        for name in ("reviews", "ratings"):
-            server.create(virtual_service(name, "bookinfo"))
-        api = custom_api(server, "named-token")
-        try:
-            got = api.get_namespaced_custom_object(
-                *NETWORKING, "bookinfo", "virtualservices", "reviews"
-            )
-            assert got["metadata"]["name"] == "reviews"
-            denied = [
-                lambda: api.get_namespaced_custom_object(
-                    *NETWORKING, "bookinfo", "virtualservices", "ratings"
-                ),
-                # A list's URL names no object: as in Kubernetes, resourceNames never match it.
-                lambda: api.list_namespaced_custom_object(
-                    *NETWORKING, "bookinfo", "virtualservices"
-                ),
-            ]
-            for call in denied:
-                with pytest.raises(ApiException) as caught:
-                    call()
-                assert caught.value.status == 403
-        finally:
-            api.api_client.close()

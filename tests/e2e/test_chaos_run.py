@@ -334,6 +334,7 @@ def test_the_readme_main_job_runs_end_to_end(tmp_path, experiment, action, page_
         "KUBERNETES_CONTEXT": "no-such-context",
         "PRODUCTPAGE_URL": "http://127.0.0.1:9",
         "BOOKINFO_NAMESPACE": "no-such-namespace",
+        "PROMETHEUS_URL": "http://127.0.0.1:9",
     }
     done = subprocess.run(
         [sys.executable, "-m", "chaosmesh_py.localmesh.demo", f"experiments/{experiment}.json"],
@@ -346,19 +347,22 @@ def test_the_readme_main_job_runs_end_to_end(tmp_path, experiment, action, page_
     )
     assert done.returncode == 0, done.stdout + done.stderr
     printed = printed_command(done.stdout, "chaos")
-    assert printed[:4] == [
+    assert printed[:5] == [
         f"KUBECONFIG={printed[0].partition('=')[2]}",
         "KUBERNETES_CONTEXT=chaosmesh-local",
         f"PRODUCTPAGE_URL={printed[2].partition('=')[2]}",
         "BOOKINFO_NAMESPACE=bookinfo",
+        # The mesh's own Prometheus, when installed (CI installs it).
+        f"PROMETHEUS_URL={printed[4].partition('=')[2]}",
     ]
     assert not printed[2].endswith("/productpage")
-    assert printed[4:] == [
+    assert printed[4].partition("=")[2].startswith("http://127.0.0.1:")
+    assert printed[5:] == [
         "chaos",
         "--no-version-check",
         "run",
         "--journal-path",
-        printed[8],
+        printed[9],
         f"experiments/{experiment}.json",
     ]
     assert "- steady state before: met" in done.stdout

@@ -76,7 +76,7 @@ def policy(rules, namespaces=("*",)):
     converted = []
     for rule in rules:
         # A field the double cannot honour would silently widen the grant: refuse it.
-        unknown = set(rule) - {"apiGroups", "resources", "verbs", "resourceNames"}
+        unknown = set(rule) - {"apiGroups", "resources", "verbs"}
         assert not unknown, f"rule {rule} uses {unknown}, which this test cannot model"
         converted.append(
             PolicyRule(
@@ -84,7 +84,6 @@ def policy(rules, namespaces=("*",)):
                 resources=tuple(rule["resources"]),
                 api_groups=tuple(rule["apiGroups"]),
                 namespaces=tuple(namespaces),
-                resource_names=tuple(rule.get("resourceNames", ())),
             )
         )
     return converted

@@ -91,6 +91,35 @@ def test_up_status_down_leaves_nothing_behind(tmp_path):
         )
         assert done.returncode == 0, done.stderr
         assert re.search(r"^bookinfo\s+ratings\s", done.stdout, re.MULTILINE), done.stdout
+        # Plain `kubectl apply`, validation on, over TLS with the mesh's token: the local API
+        # publishes OpenAPI and validates as a cluster does (a server dry run changes nothing).
+        samples = Path(__file__).resolve().parents[2] / "experiments" / "bookinfo"
+        applied = subprocess.run(
+            [
+                "kubectl",
+                "--kubeconfig",
+                str(tmp_path / "kubeconfig"),
+                "--context",
+                "chaosmesh-local",
+                "apply",
+                "--dry-run=server",
+                "-n",
+                "bookinfo",
+                "-f",
+                str(samples),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert applied.returncode == 0, applied.stderr
+        # "configured": the mesh created them without kubectl's last-applied annotation.
+        assert re.search(
+            r"^virtualservice.networking.istio.io/ratings configured \(server dry run\)$",
+            applied.stdout,
+            re.MULTILINE,
+        ), applied.stdout
 
     envoy_pid = int(
         subprocess.run(

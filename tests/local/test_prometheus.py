@@ -17,12 +17,9 @@ reading waits until its windows hold the phase's requests: only requests made un
 and enough delayed ones (> 2%, so the p99 is a delayed request); then none delayed at all.
 """
 
-import asyncio
 import statistics
-import threading
 import time
 
-import aiohttp
 import pytest
 import requests
 
@@ -30,11 +27,12 @@ from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.faults.actions import inject_abort, inject_delay
 from chaosmesh_py.faults.rollbacks import remove_faults
 from chaosmesh_py.kube import Kube
+from chaosmesh_py.localmesh.prometheus import Prometheus, find_binary
 from chaosmesh_py.localmesh.topology import free_ports
 from chaosmesh_py.observe import hits, prometheus
 from chaosmesh_py.verdict.rules import ACTIONS_MODULE
 from tests.local.conftest import httpbin_route, through_sidecar
-from tests.local.prometheus_server import PrometheusServer
+from tests.local.load import Traffic
 
 ERROR_WINDOW_S = 4  # counters are current at every scrape
 LATENCY_WINDOW_S = 6  # longer than Envoy's stats flush (5 s): always holds a histogram update
@@ -44,55 +42,17 @@ PHASE_TIMEOUT_S = 20
 
 @pytest.fixture(scope="module")
 def prometheus_url(local_mesh, tmp_path_factory):
-    target = local_mesh.info()["metrics_url"].removeprefix("http://").removesuffix("/metrics")
-    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"), [target], next(free_ports()))
+    # The product's Prometheus, as `chaosmesh local up` runs it, beside the tests' mesh.
+    server = Prometheus(
+        find_binary(),
+        tmp_path_factory.mktemp("prometheus"),
+        [local_mesh.info()["metrics_url"]],
+        next(free_ports()),
+    )
     server.start()
     server.wait_for_scrape()  # ~5-6 s after the start: once per module
     yield server.url
     server.stop()
-
-
-class Traffic:
-    """GETs to ``url`` at ``rate_per_s`` from a background thread, whatever their latency;
-    ``answers`` holds (finished at, status, seconds) for each."""
-
-    def __init__(self, url, headers, rate_per_s, concurrency=20):
-        self.url, self.headers = url, headers
-        self.rate_per_s, self.concurrency = rate_per_s, concurrency
-        self.answers = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._stop.set()
-        self._thread.join(10)
-
-    def between(self, start, end):
-        return [(status, seconds) for at, status, seconds in self.answers if start < at <= end]
-
-    async def _run(self):
-        period_s = self.concurrency / self.rate_per_s  # each worker's pace
-        connector = aiohttp.TCPConnector(limit=self.concurrency)
-        timeout = aiohttp.ClientTimeout(total=10)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-
-            async def worker(offset_s):
-                next_at = time.monotonic() + offset_s
-                while not self._stop.is_set():
-                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-                    next_at += period_s
-                    started = time.monotonic()
-                    async with session.get(self.url, headers=self.headers) as answer:
-                        await answer.read()
-                    self.answers.append((time.time(), answer.status, time.monotonic() - started))
-
-            await asyncio.gather(
-                *(worker(i * period_s / self.concurrency) for i in range(self.concurrency))
-            )
 
 
 def ratings_counts(url, at):

@@ -80,6 +80,9 @@ def test_the_installed_wheel_runs_the_mesh_the_demo_and_the_gate(shell, tmp_path
     assert shell("chaosmesh --version").stdout.startswith("chaosmesh, version ")
     listed = shell("chaosmesh examples")
     assert "bookinfo-ratings-delay.json" in listed.stdout, listed.stderr
+    # The Bookinfo game day ships beside its experiments, which it names by relative path.
+    gameday = shell('cat "$(chaosmesh examples --dir)"/bookinfo-gameday.yaml')
+    assert "path: bookinfo-reviews-errors-contained.json" in gameday.stdout, gameday.stderr
 
     # The main job from the package alone: its default experiment is the packaged one.
     demo = shell(f"CHAOSMESH_ISTIO_CRDS={ISTIO_CRDS} python -m chaosmesh_py.localmesh.demo")

@@ -40,3 +40,41 @@ def test_a_page_nobody_answers_is_a_failed_probe_not_a_deviation():
         port = closed.getsockname()[1]
     with pytest.raises(ActivityFailed, match=r"^PageUnreachable: .*no answer to any of 3 loads"):
         bookinfo_page(url=f"http://127.0.0.1:{port}", pages=3)
+
+
+def test_each_page_load_runs_in_the_callers_context(monkeypatch):
+    # What a tracing control relies on: OpenTelemetry's requests instrumentation wraps
+    # Session.send and parents each request's span on the context's current span. The loads
+    # run in worker threads, which start with an empty context unless given the caller's.
+    from contextvars import ContextVar
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    import requests
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "4")
+            self.end_headers()
+            self.wfile.write(b"page")
+
+        def log_message(self, *args):
+            pass
+
+    current_span = ContextVar("current_span", default=None)
+    seen = []
+    send = requests.Session.send
+
+    def traced_send(session, request, **kwargs):
+        seen.append(current_span.get())
+        return send(session, request, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "send", traced_send)
+    with ThreadingHTTPServer(("127.0.0.1", 0), Page) as server:
+        Thread(target=server.serve_forever, daemon=True).start()
+        current_span.set("activity: page-whole-for-others")
+        report = bookinfo_page(url=f"http://127.0.0.1:{server.server_port}", pages=6)
+        server.shutdown()
+    assert report["whole"] == 6
+    assert seen == ["activity: page-whole-for-others"] * 6

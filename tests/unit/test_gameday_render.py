@@ -594,11 +594,69 @@ def test_every_game_day_file_in_the_repository_renders_for_its_namespace(path, t
     from chaosmesh_py.gameday import suite
 
     gameday = suite.load(path)
-    # The Bookinfo experiments read their namespace from BOOKINFO_NAMESPACE.
-    files = render.render(gameday, environment={"BOOKINFO_NAMESPACE": gameday.namespace})
+    # The Bookinfo experiments read their namespace and Prometheus from the environment.
+    environment = {
+        "BOOKINFO_NAMESPACE": gameday.namespace,
+        "PROMETHEUS_URL": "http://prometheus.istio-system:9090",
+    }
+    files = render.render(gameday, environment=environment)
     roles = [d for d in documents(files) if d["kind"] in ("Role", "ClusterRole")]
     assert [r["metadata"].get("namespace") for r in roles] == [gameday.namespace]
     resources = {res for rule in roles[0]["rules"] for res in rule["resources"]}
     assert {"virtualservices", "leases", "configmaps"} <= resources
     render.write(files, tmp_path / "out")
     assert len(kubectl_reads(tmp_path / "out")) == 6
+
+
+@pytest.mark.parametrize(
+    ("func", "arguments", "says"),
+    [
+        (
+            "istio_error_ratio",
+            {"prometheus_url": "", "service": "ratings"},
+            "local.json: steady-state-hypothesis.probes[0].provider.arguments.prometheus_url: "
+            "local-only: is empty: that means the local mesh's own Prometheus, and a cluster has "
+            "none",
+        ),
+        (
+            "envoy_counters",
+            {"service": "ratings"},
+            "probes[0].provider.arguments.envoy_counters: local-only: reads the local mesh's "
+            "Envoy, which a cluster has not",
+        ),
+    ],
+    ids=["empty-prometheus-url", "envoy-counters"],
+)
+def test_a_probe_only_the_local_mesh_can_answer_is_refused_for_the_cluster(
+    tmp_path, func, arguments, says
+):
+    probe = activity("probe", "local-only", "chaosmesh_py.observe.probes", func, **arguments)
+    probe["tolerance"] = True
+    gameday = write_gameday(
+        tmp_path, {"local": experiment("x", by_name()["method"], probes=[probe])}
+    )
+    with pytest.raises(InvalidInput) as error:
+        render.render(gameday)
+    assert says in str(error.value)
+
+
+def test_a_guardrail_the_control_watches_is_granted_what_it_reads(tmp_path):
+    document = by_name()
+    guardrail = activity(
+        "probe",
+        "pods-still-running",
+        "chaosk8s.pod.probes",
+        "pods_in_phase",
+        label_selector="app=ratings",
+        ns="shop",
+    )
+    guardrail["tolerance"] = True
+    document["controls"][0]["provider"]["arguments"] = {
+        "guardrail_interval_s": 2,
+        "guardrails": [guardrail],
+    }
+    gameday = write_gameday(tmp_path, {"guarded": document})
+    files = render.render(gameday)
+    roles = {d["metadata"]["namespace"]: d for d in documents(files) if d["kind"] == "Role"}
+    assert roles["shop"]["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]
+    assert "list pods: guarded.json (pods-still-running)" in files["rbac.yaml"]

@@ -3,8 +3,12 @@
 It enforces what a real kube-apiserver enforces on the objects this project writes:
 resourceVersion concurrency (409), the CRDs' structural schemas with pruning (Warning header,
 400 with fieldValidation=Strict) and CEL rules (422), Istio's validating webhook (400), patch
-content types (415), bearer-token RBAC (401/403), size limits (413 for a body over 3 MiB, 422
-for annotations over 256 KiB); besides Istio's kinds it serves Namespaces and ConfigMaps.
+content types (415), bearer tokens and RBAC (401/403), size limits (413 for a body over 3 MiB, 422
+for annotations over 256 KiB). Besides Istio's kinds it serves the built-in kinds a game day's
+manifests use (Namespace, ConfigMap, ServiceAccount, PersistentVolumeClaim, Lease, CronJob, Job,
+Role, RoleBinding, ClusterRole, ClusterRoleBinding: structure from the `kubernetes` client's
+models, each kind's own rules ported), and publishes `/openapi/v2` and `/openapi/v3`, so plain
+`kubectl apply` validates against it. Nothing runs the CronJobs and Jobs it stores.
 Faults (5xx/429 without a state change, delays, connections dropped before or after the write,
 a concurrent writer) are injected per request. The local mesh serves its Istio API from it,
 over TLS with a token.
@@ -15,7 +19,10 @@ over TLS with a token.
 
 Modules: `server` (ApiServer), `handler` (HTTP), `store` (write semantics), `schema` and `cel`
 (validation), `webhook` (its own port of Istio's validating webhook), `patch`, `selector`, `meta`,
-`resources` (CRDs), `discovery`, `faults`, `rbac`, `errors` (Status bodies).
+`strategic` (strategic merge), `resources` (CRDs), `builtin` (built-in kinds; `models` their
+structure, `builtin_rules`, `batch` and `cron` their rules), `openapi`, `tables` (what `kubectl get`
+prints), `discovery`, `faults`, `rbac` (tokens) and `rbac_objects` (stored Roles and bindings),
+`errors` (Status bodies).
 """
 
 from chaosmesh_py.localmesh.apiserver.errors import ApiError, FieldError

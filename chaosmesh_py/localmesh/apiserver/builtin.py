@@ -1,77 +1,26 @@
-"""Built-in kinds beyond Namespace and ConfigMap, with the rules a real apiserver applies.
+"""The built-in kinds served beyond Namespace and ConfigMap.
 
-Served: coordination.k8s.io/v1 Lease; batch/v1 CronJob and Job; v1 ServiceAccount and
-PersistentVolumeClaim; rbac.authorization.k8s.io/v1 Role, RoleBinding, ClusterRole and
-ClusterRoleBinding. Their structure comes from the `kubernetes` client's models (`models`); their
-own rules (beyond structure) follow k8s.io/kubernetes pkg/apis/*/validation, for what a user
-writing manifests by hand or rendering them would hit: the cases and wording here are those of
-`ValidateLease`, `ValidateCronJob`, `ValidatePolicyRule`, `ValidateRoleBinding`, ... .
+coordination.k8s.io/v1 Lease; batch/v1 CronJob and Job; v1 ServiceAccount and
+PersistentVolumeClaim; rbac.authorization.k8s.io/v1 Role, RoleBinding and the cluster-scoped
+ClusterRole and ClusterRoleBinding: what a game day's rendered manifests use. Their structure
+comes from the `kubernetes` client's models (`models`), their own rules from `builtin_rules` and
+`batch`. Discovery names, short names and categories are a real apiserver's.
+
+The double stores CronJobs and Jobs; nothing runs them (no controllers): executing them stays a
+real cluster's job.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from chaosmesh_py.localmesh.apiserver.errors import FieldError, JsonDict, show_value
+from chaosmesh_py.localmesh.apiserver import batch, builtin_rules
+from chaosmesh_py.localmesh.apiserver.errors import FieldError, JsonDict
 from chaosmesh_py.localmesh.apiserver.models import model_schema
 from chaosmesh_py.localmesh.apiserver.resources import ResourceType
 from chaosmesh_py.localmesh.apiserver.schema import Schema
 
 Rules = Callable[[JsonDict, JsonDict | None], list[FieldError]]
-
-
-def invalid(field: str, value: Any, why: str) -> FieldError:
-    return FieldError("FieldValueInvalid", field, f"Invalid value: {show_value(value)}: {why}")
-
-
-def required(field: str, why: str = "") -> FieldError:
-    return FieldError("FieldValueRequired", field, "Required value" + (f": {why}" if why else ""))
-
-
-def forbidden(field: str, why: str) -> FieldError:
-    return FieldError("FieldValueForbidden", field, f"Forbidden: {why}")
-
-
-def not_supported(field: str, value: Any, supported: list[str]) -> FieldError:
-    shown = ", ".join(show_value(s) for s in supported)
-    return FieldError(
-        "FieldValueNotSupported",
-        field,
-        f"Unsupported value: {show_value(value)}: supported values: {shown}",
-    )
-
-
-def _spec(obj: JsonDict) -> JsonDict:
-    spec = obj.get("spec")
-    return spec if isinstance(spec, dict) else {}
-
-
-# -- coordination.k8s.io ----------------------------------------------------------------------
-
-LEASE_STRATEGIES = ["OldestEmulationVersion"]
-
-
-def lease_errors(new: JsonDict, old: JsonDict | None) -> list[FieldError]:
-    """ValidateLeaseSpec: durations positive, transitions not negative, a known strategy, and
-    a preferred holder only with a strategy. holderIdentity is free text."""
-    spec, problems = _spec(new), []
-    duration = spec.get("leaseDurationSeconds")
-    if duration is not None and duration <= 0:
-        problems.append(invalid("spec.leaseDurationSeconds", duration, "must be greater than 0"))
-    transitions = spec.get("leaseTransitions")
-    if transitions is not None and transitions < 0:
-        problems.append(
-            invalid("spec.leaseTransitions", transitions, "must be greater than or equal to 0")
-        )
-    strategy = spec.get("strategy")
-    if strategy is not None and strategy not in LEASE_STRATEGIES:
-        problems.append(not_supported("spec.strategy", strategy, LEASE_STRATEGIES))
-    if spec.get("preferredHolder") and not strategy:
-        problems.append(
-            forbidden("spec.preferredHolder", "may only be specified if `strategy` is defined")
-        )
-    return problems
 
 
 def builtin_type(
@@ -84,6 +33,7 @@ def builtin_type(
     categories: tuple[str, ...] = (),
     has_status: bool = False,
     generation: bool = False,
+    path_segment_names: bool = False,
     validate: Rules | None = None,
 ) -> ResourceType:
     model = f"V1{kind}"
@@ -99,12 +49,78 @@ def builtin_type(
         categories=categories,
         has_status=has_status,
         generation=generation,
+        path_segment_names=path_segment_names,
         model=model,
         schemas={"v1": Schema(model_schema(model), times=True)},
         validate=validate,
     )
 
 
-LEASE = builtin_type("coordination.k8s.io", "Lease", "leases", validate=lease_errors)
+RBAC = builtin_rules.RBAC_GROUP
+LEASE = builtin_type("coordination.k8s.io", "Lease", "leases", validate=builtin_rules.lease_errors)
+CRON_JOB = builtin_type(
+    "batch",
+    "CronJob",
+    "cronjobs",
+    short_names=("cj",),
+    categories=("all",),
+    has_status=True,
+    generation=True,
+    validate=batch.cron_job_errors,
+)
+JOB = builtin_type(
+    "batch",
+    "Job",
+    "jobs",
+    categories=("all",),
+    has_status=True,
+    generation=True,
+    validate=batch.job_errors,
+)
+SERVICE_ACCOUNT = builtin_type("", "ServiceAccount", "serviceaccounts", short_names=("sa",))
+PERSISTENT_VOLUME_CLAIM = builtin_type(
+    "",
+    "PersistentVolumeClaim",
+    "persistentvolumeclaims",
+    short_names=("pvc",),
+    has_status=True,
+    validate=builtin_rules.pvc_errors,
+)
+ROLE = builtin_type(
+    RBAC, "Role", "roles", path_segment_names=True, validate=builtin_rules.role_errors
+)
+ROLE_BINDING = builtin_type(
+    RBAC,
+    "RoleBinding",
+    "rolebindings",
+    path_segment_names=True,
+    validate=builtin_rules.role_binding_errors,
+)
+CLUSTER_ROLE = builtin_type(
+    RBAC,
+    "ClusterRole",
+    "clusterroles",
+    namespaced=False,
+    path_segment_names=True,
+    validate=builtin_rules.cluster_role_errors,
+)
+CLUSTER_ROLE_BINDING = builtin_type(
+    RBAC,
+    "ClusterRoleBinding",
+    "clusterrolebindings",
+    namespaced=False,
+    path_segment_names=True,
+    validate=builtin_rules.cluster_role_binding_errors,
+)
 
-BUILTIN_TYPES = (LEASE,)
+BUILTIN_TYPES = (
+    SERVICE_ACCOUNT,
+    PERSISTENT_VOLUME_CLAIM,
+    LEASE,
+    CRON_JOB,
+    JOB,
+    ROLE,
+    ROLE_BINDING,
+    CLUSTER_ROLE,
+    CLUSTER_ROLE_BINDING,
+)

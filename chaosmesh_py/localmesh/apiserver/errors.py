@@ -21,6 +21,7 @@ REASON_BY_CODE = {
     403: "Forbidden",
     404: "NotFound",
     405: "MethodNotAllowed",
+    406: "NotAcceptable",
     409: "Conflict",
     410: "Expired",
     413: "RequestEntityTooLarge",
@@ -162,6 +163,15 @@ def unsupported_media_type(content_type: str) -> ApiError:
         f"the body of the request was in an unknown format ({content_type}) - accepted media types"
         " include: application/json-patch+json, application/merge-patch+json,"
         " application/apply-patch+yaml",
+    )
+
+
+def not_acceptable(accept: str) -> ApiError:
+    return ApiError(
+        406,
+        "NotAcceptable",
+        f"the server cannot answer {accept}: only the following media types are accepted:"
+        " application/json",
     )
 
 

@@ -25,11 +25,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from chaosmesh_py.localmesh.apiserver import discovery, errors
+from chaosmesh_py.localmesh.apiserver import discovery, errors, reviews, tables
 from chaosmesh_py.localmesh.apiserver.errors import ApiError, JsonDict
 from chaosmesh_py.localmesh.apiserver.faults import ApiFault
 from chaosmesh_py.localmesh.apiserver.patch import decode_patch, patch_type
 from chaosmesh_py.localmesh.apiserver.rbac import User
+from chaosmesh_py.localmesh.apiserver.rbac_objects import Request
 from chaosmesh_py.localmesh.apiserver.resources import NAMESPACE, ResourceType
 from chaosmesh_py.localmesh.apiserver.selector import Predicate, field_selector, label_selector
 from chaosmesh_py.localmesh.apiserver.store import WriteOptions
@@ -69,9 +70,14 @@ class Target:
 
 @dataclass(frozen=True)
 class Response:
+    """An answer; `encoded` is a document already serialised (the OpenAPI ones, built once);
+    `cache_control` replaces the default `no-cache, private`."""
+
     status: int
     document: JsonDict
     warnings: tuple[str, ...] = ()
+    encoded: bytes | None = None
+    cache_control: str | None = None
 
 
 def _query_flag(query: dict[str, list[str]], name: str) -> str | None:
@@ -112,7 +118,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         path, query = url.path, parse_qs(url.query)
         try:
             # Authentication comes before the body is looked at, as kube-apiserver's filters do.
-            user = self.api.authenticator.user(self.headers.get("Authorization"))
+            user = self._impersonated(
+                self.api.authenticator.user(self.headers.get("Authorization"))
+            )
         except ApiError as error:
             self._skip_body()
             self._answer_error(path, error)
@@ -130,6 +138,15 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             return
         with self.api.handling():
             self._handle_api(path, query, body, user)
+
+    def _impersonated(self, user: User) -> User:
+        return reviews.impersonated(self.api, user, self.headers.get("Impersonate-User"))
+
+    def _review(self, plural: str, body: bytes, user: User) -> Response:
+        if self.command != "POST":
+            raise errors.method_not_allowed()
+        content_type = self.headers.get("Content-Type") or ""
+        return Response(201, reviews.review(self.api, user, plural, body, content_type))
 
     def _content_length(self) -> int:
         try:
@@ -227,8 +244,17 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 document = discovery.resource_list(registry, group, version)
             case ["api", version, *rest]:
                 return self._resource(self._target("", version, rest), user, query, body)
+            case [
+                "apis",
+                reviews.GROUP,
+                "v1",
+                ("selfsubjectaccessreviews" | "selfsubjectrulesreviews") as plural,
+            ]:
+                return self._review(plural, body, user)
             case ["apis", group, version, *rest]:
                 return self._resource(self._target(group, version, rest), user, query, body)
+            case ["openapi", *rest]:
+                return self._openapi(rest, query)
             case _:
                 raise errors.path_not_found()
         if document is None:
@@ -236,6 +262,35 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         if self.command != "GET":
             raise errors.method_not_allowed()
         return Response(200, document)
+
+    def _openapi(self, rest: list[str], query: dict[str, list[str]]) -> Response:
+        """`/openapi/v2` (JSON only: a protobuf-only Accept is 406), `/openapi/v3` and its
+        group-version documents (their `?hash=` is ignored: documents never change)."""
+        openapi = self.api.openapi
+        encoded: bytes | None = None
+        document: JsonDict = {}
+        cache: str | None = None
+        match rest:
+            case ["v2"]:
+                accept = self.headers.get("Accept") or "*/*"
+                if not any(t in accept for t in ("application/json", "*/*")):
+                    raise errors.not_acceptable(accept)
+                encoded = openapi.v2_document
+            case ["v3"]:
+                document = openapi.v3_index()
+            case ["v3", *key]:
+                encoded = openapi.v3_document("/".join(key))
+                if encoded is None:
+                    raise errors.path_not_found()
+                if _query_flag(query, "hash"):
+                    # A URL naming its content's hash never changes, so clients may keep it,
+                    # as kube-apiserver tells them: kubectl then reads it from its disk cache.
+                    cache = "public, immutable, max-age=31536000"
+            case _:
+                raise errors.path_not_found()
+        if self.command != "GET":
+            raise errors.method_not_allowed()
+        return Response(200, document, encoded=encoded, cache_control=cache)
 
     def _target(self, group: str, version: str, rest: list[str]) -> Target:
         registry = self.api.registry
@@ -271,7 +326,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             raise errors.method_not_allowed()
         resource = f"{rt.plural}/{target.subresource}" if target.subresource else rt.plural
         scope = target.name if rt is NAMESPACE else target.namespace  # RBAC sees a namespace's own
-        if not user.may(verb, rt.group, resource, scope, target.name):
+        asked = Request(verb, rt.group, resource, scope, target.name)
+        if not self.api.authorizes(user, asked):
             raise errors.forbidden(
                 user.name, verb, resource, rt.group, namespace=scope, name=target.name
             )
@@ -287,9 +343,20 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 for item in listed["items"]:
                     meta = item["metadata"]
                     store.delete(rt, version, meta.get("namespace"), meta["name"])
+            elif self._wants_table():
+                revision = listed["metadata"]["resourceVersion"]
+                return Response(
+                    200, tables.table(tables.columns_of(rt, version), listed["items"], revision)
+                )
             return Response(200, listed)
         if verb == "get":
-            return Response(200, store.get(rt, version, namespace, name))
+            found = store.get(rt, version, namespace, name)
+            if self._wants_table():
+                revision = found["metadata"]["resourceVersion"]
+                return Response(
+                    200, tables.table(tables.columns_of(rt, version), [found], revision)
+                )
+            return Response(200, found)
         if verb == "delete":
             preconditions = (_decode_object(body, "") or {}).get("preconditions") if body else None
             return Response(200, store.delete(rt, version, namespace, name, preconditions))
@@ -322,6 +389,10 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 subresource=target.subresource,
             )
         return Response(201 if result.created else 200, result.object, result.warnings)
+
+    def _wants_table(self) -> bool:
+        """`kubectl get` asks for a Table (server-side printing) before plain JSON."""
+        return tables.TABLE_MEDIA in (self.headers.get("Accept") or "")
 
     @staticmethod
     def _write_options(query: dict[str, list[str]]) -> WriteOptions:
@@ -368,6 +439,14 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
 
+        columns = tables.columns_of(rt, target.version) if self._wants_table() else None
+
+        def shown(obj: JsonDict) -> JsonDict:
+            """The event's object: a one-row Table for `kubectl get -w`, else the object."""
+            if columns is None:
+                return obj
+            return tables.table(columns, [obj], obj["metadata"]["resourceVersion"])
+
         def wanted(obj: JsonDict) -> bool:
             in_namespace = (
                 target.namespace is None or obj["metadata"].get("namespace") == target.namespace
@@ -377,7 +456,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         with store.lock:
             if since == "0":
                 listed = store.list(rt, target.version, target.namespace, predicate)["items"]
-                pending = [{"type": "ADDED", "object": item} for item in listed]
+                pending = [{"type": "ADDED", "object": shown(item)} for item in listed]
                 cursor = store.revision
             else:
                 cursor = int(since)
@@ -401,7 +480,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                     fresh = [e for e in store.history if e.revision > cursor]
                 cursor = fresh[-1].revision if fresh else cursor
                 pending = [
-                    {"type": e.type, "object": store.present(rt, target.version, e.object)}
+                    {"type": e.type, "object": shown(store.present(rt, target.version, e.object))}
                     for e in fresh
                     if e.resource_type is rt and wanted(e.object)
                 ]
@@ -417,7 +496,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     def _control(self, path: str, body: bytes, user: User) -> Response:
         verb = self.command.lower()
-        if not user.may_access(verb, path):
+        if not self.api.authorizes(user, Request(verb, path=path)):
             return Response(403, errors.forbidden_path(user.name, verb, path).to_status())
         try:
             match (self.command, path.removeprefix(CONTROL_PREFIX)):
@@ -453,11 +532,13 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self.api.request_log.append(RequestRecord(self.command, path, DROPPED))
 
     def _send(self, response: Response, headers: dict[str, str] | None = None) -> None:
-        payload = json.dumps(response.document, separators=(",", ":")).encode()
+        payload = response.encoded
+        if payload is None:
+            payload = json.dumps(response.document, separators=(",", ":")).encode()
         self.send_response(response.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Cache-Control", response.cache_control or "no-cache, private")
         for warning in response.warnings:
             self.send_header("Warning", "299 - " + json.dumps(warning))
         for name, value in (headers or {}).items():
@@ -470,6 +551,15 @@ def _decode_object(body: bytes, content_type: str) -> Any:
     """Decode a JSON (or YAML) request body; 400 when unreadable or empty."""
     if not body:
         raise errors.bad_request("the request body is empty")
+    if "protobuf" in content_type:
+        # kubectl's typed clients (`kubectl create namespace`) send Kubernetes' protobuf
+        # encoding; the double speaks JSON and YAML only, and says so (kubectl apply sends JSON).
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format ({content_type}) - accepted"
+            " media types include: application/json, application/yaml",
+        )
     try:
         if "yaml" in content_type:
             return yaml.safe_load(body.decode("utf-8"))

@@ -21,10 +21,28 @@ def _invalid(field: str, value: Any, why: str) -> FieldError:
     return FieldError("FieldValueInvalid", field, f"Invalid value: {show_value(value)}: {why}")
 
 
-def name_errors(name: Any, label_only: bool) -> list[FieldError]:
-    """Names must be DNS-1123 subdomains (253 chars); namespace names DNS-1123 labels (63)."""
+SUBDOMAIN_RULE = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters,"
+    " '-' or '.', and must start and end with an alphanumeric character"
+)
+
+
+def path_segment_errors(field: str, name: Any) -> list[FieldError]:
+    """path.IsValidPathSegmentName, the rule for RBAC names (`system:aggregate-to-view`)."""
+    if not isinstance(name, str) or not name:
+        return [FieldError("FieldValueRequired", field, "Required value")]
+    if name in (".", ".."):
+        return [_invalid(field, name, f"may not be '{name}'")]
+    return [_invalid(field, name, f"may not contain '{bad}'") for bad in "/%" if bad in name][:1]
+
+
+def name_errors(name: Any, label_only: bool, path_segment: bool = False) -> list[FieldError]:
+    """Names must be DNS-1123 subdomains (253 chars); namespace names DNS-1123 labels (63);
+    RBAC kinds' names path segments (`path_segment`)."""
     if not isinstance(name, str):
         return [_invalid("metadata.name", name, "must be a string")]
+    if path_segment:
+        return path_segment_errors("metadata.name", name)
     if label_only and (len(name) > 63 or not DNS1123_LABEL.match(name)):
         return [
             _invalid(
@@ -35,18 +53,18 @@ def name_errors(name: Any, label_only: bool) -> list[FieldError]:
             )
         ]
     if len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
-        return [
-            _invalid(
-                "metadata.name",
-                name,
-                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters,"
-                " '-' or '.', and must start and end with an alphanumeric character",
-            )
-        ]
+        return [_invalid("metadata.name", name, SUBDOMAIN_RULE)]
     return []
 
 
-def _key_is_valid(key: str) -> bool:
+QUALIFIED_NAME_RULE = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end"
+    " with an alphanumeric character, with an optional DNS subdomain prefix and '/'"
+)
+
+
+def qualified_name(key: str) -> bool:
+    """apimachinery's IsQualifiedName: `example.com/my-name` or `my-name`."""
     prefix, _, name = key.rpartition("/")
     if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
         return False
@@ -61,16 +79,8 @@ def map_errors(field: str, values: Any, check_values: bool) -> list[FieldError]:
         return [_invalid(field, values, "must be a map of strings")]
     errors = []
     for key, value in values.items():
-        if not _key_is_valid(key):
-            errors.append(
-                _invalid(
-                    field,
-                    key,
-                    "name part must consist of alphanumeric characters, '-', '_' or '.', and must"
-                    " start and end with an alphanumeric character, with an optional DNS subdomain"
-                    " prefix and '/'",
-                )
-            )
+        if not qualified_name(key):
+            errors.append(_invalid(field, key, QUALIFIED_NAME_RULE))
         if not isinstance(value, str):
             errors.append(_invalid(f"{field}[{key}]", value, "must be a string"))
         elif check_values and (len(value) > 63 or not _LABEL_VALUE.match(value)):
@@ -106,9 +116,11 @@ def too_long(field: str, limit: int) -> FieldError:
     return FieldError("FieldValueTooLong", field, f"Too long: must have at most {limit} bytes")
 
 
-def metadata_errors(metadata: dict[str, Any], label_only_name: bool) -> list[FieldError]:
+def metadata_errors(
+    metadata: dict[str, Any], label_only_name: bool, path_segment_name: bool = False
+) -> list[FieldError]:
     return [
-        *name_errors(metadata.get("name"), label_only_name),
+        *name_errors(metadata.get("name"), label_only_name, path_segment_name),
         *map_errors("metadata.labels", metadata.get("labels"), check_values=True),
         *map_errors("metadata.annotations", metadata.get("annotations"), check_values=False),
         *annotation_size_errors(metadata.get("annotations")),

@@ -41,6 +41,34 @@ _QUANTITIES = frozenset(
 # (model, JSON field) of intstr.IntOrString values, which the models type "object".
 _INT_OR_STRING = frozenset({("V1HTTPGetAction", "port"), ("V1TCPSocketAction", "port")})
 
+# Lists that a strategic merge patch merges, with Kubernetes' struct tags (`patchStrategy`,
+# `patchMergeKey`): (model, JSON field) -> (strategy, merge key or None for a set of scalars).
+# Every other list is atomic. Published in /openapi/v3, applied by `strategic`.
+_CONTAINER_LISTS = {
+    "ports": ("merge", "containerPort"),
+    "env": ("merge", "name"),
+    "volumeMounts": ("merge", "mountPath"),
+    "volumeDevices": ("merge", "devicePath"),
+}
+PATCH_STRATEGIES: dict[tuple[str, str], tuple[str, str | None]] = {
+    ("V1ObjectMeta", "finalizers"): ("merge", None),
+    ("V1ObjectMeta", "ownerReferences"): ("merge", "uid"),
+    ("V1PodSpec", "volumes"): ("merge,retainKeys", "name"),
+    ("V1PodSpec", "initContainers"): ("merge", "name"),
+    ("V1PodSpec", "containers"): ("merge", "name"),
+    ("V1PodSpec", "ephemeralContainers"): ("merge", "name"),
+    ("V1PodSpec", "imagePullSecrets"): ("merge", "name"),
+    ("V1PodSpec", "hostAliases"): ("merge", "ip"),
+    ("V1PodSpec", "topologySpreadConstraints"): ("merge", "topologyKey"),
+    ("V1PodSpec", "resourceClaims"): ("merge,retainKeys", "name"),
+    ("V1PodSpec", "schedulingGates"): ("merge", "name"),
+    **{("V1Container", field): strategy for field, strategy in _CONTAINER_LISTS.items()},
+    **{("V1EphemeralContainer", field): strategy for field, strategy in _CONTAINER_LISTS.items()},
+    ("V1ServiceAccount", "secrets"): ("merge", "name"),
+    ("V1JobStatus", "conditions"): ("merge", "type"),
+    ("V1PersistentVolumeClaimStatus", "conditions"): ("merge", "type"),
+}
+
 QUANTITY: JsonDict = {"anyOf": [{"type": "string"}, {"type": "number"}]}
 INT_OR_STRING: JsonDict = {"x-kubernetes-int-or-string": True}
 _SCALARS: dict[str, JsonDict] = {
@@ -91,10 +119,13 @@ def _type_schema(type_name: str, wrap: Callable[[str], JsonDict]) -> JsonDict:
 
 @functools.cache
 def model_schema(model: str, expand: bool = True) -> JsonDict:
-    """The OpenAPI v3 schema of one model, every nested model inlined (`expand`) or as a
-    `$ref` to `#/components/schemas/<model>` (for publishing, where types are shared)."""
+    """The OpenAPI v3 schema of one model, every nested model inlined (`expand`, to validate
+    with) or as a `$ref` to `#/components/schemas/<model>` with the fields' descriptions and
+    the required ones listed (to publish, for `kubectl explain`)."""
     cls = getattr(client_models, model)
+    fields = getattr(cls, "model_fields", {})  # pydantic models (client 35+) describe fields
     properties: JsonDict = {}
+    required: list[str] = []
     for attribute, type_name in cls.openapi_types.items():
         name = cls.attribute_map[attribute]
         if (model, name) in _QUANTITIES:
@@ -108,8 +139,27 @@ def model_schema(model: str, expand: bool = True) -> JsonDict:
             schema = _type_schema(type_name, model_schema)
         else:
             schema = _type_schema(type_name, lambda m: {"$ref": f"#/components/schemas/{m}"})
+        if (model, name) in PATCH_STRATEGIES:
+            strategy, merge_key = PATCH_STRATEGIES[model, name]
+            schema["x-kubernetes-patch-strategy"] = strategy
+            if merge_key is not None:
+                schema["x-kubernetes-patch-merge-key"] = merge_key
+        described = fields.get(attribute)
+        if not expand and described is not None:
+            if described.description and "$ref" in schema:
+                # A reference's siblings are ignored in OpenAPI 3.0: the apiserver wraps it.
+                schema = {"description": described.description, "allOf": [schema]}
+            elif described.description:
+                schema = {"description": described.description, **schema}
+            if described.is_required():
+                required.append(name)
         properties[name] = schema
-    return {"type": "object", "properties": properties}
+    if expand:
+        return {"type": "object", "properties": properties}
+    summary = (cls.__doc__ or "").strip().split("\n\n")[0].strip()
+    published: JsonDict = {"description": summary} if summary else {}
+    published |= {"type": "object", "properties": properties}
+    return published | ({"required": required} if required else {})
 
 
 def _quantity_shape(type_name: str) -> JsonDict:

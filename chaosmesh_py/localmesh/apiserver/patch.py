@@ -5,8 +5,8 @@
   that cannot apply (a failing `test`, a missing path) is 422.
 - `application/apply-patch+yaml`: a simplified server-side apply, merging the applied
   configuration like a merge patch (no field ownership, no removal of fields a manager dropped).
-- `application/strategic-merge-patch+json`: only for built-in kinds (Namespace here, where it is
-  treated as a merge patch); custom resources answer 415 like a real apiserver.
+- `application/strategic-merge-patch+json`: only for built-in kinds, merging the lists their
+  schema marks mergeable by key (`strategic`); custom resources answer 415 like a real apiserver.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import jsonpatch
 import jsonpointer
 import yaml
 
+from chaosmesh_py.localmesh.apiserver import strategic
 from chaosmesh_py.localmesh.apiserver.errors import ApiError, bad_request, unsupported_media_type
 
 
@@ -92,14 +93,19 @@ def check_json_patch(patch: Any) -> None:
             raise bad_request(f"invalid JSON patch: bad JSON pointer in {json.dumps(operation)}")
 
 
-def apply_patch(kind: PatchType, current: dict[str, Any], patch: Any) -> dict[str, Any]:
-    """Apply a decoded patch to a copy of `current`; the result is always a JSON object."""
+def apply_patch(
+    kind: PatchType, current: dict[str, Any], patch: Any, schema: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Apply a decoded patch to a copy of `current`; the result is always a JSON object.
+    `schema` says which lists a strategic merge patch merges (see `strategic`)."""
     if kind is PatchType.JSON:
         check_json_patch(patch)
         try:
             patched = jsonpatch.JsonPatch(patch).apply(current)
         except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as error:
             raise ApiError(422, "Invalid", f"the patch could not be applied: {error}") from error
+    elif kind is PatchType.STRATEGIC:
+        patched = strategic.merge(current, patch, schema)
     else:
         patched = merge_patch(current, patch)
     if not isinstance(patched, dict):

@@ -38,13 +38,9 @@ class PolicyRule:
     api_groups: tuple[str, ...] = ("*",)
     namespaces: tuple[str, ...] = ("*",)
     non_resource_urls: tuple[str, ...] = ()
-    # Kubernetes' resourceNames: only requests naming one of these objects (never a list or a
-    # create, whose URL names none).
-    resource_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        names = ("verbs", "resources", "api_groups", "namespaces", "non_resource_urls")
-        for name in (*names, "resource_names"):
+        for name in ("verbs", "resources", "api_groups", "namespaces", "non_resource_urls"):
             object.__setattr__(self, name, _as_tuple(getattr(self, name)))
 
     def allows_path(self, verb: str, path: str) -> bool:
@@ -56,9 +52,7 @@ class PolicyRule:
         verb_ok = "*" in self.verbs or verb in self.verbs
         return verb_ok and any(matches(pattern) for pattern in self.non_resource_urls)
 
-    def allows(
-        self, verb: str, group: str, resource: str, namespace: str | None, name: str | None = None
-    ) -> bool:
+    def allows(self, verb: str, group: str, resource: str, namespace: str | None) -> bool:
         def matches(values: tuple[str, ...], value: str) -> bool:
             return "*" in values or value in values
 
@@ -70,7 +64,6 @@ class PolicyRule:
             and matches(self.api_groups, group)
             and matches(self.resources, resource)
             and in_scope
-            and (not self.resource_names or name in self.resource_names)
         )
 
 
@@ -81,10 +74,26 @@ class User:
     name: str
     rules: tuple[PolicyRule, ...] = ()
 
-    def may(
-        self, verb: str, group: str, resource: str, namespace: str | None, name: str | None = None
-    ) -> bool:
-        return any(rule.allows(verb, group, resource, namespace, name) for rule in self.rules)
+    def may(self, verb: str, group: str, resource: str, namespace: str | None) -> bool:
+        return any(rule.allows(verb, group, resource, namespace) for rule in self.rules)
+
+    def rules_in(self, namespace: str | None) -> list[dict[str, Any]]:
+        """This user's own rules that apply in `namespace`, as RBAC rule objects."""
+        found: list[dict[str, Any]] = []
+        for rule in self.rules:
+            if rule.non_resource_urls:
+                found.append(
+                    {"verbs": list(rule.verbs), "nonResourceURLs": list(rule.non_resource_urls)}
+                )
+            if rule.resources and ("*" in rule.namespaces or namespace in rule.namespaces):
+                found.append(
+                    {
+                        "verbs": list(rule.verbs),
+                        "apiGroups": list(rule.api_groups),
+                        "resources": list(rule.resources),
+                    }
+                )
+        return found
 
     def may_access(self, verb: str, path: str) -> bool:
         """May this user send `verb` (an HTTP method, lowercase) to a non-resource `path`?"""

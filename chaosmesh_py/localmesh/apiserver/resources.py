@@ -48,7 +48,12 @@ class ResourceType:
     has_status: bool = False
     custom: bool = False
     generation: bool = False
+    path_segment_names: bool = False  # RBAC kinds: `system:viewer` is a valid name
     model: str | None = None
+    # A CRD's additionalPrinterColumns by version (built-in kinds' columns are in `tables`).
+    printer_columns: Mapping[str, tuple[JsonDict, ...]] = field(
+        default_factory=dict, compare=False, hash=False
+    )
     schemas: Mapping[str, Schema] = field(default_factory=dict, compare=False, hash=False)
     validate: Callable[[JsonDict, JsonDict | None], list[FieldError]] | None = field(
         default=None, compare=False, hash=False
@@ -121,6 +126,7 @@ def resource_type_from_crd(crd: Mapping[str, Any]) -> ResourceType:
         has_status=any("status" in v.get("subresources", {}) for v in served),
         custom=True,
         generation=True,
+        printer_columns={v["name"]: tuple(v.get("additionalPrinterColumns") or ()) for v in served},
         schemas=schemas,
     )
 

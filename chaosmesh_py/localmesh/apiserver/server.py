@@ -21,12 +21,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from chaosmesh_py.localmesh.apiserver import rbac_objects
 from chaosmesh_py.localmesh.apiserver.builtin import BUILTIN_TYPES
 from chaosmesh_py.localmesh.apiserver.errors import ApiError, JsonDict
 from chaosmesh_py.localmesh.apiserver.faults import ApiFault, FaultPlan
 from chaosmesh_py.localmesh.apiserver.handler import ApiRequestHandler, RequestRecord
+from chaosmesh_py.localmesh.apiserver.openapi import OpenApi
 from chaosmesh_py.localmesh.apiserver.patch import PatchType, decode_patch, patch_type
-from chaosmesh_py.localmesh.apiserver.rbac import Authenticator, Tokens
+from chaosmesh_py.localmesh.apiserver.rbac import Authenticator, Tokens, User
+from chaosmesh_py.localmesh.apiserver.rbac_objects import Request
 from chaosmesh_py.localmesh.apiserver.resources import (
     Registry,
     ResourceType,
@@ -138,6 +141,7 @@ class ApiServer:
         types = load_crds(Path(p) for p in crd_paths) if crd_paths else permissive_istio_types()
         self.registry = Registry([*BUILTIN_TYPES, *types])
         self.store = Store(self.registry, webhook)
+        self.openapi = OpenApi(self.registry)
         self.faults = FaultPlan()
         self._tokens = tokens
         self.authenticator = Authenticator(tokens)
@@ -245,6 +249,19 @@ class ApiServer:
         self.store.reset()
         self.request_log.clear()
         self.tls_rejections.clear()
+
+    def authorizes(self, user: User, request: Request) -> bool:
+        """The token's own rules, else the Roles and bindings stored here (`rbac_objects`)."""
+        if request.path is not None:
+            if user.may_access(request.verb, request.path):
+                return True
+        elif user.may(request.verb, request.group, request.resource, request.namespace):
+            return True
+        return rbac_objects.allows(self.list, user.name, request)
+
+    def bound_rules(self, user: User, namespace: str | None) -> builtins.list[JsonDict]:
+        """The rules the stored RBAC grants `user` in `namespace` (see `rbac_objects`)."""
+        return rbac_objects.bound_rules(self.list, user.name, namespace)
 
     def subscribe(self, listener: Callable[[WatchEvent], None]) -> Callable[[], None]:
         """Call `listener` with every committed change; returns the unsubscribe function."""

@@ -267,7 +267,10 @@ class Store:
                 if key not in self._objects:  # apply creates
                     return self.create(rt, version, namespace, patch, options)
             old = self._existing(rt, namespace, name)
-            patched = apply_patch(kind, self.present(rt, version, old), patch)
+            schema = rt.schema(version)
+            patched = apply_patch(
+                kind, self.present(rt, version, old), patch, schema.openapi if schema else None
+            )
             if not isinstance(patched.get("metadata"), dict):
                 raise invalid_patch(patched, "metadata must be an object")
             patched["apiVersion"], patched["kind"] = rt.api_version(version), rt.kind
@@ -410,7 +413,11 @@ class Store:
                 )
                 raise cannot_decode(rt, version, problem)
         name = obj["metadata"].get("name", "")
-        problems = metadata_errors(obj["metadata"], label_only_name=rt is NAMESPACE)
+        problems = metadata_errors(
+            obj["metadata"],
+            label_only_name=rt is NAMESPACE,
+            path_segment_name=rt.path_segment_names,
+        )
         if not problems and schema:
             problems = schema.validate(obj)
         if not problems and rt.validate is not None:
