@@ -405,12 +405,15 @@ class Metrics:
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory):
     """A real Prometheus scraping ``Metrics`` every second."""
+    from chaosmesh_py.localmesh.prometheus import Prometheus, find_binary
     from chaosmesh_py.localmesh.topology import free_ports
-    from tests.local.prometheus_server import PrometheusServer
 
     metrics = Metrics()
-    server = PrometheusServer(
-        tmp_path_factory.mktemp("prometheus"), [metrics.address], next(iter(free_ports()))
+    server = Prometheus(
+        find_binary(),
+        tmp_path_factory.mktemp("prometheus"),
+        [f"http://{metrics.address}/metrics"],
+        next(iter(free_ports())),
     )
     server.start()
     server.wait_for_scrape()

@@ -102,6 +102,22 @@ _LIST = re.compile(r"^List\[(.+)\]$")
 _DICT = re.compile(r"^Dict\[str, (.+)\]$")
 
 
+def _openapi_types(cls: Any) -> dict[str, str]:
+    """A model's field types, spelt as client 37 spells them: client 36 writes
+    `list[V1Container]` and `dict[str, str]` where 37 writes `List[...]` and `Dict[str, ...]`."""
+    return {
+        attribute: _normal_type(type_name) for attribute, type_name in cls.openapi_types.items()
+    }
+
+
+def _normal_type(type_name: str) -> str:
+    if type_name.startswith("list[") and type_name.endswith("]"):
+        return f"List[{_normal_type(type_name[5:-1])}]"
+    if type_name.startswith("dict[str, ") and type_name.endswith("]"):
+        return f"Dict[str, {_normal_type(type_name[10:-1])}]"
+    return type_name
+
+
 def go_type_name(model: str) -> str:
     """`CronJobSpec` from `V1CronJobSpec`, `Subject` from `RbacV1Subject`: the Go type's name."""
     return re.sub(r"^(?:[A-Z][a-z]+)*V\d+(?:(?:alpha|beta)\d+)?", "", model) or model
@@ -126,7 +142,7 @@ def model_schema(model: str, expand: bool = True) -> JsonDict:
     fields = getattr(cls, "model_fields", {})  # pydantic models (client 35+) describe fields
     properties: JsonDict = {}
     required: list[str] = []
-    for attribute, type_name in cls.openapi_types.items():
+    for attribute, type_name in _openapi_types(cls).items():
         name = cls.attribute_map[attribute]
         if (model, name) in _QUANTITIES:
             schema = _quantity_shape(type_name)
@@ -145,6 +161,11 @@ def model_schema(model: str, expand: bool = True) -> JsonDict:
             if merge_key is not None:
                 schema["x-kubernetes-patch-merge-key"] = merge_key
         described = fields.get(attribute)
+        if not expand and described is None and (text := _getter_description(cls, attribute)):
+            if "$ref" in schema:
+                schema = {"description": text, "allOf": [schema]}
+            else:
+                schema = {"description": text, **schema}
         if not expand and described is not None:
             if described.description and "$ref" in schema:
                 # A reference's siblings are ignored in OpenAPI 3.0: the apiserver wraps it.
@@ -153,6 +174,8 @@ def model_schema(model: str, expand: bool = True) -> JsonDict:
                 schema = {"description": described.description, **schema}
             if described.is_required():
                 required.append(name)
+        elif not expand and _setter_refuses_none(cls, attribute):
+            required.append(name)
         properties[name] = schema
     if expand:
         return {"type": "object", "properties": properties}
@@ -160,6 +183,27 @@ def model_schema(model: str, expand: bool = True) -> JsonDict:
     published: JsonDict = {"description": summary} if summary else {}
     published |= {"type": "object", "properties": properties}
     return published | ({"required": required} if required else {})
+
+
+def _getter_description(cls: Any, attribute: str) -> str:
+    """Client 36's models (not pydantic) carry a field's description in its getter's
+    docstring, between the "Gets the ..." line and ":return:"."""
+    doc = getattr(getattr(cls, attribute, None), "__doc__", None) or ""
+    paragraphs = [p.strip() for p in doc.split("\n\n")]
+    described = [p for p in paragraphs[1:] if p and not p.startswith(":")]
+    return described[0].removesuffix("# noqa: E501").strip() if described else ""
+
+
+def _setter_refuses_none(cls: Any, attribute: str) -> bool:
+    """Client 36's models (not pydantic) say a field is required only in its setter, which
+    refuses None: read it there."""
+    import inspect
+
+    setter = getattr(getattr(cls, attribute, None), "fset", None)
+    try:
+        return setter is not None and "must not be `None`" in inspect.getsource(setter)
+    except (OSError, TypeError):
+        return False
 
 
 def _quantity_shape(type_name: str) -> JsonDict:
@@ -195,7 +239,7 @@ def decode_error(root: str, path: str, value: Any) -> str:
         by_json = {json_name: attr for attr, json_name in cls.attribute_map.items()}
         if name not in by_json:
             break
-        type_name = cls.openapi_types[by_json[name]]
+        type_name = _openapi_types(cls)[by_json[name]]
         inner = re.findall(r"[A-Za-z0-9]+", type_name)[-1]
         if name != names[-1]:
             model = inner
@@ -216,7 +260,7 @@ def referenced_models(model: str) -> list[str]:
         if name in found:
             return
         found[name] = None
-        for type_name in getattr(client_models, name).openapi_types.values():
+        for type_name in _openapi_types(getattr(client_models, name)).values():
             for token in re.findall(r"[A-Za-z0-9]+", type_name):
                 if token not in ("List", "Dict", "str") and token not in _SCALARS:
                     visit(token)
