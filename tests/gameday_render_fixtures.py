@@ -1,6 +1,7 @@
 """Game days for the render tests, built as files on disk (the experiments) and as GameDay
 objects (until every test can read them with ``suite.load``)."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -27,8 +28,9 @@ def experiment(title, method, rollbacks=(), probes=(), configuration=None):
         "version": "1.0.0",
         "title": title,
         "description": title,
-        "configuration": configuration or CONFIGURATION,
-        "controls": CONTROL,
+        # Copies: a test that edits its experiment must not edit the next test's.
+        "configuration": copy.deepcopy(configuration or CONFIGURATION),
+        "controls": copy.deepcopy(CONTROL),
         "method": list(method),
         "rollbacks": list(rollbacks),
     }
