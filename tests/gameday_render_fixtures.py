@@ -23,6 +23,15 @@ def activity(kind, name, module, func, **arguments):
     }
 
 
+def pods_probe(name, ns, label_selector="app=ratings"):
+    """chaostoolkit-kubernetes' pods_in_phase: a list of the pods in ``ns``."""
+    probe = activity(
+        "probe", name, "chaosk8s.pod.probes", "pods_in_phase", label_selector=label_selector, ns=ns
+    )
+    probe["tolerance"] = True
+    return probe
+
+
 def experiment(title, method, rollbacks=(), probes=(), configuration=None):
     document = {
         "version": "1.0.0",

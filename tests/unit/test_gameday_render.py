@@ -24,6 +24,7 @@ from tests.gameday_render_fixtures import (
     by_host,
     by_name,
     experiment,
+    pods_probe,
     write_gameday,
 )
 from tests.integration.test_deploy import differences, dockerfile_instructions, kubectl_reads
@@ -281,15 +282,7 @@ def test_a_cluster_wide_request_is_the_only_thing_in_a_cluster_role_and_says_why
 
 
 def test_chaosk8s_probes_are_granted_what_their_source_calls(tmp_path):
-    probe = activity(
-        "probe",
-        "ratings-running",
-        "chaosk8s.pod.probes",
-        "pods_in_phase",
-        label_selector="app=ratings",
-        ns="${namespace}",
-    )
-    probe["tolerance"] = True
+    probe = pods_probe("ratings-running", "${namespace}", "app=ratings")
     gameday = write_gameday(
         tmp_path, {"k8s": experiment("pods", by_name()["method"], probes=[probe])}
     )
@@ -543,15 +536,7 @@ def test_a_secret_written_in_clear_is_refused_it_would_sit_in_a_config_map(tmp_p
 
 def test_a_target_left_unsubstituted_is_refused_naming_the_activity(tmp_path):
     # chaosmesh's own activities are checked by `chaosmesh validate`; chaosk8s's are not.
-    probe = activity(
-        "probe",
-        "pods-up",
-        "chaosk8s.pod.probes",
-        "pods_in_phase",
-        label_selector="a=b",
-        ns="${missing}",
-    )
-    probe["tolerance"] = True
+    probe = pods_probe("pods-up", "${missing}", "a=b")
     gameday = write_gameday(
         tmp_path, {"typo": experiment("x", by_name()["method"], probes=[probe])}
     )
@@ -642,15 +627,7 @@ def test_a_probe_only_the_local_mesh_can_answer_is_refused_for_the_cluster(
 
 def test_a_guardrail_the_control_watches_is_granted_what_it_reads(tmp_path):
     document = by_name()
-    guardrail = activity(
-        "probe",
-        "pods-still-running",
-        "chaosk8s.pod.probes",
-        "pods_in_phase",
-        label_selector="app=ratings",
-        ns="shop",
-    )
-    guardrail["tolerance"] = True
+    guardrail = pods_probe("pods-still-running", "shop", "app=ratings")
     document["controls"][0]["provider"]["arguments"] = {
         "guardrail_interval_s": 2,
         "guardrails": [guardrail],
