@@ -119,6 +119,11 @@ _context = click.option(
 )
 @click.option("--no-jitter", is_flag=True, help="start at once, without the slot's jitter")
 @click.option(
+    "--ignore-blackouts",
+    is_flag=True,
+    help="run even in a blackout (say, on a throwaway local mesh); the summary names it",
+)
+@click.option(
     "--json",
     "json_copy",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -148,6 +153,7 @@ def run(
     *,
     results_dir: Path,
     no_jitter: bool,
+    ignore_blackouts: bool,
     json_copy: Path | None,
     junit_copy: Path | None,
     allow_unverified: bool,
@@ -181,6 +187,7 @@ def run(
     options = runner.Options(
         results_dir=results_dir,
         jitter=not no_jitter,
+        ignore_blackouts=ignore_blackouts,
         waivers=gating.Waivers(allow_unverified=allow_unverified, allow_no_fault=allow_no_fault),
     )
     game = runner.run_gameday(
