@@ -9,21 +9,16 @@ refused there.
 
 from __future__ import annotations
 
-import re
 import textwrap
 from collections.abc import Collection, Mapping
 
 from chaosmesh_py import experiment as experiments
 from chaosmesh_py.errors import InvalidInput
-from chaosmesh_py.gameday.suite import GameDay
+from chaosmesh_py.gameday.suite import ENV_REFERENCE, GameDay
 
 
 def secret_name(gameday: GameDay) -> str:
     return f"{gameday.name}-env"
-
-
-# ``${NAME}`` in a URL or header of the game-day file, read when the game day runs.
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def refuse_secrets_in_clear(gameday: GameDay) -> None:
@@ -32,7 +27,7 @@ def refuse_secrets_in_clear(gameday: GameDay) -> None:
     header would be kept there in clear. Refused, naming where it is."""
     for notification in gameday.notifications:
         for header, value in notification.headers:
-            if header.lower() == "authorization" and not _ENV_REFERENCE.search(value):
+            if header.lower() == "authorization" and not ENV_REFERENCE.search(value):
                 raise InvalidInput(
                     f"notifications ({notification.url}): headers.{header}",
                     "is written in the file: it would be kept in a ConfigMap in clear",
@@ -57,7 +52,7 @@ def from_secret(gameday: GameDay, environment: Mapping[str, str]) -> list[str]:
     urls = [gameday.prometheus_url]
     urls += [check.prometheus_url for check in gameday.preflight]
     urls += [condition.prometheus_url for condition in gameday.abort]
-    plain = {name for url in urls if url is not None for name in _ENV_REFERENCE.findall(url)}
+    plain = {name for url in urls if url is not None for name in ENV_REFERENCE.findall(url)}
     return sorted(set(secret_names(gameday)) | (plain - set(environment)))
 
 
@@ -68,7 +63,7 @@ def secret_names(gameday: GameDay) -> list[str]:
     names: set[str] = set()
     for notification in gameday.notifications:
         for text in (notification.url, *(value for _, value in notification.headers)):
-            names.update(_ENV_REFERENCE.findall(text))
+            names.update(ENV_REFERENCE.findall(text))
     if gameday.grafana is not None:
         names.add(gameday.grafana.token_env)
     for step in gameday.experiments:
@@ -80,15 +75,12 @@ def secret_names(gameday: GameDay) -> list[str]:
     return sorted(names)
 
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
 def check(gameday: GameDay, environment: Mapping[str, str], reserved: Collection[str]) -> None:
     """Refuse a plain variable that is no name, one render sets itself (``reserved``), or one
     the game day reads as a secret."""
     secret = set(secret_names(gameday))
     for name in environment:
-        if not _ENV_NAME.fullmatch(name):
+        if not ENV_REFERENCE.fullmatch(f"${{{name}}}"):  # a name ${NAME} can name
             problem = f"{name!r} is not an environment variable's name"
             raise InvalidInput("--env", problem, "write NAME=VALUE, e.g. BOOKINFO_NAMESPACE=shop")
         if name in reserved:
