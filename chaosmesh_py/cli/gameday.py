@@ -119,6 +119,11 @@ _context = click.option(
 )
 @click.option("--no-jitter", is_flag=True, help="start at once, without the slot's jitter")
 @click.option(
+    "--ignore-blackouts",
+    is_flag=True,
+    help="run even in a blackout (say, on a throwaway local mesh); the summary names it",
+)
+@click.option(
     "--json",
     "json_copy",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -148,6 +153,7 @@ def run(
     *,
     results_dir: Path,
     no_jitter: bool,
+    ignore_blackouts: bool,
     json_copy: Path | None,
     junit_copy: Path | None,
     allow_unverified: bool,
@@ -181,6 +187,7 @@ def run(
     options = runner.Options(
         results_dir=results_dir,
         jitter=not no_jitter,
+        ignore_blackouts=ignore_blackouts,
         waivers=gating.Waivers(allow_unverified=allow_unverified, allow_no_fault=allow_no_fault),
     )
     game = runner.run_gameday(
@@ -260,3 +267,103 @@ def resume(name: str, namespace: str, context: str | None) -> None:
     kube = Kube.connect({"KUBERNETES_CONTEXT": context} if context else None)
     runner.set_pause(kube, namespace, name, None)
     click.echo(f"gameday {namespace}/{name}: resumed")
+
+
+def _claim_name(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    from chaosmesh_py.errors import InvalidInput
+    from chaosmesh_py.kube import names
+
+    if value is not None and not names.is_resource_name(value):
+        raise click.BadParameter(
+            str(
+                InvalidInput(
+                    "--results-claim",
+                    f"{value!r} is not a PersistentVolumeClaim name",
+                    "lowercase letters, digits, '-' and '.', e.g. gameday-results",
+                )
+            )
+        )
+    return value
+
+
+def _image(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    if value is not None and (not value or any(c.isspace() for c in value)):
+        raise click.BadParameter(
+            f"{value!r} is not an image reference, e.g. registry.example.com/chaosmesh-py:0.1.0"
+        )
+    return value
+
+
+def _assignments(_: click.Context, __: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    assigned = {}
+    for value in values:
+        name, equals, text = value.partition("=")
+        if not equals or not name:
+            raise click.BadParameter(f"{value!r} is not NAME=VALUE, e.g. BOOKINFO_NAMESPACE=shop")
+        assigned[name] = text
+    return assigned
+
+
+@gameday.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "-o",
+    "--output",
+    "directory",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="the directory to write the manifests to (created if absent)",
+)
+@click.option(
+    "--image",
+    default=None,
+    callback=_image,
+    help="the chaosmesh image the CronJob runs (build deploy/Dockerfile and push it; "
+    "default chaosmesh-py:VERSION)",
+)
+@click.option(
+    "--results-claim",
+    default=None,
+    callback=_claim_name,
+    help="an existing PersistentVolumeClaim for the results; without it, one is rendered",
+)
+@click.option(
+    "--env",
+    "environment",
+    multiple=True,
+    metavar="NAME=VALUE",
+    callback=_assignments,
+    help="a plain (not secret) variable for the pod, e.g. the namespace an experiment's "
+    "configuration reads from the environment; the RBAC follows it. Repeatable",
+)
+def render(
+    file: Path,
+    directory: Path,
+    image: str | None,
+    results_claim: str | None,
+    environment: dict[str, str],
+) -> None:
+    """Write the manifests that run the game day FILE in its namespace, on its schedule.
+
+    A CronJob (the schedule and timezone of FILE, one run at a time, never retried by
+    Kubernetes, a deadline derived from the experiments), a ServiceAccount with the least
+    RBAC the experiments' activities need (derived from them: an activity whose needs are
+    unknown is refused), the game day and its experiments as a ConfigMap, a volume for the
+    results. Apply them with `kubectl apply -f DIR`; the namespace must exist. Secrets the
+    game day reads (notification URLs, Grafana's token) come from a Secret NAME-env that you
+    create: render prints how, and never writes a secret itself.
+    """
+    from chaosmesh_py.gameday import environment as environments
+    from chaosmesh_py.gameday import render as rendering
+    from chaosmesh_py.gameday import suite
+
+    gameday = suite.load(file)
+    files = rendering.render(gameday, image, results_claim, environment)  # all, before writing
+    for path in rendering.write(files, directory):
+        click.echo(f"wrote {path}")
+    for line in environments.secret_instructions(gameday, environment):
+        click.echo(line)
+    overlap = rendering.overlap_warning(gameday)
+    if overlap is not None:
+        click.echo(f"warning: {overlap}", err=True)
+    click.echo(f"apply with: kubectl apply -f {directory}")

@@ -37,6 +37,14 @@ class EditableKind:
         return tuple(verbs)
 
 
+def edit_verbs(form: str) -> tuple[str, ...]:
+    """What making an edit of ``form`` on one object, and removing it again, asks of the API
+    on that object: read it and patch it for copies and overrides; create an owned object,
+    read it back (after a conflict, before the delete's preconditions) and delete it. A
+    game day's RBAC grants these by name (chaosmesh_py.gameday.rbac)."""
+    return ("get", "patch") if form in (ROUTE_COPY, FIELD_OVERRIDE) else ("create", "get", "delete")
+
+
 def editable_kinds(networking_version: str = "v1") -> tuple[EditableKind, ...]:
     """Every kind a capability may edit. ``networking_version`` is what the cluster serves for
     networking.istio.io (v1 since Istio 1.22); security.istio.io follows (v1 with it, else

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from chaosmesh_py.engine import redaction
+from chaosmesh_py.engine.access import needs
 from chaosmesh_py.engine.activity import boundary
+from chaosmesh_py.engine.kinds import ROUTE_COPY, edit_verbs
 from chaosmesh_py.engine.run import run_for, run_id_from
 from chaosmesh_py.errors import InvalidInput, shown
 from chaosmesh_py.faults import injection
@@ -23,6 +25,9 @@ from chaosmesh_py.kube import Kube
 __all__ = ["inject_abort", "inject_delay"]
 
 
+# A route copy on the VirtualService (by host: a list of the namespace finds it first); the
+# control's rollback removes it the same way.
+@needs(lambda arguments: injection.target_needs(arguments, edit_verbs(ROUTE_COPY)))
 def inject_delay(
     fixed_delay: str,
     percentage: float,
@@ -57,6 +62,8 @@ def inject_delay(
         return _inject(inject_delay.__name__, dict(locals()))
 
 
+# As inject_delay.
+@needs(lambda arguments: injection.target_needs(arguments, edit_verbs(ROUTE_COPY)))
 def inject_abort(
     percentage: float,
     http_status: int = None,

@@ -15,9 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chaosmesh_py.engine import evidence, ledger, ownership, verify
+from chaosmesh_py.engine.access import Access, on
 from chaosmesh_py.engine.run import DEFAULT_TTL_S, Run
 from chaosmesh_py.errors import (
     ApiError,
+    Forbidden,
     InvalidInput,
     NotFound,
     ProtectedNamespace,
@@ -416,6 +418,10 @@ def not_found(kube: Kube, ref: ResourceRef) -> TargetNotFound:
         existing = _listing(kube.list(ref.kind, ref.namespace))
     except NotFound:
         existing = "(none: the namespace or the kind does not exist)"
+    except Forbidden:
+        # Least RBAC (a game day's, chaosmesh_py.gameday.rbac) grants get by name, not list:
+        # the missing object is still the news.
+        existing = f"(not shown: these credentials may not list {ref.kind.resource})"
     if existing == "(none)":
         existing = f"(none: does namespace {ref.namespace!r} exist?)"
     return TargetNotFound(
@@ -423,6 +429,17 @@ def not_found(kube: Kube, ref: ResourceRef) -> TargetNotFound:
         f"no VirtualService {ref.name!r} in namespace {ref.namespace!r}",
         f"existing: {existing}",
     )
+
+
+def target_needs(arguments: Mapping[str, Any], verbs: Collection[str]) -> list[Access]:
+    """What an activity aimed at ``virtual_service`` (or ``host``) in ``namespace`` asks of
+    the API with ``verbs`` on it: by host, a list of the namespace first to find it."""
+    kind = virtual_service_kind()
+    namespace = str(arguments["namespace"])
+    name = arguments.get("virtual_service")
+    if name is None:
+        return on(kind, ["list"], namespace) + on(kind, verbs, namespace)
+    return on(kind, verbs, namespace, str(name))
 
 
 def _listing(resources: Collection[Mapping[str, Any]]) -> str:

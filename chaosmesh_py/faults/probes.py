@@ -1,12 +1,13 @@
 """Chaos Toolkit probes: which faults are in place, read from the cluster."""
 
+from chaosmesh_py.engine.access import needs, on
 from chaosmesh_py.engine.activity import boundary
 from chaosmesh_py.engine.run import run_for
 from chaosmesh_py.errors import NotFound
 from chaosmesh_py.faults import injection
 from chaosmesh_py.istio import route_copy
 from chaosmesh_py.istio.owner_record import record_of
-from chaosmesh_py.kube import Kube
+from chaosmesh_py.kube import Kube, virtual_service_kind
 
 __all__ = [
     "fault_is_injected",
@@ -14,6 +15,7 @@ __all__ = [
 ]
 
 
+@needs(lambda arguments: injection.target_needs(arguments, ["get"]))
 def fault_is_injected(
     virtual_service: str = None,
     host: str = None,
@@ -42,6 +44,8 @@ def fault_is_injected(
         return owner is not None and bool(present) and set(owner.routes) <= present
 
 
+# Without a namespace: every namespace (a ClusterRole).
+@needs(lambda arguments: on(virtual_service_kind(), ["list"], arguments["namespace"]))
 def list_owned_faults(
     namespace: str = None, configuration: dict = None, secrets: dict = None
 ) -> list:

@@ -6,7 +6,12 @@ It is idempotent: calling it twice, after a partial injection, or on a VirtualSe
 deleted meanwhile is safe and reports what it removed.
 """
 
+from collections.abc import Mapping
+from typing import Any
+
+from chaosmesh_py.engine.access import Access, needs
 from chaosmesh_py.engine.activity import boundary
+from chaosmesh_py.engine.kinds import ROUTE_COPY, edit_verbs
 from chaosmesh_py.engine.run import run_for
 from chaosmesh_py.faults import injection
 from chaosmesh_py.kube import Kube
@@ -14,6 +19,13 @@ from chaosmesh_py.kube import Kube
 __all__ = ["remove_faults"]
 
 
+def _removal_needs(arguments: Mapping[str, Any]) -> list[Access]:
+    if arguments["virtual_service"] is None and arguments["host"] is None:
+        return []  # only what the run's injections wrote to: their needs cover it
+    return injection.target_needs(arguments, edit_verbs(ROUTE_COPY))
+
+
+@needs(_removal_needs)
 def remove_faults(
     virtual_service: str = None,
     host: str = None,

@@ -45,7 +45,6 @@ import json
 import logging
 import os
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -57,11 +56,18 @@ from urllib.parse import quote, urlsplit
 from chaosmesh_py.engine.redaction import Redactor
 from chaosmesh_py.gameday.deadline_http import Answer, DeliveryFailed, exchange, proxy_for
 from chaosmesh_py.gameday.messages import slack_message, webhook_event
-from chaosmesh_py.gameday.suite import GameDay, Grafana, Notification, NotificationEvent
+from chaosmesh_py.gameday.suite import (
+    ENV_REFERENCE,
+    GameDay,
+    Grafana,
+    MissingVariable,
+    Notification,
+    NotificationEvent,
+    resolve,
+)
 
 log = logging.getLogger(__name__)
 
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # A record's error, e.g. the first words of an answer's body (secrets hidden before it is cut).
 _MAX_ERROR_TEXT = 240
 
@@ -86,29 +92,6 @@ class Delivery:
             "error": self.error,
             "seconds": round(self.seconds, 3),
         }
-
-
-class MissingVariable(Exception):
-    """A ``${NAME}`` the file refers to is not set in the environment, or empty."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
-def resolve(text: str, environ: Mapping[str, str], used: set[str]) -> str:
-    """``text`` with each ``${NAME}`` replaced by the environment's value (surrounding
-    whitespace dropped: a token read from a file often ends in a newline, which no header may
-    hold); each value used is added to ``used``, to be hidden."""
-
-    def value(match: re.Match[str]) -> str:
-        resolved = environ.get(match[1], "").strip()
-        if not resolved:
-            raise MissingVariable(match[1])
-        used.add(resolved)
-        return resolved
-
-    return _ENV_REFERENCE.sub(value, text)
 
 
 def target_name(kind: str, url: str) -> str:
@@ -360,7 +343,7 @@ class Announcer:
             parts = urlsplit(url)
             if parts.password:
                 used.add(parts.password)
-            if _ENV_REFERENCE.search(notification.url):
+            if ENV_REFERENCE.search(notification.url):
                 # A URL kept in the environment is a credential (a Slack webhook's is its
                 # path): a server echoing the path it was asked for must not show it either.
                 used.update(part for part in (parts.path, parts.query) if len(part) > 1)

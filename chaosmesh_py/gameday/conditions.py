@@ -12,13 +12,20 @@ as out of bounds (held like any other value), and an empty answer as within.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chaosmesh_py.engine.guardrail import Breach, Check, Observation, Watch
 from chaosmesh_py.errors import ChaosMeshError, InvalidInput
-from chaosmesh_py.gameday.suite import AbortCondition, GameDay, Preflight
+from chaosmesh_py.gameday.suite import (
+    AbortCondition,
+    GameDay,
+    MissingVariable,
+    Preflight,
+    resolve,
+)
 from chaosmesh_py.observe import prometheus
 
 QUERY_TIMEOUT_S = 10.0
@@ -43,7 +50,14 @@ def prometheus_url_for(gameday: GameDay, own: str | None, field: str) -> str:
             "has no Prometheus to ask",
             "set its prometheus_url, or the game day's prometheus_url",
         )
-    return url
+    try:
+        return resolve(url, os.environ)
+    except MissingVariable as missing:
+        raise InvalidInput(
+            field,
+            f"${{{missing.name}}} is not set in the environment",
+            f"export {missing.name}, e.g. http://prometheus.istio-system:9090",
+        ) from None
 
 
 def check_urls(gameday: GameDay) -> None:

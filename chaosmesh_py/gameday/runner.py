@@ -115,6 +115,9 @@ def default_announcer(gameday: GameDay, hide: Redactor) -> Announcer:
 class Options:
     results_dir: Path = Path("chaosmesh-results")
     jitter: bool = True
+    # Run by hand through a blackout (a throwaway mesh is not the environment it protects);
+    # the summary says which blackout was overridden.
+    ignore_blackouts: bool = False
     waivers: gate.Waivers = field(default_factory=gate.Waivers)
     runner_id: str | None = None
     lease_duration_s: int = DEFAULT_DURATION_S
@@ -251,7 +254,10 @@ class GameDayRun:
             return "aborted", [self._stopped[2]], False
         timezone = self.gameday.schedule.timezone if self.gameday.schedule else "UTC"
         blackout = timing.blackout_at(self.gameday.blackouts, timezone, self.options.now())
-        if blackout is not None:
+        if blackout is not None and self.options.ignore_blackouts:
+            _say(f"gameday: in a blackout ({blackout.reason}): run anyway, --ignore-blackouts")
+            self.summary["blackout_overridden"] = blackout.reason
+        elif blackout is not None:
             return self._skip(
                 "skipped", f"in a blackout: {blackout.reason}", announcer, owns_directory=True
             )

@@ -13,6 +13,7 @@ zone that does not exist, reversed ranges, experiments that do not validate) in 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
@@ -93,9 +94,33 @@ NotificationEvent = Literal[
 ]
 
 
-# How a URL or header value names an environment variable, read when sending (never at parse
+# How a URL or header value names an environment variable, read when used (never at parse
 # time, never written anywhere).
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class MissingVariable(Exception):
+    """A ``${NAME}`` the file refers to is not set in the environment, or empty."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def resolve(text: str, environ: Mapping[str, str], used: set[str] | None = None) -> str:
+    """``text`` with each ``${NAME}`` replaced by the environment's value (surrounding
+    whitespace dropped: a token read from a file often ends in a newline, which no header may
+    hold); each value used is added to ``used``, to be hidden."""
+
+    def value(match: re.Match[str]) -> str:
+        resolved = environ.get(match[1], "").strip()
+        if not resolved:
+            raise MissingVariable(match[1])
+        if used is not None:
+            used.add(resolved)
+        return resolved
+
+    return ENV_REFERENCE.sub(value, text)
 
 
 @dataclass(frozen=True)

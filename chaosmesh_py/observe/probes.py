@@ -4,6 +4,10 @@ They measure what users get, on a cluster and on the local mesh alike (except
 ``envoy_counters``, which reads the local mesh's Envoy).
 """
 
+from collections.abc import Mapping
+from typing import Any
+
+from chaosmesh_py.engine.access import Access, needs, nothing
 from chaosmesh_py.engine.activity import boundary
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
 from chaosmesh_py.errors import ChaosMeshError, InvalidInput, NotFound
@@ -23,6 +27,30 @@ __all__ = [
 ]
 
 
+def _prometheus_needs(arguments: Mapping[str, Any]) -> list[Access]:
+    """A Prometheus URL asks nothing of the Kubernetes API; an empty one means the local
+    mesh's Prometheus, which only a local mesh has: refused for a cluster's game day (what
+    these declarations serve, chaosmesh_py.gameday.rbac)."""
+    if arguments.get("prometheus_url"):
+        return []
+    raise InvalidInput(
+        "prometheus_url",
+        "is empty: that means the local mesh's own Prometheus, and a cluster has none",
+        "give the URL of the Prometheus that scrapes Istio's metrics (for a game day: "
+        "render --env PROMETHEUS_URL=http://prometheus.istio-system:9090, if the experiment "
+        "reads ${PROMETHEUS_URL})",
+    )
+
+
+def _local_mesh_only(arguments: Mapping[str, Any]) -> list[Access]:
+    raise InvalidInput(
+        "envoy_counters",
+        "reads the local mesh's Envoy, which a cluster has not",
+        "on a cluster, ask Prometheus (istio_error_ratio, prometheus_query)",
+    )
+
+
+@needs(_local_mesh_only)
 def envoy_counters(workload: str = None, service: str = None, secrets: dict = None) -> dict:
     """Local mesh only: Envoy's counters for a calling `workload`'s sidecar (requests,
     responses_5xx, aborts_injected, delays_injected) and/or for a destination `service`, all
@@ -57,6 +85,7 @@ def envoy_counters(workload: str = None, service: str = None, secrets: dict = No
         return counters
 
 
+@needs(nothing)  # HTTP and Prometheus only
 def bookinfo_page(
     url: str,
     user: str = None,
@@ -78,6 +107,7 @@ def bookinfo_page(
         return check_page(url, user, pages, concurrency, timeout_s).to_json()
 
 
+@needs(nothing)  # HTTP and Prometheus only
 def measure_http_load(
     url: str,
     method: str = "GET",
@@ -115,6 +145,7 @@ def measure_http_load(
         return run_load(spec).to_json()
 
 
+@needs(nothing)  # HTTP and Prometheus only
 def http_slo_is_met(
     url: str,
     max_error_ratio: float = None,
@@ -148,6 +179,7 @@ def http_slo_is_met(
         return slo_met(run_load(spec), max_error_ratio, max_p50_ms, max_p90_ms, max_p99_ms)
 
 
+@needs(_prometheus_needs)
 def prometheus_query(prometheus_url: str, promql: str, secrets: dict = None) -> list:
     """Evaluate `promql` now against the Prometheus at `prometheus_url`: a list of
     {"metric": {labels}, "value": number}. For one number, use the Istio probes below or a
@@ -182,6 +214,7 @@ def _prometheus(prometheus_url: str, secrets: dict | None) -> str:
     return str(running["url"])
 
 
+@needs(_prometheus_needs)
 def istio_error_ratio(
     prometheus_url: str,
     service: str,
@@ -199,6 +232,7 @@ def istio_error_ratio(
         return prometheus.error_ratio(url, service, namespace, window=window, reporter=reporter)
 
 
+@needs(_prometheus_needs)
 def istio_latency_p99_ms(
     prometheus_url: str,
     service: str,
@@ -215,6 +249,7 @@ def istio_latency_p99_ms(
         return prometheus.latency_p99_ms(url, service, namespace, window=window, reporter=reporter)
 
 
+@needs(_prometheus_needs)
 def istio_request_rate(
     prometheus_url: str,
     service: str,

@@ -327,29 +327,35 @@ def test_the_readme_states_the_real_ttl_default_and_key():
         assert f"`{path.name}`" in text, f"{path.name} is not described"
 
 
-def test_kubectl_reads_every_manifest():
+def kubectl_reads(path):
+    """The objects kubectl decodes from ``path`` (a file or a directory), as kind/name, with
+    no server at all: `apply --dry-run=client` still asks one for discovery, `label --local`
+    does not."""
     if not shutil.which("kubectl"):
         if os.environ.get("CHAOSMESH_REQUIRE_KUBECTL"):
             pytest.fail("CHAOSMESH_REQUIRE_KUBECTL is set but kubectl is not installed")
         pytest.skip("kubectl is not installed")
+    done = subprocess.run(
+        ["kubectl", "label", "--local", "-f", str(path), "chaosmesh.io/check=1", "-o", "name"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "KUBECONFIG": os.devnull},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_kubectl_reads_every_manifest():
     for path in MANIFESTS:
-        # `apply --dry-run=client` still asks an API server for discovery; `label --local`
-        # decodes the same files with no server at all.
-        done = subprocess.run(
-            ["kubectl", "label", "--local", "-f", str(path), "chaosmesh.io/check=1", "-o", "name"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env={**os.environ, "KUBECONFIG": os.devnull},
-        )
-        assert done.returncode == 0, done.stderr
+        read = kubectl_reads(path)
         expected = [
             f"{d['kind'].lower()}{'.' + g if (g := d['apiVersion'].rpartition('/')[0]) else ''}"
             f"/{d['metadata']['name']}"
             for d in documents(path)
         ]
-        assert done.stdout.split() == expected
+        assert read == expected
 
 
 # --- the rules, proven on the API double ---------------------------------------------------

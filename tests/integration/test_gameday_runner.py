@@ -150,6 +150,36 @@ def test_a_blackout_refuses_with_its_reason_and_runs_nothing(cluster, tmp_path):
     assert exact(read(cluster)) == before
 
 
+def test_a_run_by_hand_through_a_blackout_runs_and_names_the_blackout_it_overrode(
+    cluster, tmp_path
+):
+    freeze = Blackout(reason="release freeze until the 10th", weekdays=frozenset(range(7)))
+    game = runner.run_gameday(
+        gameday(tmp_path, [delay_then_wait(tmp_path, "delay", 0)], blackouts=(freeze,)),
+        options(tmp_path, ignore_blackouts=True),
+    )
+    assert game.summary["outcome"] == "pass"
+    assert game.summary["blackout_overridden"] == "release freeze until the 10th"
+    assert len(game.summary["experiments"]) == 1
+
+
+def test_a_prometheus_url_naming_an_unset_variable_is_refused_before_anything_runs(
+    cluster, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("GAMEDAY_TEST_PROMETHEUS", raising=False)
+    check = Preflight(name="no-firing-alerts", query='ALERTS{alertstate="firing"}')
+    day = gameday(
+        tmp_path,
+        [delay_then_wait(tmp_path, "delay", 0)],
+        preflight=(check,),
+        prometheus_url="${GAMEDAY_TEST_PROMETHEUS}",
+    )
+    with pytest.raises(InvalidInput, match=r"\$\{GAMEDAY_TEST_PROMETHEUS\} is not set"):
+        runner.run_gameday(day, options(tmp_path))
+    assert not (tmp_path / "results").exists()
+    assert not history().slots
+
+
 def test_missed_slots_are_recorded_by_the_next_run(cluster, tmp_path):
     state = GameDayState(kube(), NAMESPACE, "bookinfo-weekly")
     three_hours_ago = SLOT - timedelta(hours=3)

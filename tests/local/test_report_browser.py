@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from chaosmesh_py import packaged
+from chaosmesh_py.localmesh.prometheus import SCRAPE_INTERVAL_S
 from tests import browser
 from tests.local.conftest import through_sidecar
-from tests.local.prometheus_server import SCRAPE_INTERVAL_S
+from tests.local.load import Traffic
 from tests.local.test_hits import chaos_run
-from tests.local.test_prometheus import Traffic, prometheus_url  # noqa: F401 (a fixture)
+from tests.local.test_prometheus import prometheus_url  # noqa: F401 (a fixture)
 from tests.report_data import gameday_run
 
 pytestmark = [
