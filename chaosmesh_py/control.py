@@ -82,7 +82,7 @@ from chaosmesh_py.errors import ChaosMeshError, InvalidInput, NotFound, shown
 from chaosmesh_py.faults import injection
 from chaosmesh_py.istio.route_copy import run_route_prefix
 from chaosmesh_py.kube import Kube
-from chaosmesh_py.observe import hits
+from chaosmesh_py.observe import hits, prometheus
 from chaosmesh_py.verdict import rules
 
 logger = logging.getLogger("chaostoolkit")
@@ -217,7 +217,7 @@ def after_experiment_control(
     # Where the report's range queries go by default; never with credentials in it. A bad URL
     # was refused before the run started (argument_problems).
     with contextlib.suppress(ChaosMeshError):
-        summary["prometheus_url"] = _without_userinfo(hits.prometheus_url(configuration))
+        summary["prometheus_url"] = prometheus.without_userinfo(hits.prometheus_url(configuration))
     if isinstance(state, dict):
         summary["faults"] = _count_hits(run, state, summary, configuration)
         state[JOURNAL_KEY] = summary
@@ -244,15 +244,6 @@ def rollback_evidence(run: Run) -> list[dict[str, Any]]:
                 continue
         entries.append(evidence.compare(str(ref), before, after))
     return entries
-
-
-def _without_userinfo(url: str | None) -> str | None:
-    if url is None:
-        return None
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _iso(unix_s: float) -> str:

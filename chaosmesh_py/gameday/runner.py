@@ -66,8 +66,9 @@ from chaosmesh_py.gameday import conditions, slots
 from chaosmesh_py.gameday import schedule as timing
 from chaosmesh_py.gameday.lease import DEFAULT_DURATION_S, Lease
 from chaosmesh_py.gameday.state import RUNNING, GameDayState, Pause, SlotRecord, State
-from chaosmesh_py.gameday.suite import GameDay, NotificationEvent
+from chaosmesh_py.gameday.suite import GameDay, MissingVariable, NotificationEvent, resolve
 from chaosmesh_py.kube import CONFIG_MAP, LEASE, Kube
+from chaosmesh_py.observe import prometheus
 from chaosmesh_py.verdict import gate
 
 SUMMARY_VERSION = 1
@@ -123,6 +124,16 @@ class Options:
     lease_duration_s: int = DEFAULT_DURATION_S
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     announcer: Callable[[GameDay, Redactor], Announcer] = default_announcer
+
+
+def _recorded_prometheus(gameday: GameDay) -> str | None:
+    if not gameday.prometheus_url:
+        return None
+    try:
+        url = resolve(gameday.prometheus_url, os.environ)
+    except MissingVariable:
+        return None
+    return prometheus.without_userinfo(url)
 
 
 def runner_identity(environ: Mapping[str, str] = os.environ) -> str:
@@ -219,6 +230,8 @@ class GameDayRun:
             "slot": None if self.slot is None else self.slot.isoformat(),
             "slot_id": self.slot_id,
             "runner": self.runner,
+            # The report's Prometheus for this run's plots (credentials left out).
+            "prometheus_url": _recorded_prometheus(self.gameday),
             "started": slots.iso(self.started),
             "ended": None,
             "outcome": None,

@@ -410,3 +410,13 @@ def _timestamp(value: Timestamp, field: str) -> str:
 
 def _seconds(value: float | datetime) -> float:
     return value.timestamp() if isinstance(value, datetime) else float(value)
+
+
+def without_userinfo(url: str | None) -> str | None:
+    """``url`` without credentials written into it (``http://user:pass@host``), to record."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

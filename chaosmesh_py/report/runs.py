@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -168,7 +168,11 @@ def read_run(directory: Path, environ: Mapping[str, str], secrets: set[Secret]) 
         verdict = None
         if isinstance(result.get("outcome"), str):
             verdict = (result["outcome"], [str(r) for r in _list(result.get("reasons"))])
-        experiments.append(read_journal(path, environ, secrets, verdict))
+        view = read_journal(path, environ, secrets, verdict)
+        if view.prometheus_url is None and isinstance(summary.get("prometheus_url"), str):
+            # The game day's Prometheus, for experiments that name none of their own.
+            view = replace(view, prometheus_url=summary["prometheus_url"])
+        experiments.append(view)
     with_journal = {int(path.name[:2]) - 1 for path in journals}
     hide = Redactor(secrets)
     # Those the summary names without a journal: never run (stopped before), or refused.

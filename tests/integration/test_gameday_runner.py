@@ -93,7 +93,8 @@ def test_a_run_writes_its_directory_and_leaves_the_routes_as_they_were(cluster, 
     written = json.loads((directory / "gameday.json").read_text())
     assert written == summary
     assert set(written) == {
-        "version", "gameday", "file", "namespace", "slot", "slot_id", "runner", "started",
+        "version", "gameday", "file", "namespace", "slot", "slot_id", "runner", "prometheus_url",
+        "started",
         "ended", "outcome", "reasons", "experiments", "preflight", "abort", "pause", "slots",
         "notifications",
     }  # fmt: skip
