@@ -229,6 +229,15 @@ def test_a_run_directory_takes_each_experiments_verdict_from_the_gate(tmp_path):
     assert run.experiments[0].reasons == ("the gate says so",)
 
 
+def test_a_game_days_prometheus_serves_experiments_that_name_none(tmp_path):
+    directory = gameday_run(tmp_path, "gd", "adhoc-20261208T093000Z", "pass", [journal()])
+    summary = json.loads((directory / "gameday.json").read_text())
+    summary["prometheus_url"] = "http://prometheus.istio-system:9090"
+    (directory / "gameday.json").write_text(json.dumps(summary))
+    (run,) = read_inputs([directory]).runs
+    assert run.experiments[0].prometheus_url == "http://prometheus.istio-system:9090"
+
+
 @pytest.mark.parametrize(
     ("content", "words"),
     [
