@@ -6,8 +6,8 @@ What a user would type, in order: ``chaosmesh local up`` (a temporary state dire
 kubeconfig; Prometheus beside the mesh, which the game day's preflight checks, abort conditions
 and ``istio_*`` probes read), ``chaosmesh gameday run`` with the variables the experiments'
 configuration reads (``PROMETHEUS_URL`` among them, as on a cluster), printed in full and run
-exactly as printed, then ``chaosmesh local down``. The results stay in ``--results``. Exit
-status: the game day's.
+exactly as printed, ``chaosmesh report`` on its results (``RESULTS/report.html``), then
+``chaosmesh local down``. The results stay in ``--results``. Exit status: the game day's.
 """
 
 from __future__ import annotations
@@ -67,7 +67,12 @@ def _run(gameday: Path, results: Path, variables: dict[str, str]) -> int:
     # blackouts, which protect the cluster the file is written for, not this throwaway mesh.
     command = ["chaosmesh", "gameday", "run", str(gameday), "--results", str(results)]
     command += ["--no-jitter", "--ignore-blackouts"]
-    return run_as_printed(variables, command)
+    status = run_as_printed(variables, command)
+    # The report while the mesh's Prometheus still answers: its plots ask it.
+    report = results / "report.html"
+    if run_as_printed(variables, ["chaosmesh", "report", str(results), "-o", str(report)]) == 0:
+        print(f"  the report: {report.resolve()}")
+    return status
 
 
 if __name__ == "__main__":
