@@ -1,4 +1,4 @@
-"""``chaosmesh gameday validate | run | render | pause | resume``: scheduled game days.
+"""``chaosmesh gameday validate | run | render | pause | resume | status``: scheduled game days.
 
 The commands are thin: the game day itself lives in ``chaosmesh_py.gameday``.
 """
@@ -267,6 +267,72 @@ def resume(name: str, namespace: str, context: str | None) -> None:
     kube = Kube.connect({"KUBERNETES_CONTEXT": context} if context else None)
     runner.set_pause(kube, namespace, name, None)
     click.echo(f"gameday {namespace}/{name}: resumed")
+
+
+@gameday.command()
+@_gameday_name
+@_gameday_namespace
+@click.option(
+    "--last",
+    type=click.IntRange(min=1, max=200),
+    default=10,
+    show_default=True,
+    help="how many of the latest slot records to show",
+)
+@click.option("--json", "as_json", is_flag=True, help="the same as JSON, for machines")
+@_context
+def status(name: str, namespace: str, last: int, as_json: bool, context: str | None) -> None:
+    """What the cluster records of the game day NAME: the pause switch, who runs it now (its
+    Lease), and its latest slots (passed, failed, skipped and why, missed, run twice)."""
+    import json
+
+    from chaosmesh_py.gameday.lease import current_holder
+    from chaosmesh_py.gameday.state import GameDayState
+    from chaosmesh_py.kube import Kube
+
+    kube = Kube.connect({"KUBERNETES_CONTEXT": context} if context else None)
+    state = GameDayState(kube, namespace, name).read()
+    held = current_holder(kube, namespace, name)
+    records = state.slots[-last:]
+    if as_json:
+        document = {
+            "gameday": name,
+            "namespace": namespace,
+            "pause": state.pause.to_json() if state.pause else None,
+            "lease": None
+            if held is None
+            else {
+                "holder": held[0].identity,
+                "acquired": held[0].acquired,
+                "renewed": held[0].renewed,
+                "expired": held[1],
+            },
+            "slots": [record.to_json() for record in records],
+        }
+        click.echo(json.dumps(document, indent=2))
+        return
+    click.echo(f"gameday {namespace}/{name}")
+    if state.pause is None:
+        click.echo("  not paused")
+    else:
+        why = f" ({state.pause.reason})" if state.pause.reason else ""
+        click.echo(f"  paused by {state.pause.by} at {state.pause.at}{why}")
+    if held is None:
+        click.echo("  not running (nobody holds its Lease)")
+    elif held[1]:
+        click.echo(f"  not running: the Lease of {held[0]} expired (a runner that died?)")
+    else:
+        click.echo(f"  running: {held[0]}")
+    if not records:
+        click.echo("  no slot recorded yet")
+        return
+    click.echo(f"  latest {len(records)} of {len(state.slots)} slot record(s):")
+    for record in records:
+        reason = f"  {record.reason}" if record.reason else ""
+        click.echo(
+            f"    {record.slot_id:<30} {record.outcome:<20} {record.runner:<24} "
+            f"{record.recorded}{reason}"
+        )
 
 
 def _claim_name(_: click.Context, __: click.Parameter, value: str | None) -> str | None:

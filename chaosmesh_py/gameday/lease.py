@@ -234,6 +234,19 @@ class Lease:
             logger.warning(f"chaosmesh: the Lease {self.ref} was not released: {error}")
 
 
+def current_holder(kube: Kube, namespace: str, gameday: str) -> tuple[Holder, bool] | None:
+    """Who holds the game day's Lease and whether that hold has expired (a runner killed while
+    running leaves one); None when nobody does. Read only."""
+    try:
+        found = kube.get(ResourceRef(LEASE, namespace, lease_name(gameday)))
+    except NotFound:
+        return None
+    holder = Lease._holder(found.get("spec") or {})
+    if holder is None:
+        return None
+    return holder, _expired(holder, datetime.now(UTC))
+
+
 def _expired(holder: Holder, moment: datetime) -> bool:
     renewed = _parse_time(holder.renewed) or _parse_time(holder.acquired)
     if renewed is None:

@@ -92,6 +92,7 @@ def test_two_runners_started_for_one_slot_one_runs_one_says_already_running(clus
     )
     first = start(cluster, tmp_path, path, runner_id="pod-a")
     wait_for_fault(cluster)
+    assert "  running: pod-a (since " in status(cluster, tmp_path).stdout
     second = start(cluster, tmp_path, path, runner_id="pod-b")
     code_b, out_b, err_b = finish(second)
     code_a, out_a, err_a = finish(first)
@@ -106,6 +107,29 @@ def test_two_runners_started_for_one_slot_one_runs_one_says_already_running(clus
     outcomes = {r.runner: r.outcome for r in history().slots}
     assert outcomes == {"pod-a": "pass", "pod-b": "already-running"}
     assert exact(read(cluster)) == before
+    # What the cluster recorded, as a user asks for it.
+    shown = status(cluster, tmp_path).stdout
+    assert "not paused" in shown and "not running (nobody holds its Lease)" in shown
+    assert "latest 2 of 2 slot record(s):" in shown
+    recorded = json.loads(status(cluster, tmp_path, "--json").stdout)
+    assert recorded["lease"] is None and recorded["pause"] is None
+    by_runner = {r["runner"]: r for r in recorded["slots"]}
+    assert {n: r["outcome"] for n, r in by_runner.items()} == outcomes
+    assert "held by pod-a" in by_runner["pod-b"]["reason"]
+
+
+def status(cluster, tmp_path, *options):
+    done = subprocess.run(
+        [CHAOSMESH, "gameday", "status", "bookinfo-weekly", "-n", NAMESPACE, *options],
+        cwd=tmp_path,
+        env=environment(cluster, tmp_path, "someone"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
 
 
 @pytest.mark.parametrize(
@@ -148,3 +172,26 @@ def test_a_bad_game_day_file_exits_2_naming_the_field_and_writes_nothing(cluster
     assert history().slots == ()
     lease = "chaosmesh-gameday-bookinfo-weekly"
     assert cluster.get("coordination.k8s.io/v1", "Lease", NAMESPACE, lease) is None
+
+
+def test_status_shows_the_pause_switch_as_pause_and_resume_leave_it(cluster, tmp_path):
+    def chaosmesh(*words):
+        done = subprocess.run(
+            [CHAOSMESH, "gameday", *words, "bookinfo-weekly", "-n", NAMESPACE],
+            cwd=tmp_path,
+            env=environment(cluster, tmp_path, "someone"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    assert "not paused" in chaosmesh("status")
+    chaosmesh("pause", "--reason", "incident 42")
+    shown = chaosmesh("status")
+    assert "  paused by " in shown and "(incident 42)" in shown
+    assert "no slot recorded yet" in shown
+    chaosmesh("resume")
+    assert "not paused" in chaosmesh("status")
