@@ -119,8 +119,13 @@ def test_two_runners_started_for_one_slot_one_runs_one_says_already_running(clus
 
 
 def status(cluster, tmp_path, *options):
+    return on_the_game_day(cluster, tmp_path, "status", *options)
+
+
+def on_the_game_day(cluster, tmp_path, command, *options):
+    """``chaosmesh gameday COMMAND bookinfo-weekly -n NAMESPACE OPTIONS``, which must succeed."""
     done = subprocess.run(
-        [CHAOSMESH, "gameday", "status", "bookinfo-weekly", "-n", NAMESPACE, *options],
+        [CHAOSMESH, "gameday", command, "bookinfo-weekly", "-n", NAMESPACE, *options],
         cwd=tmp_path,
         env=environment(cluster, tmp_path, "someone"),
         capture_output=True,
@@ -175,23 +180,10 @@ def test_a_bad_game_day_file_exits_2_naming_the_field_and_writes_nothing(cluster
 
 
 def test_status_shows_the_pause_switch_as_pause_and_resume_leave_it(cluster, tmp_path):
-    def chaosmesh(*words):
-        done = subprocess.run(
-            [CHAOSMESH, "gameday", *words, "bookinfo-weekly", "-n", NAMESPACE],
-            cwd=tmp_path,
-            env=environment(cluster, tmp_path, "someone"),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
-
-    assert "not paused" in chaosmesh("status")
-    chaosmesh("pause", "--reason", "incident 42")
-    shown = chaosmesh("status")
+    assert "not paused" in status(cluster, tmp_path).stdout
+    on_the_game_day(cluster, tmp_path, "pause", "--reason", "incident 42")
+    shown = status(cluster, tmp_path).stdout
     assert "  paused by " in shown and "(incident 42)" in shown
     assert "no slot recorded yet" in shown
-    chaosmesh("resume")
-    assert "not paused" in chaosmesh("status")
+    on_the_game_day(cluster, tmp_path, "resume")
+    assert "not paused" in status(cluster, tmp_path).stdout
