@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chaosmesh_py.errors import ApiError, ChaosMeshError, ConflictPersisted, NotFound, Unavailable
-from chaosmesh_py.gameday.state import backoff_s
 from chaosmesh_py.kube import LEASE, Kube, ResourceRef
 
 logger = logging.getLogger("chaosmesh")
@@ -101,11 +100,11 @@ class Lease:
         while True:
             try:
                 return self._acquire(now)
-            except Unavailable:
+            except Unavailable as error:
                 transient += 1
                 if transient > self.kube.retry.max_transient:
                     raise
-                time.sleep(backoff_s(transient))
+                time.sleep(self.kube.backoff_s(transient, error.retry_after_s))
 
     def _acquire(self, now: datetime | None) -> Holder | None:
         moment = now or datetime.now(UTC)
@@ -132,7 +131,7 @@ class Lease:
     def _take_over(self, moment: datetime) -> Holder | None:
         current = self.kube.get(self.ref)
         spec = current.get("spec") or {}
-        holder = self._holder(spec)
+        holder = holder_of(spec)
         if holder is not None and holder.identity != self.identity and not _expired(holder, moment):
             return holder
         patch = {
@@ -147,7 +146,7 @@ class Lease:
         except ConflictPersisted:
             # Another runner wrote between our read and our write: it won.
             current = self.kube.get(self.ref)
-            return self._holder(current.get("spec") or {}) or Holder("(unknown)", None, None, 0)
+            return holder_of(current.get("spec") or {}) or Holder("(unknown)", None, None, 0)
         self._resource_version = updated["metadata"]["resourceVersion"]
         return None
 
@@ -160,18 +159,6 @@ class Lease:
         if acquired:
             spec["acquireTime"] = micro_time(moment)
         return spec
-
-    @staticmethod
-    def _holder(spec: dict[str, Any]) -> Holder | None:
-        identity = spec.get("holderIdentity")
-        if not identity:
-            return None
-        return Holder(
-            str(identity),
-            spec.get("acquireTime"),
-            spec.get("renewTime"),
-            int(spec.get("leaseDurationSeconds") or DEFAULT_DURATION_S),
-        )
 
     def renew(self, now: datetime | None = None) -> bool:
         """Renew once; False when another runner holds it now. Someone else's write to the
@@ -186,7 +173,7 @@ class Lease:
                 updated = self.kube.patch(self.ref, patch)
             except ConflictPersisted:
                 current = self.kube.get(self.ref)
-                holder = self._holder(current.get("spec") or {})
+                holder = holder_of(current.get("spec") or {})
                 if holder is None or holder.identity != self.identity:
                     return False
                 self._resource_version = current["metadata"]["resourceVersion"]
@@ -234,6 +221,19 @@ class Lease:
             logger.warning(f"chaosmesh: the Lease {self.ref} was not released: {error}")
 
 
+def holder_of(spec: dict[str, Any]) -> Holder | None:
+    """Who a Lease's spec says holds it; None when nobody does."""
+    identity = spec.get("holderIdentity")
+    if not identity:
+        return None
+    return Holder(
+        str(identity),
+        spec.get("acquireTime"),
+        spec.get("renewTime"),
+        int(spec.get("leaseDurationSeconds") or DEFAULT_DURATION_S),
+    )
+
+
 def current_holder(kube: Kube, namespace: str, gameday: str) -> tuple[Holder, bool] | None:
     """Who holds the game day's Lease and whether that hold has expired (a runner killed while
     running leaves one); None when nobody does. Read only."""
@@ -241,7 +241,7 @@ def current_holder(kube: Kube, namespace: str, gameday: str) -> tuple[Holder, bo
         found = kube.get(ResourceRef(LEASE, namespace, lease_name(gameday)))
     except NotFound:
         return None
-    holder = Lease._holder(found.get("spec") or {})
+    holder = holder_of(found.get("spec") or {})
     if holder is None:
         return None
     return holder, _expired(holder, datetime.now(UTC))

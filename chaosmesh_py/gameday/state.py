@@ -22,7 +22,6 @@ runner stopped without an outcome: killed).
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -35,7 +34,6 @@ from chaosmesh_py.kube import CONFIG_MAP, Kube, ResourceRef
 MAX_RECORDS = 200
 PAUSE_KEY = "pause.json"
 SLOTS_KEY = "slots.json"
-MAX_CONFLICTS = 20
 RUNNING = "running"
 
 
@@ -137,18 +135,19 @@ class GameDayState:
         after a lost answer (429, 5xx, a dropped connection: the plan is idempotent, so a
         write that landed unseen is only written again)."""
         transient = 0
-        for _ in range(MAX_CONFLICTS + self.kube.retry.max_transient):
+        for _ in range(self.kube.retry.max_conflicts + self.kube.retry.max_transient):
             try:
                 return self._change_once(plan)
             except ConflictPersisted:
                 continue
-            except Unavailable:
+            except Unavailable as error:
                 transient += 1
                 if transient > self.kube.retry.max_transient:
                     raise
-                time.sleep(backoff_s(transient))
+                time.sleep(self.kube.backoff_s(transient, error.retry_after_s))
         raise ConflictPersisted(
-            f"{self.ref} changed under us on {MAX_CONFLICTS} attempts; try again", 409
+            f"{self.ref} changed under us on {self.kube.retry.max_conflicts} attempts; try again",
+            409,
         )
 
     def _change_once(self, plan: Callable[[State], dict[str, Any]]) -> State:
@@ -173,11 +172,6 @@ class GameDayState:
             "data": plan(_parse(current)),
         }
         return _parse(self.kube.patch(self.ref, patch))
-
-
-def backoff_s(attempt: int) -> float:
-    """Exponential with jitter, so runners that failed together do not retry together."""
-    return float(min(2.0, 0.1 * 2**attempt * random.uniform(0.5, 1.0)))
 
 
 def _parse(config_map: dict[str, Any]) -> State:

@@ -167,7 +167,7 @@ class Kube:
                 transient += 1
                 if transient > self.retry.max_transient:
                     raise
-                time.sleep(self._backoff(transient, error.retry_after_s))
+                time.sleep(self.backoff_s(transient, error.retry_after_s))
 
     def list(self, kind: ResourceKind, namespace: str | None = None) -> list[dict[str, Any]]:
         """Every object of ``kind`` in ``namespace``, or in all namespaces when None."""
@@ -277,7 +277,7 @@ class Kube:
                 transient += 1
                 if transient > self.retry.max_transient:
                     raise
-                time.sleep(self._backoff(transient, error.retry_after_s))
+                time.sleep(self.backoff_s(transient, error.retry_after_s))
                 try:
                     existing = self.get(ref)
                 except NotFound:
@@ -331,7 +331,7 @@ class Kube:
                 transient += 1
                 if transient > self.retry.max_transient:
                     raise
-                time.sleep(self._backoff(transient, error.retry_after_s))
+                time.sleep(self.backoff_s(transient, error.retry_after_s))
 
     def local_mesh(self) -> dict[str, Any] | None:
         """What a local mesh serving this API publishes about its data plane (where Envoy's
@@ -424,10 +424,12 @@ class Kube:
                 transient += 1
                 if transient > self.retry.max_transient:
                     raise
-                time.sleep(self._backoff(transient, error.retry_after_s))
+                time.sleep(self.backoff_s(transient, error.retry_after_s))
         raise ApiError(f"{ref}: still not as planned after {attempts} writes; giving up")
 
-    def _backoff(self, attempt: int, retry_after_s: float | None) -> float:
+    def backoff_s(self, attempt: int, retry_after_s: float | None = None) -> float:
+        """How long to wait before retry number ``attempt`` (from 1) after a lost answer: the
+        server's Retry-After when it gave one, within this client's bounds."""
         if retry_after_s is not None:
             return float(min(retry_after_s, self.retry.max_retry_after_s))
         # Exponential with jitter, so several runners do not retry in lockstep.
