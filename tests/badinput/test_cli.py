@@ -76,6 +76,10 @@ CLUSTER_COMMANDS = [
     ["reap"],
     ["rollback", "--all"],
     ["halt", "-n", "bookinfo", "--json"],
+    ["gameday", "pause", "bookinfo-gameday", "-n", "bookinfo", "--reason", "incident"],
+    ["gameday", "resume", "bookinfo-gameday", "-n", "bookinfo"],
+    ["gameday", "status", "bookinfo-gameday", "-n", "bookinfo", "--json"],
+    ["gameday", "run", "experiments/bookinfo-gameday.yaml", "--no-jitter"],
 ]
 
 
@@ -87,6 +91,8 @@ def isolated(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
     monkeypatch.setenv("KUBERNETES_HOST", NOWHERE)
+    monkeypatch.setenv("PROMETHEUS_URL", NOWHERE)  # the Bookinfo game day's, read at its start
+    (tmp_path / "experiments").symlink_to(ROOT / "experiments")
     monkeypatch.chdir(tmp_path)  # the gate's default journal directory lands here
     return tmp_path
 
