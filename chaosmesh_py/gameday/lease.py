@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chaosmesh_py.errors import ApiError, ChaosMeshError, ConflictPersisted, NotFound, Unavailable
+from chaosmesh_py.gameday.state import OWNER_ANNOTATION, owned_by
 from chaosmesh_py.kube import LEASE, Kube, ResourceRef
 
 logger = logging.getLogger("chaosmesh")
@@ -84,6 +85,7 @@ class Lease:
         duration_s: int = DEFAULT_DURATION_S,
     ) -> None:
         self.kube = kube
+        self.gameday = gameday
         self.ref = ResourceRef(LEASE, namespace, lease_name(gameday))
         self.identity = identity
         self.duration_s = duration_s
@@ -112,7 +114,11 @@ class Lease:
         body = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {"name": self.ref.name, "namespace": self.ref.namespace},
+            "metadata": {
+                "name": self.ref.name,
+                "namespace": self.ref.namespace,
+                "annotations": {OWNER_ANNOTATION: self.gameday},
+            },
             "spec": {**spec, "leaseTransitions": 0},
         }
         try:
@@ -129,7 +135,7 @@ class Lease:
         return None
 
     def _take_over(self, moment: datetime) -> Holder | None:
-        current = self.kube.get(self.ref)
+        current = owned_by(self.gameday, self.kube.get(self.ref), self.ref)
         spec = current.get("spec") or {}
         holder = holder_of(spec)
         if holder is not None and holder.identity != self.identity and not _expired(holder, moment):

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from chaosmesh_py.errors import ConflictPersisted, NotFound, Unavailable
+from chaosmesh_py.errors import ChaosMeshError, ConflictPersisted, NotFound, Unavailable
 from chaosmesh_py.kube import CONFIG_MAP, Kube, ResourceRef
 
 MAX_RECORDS = 200
@@ -99,6 +99,27 @@ def state_name(gameday: str) -> str:
     return f"chaosmesh-gameday-{gameday}"
 
 
+# What makes the ConfigMap ours: written when we create it, checked before every read and write.
+OWNER_ANNOTATION = "chaosmesh.io/gameday"
+
+
+class ForeignState(ChaosMeshError):
+    """An object of the name of a game day's state or Lease exists but was not created as
+    this game day's: it is someone else's, and is neither read as ours nor written."""
+
+
+def owned_by(gameday: str, obj: dict[str, Any], ref: ResourceRef) -> dict[str, Any]:
+    """``obj`` when it carries the game day's owner annotation, else ForeignState."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    if annotations.get(OWNER_ANNOTATION) != gameday:
+        raise ForeignState(
+            f"{ref} exists but is not game day {gameday!r}'s (no "
+            f"annotation {OWNER_ANNOTATION}: {gameday}); it is left as it is: rename the game "
+            f"day, or move that {ref.kind.kind} out of the way"
+        )
+    return obj
+
+
 class GameDayState:
     """Reads and writes one game day's ConfigMap."""
 
@@ -109,7 +130,7 @@ class GameDayState:
 
     def read(self) -> State:
         try:
-            return _parse(self.kube.get(self.ref))
+            return _parse(owned_by(self.gameday, self.kube.get(self.ref), self.ref))
         except NotFound:
             return State(None, ())
 
@@ -162,11 +183,12 @@ class GameDayState:
                     "name": self.ref.name,
                     "namespace": self.ref.namespace,
                     "labels": {"app.kubernetes.io/managed-by": "chaosmesh"},
-                    "annotations": {"chaosmesh.io/gameday": self.gameday},
+                    "annotations": {OWNER_ANNOTATION: self.gameday},
                 },
                 "data": data,
             }
             return _parse(self.kube.create(self.ref, body))  # 409: another runner was first
+        owned_by(self.gameday, current, self.ref)
         patch = {
             "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
             "data": plan(_parse(current)),

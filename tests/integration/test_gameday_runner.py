@@ -31,7 +31,7 @@ from chaosmesh_py.gameday.suite import (
     Preflight,
     Schedule,
 )
-from chaosmesh_py.kube import LEASE, Kube, ResourceRef
+from chaosmesh_py.kube import CONFIG_MAP, LEASE, Kube, ResourceRef
 from chaosmesh_py.localmesh.apiserver import ApiFault
 from chaosmesh_py.localmesh.apiserver.rbac import PolicyRule
 from tests import gameday_cluster
@@ -582,7 +582,12 @@ def test_a_state_edited_by_hand_into_nonsense_reads_as_paused_and_empty(cluster)
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": "chaosmesh-gameday-bookinfo-weekly", "namespace": NAMESPACE},
+            "metadata": {
+                "name": "chaosmesh-gameday-bookinfo-weekly",
+                "namespace": NAMESPACE,
+                # Ours (a runner created it), its data then edited by hand.
+                "annotations": {"chaosmesh.io/gameday": "bookinfo-weekly"},
+            },
             "data": {"pause.json": "{not json", "slots.json": '[{"slot_id": 1}, "x"]'},
         }
     )
@@ -791,3 +796,67 @@ def test_a_runner_that_loses_its_lease_stops_and_rolls_back(cluster, tmp_path):
     assert exact(read(cluster)) == before
     lease = kube().get(ResourceRef(LEASE, NAMESPACE, lease_name("bookinfo-weekly")))
     assert lease["spec"]["holderIdentity"] == "pod-elsewhere"  # not released: not ours
+
+
+def test_a_users_configmap_named_like_the_state_is_neither_read_nor_written(cluster, tmp_path):
+    """Ownership is what we recorded (our annotation on the state we created), not the name."""
+    from chaosmesh_py.gameday.state import ForeignState, state_name
+
+    before = exact(read(cluster))
+    ref = ResourceRef(CONFIG_MAP, NAMESPACE, state_name("bookinfo-weekly"))
+    theirs = kube().create(
+        ref,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": ref.name, "namespace": NAMESPACE},
+            "data": {"slots.json": "their own notes", "pause.json": "{}"},
+        },
+    )
+    try:
+        with pytest.raises(ForeignState, match="is not game day 'bookinfo-weekly'"):
+            runner.run_gameday(
+                gameday(tmp_path, [delay_then_wait(tmp_path, "delay", 0)]), options(tmp_path)
+            )
+        with pytest.raises(ForeignState):
+            history()
+        after = kube().get(ref)
+        assert after["data"] == theirs["data"]
+        assert after["metadata"]["resourceVersion"] == theirs["metadata"]["resourceVersion"]
+        assert exact(read(cluster)) == before  # no experiment ran
+        lease = cluster.get(
+            "coordination.k8s.io/v1", "Lease", NAMESPACE, lease_name("bookinfo-weekly")
+        )
+        assert lease is None or not lease["spec"].get("holderIdentity")
+    finally:
+        cluster.delete("v1", "ConfigMap", NAMESPACE, ref.name)
+
+
+def test_a_users_expired_lease_named_like_ours_is_not_taken_over(cluster, tmp_path):
+    from chaosmesh_py.gameday.state import ForeignState
+
+    ref = ResourceRef(LEASE, NAMESPACE, lease_name("bookinfo-weekly"))
+    long_ago = micro_time(datetime.now(UTC) - timedelta(days=1))
+    theirs = kube().create(
+        ref,
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": ref.name, "namespace": NAMESPACE},
+            "spec": {
+                "holderIdentity": "their-controller",
+                "leaseDurationSeconds": 15,
+                "renewTime": long_ago,
+            },
+        },
+    )
+    try:
+        with pytest.raises(ForeignState, match=r"Lease .* is not game day 'bookinfo-weekly'"):
+            runner.run_gameday(
+                gameday(tmp_path, [delay_then_wait(tmp_path, "delay", 0)]), options(tmp_path)
+            )
+        after = kube().get(ref)
+        assert after["spec"] == theirs["spec"]
+        assert after["metadata"]["resourceVersion"] == theirs["metadata"]["resourceVersion"]
+    finally:
+        cluster.delete("coordination.k8s.io/v1", "Lease", NAMESPACE, ref.name)
