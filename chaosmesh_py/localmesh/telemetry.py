@@ -18,7 +18,7 @@ Python works only per scrape, relabelling each Envoy series once and caching it:
 the logger on, every request counted, Envoy's RSS +0.6 MB and flat. A JSON access-log file
 tailed by Python would lag instead: Envoy buffers file logs for up to 10 s (64 KiB).
 
-Metrics served (``reporter="source"`` only):
+Metrics served, each HTTP one by both reporters (the TCP ones by the source only)::
 
     istio_requests_total                    counter, one per request
     istio_request_duration_milliseconds     histogram of Envoy's %DURATION%
@@ -43,9 +43,26 @@ connection_security_policy. Values follow Istio: ``unknown`` where the informati
 ``service.istio.io/canonical-*`` labels, then ``app``/``version``, then the workload name and
 ``latest``.
 
+``reporter="destination"``: there are no inbound sidecars, so the destination's series are
+derived from the caller's Envoy, which knows the upstream host each request went to and whether
+it reached it. A destination counts exactly the requests that reached its workload: those with
+an upstream host among the topology's workloads and none of the flags of an answer the caller's
+proxy gave itself (``FI`` abort, ``NR``, ``UH``, ``UF``, ``UO``...). Labels are the source
+series' (the caller as ``source_*``, the workload as ``destination_*``), with the workload's
+answer: the caller-only flag ``DI`` is dropped, and a request the caller gave up on (``UT``, 504
+at the caller) is the destination's ``0`` ``DC`` (its downstream went away before any answer).
+The duration is measured from the first byte sent to the workload to the last byte of the
+answer (``%COMMON_DURATION(US_TX_BEG:DS_TX_END:ms)%``), so a delay injected at the caller is not
+in it.
+
 Where this differs from Istio
-    - No ``reporter="destination"`` series: there are no inbound sidecars. Ask with
-      ``reporter="source"`` (the default of ``chaosmesh_py.observe.prometheus``).
+    - ``reporter="destination"`` is derived, not measured by an inbound sidecar: its duration
+      is timed by the caller's Envoy (connection set-up to the workload excluded, the loopback
+      hop included, no inbound sidecar's own time); each retry attempt reaches the workload on
+      a cluster and is counted there once per attempt, here once per request (Envoy logs the
+      request, not its attempts); a request sent through several attempts of which the last
+      failed to connect (``UF``) is not counted, though earlier attempts reached a workload.
+      No destination ``istio_tcp_*`` series.
     - No mTLS: ``source_principal``, ``destination_principal`` and
       ``connection_security_policy`` are always ``unknown`` (Istio's source-side value for the
       policy); ``source_cluster``/``destination_cluster`` are Istio's default ``Kubernetes``.
@@ -95,6 +112,17 @@ STATS_LOGGER_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.stats.v
 # Envoy serves these stats as envoy_istio_<name>: the prefix is dropped on the way out.
 STAT_SCOPE = REQUEST_STATS_SCOPE
 INGRESS_WORKLOAD = "istio-ingressgateway"
+# Envoy's name for the destination's duration histogram, served as Istio's duration with
+# reporter="destination".
+DESTINATION_DURATION = "destination_request_duration_milliseconds"
+# Response flags set by the caller's proxy when it answered itself, before or without a
+# workload: no destination ever saw the request (injected abort, no route, no healthy or
+# reachable upstream, circuit breaker overflow, rate limited, ...).
+_NEVER_REACHED = frozenset(
+    ("FI", "NR", "NC", "UH", "UF", "UO", "LH", "RL", "RLSE", "UAEX", "IH", "SI", "DPE", "UPE")
+)
+# Flags only the caller's proxy has: a delay it injected before forwarding.
+_CALLER_ONLY = frozenset(("DI",))
 UNKNOWN = "unknown"
 CLUSTER_NAME = "Kubernetes"  # Istio's default global.multiCluster.clusterName
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -118,6 +146,10 @@ _HISTOGRAMS = (
     ("request_duration_milliseconds", "Milliseconds", "%DURATION%"),
     ("request_bytes", "Bytes", "%BYTES_RECEIVED%"),
     ("response_bytes", "Bytes", "%BYTES_SENT%"),
+    # The destination's duration: from the first byte sent to the workload to the last byte of
+    # the answer sent back, so a delay injected at the caller is not in it. A request that never
+    # reached a workload has no upstream start: the operator gives "-" and Envoy records nothing.
+    (DESTINATION_DURATION, "Milliseconds", "%COMMON_DURATION(US_TX_BEG:DS_TX_END:ms)%"),
 )
 # Envoy cluster counter -> Istio TCP metric. Received = request direction (what the caller sent,
 # which Envoy transmits upstream); sent = response direction.
@@ -246,8 +278,7 @@ class Telemetry:
             self._last = current
             istio: dict[_Series, float] = defaultdict(float)
             for series in self._retired.keys() | current.keys():
-                mapped = self._labeller.relabel(series)
-                if mapped is not None:
+                for mapped in self._labeller.relabel(series):
                     # Several Envoy series may count for one Istio series.
                     istio[mapped] += self._retired.get(series, 0.0) + current.get(series, 0.0)
         return render_text(istio)
@@ -305,37 +336,58 @@ class _Labeller:
 
     def __init__(self, topology: Topology) -> None:
         # Envoy series text -> Istio series: each series is relabelled once, not at every scrape.
-        self._known: dict[str, _Series | None] = {}
+        self._known: dict[str, tuple[_Series, ...]] = {}
         self._workloads = {(w.name, w.namespace): w for w in topology.workloads}
         self._by_address = {f"127.0.0.1:{w.port}": w for w in topology.workloads if w.port}
         self._services = {service.fqdn: service for service in topology.services}
         ingress_labels = topology.ingress.labels if topology.ingress else {}
         self._ingress_labels = {"app": INGRESS_WORKLOAD, **ingress_labels}
 
-    def relabel(self, series: str) -> _Series | None:
-        """The Istio series an Envoy series (``name{labels}``) counts in; None if none."""
+    def relabel(self, series: str) -> tuple[_Series, ...]:
+        """The Istio series an Envoy series (``name{labels}``) counts in: none, the source's,
+        the destination's, or both (a request that reached a workload is reported by each)."""
         if series not in self._known:
-            self._known[series] = self._relabel(*parse_series(series))
+            self._known[series] = tuple(self._relabel(*parse_series(series)))
         return self._known[series]
 
-    def _relabel(self, name: str, tags: Mapping[str, str]) -> _Series | None:
+    def _relabel(self, name: str, tags: Mapping[str, str]) -> Iterator[_Series]:
         prefix = f"envoy_{STAT_SCOPE}_"
-        if name.startswith(prefix):
+        if name.startswith(f"{prefix}{DESTINATION_DURATION}"):
+            name = name.replace(f"{prefix}destination_", "istio_", 1)
+            destination = self._destination_labels(tags)
+            if destination is not None:
+                yield _series(name, destination, tags.get("le"))
+        elif name.startswith(prefix):
             name = "istio_" + name.removeprefix(prefix)
-            labels = self._request_labels(tags)
+            yield _series(name, self._request_labels(tags), tags.get("le"))
+            destination = self._destination_labels(tags)
+            # The caller's duration includes what the destination never saw (an injected
+            # delay): the destination's comes from its own histogram.
+            if destination is not None and not name.startswith("istio_request_duration"):
+                yield _series(name, destination, tags.get("le"))
         elif name.removeprefix("envoy_cluster_") in _TCP_METRICS:
             name = _TCP_METRICS[name.removeprefix("envoy_cluster_")]
-            labels = self._tcp_labels(tags)
-        else:
+            yield _series(name, self._tcp_labels(tags), tags.get("le"))
+
+    def _destination_labels(self, tags: Mapping[str, str]) -> dict[str, str] | None:
+        """What the destination's sidecar would report for this request, or None when it never
+        reached a workload (the caller's proxy answered it: ``_NEVER_REACHED``)."""
+        flags = set(tags.get("response_flags", "-").split(","))
+        if tags.get("upstream_host", "") not in self._by_address or flags & _NEVER_REACHED:
             return None
-        family, rank = name, 2
-        for suffix, histogram_rank in (("_bucket", 0), ("_sum", 1), ("_count", 2)):
-            if name.removesuffix(suffix) in FAMILIES:
-                family, rank = name.removesuffix(suffix), histogram_rank
-        pairs = sorted(labels.items())
-        le = tags.get("le")
-        text = name + _labels_text([*pairs, ("le", le)] if le is not None else pairs)
-        return _Series(family, _labels_text(pairs), rank, float(le or 0), text)
+        code = tags.get("response_code", "0")
+        flags -= _CALLER_ONLY
+        if "UT" in flags:
+            # The caller gave up waiting and reset the stream: the destination's sidecar saw its
+            # downstream go away, before any answer (Istio: response code 0, flag DC).
+            code, flags = "0", (flags - {"UT"}) | {"DC"}
+        labels = self._request_labels(tags)
+        labels.update(
+            reporter="destination",
+            response_code=code,
+            response_flags=",".join(sorted(flags - {"-"})) or "-",
+        )
+        return labels
 
     def _request_labels(self, tags: Mapping[str, str]) -> dict[str, str]:
         source = self._source(
@@ -387,6 +439,16 @@ class _Labeller:
             "destination_service_name": service.name,
             "destination_service_namespace": service.namespace,
         }
+
+
+def _series(name: str, labels: Mapping[str, str], le: str | None) -> _Series:
+    family, rank = name, 2
+    for suffix, histogram_rank in (("_bucket", 0), ("_sum", 1), ("_count", 2)):
+        if name.removesuffix(suffix) in FAMILIES:
+            family, rank = name.removesuffix(suffix), histogram_rank
+    pairs = sorted(labels.items())
+    text = name + _labels_text([*pairs, ("le", le)] if le is not None else pairs)
+    return _Series(family, _labels_text(pairs), rank, float(le or 0), text)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,10 @@ from chaosmesh_py.observe.exposition import parse_text
 from tests.local.conftest import httpbin_route, through_sidecar
 from tests.local.load import burst
 
-HTTPBIN = {"destination_service_name": "httpbin", "source_workload": "sleep"}
+# The caller's view: the same requests that reached a workload are also reported with
+# reporter="destination" (test_destination_reporter.py).
+SOURCE = {"reporter": "source"}
+HTTPBIN = {**SOURCE, "destination_service_name": "httpbin", "source_workload": "sleep"}
 
 
 def scrape(mesh):
@@ -147,7 +150,7 @@ def test_the_ingress_and_bookinfo_calls_report_their_own_workloads(mesh):
     after = scrape(mesh)
 
     by = ("source_workload", "source_workload_namespace", "destination_workload", "response_code")
-    counted = increase(before, after, "istio_requests_total", by)
+    counted = increase(before, after, "istio_requests_total", by, **SOURCE)
     # Only the callers this test made call (a slow call of an earlier test may still land).
     ours = ("istio-ingressgateway", "productpage-v1", "sleep")
     assert {key: n for key, n in counted.items() if key[0] in ours} == {
@@ -158,7 +161,7 @@ def test_the_ingress_and_bookinfo_calls_report_their_own_workloads(mesh):
     }
     by = ("source_app", "destination_app", "destination_version", "destination_service")
     assert increase(
-        before, after, "istio_requests_total", by, source_workload="productpage-v1"
+        before, after, "istio_requests_total", by, source_workload="productpage-v1", **SOURCE
     ) == {
         ("productpage", "details", "v1", "details.bookinfo.svc.cluster.local"): 1,
         ("productpage", "reviews", "v1", "reviews.bookinfo.svc.cluster.local"): 1,
@@ -170,6 +173,7 @@ def test_the_ingress_and_bookinfo_calls_report_their_own_workloads(mesh):
         "istio_requests_total",
         ("destination_service", "response_flags"),
         source_workload="sleep",
+        **SOURCE,
     ) == {("unknown", "NR"): 1}
 
 
