@@ -9,7 +9,8 @@
   e.g. "is the canary's error ratio greater than the baseline's?".
 - ``mann_whitney_u``: the Mann-Whitney U test by its normal approximation with the tie
   correction, one-sided (do values of ``a`` tend to be larger than those of ``b``?), e.g.
-  latencies of the canary against the baseline.
+  latencies of the canary against the baseline; ``mann_whitney_binned`` the same from counts
+  per histogram bucket (values in one bucket tie), as Prometheus keeps latencies.
 
 The normal distribution itself is the standard library's ``statistics.NormalDist`` (exact to
 double precision; Python's own, not a dependency).
@@ -100,6 +101,31 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> tuple[float, float
         return (0.0, 0.5)
     z = (u - n1 * n2 / 2.0) / math.sqrt(variance)
     return (z, upper_tail(z))
+
+
+def mann_whitney_binned(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+    """(U, z, one-sided p-value) of ``mann_whitney_u`` when only counts per ordered bin are
+    known: ``a[i]`` and ``b[i]`` values fell in bin i, and values in one bin are ties. Exactly
+    ``mann_whitney_u`` of the values themselves had each been its bin's bound, in time linear in
+    the bins whatever the counts (a Prometheus histogram's buckets: millions of requests in a
+    few dozen bins). Counts may be fractional (Prometheus's increase() extrapolates).
+    """
+    if len(a) != len(b):
+        raise InvalidInput("b", f"has {len(b)} bins, a has {len(a)}: they must be the same bins")
+    n1, n2 = float(sum(a)), float(sum(b))
+    if n1 <= 0 or n2 <= 0:
+        raise InvalidInput("a" if n1 <= 0 else "b", "needs at least one value", "")
+    u = below = tie_term = 0.0
+    for in_a, in_b in zip(a, b, strict=True):
+        u += in_a * (below + in_b / 2.0)  # pairs where a's value is larger, ties one half
+        below += in_b
+        tie_term += (in_a + in_b) ** 3 - (in_a + in_b)
+    n = n1 + n2
+    variance = n1 * n2 / 12.0 * ((n + 1) - tie_term / (n * (n - 1)))
+    if variance <= 0.0:
+        return (u, 0.0, 0.5)
+    z = (u - n1 * n2 / 2.0) / math.sqrt(variance)
+    return (u, z, upper_tail(z))
 
 
 def upper_tail(z: float) -> float:

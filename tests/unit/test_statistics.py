@@ -10,6 +10,7 @@ import pytest
 
 from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.observe.statistics import (
+    mann_whitney_binned,
     mann_whitney_u,
     two_proportion_z,
     upper_tail,
@@ -204,3 +205,27 @@ def test_mann_whitney_u_flags_a_slower_sample() -> None:
     assert mann_whitney_u([5.0] * 10, [5.0] * 12) == (0.0, 0.5)
     with pytest.raises(InvalidInput, match=r"^b"):
         mann_whitney_u([1.0], [])
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ([0.0, 3.0, 5.0, 2.0], [4.0, 6.0, 1.0, 0.0]),
+        ([10.0, 0.0, 0.0, 1.0], [2.0, 7.0, 3.0, 0.0]),
+        ([0.0, 0.0, 40.0, 1.0], [0.0, 0.0, 55.0, 0.0]),  # nearly everything in one bucket
+    ],
+)
+def test_mann_whitney_binned_is_mann_whitney_u_of_the_bucket_bounds(
+    a: list[float], b: list[float]
+) -> None:
+    bounds = [1.0, 5.0, 25.0, 100.0]
+
+    def values(counts: list[float]) -> list[float]:
+        return [bound for bound, n in zip(bounds, counts, strict=True) for _ in range(int(n))]
+
+    u, z, p = mann_whitney_binned(a, b)
+    assert u == pytest.approx(_u_by_pairs(values(a), values(b)))
+    assert (z, p) == pytest.approx(mann_whitney_u(values(a), values(b)), rel=1e-12)
+    assert mann_whitney_binned([0.0, 5.0], [0.0, 7.0])[1:] == (0.0, 0.5)
+    with pytest.raises(InvalidInput, match=r"^b: has 1 bins"):
+        mann_whitney_binned([1.0, 2.0], [3.0])
