@@ -378,7 +378,10 @@ class _Query:
                 f'destination_service_namespace="{namespace}"',
                 f"requests to {service} by destination_version ({reporter}'s view)",
             )
-        prometheus.istio_promql("request_rate", calls_to, namespace, window, reporter)
+        try:
+            prometheus.istio_promql("request_rate", calls_to, namespace, window, reporter)
+        except InvalidInput as error:
+            raise InvalidInput("calls_to", error.problem, error.fix) from error
         return cls(
             service,
             reporter,
