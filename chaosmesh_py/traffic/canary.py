@@ -57,6 +57,7 @@ __all__ = [
     "Analysis",
     "Criteria",
     "InsufficientData",
+    "UnexpectedVerdict",
     "analyse_canary",
 ]
 
@@ -72,6 +73,10 @@ _VERSION = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
 
 class InsufficientData(ChaosMeshError):
     """Too few requests in the window to judge the canary; neither healthy nor not."""
+
+
+class UnexpectedVerdict(ChaosMeshError):
+    """The analysis judged otherwise than the experiment expected (``expect``)."""
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ def canary_analysis(
     max_latency_ratio: float = 1.5,
     confidence: float = 0.95,
     calls_to: str = None,
+    expect: str = None,
     secrets: dict = None,
 ) -> dict:
     """Canary analysis: `canary_version` of `service` against `baseline_version` over the last
@@ -94,6 +95,10 @@ def canary_analysis(
     (requests, errors, error_ratio, error_ratio_interval, latency_ms p50/p99), "tests" (each
     test, its statistic and p_value), "unattributed" (source only: requests the caller failed
     before a version was chosen), ...}.
+
+    `expect` ("pass" or "fail"), for an experiment's method, where Chaos Toolkit checks no
+    tolerance: the probe fails, and the run's verdict with it, when the verdict is another
+    ("insufficient" always is), e.g. "fail" to assert that the analysis flags a broken canary.
     """
     with boundary():
         criteria = {
@@ -102,7 +107,11 @@ def canary_analysis(
             "max_latency_ratio": max_latency_ratio,
             "confidence": confidence,
         }
-        return _canary(
+        if expect not in (None, "pass", "fail"):
+            raise InvalidInput(
+                "expect", f"{expect!r} is neither 'pass' nor 'fail'", "or leave it out"
+            )
+        analysis = _canary(
             service,
             canary_version,
             baseline_version,
@@ -113,7 +122,16 @@ def canary_analysis(
             criteria,
             calls_to,
             secrets,
-        ).to_json()
+        )
+        for reason in analysis.reasons:
+            logger.info("canary %s of %s: %s", canary_version, service, reason)
+        if expect is not None and analysis.verdict != expect:
+            raise canary.UnexpectedVerdict(
+                f"the canary analysis of {service} {canary_version} against {baseline_version} "
+                f"({analysis.compared}) says {analysis.verdict}, not {expect}: "
+                + ("; ".join(analysis.reasons) or "no test flagged the canary")
+            )
+        return analysis.to_json()
 
 
 @needs(_prometheus_needs)

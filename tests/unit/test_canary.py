@@ -187,9 +187,14 @@ def test_the_bool_probe_is_the_verdict(prom):
     }
     prom.versions = {"v3": (300, 0, {3: 300}), "v2": (3000, 0, {3: 3000})}
     assert canary_is_healthy(**arguments) is True
+    with pytest.raises(ActivityFailed, match="says pass, not fail: no test flagged the canary"):
+        canary_analysis(**arguments, expect="fail")
     prom.versions["v3"] = (300, 90, {3: 300})
     assert canary_is_healthy(**arguments) is False
-    assert canary_analysis(**arguments)["verdict"] == "fail"
+    assert canary_analysis(**arguments, expect="fail")["verdict"] == "fail"
+    prom.versions["v3"] = (30, 30, {3: 30})
+    with pytest.raises(ActivityFailed, match="says insufficient, not fail: v3 has 30 requests"):
+        canary_analysis(**arguments, expect="fail")
 
 
 def test_requests_the_source_failed_before_any_version_are_reported_not_blamed(prom):
@@ -240,10 +245,12 @@ GOOD = {
         ({"max_latency_ratio": 0.9}, "max_latency_ratio"),
         ({"confidence": 1}, "confidence"),
         ({"confidence": "high"}, "confidence"),
+        ({"expect": "flagged"}, "expect"),
     ],
 )
 def test_bad_input_names_the_field_and_asks_prometheus_nothing(prom, change, field):
-    for probe in (canary_analysis, canary_is_healthy):
+    probes = (canary_analysis,) if "expect" in change else (canary_analysis, canary_is_healthy)
+    for probe in probes:
         with pytest.raises(ActivityFailed, match=rf"^InvalidInput: {field}: "):
             probe(**{**GOOD, **change, "prometheus_url": prom.url})
     assert prom.asked == []
