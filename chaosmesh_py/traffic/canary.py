@@ -306,24 +306,25 @@ def _error_test(canary: Version, baseline: Version, criteria: Criteria) -> dict[
         "finding": (
             f"{canary.version}'s error ratio is {delta:+.2%} above {baseline.version}'s "
             f"({canary.errors}/{canary.requests} against {baseline.errors}/{baseline.requests},"
-            f" p = {p_value:.2g})"
+            f" {_p(p_value)})"
         ),
     }
 
 
 def _latency_test(canary: Version, baseline: Version, criteria: Criteria) -> dict[str, Any]:
     bounds = sorted({bound for bound, _ in canary.histogram.buckets + baseline.histogram.buckets})
-    u, z, p_value = mann_whitney_binned(
-        canary.histogram.per_bucket(bounds), baseline.histogram.per_bucket(bounds)
-    )
-    n1, n2 = canary.histogram.count, baseline.histogram.count
+    mine, theirs = canary.histogram.per_bucket(bounds), baseline.histogram.per_bucket(bounds)
+    u, z, p_value = mann_whitney_binned(mine, theirs)
     worse = []
     for name, q in (("p50", 0.5), ("p99", 0.99)):
-        mine, theirs = canary.histogram.quantile(q), baseline.histogram.quantile(q)
-        if mine is None or theirs is None:
+        canary_ms, baseline_ms = canary.histogram.quantile(q), baseline.histogram.quantile(q)
+        if canary_ms is None or baseline_ms is None:
             continue
-        if mine > criteria.max_latency_ratio * theirs and mine - theirs > LATENCY_FLOOR_MS:
-            worse.append(f"{name} {mine:.0f} ms against {theirs:.0f} ms")
+        if (
+            canary_ms > criteria.max_latency_ratio * baseline_ms
+            and canary_ms - baseline_ms > LATENCY_FLOOR_MS
+        ):
+            worse.append(f"{name} {canary_ms:.0f} ms against {baseline_ms:.0f} ms")
     regressed = p_value < criteria.alpha_per_test and bool(worse)
     return {
         "test": "Mann-Whitney U on the histogram buckets (ties within a bucket), one-sided "
@@ -331,11 +332,11 @@ def _latency_test(canary: Version, baseline: Version, criteria: Criteria) -> dic
         "u": u,
         "z": z,
         "p_value": p_value,
-        "slower_share": u / (n1 * n2) if n1 and n2 else None,
+        "slower_share": u / (sum(mine) * sum(theirs)),
         "regressed": regressed,
         "finding": (
             f"{canary.version} is slower than {baseline.version}: {'; '.join(worse) or '-'} "
-            f"(p = {p_value:.2g})"
+            f"({_p(p_value)})"
         ),
     }
 
@@ -445,6 +446,11 @@ class _Query:
             "errors": sum(n for _, n in failed),
             "flags": sorted({labels.get("response_flags", "-") for labels, n in failed if n}),
         }
+
+
+def _p(p_value: float) -> str:
+    # Past 1e-12 the normal approximation's tail says nothing more (and prints as 0).
+    return "p < 1e-12" if p_value < 1e-12 else f"p = {p_value:.2g}"
 
 
 def _count(value: float) -> int:
