@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chaosmesh_py.errors import ChaosMeshError, InvalidInput
@@ -205,45 +205,65 @@ class Analysis:
         }
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """What to compare, every field checked on construction (``InvalidInput`` names it), so a
+    bad argument is refused before Prometheus, or anything else, is asked."""
+
+    service: str
+    canary_version: str
+    baseline_version: str
+    namespace: str
+    reporter: str
+    window: str = "1m"
+    criteria: Criteria = field(default_factory=Criteria)
+    calls_to: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.reporter not in ("source", "destination"):
+            raise InvalidInput(
+                "reporter",
+                f"{self.reporter!r} is neither 'source' nor 'destination'",
+                "'source': the caller's proxy, which also sees what it failed itself (an "
+                "injected abort, a timeout it gave up on); 'destination': the workload's own "
+                "proxy, which sees only requests that reached it (Flagger's built-in checks)",
+            )
+        self.query()
+
+    def query(self) -> _Query:
+        return _Query.of(
+            self.service,
+            namespace=self.namespace,
+            canary=self.canary_version,
+            baseline=self.baseline_version,
+            reporter=self.reporter,
+            window=self.window,
+            calls_to=self.calls_to,
+        )
+
+
 def analyse_canary(
-    prometheus_url: str,
-    service: str,
-    canary_version: str,
-    baseline_version: str,
-    *,
-    namespace: str,
-    reporter: str,
-    window: str = "1m",
-    criteria: Criteria | None = None,
-    calls_to: str | None = None,
-    at: prometheus.Timestamp | None = None,
+    prometheus_url: str, comparison: Comparison, at: prometheus.Timestamp | None = None
 ) -> Analysis:
-    """Compare ``canary_version`` of ``service`` with ``baseline_version`` over ``window``
-    (ending at ``at``, or now), held to ``criteria`` (``Criteria()``'s defaults if None)."""
-    query = _Query.of(
-        service,
-        namespace=namespace,
-        canary=canary_version,
-        baseline=baseline_version,
-        reporter=reporter,
-        window=window,
-        calls_to=calls_to,
-    )
+    """The canary against the baseline over the comparison's window, ending at ``at`` or now."""
+    query = comparison.query()
     totals = query.counts(prometheus_url, "", at)
     errors = query.counts(prometheus_url, f',response_code=~"{ERROR_CODES}"', at)
     histograms = query.histograms(prometheus_url, at)
-    versions = [
+    canary, baseline = (
         Version(
             version,
             totals.get(version, 0),
             min(errors.get(version, 0), totals.get(version, 0)),
             histograms.get(version, Histogram(())),
         )
-        for version in (canary_version, baseline_version)
-    ]
-    canary, baseline = versions
-    unattributed = query.unattributed(prometheus_url, at) if reporter == "source" else None
-    return _judge(canary, baseline, unattributed, query, criteria or Criteria())
+        for version in query.versions
+    )
+    # Only the source sees requests no version received, and only for requests to the service
+    # (a version's own calls always carry its labels).
+    seen = query.reporter == "source" and comparison.calls_to is None
+    unattributed = query.unattributed(prometheus_url, at) if seen else None
+    return _judge(canary, baseline, unattributed, query, comparison.criteria)
 
 
 def _judge(
@@ -368,9 +388,9 @@ class _Query:
     ) -> _Query:
         # The names, window and reporter are checked where the Istio questions check them.
         prometheus.istio_promql("request_rate", service, namespace, window, reporter)
-        for field, version in (("canary_version", canary), ("baseline_version", baseline)):
+        for name, version in (("canary_version", canary), ("baseline_version", baseline)):
             if not isinstance(version, str) or not _VERSION.fullmatch(version):
-                raise InvalidInput(field, f"{version!r} is not a label value", "e.g. v3")
+                raise InvalidInput(name, f"{version!r} is not a label value", "e.g. v3")
         if canary == baseline:
             raise InvalidInput("canary_version", f"is the baseline too ({canary!r})")
         if calls_to is None:

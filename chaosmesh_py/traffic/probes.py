@@ -6,7 +6,9 @@ Three families, each a thin surface over its own module:
 - canary analysis, canary against baseline (``chaosmesh_py.traffic.canary``).
 """
 
+import inspect
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from chaosmesh_py.engine.access import needs
@@ -26,38 +28,53 @@ logger = logging.getLogger("chaostoolkit")
 
 
 # ---------------------------------------------------------------- canary analysis (canary.py)
-def _canary(
-    service: str,
-    canary_version: str,
-    baseline_version: str,
-    reporter: str,
-    namespace: str,
-    window: str,
-    prometheus_url: str | None,
-    criteria: dict[str, Any],
-    calls_to: str | None,
-    secrets: dict | None,
-) -> canary.Analysis:
-    if reporter not in ("source", "destination"):
+
+_CANARY_PROBES = ("canary_analysis", "canary_is_healthy")
+_EXPECTED = (None, "pass", "fail")
+
+
+def _comparison(arguments: Mapping[str, Any]) -> canary.Comparison:
+    """The canary probes' arguments, checked: nothing is asked of anyone."""
+    if arguments.get("expect") not in _EXPECTED:
         raise InvalidInput(
-            "reporter",
-            f"{reporter!r} is neither 'source' nor 'destination'",
-            "'source': the caller's proxy, which also sees what it failed itself (an injected "
-            "abort, a timeout it gave up on); 'destination': the workload's own proxy, which "
-            "sees only requests that reached it (Flagger's built-in checks)",
+            "expect", f"{arguments['expect']!r} is neither 'pass' nor 'fail'", "or leave it out"
         )
-    checked = canary.Criteria(**criteria)  # checked before Prometheus is asked anything
-    return canary.analyse_canary(
-        _prometheus(prometheus_url or "", secrets),
-        service,
-        canary_version,
-        baseline_version,
-        namespace=namespace,
-        reporter=reporter,
-        window=window,
-        criteria=checked,
-        calls_to=calls_to,
+    criteria = canary.Criteria(
+        arguments["min_requests"],
+        arguments["max_error_ratio_delta"],
+        arguments["max_latency_ratio"],
+        arguments["confidence"],
     )
+    return canary.Comparison(
+        arguments["service"],
+        arguments["canary_version"],
+        arguments["baseline_version"],
+        arguments["namespace"],
+        arguments["reporter"],
+        arguments["window"],
+        criteria,
+        arguments["calls_to"],
+    )
+
+
+def _analysis(arguments: Mapping[str, Any]) -> canary.Analysis:
+    comparison = _comparison(arguments)
+    url = _prometheus(arguments["prometheus_url"] or "", arguments["secrets"])
+    analysis = canary.analyse_canary(url, comparison)
+    for reason in analysis.reasons:
+        logger.info("canary %s of %s: %s", comparison.canary_version, comparison.service, reason)
+    return analysis
+
+
+def check_arguments(
+    probe: str, arguments: dict[str, Any], configuration: dict[str, Any] | None
+) -> None:
+    """Raise InvalidInput if ``probe`` would refuse ``arguments`` before asking anything: the
+    chaosmesh control checks every activity before the run (exit 2, nothing written)."""
+    if probe in _CANARY_PROBES:
+        bound = inspect.signature(globals()[probe]).bind(**arguments)
+        bound.apply_defaults()
+        _comparison(bound.arguments)
 
 
 @needs(_prometheus_needs)
@@ -101,30 +118,7 @@ def canary_analysis(
     ("insufficient" always is), e.g. "fail" to assert that the analysis flags a broken canary.
     """
     with boundary():
-        criteria = {
-            "min_requests": min_requests,
-            "max_error_ratio_delta": max_error_ratio_delta,
-            "max_latency_ratio": max_latency_ratio,
-            "confidence": confidence,
-        }
-        if expect not in (None, "pass", "fail"):
-            raise InvalidInput(
-                "expect", f"{expect!r} is neither 'pass' nor 'fail'", "or leave it out"
-            )
-        analysis = _canary(
-            service,
-            canary_version,
-            baseline_version,
-            reporter,
-            namespace,
-            window,
-            prometheus_url,
-            criteria,
-            calls_to,
-            secrets,
-        )
-        for reason in analysis.reasons:
-            logger.info("canary %s of %s: %s", canary_version, service, reason)
+        analysis = _analysis(locals())
         if expect is not None and analysis.verdict != expect:
             raise canary.UnexpectedVerdict(
                 f"the canary analysis of {service} {canary_version} against {baseline_version} "
@@ -156,26 +150,7 @@ def canary_is_healthy(
     hypothesis, tolerance true is the canary gate; tolerance false asserts that the analysis
     flags the canary."""
     with boundary():
-        criteria = {
-            "min_requests": min_requests,
-            "max_error_ratio_delta": max_error_ratio_delta,
-            "max_latency_ratio": max_latency_ratio,
-            "confidence": confidence,
-        }
-        analysis = _canary(
-            service,
-            canary_version,
-            baseline_version,
-            reporter,
-            namespace,
-            window,
-            prometheus_url,
-            criteria,
-            calls_to,
-            secrets,
-        )
-        for reason in analysis.reasons:
-            logger.info("canary %s of %s: %s", canary_version, service, reason)
+        analysis = _analysis({**locals(), "expect": None})
         if analysis.verdict == "insufficient":
             raise canary.InsufficientData(
                 "too few requests to judge the canary: " + "; ".join(analysis.reasons)

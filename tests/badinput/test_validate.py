@@ -131,6 +131,20 @@ def _guardrails(value):
     return edit
 
 
+def _canary_analysis(**arguments):
+    """The canary experiment with its canary analysis' ``arguments`` changed (DROP removes one)."""
+
+    def edit(experiment):
+        (analysis,) = [a for a in experiment["method"] if a["name"] == "canary-analysis-flags-v3"]
+        for name, value in arguments.items():
+            if value is DROP:
+                analysis["provider"]["arguments"].pop(name)
+            else:
+                analysis["provider"]["arguments"][name] = value
+
+    return edited(edit, "bookinfo-canary-v3-ratings-fault")
+
+
 def case(name, write, *expected, marks=()):
     """``write`` makes the file in a directory; ``expected`` must all be in the output."""
     return pytest.param(write, expected, id=name, marks=marks)
@@ -510,6 +524,38 @@ CASES = [
         "protected-namespace-in-rollback",
         edited(_rollback_namespace("kube-system")),
         "remove-ratings-faults: namespace: 'kube-system' is protected",
+    ),
+    case(
+        "canary-reporter-left-out",
+        _canary_analysis(reporter=DROP),
+        # Chaos Toolkit's own validation, before the control's: the choice must be explicit.
+        "required argument 'reporter' is missing from activity 'canary_analysis'",
+    ),
+    case(
+        "canary-reporter-unknown",
+        _canary_analysis(reporter="both"),
+        "canary-analysis-flags-v3: reporter: 'both' is neither 'source' nor 'destination'",
+        "'destination': the workload's own proxy",
+    ),
+    case(
+        "canary-window-not-a-duration",
+        _canary_analysis(window="a minute"),
+        "canary-analysis-flags-v3: window: 'a minute' is not a PromQL duration",
+    ),
+    case(
+        "canary-min-requests-too-few",
+        _canary_analysis(min_requests=5),
+        "canary-analysis-flags-v3: min_requests: 5 is too few",
+    ),
+    case(
+        "canary-same-versions",
+        _canary_analysis(baseline_version="v3"),
+        "canary-analysis-flags-v3: canary_version: is the baseline too ('v3')",
+    ),
+    case(
+        "canary-expect-unknown",
+        _canary_analysis(expect="flagged"),
+        "canary-analysis-flags-v3: expect: 'flagged' is neither 'pass' nor 'fail'",
     ),
     case(
         "guardrails-not-a-list",

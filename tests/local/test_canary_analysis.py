@@ -24,7 +24,7 @@ from chaosmesh_py.faults.actions import inject_abort, inject_delay
 from chaosmesh_py.faults.rollbacks import remove_faults
 from chaosmesh_py.localmesh.prometheus import Prometheus, find_binary
 from chaosmesh_py.localmesh.topology import free_ports
-from chaosmesh_py.traffic.canary import Criteria, analyse_canary
+from chaosmesh_py.traffic.canary import Comparison, Criteria, analyse_canary
 from tests.local.conftest import through_sidecar
 from tests.local.load import Traffic
 
@@ -90,18 +90,10 @@ def phase(mesh, prometheus_url):
     window = f"{int(at - started) + 1}s"
 
     def analysis(reporter, calls_to=None):
-        return analyse_canary(
-            prometheus_url,
-            "reviews",
-            "v3",
-            "v2",
-            namespace=NAMESPACE,
-            reporter=reporter,
-            window=window,
-            criteria=CRITERIA,
-            calls_to=calls_to,
-            at=at,
-        ).to_json()
+        comparison = Comparison(
+            "reviews", "v3", "v2", NAMESPACE, reporter, window, CRITERIA, calls_to
+        )
+        return analyse_canary(prometheus_url, comparison, at).to_json()
 
     return traffic, analysis
 

@@ -11,7 +11,7 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 
 from chaosmesh_py.observe.statistics import two_proportion_z
-from chaosmesh_py.traffic.canary import Criteria, Histogram, analyse_canary
+from chaosmesh_py.traffic.canary import Comparison, Criteria, Histogram, analyse_canary
 from chaosmesh_py.traffic.probes import canary_analysis, canary_is_healthy
 from tests.unit.test_prometheus import StandIn
 
@@ -78,9 +78,8 @@ def prom():
 
 
 def analyse(prom, reporter="destination", **options):
-    return analyse_canary(
-        prom.url, "reviews", "v3", "v2", namespace="bookinfo", reporter=reporter, **options
-    ).to_json()
+    comparison = Comparison("reviews", "v3", "v2", "bookinfo", reporter, **options)
+    return analyse_canary(prom.url, comparison).to_json()
 
 
 def test_the_promql_asks_istios_metrics_by_version_for_the_chosen_reporter(prom):
@@ -106,7 +105,15 @@ def test_the_promql_asks_istios_metrics_by_version_for_the_chosen_reporter(prom)
         'source_canonical_service="reviews",source_workload_namespace="bookinfo",'
         'source_version=~"v3|v2"}[1m]))'
     )
-    assert prom.queries[-1].endswith('source_version="unknown"}[1m]))')
+    assert len(prom.queries) == 3  # a version's own calls always carry its labels
+    # Requests to reviews by the source's view: also those no version received.
+    prom.asked.clear()
+    analyse(prom, reporter="source")
+    assert prom.queries[-1] == (
+        "sum by (response_code, response_flags) (increase(istio_requests_total"
+        '{reporter="source",destination_service_name="reviews",'
+        'destination_service_namespace="bookinfo",destination_version="unknown"}[1m]))'
+    )
 
 
 def test_a_canary_like_its_baseline_passes_with_every_number_reported(prom):
