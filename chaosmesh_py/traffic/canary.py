@@ -55,10 +55,14 @@ from chaosmesh_py.observe.statistics import mann_whitney_binned, two_proportion_
 
 __all__ = [
     "Analysis",
+    "Comparison",
     "Criteria",
+    "Histogram",
     "InsufficientData",
     "UnexpectedVerdict",
+    "Version",
     "analyse_canary",
+    "judge",
 ]
 
 # 5xx, or no answer at all (0: a reset, or a caller that gave up, as its destination reports
@@ -263,16 +267,18 @@ def analyse_canary(
     # (a version's own calls always carry its labels).
     seen = query.reporter == "source" and comparison.calls_to is None
     unattributed = query.unattributed(prometheus_url, at) if seen else None
-    return _judge(canary, baseline, unattributed, query, comparison.criteria)
+    return judge(comparison, canary, baseline, unattributed)
 
 
-def _judge(
+def judge(
+    comparison: Comparison,
     canary: Version,
     baseline: Version,
-    unattributed: Mapping[str, Any] | None,
-    query: _Query,
-    criteria: Criteria,
+    unattributed: Mapping[str, Any] | None = None,
 ) -> Analysis:
+    """The verdict on what each version's requests were (pure: ``bench/canary_power.py``
+    feeds it simulated windows)."""
+    query, criteria = comparison.query(), comparison.criteria
     reasons: list[str] = []
     short = [
         f"{v.version} has {n} {what} in the last {query.window}, fewer than {criteria.min_requests}"
