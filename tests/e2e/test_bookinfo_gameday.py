@@ -54,11 +54,12 @@ def mesh_environment(tmp_path_factory):
         )
 
 
-def gate(environment, tmp_path, name):
+def run_gate(environment, tmp_path, experiment):
+    """`chaosmesh gate` on ``experiment`` (a path): its process, its verdict, the journal."""
     done = subprocess.run(
         [
             *(BIN / "chaosmesh", "gate", "--journal-dir", tmp_path),
-            *("--json", tmp_path / "gate.json", ROOT / "experiments" / name),
+            *("--json", tmp_path / "gate.json", experiment),
         ],
         capture_output=True,
         text=True,
@@ -67,7 +68,12 @@ def gate(environment, tmp_path, name):
         env={**environment, "CHAOSMESH_LEDGER_DIR": str(tmp_path / "ledger")},
     )
     (verdict,) = json.loads((tmp_path / "gate.json").read_text())
-    journal = json.loads((tmp_path / f"{Path(name).stem}.journal.json").read_text())
+    journal = json.loads((tmp_path / f"{Path(experiment).stem}.journal.json").read_text())
+    return done, verdict, journal
+
+
+def gate(environment, tmp_path, name):
+    done, verdict, journal = run_gate(environment, tmp_path, ROOT / "experiments" / name)
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     assert verdict["outcome"] == "pass", verdict
     assert journal["chaosmesh"]["rollback_complete"] is True

@@ -8,92 +8,44 @@ naming the verdict: a passing run means the flag was real.
 """
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from chaosmesh_py.localmesh import lifecycle
-from tests.conftest import ISTIO_CRDS, ROOT
+from tests.conftest import ROOT
+from tests.e2e.test_bookinfo_gameday import mesh_environment, run_gate  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent
 EXPERIMENT = ROOT / "experiments" / "bookinfo-canary-v3-ratings-fault.json"
 SETUP = ROOT / "experiments" / "bookinfo" / "canary-reviews-v3.yaml"
 
 
 @pytest.fixture(scope="module")
-def mesh_environment(tmp_path_factory):
-    work = tmp_path_factory.mktemp("canary-mesh")
-    mesh = ["--state-dir", work / "state", "--kubeconfig", work / "kubeconfig"]
-    environment = {**os.environ, "CHAOSMESH_ISTIO_CRDS": str(ISTIO_CRDS)}
-    up = subprocess.run(
-        [BIN / "chaosmesh", "local", "up", *mesh],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        env=environment,
-    )
-    try:
-        assert up.returncode == 0, up.stdout + up.stderr
-        status = lifecycle.status(work / "state")
-        assert status["prometheus"]["url"], status["prometheus"]
-        variables = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "PROMETHEUS"))},
-            **lifecycle.experiment_environment(status, work / "kubeconfig"),
-        }
-        applied = subprocess.run(
-            [
-                "kubectl",
-                "--context",
-                status["context"],
-                "apply",
-                "-n",
-                status["namespace"],
-                "-f",
-                SETUP,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-            env=variables,
-        )
-        assert applied.returncode == 0, applied.stdout + applied.stderr
-        yield variables
-    finally:
-        subprocess.run(
-            [BIN / "chaosmesh", "local", "down", *mesh], check=False, timeout=120, env=environment
-        )
-
-
-def gate(environment, tmp_path, experiment):
-    done = subprocess.run(
+def canary_environment(mesh_environment):  # noqa: F811
+    """The mesh as `chaosmesh local up` starts it, with Bookinfo's canary setup applied as a
+    user applies it."""
+    applied = subprocess.run(
         [
-            *(BIN / "chaosmesh", "gate", "--journal-dir", tmp_path),
-            *("--json", tmp_path / "gate.json", experiment),
+            *("kubectl", "--context", mesh_environment["KUBERNETES_CONTEXT"], "apply"),
+            *("-n", mesh_environment["BOOKINFO_NAMESPACE"], "-f", SETUP),
         ],
         capture_output=True,
         text=True,
         check=False,
-        timeout=400,
-        env={**environment, "CHAOSMESH_LEDGER_DIR": str(tmp_path / "ledger")},
+        timeout=60,
+        env=mesh_environment,
     )
-    (verdict,) = json.loads((tmp_path / "gate.json").read_text())
-    journal = json.loads((tmp_path / f"{Path(experiment).stem}.journal.json").read_text())
-    return done, verdict, journal
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    return mesh_environment
 
 
 def outputs(journal):
     return {entry["activity"]["name"]: entry for entry in journal["run"]}
 
 
-def test_the_canary_analysis_flags_v3_whose_ratings_calls_hang(mesh_environment, tmp_path):
-    done, verdict, journal = gate(mesh_environment, tmp_path, EXPERIMENT)
+def test_the_canary_analysis_flags_v3_whose_ratings_calls_hang(canary_environment, tmp_path):
+    done, verdict, journal = run_gate(canary_environment, tmp_path, EXPERIMENT)
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     assert verdict["outcome"] == "pass", verdict
     assert journal["chaosmesh"]["rollback_complete"] is True
@@ -118,13 +70,13 @@ def test_the_canary_analysis_flags_v3_whose_ratings_calls_hang(mesh_environment,
     assert calls["canary"]["error_ratio"] == 1.0 and calls["baseline"]["error_ratio"] == 0.0
 
 
-def test_a_canary_analysis_that_passes_a_broken_canary_fails_the_run(mesh_environment, tmp_path):
+def test_a_canary_analysis_that_passes_a_broken_canary_fails_the_run(canary_environment, tmp_path):
     experiment = json.loads(EXPERIMENT.read_text())
     (analysis,) = [a for a in experiment["method"] if a["name"] == "canary-analysis-flags-v3"]
     analysis["provider"]["arguments"]["expect"] = "pass"
     path = tmp_path / "expect-pass.json"
     path.write_text(json.dumps(experiment))
-    done, verdict, journal = gate(mesh_environment, tmp_path, path)
+    done, verdict, journal = run_gate(canary_environment, tmp_path, path)
     assert done.returncode != 0
     assert verdict["outcome"] == "fail"
     assert journal["chaosmesh"]["rollback_complete"] is True

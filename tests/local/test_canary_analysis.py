@@ -22,11 +22,10 @@ import yaml
 
 from chaosmesh_py.faults.actions import inject_abort, inject_delay
 from chaosmesh_py.faults.rollbacks import remove_faults
-from chaosmesh_py.localmesh.prometheus import Prometheus, find_binary
-from chaosmesh_py.localmesh.topology import free_ports
 from chaosmesh_py.traffic.canary import Comparison, Criteria, analyse_canary
 from tests.local.conftest import through_sidecar
 from tests.local.load import Traffic
+from tests.local.test_prometheus import prometheus_url  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -38,20 +37,6 @@ RATE_PER_S = 60
 # finishes within v3's 2.5 s timeout: the phase is whole in Prometheus this long after it ends.
 SETTLE_S = 8
 CRITERIA = Criteria(min_requests=30)
-
-
-@pytest.fixture(scope="module")
-def prometheus_url(local_mesh, tmp_path_factory):
-    server = Prometheus(
-        find_binary(),
-        tmp_path_factory.mktemp("prometheus"),
-        [local_mesh.info()["metrics_url"]],
-        next(free_ports()),
-    )
-    server.start()
-    server.wait_for_scrape()
-    yield server.url
-    server.stop()
 
 
 @pytest.fixture
@@ -78,7 +63,7 @@ def canary_step(mesh):
     return mesh
 
 
-def phase(mesh, prometheus_url):
+def phase(mesh, url_of_prometheus):
     """Steady traffic from productpage to reviews for PHASE_S, then the analysis of it (a
     function of the reporter, so one phase can be judged from both sides)."""
     url, headers = through_sidecar(mesh, "reviews", "/reviews/0", workload="productpage-v1")
@@ -93,13 +78,15 @@ def phase(mesh, prometheus_url):
         comparison = Comparison(
             "reviews", "v3", "v2", NAMESPACE, reporter, window, CRITERIA, calls_to
         )
-        return analyse_canary(prometheus_url, comparison, at).to_json()
+        return analyse_canary(url_of_prometheus, comparison, at).to_json()
 
     return traffic, analysis
 
 
 def test_a_healthy_canary_passes_and_one_whose_ratings_calls_hang_is_flagged(
-    canary_step, prometheus_url, configuration
+    canary_step,
+    prometheus_url,  # noqa: F811
+    configuration,
 ):
     traffic, healthy = phase(canary_step, prometheus_url)
     assert {status for _, status, _ in traffic.answers} == {200}
@@ -141,7 +128,9 @@ def test_a_healthy_canary_passes_and_one_whose_ratings_calls_hang_is_flagged(
 
 
 def test_a_client_side_abort_into_reviews_is_seen_by_the_source_and_never_by_the_destination(
-    canary_step, prometheus_url, configuration
+    canary_step,
+    prometheus_url,  # noqa: F811
+    configuration,
 ):
     # productpage's sidecar fails half its calls to reviews before choosing a version: no
     # workload ever sees them.
@@ -172,7 +161,9 @@ def test_a_client_side_abort_into_reviews_is_seen_by_the_source_and_never_by_the
 
 
 def test_an_abort_in_the_canarys_own_calls_shows_only_in_its_calls_and_only_to_the_source(
-    canary_step, prometheus_url, configuration
+    canary_step,
+    prometheus_url,  # noqa: F811
+    configuration,
 ):
     # v3's sidecar fails every call v3 makes to ratings. v3 answers 200 ("ratings
     # unavailable"): the analysis of requests to reviews passes; v3's calls to ratings, as its
