@@ -131,7 +131,8 @@ def test_a_delay_injected_by_the_caller_is_not_in_the_destinations_duration(mesh
     finally:
         remove_faults(virtual_service="httpbin", namespace="bookinfo", configuration=configuration)
     assert {a.status for a in answers} == {200}
-    assert min(a.latency_s for a in answers) >= 0.3
+    # Envoy's timer may fire a millisecond before the client's clock says 300 ms.
+    assert min(a.latency_s for a in answers) >= 0.29
 
     def histogram(reporter, **match):
         return increase(
