@@ -1,0 +1,89 @@
+"""The observed-share probe on the local mesh: every request sent is attributed to the version
+whose workload answered it (Envoy's counters), shares come with their Wilson interval, and too
+few requests are refused before any is sent."""
+
+import pytest
+from chaoslib.exceptions import ActivityFailed
+
+from chaosmesh_py.observe.probes import envoy_counters
+from chaosmesh_py.traffic.probes import observed_share, share_is_within
+from tests.local.reviews_routes import weighted, write_reviews
+
+REVIEWS = {"service": "reviews", "namespace": "bookinfo"}
+
+
+def test_every_request_is_attributed_to_the_version_that_answered(mesh):
+    # Bookinfo's own routing: jason to v2, everyone else to v1.
+    everyone = observed_share(requests=400, **REVIEWS)
+    assert everyone["method"] == "envoy_counters"
+    assert everyone["sent"] == 400 and everyone["total"] == 400 and everyone["sufficient"]
+    assert list(everyone["versions"]) == ["v1"]
+    v1 = everyone["versions"]["v1"]
+    assert (v1["requests"], v1["share"], v1["percent"], v1["mirrored"]) == (400, 1.0, 100.0, 0)
+    # 400 of 400: the Wilson interval's lower bound is 1 - z²/(n + z²) ≈ 0.9905.
+    assert v1["interval"][1] == 1.0 and 0.985 < v1["interval"][0] < 0.995
+
+    jason = observed_share(requests=200, headers={"end-user": "jason"}, **REVIEWS)
+    assert {version: seen["requests"] for version, seen in jason["versions"].items()} == {"v2": 200}
+
+
+def test_a_split_is_measured_and_judged_within_a_tolerance(mesh):
+    write_reviews(weighted({"v1": 50, "v3": 50}))
+    mesh.sync()
+    seen = observed_share(requests=2000, **REVIEWS)
+    counts = {version: seen["requests"] for version, seen in seen["versions"].items()}
+    assert set(counts) == {"v1", "v3"} and sum(counts.values()) == 2000
+    # Binomial spread at 50 % of 2,000: 1.1 points; 6 points is over 5 sigma.
+    assert 44 < seen["versions"]["v3"]["percent"] < 56
+    low, high = seen["versions"]["v3"]["interval"]
+    assert low < seen["versions"]["v3"]["share"] < high and 0.04 < high - low < 0.05
+
+    assert share_is_within(version="v3", percent=50, tolerance_pp=6, requests=2000, **REVIEWS)
+    assert not share_is_within(version="v3", percent=10, tolerance_pp=1, requests=500, **REVIEWS)
+    assert not share_is_within(version="v2", percent=10, tolerance_pp=5, requests=500, **REVIEWS)
+
+
+def test_too_few_requests_are_refused_before_any_is_sent(mesh):
+    before = envoy_counters(service="reviews")["service"]["requests"]
+    with pytest.raises(ActivityFailed, match=r"requests: 50 is fewer than min_requests = 100"):
+        observed_share(requests=50, **REVIEWS)
+    with pytest.raises(ActivityFailed, match=r"requests: 50 is fewer than min_requests = 100"):
+        share_is_within(version="v1", percent=100, tolerance_pp=0, requests=50, **REVIEWS)
+    assert envoy_counters(service="reviews")["service"]["requests"] == before
+    # Asking for fewer explicitly is the user's call.
+    assert observed_share(requests=50, min_requests=50, **REVIEWS)["total"] == 50
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({}, r"window/requests: give exactly one"),
+        ({"requests": 200, "window": "1m"}, r"window/requests: give exactly one"),
+        ({"requests": 200, "confidence": 1.5}, r"confidence: must be strictly between 0 and 1"),
+        ({"requests": 2.5}, r"requests: must be a whole number"),
+        ({"requests": 200, "service": "nope"}, r"service: no service 'nope'"),
+        ({"requests": 200, "namespace": "shop"}, r"service: no service 'reviews' in namespace"),
+        ({"window": "1m", "url": "http://x"}, r"url/headers: only apply when requests are sent"),
+        ({"window": "1 minute", "prometheus_url": "http://127.0.0.1:1"}, r"window: .* duration"),
+        (
+            {"window": "1m", "reporter": "sidecar", "prometheus_url": "http://127.0.0.1:1"},
+            "reporter",
+        ),
+    ],
+)
+def test_bad_arguments_name_the_field_and_send_nothing(mesh, arguments, message):
+    before = envoy_counters(service="reviews")["service"]["requests"]
+    with pytest.raises(ActivityFailed, match=message):
+        observed_share(**{**REVIEWS, **arguments})
+    assert envoy_counters(service="reviews")["service"]["requests"] == before
+
+
+@pytest.mark.parametrize(
+    ("percent", "tolerance_pp", "message"),
+    [(110, 1, "percent: must be between 0 and 100"), (10, -1, "tolerance_pp: must be between")],
+)
+def test_share_is_within_refuses_impossible_percentages(mesh, percent, tolerance_pp, message):
+    with pytest.raises(ActivityFailed, match=message):
+        share_is_within(
+            version="v1", percent=percent, tolerance_pp=tolerance_pp, requests=200, **REVIEWS
+        )
