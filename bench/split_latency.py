@@ -11,7 +11,8 @@ Envoy update are what is measured, as a user would meet them. Per trial:
 - applied: from the PATCH accepted (its answer received) to the first answer from v3;
 - removed: from the PATCH back to all-v1 accepted to the start of the last request v3 answered
   (0 when none started after it);
-and, once all trials are done, v3's share over all the traffic under the split (should be ~10 %).
+and, once all trials are done, v3's share of the requests started between the first v3 answer and
+the removal (should be 10 %, within its interval).
 Median and p95 of each; the PATCH's own round trip too. Compare on a quiet machine.
 """
 
@@ -113,8 +114,9 @@ def trials(traffic: Traffic, count: int) -> None:
         write_reviews(to_subset("v1"))
         unsplit = time.monotonic()
         patch_s.append(unsplit - before)
+        # Requests started once the split was seen (before that, Envoy may not have it yet).
         under_split += [
-            pod for start, end, pod in list(traffic.answers) if written < start and end < before
+            pod for start, end, pod in list(traffic.answers) if first < start and end < before
         ]
         # Ended: QUIET_S without any request started then answered by v3.
         wait_for(
