@@ -1,10 +1,16 @@
 """The observed-share probe on the local mesh: every request sent is attributed to the version
 whose workload answered it (Envoy's counters), shares come with their Wilson interval, and too
-few requests are refused before any is sent."""
+few requests are refused before any is sent; over a window, the same answer from Istio's metrics
+in a real Prometheus, and a silent service is "insufficient", never a pass."""
+
+import time
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
+from chaosmesh_py.localmesh.prometheus import SCRAPE_INTERVAL_S, Prometheus, find_binary
+from chaosmesh_py.localmesh.topology import free_ports
+from chaosmesh_py.observe.load import LoadSpec, run_load
 from chaosmesh_py.observe.probes import envoy_counters
 from chaosmesh_py.traffic.probes import observed_share, share_is_within
 from tests.local.reviews_routes import weighted, write_reviews
@@ -87,3 +93,67 @@ def test_share_is_within_refuses_impossible_percentages(mesh, percent, tolerance
         share_is_within(
             version="v1", percent=percent, tolerance_pp=tolerance_pp, requests=200, **REVIEWS
         )
+
+
+# --- over a window, from Istio's metrics in a real Prometheus --------------------------------
+
+
+@pytest.fixture(scope="module")
+def prometheus_url(local_mesh, tmp_path_factory):
+    server = Prometheus(
+        find_binary(),
+        tmp_path_factory.mktemp("prometheus"),
+        [local_mesh.info()["metrics_url"]],
+        next(free_ports()),
+    )
+    server.start()
+    server.wait_for_scrape()
+    yield server.url
+    server.stop()
+
+
+def test_the_share_over_a_window_comes_from_istio_metrics(mesh, prometheus_url):
+    write_reviews(weighted({"v1": 80, "v3": 20}))
+    mesh.sync()
+    url = mesh.info()["services"]["reviews"]["url"] + "/reviews/0"
+    # Every version's series exists before the counted burst: increase() counts from a
+    # series' first sample, so a series born mid-burst would lose what its first sample holds.
+    load(url, 200)
+    time.sleep(3 * SCRAPE_INTERVAL_S)
+    load(url, 2000)
+    window = {"window": "20s", "prometheus_url": prometheus_url, **REVIEWS}
+    seen = _wait_for(lambda: observed_share(**window), lambda seen: seen["total"] >= 2100)
+    assert seen["method"] == "prometheus" and seen["reporter"] == "source" and seen["sufficient"]
+    assert "destination_version" in seen["promql"] and 'reporter="source"' in seen["promql"]
+    assert set(seen["versions"]) == {"v1", "v3"}
+    # 2,200 requests at 20 %: spread 0.85 points; increase() extrapolates a little too.
+    assert 15 < seen["versions"]["v3"]["percent"] < 25
+    assert share_is_within(version="v3", percent=20, tolerance_pp=5, **window)
+
+    silent = observed_share(
+        service="httpbin", namespace="bookinfo", window="20s", prometheus_url=prometheus_url
+    )
+    assert (silent["total"], silent["versions"], silent["sufficient"]) == (0, {}, False)
+    assert "too few to say" in silent["reason"]
+    assert not share_is_within(
+        service="httpbin",
+        namespace="bookinfo",
+        version="v1",
+        percent=0,
+        tolerance_pp=100,
+        window="20s",
+        prometheus_url=prometheus_url,
+    )
+
+
+def load(url, requests):
+    assert run_load(LoadSpec(url, requests=requests, concurrency=10)).to_json()["errors"] == 0
+
+
+def _wait_for(read, ready, timeout_s=20.0):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = read()
+        if ready(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.5)
