@@ -1,5 +1,5 @@
-"""Split fidelity through the real Envoy: reviews v1 90 / v3 10 written through the API, 10,000
-requests, and the share v3 really got.
+"""Split fidelity through the real Envoy: reviews v1 90 / v3 10 (shift_traffic's owned route
+copy, written through the API), 10,000 requests, and the share v3 really got.
 
 Envoy picks a weighted cluster per request at random, so v3's count is binomial(10,000, 0.1):
 its spread is 0.3 percentage points, and ±1 point is 3.3 sigma (fails about once in a thousand
@@ -10,16 +10,26 @@ twenty by definition, so the test asserts the 99.9 % interval contains 10 % (one
 import time
 
 from chaosmesh_py.observe.statistics import wilson_interval
+from chaosmesh_py.traffic.actions import shift_traffic
 from chaosmesh_py.traffic.probes import observed_share, share_is_within
+from chaosmesh_py.traffic.rollbacks import remove_routing
 from tests.local.reviews_routes import weighted, write_reviews
 
 REQUESTS = 10_000
 TIME_LIMIT_S = 60  # measured ~2-4 s on a busy 2-core machine; the bound is for a loaded one
 
 
-def test_ten_percent_requested_is_ten_percent_observed(mesh, capsys):
-    write_reviews(weighted({"v1": 90, "v3": 10}))
-    mesh.sync()
+def test_ten_percent_requested_is_ten_percent_observed(mesh, configuration, capsys):
+    # The canary step as an experiment takes it: an owned copy of reviews' catch-all route.
+    step = shift_traffic(
+        weights={"v1": 90, "v3": 10},
+        virtual_service="reviews",
+        namespace="bookinfo",
+        route_name="everyone-to-v1",
+        configuration=configuration,
+    )
+    assert step["routes"]
+    mesh.sync()  # in Envoy before the first request, whatever the action's verification waited for
     started = time.monotonic()
     # /reviews/0 as productpage asks it: v3 calls ratings for each, as in Bookinfo.
     url = mesh.info()["services"]["reviews"]["url"] + "/reviews/0"
@@ -41,6 +51,7 @@ def test_ten_percent_requested_is_ten_percent_observed(mesh, capsys):
         <= wilson_interval(v3["requests"], REQUESTS, 0.999)[1]
     )
     assert elapsed_s < TIME_LIMIT_S
+    remove_routing(virtual_service="reviews", namespace="bookinfo", configuration=configuration)
     with capsys.disabled():
         print(
             f"\nsplit fidelity: v3 {v3['requests']}/{REQUESTS} = {v3['percent']:.2f} % "
