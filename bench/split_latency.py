@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,9 +31,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chaosmesh_py.localmesh.lifecycle import DEFAULT_MANIFESTS, default_crds  # noqa: E402
-from chaosmesh_py.localmesh.mesh import LocalMesh  # noqa: E402
-from chaosmesh_py.localmesh.topology import free_ports  # noqa: E402
+from bench.local_mesh import running_mesh  # noqa: E402
 from chaosmesh_py.observe.statistics import wilson_interval  # noqa: E402
 from tests.local.reviews_routes import to_subset, weighted, write_reviews  # noqa: E402
 
@@ -152,21 +148,12 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--workers", type=int, default=8)
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory() as work:
-        mesh = LocalMesh(Path(work), default_crds(), DEFAULT_MANIFESTS, free_ports())
-        mesh.start()
-        try:
-            os.environ["KUBECONFIG"] = str(Path(work) / "none")
-            os.environ["KUBERNETES_HOST"] = mesh.api.url
-            os.environ["KUBERNETES_API_KEY"] = mesh.credentials.token
-            os.environ["KUBERNETES_CA_CERT_FILE"] = str(mesh.credentials.ca_file)
-            write_reviews(to_subset("v1"))
-            url = mesh.info()["services"]["reviews"]["url"] + "/reviews/0"
-            with Traffic(url, options.workers) as traffic:
-                wait_for(lambda: traffic.first_end("reviews-v1", 0.0))
-                trials(traffic, options.trials)
-        finally:
-            mesh.stop()
+    with running_mesh() as mesh:
+        write_reviews(to_subset("v1"))
+        url = mesh.info()["services"]["reviews"]["url"] + "/reviews/0"
+        with Traffic(url, options.workers) as traffic:
+            wait_for(lambda: traffic.first_end("reviews-v1", 0.0))
+            trials(traffic, options.trials)
     return 0
 
 

@@ -6,6 +6,7 @@ Three families, each a thin surface over its own module:
 - canary analysis, canary against baseline (``chaosmesh_py.traffic.canary``).
 """
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -35,33 +36,12 @@ def _share_needs(arguments: Mapping[str, Any]) -> list[Access]:
     )
 
 
-def _observed(
-    service: str,
-    namespace: str,
-    window: str | None,
-    requests: int | None,
-    url: str | None,
-    headers: dict | None,
-    prometheus_url: str | None,
-    reporter: str,
-    confidence: float,
-    min_requests: int,
-    concurrency: int,
-    secrets: dict | None,
-) -> share.ObservedShare:
-    query = share.ShareQuery(
-        service,
-        namespace,
-        window,
-        requests,
-        url,
-        headers,
-        reporter,
-        confidence,
-        min_requests,
-        concurrency,
-    )
-    resolved = _prometheus(prometheus_url or "", secrets) if window is not None else ""
+def _observed(arguments: dict[str, Any]) -> share.ObservedShare:
+    """Measure as a probe's ``arguments`` (its own names) say."""
+    window, secrets = arguments["window"], arguments["secrets"]
+    names = {field.name for field in dataclasses.fields(share.ShareQuery)}
+    query = share.ShareQuery(**{name: arguments[name] for name in names & arguments.keys()})
+    resolved = _prometheus(arguments["prometheus_url"] or "", secrets) if window is not None else ""
     return share.observed_share(query, resolved, secrets)
 
 
@@ -95,24 +75,11 @@ def observed_share(
     Returns {"total", "versions": {"v1": {"requests", "share", "percent", "interval",
     "interval_percent", "mirrored"}, ...}, "sufficient", "method", ...}. Fewer than
     `min_requests` requests is refused before sending, or reported "sufficient": false for a
-    window. Check it with share_is_within, or a jsonpath tolerance such as
-    {"type": "jsonpath", "path": "$.versions.v3.percent", "expect": ...}.
+    window. To judge a share, use share_is_within (tolerance true); this probe's output, kept in
+    the journal, is the evidence (e.g. a mirror's copies: versions.v3.mirrored).
     """
     with boundary():
-        return _observed(
-            service,
-            namespace,
-            window,
-            requests,
-            url,
-            headers,
-            prometheus_url,
-            reporter,
-            confidence,
-            min_requests,
-            concurrency,
-            secrets,
-        ).to_json()
+        return _observed(dict(locals())).to_json()
 
 
 @needs(_share_needs)
@@ -141,20 +108,7 @@ def share_is_within(
     """
     with boundary():
         share.check_percent(percent, tolerance_pp)
-        observed = _observed(
-            service,
-            namespace,
-            window,
-            requests,
-            url,
-            headers,
-            prometheus_url,
-            reporter,
-            confidence,
-            min_requests,
-            concurrency,
-            secrets,
-        )
+        observed = _observed(dict(locals()))
         within = share.share_is_within(observed, version, percent, tolerance_pp)
         low, high = observed.interval_of(version)
         logger.info(

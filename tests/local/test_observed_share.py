@@ -8,12 +8,12 @@ import time
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from chaosmesh_py.localmesh.prometheus import SCRAPE_INTERVAL_S, Prometheus, find_binary
-from chaosmesh_py.localmesh.topology import free_ports
+from chaosmesh_py.localmesh.prometheus import SCRAPE_INTERVAL_S
 from chaosmesh_py.observe.load import LoadSpec, run_load
 from chaosmesh_py.observe.probes import envoy_counters
 from chaosmesh_py.traffic.probes import observed_share, share_is_within
 from tests.local.reviews_routes import weighted, write_reviews
+from tests.local.test_prometheus import prometheus_url  # noqa: F401 (a fixture)
 
 REVIEWS = {"service": "reviews", "namespace": "bookinfo"}
 
@@ -98,21 +98,7 @@ def test_share_is_within_refuses_impossible_percentages(mesh, percent, tolerance
 # --- over a window, from Istio's metrics in a real Prometheus --------------------------------
 
 
-@pytest.fixture(scope="module")
-def prometheus_url(local_mesh, tmp_path_factory):
-    server = Prometheus(
-        find_binary(),
-        tmp_path_factory.mktemp("prometheus"),
-        [local_mesh.info()["metrics_url"]],
-        next(free_ports()),
-    )
-    server.start()
-    server.wait_for_scrape()
-    yield server.url
-    server.stop()
-
-
-def test_the_share_over_a_window_comes_from_istio_metrics(mesh, prometheus_url):
+def test_the_share_over_a_window_comes_from_istio_metrics(mesh, prometheus_url):  # noqa: F811
     write_reviews(weighted({"v1": 80, "v3": 20}))
     mesh.sync()
     url = mesh.info()["services"]["reviews"]["url"] + "/reviews/0"
