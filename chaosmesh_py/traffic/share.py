@@ -123,6 +123,11 @@ class ObservedShare:
                 f"{self.total} request(s) counted, fewer than min_requests = {self.min_requests}:"
                 " too few to say what share each version gets"
             )
+            if self.measured.get("sent"):
+                document["reason"] += (
+                    f"; {self.measured['sent']} were sent to {self.measured.get('url')}: does"
+                    f" that URL reach {self.service}?"
+                )
         return document
 
 

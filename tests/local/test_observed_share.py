@@ -60,6 +60,23 @@ def test_too_few_requests_are_refused_before_any_is_sent(mesh):
     assert observed_share(requests=50, min_requests=50, **REVIEWS)["total"] == 50
 
 
+def test_requests_that_never_reach_the_service_are_insufficient_not_a_share(mesh):
+    # reviews v1 calls no one: 200 requests to it reach ratings 0 times.
+    url = mesh.info()["services"]["reviews"]["url"] + "/reviews/0"
+    seen = observed_share(service="ratings", namespace="bookinfo", requests=200, url=url)
+    assert (seen["sent"], seen["total"], seen["sufficient"]) == (200, 0, False)
+    assert seen["reason"].endswith(f"200 were sent to {url}: does that URL reach ratings?")
+    assert not share_is_within(
+        service="ratings",
+        namespace="bookinfo",
+        version="v1",
+        percent=100,
+        tolerance_pp=100,
+        requests=200,
+        url=url,
+    )
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
