@@ -8,18 +8,33 @@ Three families, each a thin surface over its own module:
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chaosmesh_py.engine.access import Access, needs
 from chaosmesh_py.engine.activity import boundary
 from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.observe.probes import _prometheus, _prometheus_needs
+from chaosmesh_py.observe.prometheus import istio_promql
 from chaosmesh_py.traffic import share
 
 __all__ = ["observed_share", "share_is_within"]
 
 logger = logging.getLogger("chaostoolkit")
+
+# Per probe: what refuses its arguments before it measures anything (no request, no API call).
+# `chaosmesh validate` and the control run them on the experiment's arguments before the run.
+_ARGUMENT_CHECKS: dict[str, Callable[[Mapping[str, Any]], object]] = {}
+
+
+def check_arguments(
+    probe: str, arguments: Mapping[str, Any], configuration: Mapping[str, Any] | None
+) -> None:
+    """Raise InvalidInput if `probe` would refuse `arguments` (bound, defaults applied)."""
+    check = _ARGUMENT_CHECKS.get(probe)
+    if check is not None:
+        check(arguments)
+
 
 # ---------------------------------------------------------------- observed share (share.py)
 
@@ -36,12 +51,25 @@ def _share_needs(arguments: Mapping[str, Any]) -> list[Access]:
     )
 
 
-def _observed(arguments: dict[str, Any]) -> share.ObservedShare:
-    """Measure as a probe's ``arguments`` (its own names) say."""
-    window, secrets = arguments["window"], arguments["secrets"]
+def _share_query(arguments: Mapping[str, Any]) -> share.ShareQuery:
+    """The measurement a share probe's ``arguments`` (its own names) ask for, checked whole."""
     names = {field.name for field in dataclasses.fields(share.ShareQuery)}
     query = share.ShareQuery(**{name: arguments[name] for name in names & arguments.keys()})
-    resolved = _prometheus(arguments["prometheus_url"] or "", secrets) if window is not None else ""
+    # The PromQL's own checks of service, namespace, reporter (and window, when counting over
+    # one): Kubernetes names either way, before any request.
+    window = query.window if query.window is not None else "1m"
+    istio_promql("requests_by_version", query.service, query.namespace, window, query.reporter)
+    if "percent" in arguments:
+        share.check_percent(arguments["percent"], arguments["tolerance_pp"])
+    return query
+
+
+def _observed(arguments: dict[str, Any]) -> share.ObservedShare:
+    """Measure as a probe's ``arguments`` say."""
+    query, secrets = _share_query(arguments), arguments["secrets"]
+    resolved = (
+        _prometheus(arguments["prometheus_url"] or "", secrets) if query.window is not None else ""
+    )
     return share.observed_share(query, resolved, secrets)
 
 
@@ -107,7 +135,6 @@ def share_is_within(
     its interval, is in the probe's log line.
     """
     with boundary():
-        share.check_percent(percent, tolerance_pp)
         observed = _observed(dict(locals()))
         within = share.share_is_within(observed, version, percent, tolerance_pp)
         low, high = observed.interval_of(version)
@@ -125,6 +152,10 @@ def share_is_within(
             "within" if within else "NOT within",
         )
         return within
+
+
+_ARGUMENT_CHECKS["observed_share"] = _share_query
+_ARGUMENT_CHECKS["share_is_within"] = _share_query
 
 
 # ---------------------------------------------------------------- dark-launch leaks (leaks.py)
