@@ -42,7 +42,7 @@ from chaosmesh_py.kube import Kube
 from chaosmesh_py.observe import prometheus
 from chaosmesh_py.observe.envoy_stats import REQUEST_COUNTER, REQUEST_STATS_SCOPE, VERIFIER_TAG
 from chaosmesh_py.observe.exposition import parse_text
-from chaosmesh_py.observe.load import MAX_REQUESTS, LoadSpec, run_load
+from chaosmesh_py.observe.load import MAX_CONCURRENCY, MAX_REQUESTS, LoadSpec, run_load
 from chaosmesh_py.observe.statistics import wilson_interval, z_for
 
 DEFAULT_MIN_REQUESTS = 100
@@ -158,6 +158,7 @@ class ShareQuery:
         _check_whole("min_requests", self.min_requests, 1, MAX_REQUESTS)
         if self.requests is not None:
             _check_whole("requests", self.requests, 1, MAX_REQUESTS)
+            _check_whole("concurrency", self.concurrency, 1, MAX_CONCURRENCY)
             if self.requests < self.min_requests:
                 raise InvalidInput(
                     "requests",

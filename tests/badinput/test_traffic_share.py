@@ -48,6 +48,7 @@ def within_probe(**arguments):
         ),
         (share_probe(requests=None, url=None, window="1m", reporter="me"), "reporter: 'me'"),
         (share_probe(min_requests=0), "min_requests: must be a whole number from 1"),
+        (share_probe(concurrency=0), "concurrency: must be a whole number from 1"),
         (share_probe(sample=3), "argument 'sample' is not part of the function signature"),
         (
             within_probe(percent=120),
