@@ -33,6 +33,13 @@ def test_every_request_is_attributed_to_the_version_that_answered(mesh):
     assert {version: seen["requests"] for version, seen in jason["versions"].items()} == {"v2": 200}
 
 
+def test_a_hidden_version_is_asserted_to_answer_nothing(mesh):
+    # Bookinfo's routing hides v2 from everyone but jason.
+    hidden = {"version": "v2", "percent": 0, "tolerance_pp": 0, "requests": 200, **REVIEWS}
+    assert share_is_within(**hidden)
+    assert not share_is_within(headers={"end-user": "jason"}, **hidden)
+
+
 def test_a_split_is_measured_and_judged_within_a_tolerance(mesh):
     write_reviews(weighted({"v1": 50, "v3": 50}))
     mesh.sync()
