@@ -61,7 +61,9 @@ Where this differs from Istio
       hop included, no inbound sidecar's own time); each retry attempt reaches the workload on
       a cluster and is counted there once per attempt, here once per request (Envoy logs the
       request, not its attempts); a request sent through several attempts of which the last
-      failed to connect (``UF``) is not counted, though earlier attempts reached a workload.
+      failed to connect (``UF``) is not counted, though earlier attempts reached a workload; a
+      mirrored copy is not counted (Envoy logs the request, not its shadow), where a cluster's
+      mirror target reports it.
       No destination ``istio_tcp_*`` series.
     - No mTLS: ``source_principal``, ``destination_principal`` and
       ``connection_security_policy`` are always ``unknown`` (Istio's source-side value for the
