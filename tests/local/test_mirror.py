@@ -148,6 +148,7 @@ def test_the_copies_are_v3s_own_work_in_telemetry(mesh):
         metrics_before,
         metrics_after,
         "destination_version",
+        reporter="source",
         destination_service_name="reviews",
         source_workload="entry-reviews",
     )
@@ -156,6 +157,7 @@ def test_the_copies_are_v3s_own_work_in_telemetry(mesh):
         metrics_before,
         metrics_after,
         "source_version",
+        reporter="source",
         destination_service_name="ratings",
         source_workload="reviews-v3",
     )
