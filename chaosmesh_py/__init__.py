@@ -2,7 +2,9 @@
 
 Chaos Toolkit finds the extension's activities through ``discover``. Each capability has its
 own surface: ``chaosmesh_py.faults.{actions,rollbacks,probes}`` (delays and aborts),
-``chaosmesh_py.observe.probes`` (load, Istio metrics, Envoy counters); the control that
+``chaosmesh_py.observe.probes`` (load, Istio metrics, Envoy counters),
+``chaosmesh_py.traffic.{actions,rollbacks,probes}`` (dark launches, canary steps, mirroring, and
+what users get from them: share per version, leaks, canary analysis); the control that
 guarantees rollback is ``chaosmesh_py.control``.
 """
 
@@ -32,4 +34,7 @@ def discover(discover_system: bool = True) -> Any:
     discovery["activities"].extend(discover_actions("chaosmesh_py.faults.rollbacks"))
     discovery["activities"].extend(discover_probes("chaosmesh_py.faults.probes"))
     discovery["activities"].extend(discover_probes("chaosmesh_py.observe.probes"))
+    discovery["activities"].extend(discover_actions("chaosmesh_py.traffic.actions"))
+    discovery["activities"].extend(discover_actions("chaosmesh_py.traffic.rollbacks"))
+    discovery["activities"].extend(discover_probes("chaosmesh_py.traffic.probes"))
     return discovery
