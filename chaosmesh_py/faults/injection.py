@@ -461,6 +461,16 @@ def _verify(
             "checked": "no: a cluster's data plane cannot be read from here; "
             "give verify_url to check with requests"
         }
+    return verify.verify_on_local_mesh(
+        mesh, expected, timeout_s, rejection_check(kube, ref, written)
+    )
+
+
+def rejection_check(
+    kube: Kube, ref: ResourceRef, written: Mapping[str, Any]
+) -> verify.RejectionCheck:
+    """Why the data plane refused ``written`` (the resource as our write left it), read from
+    the resource's status while waiting for Envoy; None while it has not."""
     generation = int((written.get("metadata") or {}).get("generation") or 0)
 
     def rejection() -> str | None:
@@ -469,7 +479,7 @@ def _verify(
         except ApiError:  # gone or unreachable: the wait for Envoy says what it sees
             return None
 
-    return verify.verify_on_local_mesh(mesh, expected, timeout_s, rejection)
+    return rejection
 
 
 def _exact_headers(route: Mapping[str, Any]) -> dict[str, dict[str, str]]:

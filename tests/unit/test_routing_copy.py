@@ -77,7 +77,7 @@ def test_mirror_keeps_the_routes_destinations_and_adds_mirror_and_percentage():
     assert first["route"] == to("v1", "reviews")
     assert first["mirror"] == {"host": "reviews", "subset": "v3"}
     assert first["mirrorPercentage"] == {"value": 25.0}
-    assert route_copy.describe_copy(edited, first["name"]) == "mirrors to reviews v3"
+    assert route_copy.describe_copy(edited, first["name"]) == "mirrors 25% to reviews v3"
 
 
 def test_mirror_to_another_host_beside_a_mirror_the_route_already_has():
