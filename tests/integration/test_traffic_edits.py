@@ -2,10 +2,14 @@
 the exact rollback, other writers' edits kept in both directions, 409s, and the checks that read
 the cluster (DestinationRules, ServiceEntries) before any write."""
 
+import inspect
+
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from chaosmesh_py.localmesh.apiserver import ApiFault
+from chaosmesh_py.engine import access
+from chaosmesh_py.localmesh.apiserver import ApiFault, User
+from chaosmesh_py.localmesh.apiserver.rbac import PolicyRule
 from chaosmesh_py.traffic.actions import mirror_traffic, route_to_version, shift_traffic
 from chaosmesh_py.traffic.rollbacks import remove_routing
 from tests.conftest import NAMESPACE
@@ -163,3 +167,63 @@ def test_no_destination_rule_at_all_says_so(api, configuration):
     )
     assert "create a DestinationRule" in message
     assert writes(api) == []
+
+
+def _as_user_with(api, monkeypatch, accesses):
+    """Authenticated as a user whose only rules are ``accesses`` (RBAC's verbs, resources,
+    groups and namespaces)."""
+    rules = tuple(
+        PolicyRule(
+            verbs=(a.verb,),
+            resources=(a.resource,),
+            api_groups=(a.group,),
+            namespaces=(a.namespace or "*",),
+        )
+        for a in accesses
+    )
+    api.set_tokens({"least": User("least", rules)})
+    monkeypatch.setenv("KUBERNETES_API_KEY", "least")
+
+
+@pytest.mark.parametrize(
+    ("action", "arguments"),
+    [
+        (route_to_version, {"subset": "v2", "headers": JASON}),
+        (shift_traffic, {"weights": {"v1": 90, "v3": 10}}),
+        (mirror_traffic, {"percentage": 10, "subset": "v3"}),
+        (mirror_traffic, {"percentage": 10, "mirror_host": "shadow.example.com"}),
+    ],
+)
+def test_the_declared_needs_are_enough_and_each_is_needed(
+    api, configuration, monkeypatch, action, arguments
+):
+    """What ``@needs`` declares (what ``chaosmesh gameday render`` grants) runs the action and
+    its rollback; without the DestinationRule or ServiceEntry list it fails naming it."""
+    api.create(
+        {
+            "apiVersion": V1,
+            "kind": "ServiceEntry",
+            "metadata": {"name": "shadow", "namespace": NAMESPACE},
+            "spec": {"hosts": ["shadow.example.com"], "resolution": "DNS"},
+        }
+    )
+    bound = inspect.signature(action).bind(**REVIEWS, **arguments)
+    bound.apply_defaults()
+    declared = access.declared(action.__module__, action.__name__)(bound.arguments)
+    resources = {a.resource for a in declared}
+    assert "virtualservices" in resources
+    checked = "serviceentries" if "mirror_host" in arguments else "destinationrules"
+    assert checked in resources
+
+    _as_user_with(api, monkeypatch, [a for a in declared if a.resource != checked])
+    with pytest.raises(ActivityFailed) as refused:
+        action(configuration=configuration, **REVIEWS, **arguments)
+    assert f"Forbidden: forbidden: needs list on {checked}.networking.istio.io" in str(
+        refused.value
+    )
+    assert writes(api) == []
+
+    _as_user_with(api, monkeypatch, declared)
+    report = action(configuration=configuration, **REVIEWS, **arguments)
+    assert report["routes"]
+    assert rollback(configuration)[0]["removed"] == report["routes"]
