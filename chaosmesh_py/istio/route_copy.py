@@ -284,7 +284,6 @@ def describe_copy(resource: Mapping[str, Any], name: str) -> str:
     if any(not document.same(route.get(k), (original or {}).get(k)) for k in mirror_fields) and (
         route.get("mirror") or route.get("mirrors")
     ):
-<<<<<<< HEAD
         targets = [(route["mirror"], route.get("mirrorPercentage"))] if route.get("mirror") else []
         targets += [
             (m.get("destination", {}), m.get("percentage")) for m in route.get("mirrors") or []
@@ -295,14 +294,6 @@ def describe_copy(resource: Mapping[str, Any], name: str) -> str:
             for target, percentage in targets
         )
         parts.append(f"mirrors {shown_targets}")
-=======
-        targets = [route["mirror"]] if route.get("mirror") else []
-        targets += [m.get("destination", {}) for m in route.get("mirrors") or []]
-        shown_targets = ", ".join(
-            " ".join(str(t[k]) for k in ("host", "subset") if t.get(k)) for t in targets
-        )
-        parts.append(f"mirrors to {shown_targets}")
->>>>>>> main
     if route.get("fault") and (
         original is None or not document.same(route.get("fault"), original.get("fault"))
     ):

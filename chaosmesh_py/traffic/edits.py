@@ -22,11 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-<<<<<<< HEAD
 from chaosmesh_py.engine import redaction, verify
-=======
-from chaosmesh_py.engine import redaction
->>>>>>> main
 from chaosmesh_py.engine.access import Access
 from chaosmesh_py.engine.kinds import ROUTE_COPY, edit_verbs
 from chaosmesh_py.engine.run import run_for
@@ -192,11 +188,7 @@ def edit(action: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
             timeout_s=settings.verify_timeout_s,
             verify_url=targeting.verify_url,
         )
-<<<<<<< HEAD
     except verify.FaultNotObserved:  # EditNotObserved, or Envoy rejected the copies
-=======
-    except effect.EditNotObserved:
->>>>>>> main
         injection.remove(kube, ref, run.run_id, only=written.copies, run_ledger=run.ledger, run=run)
         raise
     report["verification"] = verification

@@ -1,6 +1,5 @@
 """Effect verification for routing edits: the data plane sends traffic where the copy says.
 
-<<<<<<< HEAD
 An accepted write proves only that the API server holds the copy. On the local mesh (its API
 publishes the mesh's ConfigMap, ``Kube.local_mesh``) Envoy itself is read, through its admin:
 
@@ -27,14 +26,10 @@ edited route), requests with the narrowing headers are sent and their answers re
 the route answers at all. Which version answered, or whether a mirror received a copy, cannot be
 seen from outside the mesh; the observed-share probe (Istio's metrics by destination_version)
 measures it, and the report says so.
-=======
-(Interface placeholder: the data-plane checks land in the next commit.)
->>>>>>> main
 """
 
 from __future__ import annotations
 
-<<<<<<< HEAD
 import re
 import time
 from collections import Counter
@@ -83,20 +78,6 @@ class Cluster:
         return f"{self.fqdn} {self.subset or '(all)'}"
 
 
-=======
-from collections.abc import Mapping
-from typing import Any
-
-from chaosmesh_py.engine.verify import FaultNotObserved
-from chaosmesh_py.istio import route_copy
-from chaosmesh_py.kube import Kube, ResourceRef
-
-
-class EditNotObserved(FaultNotObserved):
-    """The data plane did not show the routing edit within the time box."""
-
-
->>>>>>> main
 def verify_edit(
     kube: Kube,
     ref: ResourceRef,
@@ -106,7 +87,6 @@ def verify_edit(
     timeout_s: float,
     verify_url: str | None,
 ) -> dict[str, Any]:
-<<<<<<< HEAD
     """Wait until the data plane shows the edit; the report's times are seconds from now."""
     copies = route_copy.copy_names(written, request)
     if verify_url is not None:
@@ -408,6 +388,3 @@ def _by_request(url: str, request: route_copy.Injection) -> dict[str, Any]:
         "answers": dict(statuses),
         "time_to_effect_s": None,
     }
-=======
-    return {"checked": "no: not yet implemented", "time_to_effect_s": None}
->>>>>>> main
