@@ -299,26 +299,24 @@ def describe_copy(resource: Mapping[str, Any], name: str) -> str:
     ):
         found = fault_from_istio(route["fault"])
         parts.append(found.describe() if found is not None else "injects a fault")
-    conditions = _shown_narrowing(route, original)
+    conditions = _shown_who(route)
     return " and ".join(parts or ["copies the route"]) + (
         f" for {conditions}" if conditions else ""
     )
 
 
-def _shown_narrowing(route: Mapping[str, Any], original: Mapping[str, Any] | None) -> str:
-    """The match conditions the copy adds to its original's, as ``name=value`` pairs."""
-    theirs = (original or {}).get("match") or [{}]
-    ours = route.get("match") or [{}]
-    shown_parts: list[str] = []
-    for entry in ours[:1]:
-        base = theirs[0] if theirs else {}
-        for name, condition in (entry.get("headers") or {}).items():
-            if (base.get("headers") or {}).get(name) != condition:
-                shown_parts.append(f"{name}={_shown_match(condition)}")
-        for key, value in (entry.get("sourceLabels") or {}).items():
-            if (base.get("sourceLabels") or {}).get(key) != value:
-                shown_parts.append(f"source {key}={value}")
-    return ", ".join(shown_parts)
+def _shown_who(route: Mapping[str, Any]) -> str:
+    """Who the copy applies to, by its headers and source labels (its first match entry's)."""
+    entries = route.get("match") or [{}]
+    first = entries[0]
+    parts = [
+        f"{name}={_shown_match(condition)}"
+        for name, condition in (first.get("headers") or {}).items()
+    ]
+    parts += [f"source {key}={value}" for key, value in (first.get("sourceLabels") or {}).items()]
+    if parts and len(entries) > 1:
+        parts.append(f"(+{len(entries) - 1} more match)")
+    return ", ".join(parts)
 
 
 def _change_field(change: Change) -> str:

@@ -3,6 +3,7 @@ the exact rollback, other writers' edits kept in both directions, 409s, and the 
 the cluster (DestinationRules, ServiceEntries) before any write."""
 
 import inspect
+import time
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
@@ -48,7 +49,7 @@ def test_route_to_version_then_rollback_is_exact(api, configuration):
     assert report["skipped_routes"] == [
         {"route": "everyone-to-v1", "reason": "its copy would be the copy of route jason-to-v2"}
     ]
-    assert report["edit"]["description"] == ["routes reviews to v3"]
+    assert report["edit"]["description"] == ["routes reviews to v3 for end-user=jason"]
 
     removed = rollback(configuration)
     assert removed[0]["removed"] == report["routes"]
@@ -227,3 +228,27 @@ def test_the_declared_needs_are_enough_and_each_is_needed(
     report = action(configuration=configuration, **REVIEWS, **arguments)
     assert report["routes"]
     assert rollback(configuration)[0]["removed"] == report["routes"]
+
+
+def test_rollback_halt_and_reap_say_what_each_copy_did(api, configuration):
+    from tests.integration.test_cleanup import chaosmesh
+
+    run_id = configuration["chaosmesh_run_id"]
+    dark = route_to_version("v3", headers=JASON, configuration=configuration, **REVIEWS)
+    done = chaosmesh("rollback", "--run", run_id)
+    assert done.returncode == 0, done.output
+    assert f"{dark['routes'][0]} (routes reviews to v3 for end-user=jason)" in done.stdout
+
+    shift = shift_traffic(
+        {"v1": 90, "v3": 10}, route_name="everyone-to-v1", configuration=configuration, **REVIEWS
+    )
+    done = chaosmesh("halt")
+    assert f"{shift['routes'][0]} (routes reviews to v1 90%, v3 10%)" in done.stdout
+
+    short = {**configuration, "chaosmesh_ttl_s": 1}
+    mirror = mirror_traffic(
+        50, subset="v3", route_name="everyone-to-v1", configuration=short, **REVIEWS
+    )
+    time.sleep(1.5)
+    done = chaosmesh("reap")
+    assert f"{mirror['routes'][0]} (mirrors 50% to reviews v3)" in done.stdout
