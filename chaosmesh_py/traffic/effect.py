@@ -130,7 +130,8 @@ class _Wanted:
 
     change: routing.RoutingChange
     clusters: tuple[tuple[Cluster, int], ...]  # where traffic goes, with its weight
-    mirrors: tuple[tuple[Cluster, float], ...]  # where it is mirrored, with its percentage
+    # Where it is mirrored, with the percentage: a mirror the route had, then ours.
+    mirrors: tuple[tuple[Cluster, float], ...]
 
 
 def _wanted(
@@ -199,8 +200,10 @@ def _on_local_mesh(
     except NoMatchingValue as error:
         report.update(traffic=f"{error}; config check only", time_to_effect_s=None)
         return report
-    if workload is None:  # pragma: no cover - holders come from workloads' route configs
-        report.update(traffic="no sidecar carries the route; config check only")
+    if workload is None:  # only the ingress carries it: a VirtualService bound to gateways
+        report.update(
+            traffic="no sidecar carries the route; config check only", time_to_effect_s=None
+        )
         return report
     name, caller = workload
     headers["Host"] = verify.authority(mesh, expected.host)
@@ -309,7 +312,11 @@ class _Sender:
         try:
             if isinstance(self.wanted.change, routing.Mirror):
                 return self._until_reached(
-                    counted, [c for c, _ in self.wanted.mirrors], started, deadline
+                    # Ours is the last: a mirror the route had before comes first.
+                    counted,
+                    [self.wanted.mirrors[-1][0]],
+                    started,
+                    deadline,
                 )
             if len(self.wanted.clusters) == 1:
                 return self._every_request_lands(counted, started, deadline)
