@@ -27,7 +27,7 @@ from chaosmesh_py.errors import (
     TargetNotFound,
     shown,
 )
-from chaosmesh_py.istio import fault, route_copy, status
+from chaosmesh_py.istio import fault, route_copy, routing, status
 from chaosmesh_py.istio.owner_record import record_of, records
 from chaosmesh_py.kube import Kube, ResourceKind, ResourceRef, names, virtual_service_kind
 
@@ -493,7 +493,7 @@ def _destinations(
     """The services the named routes send traffic to, as Istio's metrics name them."""
     return sorted(
         {
-            _qualified(str(destination.get("destination", {}).get("host", "")), namespace)
+            routing.qualified(str(destination.get("destination", {}).get("host", "")), namespace)
             for route in resource["spec"]["http"]
             if route.get("name") in route_names
             for destination in route.get("route") or []
@@ -582,12 +582,8 @@ def _listing(resources: Collection[Mapping[str, Any]]) -> str:
 
 
 def _serves(resource: Mapping[str, Any], host: str, namespace: str) -> bool:
-    wanted = _qualified(host, namespace)
+    wanted = routing.qualified(host, namespace)
     return any(
-        _qualified(h, namespace) == wanted for h in resource.get("spec", {}).get("hosts") or []
+        routing.qualified(h, namespace) == wanted
+        for h in resource.get("spec", {}).get("hosts") or []
     )
-
-
-def _qualified(host: str, namespace: str) -> str:
-    # Istio reads a host without dots as a service in the VirtualService's namespace.
-    return host if "." in host else f"{host}.{namespace}.svc.cluster.local"

@@ -177,7 +177,9 @@ def edit(action: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
     if skipped:
         report["skipped_routes"] = [s.to_json() for s in skipped]
     if settings.verify_timeout_s <= 0:
-        report["verification"] = {"checked": "no: verification is off (timeout 0)"}
+        report["verification"] = {
+            "checked": "no: verification is off (chaosmesh_verify_timeout_s is 0)"
+        }
         return report
     try:
         verification = effect.verify_edit(

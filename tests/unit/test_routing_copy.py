@@ -214,3 +214,15 @@ def test_subsets_honour_export_to_specificity_and_merging():
     found = routing.subsets_for(FQDN, "shop", rules)
     assert found.names == ("v1", "v2")
     assert found.rules == ("shop/a", "shop/b")
+
+
+def test_a_mirror_beside_istios_deprecated_mirror_percent_keeps_its_share():
+    route = {
+        "name": "all",
+        "route": to("v1", "reviews"),
+        "mirror": {"host": "audit"},
+        "mirrorPercent": 20,
+    }
+    first = inject(reviews(route), chosen=SHADOW)["spec"]["http"][0]
+    assert "mirrorPercent" not in first
+    assert first["mirrors"][0] == {"destination": {"host": "audit"}, "percentage": {"value": 20}}
