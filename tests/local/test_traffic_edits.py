@@ -2,6 +2,7 @@
 version for the tester only, a 50/50 shift reaches both versions, a mirror reaches its shadow
 while users keep the route's answers; and each is gone after the rollback."""
 
+import json
 from collections import Counter
 
 import pytest
@@ -105,3 +106,52 @@ def test_an_edit_envoy_cannot_carry_out_is_removed_and_reported(mesh, configurat
         )
     assert "0 counted on reviews.bookinfo.svc.cluster.local v9" in str(failed.value)
     assert exact(reviews(mesh)) == exact(before)
+
+
+@pytest.mark.slow
+def test_a_dark_launch_experiment_passes_chaos_run_and_the_gate(mesh, tmp_path):
+    """A routing edit alone is an experiment: verified live, removed by the control, graded."""
+    from tests.conftest import python_activity
+    from tests.local.test_hits import bookinfo_experiment, chaos_run, gate, page_probe
+
+    all_to_v1(mesh)
+    before = reviews(mesh)
+    dark_launch = python_activity(
+        "reviews-v2-for-jason",
+        "chaosmesh_py.traffic.actions",
+        "route_to_version",
+        virtual_service="reviews",
+        namespace="bookinfo",
+        subset="v2",
+        headers=JASON,
+    )
+    experiment = bookinfo_experiment(
+        tmp_path,
+        [page_probe("page-whole-for-others"), page_probe("page-whole-for-jason", user="jason")],
+        [dark_launch],
+    )
+    done = chaos_run(mesh, tmp_path, experiment)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "chaosmesh: verdict pass" in done.stderr
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    output = journal["run"][0]["output"]
+    assert output["verification"]["counted"] == {"reviews.bookinfo.svc.cluster.local v2": 5}
+    assert journal["chaosmesh"]["rollback_complete"] is True
+    assert exact(reviews(mesh)) == exact(before)
+    graded, row = gate(mesh, tmp_path, tmp_path / "journal.json")
+    assert graded.returncode == 0, graded.stdout
+    assert row["outcome"] == "pass"
+
+
+def test_checked_by_url_as_on_a_cluster_says_what_it_cannot_see(mesh, configuration):
+    all_to_v1(mesh)
+    url = mesh.info()["services"]["reviews"]["url"] + "/reviews/0"
+    report = route_to_version(
+        "v2", headers=JASON, verify_url=url, configuration=configuration, **REVIEWS
+    )
+    checked = report["verification"]
+    assert checked["checked"].startswith(f"requests to {url}: answered as listed; which version")
+    assert "observed share probe" in checked["checked"]
+    assert checked["answers"] == {"200": 5}
+    assert report["time_to_effect_s"] is None
+    remove_routing(configuration=configuration)
