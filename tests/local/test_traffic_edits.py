@@ -155,3 +155,16 @@ def test_checked_by_url_as_on_a_cluster_says_what_it_cannot_see(mesh, configurat
     assert checked["answers"] == {"200": 5}
     assert report["time_to_effect_s"] is None
     remove_routing(configuration=configuration)
+
+
+def test_narrowed_by_source_labels_only_that_callers_requests_move(mesh, configuration):
+    all_to_v1(mesh)
+    report = route_to_version(
+        "v3", source_labels={"app": "productpage"}, configuration=configuration, **REVIEWS
+    )
+    assert report["verification"]["traffic"] == "5 request(s) through productpage-v1's sidecar"
+    assert report["edit"]["description"] == ["routes reviews to v3 for source app=productpage"]
+    assert answered_by(mesh) == {"reviews-v3": REQUESTS}  # productpage's sidecar
+    url, base = through_sidecar(mesh, "reviews", "/reviews/0", workload="sleep")
+    assert requests.get(url, headers=base, timeout=5).json()["podname"] == "reviews-v1"
+    remove_routing(configuration=configuration)
