@@ -252,3 +252,52 @@ def test_rollback_halt_and_reap_say_what_each_copy_did(api, configuration):
     time.sleep(1.5)
     done = chaosmesh("reap")
     assert f"{mirror['routes'][0]} (mirrors 50% to reviews v3)" in done.stdout
+
+
+def test_a_rollout_controller_stepping_weights_on_every_attempt_keeps_its_last_step(
+    api, configuration
+):
+    """Three 409s in a row (the controller writes before each of our patches): each time the
+    edit is planned again on what it wrote, and its last weights are what stays."""
+    steps = iter([10, 20, 30])
+
+    def rollout_controller(server):
+        current = server.get(V1, "VirtualService", NAMESPACE, "reviews")
+        canary = next(steps)
+        current["spec"]["http"][-1]["route"] = [
+            {"destination": {"host": "reviews", "subset": "v1"}, "weight": 100 - canary},
+            {"destination": {"host": "reviews", "subset": "v3"}, "weight": canary},
+        ]
+        server.replace(current)
+
+    api.inject(
+        ApiFault(
+            method="PATCH",
+            path="/virtualservices/reviews$",
+            times=3,
+            concurrent_write=rollout_controller,
+        )
+    )
+    report = route_to_version("v2", headers=JASON, configuration=configuration, **REVIEWS)
+    assert report["api_attempts"] == 4
+    everyone = read(api, "reviews")["spec"]["http"][-1]
+    assert [d["weight"] for d in everyone["route"]] == [70, 30]
+    rollback(configuration)
+    after = read(api, "reviews")["spec"]["http"]
+    assert [r["name"] for r in after] == ["jason-to-v2", "everyone-to-v1"]
+    assert [d["weight"] for d in after[-1]["route"]] == [70, 30]  # never the weights from before
+
+
+def test_a_lost_answer_to_our_write_is_not_written_twice(api, configuration):
+    api.inject(ApiFault(method="PATCH", path="/virtualservices/reviews$", drop="after"))
+    report = shift_traffic(
+        {"v1": 50, "v3": 50}, route_name="everyone-to-v1", configuration=configuration, **REVIEWS
+    )
+    names = [r["name"] for r in read(api, "reviews")["spec"]["http"]]
+    assert names.count(report["routes"][0]) == 1
+    assert len(names) == 3
+    rollback(configuration)
+    assert [r["name"] for r in read(api, "reviews")["spec"]["http"]] == [
+        "jason-to-v2",
+        "everyone-to-v1",
+    ]
