@@ -20,6 +20,22 @@ V1 = "networking.istio.io/v1"
 REVIEWS = {"virtual_service": "reviews", "namespace": NAMESPACE}
 
 
+def shadow_entry(api):
+    """A ServiceEntry for shadow.example.com: a host mirror_host may name."""
+    api.create(
+        {
+            "apiVersion": V1,
+            "kind": "ServiceEntry",
+            "metadata": {"name": "shadow", "namespace": NAMESPACE},
+            "spec": {
+                "hosts": ["shadow.example.com"],
+                "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
+                "resolution": "DNS",
+            },
+        }
+    )
+
+
 def copies_of(api, report):
     return [r for r in read(api, "reviews")["spec"]["http"] if r["name"] in report["routes"]]
 
@@ -103,18 +119,7 @@ def test_another_writers_change_made_during_the_edit_survives_rollback(api, conf
 
 
 def test_mirror_to_a_subset_and_to_a_service_entry_host(api, configuration):
-    api.create(
-        {
-            "apiVersion": V1,
-            "kind": "ServiceEntry",
-            "metadata": {"name": "shadow", "namespace": NAMESPACE},
-            "spec": {
-                "hosts": ["shadow.example.com"],
-                "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
-                "resolution": "DNS",
-            },
-        }
-    )
+    shadow_entry(api)
     report = mirror_traffic(
         12.5, subset="v3", route_name="everyone-to-v1", configuration=configuration, **REVIEWS
     )
@@ -200,14 +205,7 @@ def test_the_declared_needs_are_enough_and_each_is_needed(
 ):
     """What ``@needs`` declares (what ``chaosmesh gameday render`` grants) runs the action and
     its rollback; without the DestinationRule or ServiceEntry list it fails naming it."""
-    api.create(
-        {
-            "apiVersion": V1,
-            "kind": "ServiceEntry",
-            "metadata": {"name": "shadow", "namespace": NAMESPACE},
-            "spec": {"hosts": ["shadow.example.com"], "resolution": "DNS"},
-        }
-    )
+    shadow_entry(api)
     bound = inspect.signature(action).bind(**REVIEWS, **arguments)
     bound.apply_defaults()
     declared = access.declared(action.__module__, action.__name__)(bound.arguments)
