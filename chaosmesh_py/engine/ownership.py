@@ -94,12 +94,19 @@ def api_binding(kube: Kube) -> dict[str, Any]:
 
 
 def apply_edit(
-    kube: Kube, ref: ResourceRef, run: Run, plan: Plan, *, verify_url: str | None = None
+    kube: Kube,
+    ref: ResourceRef,
+    run: Run,
+    plan: Plan,
+    *,
+    verify_url: str | None = None,
+    just_read: dict[str, Any] | None = None,
 ) -> Outcome:
     """Write an owned edit into an existing object: ``plan`` maps the object as read to the
     merge patch adding the edit and its record (None: already in place). Intent before the
     write, outcome after (see the module docstring). Raises NotFound if the object is not
-    there, and whatever the plan raises, before anything is written."""
+    there, and whatever the plan raises, before anything is written. ``just_read``, the object
+    as the caller has just read it, saves the first read (``Kube.update``)."""
 
     planned_from: list[dict[str, Any]] = []  # the read the last planned write started from
 
@@ -121,7 +128,7 @@ def apply_edit(
 
     with outcome_recorded(run.ledger, ledger.INJECT, kube.host, ref) as recorded:
         try:
-            outcome = kube.update(ref, planned)
+            outcome = kube.update(ref, planned, current=just_read)
         finally:
             # Also when the answer was lost: the write may have landed.
             if planned_from:

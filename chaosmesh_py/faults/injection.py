@@ -255,9 +255,11 @@ def write_copies(
     *,
     allow_other_runs: bool = False,
     verify_url: str | None = None,
+    just_read: dict[str, Any] | None = None,
 ) -> Written:
     """Add the injection's copies to ``ref`` through the owned-edit loop (ledger intent, the
-    write with its resourceVersion, re-planning on 409, the outcome): whatever the change."""
+    write with its resourceVersion, re-planning on 409, the outcome): whatever the change.
+    ``just_read``: the object as the caller has just read it (saves a read)."""
     try:
         outcome = ownership.apply_edit(
             kube,
@@ -265,6 +267,7 @@ def write_copies(
             run,
             lambda current: route_copy.plan_injection(current, injection, allow_other_runs),
             verify_url=verify_url,
+            just_read=just_read,
         )
     except NotFound as error:
         raise not_found(kube, ref) from error

@@ -157,6 +157,7 @@ def edit(action: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
         run,
         allow_other_runs=targeting.allow_other_runs,
         verify_url=targeting.verify_url,
+        just_read=current,
     )
     report: dict[str, Any] = {
         "run_id": run.run_id,
