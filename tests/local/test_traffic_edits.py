@@ -168,3 +168,13 @@ def test_narrowed_by_source_labels_only_that_callers_requests_move(mesh, configu
     url, base = through_sidecar(mesh, "reviews", "/reviews/0", workload="sleep")
     assert requests.get(url, headers=base, timeout=5).json()["podname"] == "reviews-v1"
     remove_routing(configuration=configuration)
+
+
+def test_a_mirror_to_the_routes_own_subset_is_seen_only_by_its_copies(mesh, configuration):
+    """v1 mirrored to v1: each request counts once as itself; only counts beyond one per
+    request sent prove the copies."""
+    all_to_v1(mesh)
+    report = mirror_traffic(100, subset="v1", configuration=configuration, **REVIEWS)
+    checked = report["verification"]
+    assert checked["counted"]["reviews.bookinfo.svc.cluster.local v1"] > checked["requests_sent"]
+    remove_routing(configuration=configuration)
