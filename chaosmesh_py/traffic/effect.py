@@ -112,13 +112,14 @@ def verify_edit(
     change = request.change
     if not isinstance(change, routing.Destinations | routing.Mirror):
         raise TypeError(f"verify_edit checks routing edits, not a {change.kind}")
-    wanted = _wanted(written, copies, change, str(ref.namespace))
+    wanted = {name: _wanted(written, name, str(ref.namespace)) for name in copies}
     with EnvoyAdmin(str(mesh["envoy_admin_socket"])) as admin:
         return _on_local_mesh(
             admin,
             mesh,
             expected,
             wanted,
+            _traffic(change, list(wanted.values())),
             timeout_s=timeout_s,
             rejection=injection.rejection_check(kube, ref, written),
         )
@@ -126,21 +127,15 @@ def verify_edit(
 
 @dataclass(frozen=True)
 class _Wanted:
-    """What Envoy should do for the copies: send to ``clusters`` (with weights), or mirror."""
+    """What Envoy should do for one copy: send to ``clusters`` (with weights), and mirror."""
 
-    change: routing.RoutingChange
     clusters: tuple[tuple[Cluster, int], ...]  # where traffic goes, with its weight
     # Where it is mirrored, with the percentage: a mirror the route had, then ours.
     mirrors: tuple[tuple[Cluster, float], ...]
 
 
-def _wanted(
-    written: Mapping[str, Any],
-    copies: Sequence[str],
-    change: routing.RoutingChange,
-    namespace: str,
-) -> _Wanted:
-    route = next(r for r in written["spec"]["http"] if r.get("name") == copies[0])
+def _wanted(written: Mapping[str, Any], name: str, namespace: str) -> _Wanted:
+    route = next(r for r in written["spec"]["http"] if r.get("name") == name)
 
     def cluster(destination: Mapping[str, Any]) -> Cluster:
         host = routing.qualified(str(destination.get("host", "")), namespace)
@@ -152,21 +147,51 @@ def _wanted(
         if int(d.get("weight", 100)) > 0
     )
     mirrors: list[tuple[Cluster, float]] = []
+    if route.get("mirror"):
+        value = (route.get("mirrorPercentage") or {}).get("value", 100)
+        mirrors.append((cluster(route["mirror"]), float(value)))
+    for mirror in route.get("mirrors") or []:
+        value = (mirror.get("percentage") or {}).get("value", 100)
+        mirrors.append((cluster(mirror.get("destination") or {}), float(value)))
+    return _Wanted(clusters, tuple(mirrors))
+
+
+LANDS, REACHES, MIRRORED = "lands", "reaches", "mirrored"
+
+
+@dataclass(frozen=True)
+class _Traffic:
+    """What the verifying requests must show. They take one copy, the first whose match they
+    meet, so this holds for whichever they take:
+    - ``lands``: every request counted on one of ``targets`` (one subset; or copies of routes
+      to different hosts);
+    - ``reaches``: every one of ``targets`` counts requests (the weighted subsets);
+    - ``mirrored``: one of ``targets`` (our mirror) counts requests, beyond those the requests
+      themselves account for when it is also one of ``primaries`` (where requests go)."""
+
+    kind: str
+    targets: tuple[Cluster, ...]
+    primaries: frozenset[Cluster] = frozenset()
+
+
+def _traffic(change: routing.RoutingChange, wanted: Sequence[_Wanted]) -> _Traffic:
     if isinstance(change, routing.Mirror):
-        if route.get("mirror"):
-            value = (route.get("mirrorPercentage") or {}).get("value", 100)
-            mirrors.append((cluster(route["mirror"]), float(value)))
-        for mirror in route.get("mirrors") or []:
-            value = (mirror.get("percentage") or {}).get("value", 100)
-            mirrors.append((cluster(mirror.get("destination") or {}), float(value)))
-    return _Wanted(change, clusters, tuple(mirrors))
+        ours = tuple(dict.fromkeys(w.mirrors[-1][0] for w in wanted))
+        primaries = frozenset(c for w in wanted for c, _ in w.clusters)
+        return _Traffic(MIRRORED, ours, primaries)
+    targets = tuple(dict.fromkeys(c for w in wanted for c, _ in w.clusters))
+    alike = all(w.clusters == wanted[0].clusters for w in wanted)
+    if alike and len(targets) > 1:
+        return _Traffic(REACHES, targets)
+    return _Traffic(LANDS, targets)
 
 
 def _on_local_mesh(
     admin: EnvoyAdmin,
     mesh: Mapping[str, Any],
     expected: verify.Expectation,
-    wanted: _Wanted,
+    wanted: Mapping[str, _Wanted],
+    traffic: _Traffic,
     *,
     timeout_s: float,
     rejection: verify.RejectionCheck,
@@ -188,11 +213,12 @@ def _on_local_mesh(
             f"the routes {list(expected.routes)} never reached Envoy's configuration "
             f"in {timeout_s:g}s"
         ) from None
-    _check_envoy_routes(admin, holders, expected.routes, wanted)
+    _check_envoy_routes(admin, holders, wanted)
     report: dict[str, Any] = {
         "checked": "local mesh: Envoy config and requests",
         "config_s": time.monotonic() - started,
-        "envoy_routes": "as written: " + _shown_wanted(wanted),
+        "envoy_routes": "as written: "
+        + "; ".join(dict.fromkeys(_shown_wanted(w) for w in wanted.values())),
     }
     workload = verify.calling_workload(mesh, holders)
     try:
@@ -207,7 +233,7 @@ def _on_local_mesh(
         return report
     name, caller = workload
     headers["Host"] = verify.authority(mesh, expected.host)
-    sender = _Sender(admin, f"{caller['sidecar_url']}{expected.path}", headers, wanted)
+    sender = _Sender(admin, f"{caller['sidecar_url']}{expected.path}", headers, traffic)
     counted = sender.run(started, deadline)
     report.update(
         traffic=f"{counted.sent} request(s) through {name}'s sidecar",
@@ -220,13 +246,14 @@ def _on_local_mesh(
 
 
 def _check_envoy_routes(
-    admin: EnvoyAdmin, holders: Sequence[str], names: Sequence[str], wanted: _Wanted
+    admin: EnvoyAdmin, holders: Sequence[str], wanted: Mapping[str, _Wanted]
 ) -> None:
-    """Envoy's routes named like the copies do what the copies say, in every holder."""
+    """Envoy's route of each copy does what the copy says, in every holder."""
     by_config = verify.routes_by_config(admin)
     for config in holders:
         for route in by_config.get(config, []):
-            if route.get("name") not in names:
+            expected = wanted.get(str(route.get("name")))
+            if expected is None:
                 continue
             action = route.get("route") or {}
             if action.get("cluster"):
@@ -240,14 +267,14 @@ def _check_envoy_routes(
                 Cluster.parse(str(p.get("cluster", "")))
                 for p in action.get("request_mirror_policies") or []
             ]
-            if sorted(found_clusters, key=repr) != sorted(wanted.clusters, key=repr) or any(
-                mirror not in found_mirrors for mirror, _ in wanted.mirrors
+            if sorted(found_clusters, key=repr) != sorted(expected.clusters, key=repr) or any(
+                mirror not in found_mirrors for mirror, _ in expected.mirrors
             ):
                 raise EditNotObserved(
                     f"Envoy's route {route.get('name')} in {config} sends to "
                     f"{_shown_clusters(found_clusters)} mirroring to "
                     f"{[m.shown() for m in found_mirrors if m] or 'nothing'}, not as written: "
-                    f"{_shown_wanted(wanted)}"
+                    f"{_shown_wanted(expected)}"
                 )
 
 
@@ -276,13 +303,13 @@ class _Sender:
     """Requests through one sidecar, and Envoy's per-cluster request counters around them."""
 
     def __init__(
-        self, admin: EnvoyAdmin, url: str, headers: Mapping[str, str], wanted: _Wanted
+        self, admin: EnvoyAdmin, url: str, headers: Mapping[str, str], traffic: _Traffic
     ) -> None:
         self.admin = admin
         self.url = url
         self.headers = dict(headers)
-        self.wanted = wanted
-        self.watched = [c for c, _ in wanted.clusters] + [c for c, _ in wanted.mirrors]
+        self.traffic = traffic
+        self.watched = list(dict.fromkeys([*traffic.targets, *sorted(traffic.primaries, key=repr)]))
         self.session = requests.Session()
 
     def _counts(self) -> dict[Cluster, int]:
@@ -310,69 +337,61 @@ class _Sender:
     def run(self, started: float, deadline: float) -> _Counted:
         counted = _Counted()
         try:
-            if isinstance(self.wanted.change, routing.Mirror):
-                return self._until_reached(
-                    # Ours is the last: a mirror the route had before comes first.
-                    counted,
-                    [self.wanted.mirrors[-1][0]],
-                    started,
-                    deadline,
-                )
-            if len(self.wanted.clusters) == 1:
+            if self.traffic.kind == LANDS:
                 return self._every_request_lands(counted, started, deadline)
-            return self._until_reached(
-                counted, [c for c, _ in self.wanted.clusters], started, deadline
-            )
+            return self._until_reached(counted, started, deadline)
         finally:
             self.session.close()
 
     def _every_request_lands(self, counted: _Counted, started: float, deadline: float) -> _Counted:
-        ((target, _),) = self.wanted.clusters
+        targets = self.traffic.targets
         before = self._counts()
         while counted.sent < LANDING_REQUESTS and time.monotonic() < deadline:
             self._send(counted)
-            now = self._counts()
-            landed = now[target] - before[target]
-            if counted.effect_s is None and landed > 0:
+            deltas = _deltas(before, self._counts())
+            if counted.effect_s is None and any(deltas[c] > 0 for c in targets):
                 counted.effect_s = time.monotonic() - started
         counted.by_cluster = _deltas(before, self._counts())
-        landed = counted.by_cluster[target]
+        landed = sum(counted.by_cluster[c] for c in targets)
         if counted.sent < LANDING_REQUESTS or landed < counted.sent:
+            where = " or ".join(c.shown() for c in targets)
             raise EditNotObserved(
                 f"{counted.sent} request(s) to {self.url} through the edited route, "
-                f"{landed} counted on {target.shown()} (answers: {dict(counted.statuses)})"
+                f"{landed} counted on {where} (answers: {dict(counted.statuses)})"
             )
         return counted
 
-    def _as_primary(self, cluster: Cluster, counted: _Counted) -> int:
-        """How many of the counts on a mirror's ``cluster`` may be the requests themselves
-        (when the route also sends there): each request has one primary destination, so more
-        than one count per request sent proves a copy."""
-        mirrored = isinstance(self.wanted.change, routing.Mirror)
-        if mirrored and any(cluster == c for c, _ in self.wanted.clusters):
-            return counted.sent
-        return 0
+    def _shown(self, counted: _Counted, deltas: Mapping[Cluster, int]) -> set[Cluster]:
+        """The targets the counts show reached. A mirror on a cluster the requests may also
+        go to (another copy's, or the route's own destination) is shown by counts beyond one
+        per request sent: each request has exactly one primary destination."""
+        if self.traffic.kind != MIRRORED:
+            return {c for c in self.traffic.targets if deltas[c] > 0}
+        beyond_requests = sum(deltas[c] for c in self.watched) - counted.sent
+        return {
+            c
+            for c in self.traffic.targets
+            if (beyond_requests > 0 if c in self.traffic.primaries else deltas[c] > 0)
+        }
 
-    def _until_reached(
-        self, counted: _Counted, targets: Sequence[Cluster], started: float, deadline: float
-    ) -> _Counted:
+    def _until_reached(self, counted: _Counted, started: float, deadline: float) -> _Counted:
+        # A mirror: any copy's mirror seen is the edit seen; weights: every subset reached.
+        wanted = 1 if self.traffic.kind == MIRRORED else len(self.traffic.targets)
         before = self._counts()
-        reached: set[Cluster] = set()
         while counted.sent < MAX_REQUESTS and time.monotonic() < deadline:
             self._send(counted)
             if counted.sent % READ_EVERY and counted.sent > 1:
                 continue
             deltas = _deltas(before, self._counts())
-            reached = {c for c in targets if deltas[c] > self._as_primary(c, counted)}
+            reached = self._shown(counted, deltas)
             if reached and counted.effect_s is None:
                 counted.effect_s = time.monotonic() - started
-            if reached == set(targets):
+            if len(reached) >= wanted:
                 counted.by_cluster = deltas
                 return counted
         counted.by_cluster = _deltas(before, self._counts())
-        missing = [
-            c.shown() for c in targets if counted.by_cluster[c] <= self._as_primary(c, counted)
-        ]
+        reached = self._shown(counted, counted.by_cluster)
+        missing = [c.shown() for c in self.traffic.targets if c not in reached]
         raise EditNotObserved(
             f"{counted.sent} request(s) to {self.url} through the edited route never reached "
             f"{', '.join(missing)} (counted: "

@@ -178,3 +178,13 @@ def test_a_mirror_to_the_routes_own_subset_is_seen_only_by_its_copies(mesh, conf
     checked = report["verification"]
     assert checked["counted"]["reviews.bookinfo.svc.cluster.local v1"] > checked["requests_sent"]
     remove_routing(configuration=configuration)
+
+
+def test_a_mirror_on_every_route_to_a_subset_one_of_them_routes_to(mesh, configuration):
+    """Bookinfo's reviews as shipped: jason's route goes to v2, everyone else's to v1; a mirror
+    to v2 on both is seen on the copy the verifying requests take (everyone's)."""
+    report = mirror_traffic(100, subset="v2", configuration=configuration, **REVIEWS)
+    checked = report["verification"]
+    assert checked["counted"]["reviews.bookinfo.svc.cluster.local v2"] >= 1
+    assert len(report["routes"]) == 2
+    remove_routing(configuration=configuration)
