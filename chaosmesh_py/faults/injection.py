@@ -27,7 +27,7 @@ from chaosmesh_py.errors import (
     TargetNotFound,
     shown,
 )
-from chaosmesh_py.istio import fault, route_copy, routing, status
+from chaosmesh_py.istio import fault, narrowing, route_copy, routing, status
 from chaosmesh_py.istio.owner_record import record_of, records
 from chaosmesh_py.kube import Kube, ResourceKind, ResourceRef, names, virtual_service_kind
 
@@ -186,7 +186,7 @@ def parse_targeting(arguments: Mapping[str, Any], settings: Settings) -> Targeti
     target = parse_target(
         arguments["namespace"], arguments["virtual_service"], arguments["host"], settings
     )
-    route_name, route_index = route_copy.parse_route_choice(
+    route_name, route_index = narrowing.parse_route_choice(
         arguments["route_name"], arguments["route_index"]
     )
     verify_url = arguments["verify_url"]
@@ -206,8 +206,8 @@ def parse_targeting(arguments: Mapping[str, Any], settings: Settings) -> Targeti
         run_id=run_id_from(arguments["configuration"]),
         route_name=route_name,
         route_index=route_index,
-        headers=route_copy.parse_headers(arguments["headers"]),
-        source_labels=route_copy.parse_source_labels(arguments["source_labels"]),
+        headers=narrowing.parse_headers(arguments["headers"]),
+        source_labels=narrowing.parse_source_labels(arguments["source_labels"]),
         verify_url=verify_url,
         allow_other_runs=arguments["allow_other_runs"],
     )
