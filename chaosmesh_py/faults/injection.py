@@ -212,6 +212,10 @@ def inject(
         "destinations": _destinations(outcome.resource, copies, ref.namespace),
         "expires": _owned_expiry(outcome.resource, run.run_id),
         "api_attempts": outcome.attempts,
+        # Another writer (a rollout controller) changing the object meanwhile: each 409 was
+        # re-read and re-planned, its change kept.
+        "api_conflicts": outcome.conflicts,
+        "api_rereads": outcome.rereads,
     }
     skipped = route_copy.skipped_routes(outcome.resource, injection)
     if skipped:

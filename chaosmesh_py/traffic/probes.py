@@ -9,9 +9,7 @@ Three families, each a thin surface over its own module:
 # ---------------------------------------------------------------- observed share (share.py)
 
 
-
 # ---------------------------------------------------------------- dark-launch leaks (leaks.py)
-
 
 
 # ---------------------------------------------------------------- canary analysis (canary.py)

@@ -505,6 +505,10 @@ def test_a_virtual_service_deleted_mid_run_is_not_recreated(api, configuration, 
     assert summary["rollback_complete"] is True
     (removal,) = summary["rollback"]
     assert removal.pop("removed_at")  # when (for chaosmesh report's timeline)
+    # Said as another writer's doing, when unknown (nothing followed the object).
+    (lost,) = removal.pop("removed_by_another_writer")
+    assert (lost["deleted"], lost["at"]) == (True, None)
+    assert removal.pop("note").startswith("the object, route chaosmesh-")
     assert removal == {"virtual_service": f"{NAMESPACE}/ratings", "removed": [], "gone": True}
     assert statuses(api, "GET") == [404]
     assert statuses(api, "PATCH") == []

@@ -32,7 +32,12 @@ from chaosmesh_py.localmesh.apiserver.patch import decode_patch, patch_type
 from chaosmesh_py.localmesh.apiserver.rbac import User
 from chaosmesh_py.localmesh.apiserver.rbac_objects import Request
 from chaosmesh_py.localmesh.apiserver.resources import NAMESPACE, ResourceType
-from chaosmesh_py.localmesh.apiserver.selector import Predicate, field_selector, label_selector
+from chaosmesh_py.localmesh.apiserver.selector import (
+    Predicate,
+    field_selector,
+    label_selector,
+    required_name,
+)
 from chaosmesh_py.localmesh.apiserver.store import WriteOptions
 
 if TYPE_CHECKING:
@@ -326,7 +331,12 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             raise errors.method_not_allowed()
         resource = f"{rt.plural}/{target.subresource}" if target.subresource else rt.plural
         scope = target.name if rt is NAMESPACE else target.namespace  # RBAC sees a namespace's own
-        asked = Request(verb, rt.group, resource, scope, target.name)
+        named = target.name
+        if verb in ("list", "watch") and named is None:
+            # As kube-apiserver: a list or watch of one name (fieldSelector metadata.name=x)
+            # is authorized as a request for that object, so resourceNames can grant it.
+            named = required_name(_query_flag(query, "fieldSelector"))
+        asked = Request(verb, rt.group, resource, scope, named)
         if not self.api.authorizes(user, asked):
             raise errors.forbidden(
                 user.name, verb, resource, rt.group, namespace=scope, name=target.name

@@ -1,0 +1,204 @@
+"""Owned edits beside rollout controllers writing the same VirtualService (the doubles in
+tests/rollout_writers.py), through the control's lifecycle as Chaos Toolkit calls it, against
+the API double.
+
+Argo Rollouts changes the weights of its named route every 100-200 ms: our edits are copies, so
+its writes and ours only meet as 409s (each side re-reads), its weights are never lost and our
+rollback never writes a weight back. Flagger rewrites the whole object: the run notices, says
+"removed by another writer at T" in the results that follow, the probe, the rollback and the
+journal, and never claims the fault is live.
+"""
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+import pytest
+
+from chaosmesh_py import control
+from chaosmesh_py.engine import vanished
+from chaosmesh_py.faults.actions import inject_abort
+from chaosmesh_py.faults.probes import fault_is_injected
+from chaosmesh_py.istio.owner_record import owner_key
+from chaosmesh_py.localmesh.apiserver import ApiFault
+from tests.conftest import NAMESPACE
+from tests.integration.test_inject_rollback import read
+from tests.rollout_writers import ArgoLikeWriter, FlaggerLikeWriter
+
+
+def slow_patch():
+    """Our next write reaches the server 0.25 s late: Argo (a write every 0.1-0.2 s) writes
+    meanwhile, so that write meets a 409 for sure (its retry, on time, lands)."""
+    return ApiFault(method="PATCH", path="/virtualservices/reviews$", delay_s=0.25, times=1)
+
+
+def canary_route(api):
+    """Bookinfo's reviews with the stable and canary destinations Argo's route needs."""
+    current = read(api, "reviews")
+    route = next(r for r in current["spec"]["http"] if r["name"] == "everyone-to-v1")
+    route["route"] = [
+        {"destination": {"host": "reviews", "subset": "v1"}, "weight": 100},
+        {"destination": {"host": "reviews", "subset": "v3"}, "weight": 0},
+    ]
+    api.replace(current)
+
+
+def abort_reviews(configuration, route_name="everyone-to-v1"):
+    """A fault for jason on one route of reviews (None: on every route)."""
+    return inject_abort(
+        virtual_service="reviews",
+        namespace=NAMESPACE,
+        route_name=route_name,
+        http_status=503,
+        percentage=100,
+        headers={"end-user": "jason"},
+        configuration=configuration,
+    )
+
+
+def started_run():
+    configuration = {}
+    control.configure_control(configuration=configuration)
+    control.before_method_control(context={}, configuration=configuration)
+    return configuration
+
+
+def wait_for_loss(run_id, timeout_s=10.0):
+    deadline = time.monotonic() + timeout_s
+    while not vanished.seen(run_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return vanished.seen(run_id)
+
+
+def test_argo_weights_are_never_lost_nor_restored_stale(api):
+    canary_route(api)
+    configuration = started_run()
+    with ArgoLikeWriter(api.url, NAMESPACE, "reviews", seed=7) as argo:
+        time.sleep(0.3)
+        api.inject(slow_patch())
+        report = abort_reviews(configuration)
+        after_inject = {}
+        control.after_activity_control(context={}, state=after_inject, configuration=configuration)
+        # Live through Argo's writes: the copy and its record stay.
+        for _ in range(8):
+            assert fault_is_injected(
+                virtual_service="reviews", namespace=NAMESPACE, configuration=configuration
+            )
+            time.sleep(0.1)
+        control.after_method_control(configuration=configuration)
+        journal = {"status": "completed"}
+        api.inject(slow_patch())
+        control.after_experiment_control(context={}, state=journal, configuration=configuration)
+        time.sleep(0.3)  # Argo goes on after our rollback
+    summary = journal["chaosmesh"]
+    (removal,) = summary["rollback"]
+    assert removal["removed"] == report["routes"]
+    assert summary["removed_by_another_writer"] == []
+    assert control.ACTIVITY_KEY not in after_inject
+
+    # Argo's latest weights are in force; none of ours, no copy, no record.
+    now = read(api, "reviews")
+    last = argo.last_weights
+    assert argo.weights_in(now) == {"everyone-to-v1": last}
+    assert [r["name"] for r in now["spec"]["http"]] == ["jason-to-v2", "everyone-to-v1"]
+    assert owner_key(configuration["chaosmesh_run_id"]) not in (
+        now["metadata"].get("annotations") or {}
+    )
+    # Our writes met Argo's (a 409 each), re-read and re-planned: counted, in the outputs.
+    print(
+        f"\nbeside Argo: {len(argo.writes)} weight writes, {argo.conflicts} of its writes got "
+        f"409; our inject {report['api_conflicts']} conflict(s) / {report['api_rereads']} "
+        f"re-read(s), our rollback {removal['api_conflicts']} / {removal['api_rereads']}"
+    )
+    assert report["api_conflicts"] >= 1 and removal["api_conflicts"] >= 1
+    assert report["api_rereads"] >= report["api_conflicts"]
+    assert len(argo.writes) >= 8 and not argo.errors
+
+
+def test_a_whole_object_rewrite_is_noticed_and_reported_never_claimed_live(api, caplog):
+    caplog.set_level(logging.WARNING, logger="chaostoolkit")
+    flagger = FlaggerLikeWriter(api.url, NAMESPACE, "reviews")
+    assert flagger.reconcile()  # Flagger takes the VirtualService over
+    configuration = started_run()
+    run_id = configuration["chaosmesh_run_id"]
+    report = abort_reviews(configuration, route_name=None)
+    control.after_activity_control(context={}, state={}, configuration=configuration)
+    time.sleep(0.2)
+    assert flagger.reconcile(), "our copy is drift to Flagger: it rewrites"
+    rewrite = flagger.rewrites[-1]
+
+    (loss,) = wait_for_loss(run_id)
+    assert (loss.routes, loss.record, loss.deleted) == (tuple(report["routes"]), True, False)
+    seen_at = datetime.fromisoformat(loss.at)
+    assert rewrite.sent_at <= seen_at <= rewrite.answered_at + timedelta(seconds=2)
+
+    # What follows says so: the probe (False, and why in the log), the next activity's result.
+    assert not fault_is_injected(
+        virtual_service="reviews", namespace=NAMESPACE, configuration=configuration
+    )
+    assert f"removed by another writer at {loss.at}" in caplog.text
+    probe_result = {"status": "succeeded", "output": False}
+    control.after_activity_control(context={}, state=probe_result, configuration=configuration)
+    (said,) = probe_result[control.ACTIVITY_KEY]
+    assert said["routes"] == report["routes"] and said["at"] == loss.at
+
+    control.after_method_control(configuration=configuration)
+    flaggers = read(api, "reviews")
+    journal = {"status": "completed"}
+    control.after_experiment_control(context={}, state=journal, configuration=configuration)
+    summary = journal["chaosmesh"]
+    (removal,) = summary["rollback"]
+    assert removal["removed"] == []
+    assert removal["note"] == (
+        f"route {report['routes'][0]}, the run's owner record on VirtualService "
+        f"bookinfo/reviews removed by another writer at {loss.at}; nothing to remove"
+    )
+    (journaled,) = summary["removed_by_another_writer"]
+    assert journaled["at"] == loss.at and journaled["during_method"] is True
+    # Our rollback wrote nothing: Flagger's object (and weights) stand as Flagger wrote them.
+    assert read(api, "reviews") == flaggers
+
+
+def test_a_rewrite_of_the_routes_only_keeps_the_record_and_is_reported(api):
+    flagger = FlaggerLikeWriter(api.url, NAMESPACE, "reviews")
+    flagger.reconcile()
+    configuration = started_run()
+    report = abort_reviews(configuration, route_name=None)
+    control.after_activity_control(context={}, state={}, configuration=configuration)
+    time.sleep(0.2)
+    assert flagger.set_routes(20)  # SetRoutes: spec.http replaced, metadata kept
+    (loss,) = wait_for_loss(configuration["chaosmesh_run_id"])
+    assert (loss.routes, loss.record) == (tuple(report["routes"]), False)
+    journal = {"status": "completed"}
+    control.after_experiment_control(context={}, state=journal, configuration=configuration)
+    (removal,) = journal["chaosmesh"]["rollback"]
+    # The record left behind is removed (ours); the weights Flagger set stay.
+    assert removal["removed"] == [] and removal["note"].endswith("nothing to remove")
+    now = read(api, "reviews")
+    assert owner_key(configuration["chaosmesh_run_id"]) not in (
+        now["metadata"].get("annotations") or {}
+    )
+    assert now["spec"]["http"] == flagger.desired_spec(80, 20)["http"]
+
+
+def test_a_loss_nothing_saw_is_found_by_the_rollback(api):
+    """Without the control's watch (no activity control ran): the ledger says what the run
+    held, the rollback finds it gone and says so, when unknown."""
+    flagger = FlaggerLikeWriter(api.url, NAMESPACE, "reviews")
+    flagger.reconcile()
+    configuration = {}
+    control.configure_control(configuration=configuration)
+    report = abort_reviews(configuration, route_name=None)
+    assert flagger.reconcile()
+    journal = {"status": "completed"}
+    control.after_experiment_control(context={}, state=journal, configuration=configuration)
+    (lost,) = journal["chaosmesh"]["removed_by_another_writer"]
+    assert (lost["routes"], lost["at"], lost["during_method"]) == (report["routes"], None, None)
+    (removal,) = journal["chaosmesh"]["rollback"]
+    assert "removed by another writer before the rollback (when: not seen)" in removal["note"]
+
+
+@pytest.fixture(autouse=True)
+def _no_run_left():
+    yield
+    control.cleanup_control()
