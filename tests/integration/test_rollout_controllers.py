@@ -21,6 +21,7 @@ from chaosmesh_py.faults.actions import inject_abort
 from chaosmesh_py.faults.probes import fault_is_injected
 from chaosmesh_py.istio.owner_record import owner_key
 from chaosmesh_py.localmesh.apiserver import ApiFault
+from chaosmesh_py.traffic.actions import mirror_traffic, shift_traffic
 from tests.conftest import NAMESPACE
 from tests.integration.test_inject_rollback import read
 from tests.rollout_writers import ArgoLikeWriter, FlaggerLikeWriter
@@ -113,6 +114,57 @@ def test_argo_weights_are_never_lost_nor_restored_stale(api):
     assert report["api_conflicts"] >= 1 and removal["api_conflicts"] >= 1
     assert report["api_rereads"] >= report["api_conflicts"]
     assert len(argo.writes) >= 8 and not argo.errors
+
+
+def test_routing_edits_beside_argo_never_write_a_weight_back(api):
+    """A canary step and a mirror of ours on Argo's route: while live, our copies carry our
+    weights and Argo's original goes on changing; after the rollback only Argo's are left."""
+    canary_route(api)
+    configuration = started_run()
+    with ArgoLikeWriter(api.url, NAMESPACE, "reviews", seed=11) as argo:
+        time.sleep(0.3)
+        api.inject(slow_patch())
+        shifted = shift_traffic(
+            weights={"v1": 90, "v3": 10},
+            virtual_service="reviews",
+            namespace=NAMESPACE,
+            route_name="everyone-to-v1",
+            headers={"end-user": "jason"},
+            configuration=configuration,
+        )
+        mirrored = mirror_traffic(
+            percentage=50,
+            subset="v2",
+            virtual_service="reviews",
+            namespace=NAMESPACE,
+            route_name="everyone-to-v1",
+            configuration=configuration,
+        )
+        control.after_activity_control(context={}, state={}, configuration=configuration)
+        writes_before = len(argo.writes)
+        time.sleep(0.6)
+        live = read(api, "reviews")
+        control.after_method_control(configuration=configuration)
+        journal = {"status": "completed"}
+        control.after_experiment_control(context={}, state=journal, configuration=configuration)
+        time.sleep(0.3)
+    ours = {*shifted["routes"], *mirrored["routes"]}
+    copies = {r["name"]: r for r in live["spec"]["http"] if r["name"] in ours}
+    (shift_copy,) = (copies[name] for name in shifted["routes"])
+    assert {d["destination"]["subset"]: d["weight"] for d in shift_copy["route"]} == {
+        "v1": 90,
+        "v3": 10,
+    }
+    assert len(argo.writes) > writes_before, "Argo kept writing while our copies were live"
+    assert shifted["api_conflicts"] >= 1
+    summary = journal["chaosmesh"]
+    assert summary["removed_by_another_writer"] == []
+    (removal,) = summary["rollback"]
+    assert set(removal["removed"]) == ours
+    now = read(api, "reviews")
+    assert argo.weights_in(now) == {"everyone-to-v1": argo.last_weights}
+    assert [r["name"] for r in now["spec"]["http"]] == ["jason-to-v2", "everyone-to-v1"]
+    assert not any("mirror" in r for r in now["spec"]["http"])
 
 
 def test_a_whole_object_rewrite_is_noticed_and_reported_never_claimed_live(api, caplog):
