@@ -25,6 +25,7 @@ around the request), and every 409 it met.
 from __future__ import annotations
 
 import copy
+import os
 import random
 import threading
 import time
@@ -55,8 +56,16 @@ class Write:
 
 
 def _client(url: str) -> kubernetes.client.CustomObjectsApi:
+    """A client of its own for the API at ``url``, with the token and CA the tests give the
+    run in the environment (the local mesh's API wants both)."""
     configuration = kubernetes.client.Configuration()
     configuration.host = url
+    if os.environ.get("KUBERNETES_HOST") == url:
+        if os.environ.get("KUBERNETES_CA_CERT_FILE"):
+            configuration.ssl_ca_cert = os.environ["KUBERNETES_CA_CERT_FILE"]
+        if os.environ.get("KUBERNETES_API_KEY"):
+            configuration.api_key["BearerToken"] = os.environ["KUBERNETES_API_KEY"]
+            configuration.api_key_prefix["BearerToken"] = "Bearer"
     return kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(configuration))
 
 
