@@ -96,12 +96,14 @@ def measure(
     count: int,
     rounds: int,
     work: Callable[[ApiServer, list[tuple[str, str]]], None],
+    prepare: Callable[[ApiServer, int], list[tuple[str, str]]] = seed,
 ) -> tuple[float, float]:
-    """Median seconds and API requests per VirtualService for one approach."""
+    """Median seconds and API requests per VirtualService for one approach, on ``count``
+    VirtualServices that ``prepare`` makes."""
     seconds = []
     requests = 0
     for _ in range(rounds):
-        targets = seed(server, count)
+        targets = prepare(server, count)
         server.request_log.clear()
         started = time.perf_counter()
         work(server, targets)
