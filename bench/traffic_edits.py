@@ -34,7 +34,7 @@ from kubernetes import client
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # bench.inject_rollback, tests.rollout_writers
 
-from bench.inject_rollback import CRDS, GROUP, PLURAL, VERSION, measure, seed  # noqa: E402
+from bench.inject_rollback import CRDS, GROUP, PLURAL, VERSION, compare, seed  # noqa: E402
 from chaosmesh_py import control  # noqa: E402
 from chaosmesh_py.localmesh.apiserver import ApiServer  # noqa: E402
 from chaosmesh_py.traffic.actions import shift_traffic  # noqa: E402
@@ -166,23 +166,7 @@ def main() -> int:
     with ApiServer(crd_paths=[CRDS] if CRDS.exists() else []) as server:
         os.environ["KUBERNETES_HOST"] = server.url
 
-        print(
-            f"{'VSs':>5} {'owned s':>8} {'req/VS':>7} {'naive s':>8} {'req/VS':>7} "
-            f"{'ratio':>6} {'owned ms/VS':>12}"
-        )
-        per_vs = []
-        for count in sizes:
-            owned_s, owned_requests = measure(server, count, options.rounds, owned, with_subsets)
-            naive_s, naive_requests = measure(server, count, options.rounds, naive, with_subsets)
-            per_vs.append(owned_s / count)
-            print(
-                f"{count:>5} {owned_s:>8.3f} {owned_requests:>7.1f} {naive_s:>8.3f} "
-                f"{naive_requests:>7.1f} {owned_s / naive_s:>6.2f} {1000 * owned_s / count:>12.2f}"
-            )
-        print(
-            f"linearity: ms/VS at {sizes[-1]} / ms/VS at {sizes[0]} = {per_vs[-1] / per_vs[0]:.2f}"
-            " (1.0 = linear)"
-        )
+        compare(server, sizes, options.rounds, owned, naive, prepare=with_subsets)
         beside_argo(server, options.cycles)
     return 0
 
