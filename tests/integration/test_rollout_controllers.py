@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 import pytest
 
 from chaosmesh_py import control
-from chaosmesh_py.engine import vanished
+from chaosmesh_py.engine import cleanup, vanished
 from chaosmesh_py.faults.actions import inject_abort
 from chaosmesh_py.faults.probes import fault_is_injected
 from chaosmesh_py.istio.owner_record import owner_key
+from chaosmesh_py.kube import Kube
 from chaosmesh_py.localmesh.apiserver import ApiFault
 from chaosmesh_py.traffic.actions import mirror_traffic, shift_traffic
 from tests.conftest import NAMESPACE
@@ -254,3 +255,22 @@ def test_a_loss_nothing_saw_is_found_by_the_rollback(api):
 def _no_run_left():
     yield
     control.cleanup_control()
+
+
+def test_chaosmesh_rollback_of_a_killed_run_says_what_another_writer_removed(api, ledger_dir):
+    """The run died (kill -9) with its fault in place; Flagger rewrote the object since. The
+    rollback from the ledger removes nothing of Flagger's and says what was gone."""
+    flagger = FlaggerLikeWriter(api.url, NAMESPACE, "reviews")
+    flagger.reconcile()
+    report = abort_reviews({"chaosmesh_run_id": "killed"}, route_name=None)
+    assert flagger.reconcile()
+    flaggers = read(api, "reviews")
+    done = cleanup.roll_back_run(Kube.connect(), ledger_dir, "killed")
+    assert done.complete and done.removed == []
+    (lost,) = done.to_json()["removed_by_another_writer"]
+    assert (lost["routes"], lost["at"]) == (report["routes"], None)
+    assert (
+        f"gone     VirtualService bookinfo/reviews: {report['routes'][0]} removed by another "
+        "writer before this rollback"
+    ) in cleanup.format_report("rollback", done)
+    assert read(api, "reviews") == flaggers
