@@ -127,7 +127,11 @@ def last_manager(resource: Mapping[str, Any]) -> str | None:
     ]
     if not entries:
         return None
-    latest = max(entries, key=lambda e: str(e.get("time") or ""))
+    # Times are to the second: of equal ones, the later in the list (where a server puts the
+    # entry it just wrote).
+    latest = max(enumerate(entries), key=lambda found: (str(found[1].get("time") or ""), found[0]))[
+        1
+    ]
     when = f" at {latest['time']}" if latest.get("time") else ""
     return f"{latest.get('manager')}, {latest.get('operation', 'Update')}{when}"
 

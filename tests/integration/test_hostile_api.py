@@ -38,8 +38,9 @@ QUICK = dataclasses.replace(DEFAULT, first_backoff_s=0.01, max_backoff_s=0.05)
 # Reads time out after 0.3 s instead of 30 s.
 IMPATIENT = dataclasses.replace(QUICK, request_timeout_s=(1.0, 0.3))
 
-# Metadata the server rewrites on every write; everything else must come back as it was.
-VOLATILE = ("resourceVersion", "generation")
+# Metadata the server rewrites on every write (managedFields: who wrote last, and when);
+# everything else must come back as it was.
+VOLATILE = ("resourceVersion", "generation", "managedFields")
 
 
 def item_path(name="ratings"):

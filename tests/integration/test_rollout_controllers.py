@@ -182,6 +182,7 @@ def test_a_whole_object_rewrite_is_noticed_and_reported_never_claimed_live(api, 
 
     (loss,) = wait_for_loss(run_id)
     assert (loss.routes, loss.record, loss.deleted) == (tuple(report["routes"]), True, False)
+    assert loss.by.startswith("flagger, Update at ")  # the manager of the change
     seen_at = datetime.fromisoformat(loss.at)
     assert rewrite.sent_at <= seen_at <= rewrite.answered_at + timedelta(seconds=2)
 
@@ -189,7 +190,7 @@ def test_a_whole_object_rewrite_is_noticed_and_reported_never_claimed_live(api, 
     assert not fault_is_injected(
         virtual_service="reviews", namespace=NAMESPACE, configuration=configuration
     )
-    assert f"removed by another writer at {loss.at}" in caplog.text
+    assert f"removed by another writer ({loss.by}) at {loss.at}" in caplog.text
     probe_result = {"status": "succeeded", "output": False}
     control.after_activity_control(context={}, state=probe_result, configuration=configuration)
     (said,) = probe_result[control.ACTIVITY_KEY]
@@ -204,7 +205,7 @@ def test_a_whole_object_rewrite_is_noticed_and_reported_never_claimed_live(api, 
     assert removal["removed"] == []
     assert removal["note"] == (
         f"route {report['routes'][0]}, the run's owner record on VirtualService "
-        f"bookinfo/reviews removed by another writer at {loss.at}; nothing to remove"
+        f"bookinfo/reviews removed by another writer ({loss.by}) at {loss.at}; nothing to remove"
     )
     (journaled,) = summary["removed_by_another_writer"]
     assert journaled["at"] == loss.at and journaled["during_method"] is True

@@ -341,7 +341,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             raise errors.forbidden(
                 user.name, verb, resource, rt.group, namespace=scope, name=target.name
             )
-        options = self._write_options(query)
+        options = self._write_options(query, self.headers.get("User-Agent"))
         version, namespace, name = target.version, target.namespace, target.name or ""
         if verb in ("list", "watch", "deletecollection"):
             predicate = self._predicate(query)
@@ -405,7 +405,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         return tables.TABLE_MEDIA in (self.headers.get("Accept") or "")
 
     @staticmethod
-    def _write_options(query: dict[str, list[str]]) -> WriteOptions:
+    def _write_options(query: dict[str, list[str]], user_agent: str | None) -> WriteOptions:
         validation = _query_flag(query, "fieldValidation") or "Warn"
         if validation not in ("Ignore", "Warn", "Strict"):
             raise errors.bad_request(
@@ -417,7 +417,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             raise errors.bad_request(
                 f'dryRun: Unsupported value: "{dry_run}": supported values: "All"'
             )
-        return WriteOptions(validation, dry_run == "All", _query_flag(query, "fieldManager"))
+        return WriteOptions(
+            validation, dry_run == "All", _query_flag(query, "fieldManager"), user_agent
+        )
 
     @staticmethod
     def _predicate(query: dict[str, list[str]]) -> Predicate | None:
