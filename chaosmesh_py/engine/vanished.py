@@ -49,6 +49,12 @@ WATCH_WINDOW_S = 5
 # Between reads of an object that cannot be watched (a core kind, or no right to watch it),
 # and after an error.
 POLL_S = 0.25
+# Watches held open at once by this process (each holds a connection). A run that edits more
+# objects follows the others by reading each every SLOW_POLL_S: a quarter-second read of
+# hundreds of objects would be a load of its own on the API.
+MAX_WATCHES = 16
+SLOW_POLL_S = 2.0
+_watch_slots = threading.BoundedSemaphore(MAX_WATCHES)
 
 
 @dataclass(frozen=True)
@@ -203,14 +209,23 @@ class _Follower:
             return list(self.found)
 
     def _follow(self) -> None:
+        # Kube.watch serves custom kinds; a slot is free, or this object is read now and then.
+        custom = bool(self.ref.kind.group)
+        slot = custom and _watch_slots.acquire(blocking=False)
+        try:
+            self._follow_with(watching=slot, poll_s=SLOW_POLL_S if custom and not slot else POLL_S)
+        finally:
+            if slot:
+                _watch_slots.release()
+
+    def _follow_with(self, *, watching: bool, poll_s: float) -> None:
         version: str | None = None
-        watching = bool(self.ref.kind.group)  # Kube.watch serves custom kinds
         while not self._stop.is_set():
             try:
                 if version is None or not watching:
                     version = self._read_and_judge()
                     if not watching or version is None:
-                        self._stop.wait(POLL_S)
+                        self._stop.wait(poll_s)
                         continue
                 for kind, resource in self.kube.watch(self.ref, version, WATCH_WINDOW_S):
                     if self._stop.is_set():

@@ -10,6 +10,7 @@ journal, and never claims the fault is live.
 """
 
 import logging
+import threading
 import time
 from datetime import datetime, timedelta
 
@@ -275,3 +276,30 @@ def test_chaosmesh_rollback_of_a_killed_run_says_what_another_writer_removed(api
         "writer before this rollback"
     ) in cleanup.format_report("rollback", done)
     assert read(api, "reviews") == flaggers
+
+
+def test_objects_beyond_the_watch_slots_are_followed_by_reading_them(api, monkeypatch):
+    """Only so many watches are held open; the run's other objects are read now and then, and
+    a rewrite of one of them is noticed all the same."""
+    monkeypatch.setattr(vanished, "_watch_slots", threading.BoundedSemaphore(1))
+    monkeypatch.setattr(vanished, "SLOW_POLL_S", 0.2)
+    flagger = FlaggerLikeWriter(api.url, NAMESPACE, "details", hosts=("details",))
+    flagger.reconcile()
+    configuration = started_run()
+    for name in ("ratings", "details"):
+        inject_abort(
+            virtual_service=name,
+            namespace=NAMESPACE,
+            http_status=503,
+            percentage=100,
+            headers={"end-user": "jason"},
+            configuration=configuration,
+        )
+        control.after_activity_control(context={}, state={}, configuration=configuration)
+    time.sleep(0.3)
+    assert flagger.reconcile()
+    (loss,) = wait_for_loss(configuration["chaosmesh_run_id"])
+    assert loss.resource == "VirtualService bookinfo/details"
+    seen_at = datetime.fromisoformat(loss.at)
+    assert seen_at <= flagger.rewrites[-1].answered_at + timedelta(seconds=3)
+    control.after_experiment_control(context={}, state={}, configuration=configuration)
