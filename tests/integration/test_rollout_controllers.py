@@ -30,9 +30,10 @@ from tests.rollout_writers import ArgoLikeWriter, FlaggerLikeWriter
 
 
 def slow_patch():
-    """Our next write reaches the server 0.25 s late: Argo (a write every 0.1-0.2 s) writes
-    meanwhile, so that write meets a 409 for sure (its retry, on time, lands)."""
-    return ApiFault(method="PATCH", path="/virtualservices/reviews$", delay_s=0.25, times=1)
+    """Our next write reaches the server 0.5 s late: Argo (a write every 0.1-0.2 s) writes
+    meanwhile, even on a busy machine, so that write meets a 409 for sure (its retry, on
+    time, lands)."""
+    return ApiFault(method="PATCH", path="/virtualservices/reviews$", delay_s=0.5, times=1)
 
 
 def canary_route(api):
