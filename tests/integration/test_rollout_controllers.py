@@ -47,10 +47,11 @@ def canary_route(api):
     api.replace(current)
 
 
-def abort_reviews(configuration, route_name="everyone-to-v1"):
-    """A fault for jason on one route of reviews (None: on every route)."""
+def abort_for_jason(configuration, route_name="everyone-to-v1", virtual_service="reviews"):
+    """A fault for jason on one route of reviews (None: on every route), or of another
+    VirtualService."""
     return inject_abort(
-        virtual_service="reviews",
+        virtual_service=virtual_service,
         namespace=NAMESPACE,
         route_name=route_name,
         http_status=503,
@@ -80,7 +81,7 @@ def test_argo_weights_are_never_lost_nor_restored_stale(api):
     with ArgoLikeWriter(api.url, NAMESPACE, "reviews", seed=7) as argo:
         time.sleep(0.3)
         api.inject(slow_patch())
-        report = abort_reviews(configuration)
+        report = abort_for_jason(configuration)
         after_inject = {}
         control.after_activity_control(context={}, state=after_inject, configuration=configuration)
         # Live through Argo's writes: the copy and its record stay.
@@ -176,7 +177,7 @@ def test_a_whole_object_rewrite_is_noticed_and_reported_never_claimed_live(api, 
     assert flagger.reconcile()  # Flagger takes the VirtualService over
     configuration = started_run()
     run_id = configuration["chaosmesh_run_id"]
-    report = abort_reviews(configuration, route_name=None)
+    report = abort_for_jason(configuration, route_name=None)
     control.after_activity_control(context={}, state={}, configuration=configuration)
     time.sleep(0.2)
     assert flagger.reconcile(), "our copy is drift to Flagger: it rewrites"
@@ -219,7 +220,7 @@ def test_a_rewrite_of_the_routes_only_keeps_the_record_and_is_reported(api):
     flagger = FlaggerLikeWriter(api.url, NAMESPACE, "reviews")
     flagger.reconcile()
     configuration = started_run()
-    report = abort_reviews(configuration, route_name=None)
+    report = abort_for_jason(configuration, route_name=None)
     control.after_activity_control(context={}, state={}, configuration=configuration)
     time.sleep(0.2)
     assert flagger.set_routes(20)  # SetRoutes: spec.http replaced, metadata kept
@@ -244,7 +245,7 @@ def test_a_loss_nothing_saw_is_found_by_the_rollback(api):
     flagger.reconcile()
     configuration = {}
     control.configure_control(configuration=configuration)
-    report = abort_reviews(configuration, route_name=None)
+    report = abort_for_jason(configuration, route_name=None)
     assert flagger.reconcile()
     journal = {"status": "completed"}
     control.after_experiment_control(context={}, state=journal, configuration=configuration)
@@ -265,7 +266,7 @@ def test_chaosmesh_rollback_of_a_killed_run_says_what_another_writer_removed(api
     rollback from the ledger removes nothing of Flagger's and says what was gone."""
     flagger = FlaggerLikeWriter(api.url, NAMESPACE, "reviews")
     flagger.reconcile()
-    report = abort_reviews({"chaosmesh_run_id": "killed"}, route_name=None)
+    report = abort_for_jason({"chaosmesh_run_id": "killed"}, route_name=None)
     assert flagger.reconcile()
     flaggers = read(api, "reviews")
     done = cleanup.roll_back_run(Kube.connect(), ledger_dir, "killed")
@@ -288,14 +289,7 @@ def test_objects_beyond_the_watch_slots_are_followed_by_reading_them(api, monkey
     flagger.reconcile()
     configuration = started_run()
     for name in ("ratings", "details"):
-        inject_abort(
-            virtual_service=name,
-            namespace=NAMESPACE,
-            http_status=503,
-            percentage=100,
-            headers={"end-user": "jason"},
-            configuration=configuration,
-        )
+        abort_for_jason(configuration, route_name=None, virtual_service=name)
         control.after_activity_control(context={}, state={}, configuration=configuration)
     time.sleep(0.3)
     assert flagger.reconcile()
