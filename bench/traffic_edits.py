@@ -26,6 +26,7 @@ import argparse
 import itertools
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -162,8 +163,11 @@ def main() -> int:
     sizes = [int(size) for size in options.sizes.split(",")]
 
     os.environ["KUBECONFIG"] = str(ROOT / ".no-kubeconfig")  # credentials from KUBERNETES_HOST
-    os.environ.setdefault("CHAOSMESH_LEDGER_DIR", str(ROOT / ".bench-ledger"))
-    with ApiServer(crd_paths=[CRDS] if CRDS.exists() else []) as server:
+    with (
+        tempfile.TemporaryDirectory() as ledgers,
+        ApiServer(crd_paths=[CRDS] if CRDS.exists() else []) as server,
+    ):
+        os.environ["CHAOSMESH_LEDGER_DIR"] = ledgers  # never the user's, nor the repository
         os.environ["KUBERNETES_HOST"] = server.url
 
         compare(server, sizes, options.rounds, owned, naive, prepare=with_subsets)
