@@ -142,8 +142,9 @@ def beside_argo(server: ApiServer, cycles: int) -> None:
             # before this read (the double's resourceVersions count up), never ours.
             now = server.get(f"{GROUP}/{VERSION}", "VirtualService", namespace, name)
             version = int(now["metadata"]["resourceVersion"])
-            before = [w for w in argo.writes if int(w.resource_version) <= version]
-            kept += bool(before) and argo.weights_in(now) == {"main": before[-1].weights}
+            before = [w.weights for w in argo.writes if int(w.resource_version) <= version]
+            latest = before[-1] if before else {"v1": 100, "v2": 0}  # none yet: as set up
+            kept += argo.weights_in(now) == {"main": latest}
     print(
         f"beside an Argo-like writer ({len(argo.writes)} weight writes, one every 100-200 ms): "
         f"{cycles} canary steps + rollbacks = {ours['writes']} owned writes, "
