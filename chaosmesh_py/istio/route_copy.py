@@ -32,6 +32,7 @@ users wrote, so they stay stable while copies come and go.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -216,7 +217,8 @@ def copy_names(resource: Mapping[str, Any], injection: Injection) -> list[str]:
     owned = owned_routes(resource)
     copies, _ = _planned_copies(resource, injection, owned)
     found = [_existing_copy(routes, p, wanted, owned, injection) for p, wanted in copies]
-    return [name for name in found if name is not None]
+    # One copy may answer for two planned ones (a retry after the original changed).
+    return list(dict.fromkeys(name for name in found if name is not None))
 
 
 def targeted_routes(resource: Mapping[str, Any], injection: Injection) -> list[dict[str, Any]]:
@@ -354,10 +356,21 @@ def _refuse_other_owners(resource: Mapping[str, Any], run_id: str, allowed: bool
 def _planned_copies(
     resource: Mapping[str, Any], injection: Injection, owned: Mapping[str, str]
 ) -> tuple[list[tuple[int, dict[str, Any]]], list[Skipped]]:
-    """The copy each targeted route should have, by position; and the routes skipped."""
+    """The copies each targeted route should have, by position, in the order they go before it;
+    and the routes skipped. A route the run has copies of directly before it gets one copy per
+    such copy too, composed (see ``_bases``)."""
+    return _composed_plan(resource, injection, owned)[:2]
+
+
+def _composed_plan(
+    resource: Mapping[str, Any], injection: Injection, owned: Mapping[str, str]
+) -> tuple[list[tuple[int, dict[str, Any]]], list[Skipped], dict[str, str]]:
+    """``_planned_copies``, and for each composed copy the name of the run's copy it is built
+    on (copies built on the user's route are not in it)."""
     routes = _http(resource)
     copies: list[tuple[int, dict[str, Any]]] = []
     skipped = []
+    composed_on: dict[str, str] = {}
     copied_by_name: dict[str, str] = {}
     for position in _select_routes(resource, injection, owned):
         label = _label(routes, position, owned)
@@ -380,6 +393,22 @@ def _planned_copies(
             earlier = copied_by_name[wanted["name"]]
             skipped.append(Skipped(label, f"its copy would be the copy of route {earlier}"))
             continue
+        change = _resolved_for(injection.change, routes[position])
+        planned_here: dict[str, None] = {}
+        for base in _bases(routes, position, owned, injection.run_id):
+            try:
+                built = _changed_copy(base, label, injection, change)
+            except _Contradiction:
+                continue  # the base serves no request of the narrowing: nothing to compose
+            if built["name"] != base.get("name") and not _same_but_match(built, wanted):
+                composed_on[str(built["name"])] = str(base["name"])
+            if built["name"] in planned_here or _same_but_match(built, wanted):
+                # A copy this change made already, met again as a base (a retry); or a base
+                # whose own change the new one replaces: the route's copy, first, does the same
+                # for every request the base's would take (its match is narrower).
+                continue
+            planned_here[built["name"]] = None
+            copies.append((position, built))
         copied_by_name[wanted["name"]] = label
         copies.append((position, wanted))
     if not copies:
@@ -390,7 +419,45 @@ def _planned_copies(
             f"({reasons})",
             "narrow to traffic some route serves, or target another VirtualService",
         )
-    return copies, skipped
+    return copies, skipped, composed_on
+
+
+def _bases(
+    routes: Sequence[Mapping[str, Any]], position: int, owned: Mapping[str, str], run_id: str
+) -> list[Mapping[str, Any]]:
+    """The run's own copies in the block of copies directly before the route at ``position``,
+    in order: the requests they take never reach the route, so a new change of the route is
+    composed onto each of them too. Other runs' copies are theirs: never built on."""
+    start = position
+    while start > 0 and str(routes[start - 1].get("name", "")) in owned:
+        start -= 1
+    return [r for r in routes[start:position] if owned[str(r["name"])] == run_id]
+
+
+def _resolved_for(change: Change, original: Mapping[str, Any]) -> Change:
+    """The change with the host it means: new destinations or a mirror without a host name
+    the host of the user's route, also when composed onto a copy that sends elsewhere."""
+    if isinstance(change, routing.Destinations | routing.Mirror) and change.host is None:
+        hosts = routing.destination_hosts(original)
+        if len(hosts) == 1:
+            return dataclasses.replace(change, host=hosts[0])
+    return change
+
+
+def _same_but_match(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    return document.same(
+        {k: v for k, v in one.items() if k not in ("name", "match")},
+        {k: v for k, v in other.items() if k not in ("name", "match")},
+    )
+
+
+def composed_copies(resource: Mapping[str, Any], injection: Injection) -> dict[str, str]:
+    """The injection's copies in ``resource`` built on another copy of the run, with the name of
+    that copy: the requests its change met before now take the composed copy, which carries that
+    change too (fault hits are counted there, ``chaosmesh_py.observe.hits``)."""
+    present = {str(r.get("name", "")) for r in _http(resource)}
+    composed = _composed_plan(resource, injection, owned_routes(resource))[2]
+    return {new: base for new, base in composed.items() if new in present and base in present}
 
 
 def _existing_copy(
@@ -491,9 +558,16 @@ def _label(routes: Sequence[Mapping[str, Any]], position: int, owned: Mapping[st
     return f"#{index}"
 
 
-def _changed_copy(original: Mapping[str, Any], label: str, injection: Injection) -> dict[str, Any]:
+def _changed_copy(
+    original: Mapping[str, Any],
+    label: str,
+    injection: Injection,
+    change: Change | None = None,
+) -> dict[str, Any]:
+    """``original`` (a user's route, or a copy of the run being composed onto) with the
+    injection's narrowing and ``change`` (default: the injection's) applied on top."""
     route_copy = copy.deepcopy(dict(original))
-    change = injection.change
+    change = injection.change if change is None else change
     if isinstance(change, Delay | Abort):
         # A fault already on the route stays in force for the narrowed traffic; ours overrides
         # only the part (delay or abort) it injects.

@@ -81,6 +81,8 @@ class Mirror:
             target["subset"] = self.subset
         if port is not None:
             target["port"] = port
+        if _mirrors_already(route, target, self.percentage):
+            return  # composed onto a copy that mirrors there already (a retry): once is enough
         if not route.get("mirror") and not route.get("mirrors"):
             route["mirror"] = target
             route["mirrorPercentage"] = {"value": self.percentage}
@@ -110,6 +112,17 @@ class Mirror:
 
 
 RoutingChange = Destinations | Mirror
+
+
+def _mirrors_already(route: Mapping[str, Any], target: Mapping[str, Any], percentage: float) -> bool:
+    """``route`` mirrors ``percentage`` % of its requests to ``target`` already."""
+    if route.get("mirror") == target:
+        return float((route.get("mirrorPercentage") or {}).get("value", 100)) == percentage
+    return any(
+        m.get("destination") == target
+        and float((m.get("percentage") or {}).get("value", 100)) == percentage
+        for m in route.get("mirrors") or []
+    )
 
 
 def destination_hosts(route: Mapping[str, Any]) -> list[str]:

@@ -87,7 +87,8 @@ def test_rollback_restores_spec_and_metadata_exactly():
     original["metadata"]["annotations"] = {"team": "ratings"}
     injected = inject(original, headers={"end-user": {"exact": "jason"}})
     injected = inject(injected, chosen=ABORT, route_index=1)
-    assert len(injected["spec"]["http"]) == 5
+    # Two delay copies for jason; the abort on "default" composed onto jason's copy, and its own.
+    assert len(injected["spec"]["http"]) == 6
     restored = remove(injected)
     assert spec_and_annotations(restored) == spec_and_annotations(original)
 
@@ -127,15 +128,18 @@ def test_a_fault_that_was_already_there_survives_and_stays_in_force_on_the_copy(
     assert spec_and_annotations(remove(injected)) == spec_and_annotations(original)
 
 
-def test_delay_then_abort_on_one_route_newest_first_and_both_roll_back():
+def test_delay_then_abort_on_one_route_compose_newest_first_and_both_roll_back():
     original = virtual_service([{"name": "only", "route": to("v1")}])
     both = inject(inject(original), chosen=ABORT)
     names = [r["name"] for r in both["spec"]["http"]]
-    assert names[2] == "only"
-    assert "abort" in both["spec"]["http"][0]["fault"]
-    assert both["spec"]["http"][1]["fault"] == DELAY.to_istio()
+    assert names[3] == "only"
+    # The abort composed onto the delay's copy (first: the requests it takes get both), then
+    # the route's own copy with the abort, then the delay's copy.
+    assert both["spec"]["http"][0]["fault"] == {**DELAY.to_istio(), **ABORT.to_istio()}
+    assert both["spec"]["http"][1]["fault"] == ABORT.to_istio()
+    assert both["spec"]["http"][2]["fault"] == DELAY.to_istio()
     record = json.loads(both["metadata"]["annotations"]["fault.chaosmesh.io/r1"])
-    assert record["routes"] == [names[1], names[0]]
+    assert record["routes"] == [names[2], names[0], names[1]]
     assert spec_and_annotations(remove(both)) == spec_and_annotations(original)
 
 
@@ -247,8 +251,9 @@ def test_removing_some_routes_keeps_the_others_and_their_record():
     original = virtual_service([{"name": "only", "route": to("v1")}])
     delayed = inject(original)
     both = inject(delayed, chosen=ABORT)
-    abort_copy = both["spec"]["http"][0]["name"]
-    after = apply(both, plan_removal(both, "r1", only=[abort_copy]))
+    abort_copies = route_copy.copy_names(both, injection(chosen=ABORT))
+    assert len(abort_copies) == 2  # composed onto the delay's copy, and the route's own
+    after = apply(both, plan_removal(both, "r1", only=abort_copies))
     assert spec_and_annotations(after) == spec_and_annotations(delayed)
-    assert plan_removal(after, "r1", only=[abort_copy]) is None
+    assert plan_removal(after, "r1", only=abort_copies) is None
     assert spec_and_annotations(remove(after)) == spec_and_annotations(original)

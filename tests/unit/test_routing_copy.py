@@ -108,11 +108,13 @@ def test_a_retry_after_the_original_changed_finds_the_copy_by_change_and_match()
     changed["spec"]["http"][1]["timeout"] = "9s"  # the name a copy would get now differs
     request = route_copy.Injection("r1", TO_V2, LATER, headers=JASON)
     assert route_copy.plan_injection(changed, request) is None
-    # A different change is a new copy, before the first.
+    # A different change is a new copy, before the first; composed onto the first too, which
+    # still lacks the original's new timeout (a copy is taken from the route as it was).
     other = route_copy.Injection("r1", CANARY, LATER, headers=JASON)
     again = apply(changed, route_copy.plan_injection(changed, other))
     assert [r.get("weight") for r in again["spec"]["http"][0]["route"]] == [90, 10]
-    assert len(again["spec"]["http"]) == 3
+    assert [r.get("timeout") for r in again["spec"]["http"]] == [None, "9s", None, "9s"]
+    assert route_copy.plan_injection(again, other) is None
 
 
 def test_removal_restores_the_virtual_service_exactly():
@@ -123,10 +125,11 @@ def test_removal_restores_the_virtual_service_exactly():
         ) == spec_and_annotations(original)
 
 
-def test_fault_and_routing_copies_of_one_run_stack_and_leave_together():
+def test_fault_and_routing_copies_of_one_run_compose_and_leave_together():
     original = reviews()
     edited = inject(inject(original, chosen=CANARY), headers=JASON)
-    assert len(edited["spec"]["http"]) == 3
+    # jason's delay on the canary step's copy and on the route's own; then the step; the route.
+    assert len(edited["spec"]["http"]) == 4
     assert spec_and_annotations(remove(edited)) == spec_and_annotations(original)
 
 
