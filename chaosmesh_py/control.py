@@ -304,7 +304,9 @@ def _count_hits(
     configuration: dict[str, Any] | None,
 ) -> list[dict[str, Any]]:
     """What each fault of the method hit, from the start of the method to the rollback."""
-    faults = hits.injected_faults(journal.get("run") or [], rules.ACTIONS_MODULE)
+    faults = hits.injected_faults(
+        journal.get("run") or [], rules.ACTIONS_MODULE, rules.EDIT_MODULES
+    )
     removals = [*summary["rollback"]]
     for entry in [*(journal.get("run") or []), *(journal.get("rollbacks") or [])]:
         module = ((entry.get("activity") or {}).get("provider") or {}).get("module")

@@ -10,7 +10,7 @@ data plane. Everything here raises the project's errors; nothing returns a failu
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -248,6 +248,8 @@ class Written:
     # 409s met (another writer between our read and our write) and reads after the first.
     conflicts: int = 0
     rereads: int = 0
+    # The injection's copies built on another copy of the run (composed), with that copy's name.
+    composed: dict[str, str] = field(default_factory=dict)
 
 
 def write_copies(
@@ -275,7 +277,14 @@ def write_copies(
     except NotFound as error:
         raise not_found(kube, ref) from error
     copies = route_copy.copy_names(outcome.resource, injection)
-    return Written(outcome.resource, copies, outcome.attempts, outcome.conflicts, outcome.rereads)
+    return Written(
+        outcome.resource,
+        copies,
+        outcome.attempts,
+        outcome.conflicts,
+        outcome.rereads,
+        route_copy.composed_copies(outcome.resource, injection),
+    )
 
 
 def inject(
@@ -307,6 +316,8 @@ def inject(
         "routes": [r["name"] for r in route_copy.run_routes(resource, run.run_id)],
         # This injection's own copies and where they send traffic: what its hits are counted on.
         "fault_routes": copies,
+        # Copies that carry this fault on top of the run's earlier edit of the route (its name).
+        "composed": written.composed,
         "destinations": _destinations(resource, copies, ref.namespace),
         "expires": owned_expiry(resource, run.run_id),
         "api_attempts": written.attempts,

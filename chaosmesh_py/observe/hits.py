@@ -33,7 +33,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin, EnvoyAdminError
@@ -164,21 +164,31 @@ def count(
     ]
 
 
-def injected_faults(runs: Iterable[Any], actions_module: str) -> list[Injected]:
-    """The faults that a journal's ``run`` entries show injected by ``actions_module``."""
-    found = []
+def injected_faults(
+    runs: Iterable[Any], actions_module: str, composing_modules: Sequence[str] = ()
+) -> list[Injected]:
+    """The faults that a journal's ``run`` entries show injected by ``actions_module``.
+
+    A later edit of the same route by the run (a fault, or a routing edit of
+    ``composing_modules``) is composed onto the fault's copy: a new copy, in front, carrying the
+    fault too (``chaosmesh_py.istio.route_copy``). The requests the fault meets from then on
+    take that copy, so it is counted as the fault's too, unless the later edit is a fault of the
+    same kind, which replaces it there."""
+    found: list[Injected] = []
     for entry in runs:
         if not isinstance(entry, dict) or entry.get("status") != "succeeded":
             continue
         activity = entry.get("activity") or {}
         output = entry.get("output")
-        if (activity.get("provider") or {}).get("module") != actions_module or not isinstance(
-            output, dict
-        ):
+        module = (activity.get("provider") or {}).get("module")
+        if module not in (actions_module, *composing_modules) or not isinstance(output, dict):
+            continue
+        injected = istio_fault.from_istio(output.get("fault") or {})
+        found = _composed_onto(found, output, None if injected is None else injected.kind)
+        if module != actions_module:
             continue
         effect = output.get("effect")
         effect = effect if isinstance(effect, dict) else {}
-        injected = istio_fault.from_istio(output.get("fault") or {})
         found.append(
             Injected(
                 activity=str(activity.get("name", "?")),
@@ -193,6 +203,27 @@ def injected_faults(runs: Iterable[Any], actions_module: str) -> list[Injected]:
             )
         )
     return found
+
+
+def _composed_onto(
+    faults: list[Injected], output: Mapping[str, Any], kind: str | None
+) -> list[Injected]:
+    """``faults`` with the copies an edit's ``output`` composed onto their routes added."""
+    composed = output.get("composed")
+    if not isinstance(composed, dict) or not composed:
+        return faults
+    where = str(output.get("virtual_service", "?"))
+    extended = []
+    for fault in faults:
+        added = tuple(
+            str(new)
+            for new, base in composed.items()
+            if base in fault.routes and new not in fault.routes
+        )
+        if fault.virtual_service == where and fault.kind != kind and added:
+            fault = replace(fault, routes=(*fault.routes, *added))
+        extended.append(fault)
+    return extended
 
 
 def removal_checks(reports: Iterable[Any]) -> dict[str, int]:

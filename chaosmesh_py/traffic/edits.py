@@ -163,6 +163,8 @@ def edit(action: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
         "run_id": run.run_id,
         "virtual_service": f"{ref.namespace}/{ref.name}",
         "routes": written.copies,
+        # Copies that carry this edit on top of the run's earlier edit of the route (its name).
+        "composed": written.composed,
         "edit": {
             "action": action,
             **prepared.change.to_json(),

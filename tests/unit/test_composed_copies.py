@@ -137,3 +137,41 @@ def test_three_edits_compose_and_retries_stay_idempotent():
     assert subsets(jason) == {"v2": 100}
     assert jason["fault"] == {**DELAY.to_istio(), **ABORT.to_istio()}
     assert taken_by(edited)["fault"] == {**DELAY.to_istio(), **ABORT.to_istio()}
+
+
+def _entry(module, name, output):
+    return {
+        "status": "succeeded",
+        "activity": {"name": name, "provider": {"module": module}},
+        "output": {"virtual_service": "bookinfo/reviews", **output},
+    }
+
+
+def test_a_faults_hits_are_also_counted_on_the_copies_later_edits_composed_onto_it():
+    from chaosmesh_py.observe import hits
+    from chaosmesh_py.verdict import rules
+
+    runs = [
+        _entry(rules.ACTIONS_MODULE, "abort", {"fault": ABORT.to_istio(), "fault_routes": ["a"]}),
+        _entry(rules.ROUTING_MODULE, "step", {"routes": ["a+s", "s"], "composed": {"a+s": "a"}}),
+        # A delay keeps the abort on the copy it composes; a second abort would replace it.
+        _entry(
+            rules.ACTIONS_MODULE,
+            "delay",
+            {"fault": DELAY.to_istio(), "fault_routes": ["a+s+d", "d"], "composed": {"a+s+d": "a+s"}},
+        ),
+        _entry(
+            rules.ACTIONS_MODULE,
+            "abort again",
+            {"fault": ABORT.to_istio(), "fault_routes": ["x", "y"], "composed": {"x": "a+s+d"}},
+        ),
+    ]
+    found = hits.injected_faults(runs, rules.ACTIONS_MODULE, rules.EDIT_MODULES)
+    assert [(f.activity, f.routes) for f in found] == [
+        ("abort", ("a", "a+s", "a+s+d")),
+        ("delay", ("a+s+d", "d", "x")),
+        ("abort again", ("x", "y")),
+    ]
+    # Without the routing module, the step's copy is not known to be the abort's.
+    alone = hits.injected_faults(runs, rules.ACTIONS_MODULE)
+    assert alone[0].routes == ("a",)
