@@ -172,18 +172,27 @@ def plan_injection(
 
     copies_before: dict[int, list[dict[str, Any]]] = {}
     new_names = []
+    moved: set[str] = set()
     for position, wanted in copies:
-        if _existing_copy(routes, position, wanted, owned, injection) is not None:
-            continue  # already injected, e.g. by an attempt whose answer was lost
-        copies_before.setdefault(position, []).append(wanted)
-        new_names.append(wanted["name"])
+        existing = _existing_copy(routes, position, wanted, owned, injection)
+        if existing is None:
+            copies_before.setdefault(position, []).append(wanted)
+            new_names.append(wanted["name"])
+        elif existing not in moved and existing in _block_names(routes, position, owned):
+            # Already in place (an attempt whose answer was lost), or a copy of the run that
+            # already carries this change: it moves up with the new copies, keeping its place
+            # among them, so that the route's new copy does not shadow it.
+            moved.add(existing)
+            copies_before.setdefault(position, []).append(_route_named(routes, existing))
     if not new_names:
         return None
 
     new_routes: list[dict[str, Any]] = []
     for position, route in enumerate(routes):
+        if str(route.get("name", "")) in moved:
+            continue
         if position in copies_before:
-            # Before the copies already attached to this route: the newest fault is the one
+            # Before the copies already attached to this route: the newest change is the one
             # traffic sees, since the first matching route wins.
             start = len(new_routes)
             while start > 0 and str(new_routes[start - 1].get("name", "")) in owned:
@@ -422,16 +431,28 @@ def _composed_plan(
     return copies, skipped, composed_on
 
 
+def _block_names(
+    routes: Sequence[Mapping[str, Any]], position: int, owned: Mapping[str, str]
+) -> set[str]:
+    """The names of the copies directly before the route at ``position``."""
+    start = position
+    while start > 0 and str(routes[start - 1].get("name", "")) in owned:
+        start -= 1
+    return {str(r["name"]) for r in routes[start:position]}
+
+
+def _route_named(routes: Sequence[Mapping[str, Any]], name: str) -> dict[str, Any]:
+    return dict(next(r for r in routes if r.get("name") == name))
+
+
 def _bases(
     routes: Sequence[Mapping[str, Any]], position: int, owned: Mapping[str, str], run_id: str
 ) -> list[Mapping[str, Any]]:
     """The run's own copies in the block of copies directly before the route at ``position``,
     in order: the requests they take never reach the route, so a new change of the route is
     composed onto each of them too. Other runs' copies are theirs: never built on."""
-    start = position
-    while start > 0 and str(routes[start - 1].get("name", "")) in owned:
-        start -= 1
-    return [r for r in routes[start:position] if owned[str(r["name"])] == run_id]
+    block = _block_names(routes, position, owned)
+    return [r for r in routes if r.get("name") in block and owned[str(r["name"])] == run_id]
 
 
 def _resolved_for(change: Change, original: Mapping[str, Any]) -> Change:

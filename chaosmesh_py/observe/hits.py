@@ -63,6 +63,12 @@ class Injected:
     destinations: tuple[str, ...] = ()
     verifier_hits: int = 0  # requests of a check by request that showed the fault
     held_s: float = 0.0  # how long a delay holds a request
+    # Copies later edits of the run composed onto the fault's routes: they carry it too.
+    composed_routes: tuple[str, ...] = ()
+
+    @property
+    def counted_routes(self) -> tuple[str, ...]:
+        return (*self.routes, *self.composed_routes)
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,11 @@ class Count:
             "virtual_service": self.fault.virtual_service,
             "fault": self.fault.kind,
             "routes": list(self.fault.routes),
+            **(
+                {"composed_routes": list(self.fault.composed_routes)}
+                if self.fault.composed_routes
+                else {}
+            ),
             "hits": UNKNOWN if self.hits is None else self.hits,
             "requests": self.requests,
             "by_route": dict(self.by_route),
@@ -218,10 +229,10 @@ def _composed_onto(
         added = tuple(
             str(new)
             for new, base in composed.items()
-            if base in fault.routes and new not in fault.routes
+            if base in fault.counted_routes and new not in fault.counted_routes
         )
         if fault.virtual_service == where and fault.kind != kind and added:
-            fault = replace(fault, routes=(*fault.routes, *added))
+            fault = replace(fault, composed_routes=(*fault.composed_routes, *added))
         extended.append(fault)
     return extended
 
@@ -263,7 +274,7 @@ def _count_on_local_meshes(
     for fault in faults:
         by_route: dict[str, int] = {}
         taken = 0
-        for name in fault.routes:
+        for name in fault.counted_routes:
             # Envoy names a route of a named match entry "<route>.<match>".
             mine = [c for r, c in since.items() if r == name or r.startswith(f"{name}.")]
             taken += sum(c.requests for c in mine)

@@ -203,3 +203,48 @@ def test_a_delay_still_holding_the_page_when_the_run_ends_is_counted(mesh, tmp_p
     (fault,) = journal["chaosmesh"]["faults"]
     assert (fault["hits"], fault["requests"]) == (1, 1)
     assert not any("tested nothing" in r for r in journal["chaosmesh"]["verdict"]["reasons"])
+
+
+def test_an_abort_then_a_routing_edit_of_its_route_counts_the_hits_on_the_composed_copy(
+    mesh, tmp_path
+):
+    # After the abort, the run mirrors ratings for everyone: jason's requests now take the copy
+    # composed onto the abort's (jason, aborted, mirrored), which the fault's count follows.
+    abort = python_activity(
+        "abort-ratings-for-jason",
+        "chaosmesh_py.faults.actions",
+        "inject_abort",
+        virtual_service="ratings",
+        namespace=NAMESPACE,
+        http_status=500,
+        percentage=100,
+        headers={"end-user": "jason"},
+    )
+    mirror = python_activity(
+        "mirror-ratings",
+        "chaosmesh_py.traffic.actions",
+        "mirror_traffic",
+        virtual_service="ratings",
+        namespace=NAMESPACE,
+        percentage=100,
+        subset="v1",
+    )
+    pages = 4
+    experiment = bookinfo_experiment(
+        tmp_path,
+        [page_probe("page-whole-for-others")],
+        [abort, mirror, page_probe("pages-as-jason", user="jason", pages=pages)],
+    )
+
+    done = chaos_run(mesh, tmp_path, experiment)
+    assert done.returncode == 0, done.stderr[-3000:]
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    (abort_copy,) = journal["run"][0]["output"]["fault_routes"]
+    composed = journal["run"][1]["output"]["composed"]
+    ((on_top, base),) = composed.items()
+    assert base == abort_copy
+    (fault,) = journal["chaosmesh"]["faults"]
+    assert (fault["hits"], fault["by_route"]) == (pages, {abort_copy: 0, on_top: pages})
+    assert (fault["routes"], fault["composed_routes"]) == ([abort_copy], [on_top])
+    assert "chaosmesh: verdict pass" in done.stderr
+    assert journal["run"][2]["output"]["errors"] == {"ratings": pages}

@@ -167,11 +167,20 @@ def test_a_faults_hits_are_also_counted_on_the_copies_later_edits_composed_onto_
         ),
     ]
     found = hits.injected_faults(runs, rules.ACTIONS_MODULE, rules.EDIT_MODULES)
-    assert [(f.activity, f.routes) for f in found] == [
-        ("abort", ("a", "a+s", "a+s+d")),
-        ("delay", ("a+s+d", "d", "x")),
-        ("abort again", ("x", "y")),
+    assert [(f.activity, f.routes, f.composed_routes) for f in found] == [
+        ("abort", ("a",), ("a+s", "a+s+d")),
+        ("delay", ("a+s+d", "d"), ("x",)),
+        ("abort again", ("x", "y"), ()),
     ]
     # Without the routing module, the step's copy is not known to be the abort's.
     alone = hits.injected_faults(runs, rules.ACTIONS_MODULE)
-    assert alone[0].routes == ("a",)
+    assert alone[0].counted_routes == ("a",)
+
+
+def test_an_earlier_copy_that_already_carries_the_change_moves_ahead_of_the_routes_new_copy():
+    # Jason's abort copy already sends to v1; sending everyone to v1 must not shadow it.
+    edited = add(add(reviews(), ABORT, headers=JASON), routing.Destinations((("v1", 100),)))
+    jason = taken_by(edited, {"end-user": "jason"})
+    assert jason["fault"] == ABORT.to_istio()
+    assert "fault" not in taken_by(edited)
+    assert len(edited["spec"]["http"]) == 3
