@@ -419,6 +419,8 @@ def _composed_plan(
             planned_here[built["name"]] = None
             copies.append((position, built))
         copied_by_name[wanted["name"]] = label
+        # Kept even when a composed copy with the route's own match takes all its requests:
+        # it is what tells this change from a copy the run made that merely looks like it.
         copies.append((position, wanted))
     if not copies:
         reasons = "; ".join(f"{s.route}: {s.reason}" for s in skipped)

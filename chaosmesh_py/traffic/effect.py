@@ -42,7 +42,9 @@ import requests
 from chaosmesh_py.engine import verify
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
 from chaosmesh_py.faults import injection
-from chaosmesh_py.istio import route_copy, routing
+from chaosmesh_py.istio import document, route_copy, routing
+from chaosmesh_py.istio.fault import Abort
+from chaosmesh_py.istio.fault import from_istio as fault_from_istio
 from chaosmesh_py.istio.string_match import NoMatchingValue
 from chaosmesh_py.kube import Kube, ResourceRef
 
@@ -113,6 +115,10 @@ def verify_edit(
     if not isinstance(change, routing.Destinations | routing.Mirror):
         raise TypeError(f"verify_edit checks routing edits, not a {change.kind}")
     wanted = {name: _wanted(written, name, str(ref.namespace)) for name in copies}
+    blocked = None
+    if _every_request_aborted(written, copies):
+        # Composed onto the run's abort of every request: no request can reach a destination.
+        blocked = "every copy a request can take aborts it (the run's fault); config check only"
     with EnvoyAdmin(str(mesh["envoy_admin_socket"])) as admin:
         return _on_local_mesh(
             admin,
@@ -122,7 +128,23 @@ def verify_edit(
             _traffic(change, list(wanted.values())),
             timeout_s=timeout_s,
             rejection=injection.rejection_check(kube, ref, written),
+            blocked=blocked,
         )
+
+
+def _every_request_aborted(written: Mapping[str, Any], copies: Sequence[str]) -> bool:
+    """Every copy that requests can take aborts them all: a copy that does not is behind one
+    with its match that does (the copy composed onto the run's abort, before the route's own)."""
+    routes = {str(r.get("name")): r for r in written["spec"]["http"]}
+    aborting: list[Mapping[str, Any]] = []
+    for name in copies:
+        route = routes[name]
+        found = fault_from_istio(route.get("fault") or {})
+        if isinstance(found, Abort) and found.percentage >= 100:
+            aborting.append(route)
+        elif not any(document.same(a.get("match"), route.get("match")) for a in aborting):
+            return False
+    return bool(aborting)
 
 
 @dataclass(frozen=True)
@@ -195,6 +217,7 @@ def _on_local_mesh(
     *,
     timeout_s: float,
     rejection: verify.RejectionCheck,
+    blocked: str | None = None,
 ) -> dict[str, Any]:
     started = time.monotonic()
     deadline = started + timeout_s
@@ -220,6 +243,9 @@ def _on_local_mesh(
         "envoy_routes": "as written: "
         + "; ".join(dict.fromkeys(_shown_wanted(w) for w in wanted.values())),
     }
+    if blocked is not None:
+        report.update(traffic=blocked, time_to_effect_s=None)
+        return report
     workload = verify.calling_workload(mesh, holders)
     try:
         headers = verify.request_headers(expected.headers)

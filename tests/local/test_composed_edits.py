@@ -67,3 +67,22 @@ def test_a_dark_launch_then_a_fault_for_everyone_jasons_requests_still_reach_v2(
     mesh.sync()
     assert exact(reviews(mesh)) == exact(before)
     assert Counter(answered_by(mesh, headers=JASON)) == {"reviews-v1": REQUESTS}
+
+
+def test_a_step_composed_onto_an_abort_of_every_request_is_checked_by_config_only(
+    mesh, configuration
+):
+    # No request gets through the abort to show where the step sends it: Envoy's routes are
+    # checked, and the report says that traffic could not be.
+    all_to_v1(mesh)
+    before = reviews(mesh)
+    inject_abort(100, http_status=ABORTED, configuration=configuration, **REVIEWS)
+    report = shift_traffic({"v2": 50, "v3": 50}, configuration=configuration, **REVIEWS)
+    checked = report["verification"]
+    assert checked["traffic"].startswith("every copy a request can take aborts it"), checked
+    assert "v2" in checked["envoy_routes"] and "v3" in checked["envoy_routes"]
+    assert report["time_to_effect_s"] is None
+    assert answered_by(mesh) == {ABORTED: REQUESTS}
+    remove_faults(configuration=configuration, **REVIEWS)
+    mesh.sync()
+    assert exact(reviews(mesh)) == exact(before)
