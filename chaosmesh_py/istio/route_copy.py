@@ -17,6 +17,15 @@ change is added, so that it can be removed exactly:
   with our change and match directly before the original, should the original have been edited
   meanwhile) and writes nothing, which makes retries after an ambiguous API error safe.
 
+A run's changes of one route compose: when the route already has copies of the same run directly
+before it, the new change and narrowing are also applied on top of each of them (``_bases``), and
+these composed copies go before them in the same order, then the route's own copy. So a fault
+after a canary step keeps the step's weights, and jason keeps his dark launch while a fault for
+everyone is on. A base contradicting the narrowing is left alone; a base whose own change the
+new one replaces is not built on (the route's copy does the same, first); a base that already
+carries the change moves up with the new copies. Retries stay idempotent: a composed copy is its
+own composition, found by its name. Other runs' copies are never bases.
+
 Removal (``chaosmesh_py.istio.release``) deletes exactly the copies a record names. Every patch
 carries the ``resourceVersion`` it was computed from, so a concurrent change makes the API answer
 409 and the caller re-reads and plans again (see ``chaosmesh_py.kube.update``): other writers'
