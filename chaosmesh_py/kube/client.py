@@ -67,6 +67,7 @@ class ResourceKind:
 
 
 CONFIG_MAP = ResourceKind("", "v1", "configmaps", "ConfigMap")
+SERVICE = ResourceKind("", "v1", "services", "Service")
 LEASE = ResourceKind("coordination.k8s.io", "v1", "leases", "Lease")
 
 
@@ -173,6 +174,8 @@ class Kube:
         """Every object of ``kind`` in ``namespace``, or in all namespaces when None."""
         ref = ResourceRef(kind, namespace or "", "")
         timeout = self.retry.request_timeout_s
+        if not kind.group and namespace is not None:  # a core kind (Services): under /api
+            return list(self._core("list", ref, "GET").get("items") or [])
         if namespace is None:
             answer = self._call(
                 "list",

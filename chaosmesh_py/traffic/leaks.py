@@ -1,0 +1,549 @@
+"""Is a dark-launched version really hidden? Requests through every way in, each answer read.
+
+A dark launch routes testers (a header, or the calling workload's labels) to a hidden version
+and everyone else elsewhere. The routing lives in VirtualServices, which only sidecars and
+gateways apply, so a version is hidden only if every other way to it is closed too (field.md,
+traffic section; flagger#1777):
+
+- a client **without a sidecar** reaches the Service's ClusterIP, and kube-proxy spreads its
+  connections over every pod the selector picks, the hidden ones included;
+- **another Service** selecting the hidden pods (Flagger's ``-canary`` Service, a per-version
+  Service) is routed to by every sidecar, with no VirtualService in the way;
+- a tester's header that an application does **not propagate** to its own calls sends the tester
+  to the old version one hop further on: the testers test nothing.
+
+So the check sends real requests through each entry: the ingress (``ingress_path``, the front
+application's page that calls the service), the sidecar of every in-mesh caller, the service as
+a client without a sidecar, and every other Service selecting the hidden pods through a sidecar
+(and without one where an address for it exists). Non-tester requests must never be served by
+the hidden version; tester requests must be, on every entry that honours their match. Each
+answer is read: the server's identity is taken from the response body (``served_by``: by
+default Bookinfo's ``"podname": "reviews-v2"``), one request at a time on a new connection (so
+kube-proxy chooses anew each time).
+
+What it cannot see: a response that names no server (an error page, a body without the
+identity) is counted as unidentified and fails the check rather than being guessed; a
+connection closed before any answer (STRICT mTLS refusing a plain-text client) is counted as
+refused, which is not a leak. Copies the hidden version receives without answering (an Istio
+``mirror``) do not show in any response; only the version's own metrics show them. A request
+pinned to a pod's own address is not an entry: reaching a pod by its IP is choosing it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from chaosmesh_py.errors import ApiError, InvalidInput
+from chaosmesh_py.kube import SERVICE, Kube
+
+# Bookinfo's reviews answer with their pod's name; productpage's /api/v1/products/<id>/reviews
+# passes that answer through, so the same pattern reads it behind the ingress.
+PODNAME_PATTERN = r'"podname"\s*:\s*"([^"]+)"'
+MAX_REQUESTS_PER_ENTRY = 10_000
+TESTER_KEYS = ("headers", "source_labels")
+ENTRY_KINDS = ("ingress", "sidecar", "no-sidecar", "service")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One way in: where requests go and what they pass through.
+
+    ``kind``: ``ingress`` (the gateway; ``via`` names the services before the target),
+    ``sidecar`` (an in-mesh caller's sidecar, ``caller_labels`` its workload's labels),
+    ``no-sidecar`` (a client without one: L4 only, no match is honoured), ``service`` (another
+    Service selecting the hidden pods, named by ``host``).
+    """
+
+    name: str
+    kind: str
+    url: str
+    path: str
+    host: str | None = None
+    via: tuple[str, ...] = ()
+    caller_labels: Mapping[str, str] | None = None
+
+    @property
+    def honours_matches(self) -> bool:
+        """Routed by a VirtualService to the service: testers can be sent here."""
+        return self.kind in ("ingress", "sidecar")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "url": self.url,
+            "path": self.path,
+            "host": self.host,
+            "via": list(self.via),
+        }
+
+
+@dataclass(frozen=True)
+class Testers:
+    headers: Mapping[str, str] = field(default_factory=dict)
+    source_labels: Mapping[str, str] = field(default_factory=dict)
+
+    def calls_from(self, entry: Entry) -> bool:
+        """Can a tester's request go through ``entry``?"""
+        if not entry.honours_matches:
+            return False
+        if not self.source_labels:
+            return True
+        labels = entry.caller_labels or {}
+        return all(labels.get(k) == v for k, v in self.source_labels.items())
+
+    def describe(self) -> str:
+        parts = [f"{k}: {v}" for k, v in self.headers.items()]
+        parts += [f"source label {k}={v}" for k, v in self.source_labels.items()]
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What ``requests`` requests through one entry got back."""
+
+    requests: int
+    hidden: int
+    served_by: Mapping[str, int]
+    refused: int
+    unidentified: int
+    statuses: Mapping[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "hidden_hits": self.hidden,
+            "served_by": dict(sorted(self.served_by.items())),
+            "refused": self.refused,
+            "unidentified": self.unidentified,
+            "statuses": dict(sorted(self.statuses.items())),
+        }
+
+
+@dataclass(frozen=True)
+class Check:
+    service: str
+    hidden_version: str
+    hidden_name: str
+    testers: Testers
+    served_by: re.Pattern[str]
+    requests_per_entry: int
+    timeout_s: float
+    concurrency: int
+
+
+def parse_testers(testers: Any) -> Testers:
+    if not isinstance(testers, Mapping) or not testers:
+        raise InvalidInput(
+            "testers",
+            f"must be an object with headers and/or source_labels, not {testers!r}",
+            'e.g. {"headers": {"end-user": "jason"}} or {"source_labels": {"app": "tester"}}',
+        )
+    unknown = sorted(set(testers) - set(TESTER_KEYS))
+    if unknown:
+        raise InvalidInput("testers", f"unknown keys {unknown}", f"use {list(TESTER_KEYS)}")
+    parsed = {}
+    for key in TESTER_KEYS:
+        value = testers.get(key) or {}
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) and k for k, v in value.items()
+        ):
+            raise InvalidInput(
+                f"testers.{key}",
+                f"must map names to strings, not {value!r}",
+                '{"end-user": "jason"}',
+            )
+        parsed[key] = dict(value)
+    if not parsed["headers"] and not parsed["source_labels"]:
+        raise InvalidInput(
+            "testers", "names no header and no source label", "name what testers carry"
+        )
+    return Testers(**parsed)
+
+
+def parse_entries(entries: Any, default_path: str) -> list[Entry]:
+    """Entries as a user lists them (a cluster): {name, url, path?, host?, kind?, via?,
+    caller_labels?}."""
+    if not isinstance(entries, Sequence) or isinstance(entries, str) or not entries:
+        raise InvalidInput("entries", f"must be a non-empty list, not {entries!r}")
+    parsed = []
+    for index, item in enumerate(entries):
+        at = f"entries[{index}]"
+        if not isinstance(item, Mapping):
+            raise InvalidInput(at, f"must be an object, not {item!r}", '{"name": ..., "url": ...}')
+        url = item.get("url")
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+            raise InvalidInput(f"{at}.url", f"must be an http(s) URL, not {url!r}")
+        kind = item.get("kind", "sidecar")
+        if kind not in ENTRY_KINDS:
+            raise InvalidInput(
+                f"{at}.kind", f"unknown kind {kind!r}", f"one of {list(ENTRY_KINDS)}"
+            )
+        path = item.get("path", default_path)
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise InvalidInput(f"{at}.path", f"must start with '/', not {path!r}")
+        via = item.get("via") or []
+        labels = item.get("caller_labels")
+        parsed.append(
+            Entry(
+                name=str(item.get("name") or f"{kind} {url}"),
+                kind=kind,
+                url=url.rstrip("/"),
+                path=path,
+                host=item.get("host"),
+                via=tuple(str(v) for v in via),
+                caller_labels=dict(labels) if isinstance(labels, Mapping) else None,
+            )
+        )
+    return parsed
+
+
+def discover_entries(
+    mesh: Mapping[str, Any],
+    services: Sequence[Mapping[str, Any]],
+    *,
+    service: str,
+    hidden_version: str,
+    path: str,
+    ingress_path: str | None,
+    via: Sequence[str],
+) -> tuple[list[Entry], list[str]]:
+    """The local mesh's entries to ``service`` (from what it publishes, and the Services the API
+    holds), and the paths it could not check, each with why."""
+    known = mesh["services"]
+    if service not in known:
+        raise InvalidInput(
+            "service", f"the local mesh has no service {service!r}", f"one of {sorted(known)}"
+        )
+    hidden_labels = _hidden_pod_labels(mesh, service, hidden_version)
+    host = known[service]["host"]
+    entries = []
+    not_checked = []
+    if ingress_path:
+        entries.append(
+            Entry("ingress", "ingress", mesh["ingress_url"], ingress_path, via=tuple(via))
+        )
+    else:
+        not_checked.append("the ingress: no ingress_path given (a page that calls the service)")
+    workloads = mesh["workloads"]
+    for name in sorted(workloads):
+        entries.append(
+            Entry(
+                f"in-mesh caller {name}",
+                "sidecar",
+                workloads[name]["sidecar_url"],
+                path,
+                host=host,
+                caller_labels=workloads[name]["labels"],
+            )
+        )
+    entries.append(
+        Entry(
+            f"no-sidecar client via Service {service}",
+            "no-sidecar",
+            known[service]["no_sidecar_url"],
+            path,
+        )
+    )
+    client = min(
+        sorted(workloads), key=lambda name: workloads[name].get("pod_url") is not None
+    )  # a pure client (no server of its own) if there is one
+    others = {
+        name: (info.get("selector") or {}, info["host"], info.get("no_sidecar_url"))
+        for name, info in known.items()
+        if name != service
+    }
+    for item in services:
+        metadata, spec = item.get("metadata") or {}, item.get("spec") or {}
+        name = str(metadata.get("name"))
+        ports = spec.get("ports") or []
+        if name not in known and name != service and ports:
+            others[name] = (spec.get("selector") or {}, f"{name}:{ports[0].get('port')}", None)
+    for name, (selector, other_host, no_sidecar_url) in sorted(others.items()):
+        if not selector or not any(_selects(selector, labels) for labels in hidden_labels):
+            continue
+        entries.append(
+            Entry(
+                f"in-mesh caller {client} via Service {name}",
+                "service",
+                workloads[client]["sidecar_url"],
+                path,
+                host=other_host,
+            )
+        )
+        if no_sidecar_url:
+            entries.append(
+                Entry(f"no-sidecar client via Service {name}", "no-sidecar", no_sidecar_url, path)
+            )
+        else:
+            not_checked.append(
+                f"Service {name} from clients without a sidecar: the local mesh serves no "
+                "ClusterIP for a Service created through the API"
+            )
+    return entries, not_checked
+
+
+def services_selecting(
+    services: Sequence[Mapping[str, Any]], pod_labels: Mapping[str, str], but: str
+) -> list[str]:
+    """Names of the Services (other than ``but``) whose selector picks pods with these labels."""
+    names = []
+    for item in services:
+        name = str((item.get("metadata") or {}).get("name"))
+        selector = (item.get("spec") or {}).get("selector") or {}
+        if name != but and selector and _selects(selector, pod_labels):
+            names.append(name)
+    return sorted(names)
+
+
+def _hidden_pod_labels(
+    mesh: Mapping[str, Any], service: str, version: str
+) -> list[Mapping[str, str]]:
+    selector = mesh["services"][service].get("selector") or {}
+    behind = [w["labels"] for w in mesh["workloads"].values() if _selects(selector, w["labels"])]
+    hidden = [labels for labels in behind if labels.get("version") == version]
+    if not hidden:
+        versions = sorted({labels.get("version", "(none)") for labels in behind})
+        raise InvalidInput(
+            "hidden_version",
+            f"no pod of {service} carries version={version}",
+            f"the versions behind {service}: {versions}",
+        )
+    return hidden
+
+
+def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+# --- sending and reading ---------------------------------------------------------------------
+
+
+def sample(check: Check, entry: Entry, headers: Mapping[str, str]) -> Sample:
+    """``check.requests_per_entry`` requests through ``entry``, each on its own connection."""
+    request_headers = {**({"Host": entry.host} if entry.host else {}), **headers}
+    with ThreadPoolExecutor(max_workers=check.concurrency) as pool:
+        answers = list(
+            pool.map(
+                lambda _: _one(entry.url + entry.path, request_headers, check.timeout_s),
+                range(check.requests_per_entry),
+            )
+        )
+    served: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    refused = unidentified = hidden = 0
+    for status, body in answers:
+        statuses[str(status) if status else "no answer"] += 1
+        if status == 0:
+            refused += 1
+            continue
+        match = check.served_by.search(body)
+        if match is None:
+            unidentified += 1
+            continue
+        served[match.group(1)] += 1
+        hidden += is_hidden(match.group(1), check.hidden_name)
+    return Sample(
+        check.requests_per_entry, hidden, dict(served), refused, unidentified, dict(statuses)
+    )
+
+
+def is_hidden(server: str, hidden_name: str) -> bool:
+    """``reviews-v2`` names the hidden version, and so does a pod ``reviews-v2-5b9c7d-x2x7q``."""
+    return server == hidden_name or server.startswith(f"{hidden_name}-")
+
+
+def _one(url: str, headers: Mapping[str, str], timeout_s: float) -> tuple[int, str]:
+    """(status, body) of one GET on a new connection; (0, "") when no answer came."""
+    parts = urlsplit(url)
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(parts.hostname or "", parts.port, timeout=timeout_s)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request("GET", target or "/", headers={**headers, "Connection": "close"})
+        response = connection.getresponse()
+        return response.status, response.read(1_000_000).decode(errors="replace")
+    except (OSError, http.client.HTTPException):
+        return 0, ""
+    finally:
+        connection.close()
+
+
+# --- judging ---------------------------------------------------------------------------------
+
+
+def judge(
+    check: Check, results: list[tuple[Entry, Sample | None, Sample | None]], not_checked: list[str]
+) -> dict[str, Any]:
+    """The result: per entry, the leaks and the testers' gaps named, and the verdict."""
+    leaks = []
+    gaps = []
+    unidentified = []
+    for entry, others, testers in results:
+        for what, got in (
+            ("requests without the tester match", others),
+            ("tester requests", testers),
+        ):
+            if got is not None and got.unidentified:
+                unidentified.append(
+                    f"{entry.name}: {got.unidentified} of {got.requests} {what} answered without "
+                    f"naming their server (statuses {dict(got.statuses)})"
+                )
+        if others is not None and others.hidden:
+            leaks.append(
+                f"{_path(entry, check)} -> {check.hidden_name}: "
+                f"{others.hidden} of {others.requests} requests"
+            )
+        if testers is not None and testers.hidden < testers.requests:
+            gaps.append(_gap(entry, testers, check, results))
+    if not any(others or testers for _, others, testers in results):
+        not_checked = [*not_checked, "nothing: no entry was checked"]
+    findings = len(leaks) + len(gaps) + len(unidentified) + len(not_checked)
+    return {
+        "service": check.service,
+        "hidden_version": check.hidden_version,
+        # True only when every entry was checked and answered as a dark launch should.
+        "hidden": findings == 0,
+        "findings": findings,
+        "leaks": leaks,
+        "tester_gaps": gaps,
+        "unidentified": unidentified,
+        "not_checked": not_checked,
+        "requests": sum(s.requests for _, o, t in results for s in (o, t) if s is not None),
+        "entries": [
+            {
+                **entry.to_json(),
+                "others": others.to_json() if others else None,
+                "testers": testers.to_json() if testers else None,
+            }
+            for entry, others, testers in results
+        ],
+    }
+
+
+def _path(entry: Entry, check: Check) -> str:
+    if entry.kind == "ingress":
+        return " -> ".join(("ingress", *entry.via, check.service))
+    if entry.kind == "sidecar":
+        return f"{entry.name} (its sidecar) via Service {check.service}"
+    return entry.name
+
+
+def _gap(
+    entry: Entry,
+    testers: Sample,
+    check: Check,
+    results: list[tuple[Entry, Sample | None, Sample | None]],
+) -> str:
+    served = ", ".join(f"{name}: {count}" for name, count in sorted(testers.served_by.items()))
+    text = (
+        f"testers through {_path(entry, check)} reached {check.hidden_name} in {testers.hidden} of "
+        f"{testers.requests} requests (served by {served or 'nobody'})"
+    )
+    if entry.kind != "ingress":
+        return text
+    # Sent straight to the service, do the testers get there? Then a hop before it dropped the
+    # tester match: the last service the ingress path passes, when it is known.
+    direct = [
+        (e, t)
+        for e, _, t in results
+        if e.kind == "sidecar" and t is not None and t.hidden == t.requests
+    ]
+    if not direct:
+        return text
+    callers = [
+        e for e, _ in direct if entry.via and (e.caller_labels or {}).get("app") == entry.via[-1]
+    ]
+    witness = (callers or [e for e, _ in direct])[0]
+    hop = (
+        f"{entry.via[-1]} -> {check.service}"
+        if entry.via
+        else f"a hop between the ingress and {check.service}"
+    )
+    return (
+        f"{text}: the tester match ({check.testers.describe()}) is lost at {hop}; sent straight to "
+        f"{check.service} from {witness.name.removeprefix('in-mesh caller ')}'s sidecar it reaches "
+        f"{check.hidden_name}" + (f": {entry.via[-1]} does not propagate it" if entry.via else "")
+    )
+
+
+def run(check: Check, entries: list[Entry], not_checked: list[str]) -> dict[str, Any]:
+    results: list[tuple[Entry, Sample | None, Sample | None]] = []
+    for entry in entries:
+        tester_caller = check.testers.calls_from(entry)
+        # A tester workload's every request is a tester's when testers are told by labels only.
+        sends_others = not (tester_caller and not check.testers.headers)
+        others = sample(check, entry, {}) if sends_others else None
+        testers = sample(check, entry, check.testers.headers) if tester_caller else None
+        results.append((entry, others, testers))
+    return judge(check, results, not_checked)
+
+
+def check_dark_launch(
+    kube: Kube,
+    check: Check,
+    namespace: str,
+    *,
+    path: str,
+    ingress_path: str | None,
+    via: Sequence[str],
+    entries: Sequence[Entry] | None,
+) -> dict[str, Any]:
+    """Find the entries (given, or the local mesh's), send, judge."""
+    mesh = kube.local_mesh()
+    try:
+        services = kube.list(SERVICE, namespace)
+        listed = None
+    except ApiError as error:
+        services, listed = [], f"could not list the Services in {namespace}: {error}"
+    if entries is None:
+        if mesh is None:
+            raise InvalidInput(
+                "entries",
+                "not given, and this API is a cluster's: the probe cannot find its ways in",
+                "list them: the ingress URL (with path), a URL reached from a pod without a "
+                "sidecar, one per in-mesh caller, one per Service selecting the hidden pods",
+            )
+        if mesh.get("namespace") != namespace:
+            raise InvalidInput(
+                "namespace", f"the local mesh serves {mesh.get('namespace')!r}, not {namespace!r}"
+            )
+        found, not_checked = discover_entries(
+            mesh,
+            services,
+            service=check.service,
+            hidden_version=check.hidden_version,
+            path=path,
+            ingress_path=ingress_path,
+            via=via,
+        )
+    else:
+        found, not_checked = list(entries), _uncovered(services, check, entries)
+    if listed:
+        not_checked.append(listed)
+    return run(check, found, not_checked)
+
+
+def _uncovered(
+    services: Sequence[Mapping[str, Any]], check: Check, entries: Sequence[Entry]
+) -> list[str]:
+    """Services selecting the hidden pods (the service's selector plus version=<hidden>) that
+    no given entry names in its Host."""
+    own = [s for s in services if (s.get("metadata") or {}).get("name") == check.service]
+    selector = ((own[0].get("spec") or {}).get("selector") or {}) if own else {}
+    hidden_labels = {**selector, "version": check.hidden_version}
+    hosts = {str(e.host or "").split(":")[0].split(".")[0] for e in entries}
+    return [
+        f"Service {name} selects the hidden pods, and no entry calls it (Host: {name})"
+        for name in services_selecting(services, hidden_labels, check.service)
+        if name not in hosts
+    ]

@@ -1,0 +1,186 @@
+"""The dark-launch leak check through the real Envoy: Bookinfo's reviews v2, hidden from all but
+jason (Istio's request-routing task, as the local mesh loads it).
+
+The correct setup is the task's routing plus STRICT mutual TLS in the namespace, so clients
+without a sidecar cannot reach the pods at all. Each leaky setup breaks one thing, deliberately,
+the way it breaks on clusters: (a) the testers' header is one that productpage does not forward,
+so the hidden version sits one hop further than the header goes; (b) no STRICT mTLS, so a
+client without a sidecar reaches reviews through kube-proxy, past every VirtualService; (c) a
+per-version Service (Flagger's ``-canary``) selecting the hidden pods.
+"""
+
+import pytest
+
+from chaosmesh_py.traffic.probes import dark_launch_leaks
+
+pytestmark = pytest.mark.slow
+
+# The tester's request at the ingress carries their login (the local Bookinfo's plain cookie;
+# productpage turns it into end-user); straight to reviews, the end-user header the route matches.
+JASON = {"headers": {"end-user": "jason", "cookie": "user=jason"}}
+REQUESTS = 12  # a multiple of the three reviews pods: kube-proxy's round robin gives each 4
+
+
+def check(testers=None, **arguments):
+    return dark_launch_leaks(
+        service="reviews",
+        hidden_version="v2",
+        testers=testers or JASON,
+        namespace="bookinfo",
+        path="/reviews/0",
+        ingress_path="/api/v1/products/0/reviews",
+        via=["productpage"],
+        requests_per_entry=REQUESTS,
+        **arguments,
+    )
+
+
+def strict_mtls(mesh):
+    mesh.api.create(
+        {
+            "apiVersion": "security.istio.io/v1",
+            "kind": "PeerAuthentication",
+            "metadata": {"name": "default", "namespace": "bookinfo"},
+            "spec": {"mtls": {"mode": "STRICT"}},
+        }
+    )
+    mesh.sync()
+
+
+def entry(result, name):
+    (found,) = [e for e in result["entries"] if e["name"] == name]
+    return found
+
+
+def test_a_correct_dark_launch_passes(mesh):
+    strict_mtls(mesh)
+    result = check()
+
+    assert result["hidden"], result
+    assert result["findings"] == 0
+    ingress = entry(result, "ingress")
+    assert ingress["others"]["served_by"] == {"reviews-v1": REQUESTS}
+    assert ingress["testers"]["served_by"] == {"reviews-v2": REQUESTS}
+    callers = [e for e in result["entries"] if e["kind"] == "sidecar"]
+    assert len(callers) == len(mesh.info()["workloads"])  # every in-mesh caller, sleep included
+    for caller in callers:
+        assert caller["others"]["hidden_hits"] == 0, caller
+        assert caller["testers"]["hidden_hits"] == REQUESTS, caller
+    no_sidecar = entry(result, "no-sidecar client via Service reviews")
+    assert no_sidecar["others"]["refused"] == REQUESTS  # STRICT: plain text never reaches a pod
+    assert no_sidecar["testers"] is None  # L4: no match to honour
+    assert result["requests"] == REQUESTS * (2 * (len(callers) + 1) + 1)
+
+
+def test_a_client_without_a_sidecar_is_caught(mesh):
+    # (b) Istio's default PERMISSIVE mode: plain text reaches every pod behind the ClusterIP.
+    result = check()
+
+    assert not result["hidden"]
+    assert result["leaks"] == [
+        f"no-sidecar client via Service reviews -> reviews-v2: {REQUESTS // 3} of {REQUESTS} requests"
+    ]
+    no_sidecar = entry(result, "no-sidecar client via Service reviews")
+    assert no_sidecar["others"]["served_by"] == {f"reviews-v{n}": REQUESTS // 3 for n in (1, 2, 3)}
+    assert result["tester_gaps"] == []  # the routing itself is right
+
+
+def test_the_hidden_versions_own_service_is_caught(mesh):
+    # (c) A Service selecting only v2, as Flagger creates "<app>-canary" (flagger#1777).
+    strict_mtls(mesh)
+    mesh.api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "reviews-v2", "namespace": "bookinfo"},
+            "spec": {
+                "selector": {"app": "reviews", "version": "v2"},
+                "ports": [{"name": "http", "port": 9080}],
+            },
+        }
+    )
+    mesh.sync()
+    result = check()
+
+    assert not result["hidden"]
+    assert result["leaks"] == [
+        f"in-mesh caller sleep via Service reviews-v2 -> reviews-v2: {REQUESTS} of {REQUESTS} "
+        "requests"
+    ]
+    assert result["tester_gaps"] == []
+    assert any("Service reviews-v2 from clients without a sidecar" in n for n in result["not_checked"])
+
+
+def test_a_header_not_propagated_past_the_first_hop_is_caught(mesh):
+    # (a) The dark launch matches Flagger's A/B-testing header, x-canary: insider. Bookinfo's
+    # productpage forwards a fixed list of headers (tracing, cookie, end-user from the login),
+    # and x-canary is not one: the testers' header reaches productpage and stops there.
+    strict_mtls(mesh)
+    mesh.api.patch(
+        "networking.istio.io/v1",
+        "VirtualService",
+        "bookinfo",
+        "reviews",
+        {
+            "spec": {
+                "http": [
+                    {
+                        "name": "insiders-to-v2",
+                        "match": [{"headers": {"x-canary": {"exact": "insider"}}}],
+                        "route": [{"destination": {"host": "reviews", "subset": "v2"}}],
+                    },
+                    {
+                        "name": "everyone-to-v1",
+                        "route": [{"destination": {"host": "reviews", "subset": "v1"}}],
+                    },
+                ]
+            }
+        },
+    )
+    mesh.sync()
+    result = check(testers={"headers": {"x-canary": "insider"}})
+
+    assert not result["hidden"]
+    assert result["leaks"] == []  # nobody else sees v2: the testers just never do
+    (gap,) = result["tester_gaps"]
+    assert gap.startswith(
+        f"testers through ingress -> productpage -> reviews reached reviews-v2 in 0 of {REQUESTS}"
+        f" requests (served by reviews-v1: {REQUESTS}): the tester match (x-canary: insider) is"
+        " lost at productpage -> reviews"
+    ), gap
+    assert "from productpage-v1's sidecar it reaches reviews-v2" in gap
+    assert "productpage does not propagate it" in gap
+
+
+def test_testers_told_by_their_workloads_labels(mesh):
+    # sourceLabels: the sleep workload is the tester; every request it makes is a tester's.
+    strict_mtls(mesh)
+    mesh.api.patch(
+        "networking.istio.io/v1",
+        "VirtualService",
+        "bookinfo",
+        "reviews",
+        {
+            "spec": {
+                "http": [
+                    {
+                        "name": "sleep-to-v2",
+                        "match": [{"sourceLabels": {"app": "sleep"}}],
+                        "route": [{"destination": {"host": "reviews", "subset": "v2"}}],
+                    },
+                    {
+                        "name": "everyone-to-v1",
+                        "route": [{"destination": {"host": "reviews", "subset": "v1"}}],
+                    },
+                ]
+            }
+        },
+    )
+    mesh.sync()
+    result = check(testers={"source_labels": {"app": "sleep"}})
+
+    assert result["hidden"], result
+    sleep = entry(result, "in-mesh caller sleep")
+    assert sleep["others"] is None
+    assert sleep["testers"]["served_by"] == {"reviews-v2": REQUESTS}
+    assert entry(result, "ingress")["testers"] is None
