@@ -539,7 +539,12 @@ def _uncovered(
     """Services selecting the hidden pods (the service's selector plus version=<hidden>) that
     no given entry names in its Host."""
     own = [s for s in services if (s.get("metadata") or {}).get("name") == check.service]
-    selector = ((own[0].get("spec") or {}).get("selector") or {}) if own else {}
+    if not own:
+        return [
+            f"other Services selecting the hidden pods: there is no Service {check.service} to "
+            "learn their labels from"
+        ]
+    selector = (own[0].get("spec") or {}).get("selector") or {}
     hidden_labels = {**selector, "version": check.hidden_version}
     hosts = {str(e.host or "").split(":")[0].split(".")[0] for e in entries}
     return [

@@ -78,7 +78,8 @@ def test_a_client_without_a_sidecar_is_caught(mesh):
 
     assert not result["hidden"]
     assert result["leaks"] == [
-        f"no-sidecar client via Service reviews -> reviews-v2: {REQUESTS // 3} of {REQUESTS} requests"
+        f"no-sidecar client via Service reviews -> reviews-v2: {REQUESTS // 3} of {REQUESTS}"
+        " requests"
     ]
     no_sidecar = entry(result, "no-sidecar client via Service reviews")
     assert no_sidecar["others"]["served_by"] == {f"reviews-v{n}": REQUESTS // 3 for n in (1, 2, 3)}
@@ -108,7 +109,9 @@ def test_the_hidden_versions_own_service_is_caught(mesh):
         "requests"
     ]
     assert result["tester_gaps"] == []
-    assert any("Service reviews-v2 from clients without a sidecar" in n for n in result["not_checked"])
+    assert any(
+        "Service reviews-v2 from clients without a sidecar" in n for n in result["not_checked"]
+    )
 
 
 def test_a_header_not_propagated_past_the_first_hop_is_caught(mesh):

@@ -1,0 +1,83 @@
+"""Bad arguments to the dark-launch leak check: each fails naming the field and the fix, before
+a single request is sent (the entries below would answer nothing)."""
+
+import pytest
+from chaoslib.exceptions import ActivityFailed
+
+from chaosmesh_py.traffic.probes import dark_launch_leaks
+from tests.conftest import NAMESPACE
+
+# Nothing listens there: a request sent would show as refused, never as an error here.
+NOWHERE = [{"name": "nowhere", "url": "http://127.0.0.1:9", "kind": "no-sidecar"}]
+GOOD = {
+    "service": "reviews",
+    "hidden_version": "v2",
+    "testers": {"headers": {"end-user": "jason"}},
+    "namespace": NAMESPACE,
+    "entries": NOWHERE,
+}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"service": ""}, "service: must be a non-empty string"),
+        ({"hidden_version": None}, "hidden_version: must be a non-empty string"),
+        ({"testers": {}}, "testers: must be an object with headers and/or source_labels"),
+        ({"testers": {"header": {"end-user": "jason"}}}, "testers: unknown keys ['header']"),
+        ({"testers": {"headers": {"end-user": 7}}}, "testers.headers: must map names to strings"),
+        ({"testers": {"headers": {}}}, "testers: names no header and no source label"),
+        ({"requests_per_entry": 0}, "requests_per_entry: must be a whole number from 1 to 10000"),
+        ({"requests_per_entry": 2.5}, "requests_per_entry: must be a whole number"),
+        ({"timeout_s": -1}, "timeout_s: must be a number of seconds above 0"),
+        ({"served_by": "podname: ("}, "served_by: is not a regular expression"),
+        ({"served_by": "podname"}, "served_by: has no group"),
+        ({"path": "reviews/0"}, "path: must start with '/'"),
+        ({"ingress_path": "api"}, "ingress_path: must start with '/'"),
+        ({"via": "productpage"}, "via: must be a list of service names"),
+        ({"entries": []}, "entries: must be a non-empty list"),
+        ({"entries": [{"url": "ftp://x"}]}, "entries[0].url: must be an http(s) URL"),
+        ({"entries": [{"url": "http://x", "kind": "pod"}]}, "entries[0].kind: unknown kind 'pod'"),
+    ],
+)
+def test_a_bad_argument_is_named_before_any_request(arguments, expected):
+    with pytest.raises(ActivityFailed) as caught:
+        dark_launch_leaks(**{**GOOD, **arguments})
+    assert f"InvalidInput: {expected}" in str(caught.value), caught.value
+
+
+def test_on_a_cluster_the_entries_must_be_given(api):
+    with pytest.raises(ActivityFailed) as caught:
+        dark_launch_leaks(**{**GOOD, "entries": None})
+    message = str(caught.value)
+    assert "entries: not given, and this API is a cluster's" in message
+    assert "the ingress URL" in message
+
+
+def service(api, name, selector):
+    api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {"selector": selector, "ports": [{"name": "http", "port": 9080}]},
+        }
+    )
+
+
+def test_given_entries_on_a_cluster_name_the_services_left_unchecked(api):
+    service(api, "reviews-canary", {"app": "reviews", "version": "v2"})
+    result = dark_launch_leaks(**{**GOOD, "requests_per_entry": 1})
+    assert not result["hidden"]
+    assert result["not_checked"] == [
+        "other Services selecting the hidden pods: there is no Service reviews to learn their "
+        "labels from"
+    ]
+    service(api, "reviews", {"app": "reviews"})
+    result = dark_launch_leaks(**{**GOOD, "requests_per_entry": 1})
+    assert not result["hidden"]
+    assert result["not_checked"] == [
+        "Service reviews-canary selects the hidden pods, and no entry calls it "
+        "(Host: reviews-canary)"
+    ]
+    assert result["entries"][0]["others"]["refused"] == 1
