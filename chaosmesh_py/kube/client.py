@@ -174,7 +174,7 @@ class Kube:
         """Every object of ``kind`` in ``namespace``, or in all namespaces when None."""
         ref = ResourceRef(kind, namespace or "", "")
         timeout = self.retry.request_timeout_s
-        if not kind.group and namespace is not None:  # a core kind (Services): under /api
+        if not kind.group and namespace is not None:
             return list(self._core("list", ref, "GET").get("items") or [])
         if namespace is None:
             answer = self._call(

@@ -331,6 +331,24 @@ class LocalMesh:
 
     def _load(self) -> None:
         self.api.create_namespace(NAMESPACE)
+        # The declared services as the Service objects a cluster would hold (bookinfo.yaml's),
+        # so clients read them through the API as there.
+        for service in self.topology.services:
+            self.api.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {
+                        "name": service.name,
+                        "namespace": service.namespace,
+                        "labels": {"app": service.name, "service": service.name},
+                    },
+                    "spec": {
+                        "selector": dict(service.selector),
+                        "ports": [{"name": "http", "port": service.port}],
+                    },
+                }
+            )
         for manifest in self.manifests:
             for document in yaml.safe_load_all(manifest.read_text()):
                 document.setdefault("metadata", {}).setdefault("namespace", NAMESPACE)

@@ -137,6 +137,8 @@ class Check:
     requests_per_entry: int
     timeout_s: float
     concurrency: int
+    # False: the testers' gaps are reported but not findings ("no one *else* sees it").
+    testers_must_reach: bool = True
 
 
 def parse_testers(testers: Any) -> Testers:
@@ -407,12 +409,14 @@ def judge(
             gaps.append(_gap(entry, testers, check, results))
     if not any(others or testers for _, others, testers in results):
         not_checked = [*not_checked, "nothing: no entry was checked"]
-    findings = len(leaks) + len(gaps) + len(unidentified) + len(not_checked)
+    findings = len(leaks) + len(unidentified) + len(not_checked)
+    findings += len(gaps) if check.testers_must_reach else 0
     return {
         "service": check.service,
         "hidden_version": check.hidden_version,
         # True only when every entry was checked and answered as a dark launch should.
         "hidden": findings == 0,
+        "testers_must_reach": check.testers_must_reach,
         "findings": findings,
         "leaks": leaks,
         "tester_gaps": gaps,

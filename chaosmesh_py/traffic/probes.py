@@ -43,6 +43,7 @@ def dark_launch_leaks(
     requests_per_entry: int = 20,
     served_by: str = leaks.PODNAME_PATTERN,
     hidden_name: str = None,
+    testers_must_reach: bool = True,
     concurrency: int = 10,
     timeout_s: float = 5.0,
     secrets: dict = None,
@@ -66,6 +67,9 @@ def dark_launch_leaks(
     a cluster, list them: [{"name", "url", "path"?, "host"?, "kind": "ingress" | "sidecar" |
     "no-sidecar" | "service", "via"?, "caller_labels"?}].
 
+    `testers_must_reach` false: the testers' gaps are reported, not counted ("no one but the
+    testers sees it", true before a dark launch exists as after).
+
     Returns hidden (bool), findings (how many of leaks, tester_gaps, unidentified,
     not_checked), each as sentences naming the path ("no-sidecar client via Service reviews ->
     reviews-v2: 7 of 20 requests"), and per entry what was sent and who answered. Check it
@@ -83,6 +87,7 @@ def dark_launch_leaks(
             ),
             timeout_s=_positive("timeout_s", timeout_s),
             concurrency=_count("concurrency", concurrency, 100),
+            testers_must_reach=_flag("testers_must_reach", testers_must_reach),
         )
         for field, value in (("path", path), ("ingress_path", ingress_path)):
             if value is not None and (not isinstance(value, str) or not value.startswith("/")):
@@ -106,6 +111,12 @@ def dark_launch_leaks(
 def _name(field: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(field, f"must be a non-empty string, not {value!r}")
+    return value
+
+
+def _flag(field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(field, f"must be true or false, not {value!r}")
     return value
 
 

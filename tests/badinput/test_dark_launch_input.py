@@ -29,6 +29,7 @@ GOOD = {
         ({"testers": {"headers": {}}}, "testers: names no header and no source label"),
         ({"requests_per_entry": 0}, "requests_per_entry: must be a whole number from 1 to 10000"),
         ({"requests_per_entry": 2.5}, "requests_per_entry: must be a whole number"),
+        ({"testers_must_reach": "yes"}, "testers_must_reach: must be true or false"),
         ({"timeout_s": -1}, "timeout_s: must be a number of seconds above 0"),
         ({"served_by": "podname: ("}, "served_by: is not a regular expression"),
         ({"served_by": "podname"}, "served_by: has no group"),
