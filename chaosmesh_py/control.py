@@ -411,6 +411,9 @@ def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any])
     from chaoslib import substitute
 
     from chaosmesh_py.faults import actions, probes, rollbacks
+    from chaosmesh_py.traffic import actions as traffic_actions
+    from chaosmesh_py.traffic import probes as traffic_probes
+    from chaosmesh_py.traffic import rollbacks as traffic_rollbacks
 
     problems = []
     try:
@@ -430,20 +433,24 @@ def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any])
             _check_waivers(arguments)
         except ChaosMeshError as error:
             problems.append(f"control {control.get('name')!r}: {error}")
-    modules = {m.__name__: m for m in (actions, probes, rollbacks)}
+    modules = {
+        m.__name__: m
+        for m in (actions, probes, rollbacks, traffic_actions, traffic_probes, traffic_rollbacks)
+    }
     for activity in _activities(experiment):
         provider = activity.get("provider") or {}
         module = modules.get(str(provider.get("module", "")))
         func = str(provider.get("func"))
-        if provider.get("type") != "python" or module is None or func not in module.__all__:
+        exported = getattr(module, "__all__", ())
+        if provider.get("type") != "python" or module is None or func not in exported:
             continue  # not ours, or Chaos Toolkit's own validation names the problem
         function = getattr(module, func)
         arguments = substitute(dict(provider.get("arguments") or {}), configuration, {})
         name = activity.get("name", func)
         try:
             bound = inspect.signature(function).bind(**arguments)
-            if module is actions:
-                actions.check_arguments(func, arguments, configuration)
+            if module in (actions, traffic_actions):
+                module.check_arguments(func, arguments, configuration)
             else:
                 bound.apply_defaults()
                 _check_target(bound.arguments, configuration)

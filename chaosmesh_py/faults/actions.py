@@ -15,8 +15,7 @@ from chaosmesh_py.engine import redaction
 from chaosmesh_py.engine.access import needs
 from chaosmesh_py.engine.activity import boundary
 from chaosmesh_py.engine.kinds import ROUTE_COPY, edit_verbs
-from chaosmesh_py.engine.run import run_for, run_id_from
-from chaosmesh_py.errors import InvalidInput, shown
+from chaosmesh_py.engine.run import run_for
 from chaosmesh_py.faults import injection
 from chaosmesh_py.istio import fault, route_copy
 from chaosmesh_py.istio.fault import Fault
@@ -115,36 +114,10 @@ def _prepare(
     action: str, arguments: dict[str, Any]
 ) -> tuple[injection.Settings, injection.Target, route_copy.Injection]:
     """Every check that needs no API request, in the order users read the arguments."""
-    configuration = arguments["configuration"]
-    settings = injection.Settings.from_configuration(configuration)
+    settings = injection.Settings.from_configuration(arguments["configuration"])
     chosen = _FAULTS[action](arguments)
-    target = injection.parse_target(
-        arguments["namespace"], arguments["virtual_service"], arguments["host"], settings
-    )
-    route_name, route_index = route_copy.parse_route_choice(
-        arguments["route_name"], arguments["route_index"]
-    )
-    verify_url = arguments["verify_url"]
-    if verify_url is not None and (
-        not isinstance(verify_url, str) or not verify_url.startswith(("http://", "https://"))
-    ):
-        raise InvalidInput("verify_url", f"{shown(verify_url)} is not an http(s) URL")
-    if not isinstance(arguments["allow_other_runs"], bool):
-        raise InvalidInput(
-            "allow_other_runs",
-            f"must be true or false, got {shown(arguments['allow_other_runs'])}",
-        )
-    request = route_copy.Injection(
-        # The id only: checking arguments must not start a run (and its ledger).
-        run_id=run_id_from(configuration),
-        fault=chosen,
-        expires_at=injection.expiry(settings),
-        route_name=route_name,
-        route_index=route_index,
-        headers=route_copy.parse_headers(arguments["headers"]),
-        source_labels=route_copy.parse_source_labels(arguments["source_labels"]),
-    )
-    return settings, target, request
+    targeting = injection.parse_targeting(arguments, settings)
+    return settings, targeting.target, targeting.injection(chosen)
 
 
 def _inject(action: str, arguments: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from typing import Any
 
 from chaosmesh_py.engine import evidence, ledger, ownership, verify
 from chaosmesh_py.engine.access import Access, on
-from chaosmesh_py.engine.run import DEFAULT_TTL_S, Run
+from chaosmesh_py.engine.kinds import ROUTE_COPY, edit_verbs
+from chaosmesh_py.engine.run import DEFAULT_TTL_S, Run, run_for, run_id_from
 from chaosmesh_py.errors import (
     ApiError,
     Forbidden,
@@ -151,6 +152,67 @@ def parse_target(
     return Target(namespace, virtual_service, host)
 
 
+@dataclass(frozen=True)
+class Targeting:
+    """What an edit action's targeting arguments say (every route-copy action takes them):
+    which VirtualService, which routes, which requests, and how the effect is checked."""
+
+    settings: Settings
+    target: Target
+    run_id: str
+    route_name: str | None
+    route_index: int | None
+    headers: Mapping[str, Mapping[str, str]]
+    source_labels: Mapping[str, str]
+    verify_url: str | None
+    allow_other_runs: bool
+
+    def injection(self, change: route_copy.Change) -> route_copy.Injection:
+        return route_copy.Injection(
+            run_id=self.run_id,
+            change=change,
+            expires_at=expiry(self.settings),
+            route_name=self.route_name,
+            route_index=self.route_index,
+            headers=self.headers,
+            source_labels=self.source_labels,
+        )
+
+
+def parse_targeting(arguments: Mapping[str, Any], settings: Settings) -> Targeting:
+    """Check the targeting arguments of a route-copy action before any request, in the order
+    users read them: namespace, virtual_service / host, route_name / route_index, verify_url,
+    allow_other_runs, headers, source_labels."""
+    target = parse_target(
+        arguments["namespace"], arguments["virtual_service"], arguments["host"], settings
+    )
+    route_name, route_index = route_copy.parse_route_choice(
+        arguments["route_name"], arguments["route_index"]
+    )
+    verify_url = arguments["verify_url"]
+    if verify_url is not None and (
+        not isinstance(verify_url, str) or not verify_url.startswith(("http://", "https://"))
+    ):
+        raise InvalidInput("verify_url", f"{shown(verify_url)} is not an http(s) URL")
+    if not isinstance(arguments["allow_other_runs"], bool):
+        raise InvalidInput(
+            "allow_other_runs",
+            f"must be true or false, got {shown(arguments['allow_other_runs'])}",
+        )
+    return Targeting(
+        settings=settings,
+        target=target,
+        # The id only: checking arguments must not start a run (and its ledger).
+        run_id=run_id_from(arguments["configuration"]),
+        route_name=route_name,
+        route_index=route_index,
+        headers=route_copy.parse_headers(arguments["headers"]),
+        source_labels=route_copy.parse_source_labels(arguments["source_labels"]),
+        verify_url=verify_url,
+        allow_other_runs=arguments["allow_other_runs"],
+    )
+
+
 def resolve(kube: Kube, target: Target, kind: ResourceKind) -> ResourceRef:
     """The VirtualService the target names. By host, it must be the only one serving it."""
     if target.virtual_service is not None:
@@ -175,6 +237,41 @@ def resolve(kube: Kube, target: Target, kind: ResourceKind) -> ResourceRef:
     )
 
 
+@dataclass(frozen=True)
+class Written:
+    """A route-copy injection as the API holds it after the write: the resource, and the
+    injection's own copies in it (in route order)."""
+
+    resource: dict[str, Any]
+    copies: list[str]
+    attempts: int
+
+
+def write_copies(
+    kube: Kube,
+    ref: ResourceRef,
+    injection: route_copy.Injection,
+    run: Run,
+    *,
+    allow_other_runs: bool = False,
+    verify_url: str | None = None,
+) -> Written:
+    """Add the injection's copies to ``ref`` through the owned-edit loop (ledger intent, the
+    write with its resourceVersion, re-planning on 409, the outcome): whatever the change."""
+    try:
+        outcome = ownership.apply_edit(
+            kube,
+            ref,
+            run,
+            lambda current: route_copy.plan_injection(current, injection, allow_other_runs),
+            verify_url=verify_url,
+        )
+    except NotFound as error:
+        raise not_found(kube, ref) from error
+    copies = route_copy.copy_names(outcome.resource, injection)
+    return Written(outcome.resource, copies, outcome.attempts)
+
+
 def inject(
     kube: Kube,
     ref: ResourceRef,
@@ -190,46 +287,41 @@ def inject(
     Returns a journal-friendly report. When the data plane never shows the fault, the fault is
     removed again and FaultNotObserved raised: an experiment must not go on believing it.
     """
-
-    try:
-        outcome = ownership.apply_edit(
-            kube,
-            ref,
-            run,
-            lambda current: route_copy.plan_injection(current, injection, allow_other_runs),
-            verify_url=verify_url,
-        )
-    except NotFound as error:
-        raise not_found(kube, ref) from error
-    copies = route_copy.copy_names(outcome.resource, injection)
+    chosen = injection.change
+    if not isinstance(chosen, fault.Delay | fault.Abort):
+        raise TypeError(f"inject writes faults; {chosen.kind} edits go through write_copies")
+    written = write_copies(
+        kube, ref, injection, run, allow_other_runs=allow_other_runs, verify_url=verify_url
+    )
+    resource, copies = written.resource, written.copies
     report: dict[str, Any] = {
         "run_id": run.run_id,
         "virtual_service": f"{ref.namespace}/{ref.name}",
-        "fault": injection.fault.to_istio(),
-        "routes": [r["name"] for r in route_copy.run_routes(outcome.resource, run.run_id)],
+        "fault": chosen.to_istio(),
+        "routes": [r["name"] for r in route_copy.run_routes(resource, run.run_id)],
         # This injection's own copies and where they send traffic: what its hits are counted on.
         "fault_routes": copies,
-        "destinations": _destinations(outcome.resource, copies, ref.namespace),
-        "expires": _owned_expiry(outcome.resource, run.run_id),
-        "api_attempts": outcome.attempts,
+        "destinations": _destinations(resource, copies, ref.namespace),
+        "expires": owned_expiry(resource, run.run_id),
+        "api_attempts": written.attempts,
     }
-    skipped = route_copy.skipped_routes(outcome.resource, injection)
+    skipped = route_copy.skipped_routes(resource, injection)
     if skipped:
         report["skipped_routes"] = [s.to_json() for s in skipped]
     if verify_timeout_s > 0:
         expected = verify.Expectation(
             routes=tuple(copies),
             present=True,
-            fault=injection.fault,
-            host=_first_host(outcome.resource),
+            fault=chosen,
+            host=first_host(resource),
             headers=injection.headers,
-            path=_request_path(outcome.resource, copies[0]),
+            path=request_path(resource, copies[0]),
             source_labels=injection.source_labels,
-            gateways=tuple(outcome.resource["spec"].get("gateways") or ()),
+            gateways=tuple(resource["spec"].get("gateways") or ()),
         )
         try:
             report["effect"] = _verify(
-                kube, expected, verify_timeout_s, verify_url, ref=ref, written=outcome.resource
+                kube, expected, verify_timeout_s, verify_url, ref=ref, written=resource
             )
         except verify.FaultNotObserved:
             remove(kube, ref, run.run_id, only=copies, run_ledger=run.ledger, run=run)
@@ -286,7 +378,7 @@ def remove(
             # On the local mesh no fault counter may move; by request, the signature of the
             # fault removed must be gone.
             fault=None if verify_url is None else fault.from_istio(removed[0].get("fault", {})),
-            host=_first_host(resource),
+            host=first_host(resource),
             headers=_exact_headers(removed[0]),
             # Faults that were there before ours would blur the evidence of ours being gone.
             traffic=not any(r.get("fault") for r in route_copy.user_routes(resource)),
@@ -321,6 +413,34 @@ def remove_for_run(
     )
     run.forget(kube, ref)
     return report
+
+
+def remove_targeted(
+    virtual_service: object,
+    host: object,
+    namespace: object,
+    configuration: Mapping[str, Any] | None,
+    secrets: Mapping[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """A rollback activity's removal: everything the run holds on the VirtualService named (or
+    serving ``host``), or with neither on every resource the run wrote to."""
+    settings = Settings.from_configuration(configuration)
+    run = run_for(configuration)
+    if virtual_service is None and host is None:
+        return [
+            remove_for_run(kube, ref, run, settings.verify_timeout_s) for kube, ref in run.touched()
+        ]
+    target = parse_target(namespace, virtual_service, host, settings)
+    kube = Kube.connect(secrets)
+    ref = resolve(kube, target, settings.kind)
+    return [remove_for_run(kube, ref, run, settings.verify_timeout_s)]
+
+
+def removal_needs(arguments: Mapping[str, Any]) -> list[Access]:
+    """What ``remove_targeted`` asks of the API, for a rollback's ``@needs``."""
+    if arguments["virtual_service"] is None and arguments["host"] is None:
+        return []  # only what the run's edits wrote to: their needs cover it
+    return target_needs(arguments, edit_verbs(ROUTE_COPY))
 
 
 def _verify(
@@ -371,11 +491,11 @@ def _destinations(
     )
 
 
-def _first_host(resource: Mapping[str, Any]) -> str:
+def first_host(resource: Mapping[str, Any]) -> str:
     return str((resource.get("spec", {}).get("hosts") or [""])[0])
 
 
-def _request_path(resource: Mapping[str, Any], route_name: str) -> str:
+def request_path(resource: Mapping[str, Any], route_name: str) -> str:
     """A path the route matches: its first uri exact or prefix, else "/"."""
     route = next(r for r in resource["spec"]["http"] if r.get("name") == route_name)
     uri = ((route.get("match") or [{}])[0]).get("uri") or {}
@@ -407,7 +527,7 @@ def expiry(settings: Settings) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=settings.ttl_s)
 
 
-def _owned_expiry(resource: Mapping[str, Any], run_id: str) -> str | None:
+def owned_expiry(resource: Mapping[str, Any], run_id: str) -> str | None:
     owner = record_of(resource, run_id)
     return owner.expires_at.isoformat() if owner else None
 

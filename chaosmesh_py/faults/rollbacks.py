@@ -6,26 +6,14 @@ It is idempotent: calling it twice, after a partial injection, or on a VirtualSe
 deleted meanwhile is safe and reports what it removed.
 """
 
-from collections.abc import Mapping
-from typing import Any
-
-from chaosmesh_py.engine.access import Access, needs
+from chaosmesh_py.engine.access import needs
 from chaosmesh_py.engine.activity import boundary
-from chaosmesh_py.engine.kinds import ROUTE_COPY, edit_verbs
-from chaosmesh_py.engine.run import run_for
 from chaosmesh_py.faults import injection
-from chaosmesh_py.kube import Kube
 
 __all__ = ["remove_faults"]
 
 
-def _removal_needs(arguments: Mapping[str, Any]) -> list[Access]:
-    if arguments["virtual_service"] is None and arguments["host"] is None:
-        return []  # only what the run's injections wrote to: their needs cover it
-    return injection.target_needs(arguments, edit_verbs(ROUTE_COPY))
-
-
-@needs(_removal_needs)
+@needs(injection.removal_needs)
 def remove_faults(
     virtual_service: str = None,
     host: str = None,
@@ -42,14 +30,4 @@ def remove_faults(
     nothing left to remove).
     """
     with boundary():
-        settings = injection.Settings.from_configuration(configuration)
-        run = run_for(configuration)
-        if virtual_service is None and host is None:
-            return [
-                injection.remove_for_run(kube, ref, run, settings.verify_timeout_s)
-                for kube, ref in run.touched()
-            ]
-        target = injection.parse_target(namespace, virtual_service, host, settings)
-        kube = Kube.connect(secrets)
-        ref = injection.resolve(kube, target, settings.kind)
-        return [injection.remove_for_run(kube, ref, run, settings.verify_timeout_s)]
+        return injection.remove_targeted(virtual_service, host, namespace, configuration, secrets)

@@ -1,16 +1,20 @@
 """Route copies in a VirtualService: pure functions from the object read to the patch to write.
 
-How a fault is added, so that it can be removed exactly:
+A copy carries one change (``Change``): a fault (``chaosmesh_py.istio.fault``), new destinations
+(one subset, or weights across subsets) or a mirror (``chaosmesh_py.istio.routing``). How a
+change is added, so that it can be removed exactly:
 - each targeted HTTP route is **copied**; the copy carries the extra match (headers, source
-  labels) and the fault, and is inserted directly before the original, because Istio takes the
-  first route that matches. The original route is never modified;
+  labels) and the change, and is inserted directly before the original, because Istio takes the
+  first route that matches. The original route is never modified. Without narrowing the copy
+  has the original's match, so it takes all of the original's traffic; with it, only the
+  matching requests (a dark launch for ``end-user: jason``);
 - the run's owner record (``chaosmesh_py.istio.owner_record``) names the copy, in the same
   write. Only records say which routes are copies: a user's route named ``chaosmesh-…`` is a
   user's route, targeted, counted and kept like any other;
 - the copy is named ``chaosmesh-<run>-<digest>``, the digest taken over the run id and the copy's
   content, so a copy whose record someone deleted still proves itself ours while nobody changed
   it (``proven_copy_owner``); a retried injection finds its copy (by that name, or as the copy
-  with our fault and match directly before the original, should the original have been edited
+  with our change and match directly before the original, should the original have been edited
   meanwhile) and writes nothing, which makes retries after an ambiguous API error safe.
 
 Removal (``chaosmesh_py.istio.release``) deletes exactly the copies a record names. Every patch
@@ -35,8 +39,9 @@ from datetime import datetime
 from typing import Any
 
 from chaosmesh_py.errors import InvalidInput, OwnedByAnotherRun, TargetNotFound, shown
-from chaosmesh_py.istio import document, grammar, validation
-from chaosmesh_py.istio.fault import Fault
+from chaosmesh_py.istio import document, grammar, routing, validation
+from chaosmesh_py.istio.fault import Abort, Delay, Fault
+from chaosmesh_py.istio.fault import from_istio as fault_from_istio
 from chaosmesh_py.istio.owner_record import (
     NAME_PREFIX,
     iso,
@@ -55,10 +60,22 @@ Patch = dict[str, Any]
 
 _STRING_MATCH_KINDS = ("exact", "prefix", "regex")
 
+# What one copy changes: a fault, or where its traffic goes (destinations, a mirror).
+Change = Fault | routing.RoutingChange
+
+# The route fields each kind of change sets: what tells one copy's change from another's.
+_CHANGED_FIELDS: dict[str, tuple[str, ...]] = {
+    "delay": ("fault",),
+    "abort": ("fault",),
+    "destinations": ("route",),
+    "mirror": ("mirror", "mirrorPercentage", "mirrors"),
+}
+
 
 @dataclass(frozen=True)
 class Injection:
-    """One request to add a fault to some routes of a VirtualService.
+    """One request to add a change (a fault, destinations, a mirror) to some routes of a
+    VirtualService.
 
     ``route_name`` / ``route_index`` pick one route; with neither, every route that forwards
     traffic (has ``route`` destinations) is targeted. ``headers`` maps a header name to an Istio
@@ -66,7 +83,7 @@ class Injection:
     """
 
     run_id: str
-    fault: Fault
+    change: Change
     expires_at: datetime
     route_name: str | None = None
     route_index: int | None = None
@@ -157,7 +174,7 @@ def plan_injection(
     copies_before: dict[int, list[dict[str, Any]]] = {}
     new_names = []
     for position, wanted in copies:
-        if _existing_copy(routes, position, wanted, owned, injection.run_id) is not None:
+        if _existing_copy(routes, position, wanted, owned, injection) is not None:
             continue  # already injected, e.g. by an attempt whose answer was lost
         copies_before.setdefault(position, []).append(wanted)
         new_names.append(wanted["name"])
@@ -183,7 +200,9 @@ def plan_injection(
     new_resource["spec"]["http"] = new_routes
     errors = validation.admission_errors(str(resource.get("kind", "VirtualService")), new_resource)
     if errors:
-        raise InvalidInput("fault", "Istio would reject the result: " + "; ".join(errors))
+        raise InvalidInput(
+            _change_field(injection.change), "Istio would reject the result: " + "; ".join(errors)
+        )
     return {
         "metadata": {
             "resourceVersion": resource["metadata"]["resourceVersion"],
@@ -198,8 +217,15 @@ def copy_names(resource: Mapping[str, Any], injection: Injection) -> list[str]:
     routes = _http(resource)
     owned = owned_routes(resource)
     copies, _ = _planned_copies(resource, injection, owned)
-    found = [_existing_copy(routes, p, wanted, owned, injection.run_id) for p, wanted in copies]
+    found = [_existing_copy(routes, p, wanted, owned, injection) for p, wanted in copies]
     return [name for name in found if name is not None]
+
+
+def targeted_routes(resource: Mapping[str, Any], injection: Injection) -> list[dict[str, Any]]:
+    """The original routes the injection copies (before any is skipped for contradicting
+    the narrowing); raises TargetNotFound / InvalidInput as planning would."""
+    routes = _http(resource)
+    return [routes[p] for p in _select_routes(resource, injection, owned_routes(resource))]
 
 
 def skipped_routes(resource: Mapping[str, Any], injection: Injection) -> list[Skipped]:
@@ -232,6 +258,74 @@ def describe_routes(resource: Mapping[str, Any]) -> str:
     return "; ".join(parts) or "(no http routes)"
 
 
+def describe_copy(resource: Mapping[str, Any], name: str) -> str:
+    """What the copy ``name`` does, for people ("routes reviews to v2 for end-user=jason"):
+    told by the fields in which it differs from its original, the user route right after the
+    copies before it (a copy with no original left says what it carries)."""
+    routes = _http(resource)
+    owned = owned_routes(resource)
+    position = next((i for i, r in enumerate(routes) if r.get("name") == name), None)
+    if position is None:
+        return "(gone)"
+    route = routes[position]
+    original = next(
+        (r for r in routes[position + 1 :] if str(r.get("name", "")) not in owned), None
+    )
+    parts = []
+    if original is None or not document.same(route.get("route"), original.get("route")):
+        hosts = routing.destination_hosts(route)
+        subsets = [
+            f"{d.get('destination', {}).get('subset') or '(all)'}"
+            + (f" {d['weight']}%" if "weight" in d else "")
+            for d in route.get("route") or []
+        ]
+        parts.append(f"routes {', '.join(hosts)} to {', '.join(subsets)}")
+    mirror_fields = ("mirror", "mirrorPercentage", "mirrors")
+    if any(not document.same(route.get(k), (original or {}).get(k)) for k in mirror_fields) and (
+        route.get("mirror") or route.get("mirrors")
+    ):
+        targets = [route["mirror"]] if route.get("mirror") else []
+        targets += [m.get("destination", {}) for m in route.get("mirrors") or []]
+        shown_targets = ", ".join(
+            " ".join(str(t[k]) for k in ("host", "subset") if t.get(k)) for t in targets
+        )
+        parts.append(f"mirrors to {shown_targets}")
+    if route.get("fault") and (
+        original is None or not document.same(route.get("fault"), original.get("fault"))
+    ):
+        found = fault_from_istio(route["fault"])
+        parts.append(found.describe() if found is not None else "injects a fault")
+    conditions = _shown_narrowing(route, original)
+    return " and ".join(parts or ["copies the route"]) + (
+        f" for {conditions}" if conditions else ""
+    )
+
+
+def _shown_narrowing(route: Mapping[str, Any], original: Mapping[str, Any] | None) -> str:
+    """The match conditions the copy adds to its original's, as ``name=value`` pairs."""
+    theirs = (original or {}).get("match") or [{}]
+    ours = route.get("match") or [{}]
+    shown_parts: list[str] = []
+    for entry in ours[:1]:
+        base = theirs[0] if theirs else {}
+        for name, condition in (entry.get("headers") or {}).items():
+            if (base.get("headers") or {}).get(name) != condition:
+                shown_parts.append(f"{name}={_shown_match(condition)}")
+        for key, value in (entry.get("sourceLabels") or {}).items():
+            if (base.get("sourceLabels") or {}).get(key) != value:
+                shown_parts.append(f"source {key}={value}")
+    return ", ".join(shown_parts)
+
+
+def _change_field(change: Change) -> str:
+    """The argument users give the change by, for error messages."""
+    if isinstance(change, routing.Destinations):
+        return "weights" if len(change.weights) > 1 else "subset"
+    if isinstance(change, routing.Mirror):
+        return "percentage"
+    return "fault"
+
+
 def _http(resource: Mapping[str, Any]) -> list[dict[str, Any]]:
     return list(resource.get("spec", {}).get("http") or [])
 
@@ -262,12 +356,13 @@ def _planned_copies(
 ) -> tuple[list[tuple[int, dict[str, Any]]], list[Skipped]]:
     """The copy each targeted route should have, by position; and the routes skipped."""
     routes = _http(resource)
-    copies = []
+    copies: list[tuple[int, dict[str, Any]]] = []
     skipped = []
+    copied_by_name: dict[str, str] = {}
     for position in _select_routes(resource, injection, owned):
         label = _label(routes, position, owned)
         try:
-            copies.append((position, _fault_copy(routes[position], label, injection)))
+            wanted = _changed_copy(routes[position], label, injection)
         except _Contradiction as contradiction:
             if injection.picks_one_route:
                 raise InvalidInput(
@@ -276,6 +371,17 @@ def _planned_copies(
                     "target another route, or drop this narrowing",
                 ) from None
             skipped.append(Skipped(label, contradiction.problem))
+            continue
+        if wanted["name"] in copied_by_name:
+            # The same copy (same match, same change: a new destination makes the copies of
+            # routes that differ only in theirs alike) is already planned before an earlier
+            # route and takes all of this traffic first; a second would be dead, and a
+            # duplicate route name.
+            earlier = copied_by_name[wanted["name"]]
+            skipped.append(Skipped(label, f"its copy would be the copy of route {earlier}"))
+            continue
+        copied_by_name[wanted["name"]] = label
+        copies.append((position, wanted))
     if not copies:
         reasons = "; ".join(f"{s.route}: {s.reason}" for s in skipped)
         raise InvalidInput(
@@ -292,9 +398,9 @@ def _existing_copy(
     position: int,
     wanted: Mapping[str, Any],
     owned: Mapping[str, str],
-    run_id: str,
+    injection: Injection,
 ) -> str | None:
-    """The name of the run's copy of the route at ``position`` with the wanted fault and match:
+    """The name of the run's copy of the route at ``position`` with the wanted change and match:
     by name, or among the copies directly before the route (its original may have been edited
     since the copy was made, changing the name a copy would get now)."""
     if any(r.get("name") == wanted["name"] for r in routes):
@@ -302,10 +408,9 @@ def _existing_copy(
     index = position - 1
     while index >= 0 and str(routes[index].get("name", "")) in owned:
         candidate = routes[index]
-        if (
-            owned[str(candidate["name"])] == run_id
-            and document.same(candidate.get("fault"), wanted.get("fault"))
-            and document.same(candidate.get("match"), wanted.get("match"))
+        if owned[str(candidate["name"])] == injection.run_id and all(
+            document.same(candidate.get(key), wanted.get(key))
+            for key in (*_CHANGED_FIELDS[injection.change.kind], "match")
         ):
             return str(candidate["name"])
         index -= 1
@@ -375,12 +480,17 @@ def _label(routes: Sequence[Mapping[str, Any]], position: int, owned: Mapping[st
     return f"#{index}"
 
 
-def _fault_copy(original: Mapping[str, Any], label: str, injection: Injection) -> dict[str, Any]:
+def _changed_copy(original: Mapping[str, Any], label: str, injection: Injection) -> dict[str, Any]:
     route_copy = copy.deepcopy(dict(original))
+    change = injection.change
+    if isinstance(change, Delay | Abort):
+        # A fault already on the route stays in force for the narrowed traffic; ours overrides
+        # only the part (delay or abort) it injects.
+        route_copy["fault"] = {**(original.get("fault") or {}), **change.to_istio()}
+    else:
+        # Everything else the route does (retries, timeout, a fault of theirs) stays as it is.
+        change.applied_to(route_copy)
     route_copy.pop("name", None)
-    # A fault already on the route stays in force for the narrowed traffic; ours overrides
-    # only the part (delay or abort) it injects.
-    route_copy["fault"] = {**(original.get("fault") or {}), **injection.fault.to_istio()}
     if injection.headers or injection.source_labels:
         entries = original.get("match") or [{}]
         narrowed = []

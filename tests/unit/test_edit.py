@@ -29,7 +29,7 @@ def to(subset, host="ratings"):
 
 
 def injection(run="r1", chosen=DELAY, **extra):
-    return route_copy.Injection(run_id=run, fault=chosen, expires_at=LATER, **extra)
+    return route_copy.Injection(run_id=run, change=chosen, expires_at=LATER, **extra)
 
 
 def apply(resource, patch):
@@ -212,7 +212,7 @@ def test_expiry_is_the_latest_of_the_runs_injections():
     second = apply(
         first,
         route_copy.plan_injection(
-            first, route_copy.Injection(run_id="r1", fault=ABORT, expires_at=sooner)
+            first, route_copy.Injection(run_id="r1", change=ABORT, expires_at=sooner)
         ),
     )
     assert owner_record.record_of(second, "r1").expires_at == LATER
