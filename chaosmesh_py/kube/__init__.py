@@ -9,7 +9,6 @@ tree for API answers and the re-reading write loops (``Kube.update``, ``ensure_c
 from chaosmesh_py.kube.client import (
     CONFIG_MAP,
     LEASE,
-    SERVICE,
     Kube,
     Outcome,
     Plan,
@@ -24,7 +23,6 @@ from chaosmesh_py.kube.client import (
 __all__ = [
     "CONFIG_MAP",
     "LEASE",
-    "SERVICE",
     "Kube",
     "Outcome",
     "Plan",

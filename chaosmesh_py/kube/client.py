@@ -67,7 +67,6 @@ class ResourceKind:
 
 
 CONFIG_MAP = ResourceKind("", "v1", "configmaps", "ConfigMap")
-SERVICE = ResourceKind("", "v1", "services", "Service")
 LEASE = ResourceKind("coordination.k8s.io", "v1", "leases", "Lease")
 
 

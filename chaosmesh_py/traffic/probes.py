@@ -13,8 +13,9 @@ from typing import Any
 from chaosmesh_py.engine.access import Access, needs, on
 from chaosmesh_py.engine.activity import boundary
 from chaosmesh_py.errors import InvalidInput
-from chaosmesh_py.kube import SERVICE, Kube
+from chaosmesh_py.kube import Kube
 from chaosmesh_py.traffic import leaks
+from chaosmesh_py.traffic.hosts import SERVICE
 
 __all__ = ["dark_launch_leaks"]
 
