@@ -174,21 +174,26 @@ def _static_cluster(name: str, ports: list[int], lb_policy: str) -> JsonDict:
         "type": "STATIC",
         "connect_timeout": "10s",
         "lb_policy": lb_policy,
-        "load_assignment": {
-            "cluster_name": name,
-            "endpoints": [
-                {
-                    "lb_endpoints": [
-                        {
-                            "endpoint": {
-                                "address": {
-                                    "socket_address": {"address": LOCALHOST, "port_value": port}
-                                }
+        "load_assignment": load_assignment(name, ports),
+    }
+
+
+def load_assignment(cluster: str, ports: list[int]) -> JsonDict:
+    """A STATIC cluster's endpoints: 127.0.0.1 at each port, in this order."""
+    return {
+        "cluster_name": cluster,
+        "endpoints": [
+            {
+                "lb_endpoints": [
+                    {
+                        "endpoint": {
+                            "address": {
+                                "socket_address": {"address": LOCALHOST, "port_value": port}
                             }
                         }
-                        for port in ports
-                    ]
-                }
-            ],
-        },
+                    }
+                    for port in ports
+                ]
+            }
+        ],
     }

@@ -71,7 +71,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from chaosmesh_py.localmesh.envoy import EnvoyConfig, JsonDict
-from chaosmesh_py.localmesh.kube_proxy import no_sidecar_config
+from chaosmesh_py.localmesh.kube_proxy import load_assignment, no_sidecar_config
 from chaosmesh_py.localmesh.route import (
     FAULT_FILTER,
     HTTP_FAULT_TYPE,
@@ -538,26 +538,9 @@ def _cluster(name: str, endpoints: list[Workload], policy: Mapping[str, Any] | N
             str((policy.get("loadBalancer") or {}).get("simple")), "LEAST_REQUEST"
         ),
         "circuit_breakers": {"thresholds": [thresholds]},
-        "load_assignment": {
-            "cluster_name": name,
-            "endpoints": [
-                {
-                    "lb_endpoints": [
-                        {
-                            "endpoint": {
-                                "address": {
-                                    "socket_address": {
-                                        "address": LOCALHOST,
-                                        "port_value": workload.port,
-                                    }
-                                }
-                            }
-                        }
-                        for workload in sorted(endpoints, key=lambda w: (w.namespace, w.name))
-                    ]
-                }
-            ],
-        },
+        "load_assignment": load_assignment(
+            name, [w.port for w in sorted(endpoints, key=lambda w: (w.namespace, w.name))]
+        ),
     }
     common = _common_http_options(tcp, http)
     if common:

@@ -8,20 +8,16 @@ variables `up` prints.
 """
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-from chaosmesh_py.localmesh import lifecycle
-from tests.conftest import ISTIO_CRDS, ROOT
+from tests.conftest import ROOT
+from tests.e2e.localmesh import BIN, running_mesh
 
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent
 EXPERIMENT = ROOT / "experiments/bookinfo-dark-launch-reviews-v2.json"
 STRICT_MTLS = ROOT / "experiments/bookinfo/strict-mtls.yaml"
 # Istio's samples/bookinfo/networking/virtual-service-all-v1.yaml, its reviews part.
@@ -38,28 +34,11 @@ REVIEWS_ALL_V1 = {
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory):
-    work = tmp_path_factory.mktemp("dark-launch-mesh")
-    where = ["--state-dir", work / "state", "--kubeconfig", work / "kubeconfig"]
-    environment = {**os.environ, "CHAOSMESH_ISTIO_CRDS": str(ISTIO_CRDS)}
-    up = subprocess.run(
-        [BIN / "chaosmesh", "local", "up", "--no-prometheus", *where],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        env=environment,
-    )
-    try:
-        assert up.returncode == 0, up.stdout + up.stderr
-        status = lifecycle.status(work / "state")
-        yield {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "PROMETHEUS"))},
-            **lifecycle.experiment_environment(status, work / "kubeconfig"),
-        }
-    finally:
-        subprocess.run(
-            [BIN / "chaosmesh", "local", "down", *where], check=False, timeout=120, env=environment
-        )
+    with running_mesh(tmp_path_factory.mktemp("dark-launch-mesh"), "--no-prometheus") as (
+        environment,
+        _,
+    ):
+        yield environment
 
 
 def kubectl(environment, *arguments, stdin=None):

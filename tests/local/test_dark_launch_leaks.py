@@ -12,6 +12,7 @@ per-version Service (Flagger's ``-canary``) selecting the hidden pods.
 import pytest
 
 from chaosmesh_py.traffic.probes import dark_launch_leaks
+from tests.local.conftest import create_service
 
 pytestmark = pytest.mark.slow
 
@@ -43,6 +44,22 @@ def strict_mtls(mesh):
             "metadata": {"name": "default", "namespace": "bookinfo"},
             "spec": {"mtls": {"mode": "STRICT"}},
         }
+    )
+    mesh.sync()
+
+
+def route_reviews(mesh, dark_launch):
+    """The reviews VirtualService as ``dark_launch`` (a route to v2), then everyone to v1."""
+    everyone = {
+        "name": "everyone-to-v1",
+        "route": [{"destination": {"host": "reviews", "subset": "v1"}}],
+    }
+    mesh.api.patch(
+        "networking.istio.io/v1",
+        "VirtualService",
+        "bookinfo",
+        "reviews",
+        {"spec": {"http": [dark_launch, everyone]}},
     )
     mesh.sync()
 
@@ -89,18 +106,7 @@ def test_a_client_without_a_sidecar_is_caught(mesh):
 def test_the_hidden_versions_own_service_is_caught(mesh):
     # (c) A Service selecting only v2, as Flagger creates "<app>-canary" (flagger#1777).
     strict_mtls(mesh)
-    mesh.api.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "reviews-v2", "namespace": "bookinfo"},
-            "spec": {
-                "selector": {"app": "reviews", "version": "v2"},
-                "ports": [{"name": "http", "port": 9080}],
-            },
-        }
-    )
-    mesh.sync()
+    create_service(mesh, "reviews-v2", {"app": "reviews", "version": "v2"})
     result = check()
 
     assert not result["hidden"]
@@ -119,28 +125,14 @@ def test_a_header_not_propagated_past_the_first_hop_is_caught(mesh):
     # productpage forwards a fixed list of headers (tracing, cookie, end-user from the login),
     # and x-canary is not one: the testers' header reaches productpage and stops there.
     strict_mtls(mesh)
-    mesh.api.patch(
-        "networking.istio.io/v1",
-        "VirtualService",
-        "bookinfo",
-        "reviews",
+    route_reviews(
+        mesh,
         {
-            "spec": {
-                "http": [
-                    {
-                        "name": "insiders-to-v2",
-                        "match": [{"headers": {"x-canary": {"exact": "insider"}}}],
-                        "route": [{"destination": {"host": "reviews", "subset": "v2"}}],
-                    },
-                    {
-                        "name": "everyone-to-v1",
-                        "route": [{"destination": {"host": "reviews", "subset": "v1"}}],
-                    },
-                ]
-            }
+            "name": "insiders-to-v2",
+            "match": [{"headers": {"x-canary": {"exact": "insider"}}}],
+            "route": [{"destination": {"host": "reviews", "subset": "v2"}}],
         },
     )
-    mesh.sync()
     result = check(testers={"headers": {"x-canary": "insider"}})
 
     assert not result["hidden"]
@@ -163,28 +155,14 @@ def test_a_header_not_propagated_past_the_first_hop_is_caught(mesh):
 def test_testers_told_by_their_workloads_labels(mesh):
     # sourceLabels: the sleep workload is the tester; every request it makes is a tester's.
     strict_mtls(mesh)
-    mesh.api.patch(
-        "networking.istio.io/v1",
-        "VirtualService",
-        "bookinfo",
-        "reviews",
+    route_reviews(
+        mesh,
         {
-            "spec": {
-                "http": [
-                    {
-                        "name": "sleep-to-v2",
-                        "match": [{"sourceLabels": {"app": "sleep"}}],
-                        "route": [{"destination": {"host": "reviews", "subset": "v2"}}],
-                    },
-                    {
-                        "name": "everyone-to-v1",
-                        "route": [{"destination": {"host": "reviews", "subset": "v1"}}],
-                    },
-                ]
-            }
+            "name": "sleep-to-v2",
+            "match": [{"sourceLabels": {"app": "sleep"}}],
+            "route": [{"destination": {"host": "reviews", "subset": "v2"}}],
         },
     )
-    mesh.sync()
     result = check(testers={"source_labels": {"app": "sleep"}})
 
     assert result["hidden"], result

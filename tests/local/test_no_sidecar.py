@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.local.conftest import create_service
+
 pytestmark = pytest.mark.slow
 
 
@@ -93,18 +95,7 @@ def test_a_service_created_through_the_api_is_routed_to_by_the_sidecars(mesh):
     sidecar = mesh.info()["workloads"]["sleep"]["sidecar_url"]
     canary = {"Host": "reviews-v2:9080"}
     assert served_by(sidecar, headers=canary, requests=1) == {404: 1}  # no such host yet
-    mesh.api.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "reviews-v2", "namespace": "bookinfo"},
-            "spec": {
-                "selector": {"app": "reviews", "version": "v2"},
-                "ports": [{"name": "http", "port": 9080}],
-            },
-        }
-    )
-    mesh.sync()
+    create_service(mesh, "reviews-v2", {"app": "reviews", "version": "v2"})
     assert served_by(sidecar, headers=canary) == {"reviews-v2": 12}
     mesh.api.delete("v1", "Service", "bookinfo", "reviews-v2")
     mesh.sync()
