@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 
 from chaosmesh_py.errors import ApiError, InvalidInput
 from chaosmesh_py.kube import Kube
+from chaosmesh_py.observe.statistics import wilson_interval
 from chaosmesh_py.traffic.hosts import SERVICE
 
 # Bookinfo's reviews answer with their pod's name; productpage's /api/v1/products/<id>/reviews
@@ -101,7 +102,9 @@ class Testers:
         return all(labels.get(k) == v for k, v in self.source_labels.items())
 
     def describe(self) -> str:
-        parts = [f"{k}: {v}" for k, v in self.headers.items()]
+        """The match by name: header values may be credentials (a session cookie), and what
+        the probe returns ends up in journals and logs."""
+        parts = [f"header {name}" for name in self.headers]
         parts += [f"source label {k}={v}" for k, v in self.source_labels.items()]
         return ", ".join(parts)
 
@@ -118,9 +121,13 @@ class Sample:
     statuses: Mapping[str, int]
 
     def to_json(self) -> dict[str, Any]:
+        low, high = wilson_interval(self.hidden, self.requests)
         return {
             "requests": self.requests,
             "hidden_hits": self.hidden,
+            # Where the share of this entry's requests the hidden version gets lies (Wilson,
+            # 95 %): 0 of 20 bounds it below 16 %, 0 of 100 below 3.7 %.
+            "hidden_share_95": [round(low, 4), round(high, 4)],
             "served_by": dict(sorted(self.served_by.items())),
             "refused": self.refused,
             "unidentified": self.unidentified,
