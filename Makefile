@@ -60,6 +60,7 @@ bench: install
 	$(BIN)/python bench/local_prometheus.py
 	$(BIN)/python bench/announce_hang.py
 	$(BIN)/python bench/report_size.py
+	$(BIN)/python bench/dark_launch.py
 
 clean:
 	rm -rf $(VENV) .venv-kubernetes-36 .pytest_cache .mypy_cache .ruff_cache *.egg-info
