@@ -51,6 +51,7 @@ PODNAME_PATTERN = r'"podname"\s*:\s*"([^"]+)"'
 MAX_REQUESTS_PER_ENTRY = 10_000
 TESTER_KEYS = ("headers", "source_labels")
 ENTRY_KINDS = ("ingress", "sidecar", "no-sidecar", "service")
+ENTRY_KEYS = frozenset({"name", "kind", "url", "path", "host", "via", "caller_labels"})
 
 
 @dataclass(frozen=True)
@@ -199,17 +200,27 @@ def parse_entries(entries: Any, default_path: str) -> list[Entry]:
         path = item.get("path", default_path)
         if not isinstance(path, str) or not path.startswith("/"):
             raise InvalidInput(f"{at}.path", f"must start with '/', not {path!r}")
+        unknown = sorted(set(item) - ENTRY_KEYS)
+        if unknown:
+            raise InvalidInput(at, f"unknown keys {unknown}", f"use {sorted(ENTRY_KEYS)}")
         via = item.get("via") or []
+        if not isinstance(via, list) or not all(isinstance(v, str) and v for v in via):
+            raise InvalidInput(f"{at}.via", f"must be a list of service names, not {via!r}")
+        host = item.get("host")
+        if host is not None and (not isinstance(host, str) or not host):
+            raise InvalidInput(f"{at}.host", f"must be a Host header value, not {host!r}")
         labels = item.get("caller_labels")
+        if labels is not None and not isinstance(labels, Mapping):
+            raise InvalidInput(f"{at}.caller_labels", f"must map labels to values, not {labels!r}")
         parsed.append(
             Entry(
                 name=str(item.get("name") or f"{kind} {url}"),
                 kind=kind,
                 url=url.rstrip("/"),
                 path=path,
-                host=item.get("host"),
-                via=tuple(str(v) for v in via),
-                caller_labels=dict(labels) if isinstance(labels, Mapping) else None,
+                host=host,
+                via=tuple(via),
+                caller_labels=None if labels is None else dict(labels),
             )
         )
     return parsed
@@ -262,32 +273,25 @@ def discover_entries(
             path,
         )
     )
-    client = min(
-        sorted(workloads), key=lambda name: workloads[name].get("pod_url") is not None
-    )  # a pure client (no server of its own) if there is one
-    others = {
-        name: (info.get("selector") or {}, info["host"], info.get("no_sidecar_url"))
-        for name, info in known.items()
-        if name != service
+    # Other Services are called from a pure client (no server of its own, as Istio's sleep).
+    clients = [name for name in sorted(workloads) if not workloads[name].get("pod_url")]
+    client = (clients or sorted(workloads))[0]
+    selecting = {
+        name: port
+        for labels in hidden_labels
+        for name, port in services_selecting(services, labels, but=service)
     }
-    for item in services:
-        metadata, spec = item.get("metadata") or {}, item.get("spec") or {}
-        name = str(metadata.get("name"))
-        ports = spec.get("ports") or []
-        if name not in known and name != service and ports:
-            others[name] = (spec.get("selector") or {}, f"{name}:{ports[0].get('port')}", None)
-    for name, (selector, other_host, no_sidecar_url) in sorted(others.items()):
-        if not selector or not any(_selects(selector, labels) for labels in hidden_labels):
-            continue
+    for name, port in sorted(selecting.items()):
         entries.append(
             Entry(
                 f"in-mesh caller {client} via Service {name}",
                 "service",
                 workloads[client]["sidecar_url"],
                 path,
-                host=other_host,
+                host=f"{name}:{port}",
             )
         )
+        no_sidecar_url = (known.get(name) or {}).get("no_sidecar_url")
         if no_sidecar_url:
             entries.append(
                 Entry(f"no-sidecar client via Service {name}", "no-sidecar", no_sidecar_url, path)
@@ -301,16 +305,19 @@ def discover_entries(
 
 
 def services_selecting(
-    services: Sequence[Mapping[str, Any]], pod_labels: Mapping[str, str], but: str
-) -> list[str]:
-    """Names of the Services (other than ``but``) whose selector picks pods with these labels."""
-    names = []
+    services: Sequence[Mapping[str, Any]], pod_labels: Mapping[str, str], *, but: str
+) -> list[tuple[str, int | None]]:
+    """(name, first port) of each Service but ``but`` whose selector picks pods with these
+    labels."""
+    found = []
     for item in services:
         name = str((item.get("metadata") or {}).get("name"))
-        selector = (item.get("spec") or {}).get("selector") or {}
+        spec = item.get("spec") or {}
+        selector = spec.get("selector") or {}
         if name != but and selector and _selects(selector, pod_labels):
-            names.append(name)
-    return sorted(names)
+            ports = spec.get("ports") or [{}]
+            found.append((name, ports[0].get("port")))
+    return sorted(found)
 
 
 def _hidden_pod_labels(
@@ -561,6 +568,6 @@ def _uncovered(
     hosts = {str(e.host or "").split(":")[0].split(".")[0] for e in entries}
     return [
         f"Service {name} selects the hidden pods, and no entry calls it (Host: {name})"
-        for name in services_selecting(services, hidden_labels, check.service)
+        for name, _ in services_selecting(services, hidden_labels, but=check.service)
         if name not in hosts
     ]

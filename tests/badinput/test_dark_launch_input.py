@@ -39,6 +39,10 @@ GOOD = {
         ({"entries": []}, "entries: must be a non-empty list"),
         ({"entries": [{"url": "ftp://x"}]}, "entries[0].url: must be an http(s) URL"),
         ({"entries": [{"url": "http://x", "kind": "pod"}]}, "entries[0].kind: unknown kind 'pod'"),
+        ({"entries": [{"url": "http://x", "hosts": "a"}]}, "entries[0]: unknown keys ['hosts']"),
+        ({"entries": [{"url": "http://x", "via": "pp"}]}, "entries[0].via: must be a list"),
+        ({"entries": [{"url": "http://x", "host": 7}]}, "entries[0].host: must be a Host header"),
+        ({"entries": [{"url": "http://x", "caller_labels": []}]}, "entries[0].caller_labels"),
     ],
 )
 def test_a_bad_argument_is_named_before_any_request(arguments, expected):

@@ -1,0 +1,119 @@
+"""The pure parts of the dark-launch check and of the local mesh's client-without-sidecar
+paths: who counts as the hidden version, how a result is judged, which PeerAuthentication mode
+a workload gets."""
+
+import re
+
+import pytest
+
+from chaosmesh_py.localmesh.kube_proxy import mtls_mode
+from chaosmesh_py.localmesh.topology import Workload
+from chaosmesh_py.traffic import leaks
+
+
+@pytest.mark.parametrize(
+    ("server", "hidden"),
+    [
+        ("reviews-v2", True),
+        ("reviews-v2-5b9c7d8f4-x2x7q", True),  # a Deployment's pod
+        ("reviews-v1", False),
+        ("reviews-v20", False),  # another version, not a pod of v2
+        ("reviews-v2canary", False),
+    ],
+)
+def test_the_hidden_version_is_its_name_or_a_pod_named_after_it(server, hidden):
+    assert leaks.is_hidden(server, "reviews-v2") is hidden
+
+
+CHECK = leaks.Check(
+    service="reviews",
+    hidden_version="v2",
+    hidden_name="reviews-v2",
+    testers=leaks.Testers(headers={"cookie": "session=s3cret"}),
+    served_by=re.compile(leaks.PODNAME_PATTERN),
+    requests_per_entry=10,
+    timeout_s=1.0,
+    concurrency=1,
+)
+INGRESS = leaks.Entry("ingress", "ingress", "http://in", "/p", via=("productpage",))
+CALLER = leaks.Entry("in-mesh caller productpage-v1", "sidecar", "http://pp", "/r",
+                     caller_labels={"app": "productpage"})  # fmt: skip
+
+
+def sample(hidden=0, served=None, refused=0, unidentified=0, requests=10):
+    return leaks.Sample(requests, hidden, served or {}, refused, unidentified, {"200": requests})
+
+
+def test_a_clean_result_is_hidden_and_one_that_checked_nothing_is_not():
+    clean = leaks.judge(CHECK, [(INGRESS, sample(served={"reviews-v1": 10}), None)], [])
+    assert clean["hidden"] and clean["findings"] == 0
+    nothing = leaks.judge(CHECK, [], [])
+    assert not nothing["hidden"]
+    assert nothing["not_checked"] == ["nothing: no entry was checked"]
+
+
+def test_answers_that_name_no_server_fail_the_check_rather_than_being_guessed():
+    result = leaks.judge(
+        CHECK, [(INGRESS, sample(unidentified=3, served={"reviews-v1": 7}), None)], []
+    )
+    assert not result["hidden"]
+    assert result["unidentified"][0].startswith("ingress: 3 of 10 requests without the tester")
+
+
+def test_a_gap_at_the_ingress_names_the_hop_and_never_the_header_value():
+    result = leaks.judge(
+        CHECK,
+        [
+            (INGRESS, None, sample(served={"reviews-v1": 10})),
+            (CALLER, None, sample(hidden=10, served={"reviews-v2": 10})),
+        ],
+        [],
+    )
+    (gap,) = result["tester_gaps"]
+    assert "the tester match (header cookie) is lost at productpage -> reviews" in gap
+    assert "productpage does not propagate it" in gap
+    assert "s3cret" not in str(result)
+
+
+def pa(name, namespace, mode, selector=None, created="2026-01-01T00:00:00Z"):
+    spec = {"mtls": {"mode": mode}}
+    if selector is not None:
+        spec["selector"] = {"matchLabels": selector}
+    return {"metadata": {"name": name, "namespace": namespace, "creationTimestamp": created},
+            "spec": spec}  # fmt: skip
+
+
+V2 = Workload("reviews-v2", "bookinfo", {"app": "reviews", "version": "v2"}, 1, 2, 3)
+
+
+@pytest.mark.parametrize(
+    ("policies", "mode"),
+    [
+        ([], "PERMISSIVE"),  # Istio's default
+        ([pa("default", "istio-system", "STRICT")], "STRICT"),  # mesh wide
+        (
+            [pa("default", "istio-system", "STRICT"), pa("ns", "bookinfo", "PERMISSIVE")],
+            "PERMISSIVE",
+        ),
+        (
+            [pa("ns", "bookinfo", "STRICT"), pa("v2", "bookinfo", "UNSET", {"version": "v2"})],
+            "STRICT",
+        ),
+        (
+            [pa("ns", "bookinfo", "STRICT"), pa("v2", "bookinfo", "DISABLE", {"version": "v2"})],
+            "DISABLE",
+        ),
+        ([pa("v1", "bookinfo", "STRICT", {"version": "v1"})], "PERMISSIVE"),  # selects others
+        ([pa("other", "default", "STRICT")], "PERMISSIVE"),  # another namespace
+        ([pa("default", "istio-system", "STRICT", {"app": "reviews"})], "PERMISSIVE"),
+        (
+            [
+                pa("b", "bookinfo", "PERMISSIVE", created="2026-02-01T00:00:00Z"),
+                pa("a", "bookinfo", "STRICT", created="2026-03-01T00:00:00Z"),
+            ],
+            "PERMISSIVE",  # the oldest of a level wins
+        ),
+    ],
+)
+def test_a_workloads_mtls_mode_is_istiods(policies, mode):
+    assert mtls_mode(V2, policies) == mode
