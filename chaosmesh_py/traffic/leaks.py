@@ -470,28 +470,25 @@ def _gap(
     )
     if entry.kind != "ingress":
         return text
-    # Sent straight to the service, do the testers get there? Then a hop before it dropped the
-    # tester match: the last service the ingress path passes, when it is known.
+    # Sent straight to the service from a sidecar, do the testers get there? Then the routing
+    # matches them and a hop before the service dropped the match.
     direct = [
-        (e, t)
-        for e, _, t in results
-        if e.kind == "sidecar" and t is not None and t.hidden == t.requests
+        e for e, _, t in results if e.kind == "sidecar" and t is not None and t.hidden == t.requests
     ]
     if not direct:
-        return text
-    callers = [
-        e for e, _ in direct if entry.via and (e.caller_labels or {}).get("app") == entry.via[-1]
-    ]
-    witness = (callers or [e for e, _ in direct])[0]
-    hop = (
-        f"{entry.via[-1]} -> {check.service}"
-        if entry.via
-        else f"a hop between the ingress and {check.service}"
-    )
+        return (
+            f"{text}; sent straight to {check.service} from a sidecar they do not reach it either"
+        )
+    last = entry.via[-1] if entry.via else None
+    witness = next((e for e in direct if (e.caller_labels or {}).get("app") == last), direct[0])
+    if len(entry.via) == 1:
+        hop = f"{last} -> {check.service}"
+    else:  # which hop dropped it is not visible from outside: the ones it may be
+        hop = "one of the hops " + " -> ".join(("ingress", *entry.via, check.service))
     return (
         f"{text}: the tester match ({check.testers.describe()}) is lost at {hop}; sent straight to "
         f"{check.service} from {witness.name.removeprefix('in-mesh caller ')}'s sidecar it reaches "
-        f"{check.hidden_name}" + (f": {entry.via[-1]} does not propagate it" if entry.via else "")
+        f"{check.hidden_name}" + (f": {last} does not propagate it" if len(entry.via) == 1 else "")
     )
 
 

@@ -117,3 +117,30 @@ V2 = Workload("reviews-v2", "bookinfo", {"app": "reviews", "version": "v2"}, 1, 
 )
 def test_a_workloads_mtls_mode_is_istiods(policies, mode):
     assert mtls_mode(V2, policies) == mode
+
+
+def test_with_several_hops_the_gap_names_the_ones_it_may_be_and_blames_none():
+    ingress = leaks.Entry("ingress", "ingress", "http://in", "/p", via=("productpage", "reviews"))
+    check = leaks.Check(**{**CHECK.__dict__, "service": "ratings", "hidden_name": "ratings-v2"})
+    caller = leaks.Entry("in-mesh caller reviews-v1", "sidecar", "http://r", "/r",
+                         caller_labels={"app": "reviews"})  # fmt: skip
+    result = leaks.judge(
+        check,
+        [(ingress, None, sample()), (caller, None, sample(hidden=10, served={"ratings-v2": 10}))],
+        [],
+    )
+    (gap,) = result["tester_gaps"]
+    assert "lost at one of the hops ingress -> productpage -> reviews -> ratings" in gap
+    assert "from reviews-v1's sidecar it reaches ratings-v2" in gap
+    assert "does not propagate" not in gap
+
+
+def test_when_no_caller_reaches_it_either_the_routing_is_what_fails():
+    result = leaks.judge(
+        CHECK,
+        [(INGRESS, None, sample(served={"reviews-v1": 10})), (CALLER, None, sample())],
+        [],
+    )
+    assert result["tester_gaps"][0].endswith(
+        "sent straight to reviews from a sidecar they do not reach it either"
+    )
