@@ -94,7 +94,7 @@ def sensitivity() -> None:
             f"; findings {result['findings']}: {result['leaks']}"
         )
         answered = sum(
-            s["requests"] - s["refused"] - s["unidentified"]
+            s["requests"] - s["closed"] - s["unreachable"] - s["unidentified"]
             for e in result["entries"]
             for s in (e["others"], e["testers"])
             if s

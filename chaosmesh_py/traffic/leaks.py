@@ -23,16 +23,20 @@ kube-proxy chooses anew each time).
 
 What it cannot see: a response that names no server (an error page, a body without the
 identity) is counted as unidentified and fails the check rather than being guessed; a
-connection closed before any answer (STRICT mTLS refusing a plain-text client) is counted as
-refused, which is not a leak. Copies the hidden version receives without answering (an Istio
-``mirror``) do not show in any response; only the version's own metrics show them. A request
-pinned to a pod's own address is not an entry: reaching a pod by its IP is choosing it.
+connection accepted then closed before any answer (STRICT mTLS refusing a plain-text client) is
+counted as closed, which is not a leak from a client without a sidecar, and no answer from any
+other entry; an entry nothing answers at (nothing listening, or silent past ``timeout_s``) is
+unreachable, which fails the check: a check that reached nothing tested nothing. Copies the
+hidden version receives without answering (an Istio ``mirror``) do not show in any response;
+only the version's own metrics show them. A request pinned to a pod's own address is not an
+entry: reaching a pod by its IP is choosing it.
 """
 
 from __future__ import annotations
 
 import http.client
 import re
+import socket
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +55,9 @@ PODNAME_PATTERN = r'"podname"\s*:\s*"([^"]+)"'
 MAX_REQUESTS_PER_ENTRY = 10_000
 TESTER_KEYS = ("headers", "source_labels")
 ENTRY_KINDS = ("ingress", "sidecar", "no-sidecar", "service")
+# What _one returns in place of an HTTP status when none came.
+CLOSED = 0
+UNREACHABLE = -1
 ENTRY_KEYS = frozenset({"name", "kind", "url", "path", "host", "via", "caller_labels"})
 
 
@@ -117,7 +124,8 @@ class Sample:
     requests: int
     hidden: int
     served_by: Mapping[str, int]
-    refused: int
+    closed: int  # connected, then closed without an answer
+    unreachable: int  # no connection, or no answer in time
     unidentified: int
     statuses: Mapping[str, int]
 
@@ -130,7 +138,8 @@ class Sample:
             # 95 %): 0 of 20 bounds it below 16 %, 0 of 100 below 3.7 %.
             "hidden_share_95": [round(low, 4), round(high, 4)],
             "served_by": dict(sorted(self.served_by.items())),
-            "refused": self.refused,
+            "closed": self.closed,
+            "unreachable": self.unreachable,
             "unidentified": self.unidentified,
             "statuses": dict(sorted(self.statuses.items())),
         }
@@ -355,12 +364,17 @@ def sample(check: Check, entry: Entry, headers: Mapping[str, str]) -> Sample:
         )
     served: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
-    refused = unidentified = hidden = 0
+    closed = unreachable = unidentified = hidden = 0
     for status, body in answers:
-        statuses[str(status) if status else "no answer"] += 1
-        if status == 0:
-            refused += 1
+        if status == CLOSED:
+            closed += 1
+            statuses["closed"] += 1
             continue
+        if status == UNREACHABLE:
+            unreachable += 1
+            statuses["unreachable"] += 1
+            continue
+        statuses[str(status)] += 1
         match = check.served_by.search(body)
         if match is None:
             unidentified += 1
@@ -368,7 +382,13 @@ def sample(check: Check, entry: Entry, headers: Mapping[str, str]) -> Sample:
         served[match.group(1)] += 1
         hidden += is_hidden(match.group(1), check.hidden_name)
     return Sample(
-        check.requests_per_entry, hidden, dict(served), refused, unidentified, dict(statuses)
+        requests=check.requests_per_entry,
+        hidden=hidden,
+        served_by=dict(served),
+        closed=closed,
+        unreachable=unreachable,
+        unidentified=unidentified,
+        statuses=dict(statuses),
     )
 
 
@@ -378,7 +398,9 @@ def is_hidden(server: str, hidden_name: str) -> bool:
 
 
 def _one(url: str, headers: Mapping[str, str], timeout_s: float) -> tuple[int, str]:
-    """(status, body) of one GET on a new connection; (0, "") when no answer came."""
+    """(status, body) of one GET on a new connection; (CLOSED, "") when the connection was
+    accepted and closed without an answer, (UNREACHABLE, "") when none was made or nothing
+    answered in time."""
     parts = urlsplit(url)
     connection_class = (
         http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
@@ -389,8 +411,10 @@ def _one(url: str, headers: Mapping[str, str], timeout_s: float) -> tuple[int, s
         connection.request("GET", target or "/", headers={**headers, "Connection": "close"})
         response = connection.getresponse()
         return response.status, response.read(1_000_000).decode(errors="replace")
-    except (OSError, http.client.HTTPException):
-        return 0, ""
+    except (ConnectionRefusedError, TimeoutError, socket.gaierror):
+        return UNREACHABLE, ""
+    except (OSError, http.client.HTTPException):  # reset, or closed before a status line
+        return CLOSED, ""
     finally:
         connection.close()
 
@@ -405,6 +429,7 @@ def judge(
     leaks = []
     gaps = []
     unidentified = []
+    unanswered = []
     for entry, others, testers in results:
         for what, got in (
             ("requests without the tester match", others),
@@ -415,6 +440,16 @@ def judge(
                     f"{entry.name}: {got.unidentified} of {got.requests} {what} answered without "
                     f"naming their server (statuses {dict(got.statuses)})"
                 )
+            # Only a client without a sidecar may be closed on (STRICT mTLS); anything else
+            # should answer, even with an error.
+            silent = (
+                got.unreachable + (got.closed if entry.kind != "no-sidecar" else 0) if got else 0
+            )
+            if got is not None and silent:
+                unanswered.append(
+                    f"{entry.name}: {silent} of {got.requests} {what} got no answer at "
+                    f"{entry.url} (statuses {dict(got.statuses)})"
+                )
         if others is not None and others.hidden:
             leaks.append(
                 f"{_path(entry, check)} -> {check.hidden_name}: "
@@ -424,7 +459,7 @@ def judge(
             gaps.append(_gap(entry, testers, check, results))
     if not any(others or testers for _, others, testers in results):
         not_checked = [*not_checked, "nothing: no entry was checked"]
-    findings = len(leaks) + len(unidentified) + len(not_checked)
+    findings = len(leaks) + len(unidentified) + len(unanswered) + len(not_checked)
     findings += len(gaps) if check.testers_must_reach else 0
     return {
         "service": check.service,
@@ -436,6 +471,7 @@ def judge(
         "leaks": leaks,
         "tester_gaps": gaps,
         "unidentified": unidentified,
+        "unanswered": unanswered,
         "not_checked": not_checked,
         "requests": sum(s.requests for _, o, t in results for s in (o, t) if s is not None),
         "entries": [

@@ -7,7 +7,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaosmesh_py.traffic.probes import dark_launch_leaks
 from tests.conftest import NAMESPACE
 
-# Nothing listens there: a request sent would show as refused, never as an error here.
+# Nothing listens there: a request sent is unreachable, never an error here.
 NOWHERE = [{"name": "nowhere", "url": "http://127.0.0.1:9", "kind": "no-sidecar"}]
 GOOD = {
     "service": "reviews",
@@ -85,4 +85,19 @@ def test_given_entries_on_a_cluster_name_the_services_left_unchecked(api):
         "Service reviews-canary selects the hidden pods, and no entry calls it "
         "(Host: reviews-canary)"
     ]
-    assert result["entries"][0]["others"]["refused"] == 1
+    assert result["entries"][0]["others"]["unreachable"] == 1
+    # A check that reached nothing tested nothing.
+    assert result["unanswered"] == [
+        "nowhere: 1 of 1 requests without the tester match got no answer at http://127.0.0.1:9 "
+        "(statuses {'unreachable': 1})"
+    ]
+
+
+def test_an_entry_calling_the_other_service_covers_it(api):
+    service(api, "reviews", {"app": "reviews"})
+    service(api, "reviews-canary", {"app": "reviews", "version": "v2"})
+    canary = {"name": "canary", "url": "http://127.0.0.1:9", "kind": "service",
+              "host": "reviews-canary.bookinfo.svc.cluster.local:9080"}  # fmt: skip
+    result = dark_launch_leaks(**{**GOOD, "entries": [*NOWHERE, canary], "requests_per_entry": 1})
+    assert result["not_checked"] == []
+    assert len(result["unanswered"]) == 2  # covered, but nothing there answered

@@ -88,7 +88,7 @@ def test_a_correct_dark_launch_passes(mesh):
         assert caller["others"]["hidden_hits"] == 0, caller
         assert caller["testers"]["hidden_hits"] == REQUESTS, caller
     no_sidecar = entry(result, "no-sidecar client via Service reviews")
-    assert no_sidecar["others"]["refused"] == REQUESTS  # STRICT: plain text never reaches a pod
+    assert no_sidecar["others"]["closed"] == REQUESTS  # STRICT: plain text never reaches a pod
     assert no_sidecar["testers"] is None  # L4: no match to honour
     assert result["requests"] == REQUESTS * (2 * (len(callers) + 1) + 1)
 

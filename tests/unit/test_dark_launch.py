@@ -40,8 +40,17 @@ CALLER = leaks.Entry("in-mesh caller productpage-v1", "sidecar", "http://pp", "/
                      caller_labels={"app": "productpage"})  # fmt: skip
 
 
-def sample(hidden=0, served=None, refused=0, unidentified=0, requests=10):
-    return leaks.Sample(requests, hidden, served or {}, refused, unidentified, {"200": requests})
+def sample(hidden=0, served=None, closed=0, unidentified=0, requests=10):
+    statuses = {"200": requests - closed, "closed": closed}
+    return leaks.Sample(
+        requests,
+        hidden,
+        served or {},
+        closed,
+        0,
+        unidentified,
+        {k: n for k, n in statuses.items() if n},
+    )
 
 
 def test_a_clean_result_is_hidden_and_one_that_checked_nothing_is_not():
@@ -144,3 +153,24 @@ def test_when_no_caller_reaches_it_either_the_routing_is_what_fails():
     assert result["tester_gaps"][0].endswith(
         "sent straight to reviews from a sidecar they do not reach it either"
     )
+
+
+def test_it_asks_the_api_only_to_list_the_namespaces_services():
+    from chaosmesh_py.engine.access import Access, declared
+
+    needs = declared("chaosmesh_py.traffic.probes", "dark_launch_leaks")
+    assert needs is not None
+    assert list(needs({"namespace": "shop"})) == [Access("list", "", "services", "shop")]
+
+
+def test_only_a_client_without_a_sidecar_may_be_closed_on():
+    no_sidecar = leaks.Entry(
+        "no-sidecar client via Service reviews", "no-sidecar", "http://k", "/r"
+    )
+    strict = leaks.judge(CHECK, [(no_sidecar, sample(closed=10), None)], [])
+    assert strict["hidden"], strict  # STRICT mTLS: plain text closed at the pod
+    silent = leaks.judge(CHECK, [(CALLER, sample(closed=10), None)], [])
+    assert silent["unanswered"] == [
+        "in-mesh caller productpage-v1: 10 of 10 requests without the tester match got no "
+        "answer at http://pp (statuses {'closed': 10})"
+    ]
