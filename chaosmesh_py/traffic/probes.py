@@ -15,6 +15,7 @@ from chaosmesh_py.engine.activity import boundary
 from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.kube import Kube
 from chaosmesh_py.traffic import leaks
+from chaosmesh_py.traffic.entries import parse_entries
 from chaosmesh_py.traffic.hosts import SERVICE
 
 __all__ = ["dark_launch_leaks"]
@@ -97,7 +98,7 @@ def dark_launch_leaks(
             not isinstance(via, list) or not all(isinstance(v, str) and v for v in via)
         ):
             raise InvalidInput("via", f"must be a list of service names, not {via!r}")
-        given = None if entries is None else leaks.parse_entries(entries, path)
+        given = None if entries is None else parse_entries(entries, path)
         return leaks.check_dark_launch(
             Kube.connect(secrets),
             check,

@@ -9,6 +9,7 @@ import pytest
 from chaosmesh_py.localmesh.kube_proxy import mtls_mode
 from chaosmesh_py.localmesh.topology import Workload
 from chaosmesh_py.traffic import leaks
+from chaosmesh_py.traffic.entries import Entry
 
 
 @pytest.mark.parametrize(
@@ -35,8 +36,8 @@ CHECK = leaks.Check(
     timeout_s=1.0,
     concurrency=1,
 )
-INGRESS = leaks.Entry("ingress", "ingress", "http://in", "/p", via=("productpage",))
-CALLER = leaks.Entry("in-mesh caller productpage-v1", "sidecar", "http://pp", "/r",
+INGRESS = Entry("ingress", "ingress", "http://in", "/p", via=("productpage",))
+CALLER = Entry("in-mesh caller productpage-v1", "sidecar", "http://pp", "/r",
                      caller_labels={"app": "productpage"})  # fmt: skip
 
 
@@ -129,9 +130,9 @@ def test_a_workloads_mtls_mode_is_istiods(policies, mode):
 
 
 def test_with_several_hops_the_gap_names_the_ones_it_may_be_and_blames_none():
-    ingress = leaks.Entry("ingress", "ingress", "http://in", "/p", via=("productpage", "reviews"))
+    ingress = Entry("ingress", "ingress", "http://in", "/p", via=("productpage", "reviews"))
     check = leaks.Check(**{**CHECK.__dict__, "service": "ratings", "hidden_name": "ratings-v2"})
-    caller = leaks.Entry("in-mesh caller reviews-v1", "sidecar", "http://r", "/r",
+    caller = Entry("in-mesh caller reviews-v1", "sidecar", "http://r", "/r",
                          caller_labels={"app": "reviews"})  # fmt: skip
     result = leaks.judge(
         check,
@@ -164,9 +165,7 @@ def test_it_asks_the_api_only_to_list_the_namespaces_services():
 
 
 def test_only_a_client_without_a_sidecar_may_be_closed_on():
-    no_sidecar = leaks.Entry(
-        "no-sidecar client via Service reviews", "no-sidecar", "http://k", "/r"
-    )
+    no_sidecar = Entry("no-sidecar client via Service reviews", "no-sidecar", "http://k", "/r")
     strict = leaks.judge(CHECK, [(no_sidecar, sample(closed=10), None)], [])
     assert strict["hidden"], strict  # STRICT mTLS: plain text closed at the pod
     silent = leaks.judge(CHECK, [(CALLER, sample(closed=10), None)], [])
