@@ -15,10 +15,9 @@ traffic section; flagger#1777):
 So the check sends real requests through each entry: the ingress (``ingress_path``, the front
 application's page that calls the service), the sidecar of every in-mesh caller, the service as
 a client without a sidecar, and every other Service selecting the hidden pods through a sidecar
-(and without one where an address for it exists); ``chaosmesh_py.traffic.entries`` finds
-or parses them. Non-tester requests must never be served by
-the hidden version; tester requests must be, on every entry that honours their match. Each
-answer is read: the server's identity is taken from the response body (``served_by``: by
+(and without one where an address for it exists); ``chaosmesh_py.traffic.entries`` finds or
+parses them. Non-tester requests must never be served by the hidden version; tester requests
+must be, on every entry that honours their match. Each answer is read: the server's identity is taken from the response body (``served_by``: by
 default Bookinfo's ``"podname": "reviews-v2"``), one request at a time on a new connection (so
 kube-proxy chooses anew each time).
 
