@@ -17,9 +17,10 @@ application's page that calls the service), the sidecar of every in-mesh caller,
 a client without a sidecar, and every other Service selecting the hidden pods through a sidecar
 (and without one where an address for it exists); ``chaosmesh_py.traffic.entries`` finds or
 parses them. Non-tester requests must never be served by the hidden version; tester requests
-must be, on every entry that honours their match. Each answer is read: the server's identity is taken from the response body (``served_by``: by
-default Bookinfo's ``"podname": "reviews-v2"``), one request at a time on a new connection (so
-kube-proxy chooses anew each time).
+must be, on every entry that honours their match. Each answer is read: the server's identity
+is taken from the response body (``served_by``: by default Bookinfo's ``"podname":
+"reviews-v2"``), one request at a time on a new connection (so kube-proxy chooses anew each
+time).
 
 What it cannot see: a response that names no server (an error page, a body without the
 identity) is counted as unidentified and fails the check rather than being guessed; a
