@@ -61,6 +61,7 @@ bench: install
 	$(BIN)/python bench/announce_hang.py
 	$(BIN)/python bench/report_size.py
 	$(BIN)/python bench/dark_launch.py
+	$(BIN)/python bench/split_latency.py
 
 clean:
 	rm -rf $(VENV) .venv-kubernetes-36 .pytest_cache .mypy_cache .ruff_cache *.egg-info

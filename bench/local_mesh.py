@@ -16,6 +16,7 @@ Compare ratios, not absolute numbers, on a shared machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +182,18 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--wrk-seconds", type=int, default=5)
     options = parser.parse_args()
+    with running_mesh() as mesh:
+        httpbin_route(mesh)
+        time_to_effect(options.rounds)
+        fidelity(mesh)
+        overhead(mesh, options.wrk_seconds)
+    return 0
+
+
+@contextlib.contextmanager
+def running_mesh() -> Iterator[LocalMesh]:
+    """A local mesh in a temporary directory, this process's Kubernetes client pointed at it
+    the chaosk8s way (no kubeconfig), as the actions under measure would find it."""
     with tempfile.TemporaryDirectory() as work:
         mesh = LocalMesh(Path(work), default_crds(), DEFAULT_MANIFESTS, free_ports())
         mesh.start()
@@ -188,13 +202,9 @@ def main() -> int:
             os.environ["KUBERNETES_HOST"] = mesh.api.url
             os.environ["KUBERNETES_API_KEY"] = mesh.credentials.token
             os.environ["KUBERNETES_CA_CERT_FILE"] = str(mesh.credentials.ca_file)
-            httpbin_route(mesh)
-            time_to_effect(options.rounds)
-            fidelity(mesh)
-            overhead(mesh, options.wrk_seconds)
+            yield mesh
         finally:
             mesh.stop()
-    return 0
 
 
 if __name__ == "__main__":

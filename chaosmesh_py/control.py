@@ -454,6 +454,8 @@ def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any])
             else:
                 bound.apply_defaults()
                 _check_target(bound.arguments, configuration)
+                if module is traffic_probes:
+                    traffic_probes.check_arguments(func, bound.arguments, configuration)
         except ChaosMeshError as error:
             problems.append(f"{name}: {error}")
         except TypeError as error:

@@ -401,6 +401,12 @@ def _cluster_name(destination: Mapping[str, Any], namespace: str, context: Route
 def _mirror_policies(
     rule: Mapping[str, Any], namespace: str, context: RouteContext
 ) -> list[JsonDict]:
+    """istiod's ``MirrorPercent`` / ``MirrorPercentByPolicy`` and ``TranslateRequestMirrorPolicy``:
+    ``mirror`` (its ``mirrorPercentage``, else the deprecated integer ``mirrorPercent``, else
+    100 %) then each of ``mirrors`` (its ``percentage``, else 100 %); an explicit 0 mirrors
+    nothing. Envoy sends the copy and drops its answer. istiod's DISABLE_SHADOW_HOST_SUFFIX
+    (true by default) keeps the copy's Host as it was: Envoy would append "-shadow" otherwise.
+    """
     mirrors: list[tuple[Mapping[str, Any], JsonDict | None]] = []
     if rule.get("mirror"):
         if rule.get("mirrorPercentage") is not None:
@@ -424,6 +430,7 @@ def _mirror_policies(
             "cluster": _cluster_name(destination, namespace, context),
             "runtime_fraction": {"default_value": percent},
             "trace_sampled": False,
+            "disable_shadow_host_suffix_append": True,
         }
         for destination, percent in mirrors
         if percent is not None

@@ -203,6 +203,12 @@ ISTIO_QUESTIONS = {
         "histogram_quantile(0.99, sum by (le) ("
         "rate(istio_request_duration_milliseconds_bucket{{{selector}}}[{window}])))"
     ),
+    # Requests counted over the window, per version of the workload that answered (Istio's
+    # destination_version: "unknown" when none did, e.g. an injected abort). increase()
+    # extrapolates to the window's edges, so the counts are estimates, not integers.
+    "requests_by_version": (
+        "sum by (destination_version) (increase(istio_requests_total{{{selector}}}[{window}]))"
+    ),
     # TCP bytes per second: sent = towards the client (responses), received = from it.
     "tcp_sent_bytes_per_s": "sum(rate(istio_tcp_sent_bytes_total{{{selector}}}[{window}]))",
     "tcp_received_bytes_per_s": (
