@@ -16,6 +16,7 @@ from chaosmesh_py.engine.access import Access, needs, on
 from chaosmesh_py.engine.activity import boundary
 from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.kube import Kube
+from chaosmesh_py.kube.names import is_namespace, parse_namespace
 from chaosmesh_py.observe.probes import _prometheus, _prometheus_needs
 from chaosmesh_py.observe.prometheus import istio_promql
 from chaosmesh_py.traffic import leaks, share
@@ -233,7 +234,7 @@ def _dark_launch_arguments(arguments: Mapping[str, Any]) -> tuple[leaks.Check, l
     """The check and the given entries, every argument checked (before any request)."""
     service, version = arguments["service"], arguments["hidden_version"]
     check = leaks.Check(
-        service=_name("service", service),
+        service=_kubernetes_name("service", service),
         hidden_version=_name("hidden_version", version),
         hidden_name=arguments["hidden_name"] or f"{service}-{version}",
         testers=leaks.parse_testers(arguments["testers"]),
@@ -245,7 +246,7 @@ def _dark_launch_arguments(arguments: Mapping[str, Any]) -> tuple[leaks.Check, l
         concurrency=_count("concurrency", arguments["concurrency"], 100),
         testers_must_reach=_flag("testers_must_reach", arguments["testers_must_reach"]),
     )
-    _name("namespace", arguments["namespace"])
+    parse_namespace(arguments["namespace"])
     path = arguments["path"]
     for field in ("path", "ingress_path"):
         value = arguments[field]
@@ -261,6 +262,12 @@ def _dark_launch_arguments(arguments: Mapping[str, Any]) -> tuple[leaks.Check, l
 
 
 _ARGUMENT_CHECKS["dark_launch_leaks"] = _dark_launch_arguments
+
+
+def _kubernetes_name(field: str, value: Any) -> str:
+    if not is_namespace(value):  # a Service's name is a DNS-1123 label, as a namespace's
+        raise InvalidInput(field, f"{value!r} is not a Kubernetes name (DNS-1123 label)")
+    return str(value)
 
 
 def _name(field: str, value: Any) -> str:

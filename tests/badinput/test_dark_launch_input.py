@@ -5,6 +5,8 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 
 from chaosmesh_py.traffic.probes import dark_launch_leaks
+from tests.badinput.corpus import edited
+from tests.badinput.test_validate import MAX_OUTPUT_CHARS, validate
 from tests.conftest import NAMESPACE
 
 # Nothing listens there: a request sent is unreachable, never an error here.
@@ -21,7 +23,9 @@ GOOD = {
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
-        ({"service": ""}, "service: must be a non-empty string"),
+        ({"service": ""}, "service: '' is not a Kubernetes name"),
+        ({"service": "Reviews!"}, "service: 'Reviews!' is not a Kubernetes name"),
+        ({"namespace": "a/b"}, "namespace: 'a/b' is not a namespace name"),
         ({"hidden_version": None}, "hidden_version: must be a non-empty string"),
         ({"testers": {}}, "testers: must be an object with headers and/or source_labels"),
         ({"testers": {"header": {"end-user": "jason"}}}, "testers: unknown keys ['header']"),
@@ -101,3 +105,32 @@ def test_an_entry_calling_the_other_service_covers_it(api):
     result = dark_launch_leaks(**{**GOOD, "entries": [*NOWHERE, canary], "requests_per_entry": 1})
     assert result["not_checked"] == []
     assert len(result["unanswered"]) == 2  # covered, but nothing there answered
+
+
+def dark_launch_probe(**arguments):
+    """The dark-launch experiment with its hypothesis probe's arguments changed."""
+
+    def edit(experiment):
+        (probe,) = experiment["steady-state-hypothesis"]["probes"]
+        probe["provider"]["arguments"].update(arguments)
+
+    return edited(edit, "bookinfo-dark-launch-reviews-v2")
+
+
+@pytest.mark.parametrize(
+    ("write", "expected"),
+    [
+        (dark_launch_probe(testers={"header": {}}), "testers: unknown keys ['header']"),
+        (dark_launch_probe(requests_per_entry=0), "requests_per_entry: must be a whole number"),
+        (dark_launch_probe(served_by="("), "served_by: is not a regular expression"),
+        (dark_launch_probe(entries=[{"url": "x"}]), "entries[0].url: must be an http(s) URL"),
+        (dark_launch_probe(ingress_path="api"), "ingress_path: must start with '/'"),
+    ],
+)
+def test_validate_names_the_leak_probe_and_field(tmp_path, write, expected):
+    result = validate(write(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert f"no-one-but-jason-sees-v2: {expected}" in result.output, result.output[
+        :MAX_OUTPUT_CHARS
+    ]
