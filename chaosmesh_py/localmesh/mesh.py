@@ -487,9 +487,12 @@ def _identity(resource: dict[str, Any]) -> Identity:
 
 
 def _version(resource: dict[str, Any]) -> tuple[str, int]:
-    """What the translation depends on: the object (uid) and its spec (generation)."""
+    """What the translation depends on: the object (uid) and its spec (generation). A kind
+    whose spec no generation counts (a Service) is versioned by every write instead."""
     metadata = resource["metadata"]
-    return metadata["uid"], int(metadata.get("generation", 0))
+    if "generation" in metadata:
+        return metadata["uid"], int(metadata["generation"])
+    return metadata["uid"], int(metadata["resourceVersion"])
 
 
 def _by_identity(resources: Resources) -> dict[Identity, dict[str, Any]]:

@@ -100,3 +100,20 @@ def test_a_service_created_through_the_api_is_routed_to_by_the_sidecars(mesh):
     mesh.api.delete("v1", "Service", "bookinfo", "reviews-v2")
     mesh.sync()
     assert served_by(sidecar, headers=canary, requests=1) == {404: 1}
+
+
+def test_a_services_selector_changed_through_the_api_is_followed(mesh):
+    # No generation counts a Service's spec: the mesh must still see the change and re-route.
+    sidecar = mesh.info()["workloads"]["sleep"]["sidecar_url"]
+    canary = {"Host": "reviews-canary:9080"}
+    create_service(mesh, "reviews-canary", {"app": "reviews", "version": "v2"})
+    assert served_by(sidecar, headers=canary, requests=2) == {"reviews-v2": 2}
+    mesh.api.patch(
+        "v1", "Service", "bookinfo", "reviews-canary", {"spec": {"selector": {"version": "v3"}}}
+    )
+    mesh.envoy.wait_for(
+        lambda: served_by(sidecar, headers=canary, requests=2) == {"reviews-v3": 2},
+        timeout_s=10,
+        interval_s=0.05,
+        what="reviews-canary to select v3",
+    )
