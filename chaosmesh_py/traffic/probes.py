@@ -212,7 +212,7 @@ def dark_launch_leaks(
     `testers_must_reach` false: the testers' gaps are reported, not counted ("no one but the
     testers sees it", true before a dark launch exists as after).
 
-    Returns hidden (bool), findings (how many of leaks, tester_gaps, unidentified,
+    Returns hidden (bool), findings (how many of leaks, tester_gaps, unidentified, unanswered,
     not_checked), each as sentences naming the path ("no-sidecar client via Service reviews ->
     reviews-v2: 7 of 20 requests"), and per entry what was sent and who answered. Check it
     with {"type": "range", "range": [0, 0], "target": "findings"}.
@@ -236,7 +236,11 @@ def _dark_launch_arguments(arguments: Mapping[str, Any]) -> tuple[leaks.Check, l
     check = leaks.Check(
         service=_kubernetes_name("service", service),
         hidden_version=_name("hidden_version", version),
-        hidden_name=arguments["hidden_name"] or f"{service}-{version}",
+        hidden_name=(
+            f"{service}-{version}"
+            if arguments["hidden_name"] is None
+            else _name("hidden_name", arguments["hidden_name"])
+        ),
         testers=leaks.parse_testers(arguments["testers"]),
         served_by=_served_by(arguments["served_by"]),
         requests_per_entry=_count(
@@ -283,9 +287,8 @@ def _flag(field: str, value: Any) -> bool:
 
 
 def _count(field: str, value: Any, most: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
-        raise InvalidInput(field, f"must be a whole number from 1 to {most}, not {value!r}")
-    return value
+    share.check_whole(field, value, 1, most)
+    return int(value)
 
 
 def _positive(field: str, value: Any) -> float:

@@ -155,10 +155,10 @@ class ShareQuery:
                 'e.g. "window": "1m", or "requests": 1000 (local mesh)',
             )
         z_for(self.confidence)  # its own InvalidInput, naming the field
-        _check_whole("min_requests", self.min_requests, 1, MAX_REQUESTS)
+        check_whole("min_requests", self.min_requests, 1, MAX_REQUESTS)
         if self.requests is not None:
-            _check_whole("requests", self.requests, 1, MAX_REQUESTS)
-            _check_whole("concurrency", self.concurrency, 1, MAX_CONCURRENCY)
+            check_whole("requests", self.requests, 1, MAX_REQUESTS)
+            check_whole("concurrency", self.concurrency, 1, MAX_CONCURRENCY)
             if self.requests < self.min_requests:
                 raise InvalidInput(
                     "requests",
@@ -353,6 +353,6 @@ def _received(admin: EnvoyAdmin, fqdn: str, versions: Mapping[str, str]) -> Coun
     return counts
 
 
-def _check_whole(name: str, value: object, low: int, high: int) -> None:
+def check_whole(name: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidInput(name, f"must be a whole number from {low} to {high}, got {value!r}")
