@@ -123,3 +123,31 @@ def test_without_strict_mtls_the_experiment_names_the_no_sidecar_leak(
     assert leaks[0].startswith("no-sidecar client via Service reviews -> reviews-v2: ")
     assert journal["run"] == []  # the method never ran: nothing was written
     assert reviews_spec(mesh) == reviews_on_v1
+
+
+CANARY_SERVICE = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "reviews-canary"},
+    "spec": {
+        "selector": {"app": "reviews", "version": "v2"},
+        "ports": [{"name": "http", "port": 9080}],
+    },
+}
+
+
+def test_a_canary_service_applied_with_kubectl_is_named_as_the_leak(mesh, reviews_on_v1, tmp_path):
+    # Flagger's "<app>-canary" Service: every sidecar routes to it, past the VirtualService.
+    kubectl(mesh, "apply", "-f", str(STRICT_MTLS))
+    kubectl(mesh, "apply", "-f", "-", stdin=yaml.safe_dump(CANARY_SERVICE))
+    try:
+        done, journal = run_experiment(mesh, tmp_path)
+    finally:
+        kubectl(mesh, "delete", "service", "reviews-canary")
+
+    assert done.returncode == 1
+    before = probe_outputs(journal, "before")["no-one-but-jason-sees-v2"]
+    assert before["leaks"] == [
+        "in-mesh caller sleep via Service reviews-canary -> reviews-v2: 20 of 20 requests"
+    ]
+    assert journal["run"] == []
