@@ -28,19 +28,23 @@ connection accepted then closed before any answer (STRICT mTLS refusing a plain-
 counted as closed, which is not a leak from a client without a sidecar, and no answer from any
 other entry; an entry nothing answers at (nothing listening, or silent past ``timeout_s``) is
 unreachable, which fails the check: a check that reached nothing tested nothing. Copies the
-hidden version receives without answering (an Istio ``mirror``) do not show in any response;
-only the version's own metrics show them. A request pinned to a pod's own address is not an
+hidden version receives without answering (an Istio ``mirror``) show in no response: on the
+local mesh they are counted from Envoy's counters while only the requests without the tester
+match flow (the testers' are sent after); on a cluster only the version's own metrics show
+them. A request pinned to a pod's own address is not an
 entry: reaching a pod by its IP is choosing it.
 """
 
 from __future__ import annotations
 
+import functools
 import http.client
 import re
 import socket
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,6 +52,7 @@ from urllib.parse import urlsplit
 from chaosmesh_py.errors import ApiError, InvalidInput
 from chaosmesh_py.kube import Kube
 from chaosmesh_py.observe.statistics import wilson_interval
+from chaosmesh_py.traffic import share
 from chaosmesh_py.traffic.entries import Entry, discover_entries, uncovered
 from chaosmesh_py.traffic.hosts import SERVICE
 
@@ -228,9 +233,14 @@ def _one(url: str, headers: Mapping[str, str], timeout_s: float) -> tuple[int, s
 
 
 def judge(
-    check: Check, results: list[tuple[Entry, Sample | None, Sample | None]], not_checked: list[str]
+    check: Check,
+    results: list[tuple[Entry, Sample | None, Sample | None]],
+    not_checked: list[str],
+    mirrored: int | None = None,
 ) -> dict[str, Any]:
-    """The result: per entry, the leaks and the testers' gaps named, and the verdict."""
+    """The result: per entry, the leaks and the testers' gaps named, and the verdict.
+    ``mirrored``: copies of requests without the tester match that the hidden version received
+    without answering them (None: not measurable here)."""
     leaks = []
     gaps = []
     unidentified = []
@@ -262,6 +272,12 @@ def judge(
             )
         if testers is not None and testers.hidden < testers.requests:
             gaps.append(_gap(entry, testers, check, results))
+    if mirrored:
+        leaks.append(
+            f"mirrored to {check.hidden_name}: {mirrored} copies of requests without the tester "
+            "match, answered by another version (Envoy's counters: a mirror's answers are "
+            "discarded, its side effects are not)"
+        )
     if not any(others or testers for _, others, testers in results):
         not_checked = [*not_checked, "nothing: no entry was checked"]
     findings = len(leaks) + len(unidentified) + len(unanswered) + len(not_checked)
@@ -278,6 +294,8 @@ def judge(
         "unidentified": unidentified,
         "unanswered": unanswered,
         "not_checked": not_checked,
+        # The local mesh only: what the responses cannot show (None elsewhere).
+        "mirrored_copies": mirrored,
         "requests": sum(s.requests for _, o, t in results for s in (o, t) if s is not None),
         "entries": [
             {
@@ -333,16 +351,35 @@ def _gap(
     )
 
 
-def run(check: Check, entries: list[Entry], not_checked: list[str]) -> dict[str, Any]:
-    results: list[tuple[Entry, Sample | None, Sample | None]] = []
-    for entry in entries:
-        tester_caller = check.testers.calls_from(entry)
-        # A tester workload's every request is a tester's when testers are told by labels only.
-        sends_others = not (tester_caller and not check.testers.headers)
-        others = sample(check, entry, {}) if sends_others else None
-        testers = sample(check, entry, check.testers.headers) if tester_caller else None
-        results.append((entry, others, testers))
-    return judge(check, results, not_checked)
+def run(
+    check: Check,
+    entries: list[Entry],
+    not_checked: list[str],
+    copies_counted: Callable[[], AbstractContextManager[Counter[str]]] | None = None,
+) -> dict[str, Any]:
+    """Every entry's requests without the tester match, then the testers': with
+    ``copies_counted`` (the local mesh), the copies the hidden version received without
+    answering are counted while only the former flow."""
+    others: dict[int, Sample | None] = {}
+    counting = copies_counted() if copies_counted is not None else nullcontext(None)
+    with counting as copies:
+        for index, entry in enumerate(entries):
+            tester_caller = check.testers.calls_from(entry)
+            # A tester workload's every request is a tester's when testers are told by labels.
+            sends_others = not (tester_caller and not check.testers.headers)
+            others[index] = sample(check, entry, {}) if sends_others else None
+    results = [
+        (
+            entry,
+            others[index],
+            sample(check, entry, check.testers.headers)
+            if check.testers.calls_from(entry)
+            else None,
+        )
+        for index, entry in enumerate(entries)
+    ]
+    mirrored = None if copies is None else copies[check.hidden_version]
+    return judge(check, results, not_checked, mirrored)
 
 
 def check_dark_launch(
@@ -388,4 +425,8 @@ def check_dark_launch(
         not_checked = uncovered(services, check.service, check.hidden_version, entries)
     if listed:
         not_checked.append(listed)
-    return run(check, found, not_checked)
+    counted = None
+    if mesh is not None and check.service in mesh["services"]:
+        fqdn = mesh["services"][check.service]["fqdn"]
+        counted = functools.partial(share.copies_counted, mesh, fqdn)
+    return run(check, found, not_checked, counted)

@@ -32,7 +32,8 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -356,3 +357,19 @@ def _received(admin: EnvoyAdmin, fqdn: str, versions: Mapping[str, str]) -> Coun
 def check_whole(name: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidInput(name, f"must be a whole number from {low} to {high}, got {value!r}")
+
+
+@contextmanager
+def copies_counted(mesh: Mapping[str, Any], fqdn: str) -> Iterator[Counter[str]]:
+    """Per version, the upstream requests the service's endpoints received beyond those they
+    answered (mirrored copies, and retries) while the block ran, on the local mesh: the counter
+    yielded is filled when the block ends, once Envoy's counters settle."""
+    versions = _versions_by_address(mesh)
+    copies = Counter[str]()
+    with EnvoyAdmin(mesh["envoy_admin_socket"]) as admin:
+        before = _read(admin, fqdn, versions)
+        yield copies
+        after = _settled(admin, fqdn, versions)
+    received = after.received - before.received
+    routed = after.routed - before.routed
+    copies.update({v: received[v] - routed[v] for v in received if received[v] > routed[v]})

@@ -13,7 +13,9 @@ import json
 
 import pytest
 
+from chaosmesh_py.traffic.actions import mirror_traffic
 from chaosmesh_py.traffic.probes import dark_launch_leaks
+from chaosmesh_py.traffic.rollbacks import remove_routing
 from tests.local.conftest import create_service
 
 pytestmark = pytest.mark.slow
@@ -77,6 +79,7 @@ def test_a_correct_dark_launch_passes(mesh):
 
     assert result["hidden"], result
     assert result["findings"] == 0
+    assert result["mirrored_copies"] == 0  # counted in Envoy while only others' requests flow
     ingress = entry(result, "ingress")
     assert ingress["others"]["served_by"] == {"reviews-v1": REQUESTS}
     # 0 of 12: what share could still leak, at 95 % (Wilson): below a quarter.
@@ -176,3 +179,32 @@ def test_testers_told_by_their_workloads_labels(mesh):
     assert sleep["others"] is None
     assert sleep["testers"]["served_by"] == {"reviews-v2": REQUESTS}
     assert entry(result, "ingress")["testers"] is None
+
+
+def test_a_mirror_to_the_hidden_version_is_caught_though_no_answer_shows_it(mesh, configuration):
+    # A "dark launch" by mirroring: v2 gets a copy of everyone's requests and its answers are
+    # discarded, so no response ever names it; its side effects happen all the same.
+    strict_mtls(mesh)
+    mirror_traffic(
+        percentage=100,
+        subset="v2",
+        virtual_service="reviews",
+        namespace="bookinfo",
+        route_name="everyone-to-v1",
+        configuration=configuration,
+    )
+    try:
+        result = check()
+    finally:
+        remove_routing(virtual_service="reviews", namespace="bookinfo", configuration=configuration)
+
+    assert all(e["others"] is None or e["others"]["hidden_hits"] == 0 for e in result["entries"])
+    callers = len(mesh.info()["workloads"])  # each sidecar, and productpage's behind the ingress
+    copies = REQUESTS * (callers + 1)
+    assert result["mirrored_copies"] == copies
+    assert result["leaks"] == [
+        f"mirrored to reviews-v2: {copies} copies of requests without the tester match, answered"
+        " by another version (Envoy's counters: a mirror's answers are discarded, its side"
+        " effects are not)"
+    ]
+    assert check()["hidden"]  # removed: no copies any more
