@@ -142,15 +142,21 @@ def parse_testers(testers: Any) -> Testers:
         raise InvalidInput("testers", f"unknown keys {unknown}", f"use {list(TESTER_KEYS)}")
     parsed = {}
     for key in TESTER_KEYS:
+        # Values are never echoed: a tester's header may be a session cookie.
         value = testers.get(key) or {}
-        if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) and k for k, v in value.items()
-        ):
+        if not isinstance(value, Mapping):
             raise InvalidInput(
                 f"testers.{key}",
-                f"must map names to strings, not {value!r}",
+                f"must map names to strings (got {type(value).__name__})",
                 '{"end-user": "jason"}',
             )
+        for name, text in value.items():
+            if not isinstance(name, str) or not name or not isinstance(text, str):
+                raise InvalidInput(
+                    f"testers.{key}.{name}",
+                    f"must be a non-empty name with a string value (got {type(text).__name__})",
+                    "quote the value",
+                )
         parsed[key] = dict(value)
     if not parsed["headers"] and not parsed["source_labels"]:
         raise InvalidInput(

@@ -29,7 +29,11 @@ GOOD = {
         ({"hidden_version": None}, "hidden_version: must be a non-empty string"),
         ({"testers": {}}, "testers: must be an object with headers and/or source_labels"),
         ({"testers": {"header": {"end-user": "jason"}}}, "testers: unknown keys ['header']"),
-        ({"testers": {"headers": {"end-user": 7}}}, "testers.headers: must map names to strings"),
+        (
+            {"testers": {"headers": {"end-user": 7}}},
+            "testers.headers.end-user: must be a non-empty name with a string value (got int)",
+        ),
+        ({"testers": {"headers": ["cookie"]}}, "testers.headers: must map names to strings"),
         ({"testers": {"headers": {}}}, "testers: names no header and no source label"),
         ({"requests_per_entry": 0}, "requests_per_entry: must be a whole number from 1 to 10000"),
         ({"requests_per_entry": 2.5}, "requests_per_entry: must be a whole number"),
@@ -134,3 +138,11 @@ def test_validate_names_the_leak_probe_and_field(tmp_path, write, expected):
     assert f"no-one-but-jason-sees-v2: {expected}" in result.output, result.output[
         :MAX_OUTPUT_CHARS
     ]
+
+
+def test_a_bad_tester_header_is_named_never_shown():
+    secret = {"cookie": "session=0123456789abcdef", "x-team": ["a"]}
+    with pytest.raises(ActivityFailed) as caught:
+        dark_launch_leaks(**{**GOOD, "testers": {"headers": secret}})
+    assert "testers.headers.x-team" in str(caught.value)
+    assert "0123456789abcdef" not in str(caught.value)
