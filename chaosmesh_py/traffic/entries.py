@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chaosmesh_py.errors import InvalidInput
+from chaosmesh_py.observe.prometheus import without_userinfo
 
 ENTRY_KINDS = ("ingress", "sidecar", "no-sidecar", "service")
 ENTRY_KEYS = frozenset({"name", "kind", "url", "path", "host", "via", "caller_labels"})
@@ -68,7 +69,14 @@ def parse_entries(entries: Any, default_path: str) -> list[Entry]:
             raise InvalidInput(at, f"must be an object, not {item!r}", '{"name": ..., "url": ...}')
         url = item.get("url")
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-            raise InvalidInput(f"{at}.url", f"must be an http(s) URL, not {url!r}")
+            raise InvalidInput(
+                f"{at}.url", f"must be an http(s) URL, not {without_userinfo(url)!r}"
+            )
+        if "@" in urlsplit(url).netloc:
+            # Never sent (the check's requests carry no URL credentials) and never shown.
+            raise InvalidInput(
+                f"{at}.url", "carries credentials (user:password@)", "remove them from the URL"
+            )
         kind = item.get("kind", "sidecar")
         if kind not in ENTRY_KINDS:
             raise InvalidInput(

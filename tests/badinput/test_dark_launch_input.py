@@ -46,6 +46,10 @@ GOOD = {
         ({"via": "productpage"}, "via: must be a list of service names"),
         ({"entries": []}, "entries: must be a non-empty list"),
         ({"entries": [{"url": "ftp://x"}]}, "entries[0].url: must be an http(s) URL"),
+        (
+            {"entries": [{"url": "http://me:pw@x"}]},
+            "entries[0].url: carries credentials (user:password@)",
+        ),
         ({"entries": [{"url": "http://x", "kind": "pod"}]}, "entries[0].kind: unknown kind 'pod'"),
         ({"entries": [{"url": "http://x", "hosts": "a"}]}, "entries[0]: unknown keys ['hosts']"),
         ({"entries": [{"url": "http://x", "via": "pp"}]}, "entries[0].via: must be a list"),
