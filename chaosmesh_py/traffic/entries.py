@@ -69,9 +69,8 @@ def parse_entries(entries: Any, default_path: str) -> list[Entry]:
             raise InvalidInput(at, f"must be an object, not {item!r}", '{"name": ..., "url": ...}')
         url = item.get("url")
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-            raise InvalidInput(
-                f"{at}.url", f"must be an http(s) URL, not {without_userinfo(url)!r}"
-            )
+            shown = without_userinfo(url) if isinstance(url, str) else url
+            raise InvalidInput(f"{at}.url", f"must be an http(s) URL, not {shown!r}")
         if "@" in urlsplit(url).netloc:
             # Never sent (the check's requests carry no URL credentials) and never shown.
             raise InvalidInput(

@@ -46,6 +46,11 @@ GOOD = {
         ({"via": "productpage"}, "via: must be a list of service names"),
         ({"entries": []}, "entries: must be a non-empty list"),
         ({"entries": [{"url": "ftp://x"}]}, "entries[0].url: must be an http(s) URL"),
+        ({"entries": [{"url": 9080}]}, "entries[0].url: must be an http(s) URL, not 9080"),
+        (
+            {"entries": [{"url": "ftp://me:pw@x"}]},
+            "entries[0].url: must be an http(s) URL, not 'ftp://x'",
+        ),
         (
             {"entries": [{"url": "http://me:pw@x"}]},
             "entries[0].url: carries credentials (user:password@)",
