@@ -127,6 +127,13 @@ def discover_entries(
         raise InvalidInput(
             "service", f"the local mesh has no service {service!r}", f"one of {sorted(known)}"
         )
+    if "no_sidecar_url" not in known[service]:
+        raise InvalidInput(
+            "entries",
+            "not given, and this local mesh was started by an older chaosmesh: it publishes no "
+            "address for clients without a sidecar",
+            "restart it (chaosmesh local down, then up)",
+        )
     hidden_labels = _hidden_pod_labels(mesh, service, hidden_version)
     host = known[service]["host"]
     entries = []

@@ -173,3 +173,14 @@ def test_only_a_client_without_a_sidecar_may_be_closed_on():
         "in-mesh caller productpage-v1: 10 of 10 requests without the tester match got no "
         "answer at http://pp (statuses {'closed': 10})"
     ]
+
+
+def test_a_local_mesh_started_by_an_older_chaosmesh_is_named_with_the_fix():
+    from chaosmesh_py.errors import InvalidInput
+    from chaosmesh_py.traffic.entries import discover_entries
+
+    old = {"services": {"reviews": {"host": "reviews:9080"}}, "workloads": {}}
+    with pytest.raises(InvalidInput, match=r"older chaosmesh.*restart it"):
+        discover_entries(
+            old, [], service="reviews", hidden_version="v2", path="/", ingress_path=None, via=[]
+        )
