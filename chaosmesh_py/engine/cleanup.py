@@ -327,6 +327,8 @@ def _visit(report: Report, work: list[Work]) -> None:
                 "run_ids": result.runs or run_ids,
                 "routes": result.routes,
             }
+            if result.described:
+                entry["what"] = result.described
             if result.fields:
                 entry["fields"] = result.fields
             if result.deleted:
@@ -349,7 +351,13 @@ def format_report(title: str, report: Report) -> str:
     for entry in report.removed:
         what = []
         if entry["routes"]:
-            what.append(", ".join(entry["routes"]))
+            described = entry.get("what") or {}
+            what.append(
+                ", ".join(
+                    f"{name} ({described[name]})" if name in described else name
+                    for name in entry["routes"]
+                )
+            )
         if entry.get("fields"):
             what.append("restored " + ", ".join(entry["fields"]))
         if entry.get("deleted"):

@@ -36,7 +36,7 @@ from chaosmesh_py.errors import (
     Rejected,
     Unauthorized,
 )
-from chaosmesh_py.istio import document, field_override, owned_object
+from chaosmesh_py.istio import document, field_override, owned_object, route_copy
 from chaosmesh_py.istio import release as releasing
 from chaosmesh_py.istio.owner_record import ABSENT, Path, path_text, record_of
 from chaosmesh_py.kube import Kube, Outcome, ResourceKind, ResourceRef
@@ -54,6 +54,8 @@ class Release:
     runs: list[str] = field(default_factory=list)
     routes: list[str] = field(default_factory=list)
     route_copies: list[dict[str, Any]] = field(default_factory=list)  # the copies removed
+    # What each removed copy did, for people: "routes reviews to v2 for end-user=jason".
+    described: dict[str, str] = field(default_factory=dict)
     fields: list[str] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     deleted: bool = False
@@ -68,6 +70,8 @@ class Release:
 
     def to_json(self) -> dict[str, Any]:
         found: dict[str, Any] = {"resource": self.resource, "removed": list(self.routes)}
+        if self.described:
+            found["what"] = dict(self.described)
         if self.fields:
             found["fields"] = list(self.fields)
         if self.conflicts:
@@ -90,12 +94,19 @@ def api_binding(kube: Kube) -> dict[str, Any]:
 
 
 def apply_edit(
-    kube: Kube, ref: ResourceRef, run: Run, plan: Plan, *, verify_url: str | None = None
+    kube: Kube,
+    ref: ResourceRef,
+    run: Run,
+    plan: Plan,
+    *,
+    verify_url: str | None = None,
+    just_read: dict[str, Any] | None = None,
 ) -> Outcome:
     """Write an owned edit into an existing object: ``plan`` maps the object as read to the
     merge patch adding the edit and its record (None: already in place). Intent before the
     write, outcome after (see the module docstring). Raises NotFound if the object is not
-    there, and whatever the plan raises, before anything is written."""
+    there, and whatever the plan raises, before anything is written. ``just_read``, the object
+    as the caller has just read it, saves the first read (``Kube.update``)."""
 
     planned_from: list[dict[str, Any]] = []  # the read the last planned write started from
 
@@ -117,7 +128,7 @@ def apply_edit(
 
     with outcome_recorded(run.ledger, ledger.INJECT, kube.host, ref) as recorded:
         try:
-            outcome = kube.update(ref, planned)
+            outcome = kube.update(ref, planned, current=just_read)
         finally:
             # Also when the answer was lost: the write may have landed.
             if planned_from:
@@ -296,6 +307,10 @@ def _release(kube: Kube, ref: ResourceRef, scope: _Scope, listed: dict[str, Any]
                 for r in fresh.get("spec", {}).get("http") or []
                 if r.get("name") in released.routes
             ]
+            result.described = {
+                str(r["name"]): route_copy.describe_copy(fresh, str(r["name"]))
+                for r in result.route_copies
+            }
             result.fields = released.fields
             if run_ledger is not None:
                 ledger.best_effort(lambda: run_ledger.intent(ledger.REMOVE, kube.host, ref, patch))

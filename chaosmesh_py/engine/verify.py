@@ -104,19 +104,19 @@ def _verify_on_local_mesh(
 ) -> dict[str, Any]:
     started = time.monotonic()
     deadline = started + timeout_s
-    should_hold = _should_hold(mesh, expected)
-    if expected.present and not should_hold:
+    holding = should_hold(mesh, expected)
+    if expected.present and not holding:
         raise FaultNotObserved(
             f"no workload of the mesh has the labels {dict(expected.source_labels)}: "
             "the fault can never fire"
         )
-    holders = _wait_for_config(admin, expected, should_hold, deadline, rejection)
+    holders = wait_for_config(admin, expected, holding, deadline, rejection)
     config_s = time.monotonic() - started
     report: dict[str, Any] = {
         "checked": "local mesh: Envoy config and requests",
         "config_s": config_s,
     }
-    workload = _caller(mesh, holders if expected.present else None)
+    workload = calling_workload(mesh, holders if expected.present else None)
     if not expected.traffic:
         report["traffic"] = "the routes carry faults of their own; config check only"
         return report
@@ -125,11 +125,11 @@ def _verify_on_local_mesh(
         return report
     name, caller = workload
     try:
-        headers = _request_headers(expected.headers)
+        headers = request_headers(expected.headers)
     except NoMatchingValue as error:
         report["traffic"] = f"{error}; config check only"
         return report
-    headers["Host"] = _authority(mesh, expected.host)
+    headers["Host"] = authority(mesh, expected.host)
     probe = _TrafficProbe(
         admin=admin,
         url=f"{caller['sidecar_url']}{expected.path}",
@@ -150,7 +150,7 @@ def _verify_on_local_mesh(
     return report
 
 
-def _should_hold(mesh: Mapping[str, Any], expected: Expectation) -> set[str]:
+def should_hold(mesh: Mapping[str, Any], expected: Expectation) -> set[str]:
     """The route configurations that must carry the routes: the ingress's for a VirtualService
     bound only to gateways, else every sidecar whose workload has the source labels."""
     if expected.gateways and "mesh" not in expected.gateways:
@@ -162,7 +162,7 @@ def _should_hold(mesh: Mapping[str, Any], expected: Expectation) -> set[str]:
     }
 
 
-def _wait_for_config(
+def wait_for_config(
     admin: EnvoyAdmin,
     expected: Expectation,
     should_hold: set[str],
@@ -174,9 +174,7 @@ def _wait_for_config(
     wanted = set(expected.routes)
     next_rejection_check = time.monotonic()
     while True:
-        holders = [
-            name for name, routes in _route_names_by_config(admin).items() if wanted & routes
-        ]
+        holders = [name for name, routes in route_names_by_config(admin).items() if wanted & routes]
         if should_hold.issubset(holders) if expected.present else not holders:
             return holders
         if rejection is not None and time.monotonic() >= next_rejection_check:
@@ -192,20 +190,26 @@ def _wait_for_config(
         time.sleep(POLL_S)
 
 
-def _route_names_by_config(admin: EnvoyAdmin) -> dict[str, set[str]]:
+def route_names_by_config(admin: EnvoyAdmin) -> dict[str, set[str]]:
+    return {
+        config: {str(route.get("name", "")) for route in routes}
+        for config, routes in routes_by_config(admin).items()
+    }
+
+
+def routes_by_config(admin: EnvoyAdmin) -> dict[str, list[dict[str, Any]]]:
+    """Envoy's routes as it holds them, by route configuration (sidecar or ingress)."""
     dump = admin.get_json("/config_dump", {"resource": "dynamic_route_configs"})
     found = {}
     for entry in dump.get("configs", []):
         config = entry.get("route_config", {})
-        found[config.get("name", "")] = {
-            route.get("name", "")
-            for host in config.get("virtual_hosts", [])
-            for route in host.get("routes", [])
-        }
+        found[str(config.get("name", ""))] = [
+            route for host in config.get("virtual_hosts", []) for route in host.get("routes", [])
+        ]
     return found
 
 
-def _caller(
+def calling_workload(
     mesh: Mapping[str, Any], holders: list[str] | None
 ) -> tuple[str, Mapping[str, Any]] | None:
     """A workload whose sidecar has the route (any sidecar when checking a removal)."""
@@ -215,7 +219,7 @@ def _caller(
     return None
 
 
-def _request_headers(narrowing: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+def request_headers(narrowing: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
     """Headers a request needs to meet the narrowing, plus the verifier's mark.
 
     Raises NoMatchingValue, naming the header, when no value can be derived for one.
@@ -229,7 +233,7 @@ def _request_headers(narrowing: Mapping[str, Mapping[str, str]]) -> dict[str, st
     return headers
 
 
-def _authority(mesh: Mapping[str, Any], host: str) -> str:
+def authority(mesh: Mapping[str, Any], host: str) -> str:
     service = mesh.get("services", {}).get(host.split(".", 1)[0], {})
     return str(service.get("host", host))
 
@@ -298,7 +302,7 @@ def verify_by_request(url: str, expected: Expectation, timeout_s: float) -> dict
     if fault is None:
         return {"checked": "no: requests cannot show a fault that is not known"}
     try:
-        headers = _request_headers(expected.headers)
+        headers = request_headers(expected.headers)
     except NoMatchingValue as error:
         return {"checked": f"no: requests cannot show this fault ({error})"}
     held_s = fault.fixed_delay_ms / 1000 if isinstance(fault, Delay) else 0.0

@@ -27,7 +27,7 @@ from chaosmesh_py.errors import (
     TargetNotFound,
     shown,
 )
-from chaosmesh_py.istio import fault, route_copy, status
+from chaosmesh_py.istio import fault, narrowing, route_copy, routing, status
 from chaosmesh_py.istio.owner_record import record_of, records
 from chaosmesh_py.kube import Kube, ResourceKind, ResourceRef, names, virtual_service_kind
 
@@ -186,7 +186,7 @@ def parse_targeting(arguments: Mapping[str, Any], settings: Settings) -> Targeti
     target = parse_target(
         arguments["namespace"], arguments["virtual_service"], arguments["host"], settings
     )
-    route_name, route_index = route_copy.parse_route_choice(
+    route_name, route_index = narrowing.parse_route_choice(
         arguments["route_name"], arguments["route_index"]
     )
     verify_url = arguments["verify_url"]
@@ -206,8 +206,8 @@ def parse_targeting(arguments: Mapping[str, Any], settings: Settings) -> Targeti
         run_id=run_id_from(arguments["configuration"]),
         route_name=route_name,
         route_index=route_index,
-        headers=route_copy.parse_headers(arguments["headers"]),
-        source_labels=route_copy.parse_source_labels(arguments["source_labels"]),
+        headers=narrowing.parse_headers(arguments["headers"]),
+        source_labels=narrowing.parse_source_labels(arguments["source_labels"]),
         verify_url=verify_url,
         allow_other_runs=arguments["allow_other_runs"],
     )
@@ -255,9 +255,11 @@ def write_copies(
     *,
     allow_other_runs: bool = False,
     verify_url: str | None = None,
+    just_read: dict[str, Any] | None = None,
 ) -> Written:
     """Add the injection's copies to ``ref`` through the owned-edit loop (ledger intent, the
-    write with its resourceVersion, re-planning on 409, the outcome): whatever the change."""
+    write with its resourceVersion, re-planning on 409, the outcome): whatever the change.
+    ``just_read``: the object as the caller has just read it (saves a read)."""
     try:
         outcome = ownership.apply_edit(
             kube,
@@ -265,6 +267,7 @@ def write_copies(
             run,
             lambda current: route_copy.plan_injection(current, injection, allow_other_runs),
             verify_url=verify_url,
+            just_read=just_read,
         )
     except NotFound as error:
         raise not_found(kube, ref) from error
@@ -461,6 +464,16 @@ def _verify(
             "checked": "no: a cluster's data plane cannot be read from here; "
             "give verify_url to check with requests"
         }
+    return verify.verify_on_local_mesh(
+        mesh, expected, timeout_s, rejection_check(kube, ref, written)
+    )
+
+
+def rejection_check(
+    kube: Kube, ref: ResourceRef, written: Mapping[str, Any]
+) -> verify.RejectionCheck:
+    """Why the data plane refused ``written`` (the resource as our write left it), read from
+    the resource's status while waiting for Envoy; None while it has not."""
     generation = int((written.get("metadata") or {}).get("generation") or 0)
 
     def rejection() -> str | None:
@@ -469,7 +482,7 @@ def _verify(
         except ApiError:  # gone or unreachable: the wait for Envoy says what it sees
             return None
 
-    return verify.verify_on_local_mesh(mesh, expected, timeout_s, rejection)
+    return rejection
 
 
 def _exact_headers(route: Mapping[str, Any]) -> dict[str, dict[str, str]]:
@@ -483,7 +496,7 @@ def _destinations(
     """The services the named routes send traffic to, as Istio's metrics name them."""
     return sorted(
         {
-            _qualified(str(destination.get("destination", {}).get("host", "")), namespace)
+            routing.qualified(str(destination.get("destination", {}).get("host", "")), namespace)
             for route in resource["spec"]["http"]
             if route.get("name") in route_names
             for destination in route.get("route") or []
@@ -572,12 +585,8 @@ def _listing(resources: Collection[Mapping[str, Any]]) -> str:
 
 
 def _serves(resource: Mapping[str, Any], host: str, namespace: str) -> bool:
-    wanted = _qualified(host, namespace)
+    wanted = routing.qualified(host, namespace)
     return any(
-        _qualified(h, namespace) == wanted for h in resource.get("spec", {}).get("hosts") or []
+        routing.qualified(h, namespace) == wanted
+        for h in resource.get("spec", {}).get("hosts") or []
     )
-
-
-def _qualified(host: str, namespace: str) -> str:
-    # Istio reads a host without dots as a service in the VirtualService's namespace.
-    return host if "." in host else f"{host}.{namespace}.svc.cluster.local"

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from chaosmesh_py.errors import InvalidInput, OwnedByAnotherRun, TargetNotFound, shown
-from chaosmesh_py.istio import document, grammar, routing, validation
+from chaosmesh_py.errors import InvalidInput, OwnedByAnotherRun, TargetNotFound
+from chaosmesh_py.istio import document, routing, validation
 from chaosmesh_py.istio.fault import Abort, Delay, Fault
 from chaosmesh_py.istio.fault import from_istio as fault_from_istio
 from chaosmesh_py.istio.owner_record import (
@@ -57,8 +57,6 @@ from chaosmesh_py.istio.owner_record import (
 PURPOSE = "route-copy"
 
 Patch = dict[str, Any]
-
-_STRING_MATCH_KINDS = ("exact", "prefix", "regex")
 
 # What one copy changes: a fault, or where its traffic goes (destinations, a mirror).
 Change = Fault | routing.RoutingChange
@@ -284,37 +282,39 @@ def describe_copy(resource: Mapping[str, Any], name: str) -> str:
     if any(not document.same(route.get(k), (original or {}).get(k)) for k in mirror_fields) and (
         route.get("mirror") or route.get("mirrors")
     ):
-        targets = [route["mirror"]] if route.get("mirror") else []
-        targets += [m.get("destination", {}) for m in route.get("mirrors") or []]
+        targets = [(route["mirror"], route.get("mirrorPercentage"))] if route.get("mirror") else []
+        targets += [
+            (m.get("destination", {}), m.get("percentage")) for m in route.get("mirrors") or []
+        ]
         shown_targets = ", ".join(
-            " ".join(str(t[k]) for k in ("host", "subset") if t.get(k)) for t in targets
+            f"{float((percentage or {}).get('value', 100)):g}% to "
+            + " ".join(str(target[k]) for k in ("host", "subset") if target.get(k))
+            for target, percentage in targets
         )
-        parts.append(f"mirrors to {shown_targets}")
+        parts.append(f"mirrors {shown_targets}")
     if route.get("fault") and (
         original is None or not document.same(route.get("fault"), original.get("fault"))
     ):
         found = fault_from_istio(route["fault"])
         parts.append(found.describe() if found is not None else "injects a fault")
-    conditions = _shown_narrowing(route, original)
+    conditions = _shown_who(route)
     return " and ".join(parts or ["copies the route"]) + (
         f" for {conditions}" if conditions else ""
     )
 
 
-def _shown_narrowing(route: Mapping[str, Any], original: Mapping[str, Any] | None) -> str:
-    """The match conditions the copy adds to its original's, as ``name=value`` pairs."""
-    theirs = (original or {}).get("match") or [{}]
-    ours = route.get("match") or [{}]
-    shown_parts: list[str] = []
-    for entry in ours[:1]:
-        base = theirs[0] if theirs else {}
-        for name, condition in (entry.get("headers") or {}).items():
-            if (base.get("headers") or {}).get(name) != condition:
-                shown_parts.append(f"{name}={_shown_match(condition)}")
-        for key, value in (entry.get("sourceLabels") or {}).items():
-            if (base.get("sourceLabels") or {}).get(key) != value:
-                shown_parts.append(f"source {key}={value}")
-    return ", ".join(shown_parts)
+def _shown_who(route: Mapping[str, Any]) -> str:
+    """Who the copy applies to, by its headers and source labels (its first match entry's)."""
+    entries = route.get("match") or [{}]
+    first = entries[0]
+    parts = [
+        f"{name}={_shown_match(condition)}"
+        for name, condition in (first.get("headers") or {}).items()
+    ]
+    parts += [f"source {key}={value}" for key, value in (first.get("sourceLabels") or {}).items()]
+    if parts and len(entries) > 1:
+        parts.append(f"(+{len(entries) - 1} more match)")
+    return ", ".join(parts)
 
 
 def _change_field(change: Change) -> str:
@@ -602,88 +602,3 @@ def _one(condition: Mapping[str, str]) -> tuple[str, str]:
 def _shown_match(condition: Mapping[str, str]) -> str:
     kind, value = _one(condition)
     return value if kind == "exact" else f"{kind}:{value}"
-
-
-def parse_headers(value: object) -> dict[str, dict[str, str]]:
-    """Header narrowing from an experiment: ``{"end-user": "jason"}`` or Istio StringMatch form.
-
-    Each name and condition is checked as Istio and Envoy would (``istio.grammar``): a bad one
-    fails here, naming the field, rather than after the write."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidInput(
-            "headers", f"must be a mapping, got {shown(value)}", 'e.g. {"end-user": "jason"}'
-        )
-    parsed = {}
-    for name, given in value.items():
-        if not isinstance(name, str) or not name:
-            raise InvalidInput("headers", f"header name {shown(name)} must be a non-empty string")
-        problem = grammar.header_name_problem(name)
-        if problem is not None:
-            raise problem.at("headers")
-        condition = {"exact": given} if isinstance(given, str) else given
-        if (
-            not isinstance(condition, dict)
-            or len(condition) != 1
-            or next(iter(condition)) not in _STRING_MATCH_KINDS
-            or not isinstance(next(iter(condition.values())), str)
-        ):
-            raise InvalidInput(
-                f"headers.{name}",
-                f"{shown(condition)} is not a header match",
-                'use a string for an exact match, or one of {"exact"|"prefix"|"regex": "..."}',
-            )
-        _check_condition(condition, f"headers.{name}")
-        parsed[name] = dict(condition)
-    return parsed
-
-
-def _check_condition(condition: Mapping[str, str], field_name: str) -> None:
-    ((kind, text),) = condition.items()
-    if kind == "regex":
-        problem = grammar.regex_problem(text)
-    elif kind == "prefix" and text == "":
-        problem = grammar.Problem("is empty", "Istio refuses an empty prefix; leave it out")
-    else:
-        problem = grammar.header_value_problem(text)
-    if problem is not None:
-        raise problem.at(f"{field_name}.{kind}")
-
-
-def parse_source_labels(value: object) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and k and isinstance(v, str) for k, v in value.items()
-    ):
-        raise InvalidInput(
-            "source_labels",
-            f"must map label names to string values, got {shown(value)}",
-            'e.g. {"app": "productpage"}',
-        )
-    for key, label_value in value.items():
-        problem = grammar.label_key_problem(key)
-        if problem is not None:
-            raise problem.at("source_labels")
-        problem = grammar.label_value_problem(label_value)
-        if problem is not None:
-            raise problem.at(f"source_labels.{key}")
-    return dict(value)
-
-
-def parse_route_choice(route_name: object, route_index: object) -> tuple[str | None, int | None]:
-    """At most one of a route name or a route index (counting the routes as written, from 0)."""
-    if route_name is not None and route_index is not None:
-        raise InvalidInput("route_name/route_index", "give one of them, not both")
-    if route_name is not None and (not isinstance(route_name, str) or not route_name):
-        raise InvalidInput("route_name", f"must be a non-empty string, got {shown(route_name)}")
-    if route_index is not None and (
-        isinstance(route_index, bool) or not isinstance(route_index, int) or route_index < 0
-    ):
-        raise InvalidInput(
-            "route_index",
-            f"must be a whole number from 0, got {shown(route_index)}",
-            "0 is the first route",
-        )
-    return route_name, route_index

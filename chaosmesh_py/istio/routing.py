@@ -56,27 +56,11 @@ class Destinations:
             destinations.append(entry)
         route["route"] = destinations
 
-    def matches(self, route: Mapping[str, Any]) -> bool:
-        """Whether ``route`` (a copy found in a resource) carries this change."""
-        found = [
-            (str(d.get("destination", {}).get("subset", "")), int(d.get("weight", 100)))
-            for d in route.get("route") or []
-        ]
-        hosts = {d.get("destination", {}).get("host") for d in route.get("route") or []}
-        return found == list(self.weights) and (self.host is None or hosts == {self.host})
-
     def to_json(self) -> dict[str, Any]:
         edit: dict[str, Any] = {"weights": dict(self.weights)}
         if self.host is not None:
             edit["destination_host"] = self.host
         return edit
-
-    def describe(self) -> str:
-        where = f"{self.host} " if self.host else ""
-        if len(self.weights) == 1:
-            return f"routes to {where}{self.weights[0][0]}"
-        split = ", ".join(f"{subset} {weight}%" for subset, weight in self.weights)
-        return f"shifts {where}traffic: {split}"
 
 
 @dataclass(frozen=True)
@@ -104,28 +88,17 @@ class Mirror:
         # The original mirrors already: Istio holds several only as ``mirrors`` (and refuses
         # both forms on one route), so the copy lists theirs and ours there.
         mirrors = list(route.pop("mirrors", None) or [])
+        percentage = route.pop("mirrorPercentage", None)
+        legacy_percent = route.pop("mirrorPercent", None)  # Istio's deprecated whole percent
         if route.get("mirror"):
             theirs: dict[str, Any] = {"destination": route.pop("mirror")}
-            percentage = route.pop("mirrorPercentage", None)
+            if percentage is None and legacy_percent is not None:
+                percentage = {"value": legacy_percent}
             if percentage is not None:
                 theirs["percentage"] = percentage
             mirrors.append(theirs)
-        route.pop("mirrorPercentage", None)
-        route.pop("mirrorPercent", None)
         mirrors.append({"destination": target, "percentage": {"value": self.percentage}})
         route["mirrors"] = mirrors
-
-    def matches(self, route: Mapping[str, Any]) -> bool:
-        mirrors = [(route.get("mirror"), route.get("mirrorPercentage"))] + [
-            (m.get("destination"), m.get("percentage")) for m in route.get("mirrors") or []
-        ]
-        return any(
-            target
-            and target.get("subset") == self.subset
-            and (self.host is None or target.get("host") == self.host)
-            and float((percentage or {}).get("value", -1)) == self.percentage
-            for target, percentage in mirrors
-        )
 
     def to_json(self) -> dict[str, Any]:
         edit: dict[str, Any] = {"mirror_percentage": self.percentage}
@@ -134,10 +107,6 @@ class Mirror:
         if self.host is not None:
             edit["mirror_host"] = self.host
         return edit
-
-    def describe(self) -> str:
-        target = " ".join(part for part in (self.host, self.subset) if part)
-        return f"mirrors {self.percentage:g}% to {target}"
 
 
 RoutingChange = Destinations | Mirror

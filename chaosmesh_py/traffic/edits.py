@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chaosmesh_py.engine import redaction
+from chaosmesh_py.engine import redaction, verify
 from chaosmesh_py.engine.access import Access
 from chaosmesh_py.engine.kinds import ROUTE_COPY, edit_verbs
 from chaosmesh_py.engine.run import run_for
@@ -157,6 +157,7 @@ def edit(action: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
         run,
         allow_other_runs=targeting.allow_other_runs,
         verify_url=targeting.verify_url,
+        just_read=current,
     )
     report: dict[str, Any] = {
         "run_id": run.run_id,
@@ -177,7 +178,9 @@ def edit(action: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
     if skipped:
         report["skipped_routes"] = [s.to_json() for s in skipped]
     if settings.verify_timeout_s <= 0:
-        report["verification"] = {"checked": "no: verification is off (timeout 0)"}
+        report["verification"] = {
+            "checked": "no: verification is off (chaosmesh_verify_timeout_s is 0)"
+        }
         return report
     try:
         verification = effect.verify_edit(
@@ -188,7 +191,7 @@ def edit(action: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
             timeout_s=settings.verify_timeout_s,
             verify_url=targeting.verify_url,
         )
-    except effect.EditNotObserved:
+    except verify.FaultNotObserved:  # EditNotObserved, or Envoy rejected the copies
         injection.remove(kube, ref, run.run_id, only=written.copies, run_ledger=run.ledger, run=run)
         raise
     report["verification"] = verification

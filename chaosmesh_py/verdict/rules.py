@@ -23,14 +23,16 @@ A run passes only if every rule holds:
         action also exited 0 (Chaos Toolkit records
         a non-zero exit as "succeeded")
     R8  every chaosmesh fault was seen live: its        run[].output.effect
-        effect has ``config_s`` or ``traffic_s``
+        effect has ``config_s`` or ``traffic_s`` (a     (.verification)
+        routing edit: its verification)
     R9  every declared rollback ran, and succeeded      rollbacks[], experiment.rollbacks
         (exit 0 for a process)
     R10 the chaosmesh control ran, when chaosmesh       chaosmesh
         actions did
     R11 the control removed every fault of the run      chaosmesh.rollback_complete,
                                                         chaosmesh.rollback_failed
-    R12 the method injected a chaosmesh fault           run[]
+    R12 the method injected a chaosmesh fault (or       run[]
+        made a routing edit)
     R13 every chaosmesh fault hit real requests: a      chaosmesh.faults[].hits
         count above 0, as the control counted them
         (``chaosmesh_py.observe.hits``)
@@ -76,6 +78,11 @@ Outcome = Literal["pass", "fail", "rollback-incomplete"]
 
 ACTIONS_MODULE = "chaosmesh_py.faults.actions"
 ROLLBACKS_MODULE = "chaosmesh_py.faults.rollbacks"
+# Routing edits (dark launch, shift, mirror) are route copies too: owned, verified, rolled back
+# like faults, so R8, R10 and R12 ask the same of them; only faults hit requests (R13).
+ROUTING_MODULE = "chaosmesh_py.traffic.actions"
+ROUTING_ROLLBACKS_MODULE = "chaosmesh_py.traffic.rollbacks"
+EDIT_MODULES = (ACTIONS_MODULE, ROUTING_MODULE)
 CONTROL_KEY = "chaosmesh"
 
 # What Chaos Toolkit 1.19 means by each status other than completed (chaoslib/run.py).
@@ -305,19 +312,25 @@ def _problem(entry: Mapping[str, Any]) -> str | None:
 def _verification(runs: Sequence[Mapping[str, Any]]) -> list[Finding]:
     findings = []
     for entry in runs:
-        if _module(entry) != ACTIONS_MODULE or entry.get("status") != "succeeded":
+        module = _module(entry)
+        if module not in EDIT_MODULES or entry.get("status") != "succeeded":
             continue
         output = entry.get("output")
-        effect = output.get("effect") if isinstance(output, dict) else None
+        # A fault's check is its "effect"; a routing edit's, its "verification".
+        key = "effect" if module == ACTIONS_MODULE else "verification"
+        effect = output.get(key) if isinstance(output, dict) else None
         if isinstance(effect, dict) and ("config_s" in effect or "traffic_s" in effect):
             continue
-        if isinstance(effect, dict) and effect.get("checked"):
+        if isinstance(effect, dict) and str(effect.get("checked", "")).startswith("no: "):
             why = str(effect["checked"]).removeprefix("no: ")
+        elif isinstance(effect, dict) and effect.get("checked"):
+            why = str(effect["checked"])
         else:
             why = "the data plane was not checked (chaosmesh_verify_timeout_s is 0)"
+        what = "fault" if module == ACTIONS_MODULE else "routing edit"
         findings.append(
             Finding(
-                f"fault of {_name(entry['activity'])!r} not verified live: {why} "
+                f"{what} of {_name(entry['activity'])!r} not verified live: {why} "
                 "(or accept unverified faults with --allow-unverified)"
             )
         )
@@ -362,13 +375,14 @@ def _control(
     control: Mapping[str, Any] | None,
 ) -> list[Finding]:
     if control is None:
-        injections = [entry for entry in runs if _module(entry) == ACTIONS_MODULE]
+        injections = [entry for entry in runs if _module(entry) in EDIT_MODULES]
         if not injections:
             return []
         findings = [Finding("the chaosmesh control was not declared: rollback not guaranteed")]
         injected = [_name(e["activity"]) for e in injections if e.get("status") == "succeeded"]
         removed = any(
-            _module(entry) == ROLLBACKS_MODULE and entry.get("status") == "succeeded"
+            _module(entry) in (ROLLBACKS_MODULE, ROUTING_ROLLBACKS_MODULE)
+            and entry.get("status") == "succeeded"
             for entry in [*runs, *rollbacks]
         )
         if injected and not removed:
@@ -414,8 +428,8 @@ def _method_ran(steady_states: Mapping[str, Any]) -> bool:
 
 # R12
 def _some_fault(runs: Sequence[Mapping[str, Any]]) -> list[Finding]:
-    if any(_module(entry) == ACTIONS_MODULE for entry in runs):
-        return []  # injected, or R7 says why not
+    if any(_module(entry) in EDIT_MODULES for entry in runs):
+        return []  # injected (a fault or a routing edit), or R7 says why not
     return [
         Finding(
             "no chaosmesh fault was injected: the run tested nothing (when another extension "

@@ -440,13 +440,11 @@ def test_the_reaper_role_alone_reaps_expired_faults_everywhere_then_halts_the_re
 
     halted = chaosmesh("halt", "--json")
     assert halted.exit_code == 0, halted.stderr
-    assert json.loads(halted.stdout)["halt"]["removed"] == [
-        {
-            "resource": f"VirtualService {NAMESPACE}/reviews",
-            "run_ids": ["live"],
-            "routes": live["routes"],
-        }
-    ]
+    (removed,) = json.loads(halted.stdout)["halt"]["removed"]
+    assert removed["resource"] == f"VirtualService {NAMESPACE}/reviews"
+    assert (removed["run_ids"], removed["routes"]) == (["live"], live["routes"])
+    # What each copy did, for people (route_copy.describe_copy).
+    assert sorted(removed["what"]) == sorted(live["routes"])
     assert leftover_faults(api) == []
 
 

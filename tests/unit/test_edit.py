@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chaosmesh_py.errors import InvalidInput, OwnedByAnotherRun, TargetNotFound
-from chaosmesh_py.istio import fault, owner_record, release, route_copy
+from chaosmesh_py.istio import fault, narrowing, owner_record, release, route_copy
 from chaosmesh_py.localmesh.apiserver.patch import merge_patch
 
 LATER = datetime(2030, 1, 1, tzinfo=UTC)
@@ -229,18 +229,18 @@ def test_expiry_is_the_latest_of_the_runs_injections():
 )
 def test_bad_header_narrowing(value, field):
     with pytest.raises(InvalidInput) as caught:
-        route_copy.parse_headers(value)
+        narrowing.parse_headers(value)
     assert caught.value.field == field
 
 
 def test_header_shorthand_is_an_exact_match():
-    assert route_copy.parse_headers({"end-user": "jason"}) == {"end-user": {"exact": "jason"}}
+    assert narrowing.parse_headers({"end-user": "jason"}) == {"end-user": {"exact": "jason"}}
 
 
 @pytest.mark.parametrize(("name", "index"), [("a", 0), ("", None), (None, -1), (None, True)])
 def test_bad_route_choice(name, index):
     with pytest.raises(InvalidInput):
-        route_copy.parse_route_choice(name, index)
+        narrowing.parse_route_choice(name, index)
 
 
 def test_removing_some_routes_keeps_the_others_and_their_record():

@@ -637,3 +637,53 @@ def test_a_guardrail_the_control_watches_is_granted_what_it_reads(tmp_path):
     roles = {d["metadata"]["namespace"]: d for d in documents(files) if d["kind"] == "Role"}
     assert roles["shop"]["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]
     assert "list pods: guarded.json (pods-still-running)" in files["rbac.yaml"]
+
+
+def test_routing_edits_are_granted_the_destination_rules_and_hosts_they_check(tmp_path):
+    """A dark launch and a mirror to a named host: the VirtualService by name, DestinationRules
+    listed where subsets are looked up (the namespace, then istio-system), and for the named
+    host its Service's namespace and the ServiceEntries."""
+    traffic = "chaosmesh_py.traffic.actions"
+    document = experiment(
+        "dark launch and shadow",
+        [
+            activity(
+                "action",
+                "reviews-v2-for-jason",
+                traffic,
+                "route_to_version",
+                virtual_service="reviews",
+                namespace="${namespace}",
+                subset="v2",
+                headers={"end-user": "jason"},
+            ),
+            activity(
+                "action",
+                "shadow-reviews",
+                traffic,
+                "mirror_traffic",
+                virtual_service="reviews",
+                namespace="${namespace}",
+                percentage=10,
+                mirror_host="reviews-shadow.shadow.svc.cluster.local",
+                subset="v1",
+            ),
+        ],
+        rollbacks=[activity("action", "undo", "chaosmesh_py.traffic.rollbacks", "remove_routing")],
+    )
+    grants = rbac.derive(write_gameday(tmp_path, {"01-traffic": document}))
+    rules = {
+        (namespace, rule.resource): rule.verbs
+        for namespace, rules in grants.namespaced.items()
+        for rule in rules
+        if rule.group != "coordination.k8s.io" and rule.resource != "configmaps"
+    }
+    assert rules == {
+        ("bookinfo", "virtualservices"): ("get", "patch"),
+        ("bookinfo", "destinationrules"): ("list",),
+        ("bookinfo", "serviceentries"): ("list",),
+        ("shadow", "destinationrules"): ("list",),
+        ("shadow", "services"): ("get", "list"),
+        ("istio-system", "destinationrules"): ("list",),
+    }
+    assert grants.cluster == ()

@@ -77,7 +77,7 @@ def test_mirror_keeps_the_routes_destinations_and_adds_mirror_and_percentage():
     assert first["route"] == to("v1", "reviews")
     assert first["mirror"] == {"host": "reviews", "subset": "v3"}
     assert first["mirrorPercentage"] == {"value": 25.0}
-    assert route_copy.describe_copy(edited, first["name"]) == "mirrors to reviews v3"
+    assert route_copy.describe_copy(edited, first["name"]) == "mirrors 25% to reviews v3"
 
 
 def test_mirror_to_another_host_beside_a_mirror_the_route_already_has():
@@ -214,3 +214,15 @@ def test_subsets_honour_export_to_specificity_and_merging():
     found = routing.subsets_for(FQDN, "shop", rules)
     assert found.names == ("v1", "v2")
     assert found.rules == ("shop/a", "shop/b")
+
+
+def test_a_mirror_beside_istios_deprecated_mirror_percent_keeps_its_share():
+    route = {
+        "name": "all",
+        "route": to("v1", "reviews"),
+        "mirror": {"host": "audit"},
+        "mirrorPercent": 20,
+    }
+    first = inject(reviews(route), chosen=SHADOW)["spec"]["http"][0]
+    assert "mirrorPercent" not in first
+    assert first["mirrors"][0] == {"destination": {"host": "audit"}, "percentage": {"value": 20}}

@@ -630,3 +630,62 @@ def test_journals_are_told_from_experiments_by_content():
 def test_a_malformed_journal_cannot_be_graded(changes, problem):
     with pytest.raises(MalformedJournal, match=problem):
         grade(clean(**changes))
+
+
+# Routing edits (chaosmesh_py.traffic.actions) are graded like faults for R8, R10 and R12.
+
+
+def routing_edit(verification=VERIFIED, name="dark-launch"):
+    entry = activity_run(
+        {
+            "type": "action",
+            "name": name,
+            "provider": {
+                "type": "python",
+                "module": "chaosmesh_py.traffic.actions",
+                "func": "route_to_version",
+            },
+        },
+        output={"run_id": "r1", "routes": ["chaosmesh-r1-def"], "edit": {"weights": {"v2": 100}}},
+    )
+    if verification is not None:
+        entry["output"]["verification"] = verification
+    return entry
+
+
+def routing_only(**changes):
+    journal = clean(run=[routing_edit(**changes)], rollbacks=[])
+    journal["experiment"]["rollbacks"] = []
+    journal["chaosmesh"]["faults"] = []
+    return journal
+
+
+def test_a_verified_routing_edit_alone_is_a_run_that_tested_something():
+    assert grade(routing_only()).outcome == "pass"
+
+
+@pytest.mark.parametrize(
+    ("verification", "why"),
+    [
+        (UNREADABLE, "give verify_url"),
+        (None, "the data plane was not checked (chaosmesh_verify_timeout_s is 0)"),
+        (
+            {"checked": "requests to http://x: answered as listed; which version answered ..."},
+            "requests to http://x: answered as listed",
+        ),
+    ],
+)
+def test_an_unverified_routing_edit_fails_unless_allowed(verification, why):
+    outcome, reason = only_reason(routing_only(verification=verification))
+    assert outcome == "fail"
+    assert reason.startswith("routing edit of 'dark-launch' not verified live: ")
+    assert why in reason
+    assert grade(routing_only(verification=verification), allow_unverified=True).outcome == ("pass")
+
+
+def test_a_routing_edit_without_the_control_or_a_removal_leaves_changes():
+    journal = routing_only()
+    del journal["chaosmesh"]
+    verdict = grade(journal)
+    assert verdict.outcome == "rollback-incomplete"
+    assert any("'dark-launch' were never removed" in r for r in verdict.reasons)
