@@ -16,10 +16,8 @@ Compare ratios, not absolute numbers, on a shared machine.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,9 +25,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chaosmesh_py.localmesh.lifecycle import DEFAULT_MANIFESTS, default_crds  # noqa: E402
+from bench.local_mesh import running_mesh  # noqa: E402
 from chaosmesh_py.localmesh.mesh import LocalMesh  # noqa: E402
-from chaosmesh_py.localmesh.topology import free_ports  # noqa: E402
 from chaosmesh_py.traffic.probes import dark_launch_leaks  # noqa: E402
 
 NO_SIDECAR = "no-sidecar client via Service reviews"
@@ -109,18 +106,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory() as work:
-        mesh = LocalMesh(Path(work), default_crds(), DEFAULT_MANIFESTS, free_ports())
-        mesh.start()
-        try:
-            os.environ["KUBECONFIG"] = str(Path(work) / "none")
-            os.environ["KUBERNETES_HOST"] = mesh.api.url
-            os.environ["KUBERNETES_API_KEY"] = mesh.credentials.token
-            os.environ["KUBERNETES_CA_CERT_FILE"] = str(mesh.credentials.ca_file)
-            cost(mesh, options.rounds)
-            sensitivity()
-        finally:
-            mesh.stop()
+    with running_mesh() as mesh:
+        cost(mesh, options.rounds)
+        sensitivity()
     return 0
 
 
