@@ -51,6 +51,7 @@ format: install
 # Needs wrk for the overhead part (Debian: apt-get install wrk); skipped without it.
 bench: install
 	$(BIN)/python bench/inject_rollback.py
+	$(BIN)/python bench/traffic_edits.py
 	$(BIN)/python bench/local_mesh.py
 	$(BIN)/python bench/load_probe.py
 	$(BIN)/python bench/halt_rollback.py

@@ -96,12 +96,14 @@ def measure(
     count: int,
     rounds: int,
     work: Callable[[ApiServer, list[tuple[str, str]]], None],
+    prepare: Callable[[ApiServer, int], list[tuple[str, str]]] = seed,
 ) -> tuple[float, float]:
-    """Median seconds and API requests per VirtualService for one approach."""
+    """Median seconds and API requests per VirtualService for one approach, on ``count``
+    VirtualServices that ``prepare`` makes."""
     seconds = []
     requests = 0
     for _ in range(rounds):
-        targets = seed(server, count)
+        targets = prepare(server, count)
         server.request_log.clear()
         started = time.perf_counter()
         work(server, targets)
@@ -112,6 +114,36 @@ def measure(
             for ns, name in targets
         ), "a fault was left behind"
     return statistics.median(seconds), requests / count
+
+
+def compare(
+    server: ApiServer,
+    sizes: list[int],
+    rounds: int,
+    owned: Callable[[ApiServer, list[tuple[str, str]]], None],
+    naive: Callable[[ApiServer, list[tuple[str, str]]], None],
+    *,
+    prepare: Callable[[ApiServer, int], list[tuple[str, str]]] = seed,
+) -> None:
+    """Print, per size, both approaches' seconds and requests per VirtualService, their ratio
+    and the owned ms per VirtualService; then how far from linear the owned cost grows."""
+    print(
+        f"{'VSs':>5} {'owned s':>8} {'req/VS':>7} {'naive s':>8} {'req/VS':>7} "
+        f"{'ratio':>6} {'owned ms/VS':>12}"
+    )
+    per_vs = []
+    for count in sizes:
+        owned_s, owned_requests = measure(server, count, rounds, owned, prepare)
+        naive_s, naive_requests = measure(server, count, rounds, naive, prepare)
+        per_vs.append(owned_s / count)
+        print(
+            f"{count:>5} {owned_s:>8.3f} {owned_requests:>7.1f} {naive_s:>8.3f} "
+            f"{naive_requests:>7.1f} {owned_s / naive_s:>6.2f} {1000 * owned_s / count:>12.2f}"
+        )
+    print(
+        f"linearity: ms/VS at {sizes[-1]} / ms/VS at {sizes[0]} = {per_vs[-1] / per_vs[0]:.2f}"
+        " (1.0 = linear)"
+    )
 
 
 def main() -> int:
@@ -126,23 +158,7 @@ def main() -> int:
     os.environ["KUBECONFIG"] = str(ROOT / ".no-kubeconfig")  # credentials from KUBERNETES_HOST
     with ApiServer(crd_paths=[CRDS] if CRDS.exists() else []) as server:
         os.environ["KUBERNETES_HOST"] = server.url
-        print(
-            f"{'VSs':>5} {'owned s':>8} {'req/VS':>7} {'naive s':>8} {'req/VS':>7} "
-            f"{'ratio':>6} {'owned ms/VS':>12}"
-        )
-        per_vs = []
-        for count in sizes:
-            owned_s, owned_requests = measure(server, count, options.rounds, owned)
-            naive_s, naive_requests = measure(server, count, options.rounds, naive)
-            per_vs.append(owned_s / count)
-            print(
-                f"{count:>5} {owned_s:>8.3f} {owned_requests:>7.1f} {naive_s:>8.3f} "
-                f"{naive_requests:>7.1f} {owned_s / naive_s:>6.2f} {1000 * owned_s / count:>12.2f}"
-            )
-        print(
-            f"linearity: ms/VS at {sizes[-1]} / ms/VS at {sizes[0]} = {per_vs[-1] / per_vs[0]:.2f}"
-            " (1.0 = linear)"
-        )
+        compare(server, sizes, options.rounds, owned, naive)
     return 0
 
 

@@ -46,6 +46,13 @@ What it does, and why Chaos Toolkit alone does not:
   difference named; ``chaosmesh_py.engine.evidence``), and when the method started and the
   rollback ran, when each guardrail check ended and which Prometheus the run used, for
   ``chaosmesh report``;
+- from the first write of the run to its rollback, it follows every object the run wrote to
+  (``chaosmesh_py.engine.vanished``): when another writer (a rollout controller rewriting the
+  whole VirtualService) removes a route copy, a field or the owner record of the run, it says
+  so in every activity result that follows (``chaosmesh_removed_by_another_writer``), in the
+  log, in its rollback ("removed by another writer at T, nothing to remove") and in the
+  journal (``chaosmesh.removed_by_another_writer``); the verdict fails a run whose edit was
+  removed during the method;
 - at the end, it grades the run with ``chaosmesh gate``'s rules (``chaosmesh_py.verdict.rules``)
   and prints the verdict and its reasons. When the verdict is not a pass, it marks the journal
   ``deviated``, so ``chaos run`` exits 1 exactly when the gate would fail: for a typo in a
@@ -67,7 +74,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chaosmesh_py.engine import evidence, ledger, private_file, redaction, signals
+from chaosmesh_py.engine import evidence, ledger, private_file, redaction, signals, vanished
 from chaosmesh_py.engine.guardrail import Breach, Guardrail, parse_guardrails
 from chaosmesh_py.engine.run import (
     RUN_ID_ENV,
@@ -96,6 +103,10 @@ _guardrails: dict[str, Guardrail] = {}
 _breach_rollbacks: dict[str, dict[str, Any]] = {}
 # The counters each run's method started from, to count what its faults hit.
 _method_starts: dict[str, hits.Start] = {}
+# When each run's method ended (Unix seconds): whether another writer's removal hit the method.
+_method_ends: dict[str, float] = {}
+# The key, in an activity's result, of what another writer had removed from the run by its end.
+ACTIVITY_KEY = "chaosmesh_removed_by_another_writer"
 # The control's own arguments that waive a rule of the verdict, as `chaosmesh gate`'s flags do.
 WAIVERS = ("allow_unverified", "allow_no_fault")
 
@@ -117,6 +128,7 @@ def configure_control(
         )
     run = run_for(configuration)
     _active_runs.append(run)
+    vanished.begin(run.run_id)
     signals.install(run.run_id)
     logger.info(f"chaosmesh: run id {run.run_id}")
 
@@ -179,9 +191,26 @@ def before_method_control(
 
 
 def after_method_control(configuration: dict[str, Any] | None = None, **_: Any) -> None:
+    _method_ends[run_id_from(configuration)] = time.time()
     guardrail = _guardrails.get(run_id_from(configuration))
     if guardrail is not None:
         guardrail.stop()
+
+
+def after_activity_control(
+    context: dict[str, Any] | None = None,
+    state: Any = None,
+    configuration: dict[str, Any] | None = None,
+    **_: Any,
+) -> None:
+    """Follow every object the run has written to so far; say in the activity's result what
+    another writer has removed of the run by its end (the result must not read as if the
+    run's edits were live)."""
+    run = run_for(configuration)
+    vanished.follow(run)
+    lost = vanished.seen(run.run_id)
+    if lost and isinstance(state, dict):
+        state[ACTIVITY_KEY] = [v.to_json() for v in lost]
 
 
 def after_experiment_control(
@@ -205,10 +234,19 @@ def after_experiment_control(
         summary["rollback_failed"] = earlier["rollback_failed"] + summary["rollback_failed"]
         summary["rollback_complete"] = not summary["rollback_failed"]
         summary["rollback_started"] = earlier["rollback_started"]
+        summary[vanished.JOURNAL_KEY] = (
+            earlier[vanished.JOURNAL_KEY] + summary[vanished.JOURNAL_KEY]
+        )
     summary["evidence"] = rollback_evidence(run)
     started = _method_starts.get(run.run_id)
     if started is not None:
         summary["method_started"] = _iso(started.at)
+    ended = _method_ends.pop(run.run_id, None)
+    if ended is not None:
+        summary["method_ended"] = _iso(ended)
+    vanished.place_in_method(
+        summary[vanished.JOURNAL_KEY], None if started is None else started.at, ended
+    )
     if guardrail is not None:
         summary["guardrail_checks"] = guardrail.checks
         summary["guardrail_checked_at"] = list(guardrail.checked_at)
@@ -334,6 +372,7 @@ def cleanup_control() -> None:
     """Last chance: remove anything a run of this process still holds."""
     while _active_runs:
         run = _active_runs.pop()
+        vanished.stop(run.run_id)
         if run.touched():
             roll_back(run)
     signals.uninstall()
@@ -348,6 +387,9 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
     removed = []
     failed = []
     started = _iso(time.time())
+    # Before our own removals: they are not another writer's.
+    lost = vanished.stop(run.run_id)
+    taken: list[vanished.Vanished] = []
     with signals.deferred():
         entries = run.ledger.entries()
         in_flight = ledger.uncertain(entries)
@@ -361,6 +403,9 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
                 # When it was done (and seen gone, when verified): where the fault's window ends,
                 # a guardrail's rollback long before the end of the experiment included.
                 report["removed_at"] = _iso(time.time())
+                if not fence:  # else a copy may be missing because it never landed
+                    held = vanished.landed(entries, kube.host, ref, run.run_id)
+                    taken += vanished.account(report, ref, held, lost)
                 removed.append(report)
             except ChaosMeshError as error:
                 entry: dict[str, Any] = {
@@ -389,6 +434,11 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
         "rollback": removed,
         "rollback_failed": failed,
         "rollback_complete": not failed,
+        # What another writer removed before this rollback could: never restored, never
+        # claimed removed by us.
+        vanished.JOURNAL_KEY: [
+            v.to_json() for v in sorted([*lost, *taken], key=lambda v: v.at or "~")
+        ],
     }
     if failed:
         summary["finish_with"] = f"chaosmesh rollback --run {run.run_id}"

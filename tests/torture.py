@@ -1,16 +1,20 @@
 """The torture harness: `chaos run` killed at random moments, then nothing of it may be left.
 
 A trial starts a real `chaos run` of an experiment that makes every form of owned edit: three
-faults (route copies), a field override on a DestinationRule and an owned AuthorizationPolicy
-(through the engine, as tests/engine_activities.py does), with the chaosmesh control and a
-`remove_faults` rollback. Meanwhile another writer keeps editing the same objects the way an
-operator would (labels, annotations, a user route's timeout: JSON patches that touch nothing of
-ours), and adds user routes whose names look like chaosmesh's (`chaosmesh-dash-canary`, and one
-shaped exactly like a copy) and user annotations that mention chaosmesh. At a random moment the
+faults and three routing edits (route copies: a dark launch, a canary step, a mirror), a field
+override on a DestinationRule and an owned AuthorizationPolicy (through the engine, as
+tests/engine_activities.py does), with the chaosmesh control and a `remove_faults` rollback.
+Meanwhile another writer keeps editing the same objects the way an operator would (labels,
+annotations, a user route's timeout: JSON patches that touch nothing of ours), and adds user
+routes whose names look like chaosmesh's (`chaosmesh-dash-canary`, and one shaped exactly like a
+copy) and user annotations that mention chaosmesh; and a rollout controller (the Argo-like
+writer of tests/rollout_writers.py) sets the canary weight of reviews' route every 100-200 ms,
+writing the whole object back as it read it. At a random moment the
 run gets SIGKILL, SIGTERM or SIGINT. After it exits (and, for SIGKILL, after `chaosmesh rollback
 --run ID`), nothing owned may be left (no record, route, field or object: `leftover_faults`), no
-AuthorizationPolicy at all, and every object must equal its original plus the other writer's
-edits: none of them lost, the chaosmesh-named user routes included.
+AuthorizationPolicy at all, and every object must equal its original plus the other writers'
+edits: none of them lost, the chaosmesh-named user routes and the controller's latest weights
+included (no weight of ours written back).
 
 Random moments come from a seeded generator: CHAOSMESH_TORTURE_SEED replays a failing series.
 """
@@ -31,6 +35,7 @@ from pathlib import Path
 from chaosmesh_py.istio.owner_record import OWNER_ANNOTATION_PREFIX
 from chaosmesh_py.localmesh.apiserver.patch import PatchType
 from tests.conftest import NAMESPACE, ROOT, abort_action, leftover_faults, python_activity
+from tests.rollout_writers import ArgoLikeWriter
 
 BIN = Path(sys.executable).parent
 V1 = "networking.istio.io/v1"
@@ -51,6 +56,13 @@ USER_ROUTES = (
     },
 )
 ENGINE = "tests.engine_activities"
+TRAFFIC = "chaosmesh_py.traffic.actions"
+# The route the rollout controller steps the canary weight of, and its destinations.
+CANARY_SERVICE, CANARY_ROUTE = "reviews", "everyone-to-v1"
+CANARY_DESTINATIONS = [
+    {"destination": {"host": "reviews", "subset": "v1"}, "weight": 100},
+    {"destination": {"host": "reviews", "subset": "v3"}, "weight": 0},
+]
 SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}
 SEED = int(os.environ.get("CHAOSMESH_TORTURE_SEED") or time.time_ns() % 100_000)
 CONTROL = {"name": "chaosmesh", "provider": {"type": "python", "module": "chaosmesh_py.control"}}
@@ -77,6 +89,35 @@ def experiment(run_id: str) -> dict:
         "method": [
             delay("delay-ratings", "ratings", "5s", headers={"end-user": "jason"}),
             abort_action("abort-reviews", "reviews"),
+            python_activity(
+                "dark-launch-v3-for-testers",
+                TRAFFIC,
+                "route_to_version",
+                subset="v3",
+                virtual_service=CANARY_SERVICE,
+                namespace=NAMESPACE,
+                route_name=CANARY_ROUTE,
+                headers={"end-user": "tester"},
+            ),
+            python_activity(
+                "canary-step",
+                TRAFFIC,
+                "shift_traffic",
+                weights={"v1": 80, "v3": 20},
+                virtual_service=CANARY_SERVICE,
+                namespace=NAMESPACE,
+                route_name=CANARY_ROUTE,
+            ),
+            python_activity(
+                "mirror-to-v2",
+                TRAFFIC,
+                "mirror_traffic",
+                percentage=10,
+                subset="v2",
+                virtual_service=CANARY_SERVICE,
+                namespace=NAMESPACE,
+                route_name=CANARY_ROUTE,
+            ),
             {
                 "type": "action",
                 "name": "hold",
@@ -197,14 +238,21 @@ class OtherWriter:
         self.edits += 1
         return True
 
-    def expected(self, name: str, original: dict) -> dict:
-        """What ``name`` must hold after the trial: its original plus this writer's edits."""
+    def expected(self, name: str, original: dict, controller: ArgoLikeWriter) -> dict:
+        """What ``name`` must hold after the trial: its original plus this writer's edits, and
+        the rollout controller's latest weights."""
         spec = json.loads(json.dumps(original["spec"]))
         if name in self.last_timeout:
             route = next(r for r in spec["http"] if r["name"] == self.edited_route[name])
             route["timeout"] = self.last_timeout[name]
         if name in self.routes_added:
             spec["http"] = [*json.loads(json.dumps(USER_ROUTES)), *spec["http"]]
+        if name == CANARY_SERVICE and controller.last_weights is not None:
+            route = next(r for r in spec["http"] if r["name"] == CANARY_ROUTE)
+            for destination in route["route"]:
+                destination["weight"] = controller.last_weights[
+                    destination["destination"]["subset"]
+                ]
         return spec
 
 
@@ -216,6 +264,8 @@ class Trial:
     exit_code: int
     leftovers: list[str]
     mismatches: list[str]
+    controller_writes: int = 0
+    controller_conflicts: int = 0
 
 
 @dataclass(frozen=True)
@@ -233,7 +283,8 @@ def run_trial(api, env: dict, tmp_path: Path, kill: Kill) -> Trial:
     original_rule = api.get(V1, "DestinationRule", NAMESPACE, RULE)
     path = tmp_path / f"{run_id}.json"
     path.write_text(json.dumps(experiment(run_id)))
-    with OtherWriter(api) as writer:
+    controller = ArgoLikeWriter(api.url, NAMESPACE, CANARY_SERVICE, routes=(CANARY_ROUTE,))
+    with OtherWriter(api) as writer, controller:
         process = subprocess.Popen(
             [
                 BIN / "chaos",
@@ -267,7 +318,7 @@ def run_trial(api, env: dict, tmp_path: Path, kill: Kill) -> Trial:
     mismatches = []
     for name, original in originals.items():
         now = api.get(V1, "VirtualService", NAMESPACE, name)
-        expected = writer.expected(name, original)
+        expected = writer.expected(name, original, controller)
         if now["spec"] != expected:
             mismatches.append(f"{name}: spec {now['spec']} != {expected}")
         annotations = now["metadata"].get("annotations") or {}
@@ -286,18 +337,31 @@ def run_trial(api, env: dict, tmp_path: Path, kill: Kill) -> Trial:
         mismatches.append(
             f"AuthorizationPolicies left: {[p['metadata']['name'] for p in policies]}"
         )
+    if controller.errors:
+        mismatches.append(f"the rollout controller's writes failed: {controller.errors}")
     return Trial(
-        signal_name, kill.delay_s, faults_at_kill, exit_code, leftover_faults(api), mismatches
+        signal_name,
+        kill.delay_s,
+        faults_at_kill,
+        exit_code,
+        leftover_faults(api),
+        mismatches,
+        controller_writes=len(controller.writes),
+        controller_conflicts=controller.conflicts,
     )
 
 
 def restore_targets(api) -> None:
-    """Take the previous trial's user routes and annotations away: each trial starts the same."""
+    """Take the previous trial's user routes, annotations and weights away: each trial starts
+    the same, the canary route at 100/0."""
     names = {route["name"] for route in USER_ROUTES}
     for name in TARGETS:
         current = api.get(V1, "VirtualService", NAMESPACE, name)
         current["spec"]["http"] = [r for r in current["spec"]["http"] if r["name"] not in names]
         current["metadata"].pop("annotations", None)
+        for route in current["spec"]["http"]:
+            if name == CANARY_SERVICE and route["name"] == CANARY_ROUTE:
+                route["route"] = json.loads(json.dumps(CANARY_DESTINATIONS))
         api.replace(current)
 
 
@@ -328,10 +392,12 @@ def _write_window(api, env: dict, tmp_path: Path) -> tuple[float, float]:
 
     path = tmp_path / "calibrate.json"
     path.write_text(json.dumps(experiment("calibrate")))
+    restore_targets(api)
     unsubscribe = api.subscribe(owned_write)
     started = time.monotonic()
+    controller = ArgoLikeWriter(api.url, NAMESPACE, CANARY_SERVICE, routes=(CANARY_ROUTE,))
     try:
-        with OtherWriter(api):
+        with OtherWriter(api), controller:
             subprocess.run(
                 [
                     BIN / "chaos",
@@ -351,7 +417,11 @@ def _write_window(api, env: dict, tmp_path: Path) -> tuple[float, float]:
             )
     finally:
         unsubscribe()
-    assert json.loads((tmp_path / "c.json").read_text())["status"] == "completed"
+    journal = json.loads((tmp_path / "c.json").read_text())
+    assert journal["status"] == "completed"
+    # Every edit was made beside the writers (the routing edits too), or trials test less.
+    failed = [e["activity"]["name"] for e in journal["run"] if e["status"] != "succeeded"]
+    assert not failed, f"the undisturbed run's {failed} failed: {journal['run']}"
     assert not leftover_faults(api)
     assert first_write, "the undisturbed run wrote no fault"
     return first_write[0] - started, time.monotonic() - started
@@ -368,4 +438,7 @@ def summary(results: list[Trial]) -> str:
             f"  {name}: {len(mine)} trials, {live} killed with faults live, {left} owned "
             f"left, {lost} user edits lost"
         )
+    writes = sum(t.controller_writes for t in results)
+    conflicts = sum(t.controller_conflicts for t in results)
+    lines.append(f"  the rollout controller: {writes} weight writes, {conflicts} met a 409")
     return "\n".join(lines)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosmesh_py.engine import kinds as editable
-from chaosmesh_py.engine import ledger, ownership
+from chaosmesh_py.engine import ledger, ownership, vanished
 from chaosmesh_py.engine.run import is_run_id, parse_run_id
 from chaosmesh_py.errors import ChaosMeshError, Forbidden, InvalidInput, NotFound
 from chaosmesh_py.istio import owned_object, release, route_copy
@@ -50,6 +50,8 @@ class Report:
     not_served: list[str] = field(default_factory=list)
     unchanged: int = 0
     closed: str | None = None
+    # What a run's ledger says it held and another writer removed before this clean-up.
+    removed_by_another_writer: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -72,6 +74,7 @@ class Report:
             "routes_removed": self.route_count,
             "complete": self.complete,
             "closed": self.closed,
+            vanished.JOURNAL_KEY: self.removed_by_another_writer,
         }
 
 
@@ -128,14 +131,24 @@ def roll_back_run(kube: Kube, directory: Path, run_id: str) -> Report:
             )
 
     def remover(ref: ResourceRef) -> Callable[[], ownership.Release]:
-        return lambda: ownership.release(
-            kube,
-            ref,
-            run_id,
-            run_ledger=run_ledger,
-            fence=(kube.host, ref) in in_flight,
-            extra=ledger.recorded(entries, kube.host, ref, run_id),
-        )
+        def remove() -> ownership.Release:
+            fence = (kube.host, ref) in in_flight
+            released = ownership.release(
+                kube,
+                ref,
+                run_id,
+                run_ledger=run_ledger,
+                fence=fence,
+                extra=ledger.recorded(entries, kube.host, ref, run_id),
+            )
+            if not fence:  # else a copy may be missing because it never landed
+                said = {"removed": released.routes, "gone": released.gone}
+                held = vanished.landed(entries, kube.host, ref, run_id)
+                for lost in vanished.account(said, ref, held, []):
+                    report.removed_by_another_writer.append(lost.to_json())
+            return released
+
+        return remove
 
     _visit(report, [(ref, [run_id], remover(ref)) for ref in refs])
     if report.complete:
@@ -368,6 +381,12 @@ def format_report(title: str, report: Report) -> str:
             f"  kept     {entry['resource']}: {entry['field']} was changed by another writer "
             f"after run {entry['run_id']} set it; their value stays (before the run: "
             f"{_short(entry['replaced'])})"
+        )
+    for lost in report.removed_by_another_writer:
+        routes = ", ".join(lost["routes"]) or "its edits"
+        lines.append(
+            f"  gone     {lost['resource']}: {routes} removed by another writer before this "
+            "rollback; nothing of it to remove"
         )
     for entry in report.failed:
         where = entry.get("resource") or entry.get("kind") or f"namespace {entry.get('namespace')}"

@@ -41,7 +41,9 @@ def edit_verbs(form: str) -> tuple[str, ...]:
     """What making an edit of ``form`` on one object, and removing it again, asks of the API
     on that object: read it and patch it for copies and overrides; create an owned object,
     read it back (after a conflict, before the delete's preconditions) and delete it. A
-    game day's RBAC grants these by name (chaosmesh_py.gameday.rbac)."""
+    game day's RBAC grants these by name (chaosmesh_py.gameday.rbac). ``watch`` on the object
+    is welcome, not needed: the control follows each object the run edited, by a watch where
+    it may, else by reading it every quarter second (``chaosmesh_py.engine.vanished``)."""
     return ("get", "patch") if form in (ROUTE_COPY, FIELD_OVERRIDE) else ("create", "get", "delete")
 
 

@@ -20,6 +20,7 @@ read that judged them ours. A run's ledger may add what its record no longer say
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ from chaosmesh_py.istio import release as releasing
 from chaosmesh_py.istio.owner_record import ABSENT, Path, path_text, record_of
 from chaosmesh_py.kube import Kube, Outcome, ResourceKind, ResourceRef
 
+logger = logging.getLogger("chaostoolkit")
+
 Plan = Callable[[dict[str, Any]], dict[str, Any] | None]
 # Answers that mean the server applied nothing.
 Refused = Rejected | Unauthorized | Forbidden | NotFound | OwnedByAnotherRun
@@ -61,6 +64,10 @@ class Release:
     deleted: bool = False
     gone: bool = False
     attempts: int = 0
+    # 409s met (another writer changed the object between our read and our write; each one
+    # re-read and re-planned), and reads after the first.
+    api_conflicts: int = 0
+    api_rereads: int = 0
     # The object as the server holds it afterwards (None: deleted, gone, or not read).
     final: dict[str, Any] | None = None
 
@@ -82,6 +89,8 @@ class Release:
             found["gone"] = True
         if self.attempts:
             found["api_attempts"] = self.attempts
+            found["api_conflicts"] = self.api_conflicts
+            found["api_rereads"] = self.api_rereads
         return found
 
 
@@ -133,6 +142,11 @@ def apply_edit(
             # Also when the answer was lost: the write may have landed.
             if planned_from:
                 run.remember_before(kube, ref, evidence.spec_of(planned_from[0]))
+        if outcome.conflicts:
+            logger.info(
+                f"chaosmesh: {ref}: {outcome.conflicts} conflict(s) with another writer, each "
+                f"re-read and re-planned ({outcome.attempts} attempt(s))"
+            )
         held = record_of(outcome.resource, run.run_id)
         recorded["routes"] = list(held.routes) if held else []
         if held and held.fields:
@@ -326,6 +340,8 @@ def _release(kube: Kube, ref: ResourceRef, scope: _Scope, listed: dict[str, Any]
         if not outcome.wrote:
             result = Release(str(ref), conflicts=result.conflicts)
         result.attempts = outcome.attempts
+        result.api_conflicts = outcome.conflicts
+        result.api_rereads = outcome.rereads
         result.final = outcome.resource
         recorded["routes"] = result.routes
         if result.fields:
@@ -362,6 +378,8 @@ def _delete_owned(kube: Kube, ref: ResourceRef, scope: _Scope, current: dict[str
     result.runs = [owner] if owner and outcome.wrote else []
     result.deleted = outcome.wrote
     result.attempts = outcome.attempts
+    result.api_conflicts = outcome.conflicts
+    result.api_rereads = outcome.rereads
     return result
 
 

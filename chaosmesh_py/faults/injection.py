@@ -245,6 +245,9 @@ class Written:
     resource: dict[str, Any]
     copies: list[str]
     attempts: int
+    # 409s met (another writer between our read and our write) and reads after the first.
+    conflicts: int = 0
+    rereads: int = 0
 
 
 def write_copies(
@@ -272,7 +275,7 @@ def write_copies(
     except NotFound as error:
         raise not_found(kube, ref) from error
     copies = route_copy.copy_names(outcome.resource, injection)
-    return Written(outcome.resource, copies, outcome.attempts)
+    return Written(outcome.resource, copies, outcome.attempts, outcome.conflicts, outcome.rereads)
 
 
 def inject(
@@ -307,6 +310,10 @@ def inject(
         "destinations": _destinations(resource, copies, ref.namespace),
         "expires": owned_expiry(resource, run.run_id),
         "api_attempts": written.attempts,
+        # Another writer (a rollout controller) changing the object meanwhile: each 409 was
+        # re-read and re-planned, its change kept.
+        "api_conflicts": written.conflicts,
+        "api_rereads": written.rereads,
     }
     skipped = route_copy.skipped_routes(resource, injection)
     if skipped:

@@ -1,5 +1,8 @@
 """Chaos Toolkit probes: which faults are in place, read from the cluster."""
 
+import logging
+
+from chaosmesh_py.engine import vanished
 from chaosmesh_py.engine.access import needs, on
 from chaosmesh_py.engine.activity import boundary
 from chaosmesh_py.engine.run import run_for
@@ -8,6 +11,8 @@ from chaosmesh_py.faults import injection
 from chaosmesh_py.istio import route_copy
 from chaosmesh_py.istio.owner_record import record_of
 from chaosmesh_py.kube import Kube, virtual_service_kind
+
+logger = logging.getLogger("chaostoolkit")
 
 __all__ = [
     "fault_is_injected",
@@ -27,7 +32,8 @@ def fault_is_injected(
     this run's fault routes and owner annotation, as the API server holds it now.
 
     This reads the Istio resource; whether the data plane applies it is a separate question,
-    answered by probing traffic.
+    answered by probing traffic. When another writer (a rollout controller) removed the fault,
+    the log says which, when and, where the API names it, who.
     """
     with boundary():
         settings = injection.Settings.from_configuration(configuration)
@@ -41,7 +47,11 @@ def fault_is_injected(
             raise injection.not_found(kube, ref) from error
         owner = record_of(resource, run.run_id)
         present = {r.get("name") for r in route_copy.run_routes(resource, run.run_id)}
-        return owner is not None and bool(present) and set(owner.routes) <= present
+        live = owner is not None and bool(present) and set(owner.routes) <= present
+        why = None if live else vanished.explain(run.run_id, ref)
+        if why is not None:  # the False a probe returns cannot say it: the log does
+            logger.warning(f"chaosmesh: fault_is_injected: no, {why}")
+        return live
 
 
 # Without a namespace: every namespace (a ClusterRole).

@@ -410,11 +410,22 @@ def _existing_copy(
         candidate = routes[index]
         if owned[str(candidate["name"])] == injection.run_id and all(
             document.same(candidate.get(key), wanted.get(key))
-            for key in (*_CHANGED_FIELDS[injection.change.kind], "match")
+            for key in _identifying_fields(injection.change.kind)
         ):
             return str(candidate["name"])
         index -= 1
     return None
+
+
+def _identifying_fields(kind: str) -> tuple[str, ...]:
+    """What tells the run's copy of a change from its other copies of the same route: the
+    match, and every field any change may set (a fault copy and a canary step with equal
+    destinations are different copies), except the destinations of a copy that does not
+    change them: those follow the original, which a rollout controller edits all the time."""
+    fields = {"match", *(f for fs in _CHANGED_FIELDS.values() for f in fs)}
+    if "route" not in _CHANGED_FIELDS[kind]:
+        fields.discard("route")
+    return tuple(sorted(fields))
 
 
 def _select_routes(

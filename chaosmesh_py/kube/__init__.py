@@ -8,6 +8,7 @@ tree for API answers and the re-reading write loops (``Kube.update``, ``ensure_c
 
 from chaosmesh_py.kube.client import (
     CONFIG_MAP,
+    FIELD_MANAGER,
     LEASE,
     Kube,
     Outcome,
@@ -22,6 +23,7 @@ from chaosmesh_py.kube.client import (
 
 __all__ = [
     "CONFIG_MAP",
+    "FIELD_MANAGER",
     "LEASE",
     "Kube",
     "Outcome",

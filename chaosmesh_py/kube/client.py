@@ -15,7 +15,7 @@ import json
 import random
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +36,9 @@ from chaosmesh_py.kube import credentials
 Plan = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 MERGE_PATCH = "application/merge-patch+json"
+# Who our writes are from, as a cluster's managedFields name them: what tells a change of ours
+# from another writer's (``chaosmesh_py.engine.vanished``).
+FIELD_MANAGER = "chaosmesh"
 # Where a local mesh (chaosmesh_py.localmesh) publishes what its clients need to know about its
 # data plane: an ordinary ConfigMap, JSON under one key. A cluster has none (404), or does not
 # let us read it (403): either way, not a local mesh.
@@ -104,6 +107,10 @@ class Outcome:
     resource: dict[str, Any]
     wrote: bool
     attempts: int
+    # 409s: another writer changed the object between our read and our write (each one
+    # re-read and re-planned); and every read after the first (after a 409 or a lost answer).
+    conflicts: int = 0
+    rereads: int = 0
 
 
 class Kube:
@@ -193,6 +200,53 @@ class Kube:
             )
         return list(answer.get("items") or [])
 
+    def watch(
+        self, ref: ResourceRef, resource_version: str, timeout_s: int
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The changes to one object of a custom kind after ``resource_version``, as the API
+        streams them: ``(type, object)`` with type ADDED, MODIFIED or DELETED, for at most
+        ``timeout_s`` seconds (the server ends the stream then). A version the server no
+        longer remembers raises ConflictPersisted with status 410: read the object again and
+        watch from its version. Errors translate as for every call."""
+        from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        kind = ref.kind
+        stream = watch.Watch()  # type: ignore[no-untyped-call]
+        try:
+            for event in stream.stream(  # type: ignore[no-untyped-call]
+                self._custom.list_namespaced_custom_object,
+                kind.group,
+                kind.version,
+                ref.namespace,
+                kind.plural,
+                field_selector=f"metadata.name={ref.name}",
+                resource_version=resource_version,
+                timeout_seconds=timeout_s,
+                _request_timeout=(self.retry.request_timeout_s[0], timeout_s + 10),
+            ):
+                kind_of_event = str(event.get("type"))
+                body = event.get("raw_object") or event.get("object")
+                if kind_of_event == "ERROR":
+                    status = int((body or {}).get("code") or 0)
+                    message = str((body or {}).get("message") or "watch error")
+                    if status == 410:
+                        raise ConflictPersisted(f"watch {ref}: {message}", 410)
+                    raise ApiError(f"watch {ref}: {message}", status)
+                if isinstance(body, dict):
+                    yield kind_of_event, body
+        except ApiException as error:
+            if int(error.status or 0) == 410:
+                raise ConflictPersisted(f"watch {ref}: too old resource version", 410) from None
+            raise _translate(error, "watch", ref, self.host) from None
+        except HTTPError as error:
+            raise Unavailable(
+                f"watch {ref} at {self.host}: connection failed ({type(error).__name__})"
+            ) from None
+        finally:
+            stream.stop()  # type: ignore[no-untyped-call]
+
     def patch(self, ref: ResourceRef, patch: dict[str, Any]) -> dict[str, Any]:
         """One JSON merge patch; a ``metadata.resourceVersion`` in it is a precondition."""
         kind = ref.kind
@@ -208,6 +262,7 @@ class Kube:
                 kind.plural,
                 ref.name,
                 patch,
+                field_manager=FIELD_MANAGER,
                 _content_type=MERGE_PATCH,
                 _request_timeout=self.retry.request_timeout_s,
             ),
@@ -227,6 +282,7 @@ class Kube:
                 ref.namespace,
                 kind.plural,
                 body,
+                field_manager=FIELD_MANAGER,
                 _request_timeout=self.retry.request_timeout_s,
             ),
         )
@@ -308,14 +364,14 @@ class Kube:
                 if current is None:
                     current = self.get(ref)
                 if not wanted(current):
-                    return Outcome(current, wrote=False, attempts=attempts)
+                    return Outcome(current, False, attempts, conflicts, attempts - 1)
                 metadata = current["metadata"]
                 try:
                     gone = self.delete(ref, metadata["uid"], metadata["resourceVersion"])
                 except Unavailable:
                     sent = True
                     raise
-                return Outcome(gone, wrote=True, attempts=attempts)
+                return Outcome(gone, True, attempts, conflicts, attempts - 1)
             except NotFound:
                 if sent:
                     # Our delete whose answer was lost, landed.
@@ -393,17 +449,24 @@ class Kube:
         ``current``, when the caller has just listed the object, saves the first read: a stale
         copy costs one 409 and a re-read, never a wrong write.
         """
-        conflicts = transient = attempts = 0
+        conflicts = transient = attempts = reads = 0
         sent = False
         most_attempts = self.retry.max_conflicts + self.retry.max_transient + 2
+
+        def outcome(resource: dict[str, Any], wrote: bool) -> Outcome:
+            return Outcome(resource, wrote, attempts, conflicts, max(0, reads - 1))
+
         while attempts < most_attempts:
             attempts += 1
             try:
                 if current is None:
+                    reads += 1
                     current = self.get(ref)
+                elif attempts == 1:
+                    reads += 1  # the caller's read counts as the first
                 patch = plan(current)
                 if patch is None:
-                    return Outcome(current, wrote=sent, attempts=attempts)
+                    return outcome(current, sent)
                 try:
                     current = self.patch(ref, patch)
                 except Unavailable:
@@ -411,7 +474,7 @@ class Kube:
                     raise
                 sent = True
                 if plan(current) is None:
-                    return Outcome(current, wrote=True, attempts=attempts)
+                    return outcome(current, True)
             except ConflictPersisted as error:
                 current = None
                 conflicts += 1

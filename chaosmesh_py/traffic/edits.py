@@ -172,6 +172,8 @@ def edit(action: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
         },
         "expires": injection.owned_expiry(written.resource, run.run_id),
         "api_attempts": written.attempts,
+        "api_conflicts": written.conflicts,
+        "api_rereads": written.rereads,
         "time_to_effect_s": None,
     }
     skipped = route_copy.skipped_routes(written.resource, request)

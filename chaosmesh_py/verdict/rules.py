@@ -36,6 +36,9 @@ A run passes only if every rule holds:
     R13 every chaosmesh fault hit real requests: a      chaosmesh.faults[].hits
         count above 0, as the control counted them
         (``chaosmesh_py.observe.hits``)
+    R14 no edit of the run was removed by another      chaosmesh.removed_by_another_writer
+        writer during the method (a rollout
+        controller rewriting the VirtualService)
 
 R4 not met means the method never ran: R5/R6 are then not asked. "Not checked" (R4, R6) counts
 only for a completed run; an interrupted one already fails R1. R9's "never ran" counts only when
@@ -56,6 +59,13 @@ nothing. ``allow_unverified`` waives R8 for clusters where no URL can show the f
 fault that met no request tested nothing. R12 and R13 are asked only of a run whose method ran
 to its end (R1, R4), as the other reasons already say why nothing was hit.
 ``allow_no_fault`` waives R12, for experiments whose faults come from another extension.
+
+R14 fails the run (``fail``, not a status of its own): from the moment another writer removed
+the fault or route, the method ran without it, so a steady state that held afterwards proves
+nothing about it, which is what ``fail`` already means to a gate, a report and a game day; nothing
+of ours is left either (the writer took it), so it is not ``rollback-incomplete``. A loss seen
+after the method ended (``during_method`` false) changed nothing the method observed and is not a
+reason; one whose moment is unknown (found only by the rollback) is.
 
 A journal the control graded as failing is marked ``deviated`` (``chaos run`` then exits 1),
 and says so in ``chaosmesh.verdict.marked_deviated``: R6 reads past that mark, so a journal
@@ -164,6 +174,7 @@ def grade(
         *([] if allow_unverified else _verification(runs)),
         *_rollbacks(journal, experiment, runs, rollbacks, control),
         *_control(runs, rollbacks, control),
+        *_removed_by_another_writer(control),
     ]
     if journal.get("status") == "completed" and _method_ran(steady_states):
         findings += [
@@ -410,6 +421,34 @@ def _control(
         )
         for f in failed
     ]
+
+
+# R14
+def _removed_by_another_writer(control: Mapping[str, Any] | None) -> list[Finding]:
+    lost = (control or {}).get("removed_by_another_writer") or []
+    if not isinstance(lost, list):
+        raise MalformedJournal(f"{CONTROL_KEY}.removed_by_another_writer is not a list")
+    findings = []
+    for entry in lost:
+        if not isinstance(entry, dict) or entry.get("during_method") is False:
+            continue
+        what = [f"route {name}" for name in entry.get("routes") or []]
+        what += [f"field {path}" for path in entry.get("fields") or []]
+        if entry.get("deleted"):
+            what.insert(0, "the object")
+        elif entry.get("record"):
+            what.append("the run's owner record")
+        by = f" ({entry['by']})" if entry.get("by") else ""
+        when = f"at {entry['at']}" if entry.get("at") else "before the rollback (when: unknown)"
+        findings.append(
+            Finding(
+                f"{', '.join(what) or 'an edit'} on {entry.get('resource')} removed by another "
+                f"writer{by} {when}: from then on the method ran without it, so it did not test "
+                "it (keep the rollout controller off that object during experiments, or give "
+                "its routes a delegate VirtualService of their own)"
+            )
+        )
+    return findings
 
 
 def _control_ended(control: Mapping[str, Any] | None) -> bool:

@@ -21,6 +21,8 @@ def test_no_fault_survives_a_killed_run(api, tmp_path, ledger_dir):
     print(torture.summary(results))
     failures = [t for t in results if t.leftovers or t.mismatches]
     assert not failures, f"{torture.summary(results)}\n{failures}"
+    # The rollout controller wrote beside the runs, its weights kept (no mismatch above).
+    assert sum(t.controller_writes for t in results) >= len(results)
     # The kills must have hit runs with faults in place, or this proves nothing.
     for name in torture.SIGNALS:
         assert any(t.faults_at_kill for t in results if t.signal_name == name), name

@@ -38,8 +38,9 @@ QUICK = dataclasses.replace(DEFAULT, first_backoff_s=0.01, max_backoff_s=0.05)
 # Reads time out after 0.3 s instead of 30 s.
 IMPATIENT = dataclasses.replace(QUICK, request_timeout_s=(1.0, 0.3))
 
-# Metadata the server rewrites on every write; everything else must come back as it was.
-VOLATILE = ("resourceVersion", "generation")
+# Metadata the server rewrites on every write (managedFields: who wrote last, and when);
+# everything else must come back as it was.
+VOLATILE = ("resourceVersion", "generation", "managedFields")
 
 
 def item_path(name="ratings"):
@@ -505,6 +506,10 @@ def test_a_virtual_service_deleted_mid_run_is_not_recreated(api, configuration, 
     assert summary["rollback_complete"] is True
     (removal,) = summary["rollback"]
     assert removal.pop("removed_at")  # when (for chaosmesh report's timeline)
+    # Said as another writer's doing, when unknown (nothing followed the object).
+    (lost,) = removal.pop("removed_by_another_writer")
+    assert (lost["deleted"], lost["at"]) == (True, None)
+    assert removal.pop("note").startswith("the object, route chaosmesh-")
     assert removal == {"virtual_service": f"{NAMESPACE}/ratings", "removed": [], "gone": True}
     assert statuses(api, "GET") == [404]
     assert statuses(api, "PATCH") == []

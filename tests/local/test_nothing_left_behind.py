@@ -24,6 +24,8 @@ def test_no_fault_survives_a_killed_run_on_the_local_mesh(mesh, tmp_path, ledger
     failures = [t for t in results if t.leftovers or t.mismatches]
     assert not failures, f"{torture.summary(results)}\n{failures}"
     assert sum(1 for t in results if t.faults_at_kill) >= len(torture.SIGNALS)
+    # The rollout controller wrote beside the runs, its weights kept (no mismatch above).
+    assert sum(t.controller_writes for t in results) >= len(results)
     # Envoy follows the API: ratings answers as before for jason.
     url, headers = through_sidecar(mesh, "ratings", "/ratings/0", workload="reviews-v2")
     assert requests.get(url, headers={**headers, "end-user": "jason"}, timeout=5).ok

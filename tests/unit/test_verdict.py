@@ -632,6 +632,47 @@ def test_a_malformed_journal_cannot_be_graded(changes, problem):
         grade(clean(**changes))
 
 
+# R14
+LOST = {
+    "resource": "VirtualService bookinfo/ratings",
+    "at": "2026-12-06T10:00:01.250+00:00",
+    "routes": ["chaosmesh-r1-abc"],
+    "record": True,
+    "by": "flagger, Update at 2026-12-06T10:00:01Z",
+    "during_method": True,
+}
+
+
+def removed(*entries):
+    return {**CONTROL_SUMMARY, "removed_by_another_writer": list(entries)}
+
+
+def test_an_edit_another_writer_removed_during_the_method_fails_the_run():
+    outcome, reason = only_reason(clean(chaosmesh=removed(LOST)))
+    assert outcome == "fail"
+    assert reason.startswith(
+        "route chaosmesh-r1-abc, the run's owner record on VirtualService bookinfo/ratings "
+        "removed by another writer (flagger, Update at 2026-12-06T10:00:01Z) at "
+        "2026-12-06T10:00:01.250+00:00: from then on the method ran without it"
+    )
+
+
+def test_a_removal_after_the_method_changed_nothing_it_tested():
+    assert grade(clean(chaosmesh=removed({**LOST, "during_method": False}))).outcome == "pass"
+
+
+def test_a_removal_whose_moment_is_unknown_counts_as_inside_the_method():
+    unseen = {**LOST, "at": None, "by": None, "during_method": None}
+    outcome, reason = only_reason(clean(chaosmesh=removed(unseen)))
+    assert outcome == "fail"
+    assert "removed by another writer before the rollback (when: unknown)" in reason
+
+
+def test_a_journal_whose_losses_are_not_a_list_is_malformed():
+    with pytest.raises(MalformedJournal, match="removed_by_another_writer"):
+        grade(clean(chaosmesh=removed() | {"removed_by_another_writer": "x"}))
+
+
 # Routing edits (chaosmesh_py.traffic.actions) are graded like faults for R8, R10 and R12.
 
 

@@ -32,7 +32,12 @@ from chaosmesh_py.localmesh.apiserver.patch import decode_patch, patch_type
 from chaosmesh_py.localmesh.apiserver.rbac import User
 from chaosmesh_py.localmesh.apiserver.rbac_objects import Request
 from chaosmesh_py.localmesh.apiserver.resources import NAMESPACE, ResourceType
-from chaosmesh_py.localmesh.apiserver.selector import Predicate, field_selector, label_selector
+from chaosmesh_py.localmesh.apiserver.selector import (
+    Predicate,
+    field_selector,
+    label_selector,
+    required_name,
+)
 from chaosmesh_py.localmesh.apiserver.store import WriteOptions
 
 if TYPE_CHECKING:
@@ -326,12 +331,17 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             raise errors.method_not_allowed()
         resource = f"{rt.plural}/{target.subresource}" if target.subresource else rt.plural
         scope = target.name if rt is NAMESPACE else target.namespace  # RBAC sees a namespace's own
-        asked = Request(verb, rt.group, resource, scope, target.name)
+        named = target.name
+        if verb in ("list", "watch") and named is None:
+            # As kube-apiserver: a list or watch of one name (fieldSelector metadata.name=x)
+            # is authorized as a request for that object, so resourceNames can grant it.
+            named = required_name(_query_flag(query, "fieldSelector"))
+        asked = Request(verb, rt.group, resource, scope, named)
         if not self.api.authorizes(user, asked):
             raise errors.forbidden(
                 user.name, verb, resource, rt.group, namespace=scope, name=target.name
             )
-        options = self._write_options(query)
+        options = self._write_options(query, self.headers.get("User-Agent"))
         version, namespace, name = target.version, target.namespace, target.name or ""
         if verb in ("list", "watch", "deletecollection"):
             predicate = self._predicate(query)
@@ -395,7 +405,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         return tables.TABLE_MEDIA in (self.headers.get("Accept") or "")
 
     @staticmethod
-    def _write_options(query: dict[str, list[str]]) -> WriteOptions:
+    def _write_options(query: dict[str, list[str]], user_agent: str | None) -> WriteOptions:
         validation = _query_flag(query, "fieldValidation") or "Warn"
         if validation not in ("Ignore", "Warn", "Strict"):
             raise errors.bad_request(
@@ -407,7 +417,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             raise errors.bad_request(
                 f'dryRun: Unsupported value: "{dry_run}": supported values: "All"'
             )
-        return WriteOptions(validation, dry_run == "All", _query_flag(query, "fieldManager"))
+        return WriteOptions(
+            validation, dry_run == "All", _query_flag(query, "fieldManager"), user_agent
+        )
 
     @staticmethod
     def _predicate(query: dict[str, list[str]]) -> Predicate | None:

@@ -74,3 +74,13 @@ def field_selector(text: str) -> Predicate:
 
         checks.append(check)
     return lambda obj: all(check(obj) for check in checks)
+
+
+def required_name(text: str | None) -> str | None:
+    """The name a field selector requires exactly (``metadata.name=x``), if it does: what
+    kube-apiserver authorizes a list or watch against, as a request for that one object."""
+    for part in _split(text or ""):
+        match = _EQUALITY.match(part)
+        if match and match["key"] == "metadata.name" and match["op"] != "!=":
+            return str(match["value"])
+    return None

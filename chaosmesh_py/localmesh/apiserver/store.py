@@ -48,6 +48,7 @@ _SYSTEM_FIELDS = (
     "generation",
     "deletionTimestamp",
     "deletionGracePeriodSeconds",
+    "managedFields",  # the server's record of who wrote (``_record_manager``)
 )
 HISTORY_LENGTH = 1000
 
@@ -59,6 +60,15 @@ class WriteOptions:
     field_validation: str = "Warn"
     dry_run: bool = False
     field_manager: str | None = None
+    user_agent: str | None = None
+
+    @property
+    def manager(self) -> str:
+        """Who writes, as managedFields name it: the fieldManager given, else what the
+        User-Agent begins with (kube-apiserver's rule), else "unknown"."""
+        if self.field_manager:
+            return self.field_manager
+        return (self.user_agent or "").split("/")[0].strip() or "unknown"
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,30 @@ class WatchEvent:
     object: JsonDict
     resource_type: ResourceType
     revision: int
+
+
+def _record_manager(meta: JsonDict, api_version: str, options: WriteOptions) -> None:
+    """Say in ``metadata.managedFields`` who made this change and when, as kube-apiserver does:
+    one entry per manager and operation, its time that of its latest change. Unlike it, the
+    fields each manager owns are not tracked (``fieldsV1`` is empty): server-side apply's
+    conflicts are not served here."""
+    operation = "Update"
+    kept = [
+        entry
+        for entry in meta.get("managedFields") or []
+        if (entry.get("manager"), entry.get("operation")) != (options.manager, operation)
+    ]
+    meta["managedFields"] = [
+        *kept,
+        {
+            "manager": options.manager,
+            "operation": operation,
+            "apiVersion": api_version,
+            "time": _now(),
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {},
+        },
+    ]
 
 
 def _now() -> str:
@@ -207,6 +241,7 @@ class Store:
             meta["creationTimestamp"] = _now()
             if rt.generation:
                 meta["generation"] = 1
+            _record_manager(meta, rt.api_version(version), options)
             _drop_empty_maps(meta)
             if options.dry_run:
                 return WriteResult(self.present(rt, version, obj), warnings, created=True)
@@ -376,6 +411,7 @@ class Store:
             return WriteResult(self.present(rt, version, old), warnings)
         if rt.generation and _content(new) != _content(old):
             new["metadata"]["generation"] = old_meta.get("generation", 0) + 1
+        _record_manager(new["metadata"], rt.api_version(version), options)
         if options.dry_run:
             return WriteResult(self.present(rt, version, new), warnings)
         stored = self._commit(rt, self._key(rt, namespace, name), new, "MODIFIED")
