@@ -61,6 +61,7 @@ bench: install
 	$(BIN)/python bench/local_prometheus.py
 	$(BIN)/python bench/announce_hang.py
 	$(BIN)/python bench/report_size.py
+	$(BIN)/python bench/dark_launch.py
 	$(BIN)/python bench/routing_edits.py
 	$(BIN)/python bench/split_latency.py
 	$(BIN)/python bench/canary_power.py

@@ -171,5 +171,8 @@ def status(state_dir: Path | None, as_json: bool) -> None:
         click.echo(f"  metrics         {running['metrics_url']}")
         click.echo(f"  {_prometheus_line(running).replace(': ', '      ', 1)}")
         for name, service in running["services"].items():
-            click.echo(f"  {name:<15} {service.get('url', service['host'])}")
+            # Through the mesh; then as a client without a sidecar (kube-proxy, no routing).
+            no_sidecar = service.get("no_sidecar_url")
+            without = f"  (without a sidecar: {no_sidecar})" if no_sidecar else ""
+            click.echo(f"  {name:<15} {service.get('url', service['host'])}{without}")
     sys.exit(0 if running else 1)

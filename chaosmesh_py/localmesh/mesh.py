@@ -30,6 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,15 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "bookinfo"
 ISTIO_NETWORKING = "networking.istio.io/v1"
-WATCHED_KINDS = ("VirtualService", "DestinationRule", "Gateway")
+# What the translation reads, by kind, with the API version it is listed in.
+WATCHED = {
+    "VirtualService": ISTIO_NETWORKING,
+    "DestinationRule": ISTIO_NETWORKING,
+    "Gateway": ISTIO_NETWORKING,
+    "PeerAuthentication": "security.istio.io/v1",
+    "Service": "v1",
+}
+WATCHED_KINDS = tuple(WATCHED)
 # The user the mesh's token authenticates: the owner of the mesh may do everything.
 OWNER = "chaosmesh-local"
 
@@ -71,7 +80,8 @@ def mesh_topology(ports: Iterator[int], ingress_port: int) -> Topology:
 
     The client has a sidecar and no server: requests sent to its sidecar reach any service
     through the mesh, as from a pod that is no service's endpoint. Each service also gets an
-    entry port: a plain URL that reaches it through the mesh, whatever the Host header.
+    entry port: a plain URL that reaches it through the mesh, whatever the Host header; and a
+    ClusterIP port, where a client without a sidecar reaches it through kube-proxy.
     """
     bookinfo = bookinfo_topology(ports, namespace=NAMESPACE, ingress_port=ingress_port)
     httpbin = Service("httpbin", NAMESPACE, HTTPBIN_PORT, {"app": "httpbin"})
@@ -85,9 +95,14 @@ def mesh_topology(ports: Iterator[int], ingress_port: int) -> Topology:
     services = (*bookinfo.services, httpbin)
     return Topology(
         services=services,
-        workloads=(*bookinfo.workloads, *extra),
+        # Every workload that serves has a pod address (sleep serves nothing).
+        workloads=tuple(
+            replace(workload, pod_port=next(ports)) if workload.port else workload
+            for workload in (*bookinfo.workloads, *extra)
+        ),
         ingress=bookinfo.ingress,
         entry_ports={service.name: next(ports) for service in services},
+        no_sidecar_ports={service.name: next(ports) for service in services},
     )
 
 
@@ -316,6 +331,24 @@ class LocalMesh:
 
     def _load(self) -> None:
         self.api.create_namespace(NAMESPACE)
+        # The declared services as the Service objects a cluster would hold (bookinfo.yaml's),
+        # so clients read them through the API as there.
+        for service in self.topology.services:
+            self.api.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {
+                        "name": service.name,
+                        "namespace": service.namespace,
+                        "labels": {"app": service.name, "service": service.name},
+                    },
+                    "spec": {
+                        "selector": dict(service.selector),
+                        "ports": [{"name": "http", "port": service.port}],
+                    },
+                }
+            )
         for manifest in self.manifests:
             for document in yaml.safe_load_all(manifest.read_text()):
                 document.setdefault("metadata", {}).setdefault("namespace", NAMESPACE)
@@ -341,6 +374,10 @@ class LocalMesh:
                     "url": f"http://127.0.0.1:{self.topology.entry_ports[service.name]}",
                     "host": f"{service.name}:{service.port}",
                     "fqdn": service.fqdn,
+                    "selector": dict(service.selector),
+                    # Its ClusterIP as a client without a sidecar reaches it: kube-proxy's
+                    # spread over every selected pod, per connection, no VirtualService.
+                    "no_sidecar_url": f"http://127.0.0.1:{self.topology.no_sidecar_ports[service.name]}",
                 }
                 for service in self.topology.services
             },
@@ -348,6 +385,11 @@ class LocalMesh:
                 workload.name: {
                     "labels": dict(workload.labels),
                     "app_url": f"http://127.0.0.1:{workload.port}",
+                    # The pod's address from outside the pod: its inbound, where
+                    # PeerAuthentication applies (STRICT refuses plain text).
+                    "pod_url": f"http://127.0.0.1:{workload.pod_port}"
+                    if workload.pod_port
+                    else None,
                     "sidecar_url": f"http://127.0.0.1:{workload.sidecar_port}",
                     "stat_prefix": f"outbound_{workload.name}",
                     "route_config": f"outbound~{workload.namespace}~{workload.name}",
@@ -411,16 +453,32 @@ class LocalMesh:
                 log.warning(f"reaper: could not clean {entry.get('resource')}: {entry}")
 
     def _resources(self) -> Resources:
-        return {kind: self.api.list(ISTIO_NETWORKING, kind) for kind in WATCHED_KINDS}
+        return {kind: self.api.list(api_version, kind) for kind, api_version in WATCHED.items()}
 
     def _translate(self, resources: Resources) -> Any:
+        services = (_service(s) for s in resources.get("Service", ()))
         return translate(
-            self.topology,
+            self.topology.with_services(s for s in services if s is not None),
             resources["VirtualService"],
             resources["DestinationRule"],
             resources["Gateway"],
             self.envoy.rds_config_source,
+            peer_authentications=resources["PeerAuthentication"],
         )
+
+
+def _service(resource: dict[str, Any]) -> Service | None:
+    """A Service created through the API, as the topology knows services: its first TCP port,
+    its selector. None for one that selects nothing (no selector: its Endpoints would be kept
+    by hand, which the local mesh does not model)."""
+    spec = resource.get("spec") or {}
+    ports = [p for p in spec.get("ports") or [] if p.get("protocol", "TCP") == "TCP"]
+    if not spec.get("selector") or not ports:
+        return None
+    metadata = resource["metadata"]
+    return Service(
+        metadata["name"], metadata.get("namespace", ""), int(ports[0]["port"]), spec["selector"]
+    )
 
 
 def _identity(resource: dict[str, Any]) -> Identity:
@@ -429,9 +487,12 @@ def _identity(resource: dict[str, Any]) -> Identity:
 
 
 def _version(resource: dict[str, Any]) -> tuple[str, int]:
-    """What the translation depends on: the object (uid) and its spec (generation)."""
+    """What the translation depends on: the object (uid) and its spec (generation). A kind
+    whose spec no generation counts (a Service) is versioned by every write instead."""
     metadata = resource["metadata"]
-    return metadata["uid"], int(metadata.get("generation", 0))
+    if "generation" in metadata:
+        return metadata["uid"], int(metadata["generation"])
+    return metadata["uid"], int(metadata["resourceVersion"])
 
 
 def _by_identity(resources: Resources) -> dict[Identity, dict[str, Any]]:

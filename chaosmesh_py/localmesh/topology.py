@@ -5,14 +5,19 @@ kubelet, so the topology is declared: each workload (a "pod") listens on its own
 127.0.0.1, and has its own sidecar, an outbound listener on the shared Envoy through which the
 workload makes every call to another service (it sends ``Host: <service>:<port>``, like a call
 to the service's cluster DNS name). Traffic from outside enters through the ingress listener.
+
+Clients without a sidecar have their own ways in, as on Kubernetes: a workload's ``pod_port`` is
+its pod address (the pod's inbound, where PeerAuthentication applies, in front of the app), and a
+service's ``no_sidecar_ports`` entry is its ClusterIP as kube-proxy serves it (every endpoint the
+selector picks, per connection, no VirtualService; ``chaosmesh_py.localmesh.kube_proxy``).
 """
 
 from __future__ import annotations
 
 import random
 import socket
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 CLUSTER_DOMAIN = "svc.cluster.local"
@@ -41,6 +46,8 @@ class Workload:
     labels: Mapping[str, str]
     port: int
     sidecar_port: int
+    # The pod's address as a client outside the pod reaches it; 0: not served.
+    pod_port: int = 0
 
     def matches(self, selector: Mapping[str, str]) -> bool:
         return all(self.labels.get(key) == value for key, value in selector.items())
@@ -63,6 +70,15 @@ class Topology:
     # Service name -> port of an entry listener that reaches the service as a mesh client
     # without labels would (any Host header): a plain URL per service, for people and probes.
     entry_ports: Mapping[str, int] = field(default_factory=dict)
+    # Service name -> port of its ClusterIP as a client without a sidecar reaches it.
+    no_sidecar_ports: Mapping[str, int] = field(default_factory=dict)
+
+    def with_services(self, services: Iterable[Service]) -> Topology:
+        """This topology plus ``services`` (Services created through the API); one named like a
+        declared service is left out: the declared one stays."""
+        known = {(service.name, service.namespace) for service in self.services}
+        added = tuple(s for s in services if (s.name, s.namespace) not in known)
+        return replace(self, services=(*self.services, *added)) if added else self
 
     def service(self, host: str, namespace: str) -> Service | None:
         """The service a VirtualService/DestinationRule host names, short or fully qualified."""

@@ -17,6 +17,8 @@ Listeners (one Envoy carries every sidecar and the ingress gateway)
     Not in Istio: ``entry~<namespace>~<service>`` on ``topology.entry_ports[service]``, the
     service's virtual host as a workload without labels sees it, for any Host header: a plain
     URL per service that goes through the mesh.
+    For clients without a sidecar: each pod's address and each service's ClusterIP as kube-proxy
+    serves it, with PeerAuthentication's mode (``chaosmesh_py.localmesh.kube_proxy``).
 
 Sidecar route configuration (per workload, because ``sourceLabels`` are evaluated per proxy)
     One virtual host per Service in the topology, named ``<fqdn>:<port>``, with domains
@@ -69,6 +71,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from chaosmesh_py.localmesh.envoy import EnvoyConfig, JsonDict
+from chaosmesh_py.localmesh.kube_proxy import load_assignment, no_sidecar_config
 from chaosmesh_py.localmesh.route import (
     FAULT_FILTER,
     HTTP_FAULT_TYPE,
@@ -130,6 +133,8 @@ def translate(
     destination_rules: Sequence[dict[str, Any]],
     gateways: Sequence[dict[str, Any]],
     rds_config_source: RdsConfigSource,
+    *,
+    peer_authentications: Sequence[dict[str, Any]] = (),
 ) -> EnvoyConfig:
     """The whole Envoy configuration for ``topology`` under these Istio resources."""
     ordered_services = _oldest_first(virtual_services)
@@ -185,9 +190,12 @@ def translate(
                 ingress=True,
             )
         )
+    no_sidecar_listeners, no_sidecar_clusters = no_sidecar_config(topology, peer_authentications)
+    listeners += no_sidecar_listeners
+    clusters = _clusters(topology, destination_rules) + no_sidecar_clusters
     return EnvoyConfig(
         listeners=tuple(listeners),
-        clusters=tuple(_clusters(topology, destination_rules)),
+        clusters=tuple(sorted(clusters, key=lambda cluster: str(cluster["name"]))),
         route_configs=dict(sorted(route_configs.items())),
     )
 
@@ -530,26 +538,9 @@ def _cluster(name: str, endpoints: list[Workload], policy: Mapping[str, Any] | N
             str((policy.get("loadBalancer") or {}).get("simple")), "LEAST_REQUEST"
         ),
         "circuit_breakers": {"thresholds": [thresholds]},
-        "load_assignment": {
-            "cluster_name": name,
-            "endpoints": [
-                {
-                    "lb_endpoints": [
-                        {
-                            "endpoint": {
-                                "address": {
-                                    "socket_address": {
-                                        "address": LOCALHOST,
-                                        "port_value": workload.port,
-                                    }
-                                }
-                            }
-                        }
-                        for workload in sorted(endpoints, key=lambda w: (w.namespace, w.name))
-                    ]
-                }
-            ],
-        },
+        "load_assignment": load_assignment(
+            name, [w.port for w in sorted(endpoints, key=lambda w: (w.namespace, w.name))]
+        ),
     }
     common = _common_http_options(tcp, http)
     if common:

@@ -9,14 +9,13 @@
   (``<name>.<namespace>.svc.cluster.local``, or a short name in the VirtualService's namespace)
   or a host of a ServiceEntry in the VirtualService's namespace. A Service is asked for by name
   (GET); only when it is not there are Services and ServiceEntries listed, for the error's
-  "known: ...". The local mesh's API serves no Service kind: there the mesh's own listing
-  (``Kube.local_mesh``, the ConfigMap it publishes) stands for the Services, and everything
-  else is read the same way as on a cluster.
+  "known: ...". The local mesh's API serves its services as Service objects, so it is read
+  the same way as a cluster.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from chaosmesh_py.engine.access import Access, on
@@ -73,13 +72,8 @@ def check_host(kube: Kube, host: str, namespace: str, *, field_name: str, versio
     """``host`` qualified as Istio reads it; TargetNotFound listing the known hosts when no
     Service or ServiceEntry has it."""
     fqdn = routing.qualified(host, namespace)
-    mesh = kube.local_mesh()
     service_ns = routing.service_namespace(fqdn)
-    if mesh is not None:
-        services = _mesh_services(mesh)
-        if fqdn in services:
-            return fqdn
-    elif service_ns is not None:
+    if service_ns is not None:
         try:
             kube.get(ResourceRef(SERVICE, service_ns, fqdn.split(".", 1)[0]))
             return fqdn
@@ -134,13 +128,6 @@ def _destination_rules(kube: Kube, fqdn: str, namespace: str, version: str) -> l
         except NotFound:
             continue  # no such namespace: no rule there
     return found
-
-
-def _mesh_services(mesh: Mapping[str, Any]) -> list[str]:
-    return [
-        str(service.get("fqdn") or f"{name}.{mesh.get('namespace')}.{routing.CLUSTER_DOMAIN}")
-        for name, service in (mesh.get("services") or {}).items()
-    ]
 
 
 def _listed_services(kube: Kube, namespace: str) -> list[str]:

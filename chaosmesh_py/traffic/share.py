@@ -32,7 +32,8 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,10 +156,10 @@ class ShareQuery:
                 'e.g. "window": "1m", or "requests": 1000 (local mesh)',
             )
         z_for(self.confidence)  # its own InvalidInput, naming the field
-        _check_whole("min_requests", self.min_requests, 1, MAX_REQUESTS)
+        check_whole("min_requests", self.min_requests, 1, MAX_REQUESTS)
         if self.requests is not None:
-            _check_whole("requests", self.requests, 1, MAX_REQUESTS)
-            _check_whole("concurrency", self.concurrency, 1, MAX_CONCURRENCY)
+            check_whole("requests", self.requests, 1, MAX_REQUESTS)
+            check_whole("concurrency", self.concurrency, 1, MAX_CONCURRENCY)
             if self.requests < self.min_requests:
                 raise InvalidInput(
                     "requests",
@@ -353,6 +354,22 @@ def _received(admin: EnvoyAdmin, fqdn: str, versions: Mapping[str, str]) -> Coun
     return counts
 
 
-def _check_whole(name: str, value: object, low: int, high: int) -> None:
+def check_whole(name: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidInput(name, f"must be a whole number from {low} to {high}, got {value!r}")
+
+
+@contextmanager
+def copies_counted(mesh: Mapping[str, Any], fqdn: str) -> Iterator[Counter[str]]:
+    """Per version, the upstream requests the service's endpoints received beyond those they
+    answered (mirrored copies, and retries) while the block ran, on the local mesh: the counter
+    yielded is filled when the block ends, once Envoy's counters settle."""
+    versions = _versions_by_address(mesh)
+    copies = Counter[str]()
+    with EnvoyAdmin(mesh["envoy_admin_socket"]) as admin:
+        before = _read(admin, fqdn, versions)
+        yield copies
+        after = _settled(admin, fqdn, versions)
+    received = after.received - before.received
+    routed = after.routed - before.routed
+    copies.update({v: received[v] - routed[v] for v in received if received[v] > routed[v]})

@@ -536,3 +536,51 @@ def test_the_projects_own_client_takes_a_lease_once(server: ApiServer) -> None:
     with pytest.raises(ConflictPersisted):  # the same read, used twice: the second loses
         kube.patch(ref, {"metadata": {"resourceVersion": seen}, "spec": {"holderIdentity": "c"}})
     assert kube.get(ref)["spec"]["holderIdentity"] == "b"
+
+
+def service(name: str = "reviews-v2", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"selector": {"app": "reviews", "version": "v2"}, **spec},
+    }
+
+
+def test_a_service_is_served_and_listed_through_the_core_api(
+    client: kubernetes.client.ApiClient, server: ApiServer
+) -> None:
+    core = kubernetes.client.CoreV1Api(client)
+    created = core.create_namespaced_service(
+        "default", service(ports=[{"name": "http", "port": 9080, "targetPort": "http"}])
+    )
+    assert created.spec.type == "ClusterIP"
+    assert created.spec.ports[0].protocol == "TCP"
+    assert created.spec.ports[0].target_port == "http"  # an IntOrString, kept as given
+    kube = Kube(client)
+    listed = kube.list(ResourceKind("", "v1", "services", "Service"), "default")
+    assert [s["metadata"]["name"] for s in listed] == ["reviews-v2"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({}, "spec.ports: Required value"),
+        ({"ports": [{"port": 0}]}, "spec.ports[0].port: Invalid value: 0"),
+        (
+            {"ports": [{"port": 80, "protocol": "HTTP"}]},
+            'spec.ports[0].protocol: Unsupported value: "HTTP"',
+        ),
+        ({"ports": [{"port": 80}, {"port": 81}]}, "spec.ports[0].name: Required value"),
+        (
+            {"ports": [{"name": "a", "port": 80}, {"name": "a", "port": 81}]},
+            'spec.ports[1].name: Duplicate value: "a"',
+        ),
+        ({"type": "Mesh", "ports": [{"port": 80}]}, 'spec.type: Unsupported value: "Mesh"'),
+    ],
+)
+def test_a_service_the_apiserver_would_refuse_is_refused(
+    server: ApiServer, spec: dict[str, Any], message: str
+) -> None:
+    body = refused(server, "/api/v1/namespaces/default/services", service(**spec))
+    assert message in body["message"], body["message"]

@@ -127,7 +127,7 @@ def test_istio_samples_apply_with_validation_on(kubectl: Kubectl, server: ApiSer
     done = kubectl("apply", "-n", "default", "-f", str(BOOKINFO))
     assert done.returncode == 0, done.stderr
     names = [
-        f"{d['kind'].lower()}.networking.istio.io/{d['metadata']['name']}"
+        f"{d['kind'].lower()}.{d['apiVersion'].split('/')[0]}/{d['metadata']['name']}"
         for path in sorted(BOOKINFO.glob("*.yaml"))
         for d in yaml.safe_load_all(path.read_text(encoding="utf-8"))
         if d
@@ -365,3 +365,36 @@ def test_kubectl_auth_can_i_lists_what_a_service_account_may_do(kubectl: Kubectl
         f'cronjobs.batch is forbidden: User "{SERVICE_ACCOUNT}" cannot list resource "cronjobs"'
         ' in API group "batch" in the namespace "bookinfo"'
     ) in denied.stderr
+
+
+CANARY_SERVICE = """
+apiVersion: v1
+kind: Service
+metadata: {name: reviews-canary, namespace: default}
+spec:
+  selector: {app: reviews, version: v2}
+  ports: [{name: http, port: 9080, targetPort: 9080}]
+"""
+
+
+def test_kubectl_applies_a_service_and_lists_it(kubectl: Kubectl) -> None:
+    # A per-version Service, as Flagger creates one: what the dark-launch leak check looks for.
+    done = kubectl("apply", "-f", "-", stdin=CANARY_SERVICE)
+    assert done.returncode == 0, done.stderr
+    assert "service/reviews-canary created" in done.stdout
+    again = kubectl("apply", "-f", "-", stdin=CANARY_SERVICE)
+    assert "service/reviews-canary unchanged" in again.stdout, again.stdout + again.stderr
+    listed = kubectl("get", "svc", "-n", "default", "-o", "name")
+    assert listed.stdout.split() == ["service/reviews-canary"], listed.stderr
+    table = kubectl("get", "svc", "-n", "default", "-o", "wide").stdout.splitlines()
+    assert table[0].split() == [
+        "NAME",
+        "TYPE",
+        "CLUSTER-IP",
+        "EXTERNAL-IP",
+        "PORT(S)",
+        "AGE",
+        "SELECTOR",
+    ]
+    assert table[1].split()[:5] == ["reviews-canary", "ClusterIP", "<none>", "<none>", "9080/TCP"]
+    assert table[1].split()[-1] == "app=reviews,version=v2"

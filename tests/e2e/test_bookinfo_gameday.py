@@ -8,7 +8,6 @@ that did nothing, so each test also reads the journal for the effect the experim
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +16,8 @@ import pytest
 import yaml
 
 from chaosmesh_py.gameday import suite
-from chaosmesh_py.localmesh import lifecycle
-from tests.conftest import ISTIO_CRDS, ROOT
+from tests.conftest import ROOT
+from tests.e2e.localmesh import running_mesh
 
 pytestmark = pytest.mark.slow
 
@@ -29,29 +28,9 @@ EXPERIMENTS = [step["path"] for step in yaml.safe_load(GAMEDAY.read_text())["exp
 
 @pytest.fixture(scope="module")
 def mesh_environment(tmp_path_factory):
-    work = tmp_path_factory.mktemp("gameday-mesh")
-    mesh = ["--state-dir", work / "state", "--kubeconfig", work / "kubeconfig"]
-    environment = {**os.environ, "CHAOSMESH_ISTIO_CRDS": str(ISTIO_CRDS)}
-    up = subprocess.run(
-        [BIN / "chaosmesh", "local", "up", *mesh],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        env=environment,
-    )
-    try:
-        assert up.returncode == 0, up.stdout + up.stderr
-        status = lifecycle.status(work / "state")
+    with running_mesh(tmp_path_factory.mktemp("gameday-mesh")) as (environment, status):
         assert status["prometheus"]["url"], status["prometheus"]
-        yield {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "PROMETHEUS"))},
-            **lifecycle.experiment_environment(status, work / "kubeconfig"),
-        }
-    finally:
-        subprocess.run(
-            [BIN / "chaosmesh", "local", "down", *mesh], check=False, timeout=120, env=environment
-        )
+        yield environment
 
 
 def run_gate(environment, tmp_path, experiment):

@@ -70,3 +70,16 @@ def httpbin_route(mesh, **route):
         }
     )
     mesh.sync()
+
+
+def create_service(mesh, name, selector, port=9080):
+    """A Kubernetes Service in Bookinfo's namespace (e.g. a per-version one), through the API."""
+    mesh.api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": "bookinfo"},
+            "spec": {"selector": selector, "ports": [{"name": "http", "port": port}]},
+        }
+    )
+    mesh.sync()

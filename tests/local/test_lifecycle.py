@@ -59,6 +59,15 @@ def test_up_status_down_leaves_nothing_behind(tmp_path):
     assert status["ingress_url"].startswith("http://127.0.0.1:")
     assert Path(status["envoy_admin_socket"]).is_socket()
     assert set(status["services"]) == {"productpage", "details", "reviews", "ratings", "httpbin"}
+    # Clients without a sidecar: a ClusterIP per service, a pod address per serving workload.
+    assert status["services"]["reviews"]["no_sidecar_url"].startswith("http://127.0.0.1:")
+    assert status["workloads"]["reviews-v2"]["pod_url"].startswith("http://127.0.0.1:")
+    text = chaosmesh(tmp_path, "status").stdout
+    reviews = status["services"]["reviews"]
+    assert (
+        f"reviews         {reviews['url']}  (without a sidecar: {reviews['no_sidecar_url']})"
+        in text
+    )
 
     again = chaosmesh(tmp_path, "up")  # harmless: reports the running mesh
     assert json.loads(chaosmesh(tmp_path, "status", "--json").stdout)["pid"] == status["pid"]

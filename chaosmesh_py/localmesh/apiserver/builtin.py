@@ -1,6 +1,6 @@
 """The built-in kinds served beyond Namespace and ConfigMap.
 
-coordination.k8s.io/v1 Lease; batch/v1 CronJob and Job; v1 ServiceAccount and
+coordination.k8s.io/v1 Lease; batch/v1 CronJob and Job; v1 ServiceAccount, Service and
 PersistentVolumeClaim; rbac.authorization.k8s.io/v1 Role, RoleBinding and the cluster-scoped
 ClusterRole and ClusterRoleBinding: what a game day's rendered manifests use. Their structure
 comes from the `kubernetes` client's models (`models`), their own rules from `builtin_rules` and
@@ -78,6 +78,17 @@ JOB = builtin_type(
     validate=batch.job_errors,
 )
 SERVICE_ACCOUNT = builtin_type("", "ServiceAccount", "serviceaccounts", short_names=("sa",))
+# Stored and validated only: no cluster IP is allocated and no Endpoints are kept. The local
+# mesh reads Services to route to them (``chaosmesh_py.localmesh.mesh``).
+SERVICE = builtin_type(
+    "",
+    "Service",
+    "services",
+    short_names=("svc",),
+    categories=("all",),
+    has_status=True,
+    validate=builtin_rules.service_errors,
+)
 PERSISTENT_VOLUME_CLAIM = builtin_type(
     "",
     "PersistentVolumeClaim",
@@ -115,6 +126,7 @@ CLUSTER_ROLE_BINDING = builtin_type(
 
 BUILTIN_TYPES = (
     SERVICE_ACCOUNT,
+    SERVICE,
     PERSISTENT_VOLUME_CLAIM,
     LEASE,
     CRON_JOB,

@@ -94,6 +94,42 @@ def lease_errors(new: JsonDict, old: JsonDict | None) -> list[FieldError]:
     return problems
 
 
+# -- core: Service ----------------------------------------------------------------------------
+
+SERVICE_TYPES = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]
+PROTOCOLS = ["TCP", "UDP", "SCTP"]
+
+
+def service_errors(new: JsonDict, old: JsonDict | None) -> list[FieldError]:
+    """The part of ValidateService a Service the mesh routes to depends on: its type, and ports
+    (at least one unless headless or ExternalName; each in 1-65535, a known protocol, named
+    uniquely when there are several)."""
+    spec = spec_of(new)
+    spec.setdefault("type", "ClusterIP")
+    problems: list[FieldError] = []
+    if spec["type"] not in SERVICE_TYPES:
+        problems.append(not_supported("spec.type", spec["type"], SERVICE_TYPES))
+    ports = spec.get("ports") or []
+    if not ports and spec.get("clusterIP") != "None" and spec["type"] != "ExternalName":
+        problems.append(required("spec.ports"))
+    names: set[str] = set()
+    for index, port in enumerate(ports):
+        at = f"spec.ports[{index}]"
+        number = port.get("port")
+        if not isinstance(number, int) or not 1 <= number <= 65535:
+            problems.append(invalid(f"{at}.port", number, "must be between 1 and 65535, inclusive"))
+        port.setdefault("protocol", "TCP")
+        if port["protocol"] not in PROTOCOLS:
+            problems.append(not_supported(f"{at}.protocol", port["protocol"], PROTOCOLS))
+        name = port.get("name") or ""
+        if len(ports) > 1 and not name:
+            problems.append(required(f"{at}.name"))
+        elif name and name in names:
+            problems.append(duplicate(f"{at}.name", name))
+        names.add(name)
+    return problems
+
+
 # -- core: PersistentVolumeClaim --------------------------------------------------------------
 
 ACCESS_MODES = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]

@@ -39,7 +39,9 @@ _QUANTITIES = frozenset(
     }
 )
 # (model, JSON field) of intstr.IntOrString values, which the models type "object".
-_INT_OR_STRING = frozenset({("V1HTTPGetAction", "port"), ("V1TCPSocketAction", "port")})
+_INT_OR_STRING = frozenset(
+    {("V1HTTPGetAction", "port"), ("V1TCPSocketAction", "port"), ("V1ServicePort", "targetPort")}
+)
 
 # Lists that a strategic merge patch merges, with Kubernetes' struct tags (`patchStrategy`,
 # `patchMergeKey`): (model, JSON field) -> (strategy, merge key or None for a set of scalars).
@@ -65,6 +67,7 @@ PATCH_STRATEGIES: dict[tuple[str, str], tuple[str, str | None]] = {
     **{("V1Container", field): strategy for field, strategy in _CONTAINER_LISTS.items()},
     **{("V1EphemeralContainer", field): strategy for field, strategy in _CONTAINER_LISTS.items()},
     ("V1ServiceAccount", "secrets"): ("merge", "name"),
+    ("V1ServiceSpec", "ports"): ("merge", "port"),
     ("V1JobStatus", "conditions"): ("merge", "type"),
     ("V1PersistentVolumeClaimStatus", "conditions"): ("merge", "type"),
 }

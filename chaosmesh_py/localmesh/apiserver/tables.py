@@ -102,6 +102,16 @@ def _job_template_pod(obj: JsonDict) -> JsonDict:
     return _pod(_get(obj, "spec", "jobTemplate", "spec", "template"))
 
 
+def _service_ports(obj: JsonDict) -> str:
+    ports = _get(obj, "spec", "ports") or ()
+    return ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in ports) or "<none>"
+
+
+def _selector(obj: JsonDict) -> str:
+    selector = _get(obj, "spec", "selector") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>"
+
+
 _AGE = Column("Age", "string", _age)
 _BINDING = (
     Column(
@@ -124,6 +134,15 @@ BUILTIN_COLUMNS: dict[tuple[str, str], tuple[Column, ...]] = {
     ("", "ServiceAccount"): (
         Column("Secrets", "string", lambda o: len(o.get("secrets") or ())),
         _AGE,
+    ),
+    # kubectl's: the cluster IP shows "<none>", the double allocates none.
+    ("", "Service"): (
+        Column("Type", "string", lambda o: _get(o, "spec", "type") or "ClusterIP"),
+        Column("Cluster-IP", "string", lambda o: _or_none(_get(o, "spec", "clusterIP"))),
+        Column("External-IP", "string", lambda o: "<none>"),
+        Column("Port(s)", "string", _service_ports),
+        _AGE,
+        Column("Selector", "string", _selector, 1),
     ),
     ("", "PersistentVolumeClaim"): (
         Column("Status", "string", lambda o: _get(o, "status", "phase") or "Pending"),

@@ -1,0 +1,199 @@
+"""What a client without a sidecar meets: kube-proxy in front of a Service, and each pod's inbound.
+
+On Kubernetes, a pod without a sidecar (or a node, or anything outside the mesh) that calls
+``reviews:9080`` resolves the Service's ClusterIP, and kube-proxy sends each *connection* to one
+of the ready endpoints the Service's selector picks. It works at L4: no VirtualService, no
+DestinationRule subset, no header is looked at. The connection then reaches the pod, where the
+pod's inbound sidecar decides by PeerAuthentication: PERMISSIVE (Istio's default) lets plain
+text through to the app; STRICT accepts only mutual TLS, so a plain-text client's connection is
+closed before any byte reaches the app.
+
+Envoy configuration (part of ``chaosmesh_py.localmesh.translate``'s output)
+
+``pod~<namespace>~<workload>`` on 127.0.0.1:``workload.pod_port``
+    The pod's address. Under PERMISSIVE or DISABLE, a TCP proxy to ``inbound|<port>|<namespace>|
+    <workload>`` (the app). Under STRICT, as istiod's inbound listener: a TLS inspector and one
+    filter chain for TLS only, so a plain-text connection matches no chain and Envoy closes it
+    (the client sees the connection reset or closed, no HTTP response).
+``kube-proxy~<namespace>~<service>`` on 127.0.0.1:``topology.no_sidecar_ports[service]``
+    A TCP proxy to ``kube-proxy|<port>||<fqdn>``: ROUND_ROBIN over the pod addresses of every
+    workload the Service selects, one choice per connection.
+
+PeerAuthentication (security.istio.io), as istiod resolves it for a workload: the oldest policy
+in the workload's namespace whose ``selector.matchLabels`` match it, else the oldest one without
+a selector in its namespace, else the oldest one without a selector in the root namespace
+(``istio-system``); ``UNSET`` inherits from the next level; nothing at all is PERMISSIVE.
+
+Where this differs from Kubernetes and Istio
+    - kube-proxy's choice is round robin (iptables mode picks at random, IPVS defaults to round
+      robin); there is no readiness: every selected workload is an endpoint.
+    - ``portLevelMtls`` is not read: the mode applies to the whole pod.
+    - A Service created through the API gets no ClusterIP address here (only the declared
+      services have a ``no_sidecar_ports`` entry); sidecars do route to it.
+    - There is no mutual TLS between the local sidecars: in-mesh calls go straight to the app
+      port, so STRICT changes only what clients without a sidecar get.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from chaosmesh_py.localmesh.envoy import JsonDict
+from chaosmesh_py.localmesh.topology import Service, Topology, Workload
+
+LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
+CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+TLS_INSPECTOR_TYPE = (
+    "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
+)
+# istiod's cluster with no endpoints: what a connection that must go nowhere is sent to.
+BLACK_HOLE = "BlackHoleCluster"
+ROOT_NAMESPACE = "istio-system"
+LOCALHOST = "127.0.0.1"
+STRICT = "STRICT"
+
+
+def pod_listener_name(workload: Workload) -> str:
+    return f"pod~{workload.namespace}~{workload.name}"
+
+
+def kube_proxy_cluster_name(service: Service) -> str:
+    return f"kube-proxy|{service.port}||{service.fqdn}"
+
+
+def no_sidecar_config(
+    topology: Topology, peer_authentications: Sequence[Mapping[str, Any]]
+) -> tuple[list[JsonDict], list[JsonDict]]:
+    """Listeners and clusters for the pods' own addresses and the services' ClusterIPs."""
+    listeners: list[JsonDict] = []
+    clusters: list[JsonDict] = []
+    pods = sorted(
+        (w for w in topology.workloads if w.pod_port), key=lambda w: (w.namespace, w.name)
+    )
+    for workload in pods:
+        strict = mtls_mode(workload, peer_authentications) == STRICT
+        app = f"inbound|{workload.port}|{workload.namespace}|{workload.name}"
+        listeners.append(_pod_listener(workload, BLACK_HOLE if strict else app, strict=strict))
+        if workload.port:
+            clusters.append(_static_cluster(app, [workload.port], "ROUND_ROBIN"))
+    if pods:
+        clusters.append(_static_cluster(BLACK_HOLE, [], "ROUND_ROBIN"))
+    for service in topology.services:
+        port = topology.no_sidecar_ports.get(service.name)
+        if port is None:
+            continue
+        cluster = kube_proxy_cluster_name(service)
+        endpoints = [w.pod_port for w in topology.endpoints(service) if w.pod_port]
+        clusters.append(_static_cluster(cluster, sorted(endpoints), "ROUND_ROBIN"))
+        name = f"kube-proxy~{service.namespace}~{service.name}"
+        listeners.append(_tcp_listener(name, port, f"kube_proxy_{service.name}", cluster))
+    return listeners, clusters
+
+
+def mtls_mode(workload: Workload, peer_authentications: Sequence[Mapping[str, Any]]) -> str:
+    """The PeerAuthentication mode istiod applies to ``workload``'s inbound (see the module)."""
+    ordered = sorted(peer_authentications, key=_age)
+    selected = [
+        p
+        for p in ordered
+        if _namespace(p) == workload.namespace
+        and _match_labels(p) is not None
+        and workload.matches(_match_labels(p) or {})
+    ]
+    namespace_wide = [
+        p for p in ordered if _namespace(p) == workload.namespace and _match_labels(p) is None
+    ]
+    mesh_wide = [p for p in ordered if _namespace(p) == ROOT_NAMESPACE and _match_labels(p) is None]
+    for level in (selected, namespace_wide, mesh_wide):
+        mode = _mode(level[0]) if level else "UNSET"
+        if mode != "UNSET":
+            return mode
+    return "PERMISSIVE"
+
+
+def _mode(policy: Mapping[str, Any]) -> str:
+    mtls = (policy.get("spec") or {}).get("mtls") or {}
+    return str(mtls.get("mode") or "UNSET").upper()
+
+
+def _match_labels(policy: Mapping[str, Any]) -> Mapping[str, str] | None:
+    """The selector's labels; None for a policy without a selector (namespace or mesh wide)."""
+    selector = (policy.get("spec") or {}).get("selector")
+    if selector is None:
+        return None
+    return dict(selector.get("matchLabels") or {})
+
+
+def _namespace(resource: Mapping[str, Any]) -> str:
+    return str((resource.get("metadata") or {}).get("namespace") or "default")
+
+
+def _age(resource: Mapping[str, Any]) -> tuple[str, str]:
+    metadata = resource.get("metadata") or {}
+    return str(metadata.get("creationTimestamp") or ""), str(metadata.get("name") or "")
+
+
+def _tcp_proxy(stat_prefix: str, cluster: str) -> JsonDict:
+    return {
+        "name": "envoy.filters.network.tcp_proxy",
+        "typed_config": {"@type": TCP_PROXY_TYPE, "stat_prefix": stat_prefix, "cluster": cluster},
+    }
+
+
+def _tcp_listener(name: str, port: int, stat_prefix: str, cluster: str) -> JsonDict:
+    return {
+        "@type": LISTENER_TYPE,
+        "name": name,
+        "address": {"socket_address": {"address": LOCALHOST, "port_value": port}},
+        "filter_chains": [{"filters": [_tcp_proxy(stat_prefix, cluster)]}],
+    }
+
+
+def _pod_listener(workload: Workload, cluster: str, *, strict: bool) -> JsonDict:
+    listener = _tcp_listener(
+        pod_listener_name(workload), workload.pod_port, f"inbound_{workload.name}", cluster
+    )
+    if strict:
+        # Only a TLS client hello matches; istiod's chain would then terminate mutual TLS.
+        listener["listener_filters"] = [
+            {
+                "name": "envoy.filters.listener.tls_inspector",
+                "typed_config": {"@type": TLS_INSPECTOR_TYPE},
+            }
+        ]
+        listener["filter_chains"][0]["filter_chain_match"] = {"transport_protocol": "tls"}
+    return listener
+
+
+def _static_cluster(name: str, ports: list[int], lb_policy: str) -> JsonDict:
+    return {
+        "@type": CLUSTER_TYPE,
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "10s",
+        "lb_policy": lb_policy,
+        "load_assignment": load_assignment(name, ports),
+    }
+
+
+def load_assignment(cluster: str, ports: list[int]) -> JsonDict:
+    """A STATIC cluster's endpoints: 127.0.0.1 at each port, in this order."""
+    return {
+        "cluster_name": cluster,
+        "endpoints": [
+            {
+                "lb_endpoints": [
+                    {
+                        "endpoint": {
+                            "address": {
+                                "socket_address": {"address": LOCALHOST, "port_value": port}
+                            }
+                        }
+                    }
+                    for port in ports
+                ]
+            }
+        ],
+    }
