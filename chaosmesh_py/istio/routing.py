@@ -114,7 +114,9 @@ class Mirror:
 RoutingChange = Destinations | Mirror
 
 
-def _mirrors_already(route: Mapping[str, Any], target: Mapping[str, Any], percentage: float) -> bool:
+def _mirrors_already(
+    route: Mapping[str, Any], target: Mapping[str, Any], percentage: float
+) -> bool:
     """``route`` mirrors ``percentage`` % of its requests to ``target`` already."""
     if route.get("mirror") == target:
         return float((route.get("mirrorPercentage") or {}).get("value", 100)) == percentage

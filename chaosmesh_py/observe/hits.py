@@ -231,9 +231,12 @@ def _composed_onto(
             for new, base in composed.items()
             if base in fault.counted_routes and new not in fault.counted_routes
         )
-        if fault.virtual_service == where and fault.kind != kind and added:
-            fault = replace(fault, composed_routes=(*fault.composed_routes, *added))
-        extended.append(fault)
+        carries_it = fault.virtual_service == where and fault.kind != kind and added
+        extended.append(
+            replace(fault, composed_routes=(*fault.composed_routes, *added))
+            if carries_it
+            else fault
+        )
     return extended
 
 

@@ -13,9 +13,7 @@ from tests.local.test_traffic_edits import JASON, REQUESTS, REVIEWS, all_to_v1, 
 ABORTED = 503
 
 
-def test_a_fault_after_sending_everyone_to_v3_lets_requests_through_to_v3_only(
-    mesh, configuration
-):
+def test_a_fault_after_sending_everyone_to_v3_lets_requests_through_to_v3_only(mesh, configuration):
     all_to_v1(mesh)
     before = reviews(mesh)
     route_to_version("v3", configuration=configuration, **REVIEWS)

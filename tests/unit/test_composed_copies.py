@@ -158,7 +158,11 @@ def test_a_faults_hits_are_also_counted_on_the_copies_later_edits_composed_onto_
         _entry(
             rules.ACTIONS_MODULE,
             "delay",
-            {"fault": DELAY.to_istio(), "fault_routes": ["a+s+d", "d"], "composed": {"a+s+d": "a+s"}},
+            {
+                "fault": DELAY.to_istio(),
+                "fault_routes": ["a+s+d", "d"],
+                "composed": {"a+s+d": "a+s"},
+            },
         ),
         _entry(
             rules.ACTIONS_MODULE,
