@@ -13,7 +13,7 @@ from chaosmesh_py.faults.actions import inject_abort
 from chaosmesh_py.faults.rollbacks import remove_faults
 from chaosmesh_py.traffic.actions import route_to_version, shift_traffic
 from tests.integration.test_inject_rollback import exact
-from tests.local.test_canary_analysis import NAMESPACE, SETUP, phase
+from tests.local.test_canary_analysis import SETUP, phase
 from tests.local.test_prometheus import prometheus_url  # noqa: F401 (a fixture)
 from tests.local.test_traffic_edits import JASON, REQUESTS, REVIEWS, all_to_v1, answered_by, reviews
 
