@@ -57,7 +57,7 @@ class Release:
     runs: list[str] = field(default_factory=list)
     routes: list[str] = field(default_factory=list)
     route_copies: list[dict[str, Any]] = field(default_factory=list)  # the copies removed
-    # What each removed copy did, for people: "routes reviews to v2 for end-user=jason".
+    # What each removed copy did, for people: "routes reviews to v2 for header end-user".
     described: dict[str, str] = field(default_factory=dict)
     fields: list[str] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)

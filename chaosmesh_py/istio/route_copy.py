@@ -277,7 +277,7 @@ def describe_routes(resource: Mapping[str, Any]) -> str:
 
 
 def describe_copy(resource: Mapping[str, Any], name: str) -> str:
-    """What the copy ``name`` does, for people ("routes reviews to v2 for end-user=jason"):
+    """What the copy ``name`` does, for people ("routes reviews to v2 for header end-user"):
     told by the fields in which it differs from its original, the user route right after the
     copies before it (a copy with no original left says what it carries)."""
     routes = _http(resource)
@@ -324,11 +324,14 @@ def describe_copy(resource: Mapping[str, Any], name: str) -> str:
 
 
 def _shown_who(route: Mapping[str, Any]) -> str:
-    """Who the copy applies to, by its headers and source labels (its first match entry's)."""
+    """Who the copy applies to, by its headers and source labels (its first match entry's).
+
+    Header values are never shown: a header may carry a credential (a tester's token), and the
+    commands that print this (rollback, reap, halt) know no experiment's secrets to hide."""
     entries = route.get("match") or [{}]
     first = entries[0]
     parts = [
-        f"{name}={_shown_match(condition)}"
+        f"header {name}" + ("" if _one(condition)[0] == "exact" else f" ({_one(condition)[0]})")
         for name, condition in (first.get("headers") or {}).items()
     ]
     parts += [f"source {key}={value}" for key, value in (first.get("sourceLabels") or {}).items()]

@@ -277,6 +277,15 @@ def test_chaos_discover_describes_every_activity(api, tmp_path):
         "istio_error_ratio",
         "istio_latency_p99_ms",
         "istio_request_rate",
+        "route_to_version",
+        "shift_traffic",
+        "mirror_traffic",
+        "remove_routing",
+        "observed_share",
+        "share_is_within",
+        "dark_launch_leaks",
+        "canary_analysis",
+        "canary_is_healthy",
     }
     for activity in activities.values():
         assert activity["doc"]

@@ -99,7 +99,7 @@ def test_the_dark_launch_hides_v2_from_everyone_but_jason_and_is_rolled_back(
     assert before["no-one-but-jason-sees-v2"]["tester_gaps"]
     assert after["no-one-but-jason-sees-v2"]["hidden"]
     (launch, reach) = journal["run"]
-    assert launch["output"]["edit"]["description"] == ["routes reviews to v2 for end-user=jason"]
+    assert launch["output"]["edit"]["description"] == ["routes reviews to v2 for header end-user"]
     # During: jason reaches v2 through the ingress and from every caller, no one else does.
     assert reach["output"]["hidden"], reach["output"]
     ingress = next(e for e in reach["output"]["entries"] if e["kind"] == "ingress")

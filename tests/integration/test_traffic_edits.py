@@ -65,7 +65,7 @@ def test_route_to_version_then_rollback_is_exact(api, configuration):
     assert report["skipped_routes"] == [
         {"route": "everyone-to-v1", "reason": "its copy would be the copy of route jason-to-v2"}
     ]
-    assert report["edit"]["description"] == ["routes reviews to v3 for end-user=jason"]
+    assert report["edit"]["description"] == ["routes reviews to v3 for header end-user"]
 
     removed = rollback(configuration)
     assert removed[0]["removed"] == report["routes"]
@@ -235,7 +235,7 @@ def test_rollback_halt_and_reap_say_what_each_copy_did(api, configuration):
     dark = route_to_version("v3", headers=JASON, configuration=configuration, **REVIEWS)
     done = chaosmesh("rollback", "--run", run_id)
     assert done.returncode == 0, done.output
-    assert f"{dark['routes'][0]} (routes reviews to v3 for end-user=jason)" in done.stdout
+    assert f"{dark['routes'][0]} (routes reviews to v3 for header end-user)" in done.stdout
 
     shift = shift_traffic(
         {"v1": 90, "v3": 10}, route_name="everyone-to-v1", configuration=configuration, **REVIEWS

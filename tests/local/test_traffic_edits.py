@@ -52,7 +52,7 @@ def test_dark_launch_reaches_v2_for_jason_only_and_is_gone_after_rollback(mesh, 
     assert checked["requests_sent"] == 5
     assert checked["counted"] == {"reviews.bookinfo.svc.cluster.local v2": 5}
     assert 0 < report["time_to_effect_s"] < 10
-    assert report["edit"]["description"] == ["routes reviews to v2 for end-user=jason"]
+    assert report["edit"]["description"] == ["routes reviews to v2 for header end-user"]
 
     assert answered_by(mesh, headers=JASON) == {"reviews-v2": REQUESTS}
     assert answered_by(mesh) == {"reviews-v1": REQUESTS}

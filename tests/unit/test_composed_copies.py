@@ -72,7 +72,7 @@ def test_a_dark_launch_then_a_fault_for_everyone_jason_keeps_v2():
     jason, others = taken_by(edited, {"end-user": "jason"}), taken_by(edited)
     assert (subsets(jason), jason["fault"]) == ({"v2": 100}, DELAY.to_istio())
     assert (subsets(others), others["fault"]) == ({"v1": 100}, DELAY.to_istio())
-    assert route_copy.describe_copy(edited, jason["name"]).endswith("for end-user=jason")
+    assert route_copy.describe_copy(edited, jason["name"]).endswith("for header end-user")
 
 
 def test_a_fault_for_everyone_then_a_dark_launch_jason_keeps_the_fault():

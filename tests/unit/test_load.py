@@ -484,6 +484,7 @@ def test_memory_does_not_grow_with_the_number_of_requests(server):
     large, large_peak = peak_bytes_of_a_run(server + "/ok", 100_000)
     assert (small.requests, large.requests) == (10_000, 100_000)
     # ~320 kB either way, most of it the event loop's 256 KiB receive buffer; a result kept per
-    # request would add megabytes between the two.
+    # request would add megabytes between the two (90,000 more requests: 10 bytes each is
+    # 900 kB). The margin allows the loop's own buffers growing on a busy machine (66 kB seen).
     assert large_peak < 1_000_000, large_peak
-    assert large_peak < small_peak + 64_000, (small_peak, large_peak)
+    assert large_peak < small_peak + 200_000, (small_peak, large_peak)

@@ -37,7 +37,7 @@ def test_dark_launch_copies_the_route_for_the_tester_only_and_keeps_the_original
     assert first["match"] == [{"headers": JASON}]
     assert first["route"] == to("v2", "reviews")
     assert route_copy.describe_copy(edited, first["name"]) == (
-        "routes reviews to v2 for end-user=jason"
+        "routes reviews to v2 for header end-user"
     )
 
 
