@@ -71,6 +71,7 @@ class ResourceKind:
 
 CONFIG_MAP = ResourceKind("", "v1", "configmaps", "ConfigMap")
 LEASE = ResourceKind("coordination.k8s.io", "v1", "leases", "Lease")
+SERVICE = ResourceKind("", "v1", "services", "Service")
 
 
 def virtual_service_kind(version: str = "v1") -> ResourceKind:

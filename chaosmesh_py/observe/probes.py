@@ -10,9 +10,9 @@ from typing import Any
 from chaosmesh_py.engine.access import Access, needs, nothing
 from chaosmesh_py.engine.activity import boundary
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
-from chaosmesh_py.errors import ChaosMeshError, InvalidInput, NotFound
+from chaosmesh_py.errors import InvalidInput, NotFound
 from chaosmesh_py.kube import Kube
-from chaosmesh_py.observe import envoy_stats, prometheus
+from chaosmesh_py.observe import envoy_stats, prometheus, prometheus_source
 from chaosmesh_py.observe.load import LoadSpec, run_load, slo_met
 
 __all__ = [
@@ -25,21 +25,6 @@ __all__ = [
     "measure_http_load",
     "prometheus_query",
 ]
-
-
-def _prometheus_needs(arguments: Mapping[str, Any]) -> list[Access]:
-    """A Prometheus URL asks nothing of the Kubernetes API; an empty one means the local
-    mesh's Prometheus, which only a local mesh has: refused for a cluster's game day (what
-    these declarations serve, chaosmesh_py.gameday.rbac)."""
-    if arguments.get("prometheus_url"):
-        return []
-    raise InvalidInput(
-        "prometheus_url",
-        "is empty: that means the local mesh's own Prometheus, and a cluster has none",
-        "give the URL of the Prometheus that scrapes Istio's metrics (for a game day: "
-        "render --env PROMETHEUS_URL=http://prometheus.istio-system:9090, if the experiment "
-        "reads ${PROMETHEUS_URL})",
-    )
 
 
 def _local_mesh_only(arguments: Mapping[str, Any]) -> list[Access]:
@@ -179,42 +164,17 @@ def http_slo_is_met(
         return slo_met(run_load(spec), max_error_ratio, max_p50_ms, max_p90_ms, max_p99_ms)
 
 
-@needs(_prometheus_needs)
+@needs(prometheus_source.needs)
 def prometheus_query(prometheus_url: str, promql: str, secrets: dict = None) -> list:
     """Evaluate `promql` now against the Prometheus at `prometheus_url`: a list of
     {"metric": {labels}, "value": number}. For one number, use the Istio probes below or a
     jsonpath tolerance on `[0].value`. An empty `prometheus_url` means the local mesh's own
     Prometheus (`chaosmesh local up` starts one when it is installed)."""
     with boundary():
-        return prometheus.query(_prometheus(prometheus_url, secrets), promql)
+        return prometheus.query(prometheus_source.url(prometheus_url, secrets), promql)
 
 
-def _prometheus(prometheus_url: str, secrets: dict | None) -> str:
-    """`prometheus_url`, or when empty (an unset ${PROMETHEUS_URL} with default "") the one the
-    local mesh serving this API publishes; InvalidInput on a cluster or a mesh without one."""
-    if prometheus_url:
-        return prometheus_url
-    fix = "give the URL of the Prometheus that scrapes Istio's metrics, e.g. ${PROMETHEUS_URL}"
-    try:
-        mesh = Kube.connect(secrets).local_mesh()
-    except ChaosMeshError as error:
-        raise InvalidInput(
-            "prometheus_url", f"is empty, and no local mesh could be asked for one ({error})", fix
-        ) from error
-    if mesh is None:
-        raise InvalidInput("prometheus_url", "is empty, and this API is a cluster's", fix)
-    running = mesh.get("prometheus") or {}
-    if not running.get("url"):
-        reason = running.get("reason", "it is older than this version")
-        raise InvalidInput(
-            "prometheus_url",
-            f"is empty, and the local mesh runs no Prometheus: {reason}",
-            f"{fix}, or install Prometheus and start the mesh again",
-        )
-    return str(running["url"])
-
-
-@needs(_prometheus_needs)
+@needs(prometheus_source.needs)
 def istio_error_ratio(
     prometheus_url: str,
     service: str,
@@ -228,11 +188,11 @@ def istio_error_ratio(
     on the local mesh, whose own Prometheus an empty `prometheus_url` means (`chaosmesh local
     status --json` gives its URL)."""
     with boundary():
-        url = _prometheus(prometheus_url, secrets)
+        url = prometheus_source.url(prometheus_url, secrets)
         return prometheus.error_ratio(url, service, namespace, window=window, reporter=reporter)
 
 
-@needs(_prometheus_needs)
+@needs(prometheus_source.needs)
 def istio_latency_p99_ms(
     prometheus_url: str,
     service: str,
@@ -245,11 +205,11 @@ def istio_latency_p99_ms(
     `istio_request_duration_milliseconds` histogram (so within its buckets: a true 200 ms
     reads as a value in (100, 250]); 0.0 without traffic."""
     with boundary():
-        url = _prometheus(prometheus_url, secrets)
+        url = prometheus_source.url(prometheus_url, secrets)
         return prometheus.latency_p99_ms(url, service, namespace, window=window, reporter=reporter)
 
 
-@needs(_prometheus_needs)
+@needs(prometheus_source.needs)
 def istio_request_rate(
     prometheus_url: str,
     service: str,
@@ -261,5 +221,5 @@ def istio_request_rate(
     """Requests per second to `service` over `window`, from `istio_requests_total`: check it
     beside the error ratio when no traffic at all would be a failure."""
     with boundary():
-        url = _prometheus(prometheus_url, secrets)
+        url = prometheus_source.url(prometheus_url, secrets)
         return prometheus.request_rate(url, service, namespace, window=window, reporter=reporter)

@@ -21,9 +21,7 @@ from typing import Any
 from chaosmesh_py.engine.access import Access, on
 from chaosmesh_py.errors import ApiError, NotFound, TargetNotFound
 from chaosmesh_py.istio import routing
-from chaosmesh_py.kube import Kube, ResourceKind, ResourceRef
-
-SERVICE = ResourceKind("", "v1", "services", "Service")
+from chaosmesh_py.kube import SERVICE, Kube, ResourceKind, ResourceRef
 
 
 def destination_rule_kind(version: str = "v1") -> ResourceKind:

@@ -50,11 +50,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chaosmesh_py.errors import ApiError, InvalidInput
-from chaosmesh_py.kube import Kube
+from chaosmesh_py.kube import SERVICE, Kube
 from chaosmesh_py.observe.statistics import wilson_interval
 from chaosmesh_py.traffic import share
 from chaosmesh_py.traffic.entries import Entry, discover_entries, uncovered
-from chaosmesh_py.traffic.hosts import SERVICE
 
 # Bookinfo's reviews answer with their pod's name; productpage's /api/v1/products/<id>/reviews
 # passes that answer through, so the same pattern reads it behind the ingress.

@@ -15,13 +15,12 @@ from typing import Any
 from chaosmesh_py.engine.access import Access, needs, on
 from chaosmesh_py.engine.activity import boundary
 from chaosmesh_py.errors import InvalidInput
-from chaosmesh_py.kube import Kube
+from chaosmesh_py.kube import SERVICE, Kube
 from chaosmesh_py.kube.names import is_namespace, parse_namespace
-from chaosmesh_py.observe.probes import _prometheus, _prometheus_needs
+from chaosmesh_py.observe import prometheus_source
 from chaosmesh_py.observe.prometheus import istio_promql
 from chaosmesh_py.traffic import canary, leaks, share
 from chaosmesh_py.traffic.entries import Entry, parse_entries
-from chaosmesh_py.traffic.hosts import SERVICE
 
 __all__ = [
     "canary_analysis",
@@ -54,7 +53,7 @@ def _share_needs(arguments: Mapping[str, Any]) -> list[Access]:
     """A window asks Prometheus only (refused when that would be the local mesh's); a number
     of requests counts through the local mesh's Envoy, which a cluster has not."""
     if arguments.get("window") is not None:
-        return _prometheus_needs(arguments)
+        return prometheus_source.needs(arguments)
     raise InvalidInput(
         "requests",
         "counts where requests went through the local mesh's Envoy, which a cluster has not",
@@ -79,7 +78,9 @@ def _observed(arguments: dict[str, Any]) -> share.ObservedShare:
     """Measure as a probe's ``arguments`` say."""
     query, secrets = _share_query(arguments), arguments["secrets"]
     resolved = (
-        _prometheus(arguments["prometheus_url"] or "", secrets) if query.window is not None else ""
+        prometheus_source.url(arguments["prometheus_url"] or "", secrets)
+        if query.window is not None
+        else ""
     )
     return share.observed_share(query, resolved, secrets)
 
@@ -348,14 +349,14 @@ def _comparison(arguments: Mapping[str, Any]) -> canary.Comparison:
 
 def _analysis(arguments: Mapping[str, Any]) -> canary.Analysis:
     comparison = _comparison(arguments)
-    url = _prometheus(arguments["prometheus_url"] or "", arguments["secrets"])
+    url = prometheus_source.url(arguments["prometheus_url"] or "", arguments["secrets"])
     analysis = canary.analyse_canary(url, comparison)
     for reason in analysis.reasons:
         logger.info("canary %s of %s: %s", comparison.canary_version, comparison.service, reason)
     return analysis
 
 
-@needs(_prometheus_needs)
+@needs(prometheus_source.needs)
 def canary_analysis(
     service: str,
     canary_version: str,
@@ -406,7 +407,7 @@ def canary_analysis(
         return analysis.to_json()
 
 
-@needs(_prometheus_needs)
+@needs(prometheus_source.needs)
 def canary_is_healthy(
     service: str,
     canary_version: str,
