@@ -463,6 +463,9 @@ def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any])
     from chaoslib import substitute
 
     from chaosmesh_py.faults import actions, probes, rollbacks
+    from chaosmesh_py.resilience import actions as resilience_actions
+    from chaosmesh_py.resilience import probes as resilience_probes
+    from chaosmesh_py.resilience import rollbacks as resilience_rollbacks
     from chaosmesh_py.traffic import actions as traffic_actions
     from chaosmesh_py.traffic import probes as traffic_probes
     from chaosmesh_py.traffic import rollbacks as traffic_rollbacks
@@ -487,7 +490,17 @@ def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any])
             problems.append(f"control {control.get('name')!r}: {error}")
     modules = {
         m.__name__: m
-        for m in (actions, probes, rollbacks, traffic_actions, traffic_probes, traffic_rollbacks)
+        for m in (
+            actions,
+            probes,
+            rollbacks,
+            traffic_actions,
+            traffic_probes,
+            traffic_rollbacks,
+            resilience_actions,
+            resilience_probes,
+            resilience_rollbacks,
+        )
     }
     for activity in _activities(experiment):
         provider = activity.get("provider") or {}
@@ -501,13 +514,13 @@ def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any])
         name = activity.get("name", func)
         try:
             bound = inspect.signature(function).bind(**arguments)
-            if module in (actions, traffic_actions):
+            if module in (actions, traffic_actions, resilience_actions):
                 module.check_arguments(func, arguments, configuration)
             else:
                 bound.apply_defaults()
                 _check_target(bound.arguments, configuration)
-                if module is traffic_probes:
-                    traffic_probes.check_arguments(func, bound.arguments, configuration)
+                if module in (traffic_probes, resilience_probes):
+                    module.check_arguments(func, bound.arguments, configuration)
         except ChaosMeshError as error:
             problems.append(f"{name}: {error}")
         except TypeError as error:
