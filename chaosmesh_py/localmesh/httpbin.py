@@ -1,15 +1,19 @@
 """A small httpbin: the target of Istio's circuit-breaking and retry tasks, on the local mesh.
 
-Endpoints as httpbin.org names them: ``/status/<code>`` answers that status, ``/delay/<s>``
-answers after ``s`` seconds (at most 10), ``/get`` and ``/headers`` echo the request headers.
-Every answer names the instance (``x-httpbin-instance``), so tests can tell which endpoint
-served a request. A threaded stdlib server with TCP_NODELAY: requests held by ``/delay`` must
+Endpoints as httpbin.org names them: ``/status/<code>`` answers that status, and
+``/status/<code>:<weight>,<code>:<weight>,...`` one of them drawn at random by weight (no weights:
+equally likely), as httpbin.org does (``/status/200:0.5,503:0.5`` fails half the requests);
+``/delay/<s>`` answers after ``s`` seconds (at most 10), ``/get`` and ``/headers`` echo the
+request headers. Every answer names the instance (``x-httpbin-instance``), so tests can tell
+which endpoint served a request, and (not in httpbin.org) repeats the ``x-envoy-attempt-count``
+the caller's sidecar sent as ``x-httpbin-attempt-count``: on which attempt this answer came. A threaded stdlib server with TCP_NODELAY: requests held by ``/delay`` must
 not block others, and a 40 ms Nagle stall would distort every latency measured through it.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import socket
 import threading
 import time
@@ -27,7 +31,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = self.path.split("?", 1)[0].strip("/").split("/")
         try:
             if parts[0] == "status" and len(parts) == 2:
-                self._answer(int(parts[1]), {"status": int(parts[1])})
+                status = weighted_status(parts[1])
+                self._answer(status, {"status": status})
             elif parts[0] == "delay" and len(parts) == 2:
                 delay_s = min(float(parts[1]), MAX_DELAY_S)
                 time.sleep(delay_s)
@@ -45,11 +50,27 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("x-httpbin-instance", self.server.instance)
+        attempt = self.headers.get("x-envoy-attempt-count")
+        if attempt is not None:
+            self.send_header("x-httpbin-attempt-count", attempt)
         self.end_headers()
         self.wfile.write(payload)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the sidecar's access log is the one that matters."""
+
+
+def weighted_status(codes: str) -> int:
+    """One status of httpbin's ``200:0.5,503:0.5`` (or ``200,503``), drawn by weight; a bad
+    number raises ValueError (answered 400)."""
+    choices = [choice.partition(":") for choice in codes.split(",")]
+    statuses = [int(code) for code, _, _ in choices]
+    weights = [float(weight) if weight else 1.0 for _, _, weight in choices]
+    if len(statuses) == 1:
+        return statuses[0]
+    if any(weight < 0 for weight in weights) or sum(weights) <= 0:
+        raise ValueError(codes)
+    return random.choices(statuses, weights)[0]
 
 
 class _Server(ThreadingHTTPServer):
