@@ -6,8 +6,9 @@ equally likely), as httpbin.org does (``/status/200:0.5,503:0.5`` fails half the
 ``/delay/<s>`` answers after ``s`` seconds (at most 10), ``/get`` and ``/headers`` echo the
 request headers. Every answer names the instance (``x-httpbin-instance``), so tests can tell
 which endpoint served a request, and (not in httpbin.org) repeats the ``x-envoy-attempt-count``
-the caller's sidecar sent as ``x-httpbin-attempt-count``: on which attempt this answer came. A threaded stdlib server with TCP_NODELAY: requests held by ``/delay`` must
-not block others, and a 40 ms Nagle stall would distort every latency measured through it.
+the caller's sidecar sent as ``x-httpbin-attempt-count``: on which attempt this answer came.
+A threaded stdlib server with TCP_NODELAY: requests held by ``/delay`` must not block others,
+and a 40 ms Nagle stall would distort every latency measured through it.
 """
 
 from __future__ import annotations

@@ -30,16 +30,18 @@ Bounded: at most ``MAX_REQUESTS`` requests and ``MAX_SECONDS`` of sending per me
 
 from __future__ import annotations
 
+import functools
 import http.client
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from chaosmesh_py import checks
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
 from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.observe import envoy_stats
@@ -48,6 +50,7 @@ from chaosmesh_py.observe.statistics import wilson_interval
 MAX_REQUESTS = 20_000
 MAX_SECONDS = 300.0
 MAX_CONCURRENCY = 64
+MAX_TIMEOUT_S = 60.0
 OVERLOADED_HEADER = "x-envoy-overloaded"
 # The local httpbin's echo of the x-envoy-attempt-count it received (not in httpbin.org).
 ATTEMPT_HEADER = "x-httpbin-attempt-count"
@@ -81,21 +84,13 @@ class Load:
 
 def check_load(url: object, requests: object, concurrency: object, timeout_s: object) -> None:
     """InvalidInput naming the field when a load could not be sent as asked."""
-    parts = urlsplit(str(url))
-    if not isinstance(url, str) or parts.scheme != "http" or not parts.hostname:
+    parts = urlsplit(checks.text("url", url))
+    if parts.scheme != "http" or not parts.hostname:
         raise InvalidInput("url", f"must be an http:// URL, got {url!r}", "e.g. http://host:80/get")
-    for name, value, high in (
-        ("requests", requests, MAX_REQUESTS),
-        ("concurrency", concurrency, MAX_CONCURRENCY),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-            raise InvalidInput(name, f"must be a whole number from 1 to {high}, got {value!r}")
-    if (
-        isinstance(timeout_s, bool)
-        or not isinstance(timeout_s, int | float)
-        or not 0 < timeout_s <= 60
-    ):
-        raise InvalidInput("timeout_s", f"must be a number of seconds in (0, 60], got {timeout_s!r}")
+    checks.whole("requests", requests, 1, MAX_REQUESTS)
+    checks.whole("concurrency", concurrency, 1, MAX_CONCURRENCY)
+    if checks.seconds("timeout_s", timeout_s) > MAX_TIMEOUT_S:
+        raise InvalidInput("timeout_s", f"must be at most {MAX_TIMEOUT_S:g} s, got {timeout_s}")
 
 
 @dataclass(frozen=True)
@@ -116,91 +111,107 @@ class Answer:
 
 def send(load: Load) -> list[Answer]:
     """Every answer of ``load``, in the order the requests started."""
-    parts = urlsplit(load.url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "") or "/"
-    headers = dict(load.headers)
-    answers: list[Answer] = []
-    lock = threading.Lock()
-    started = time.monotonic()
-    deadline = started + MAX_SECONDS
-    issued = iter(range(load.requests))
+    sender = _Sender(load)
+    if load.waves:
+        sender.in_waves()
+    else:
+        sender.closed_loop()
+    return sorted(sender.answers, key=lambda answer: answer.started_s)
 
-    def one(connection: http.client.HTTPConnection) -> tuple[http.client.HTTPConnection, Answer]:
+
+class _Sender:
+    """Keep-alive connections to the load's URL, one per worker, and the answers so far."""
+
+    def __init__(self, load: Load) -> None:
+        parts = urlsplit(load.url)
+        self.load = load
+        self.host, self.port = parts.hostname or "", parts.port or 80
+        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.answers: list[Answer] = []
+        self._lock = threading.Lock()
+        self.started = time.monotonic()
+        self.deadline = self.started + MAX_SECONDS
+
+    def connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.load.timeout_s)
+
+    def one(
+        self, connection: http.client.HTTPConnection
+    ) -> tuple[http.client.HTTPConnection, Answer]:
+        """One GET on ``connection`` (replaced when it broke or the server closes it)."""
         at = time.monotonic()
         try:
-            connection.request("GET", target, headers=headers)
+            connection.request("GET", self.target, headers=dict(self.load.headers))
             response = connection.getresponse()
             response.read()
-            attempt = response.getheader(ATTEMPT_HEADER)
-            answer = Answer(
-                response.status,
-                response.getheader(OVERLOADED_HEADER, "").lower() == "true",
-                int(attempt) if attempt and attempt.isdigit() else None,
-                response.getheader(INSTANCE_HEADER, ""),
-                at - started,
-                time.monotonic() - at,
-            )
-            if response.getheader("connection", "").lower() == "close":
-                connection.close()
         except (OSError, http.client.HTTPException):
             connection.close()
-            connection = _connect(parts.hostname or "", parts.port or 80, load.timeout_s)
-            answer = Answer(NO_ANSWER, False, None, "", at - started, time.monotonic() - at)
+            return self.connect(), Answer(
+                NO_ANSWER, False, None, "", at - self.started, time.monotonic() - at
+            )
+        attempt = response.getheader(ATTEMPT_HEADER) or ""
+        answer = Answer(
+            response.status,
+            (response.getheader(OVERLOADED_HEADER) or "").lower() == "true",
+            int(attempt) if attempt.isdigit() else None,
+            response.getheader(INSTANCE_HEADER) or "",
+            at - self.started,
+            time.monotonic() - at,
+        )
+        if (response.getheader("connection") or "").lower() == "close":
+            connection.close()
         return connection, answer
 
-    def worker() -> None:
-        connection = _connect(parts.hostname or "", parts.port or 80, load.timeout_s)
-        try:
-            for _ in issued:
-                if time.monotonic() > deadline:
-                    return
-                at = time.monotonic()
-                connection, answer = one(connection)
-                with lock:
-                    answers.append(answer)
-                if load.pace_s:
-                    time.sleep(max(0.0, load.pace_s - (time.monotonic() - at)))
-        finally:
-            connection.close()
+    def closed_loop(self) -> None:
+        issued = iter(range(self.load.requests))
 
-    if load.waves:
-        connections = [
-            _connect(parts.hostname or "", parts.port or 80, load.timeout_s)
-            for _ in range(load.concurrency)
-        ]
+        def worker() -> None:
+            connection = self.connect()
+            try:
+                for _ in issued:
+                    if time.monotonic() > self.deadline:
+                        return
+                    at = time.monotonic()
+                    connection, answer = self.one(connection)
+                    with self._lock:
+                        self.answers.append(answer)
+                    time.sleep(max(0.0, self.load.pace_s - (time.monotonic() - at)))
+            finally:
+                connection.close()
+
+        _run_all([worker] * self.load.concurrency)
+
+    def in_waves(self) -> None:
+        connections = [self.connect() for _ in range(self.load.concurrency)]
         try:
-            for first in range(0, load.requests, load.concurrency):
-                if time.monotonic() > deadline:
+            for first in range(0, self.load.requests, self.load.concurrency):
+                if time.monotonic() > self.deadline:
                     break
-                size = min(load.concurrency, load.requests - first)
-                wave: list[Answer | None] = [None] * size
-                gate = threading.Barrier(size)
-
-                def wave_member(index: int) -> None:
-                    gate.wait()
-                    connections[index], wave[index] = one(connections[index])
-
-                threads = [threading.Thread(target=wave_member, args=(i,)) for i in range(size)]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
-                answers.extend(answer for answer in wave if answer is not None)
-                time.sleep(load.wave_pause_s)
+                self._wave(connections, min(self.load.concurrency, self.load.requests - first))
+                time.sleep(self.load.wave_pause_s)
         finally:
             for connection in connections:
                 connection.close()
-    else:
-        workers = [threading.Thread(target=worker) for _ in range(load.concurrency)]
-        for thread in workers:
-            thread.start()
-        for thread in workers:
-            thread.join()
-    return sorted(answers, key=lambda answer: answer.started_s)
+
+    def _wave(self, connections: list[http.client.HTTPConnection], size: int) -> None:
+        """``size`` requests released together (a barrier), all answered before returning."""
+        gate = threading.Barrier(size)
+
+        def member(index: int) -> None:
+            gate.wait()
+            connections[index], answer = self.one(connections[index])
+            with self._lock:
+                self.answers.append(answer)
+
+        _run_all([functools.partial(member, index) for index in range(size)])
 
 
-def _connect(host: str, port: int, timeout_s: float) -> http.client.HTTPConnection:
-    return http.client.HTTPConnection(host, port, timeout=timeout_s)
+def _run_all(work: list[Callable[[], None]]) -> None:
+    threads = [threading.Thread(target=job) for job in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 # --------------------------------------------------------------------- what the data plane did
@@ -299,7 +310,9 @@ def measure(admin: EnvoyAdmin, fqdn: str, load: Load) -> Measured:
 
 def ejected_now(admin: EnvoyAdmin, fqdn: str) -> int:
     """Hosts of the service ``fqdn`` that outlier detection holds ejected now (all clusters)."""
-    pattern = rf"^cluster\.outbound\|\d+\|[^|]*\|{re.escape(fqdn)}\.outlier_detection\.ejections_active$"
+    pattern = (
+        rf"^cluster\.outbound\|\d+\|[^|]*\|{re.escape(fqdn)}\.outlier_detection\.ejections_active$"
+    )
     return sum(admin.counters(pattern).values())
 
 
@@ -325,7 +338,11 @@ class Ejection:
 
     def error_ratio_after(self) -> tuple[int, int]:
         """(errors, requests) after the ejection took effect: the returned baseline."""
-        after = [a for a in self.answers if self.last_error_s is not None and a.started_s > self.last_error_s]
+        after = [
+            a
+            for a in self.answers
+            if self.last_error_s is not None and a.started_s > self.last_error_s
+        ]
         return sum(a.error for a in after), len(after)
 
     def to_json(self) -> dict[str, Any]:
@@ -349,7 +366,11 @@ class Ejection:
 def measure_ejection(admin: EnvoyAdmin, fqdn: str, load: Load) -> Ejection:
     """Send ``load`` (one worker, paced) while an endpoint of ``fqdn`` fails; when did its errors
     stop, and how many did users see first?"""
-    seen = measure(admin, fqdn, load)
+    return ejection_of(measure(admin, fqdn, load))
+
+
+def ejection_of(seen: Measured) -> Ejection:
+    """The ejection a paced load's answers show: errors until the last one, then none."""
     errors = [answer for answer in seen.answers if answer.error]
     end = seen.answers[-1].started_s if seen.answers else 0.0
     return Ejection(
@@ -362,6 +383,15 @@ def measure_ejection(admin: EnvoyAdmin, fqdn: str, load: Load) -> Ejection:
     )
 
 
+def answers_only(load: Load) -> Measured:
+    """Send ``load`` where no Envoy counters can be read: every counter delta is 0."""
+    started = time.monotonic()
+    answers = send(load)
+    return Measured(
+        tuple(answers), dict.fromkeys(CLUSTER_COUNTERS, 0), 0, time.monotonic() - started
+    )
+
+
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
@@ -371,10 +401,11 @@ __all__ = [
     "Ejection",
     "Load",
     "Measured",
+    "answers_only",
     "check_load",
     "ejected_now",
+    "ejection_of",
     "measure",
     "measure_ejection",
     "send",
 ]
-

@@ -64,7 +64,9 @@ def mean_tolerance(standard_deviation: float, requests: int, confidence: float =
     return z_for(confidence) * standard_deviation / math.sqrt(max(1, requests))
 
 
-def overflow_bounds(concurrency: int, max_connections: int, max_pending: int) -> tuple[float, float]:
+def overflow_bounds(
+    concurrency: int, max_connections: int, max_pending: int
+) -> tuple[float, float]:
     """(low, high) share of a wave of ``concurrency`` simultaneous requests that overflows."""
     if concurrency < 1 or max_connections < 1 or max_pending < 1:
         raise InvalidInput("concurrency", "concurrency and both limits must be at least 1")
@@ -132,10 +134,12 @@ def check_ratio(
 
 
 def check_within(
-    quantity: str, low: float, high: float, measured: float, counted: int, why: str
+    quantity: str, *, low: float, high: float, measured: float, counted: int, why: str
 ) -> Check:
     """Passes when ``measured`` is in [low, high]; ``why`` says where the bounds come from."""
-    return Check(quantity, (low, high), measured, counted, why, low - 1e-9 <= measured <= high + 1e-9)
+    return Check(
+        quantity, (low, high), measured, counted, why, low - 1e-9 <= measured <= high + 1e-9
+    )
 
 
 def table(checks: Iterable[Check]) -> str:

@@ -5,9 +5,14 @@ would have), sends counted requests through the ``sleep`` workload's sidecar, an
 measurement against ``chaosmesh_py.resilience.prediction`` with the tolerance it derives.
 """
 
+import pytest
+from chaoslib.exceptions import ActivityFailed
+
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
+from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.resilience import prediction
 from chaosmesh_py.resilience.measure import Load, measure
+from chaosmesh_py.resilience.probes import check_arguments, measure_retries
 from tests.local.conftest import httpbin_route, through_sidecar
 from tests.local.test_semantics import httpbin_policy
 
@@ -69,18 +74,43 @@ def test_half_the_upstream_failing_under_three_retries_reaches_users_as_predicte
 def test_a_tightened_circuit_breaker_overflows_as_the_limits_predict(mesh):
     httpbin_policy(mesh, connectionPool=CIRCUIT_BREAKER)
     for concurrency in (1, 3):
-        seen = measured(mesh, "/delay/0.1", requests=30 * concurrency, concurrency=concurrency, waves=True)
+        seen = measured(
+            mesh, "/delay/0.1", requests=30 * concurrency, concurrency=concurrency, waves=True
+        )
         low, high = prediction.overflow_bounds(concurrency, 1, 1)
         check = prediction.check_within(
             f"overflow ratio c={concurrency}",
-            low,
-            high,
-            seen.overloaded / seen.requests,
-            seen.requests,
-            "m=1, q=1",
+            low=low,
+            high=high,
+            measured=seen.overloaded / seen.requests,
+            counted=seen.requests,
+            why="m=1, q=1",
         )
         assert check.passed, (check, seen.to_json())
         # Every refused request is a 503 saying so, and Envoy counted each one.
         assert all(a.status == 503 for a in seen.answers if a.overloaded)
         assert seen.overloaded == seen.overflows, seen.to_json()
         assert seen.errors == seen.overloaded
+
+
+def test_the_measurement_probes_report_what_envoy_counted(mesh):
+    httpbin_route(mesh, retries={"attempts": 2, "retryOn": "5xx"})
+    url, headers = through_sidecar(mesh, "httpbin", "/status/503")
+    seen = measure_retries(url, "httpbin", requests=20, concurrency=2, headers=headers)
+    assert seen["attempts_per_request"] == 3.0 and seen["retries"] == 40
+    assert seen["error_ratio"] == 1.0 and seen["counters"] == "local mesh Envoy"
+    assert seen["answered_on_attempt"] == {"3": 20}
+    with pytest.raises(ActivityFailed, match="service: no service 'nobody'"):
+        measure_retries(url, "nobody", requests=1)
+
+
+def test_the_measurement_probes_refuse_bad_arguments_before_any_request(mesh):
+    for arguments, message in (
+        ({"url": "ftp://x", "service": "httpbin"}, "url: must be an http:// URL"),
+        ({"url": "http://127.0.0.1:1/", "service": ""}, "service: must be a non-empty string"),
+        ({"url": "http://127.0.0.1:1/", "service": "h", "requests": 0}, "requests: must be"),
+        ({"url": "http://127.0.0.1:1/", "service": "h", "concurrency": 1000}, "concurrency"),
+        ({"url": "http://127.0.0.1:1/", "service": "h", "headers": {"a": 1}}, "headers: must"),
+    ):
+        with pytest.raises(InvalidInput, match=message):
+            check_arguments("measure_retries", arguments, None)
