@@ -1,101 +1,46 @@
 """Proof on the data plane: the local mesh's real Envoy does what the policies predict.
 
-Each test sets a policy straight through the API (the VirtualService or DestinationRule a team
-would have), sends counted requests through the ``sleep`` workload's sidecar, and checks the
-measurement against ``chaosmesh_py.resilience.prediction`` with the tolerance it derives.
+The scenarios (``tests.local.resilience_scenarios``) set a policy straight through the API,
+send counted requests and return predicted-vs-measured rows with the tolerance each derives;
+``bench/resilience_proof.py`` prints the same rows as tables.
 """
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
 from chaosmesh_py.errors import InvalidInput
-from chaosmesh_py.resilience import prediction
-from chaosmesh_py.resilience.measure import Load, measure
+from chaosmesh_py.resilience.prediction import table
 from chaosmesh_py.resilience.probes import check_arguments, measure_retries
-from tests.local.conftest import httpbin_route, through_sidecar
-from tests.local.test_semantics import httpbin_policy
-
-HTTPBIN = "httpbin.bookinfo.svc.cluster.local"
-CIRCUIT_BREAKER = {  # Istio's circuit-breaking task
-    "tcp": {"maxConnections": 1},
-    "http": {"http1MaxPendingRequests": 1, "maxRequestsPerConnection": 1},
-}
+from tests.local import resilience_scenarios as scenarios
 
 
-def measured(mesh, path, **load):
-    url, headers = through_sidecar(mesh, "httpbin", path)
-    with EnvoyAdmin(mesh.info()["envoy_admin_socket"]) as admin:
-        return measure(admin, HTTPBIN, Load(url, headers, **load))
+def held(rows):
+    assert rows and all(row.passed for row in rows), "\n" + table(rows)
 
 
 def test_every_try_of_an_always_failing_upstream_is_counted_as_predicted(mesh):
-    for retries, retry_on, predicted in (
-        (None, None, 1),  # Istio's default policy: 2 retries, but not on a 503
-        (3, "5xx", 4),
-        (2, "503", 3),
-        (0, None, 1),  # retries off
-    ):
-        route = {} if retries is None else {"retries": {"attempts": retries}}
-        if retry_on:
-            route["retries"]["retryOn"] = retry_on
-        mesh.reset()
-        httpbin_route(mesh, **route)
-        seen = measured(mesh, "/status/503", requests=50, concurrency=2)
-        assert seen.errors == 50
-        assert seen.attempts_per_request == predicted, (route, seen.to_json())
-        assert seen.counters["retries"] == 50 * (predicted - 1)
-        # The upstream saw the last try's number on every request.
-        assert seen.answered_on_attempt == {str(predicted): 50}
+    held(scenarios.amplification(mesh))
 
 
 def test_half_the_upstream_failing_under_three_retries_reaches_users_as_predicted(mesh):
-    httpbin_route(mesh, retries={"attempts": 3, "retryOn": "5xx"})
-    requests = 2000
-    seen = measured(mesh, "/status/200:0.5,503:0.5", requests=requests, concurrency=4)
-    error_ratio = prediction.check_ratio(
-        "user error ratio", prediction.absorbed_error_ratio(0.5, 4), seen.errors, seen.requests
-    )
-    assert error_ratio.passed, error_ratio
-    mean, deviation = prediction.expected_attempts(0.5, 4)
-    attempts = prediction.check_exact(
-        "tries per request",
-        mean,
-        seen.attempts_per_request,
-        seen.requests,
-        prediction.mean_tolerance(deviation, seen.requests),
-    )
-    assert attempts.passed, attempts
-    # Each success came on try k with chance 0.5**k: the first try answers about half.
-    first = seen.answered_on_attempt.get("1", 0)
-    assert prediction.check_ratio("answered on try 1", 0.5, first, requests).passed
+    held(scenarios.absorbed_errors(mesh))
 
 
 def test_a_tightened_circuit_breaker_overflows_as_the_limits_predict(mesh):
-    httpbin_policy(mesh, connectionPool=CIRCUIT_BREAKER)
-    for concurrency in (1, 3):
-        seen = measured(
-            mesh, "/delay/0.1", requests=30 * concurrency, concurrency=concurrency, waves=True
-        )
-        low, high = prediction.overflow_bounds(concurrency, 1, 1)
-        check = prediction.check_within(
-            f"overflow ratio c={concurrency}",
-            low=low,
-            high=high,
-            measured=seen.overloaded / seen.requests,
-            counted=seen.requests,
-            why="m=1, q=1",
-        )
-        assert check.passed, (check, seen.to_json())
-        # Every refused request is a 503 saying so, and Envoy counted each one.
-        assert all(a.status == 503 for a in seen.answers if a.overloaded)
-        assert seen.overloaded == seen.overflows, seen.to_json()
-        assert seen.errors == seen.overloaded
+    held(scenarios.overflow(mesh, concurrencies=(1, 3)))
+
+
+def test_a_failing_replica_is_ejected_and_the_error_ratio_returns_to_baseline(mesh):
+    held(scenarios.ejection(mesh))
+
+
+def test_tries_multiply_along_a_call_path_as_predicted(mesh):
+    held(scenarios.multi_hop_amplification(mesh))
 
 
 def test_the_measurement_probes_report_what_envoy_counted(mesh):
-    httpbin_route(mesh, retries={"attempts": 2, "retryOn": "5xx"})
-    url, headers = through_sidecar(mesh, "httpbin", "/status/503")
+    scenarios.httpbin_virtual_service(mesh, retries={"attempts": 2, "retryOn": "5xx"})
+    url, headers = scenarios.from_sleep(mesh, "httpbin", "/status/503")
     seen = measure_retries(url, "httpbin", requests=20, concurrency=2, headers=headers)
     assert seen["attempts_per_request"] == 3.0 and seen["retries"] == 40
     assert seen["error_ratio"] == 1.0 and seen["counters"] == "local mesh Envoy"
