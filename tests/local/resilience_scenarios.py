@@ -10,6 +10,8 @@ and whether it held. Each leaves the mesh as it found it (the caller resets betw
 
 from __future__ import annotations
 
+import time
+
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
 from chaosmesh_py.resilience import prediction
 from chaosmesh_py.resilience.measure import Load, Measured, measure, measure_ejection
@@ -23,6 +25,9 @@ CIRCUIT_BREAKER = {
     "tcp": {"maxConnections": 1},
     "http": {"http1MaxPendingRequests": 1, "maxRequestsPerConnection": 1},
 }
+# The local Envoy's --drain-time-s is 1: a changed inbound listener (an EnvoyFilter applied)
+# serves keep-alive connections opened before the change with its old chain for up to 1 s.
+LISTENER_DRAIN_S = 1.5
 OUTLIER_DETECTION = {
     "consecutive5xxErrors": 3,
     "interval": "1s",
@@ -107,6 +112,7 @@ def inbound_abort(mesh, labels, name="fail-replica", status=503, percentage=100.
         }
     )
     mesh.sync()
+    time.sleep(LISTENER_DRAIN_S)
 
 
 def from_sleep(mesh, service, path):
