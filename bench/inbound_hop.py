@@ -1,0 +1,144 @@
+"""What the server's sidecar costs on the local mesh: wrk through caller sidecar -> server sidecar
+-> app against caller sidecar -> app.
+
+    python bench/inbound_hop.py [--seconds 5] [--rounds 3] [--connections 10]
+
+One local mesh. The bench adds to its Envoy, in its own configuration only (the mesh's
+translation never makes these), two copies of the ``sleep`` workload's outbound listener, each
+routing every request as httpbin's route does (Istio's default retry policy, no timeout) to one
+cluster of its own:
+
+- ``via-inbound``: the cluster's endpoint is httpbin-v1's pod address, its inbound listener (the
+  path every mesh call takes since the mesh has inbound sidecars);
+- ``app-direct``: the cluster's endpoint is httpbin-v1's app port (the path before them).
+
+The two differ only in that endpoint. ``wrk -t1 -c<connections> --latency`` GETs ``/get`` on
+each, alternating, ``--rounds`` times; printed: requests/s, p50 and p99 of each round, and the
+medians' ratios (via-inbound / app-direct). One Envoy serves both hops here (one worker thread),
+where a cluster has two Envoys on two pods: the local cost is the upper bound of a hop's CPU on
+one core. Needs wrk (Debian: apt-get install wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shutil
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.load_probe import wrk  # noqa: E402
+from bench.local_mesh import running_mesh  # noqa: E402
+from chaosmesh_py.localmesh.envoy import EnvoyConfig  # noqa: E402
+from chaosmesh_py.localmesh.kube_proxy import load_assignment  # noqa: E402
+from chaosmesh_py.localmesh.topology import free_ports  # noqa: E402
+
+CALLER = "sleep"
+SERVER = "httpbin-v1"
+SERVICE = "httpbin"
+
+
+def bench_config(mesh: Any, ports: dict[str, int]) -> EnvoyConfig:
+    """The mesh's own configuration plus the two bench listeners, routes and clusters."""
+    # The mesh's translation of its current resources (what its control loop last applied).
+    config = mesh._translate(mesh._resources())
+    workloads = {w.name: w for w in mesh.topology.workloads}
+    caller, server = workloads[CALLER], workloads[SERVER]
+    listener = next(
+        item for item in config.listeners if item["name"] == f"sidecar~bookinfo~{caller.name}"
+    )
+    route_config = config.route_configs[f"outbound~bookinfo~{caller.name}"]
+    host = mesh.info()["services"][SERVICE]["host"]
+    virtual_host = next(
+        vhost for vhost in route_config["virtual_hosts"] if host in vhost["domains"]
+    )
+    service_cluster = next(
+        cluster
+        for cluster in config.clusters
+        if cluster["name"].endswith(f"|{SERVICE}.bookinfo.svc.cluster.local")
+        and cluster["name"].startswith("outbound|")
+        and "||" in cluster["name"]
+    )
+    listeners, clusters, routes = (
+        list(config.listeners),
+        list(config.clusters),
+        dict(config.route_configs),
+    )
+    endpoints = {"via-inbound": server.pod_port, "app-direct": server.port}
+    for name, endpoint in endpoints.items():
+        cluster = copy.deepcopy(service_cluster)
+        cluster["name"] = f"bench|{name}"
+        cluster["load_assignment"] = load_assignment(cluster["name"], [endpoint])
+        clusters.append(cluster)
+        vhost = copy.deepcopy(virtual_host)
+        vhost["domains"] = ["*"]
+        for route in vhost["routes"]:
+            route["route"]["cluster"] = cluster["name"]
+        routes[f"bench~{name}"] = {
+            **route_config,
+            "name": f"bench~{name}",
+            "virtual_hosts": [vhost],
+        }
+        copied = copy.deepcopy(listener)
+        copied["name"] = f"bench~{name}"
+        copied["address"]["socket_address"]["port_value"] = ports[name]
+        manager = copied["filter_chains"][0]["filters"][0]["typed_config"]
+        manager["rds"]["route_config_name"] = f"bench~{name}"
+        manager["rds"]["config_source"] = mesh.envoy.rds_config_source(f"bench~{name}")
+        listeners.append(copied)
+    return EnvoyConfig(tuple(listeners), tuple(clusters), routes)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=10)
+    options = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("skipped: wrk is not installed (Debian: apt-get install wrk)")
+        return 0
+    with running_mesh() as mesh:
+        if "inbound_listener" not in mesh.info()["workloads"][SERVER]:
+            print("skipped: this mesh has no inbound listeners")
+            return 0
+        spare = free_ports()
+        ports = {"via-inbound": next(spare), "app-direct": next(spare)}
+        mesh.envoy.apply(bench_config(mesh, ports))
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in ports}
+        for name, port in ports.items():  # warm up: connections, Envoy's first requests
+            wrk(f"http://127.0.0.1:{port}/get", options.connections, 1)
+        for round_number in range(options.rounds):
+            for name, port in ports.items():
+                row = wrk(f"http://127.0.0.1:{port}/get", options.connections, options.seconds)
+                results[name].append(row)
+                print(
+                    f"round {round_number + 1} {name:12} {row['rps']:8.0f} req/s"
+                    f"  p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms",
+                    flush=True,
+                )
+        medians = {
+            name: {
+                key: statistics.median(r[key] for r in rows) for key in ("rps", "p50_ms", "p99_ms")
+            }
+            for name, rows in results.items()
+        }
+    print("\n| path | req/s | p50 ms | p99 ms |\n| --- | --- | --- | --- |")
+    for name, median in medians.items():
+        print(f"| {name} | {median['rps']:.0f} | {median['p50_ms']:.2f} | {median['p99_ms']:.2f} |")
+    via, direct = medians["via-inbound"], medians["app-direct"]
+    print(
+        f"\nvia-inbound / app-direct: throughput {via['rps'] / direct['rps']:.2f}x, "
+        f"p50 {via['p50_ms'] / direct['p50_ms']:.2f}x, p99 {via['p99_ms'] / direct['p99_ms']:.2f}x "
+        f"(medians of {options.rounds} rounds of {options.seconds:g} s, wrk -t1 -c{options.connections})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
