@@ -66,6 +66,7 @@ bench: install
 	$(BIN)/python bench/split_latency.py
 	$(BIN)/python bench/canary_power.py
 	$(BIN)/python bench/resilience_proof.py
+	$(BIN)/python bench/inbound_hop.py
 
 clean:
 	rm -rf $(VENV) .venv-kubernetes-36 .pytest_cache .mypy_cache .ruff_cache *.egg-info
