@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import http.client
+import math
 import re
 import threading
 import time
@@ -270,6 +271,13 @@ class Measured:
         counted = Counter(str(a.attempt) for a in self.answers if a.attempt is not None)
         return dict(sorted(counted.items(), key=lambda item: int(item[0])))
 
+    def latency_s(self, fraction: float) -> float:
+        """The ``fraction`` quantile of the answers' seconds (nearest rank; 0 without any)."""
+        ordered = sorted(answer.seconds for answer in self.answers)
+        if not ordered:
+            return 0.0
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
+
     def to_json(self, confidence: float = 0.95) -> dict[str, Any]:
         low, high = self.error_interval(confidence)
         return {
@@ -289,6 +297,9 @@ class Measured:
             "connection_overflows": self.counters["connection_overflows"],
             "ejections": self.counters["ejections"],
             "ejected_now": self.ejected_after,
+            "latency_p50_s": round(self.latency_s(0.5), 4),
+            "latency_p99_s": round(self.latency_s(0.99), 4),
+            "latency_max_s": round(self.latency_s(1.0), 4),
             "seconds": round(self.seconds, 3),
         }
 

@@ -45,6 +45,52 @@ ON_A_CLUSTER = (
 )
 
 
+class NotAsExpected(ChaosMeshError):
+    """A measurement fell outside what the experiment's ``expect`` said: the probe fails, so the
+    verdict fails the run (a method probe's tolerance is not judged by Chaos Toolkit)."""
+
+
+def check_expect(expect: object) -> dict[str, tuple[float, float]]:
+    """``expect`` as {field: (low, high)}: a number means exactly it, a pair a closed range."""
+    if expect is None:
+        return {}
+    if not isinstance(expect, dict):
+        raise InvalidInput(
+            "expect", f"must map result fields to a number or [low, high], got {expect!r}"
+        )
+    ranges = {}
+    for name, value in expect.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            ranges[name] = (float(value), float(value))
+        elif (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            and value[0] <= value[1]
+        ):
+            ranges[name] = (float(value[0]), float(value[1]))
+        else:
+            raise InvalidInput(
+                f"expect.{name}", f"must be a number or [low, high] with low <= high, got {value!r}"
+            )
+    return ranges
+
+
+def held(result: dict[str, Any], expect: object) -> dict[str, Any]:
+    """``result`` when every expected field is in its range; NotAsExpected naming each miss."""
+    misses = []
+    for name, (low, high) in check_expect(expect).items():
+        value = result.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            misses.append(f"{name} is {value!r}, expected a number in [{low:g}, {high:g}]")
+        elif not low - 1e-9 <= value <= high + 1e-9:
+            misses.append(f"{name} = {value:g}, expected [{low:g}, {high:g}]")
+    if misses:
+        summary = {k: result.get(k) for k in ("requests", "errors", "statuses", "counters")}
+        raise NotAsExpected(f"{'; '.join(misses)} (measured: {summary})")
+    return result
+
+
 def check_common(arguments: Mapping[str, Any]) -> None:
     """The checks every measurement probe shares, before any request."""
     check_load(
@@ -59,6 +105,7 @@ def check_common(arguments: Mapping[str, Any]) -> None:
             raise InvalidInput("waves", f"waves x concurrency must be at most {MAX_REQUESTS}")
     if "pace_s" in arguments and arguments["pace_s"] != 0:
         checks.seconds("pace_s", arguments["pace_s"])
+    check_expect(arguments.get("expect"))
     headers = arguments.get("headers")
     if headers is not None and not (
         isinstance(headers, dict) and all(isinstance(v, str) for v in headers.values())

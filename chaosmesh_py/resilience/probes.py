@@ -44,6 +44,7 @@ def measure_retries(
     concurrency: int = 1,
     headers: dict = None,
     timeout_s: float = 10.0,
+    expect: dict = None,
     secrets: dict = None,
 ) -> dict:
     """Send `requests` GETs to `url` (`concurrency` at a time) and report what the retry policy
@@ -52,17 +53,23 @@ def measure_retries(
     saw it; the local httpbin tells it), and on the local mesh upstream_attempts,
     attempts_per_request and retries from Envoy's counters of `service` (null on a cluster).
     Check it with e.g. {"type": "range", "range": [3.99, 4.01], "target":
-    "attempts_per_request"}.
+    "attempts_per_request"} in a steady state, or in the method with `expect`
+    ({"attempts_per_request": 4}, {"latency_max_s": [0, 1.5]}: a number or a [low, high] per
+    result field), which fails the probe, and so the run, when a field is outside it. Latency:
+    latency_p50_s, latency_p99_s, latency_max_s.
     """
     with boundary():
-        return measured_probes.retries(
-            url,
-            service=service,
-            requests=requests,
-            concurrency=concurrency,
-            headers=headers or {},
-            timeout_s=timeout_s,
-            secrets=secrets,
+        return measured_probes.held(
+            measured_probes.retries(
+                url,
+                service=service,
+                requests=requests,
+                concurrency=concurrency,
+                headers=headers or {},
+                timeout_s=timeout_s,
+                secrets=secrets,
+            ),
+            expect,
         )
 
 
@@ -74,6 +81,7 @@ def measure_overflow(
     waves: int = 30,
     headers: dict = None,
     timeout_s: float = 10.0,
+    expect: dict = None,
     secrets: dict = None,
 ) -> dict:
     """Send `waves` waves of `concurrency` simultaneous GETs to `url` and report how many a
@@ -83,14 +91,17 @@ def measure_overflow(
     http1MaxPendingRequests 1) at concurrency 3 refuses between 1/3 and 2/3.
     """
     with boundary():
-        return measured_probes.overflow(
-            url,
-            service=service,
-            concurrency=concurrency,
-            waves=waves,
-            headers=headers or {},
-            timeout_s=timeout_s,
-            secrets=secrets,
+        return measured_probes.held(
+            measured_probes.overflow(
+                url,
+                service=service,
+                concurrency=concurrency,
+                waves=waves,
+                headers=headers or {},
+                timeout_s=timeout_s,
+                secrets=secrets,
+            ),
+            expect,
         )
 
 
@@ -102,6 +113,7 @@ def measure_ejection(
     pace_s: float = 0.02,
     headers: dict = None,
     timeout_s: float = 10.0,
+    expect: dict = None,
     secrets: dict = None,
 ) -> dict:
     """Send `requests` GETs to `url` one at a time, one per `pace_s`, while an endpoint of
@@ -112,14 +124,17 @@ def measure_ejection(
     ejections. Keep requests x pace_s under baseEjectionTime, or the endpoint comes back.
     """
     with boundary():
-        return measured_probes.ejection(
-            url,
-            service=service,
-            requests=requests,
-            pace_s=pace_s,
-            headers=headers or {},
-            timeout_s=timeout_s,
-            secrets=secrets,
+        return measured_probes.held(
+            measured_probes.ejection(
+                url,
+                service=service,
+                requests=requests,
+                pace_s=pace_s,
+                headers=headers or {},
+                timeout_s=timeout_s,
+                secrets=secrets,
+            ),
+            expect,
         )
 
 

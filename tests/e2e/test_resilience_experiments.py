@@ -1,0 +1,76 @@
+"""The resilience experiments, run by `chaosmesh gate` on the local mesh as a user runs them.
+
+The mesh is started by `chaosmesh local up`; each experiment gets the variables `up` prints
+(and HTTPBIN_URL, httpbin through the mesh, which a cluster's user sets to theirs), so the same
+files run on a cluster with its values. A pass alone could hide a policy that did nothing, so
+each test also reads the journal for what was measured.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chaosmesh_py.kube import Kube
+from tests.conftest import ROOT
+from tests.e2e.localmesh import running_mesh
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def environment(tmp_path_factory):
+    with running_mesh(tmp_path_factory.mktemp("resilience-mesh")) as (environment, _):
+        yield environment
+
+
+def gate(environment, tmp_path, name):
+    """`chaosmesh gate` on experiments/``name``: its process, its verdict, the journal."""
+    done = subprocess.run(
+        [
+            *(BIN / "chaosmesh", "gate", "--journal-dir", tmp_path),
+            *("--json", tmp_path / "gate.json", ROOT / "experiments" / name),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**environment, "CHAOSMESH_LEDGER_DIR": str(tmp_path / "ledger")},
+    )
+    (verdict,) = json.loads((tmp_path / "gate.json").read_text())
+    journal = json.loads((tmp_path / f"{Path(name).stem}.journal.json").read_text())
+    return done, verdict, journal
+
+
+def outputs(journal):
+    return {entry["activity"]["name"]: entry["output"] for entry in journal["run"]}
+
+
+def test_request_timeouts_task_keeps_the_page_fast(environment, tmp_path):
+    done, verdict, journal = gate(environment, tmp_path, "bookinfo-request-timeouts.json")
+    assert done.returncode == 0 and verdict["outcome"] == "pass", (verdict, done.stderr[-3000:])
+    assert journal["chaosmesh"]["rollback_complete"] is True
+    page = outputs(journal)["page-without-reviews-for-jason"]
+    # productpage's two tries of reviews, each cut at 0.5 s: about 1 s, not ratings' 2 s.
+    assert 0.9 <= page["latency_p50_s"] <= 1.8, page
+    assert page["attempts_per_request"] == 2.0, page
+
+
+def test_without_the_timeout_the_same_experiment_fails(environment, tmp_path):
+    experiment = json.loads((ROOT / "experiments/bookinfo-request-timeouts.json").read_text())
+    experiment["method"] = [
+        step for step in experiment["method"] if step["name"] != "reviews-timeout-half-a-second"
+    ]
+    experiment["rollbacks"] = [
+        step for step in experiment["rollbacks"] if step["name"] != "restore-reviews-timeout"
+    ]
+    path = tmp_path / "no-timeout.json"
+    path.write_text(json.dumps(experiment))
+    done, verdict, _ = gate(environment, tmp_path, path)
+    assert done.returncode != 0 and verdict["outcome"] == "fail", verdict
+    # ratings' 2 s reach jason: the page is slow, and the probe says so.
+    assert "page-fast-for-jason" in json.dumps(verdict["reasons"]), verdict
