@@ -13,19 +13,55 @@ from pathlib import Path
 
 import pytest
 
-from chaosmesh_py.kube import Kube
+from chaosmesh_py.kube.client import LOCAL_MESH_CONFIG_MAP
 from tests.conftest import ROOT
 from tests.e2e.localmesh import running_mesh
 
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
+MESH_INFO = (
+    *("get", "configmap", "-n", LOCAL_MESH_CONFIG_MAP[0], LOCAL_MESH_CONFIG_MAP[1]),
+    *("-o", "jsonpath={.data.mesh\\.json}"),
+)
+HTTPBIN_RULE = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: httpbin}
+spec:
+  host: httpbin
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+"""
 
 
 @pytest.fixture(scope="module")
 def environment(tmp_path_factory):
     with running_mesh(tmp_path_factory.mktemp("resilience-mesh")) as (environment, _):
-        yield environment
+        mesh = json.loads(kubectl(environment, *MESH_INFO))
+        # What a cluster's user sets to a URL reaching httpbin through a sidecar.
+        yield {**environment, "HTTPBIN_URL": mesh["services"]["httpbin"]["url"]}
+
+
+def kubectl(environment, *arguments, stdin=None):
+    done = subprocess.run(
+        ["kubectl", "--context", environment["KUBERNETES_CONTEXT"], *arguments],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=environment,
+    )
+    return done.stdout
+
+
+@pytest.fixture
+def httpbin_rule(environment):
+    """httpbin's DestinationRule, as the circuit-breaking task has the user apply it first."""
+    kubectl(environment, "apply", "-n", "bookinfo", "-f", "-", stdin=HTTPBIN_RULE)
+    yield
+    kubectl(environment, "delete", "-n", "bookinfo", "destinationrule", "httpbin")
 
 
 def gate(environment, tmp_path, name):
@@ -74,3 +110,28 @@ def test_without_the_timeout_the_same_experiment_fails(environment, tmp_path):
     assert done.returncode != 0 and verdict["outcome"] == "fail", verdict
     # ratings' 2 s reach jason: the page is slow, and the probe says so.
     assert "page-fast-for-jason" in json.dumps(verdict["reasons"]), verdict
+
+
+def test_circuit_breaking_task_overflows_three_at_once(environment, tmp_path, httpbin_rule):
+    done, verdict, journal = gate(environment, tmp_path, "httpbin-circuit-breaking.json")
+    assert done.returncode == 0 and verdict["outcome"] == "pass", verdict["reasons"]
+    overflow = outputs(journal)["three-at-once-overflow"]
+    assert 1 / 3 <= overflow["overflow_ratio"] <= 2 / 3, overflow
+    # Every refusal was a 503 UO answer, and Envoy counted each one.
+    assert overflow["overloaded_answers"] == overflow["pending_overflows"] > 0, overflow
+    assert overflow["statuses"]["503"] == overflow["overloaded_answers"], overflow
+    # The rule is back as the user wrote it.
+    rule = json.loads(kubectl(environment, "get", "-n", "bookinfo", "dr", "httpbin", "-o", "json"))
+    assert "connectionPool" not in rule["spec"]["trafficPolicy"], rule["spec"]
+
+
+def test_outlier_ejection_of_a_failing_replica(environment, tmp_path, httpbin_rule):
+    from chaosmesh_py.resilience import actions
+
+    if not hasattr(actions, "inject_upstream_fault"):
+        pytest.skip("inject_upstream_fault (rs-inbound) is not here yet")
+    done, verdict, journal = gate(environment, tmp_path, "httpbin-outlier-ejection.json")
+    assert done.returncode == 0 and verdict["outcome"] == "pass", (verdict, done.stderr[-3000:])
+    ejection = outputs(journal)["v1-ejected-after-three-errors"]
+    assert ejection["errors_before_ejection"] == 3 and ejection["ejections"] == 1, ejection
+    assert ejection["requests_after_ejection"] > 100, ejection
