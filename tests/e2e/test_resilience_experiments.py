@@ -135,3 +135,18 @@ def test_outlier_ejection_of_a_failing_replica(environment, tmp_path, httpbin_ru
     ejection = outputs(journal)["v1-ejected-after-three-errors"]
     assert ejection["errors_before_ejection"] == 3 and ejection["ejections"] == 1, ejection
     assert ejection["requests_after_ejection"] > 100, ejection
+
+
+def test_retry_storm_measured_as_the_report_predicts(environment, tmp_path):
+    from chaosmesh_py.resilience import actions, probes
+
+    if not hasattr(actions, "inject_upstream_fault") or not hasattr(probes, "max_amplification"):
+        pytest.skip("inject_upstream_fault (rs-inbound) or max_amplification (rs-report) missing")
+    done, verdict, journal = gate(environment, tmp_path, "bookinfo-ratings-retry-storm.json")
+    assert done.returncode == 0 and verdict["outcome"] == "pass", verdict["reasons"]
+    run = outputs(journal)
+    predicted = run["report-predicts-reviews-to-ratings"]
+    assert predicted == 4
+    assert run["ratings-tries-per-page"]["attempts_per_request"] == predicted
+    # The path's bound: productpage's implicit 3 times 4; reviews absorbs, so it is not reached.
+    assert run["report-predicts-productpage-to-ratings"] == 12
