@@ -88,7 +88,7 @@ def outputs(journal):
 
 def test_request_timeouts_task_keeps_the_page_fast(environment, tmp_path):
     done, verdict, journal = gate(environment, tmp_path, "bookinfo-request-timeouts.json")
-    assert done.returncode == 0 and verdict["outcome"] == "pass", (verdict, done.stderr[-3000:])
+    assert done.returncode == 0 and verdict["outcome"] == "pass", verdict["reasons"]
     assert journal["chaosmesh"]["rollback_complete"] is True
     page = outputs(journal)["page-without-reviews-for-jason"]
     # productpage's two tries of reviews, each cut at 0.5 s: about 1 s, not ratings' 2 s.
@@ -131,7 +131,7 @@ def test_outlier_ejection_of_a_failing_replica(environment, tmp_path, httpbin_ru
     if not hasattr(actions, "inject_upstream_fault"):
         pytest.skip("inject_upstream_fault (rs-inbound) is not here yet")
     done, verdict, journal = gate(environment, tmp_path, "httpbin-outlier-ejection.json")
-    assert done.returncode == 0 and verdict["outcome"] == "pass", (verdict, done.stderr[-3000:])
+    assert done.returncode == 0 and verdict["outcome"] == "pass", verdict["reasons"]
     ejection = outputs(journal)["v1-ejected-after-three-errors"]
     assert ejection["errors_before_ejection"] == 3 and ejection["ejections"] == 1, ejection
     assert ejection["requests_after_ejection"] > 100, ejection
