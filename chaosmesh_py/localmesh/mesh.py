@@ -46,6 +46,11 @@ from chaosmesh_py.localmesh.apiserver.rbac import ADMIN_RULES
 from chaosmesh_py.localmesh.bookinfo import SERVICE_PORT, bookinfo_topology, run_bookinfo
 from chaosmesh_py.localmesh.envoy import ConfigRejected, Envoy
 from chaosmesh_py.localmesh.httpbin import Httpbin
+from chaosmesh_py.localmesh.inbound import (
+    container_port,
+    inbound_listener_name,
+    inbound_stat_prefix,
+)
 from chaosmesh_py.localmesh.prometheus import Prometheus, PrometheusFailed
 from chaosmesh_py.localmesh.telemetry import Telemetry
 from chaosmesh_py.localmesh.topology import Service, Topology, Workload
@@ -393,10 +398,21 @@ class LocalMesh:
                     "sidecar_url": f"http://127.0.0.1:{workload.sidecar_port}",
                     "stat_prefix": f"outbound_{workload.name}",
                     "route_config": f"outbound~{workload.namespace}~{workload.name}",
+                    # The pod's inbound sidecar (chaosmesh_py.localmesh.inbound): its listener
+                    # and HTTP stat prefix (http.<prefix>.fault.* count what it injected).
+                    **(self._inbound_info(workload) if workload.pod_port else {}),
                 }
                 for workload in self.topology.workloads
             },
             "service_port": SERVICE_PORT,
+        }
+
+    def _inbound_info(self, workload: Workload) -> dict[str, Any]:
+        port = container_port(workload, self.topology)
+        return {
+            "inbound_listener": inbound_listener_name(workload),
+            "inbound_stat_prefix": inbound_stat_prefix(workload, port),
+            "container_port": port,
         }
 
     def _prometheus_info(self) -> dict[str, Any]:
