@@ -40,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from chaosmesh_py.localmesh import envoy_filter
 from chaosmesh_py.localmesh.envoy import JsonDict
 from chaosmesh_py.localmesh.kube_proxy import STRICT, load_assignment, mtls_mode
 from chaosmesh_py.localmesh.route import FAULT_FILTER, HTTP_FAULT_TYPE
@@ -99,9 +100,12 @@ def mesh_source() -> JsonDict:
 
 
 def inbound_config(
-    topology: Topology, peer_authentications: Sequence[Mapping[str, Any]]
+    topology: Topology,
+    peer_authentications: Sequence[Mapping[str, Any]],
+    envoy_filters: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[list[JsonDict], list[JsonDict]]:
-    """The inbound listener and app cluster of every pod that serves."""
+    """The inbound listener and app cluster of every pod that serves, with the EnvoyFilters
+    that apply to it (``chaosmesh_py.localmesh.envoy_filter``)."""
     listeners: list[JsonDict] = []
     clusters: list[JsonDict] = []
     pods = sorted(
@@ -111,13 +115,29 @@ def inbound_config(
     for workload in pods:
         port = container_port(workload, topology)
         strict = mtls_mode(workload, peer_authentications) == STRICT
-        listeners.append(_listener(workload, port, strict=strict))
+        applying = envoy_filter.for_workload(workload, envoy_filters)
+        listeners.append(_listener(workload, port, strict=strict, envoy_filters=applying))
         clusters.append(_app_cluster(inbound_cluster_name(workload, port), workload.port))
     return listeners, clusters
 
 
-def _listener(workload: Workload, port: int, *, strict: bool) -> JsonDict:
+def _listener(
+    workload: Workload,
+    port: int,
+    *,
+    strict: bool,
+    envoy_filters: Sequence[Mapping[str, Any]],
+) -> JsonDict:
     cluster = inbound_cluster_name(workload, port)
+    http_filters = envoy_filter.patch_inbound_http_filters(
+        [
+            {"name": FAULT_FILTER, "typed_config": {"@type": HTTP_FAULT_TYPE}},
+            {"name": ROUTER_FILTER, "typed_config": {"@type": ROUTER_TYPE}},
+        ],
+        port=port,
+        chain_name=inbound_chain_name(port),
+        envoy_filters=envoy_filters,
+    )
     manager: JsonDict = {
         "@type": HCM_TYPE,
         "stat_prefix": inbound_stat_prefix(workload, port),
@@ -149,10 +169,7 @@ def _listener(workload: Workload, port: int, *, strict: bool) -> JsonDict:
             ],
             "validate_clusters": False,
         },
-        "http_filters": [
-            {"name": FAULT_FILTER, "typed_config": {"@type": HTTP_FAULT_TYPE}},
-            {"name": ROUTER_FILTER, "typed_config": {"@type": ROUTER_TYPE}},
-        ],
+        "http_filters": http_filters,
         # A sidecar's inbound trusts its caller's X-Forwarded-For, as istiod's (no remote
         # address): the request keeps the headers the caller's sidecar set.
         "use_remote_address": False,

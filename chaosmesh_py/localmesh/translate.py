@@ -141,6 +141,7 @@ def translate(
     rds_config_source: RdsConfigSource,
     *,
     peer_authentications: Sequence[dict[str, Any]] = (),
+    envoy_filters: Sequence[dict[str, Any]] = (),
 ) -> EnvoyConfig:
     """The whole Envoy configuration for ``topology`` under these Istio resources."""
     ordered_services = _oldest_first(virtual_services)
@@ -196,7 +197,9 @@ def translate(
                 ingress=True,
             )
         )
-    inbound_listeners, inbound_clusters = inbound_config(topology, peer_authentications)
+    inbound_listeners, inbound_clusters = inbound_config(
+        topology, peer_authentications, envoy_filters
+    )
     no_sidecar_listeners, no_sidecar_clusters = no_sidecar_config(topology)
     listeners += inbound_listeners + no_sidecar_listeners
     clusters = _clusters(topology, destination_rules) + inbound_clusters + no_sidecar_clusters
