@@ -5,11 +5,15 @@ import urllib.request
 
 import pytest
 
-from tests.local.conftest import through_sidecar
+from chaosmesh_py.istio.inbound_fault import UpstreamFault
+from chaosmesh_py.resilience.actions import inject_upstream_fault
+from chaosmesh_py.resilience.rollbacks import remove_upstream_faults
+from tests.local.conftest import cluster_stat, httpbin_route, through_sidecar
 
 pytestmark = pytest.mark.slow
 
 RATINGS = "ratings-v1"
+V1 = "networking.istio.io/v1"
 
 
 def get(url, headers=None, timeout=5):
@@ -86,3 +90,99 @@ def test_the_destination_reporter_still_names_the_workload(mesh):
         and 'destination_workload="ratings-v1"' in line
     ]
     assert lines, "no destination series for reviews-v2 -> ratings-v1"
+
+
+# --- the upstream fault (an owned EnvoyFilter on the inbound side) ----------------------------
+
+HTTPBIN_CLUSTER = "outbound|8000||httpbin.bookinfo.svc.cluster.local"
+
+
+def inbound_aborts(mesh, *workloads):
+    info = mesh.info()["workloads"]
+    stats = mesh.envoy.stats(r"fault\.aborts_injected")
+    return sum(
+        stats.get(f"http.{info[w]['inbound_stat_prefix']}.fault.aborts_injected", 0)
+        for w in workloads
+    )
+
+
+def test_an_inbound_abort_is_a_real_upstream_error_the_callers_retries_retry(mesh, configuration):
+    httpbin_route(mesh, retries={"attempts": 2, "retryOn": "5xx"})
+    report = inject_upstream_fault(
+        workload_labels={"app": "httpbin"},
+        namespace="bookinfo",
+        abort_http_status=503,
+        configuration=configuration,
+    )
+    assert report["workloads"] == ["httpbin-v1", "httpbin-v2"]
+    assert report["effect"]["verified"] is True
+    assert set(report["effect"]["verifier_hits"]) == {"httpbin-v1", "httpbin-v2"}
+    assert (
+        report["description"] == "aborts 100 % of requests to pods app=httpbin with 503 (inbound)"
+    )
+    aborts_before = inbound_aborts(mesh, "httpbin-v1", "httpbin-v2")
+    retries_before = cluster_stat(mesh, HTTPBIN_CLUSTER, "upstream_rq_retry")
+    url, headers = through_sidecar(mesh, "httpbin", "/status/200")
+    for _ in range(5):
+        assert get(url, headers)[0] == 503
+    # Each request: 1 attempt + 2 retries, each aborted by the server's inbound (a VirtualService
+    # abort at the caller would be 1 local reply and 0 retries).
+    assert inbound_aborts(mesh, "httpbin-v1", "httpbin-v2") - aborts_before == 15
+    assert cluster_stat(mesh, HTTPBIN_CLUSTER, "upstream_rq_retry") - retries_before == 10
+
+    removed = remove_upstream_faults(namespace="bookinfo", configuration=configuration)
+    (entry,) = removed["removed"]
+    assert entry["deleted"] is True
+    assert entry["what"] == report["description"]
+    mesh.sync()
+    fault_filter = inbound_listener(mesh, "httpbin-v1")["filter_chains"][0]["filters"][0]
+    assert set(fault_filter["typed_config"]["http_filters"][0]["typed_config"]) == {"@type"}
+    mesh.api.delete(V1, "VirtualService", "bookinfo", "httpbin")
+
+
+def test_another_writers_envoy_filter_is_left_alone(mesh, configuration):
+    other = {
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "EnvoyFilter",
+        "metadata": {"name": "team-delay", "namespace": "bookinfo"},
+        "spec": UpstreamFault({"app": "details"}, delay_ms=5).envoy_filter_spec(),
+    }
+    mesh.api.create(other)
+    inject_upstream_fault(
+        workload_labels={"app": "details"},
+        namespace="bookinfo",
+        abort_http_status=500,
+        abort_percentage=50,
+        port=9080,
+        configuration=configuration,
+    )
+    removed = remove_upstream_faults(namespace="bookinfo", configuration=configuration)
+    assert len(removed["removed"]) == 1
+    assert mesh.api.get("networking.istio.io/v1alpha3", "EnvoyFilter", "bookinfo", "team-delay")
+    mesh.api.delete("networking.istio.io/v1alpha3", "EnvoyFilter", "bookinfo", "team-delay")
+
+
+def test_an_envoy_filter_the_local_mesh_does_not_apply_says_so_in_its_status(mesh):
+    mesh.api.create(
+        {
+            "apiVersion": "networking.istio.io/v1alpha3",
+            "kind": "EnvoyFilter",
+            "metadata": {"name": "cluster-patch", "namespace": "bookinfo"},
+            "spec": {
+                "configPatches": [
+                    {
+                        "applyTo": "CLUSTER",
+                        "match": {"context": "SIDECAR_OUTBOUND"},
+                        "patch": {"operation": "MERGE", "value": {"connect_timeout": "1s"}},
+                    }
+                ]
+            },
+        }
+    )
+    mesh.sync()
+    found = mesh.api.get("networking.istio.io/v1alpha3", "EnvoyFilter", "bookinfo", "cluster-patch")
+    (condition,) = found["status"]["conditions"]
+    assert condition["status"] == "False"
+    assert condition["reason"] == "NotSupported"
+    assert "applyTo CLUSTER" in condition["message"]
+    mesh.api.delete("networking.istio.io/v1alpha3", "EnvoyFilter", "bookinfo", "cluster-patch")
