@@ -1,6 +1,7 @@
 """Each pod's inbound sidecar on the local mesh, through the real Envoy: a call goes caller's
 sidecar -> server's inbound (istiod's HTTP chain: the fault filter, then the router) -> app."""
 
+import json
 import urllib.request
 
 import pytest
@@ -186,3 +187,36 @@ def test_an_envoy_filter_the_local_mesh_does_not_apply_says_so_in_its_status(mes
     assert condition["reason"] == "NotSupported"
     assert "applyTo CLUSTER" in condition["message"]
     mesh.api.delete("networking.istio.io/v1alpha3", "EnvoyFilter", "bookinfo", "cluster-patch")
+
+
+def test_chaos_run_counts_what_the_upstream_fault_hit_per_pod_and_rolls_it_back(mesh, tmp_path):
+    from tests.local.test_hits import bookinfo_experiment, chaos_run, page_probe
+
+    inject = {
+        "type": "action",
+        "name": "reviews-v1-fails",
+        "provider": {
+            "type": "python",
+            "module": "chaosmesh_py.resilience.actions",
+            "func": "inject_upstream_fault",
+            "arguments": {
+                "workload_labels": {"app": "reviews", "version": "v1"},
+                "namespace": "bookinfo",
+                "abort_http_status": 503,
+            },
+        },
+    }
+    probe = page_probe("pages-during-the-fault", pages=4)
+    probe.pop("tolerance")
+    experiment = bookinfo_experiment(tmp_path, [], [inject, probe])
+    done = chaos_run(mesh, tmp_path, experiment)
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    assert journal["run"][0]["status"] == "succeeded", done.stderr
+    (counted,) = journal["chaosmesh"]["upstream_faults"]
+    assert counted["pods"] == ["reviews-v1"]
+    # Each page calls reviews once (Istio's default retry policy does not retry a 503).
+    assert counted["by_pod"]["reviews-v1"]["aborted"] >= 4
+    assert counted["hits"] == counted["by_pod"]["reviews-v1"]["hits"] >= 4
+    (removed,) = [r for r in journal["chaosmesh"]["rollback"] if "EnvoyFilter" in r["resource"]]
+    assert removed["deleted"] is True
+    assert mesh.api.list("networking.istio.io/v1alpha3", "EnvoyFilter") == []
