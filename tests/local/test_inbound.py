@@ -6,6 +6,8 @@ import urllib.request
 
 import pytest
 
+from chaosmesh_py.faults.actions import inject_abort
+from chaosmesh_py.faults.rollbacks import remove_faults
 from chaosmesh_py.istio.inbound_fault import UpstreamFault
 from chaosmesh_py.resilience.actions import inject_upstream_fault
 from chaosmesh_py.resilience.rollbacks import remove_upstream_faults
@@ -220,3 +222,86 @@ def test_chaos_run_counts_what_the_upstream_fault_hit_per_pod_and_rolls_it_back(
     (removed,) = [r for r in journal["chaosmesh"]["rollback"] if "EnvoyFilter" in r["resource"]]
     assert removed["deleted"] is True
     assert mesh.api.list("networking.istio.io/v1alpha3", "EnvoyFilter") == []
+
+
+def test_chaosmesh_rollback_of_the_run_describes_the_upstream_fault_it_deletes(mesh, configuration):
+    from tests.integration.test_cleanup import chaosmesh
+
+    inject_upstream_fault(
+        workload_labels={"app": "reviews", "version": "v3"},
+        namespace="bookinfo",
+        abort_http_status=503,
+        abort_percentage=50,
+        configuration=configuration,
+    )
+    done = chaosmesh("rollback", "--run", configuration["chaosmesh_run_id"])
+    assert done.returncode == 0, done.stderr
+    assert (
+        "deleted (aborts 50 % of requests to pods app=reviews,version=v3 with 503 (inbound))"
+        in done.stdout
+    ), done.stdout
+    assert mesh.api.list("networking.istio.io/v1alpha3", "EnvoyFilter") == []
+
+
+def httpbin_outlier_detection(mesh):
+    mesh.api.create(
+        {
+            "apiVersion": V1,
+            "kind": "DestinationRule",
+            "metadata": {"name": "httpbin", "namespace": "bookinfo"},
+            "spec": {
+                "host": "httpbin",
+                "trafficPolicy": {
+                    "outlierDetection": {
+                        "consecutive5xxErrors": 1,
+                        "interval": "1s",
+                        "baseEjectionTime": "3m",
+                        "maxEjectionPercent": 100,
+                    }
+                },
+            },
+        }
+    )
+    mesh.sync()
+
+
+def test_the_callers_outlier_detection_ejects_a_pod_failing_on_its_inbound(mesh, configuration):
+    httpbin_outlier_detection(mesh)
+    inject_upstream_fault(
+        workload_labels={"app": "httpbin", "version": "v1"},
+        namespace="bookinfo",
+        abort_http_status=503,
+        configuration=configuration,
+    )
+    ejected_before = cluster_stat(
+        mesh, HTTPBIN_CLUSTER, "outlier_detection.ejections_enforced_total"
+    )
+    url, headers = through_sidecar(mesh, "httpbin", "/status/200")
+    statuses = [get(url, headers)[0] for _ in range(20)]
+    ejected = cluster_stat(mesh, HTTPBIN_CLUSTER, "outlier_detection.ejections_enforced_total")
+    assert ejected - ejected_before == 1
+    # At most the requests before the ejection failed; once v1 is out, v2 answers every one.
+    assert statuses[-10:] == [200] * 10
+    assert 1 <= statuses.count(503) <= 10
+    remove_upstream_faults(namespace="bookinfo", configuration=configuration)
+
+
+def test_a_virtual_service_abort_at_the_caller_ejects_nothing(mesh, configuration):
+    """The contrast (istio#12349): the caller's own local reply never reaches outlier detection."""
+    httpbin_outlier_detection(mesh)
+    httpbin_route(mesh)
+    inject_abort(
+        virtual_service="httpbin",
+        namespace="bookinfo",
+        http_status=503,
+        percentage=100,
+        configuration=configuration,
+    )
+    ejected_before = cluster_stat(
+        mesh, HTTPBIN_CLUSTER, "outlier_detection.ejections_enforced_total"
+    )
+    url, headers = through_sidecar(mesh, "httpbin", "/status/200")
+    assert [get(url, headers)[0] for _ in range(10)] == [503] * 10
+    ejected = cluster_stat(mesh, HTTPBIN_CLUSTER, "outlier_detection.ejections_enforced_total")
+    assert ejected == ejected_before
+    remove_faults(configuration=configuration)
