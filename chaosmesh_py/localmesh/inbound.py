@@ -63,21 +63,16 @@ INBOUND_RETRY_ON = "reset-before-request"
 MAX_THRESHOLD = 2**32 - 1
 
 
-def pod_id(workload: Workload) -> str:
-    """The pod's name where the topology knows one, else the workload's (one pod each)."""
-    return str(getattr(workload, "pod", "") or workload.name)
-
-
 def inbound_listener_name(workload: Workload) -> str:
-    return f"inbound~{workload.namespace}~{pod_id(workload)}"
+    return f"inbound~{workload.namespace}~{workload.instance}"
 
 
 def inbound_stat_prefix(workload: Workload, port: int) -> str:
-    return f"inbound_{pod_id(workload)}_{port}"
+    return f"inbound_{workload.instance}_{port}"
 
 
 def inbound_cluster_name(workload: Workload, port: int) -> str:
-    return f"inbound|{port}||{workload.namespace}~{pod_id(workload)}"
+    return f"inbound|{port}||{workload.namespace}~{workload.instance}"
 
 
 def inbound_chain_name(port: int) -> str:
@@ -110,7 +105,7 @@ def inbound_config(
     clusters: list[JsonDict] = []
     pods = sorted(
         (w for w in topology.workloads if w.pod_port and w.port),
-        key=lambda w: (w.namespace, pod_id(w)),
+        key=lambda w: (w.namespace, w.instance),
     )
     for workload in pods:
         port = container_port(workload, topology)

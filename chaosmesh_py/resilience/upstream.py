@@ -43,12 +43,10 @@ from chaosmesh_py.errors import InvalidInput, NotFound, TargetNotFound
 from chaosmesh_py.faults import injection
 from chaosmesh_py.istio import inbound_fault, owned_object
 from chaosmesh_py.istio.inbound_fault import UpstreamFault
-from chaosmesh_py.kube import Kube, ResourceKind, ResourceRef
+from chaosmesh_py.kube import POD, Kube, ResourceRef
 
 logger = logging.getLogger("chaostoolkit")
 
-# kube.POD once the local API serves Pods (rs-pods); the same kind.
-POD = ResourceKind("", "v1", "pods", "Pod")
 ENVOY_FILTER = next(k.kind for k in editable_kinds() if k.kind.kind == "EnvoyFilter")
 POLL_S = 0.05
 REQUEST_TIMEOUT_S = 1.0
