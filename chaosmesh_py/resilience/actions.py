@@ -154,8 +154,8 @@ _ARGUMENT_CHECKS["set_outlier_detection"] = lambda a: policy_edits.prepare_rule(
 # The logic is in chaosmesh_py.resilience.upstream (docs/resilience.md, "Upstream faults").
 
 from chaosmesh_py.engine import redaction  # noqa: E402
-from chaosmesh_py.engine.access import needs  # noqa: E402
-from chaosmesh_py.engine.activity import boundary  # noqa: E402
+
+# (needs and boundary: imported above, by the policy edits' section)
 from chaosmesh_py.engine.run import run_for  # noqa: E402
 from chaosmesh_py.kube import Kube  # noqa: E402
 from chaosmesh_py.resilience import upstream  # noqa: E402
