@@ -39,7 +39,8 @@ class InjectedUpstream:
 
     activity: str
     envoy_filter: str
-    pods: tuple[str, ...]
+    pods: tuple[str, ...]  # as the action found them in the API
+    labels: Mapping[str, str] = field(default_factory=dict)  # the EnvoyFilter's selector
     verifier_hits: Mapping[str, int] = field(default_factory=dict)
 
 
@@ -63,6 +64,10 @@ def injected(runs: Iterable[Any]) -> list[InjectedUpstream]:
                 activity=str(activity.get("name", "?")),
                 envoy_filter=str(output.get("envoy_filter", "?")),
                 pods=tuple(str(p) for p in output.get("workloads") or ()),
+                labels={
+                    str(k): str(v)
+                    for k, v in ((output.get("fault") or {}).get("workload_labels") or {}).items()
+                },
                 verifier_hits={
                     str(k): int(v) for k, v in (effect.get("verifier_hits") or {}).items()
                 },
@@ -105,7 +110,7 @@ def count(
     counted = []
     for fault in faults:
         by_pod: dict[str, dict[str, int]] = {}
-        for pod in fault.pods:
+        for pod in inbound_pods(meshes[0], fault.labels):
             moved = {
                 name: now.get(_key(pod, counter), 0) - started.get(_key(pod, counter), 0)
                 for counter, name in COUNTERS.items()
@@ -133,6 +138,17 @@ def _entry(
         "hits": UNKNOWN if by_pod is None else sum(p["hits"] for p in by_pod.values()),
         "by_pod": {} if by_pod is None else {pod: dict(c) for pod, c in by_pod.items()},
         "counted": counted,
+    }
+
+
+def inbound_pods(mesh: Mapping[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
+    """The local mesh's pods (as its status names them) that ``labels`` select and that have
+    an inbound sidecar: what an EnvoyFilter's workloadSelector picks there."""
+    return {
+        name: workload
+        for name, workload in sorted((mesh.get("workloads") or {}).items())
+        if workload.get("inbound_stat_prefix")
+        and all((workload.get("labels") or {}).get(k) == v for k, v in labels.items())
     }
 
 

@@ -28,7 +28,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,6 +44,7 @@ from chaosmesh_py.faults import injection
 from chaosmesh_py.istio import inbound_fault, owned_object
 from chaosmesh_py.istio.inbound_fault import UpstreamFault
 from chaosmesh_py.kube import POD, Kube, ResourceRef
+from chaosmesh_py.observe.inbound_hits import inbound_pods
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -100,13 +101,7 @@ def selected_pods(kube: Kube, namespace: str, labels: Mapping[str, str]) -> list
     mesh = kube.local_mesh()
     if mesh is not None and not pods:
         # A local mesh whose API serves no Pods yet: its declared workloads are its pods.
-        names = sorted(
-            name
-            for name, workload in mesh["workloads"].items()
-            if workload.get("pod_url")
-            and mesh.get("namespace", namespace) == namespace
-            and all(workload["labels"].get(k) == v for k, v in labels.items())
-        )
+        names = sorted(inbound_pods(mesh, labels)) if mesh.get("namespace") == namespace else []
         if names:
             return names
     selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
@@ -145,7 +140,7 @@ def inject(
     )
     ref = ResourceRef(ENVOY_FILTER, namespace, created["name"])
     try:
-        effect = verify(kube, pods, fault, verify_url, settings.verify_timeout_s)
+        effect = verify(kube, fault, verify_url, settings.verify_timeout_s)
     except FaultNotObserved:
         ownership.release(kube, ref, run.run_id, run_ledger=run.ledger)
         raise
@@ -178,7 +173,6 @@ def remove(kube: Kube, run: Run, namespace: str) -> dict[str, Any]:
 
 def verify(
     kube: Kube,
-    pods: Sequence[str],
     fault: UpstreamFault,
     verify_url: str | None,
     timeout_s: float,
@@ -187,7 +181,7 @@ def verify(
         return {"verified": False, "checked": "no: verification is off (timeout 0)"}
     mesh = kube.local_mesh()
     if mesh is not None:
-        return _verify_local(mesh, pods, fault, timeout_s)
+        return _verify_local(mesh, fault, timeout_s)
     if verify_url is None:
         return {
             "verified": False,
@@ -198,9 +192,14 @@ def verify(
 
 
 def _verify_local(
-    mesh: Mapping[str, Any], pods: Sequence[str], fault: UpstreamFault, timeout_s: float
+    mesh: Mapping[str, Any], fault: UpstreamFault, timeout_s: float
 ) -> dict[str, Any]:
-    workloads = {name: mesh["workloads"][name] for name in pods if name in mesh["workloads"]}
+    workloads = inbound_pods(mesh, fault.workload_labels)
+    if not workloads:
+        raise FaultNotObserved(
+            "no pod of the local mesh with an inbound sidecar carries "
+            + ",".join(f"{k}={v}" for k, v in sorted(fault.workload_labels.items()))
+        )
     deadline = time.monotonic() + timeout_s + (fault.delay_ms or 0) / 1000
     with EnvoyAdmin(mesh["envoy_admin_socket"]) as admin:
         waiting = set(workloads)
