@@ -83,8 +83,11 @@ def retries(mesh: LocalMesh, requests: int) -> None:
     attempts = stats().get(f"cluster.{CLUSTER}.upstream_rq_total", 0) - before
     remove_upstream_faults(namespace="bookinfo", configuration=RUN)
     print(f"\n50 % inbound abort, 2 retries on 5xx, {requests} requests   measured   predicted")
-    print(f"  user error ratio                               {failed / requests:>8.3f}      0.125")
-    print(f"  attempts per request                           {attempts / requests:>8.3f}      1.750")
+    for label, measured, predicted in (
+        ("user error ratio", failed / requests, 0.5**3),
+        ("attempts per request", attempts / requests, 1 + 0.5 + 0.25),
+    ):
+        print(f"  {label:<46} {measured:>8.3f} {predicted:>10.3f}")
 
 
 def main() -> int:
