@@ -37,6 +37,10 @@ from bench.local_mesh import running_mesh  # noqa: E402
 from chaosmesh_py.localmesh.envoy import EnvoyConfig  # noqa: E402
 from chaosmesh_py.localmesh.kube_proxy import load_assignment  # noqa: E402
 from chaosmesh_py.localmesh.topology import free_ports  # noqa: E402
+from chaosmesh_py.localmesh.translate import (  # noqa: E402
+    sidecar_listener_name,
+    sidecar_route_config_name,
+)
 
 CALLER = "sleep"
 SERVER = "httpbin-v1"
@@ -50,9 +54,9 @@ def bench_config(mesh: Any, ports: dict[str, int]) -> EnvoyConfig:
     workloads = {w.name: w for w in mesh.topology.workloads}
     caller, server = workloads[CALLER], workloads[SERVER]
     listener = next(
-        item for item in config.listeners if item["name"] == f"sidecar~bookinfo~{caller.name}"
+        item for item in config.listeners if item["name"] == sidecar_listener_name(caller)
     )
-    route_config = config.route_configs[f"outbound~bookinfo~{caller.name}"]
+    route_config = config.route_configs[sidecar_route_config_name(caller)]
     host = mesh.info()["services"][SERVICE]["host"]
     virtual_host = next(
         vhost for vhost in route_config["virtual_hosts"] if host in vhost["domains"]
@@ -104,9 +108,6 @@ def main() -> int:
         print("skipped: wrk is not installed (Debian: apt-get install wrk)")
         return 0
     with running_mesh() as mesh:
-        if "inbound_listener" not in mesh.info()["workloads"][SERVER]:
-            print("skipped: this mesh has no inbound listeners")
-            return 0
         spare = free_ports()
         ports = {"via-inbound": next(spare), "app-direct": next(spare)}
         mesh.envoy.apply(bench_config(mesh, ports))

@@ -30,18 +30,11 @@ def test_a_tightened_circuit_breaker_overflows_as_the_limits_predict(mesh):
     held(scenarios.overflow(mesh, concurrencies=(1, 3)))
 
 
-def needs_inbound_listeners(mesh):
-    if "inbound_listener" not in mesh.info()["workloads"]["httpbin-v1"]:
-        pytest.skip("the local mesh has no inbound listeners yet (rs-inbound)")
-
-
 def test_a_failing_replica_is_ejected_and_the_error_ratio_returns_to_baseline(mesh):
-    needs_inbound_listeners(mesh)
     held(scenarios.ejection(mesh))
 
 
 def test_tries_multiply_along_a_call_path_as_predicted(mesh):
-    needs_inbound_listeners(mesh)
     held(scenarios.multi_hop_amplification(mesh))
 
 
