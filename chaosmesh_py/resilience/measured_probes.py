@@ -93,6 +93,7 @@ def held(result: dict[str, Any], expect: object) -> dict[str, Any]:
 
 def check_common(arguments: Mapping[str, Any]) -> None:
     """The checks every measurement probe shares, before any request."""
+    checks.text("service", arguments.get("service"))
     check_load(
         arguments.get("url"),
         arguments.get("requests", 1),

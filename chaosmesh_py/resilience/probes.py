@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chaosmesh_py import checks
 from chaosmesh_py.engine.access import needs, nothing
 from chaosmesh_py.engine.activity import boundary
 from chaosmesh_py.resilience import measured_probes
@@ -138,12 +137,7 @@ def measure_ejection(
         )
 
 
-def _check_measurement(arguments: Mapping[str, Any]) -> None:
-    checks.text("service", arguments.get("service"))
-    measured_probes.check_common(arguments)
-
-
 for _probe in ("measure_retries", "measure_overflow", "measure_ejection"):
-    _ARGUMENT_CHECKS[_probe] = _check_measurement
+    _ARGUMENT_CHECKS[_probe] = measured_probes.check_common
 
 __all__ += ["measure_ejection", "measure_overflow", "measure_retries"]
