@@ -274,6 +274,7 @@ class RoutePolicy:
     retries: Retries
     fault_delay_s: float  # a fixed delay every request of the route meets (fault at 100 %)
     destinations: tuple[DestinationPolicy, ...]
+    methods: tuple[str, ...] = ()  # the HTTP methods its match entries name (exact)
 
     @property
     def worst_case_s(self) -> float | None:
@@ -302,6 +303,7 @@ class RoutePolicy:
             "fault_delay_s": self.fault_delay_s,
             "worst_case_s": self.worst_case_s,
             "destinations": [d.to_json() for d in self.destinations],
+            "methods": list(self.methods),
         }
 
 
@@ -474,6 +476,15 @@ def _reachable_routes(
                 timeout_s=_seconds_or_none(rule.get("timeout")),
                 retries=route_retries(rule.get("retries")),
                 fault_delay_s=_certain_delay_s(rule.get("fault")),
+                methods=tuple(
+                    sorted(
+                        {
+                            str((m.get("method") or {}).get("exact"))
+                            for m in applicable
+                            if m and (m.get("method") or {}).get("exact")
+                        }
+                    )
+                ),
                 destinations=tuple(
                     _destination(
                         weighted.get("destination") or {},
