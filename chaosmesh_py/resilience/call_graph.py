@@ -12,8 +12,8 @@ Declared: a list of ``{"source": "productpage", "destination": "reviews"}``, eac
 ``source_labels``, ``source_workload`` and ``port`` (the service port called). A file holds that
 list as JSON or YAML, or a mapping with the list under ``edges``.
 
-From metrics: ``istio_requests_total`` as the callers' sidecars report it (``reporter="source"``)
-over a window, one edge per (source workload, destination service) that had requests; the
+From metrics: ``istio_requests_total`` as the callers' sidecars report it (``reporter="source"``),
+one edge per (source workload, destination service) counter scraped within a window; the
 caller's labels are the metric's ``source_app`` / ``source_version`` (Istio's ``app`` and
 ``version`` labels).
 """
@@ -183,12 +183,15 @@ def parse_window(value: object, field_name: str = "window") -> str:
 
 
 def edges_from_metrics(url: str, window: str, namespaces: Sequence[str]) -> list[Edge]:
-    """Every (source workload -> destination service) pair with requests over ``window``, as the
-    callers' sidecars reported them; only pairs touching ``namespaces`` (all when empty)."""
+    """Every (source workload -> destination service) pair whose request counter Prometheus
+    scraped within ``window``, as the callers' sidecars report them; only pairs touching
+    ``namespaces`` (all when empty). A pair's counter exists once it has been called and lives
+    as long as the caller's proxy, so this is every call since then, not only recent ones (a
+    rate over the window would miss a pair whose counter appeared with its last request)."""
     promql = (
-        "sum by (source_workload, source_workload_namespace, source_canonical_service, "
+        "group by (source_workload, source_workload_namespace, source_canonical_service, "
         "source_app, source_version, destination_service) "
-        f'(increase(istio_requests_total{{reporter="source"}}[{parse_window(window)}])) > 0'
+        f'(last_over_time(istio_requests_total{{reporter="source"}}[{parse_window(window)}]))'
     )
     edges = []
     for series in prometheus.query(url, promql):
