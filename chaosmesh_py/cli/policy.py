@@ -122,18 +122,15 @@ def report(
         "max_amplification": "--max-amplification",
         "max_paths": "--max-paths",
     }
+    secrets = {"KUBERNETES_CONTEXT": context} if context else None
     try:
         request = policy_request.parse_request(arguments)
+        built = policy_request.produce(request, secrets).report
     except InvalidInput as error:
         option = next((o for f, o in field_options.items() if error.field.startswith(f)), None)
         raise InvalidInput(
             f"{option} ({error.field})" if option else error.field, error.problem, error.fix
         ) from None
-    secrets = {"KUBERNETES_CONTEXT": context} if context else None
-    try:
-        built = policy_request.produce(request, secrets).report
-    except InvalidInput:
-        raise
     except ChaosMeshError as error:
         click.echo(f"error: {error}", err=True)
         click.echo("no report: fix the above and run again", err=True)

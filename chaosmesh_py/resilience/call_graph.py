@@ -246,7 +246,7 @@ def read_objects(kube: Kube, namespaces: Sequence[str], version: str = "v1") -> 
         )
         if scope is not None and not any(found):
             raise InvalidInput(
-                "namespace",
+                "namespaces",
                 f"{scope!r} holds no Service, VirtualService or DestinationRule",
                 "name the namespace the services run in (-n, repeatable)",
             )
