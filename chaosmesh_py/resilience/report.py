@@ -34,7 +34,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaosmesh_py.istio.effective_policy import EffectivePolicy, RoutePolicy, effective_route_policy
+from chaosmesh_py.istio.effective_policy import (
+    EffectivePolicy,
+    PolicyIndex,
+    RoutePolicy,
+    call_host,
+)
 from chaosmesh_py.istio.routing import service_namespace
 from chaosmesh_py.resilience.call_graph import Edge, IstioObjects
 
@@ -105,27 +110,15 @@ def node_of(fqdn: str) -> str:
 
 
 def analyse_edges(edges: Iterable[Edge], objects: IstioObjects) -> list[AnalysedEdge]:
-    """Each distinct edge with its effective policy (duplicates, e.g. declared twice, once)."""
-    unique = {edge.key(): edge for edge in edges}
+    """Each distinct edge with its effective policy (duplicates, e.g. declared twice, once); a
+    Service with one port gives the port when the edge names none."""
+    index = PolicyIndex(objects.virtual_services, objects.destination_rules)
     analysed = []
-    for edge in unique.values():
-        policy = effective_route_policy(
-            objects.virtual_services,
-            objects.destination_rules,
-            source_namespace=edge.namespace,
-            source_labels=edge.labels,
-            host=edge.host,
-            port=edge.port,
+    for edge in {edge.key(): edge for edge in edges}.values():
+        port = edge.port or objects.service_ports.get(call_host(edge.host, edge.namespace))
+        policy = index.effective(
+            source_namespace=edge.namespace, source_labels=edge.labels, host=edge.host, port=port
         )
-        if edge.port is None and policy.host in objects.service_ports:
-            policy = effective_route_policy(
-                objects.virtual_services,
-                objects.destination_rules,
-                source_namespace=edge.namespace,
-                source_labels=edge.labels,
-                host=edge.host,
-                port=objects.service_ports[policy.host],
-            )
         analysed.append(AnalysedEdge(edge, policy))
     return sorted(analysed, key=lambda a: (a.source, a.destination, a.edge.workload))
 

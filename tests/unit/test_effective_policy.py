@@ -10,10 +10,9 @@ import pytest
 from chaosmesh_py.istio.effective_policy import (
     DEFAULT_RETRY_ON,
     effective_route_policy,
-    merge_traffic_policy,
-    port_traffic_policy,
     route_retries,
 )
+from chaosmesh_py.istio.traffic_policy import merge_traffic_policy, port_traffic_policy
 
 
 def vs(name: str, hosts: list[str], http: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -345,3 +344,19 @@ def test_the_callers_namespace_destination_rule_wins_and_export_to_hides():
     hidden = dr("hidden", "ratings", exportTo=["."], trafficPolicy={"connectionPool": POOL})
     assert not policy(drs=[hidden], host="ratings.default", namespace="shop").circuit_breaker
     assert policy(drs=[hidden]).circuit_breaker
+
+
+def test_a_mesh_wide_wildcard_rule_in_the_root_namespace_applies_unless_a_nearer_one_does():
+    mesh_wide = dr(
+        "mesh-wide",
+        "*.svc.cluster.local",
+        namespace="istio-system",
+        trafficPolicy={"outlierDetection": OUTLIER},
+    )
+    assert policy(drs=[mesh_wide]).outlier_detection
+    assert policy(drs=[mesh_wide]).routes[0].destinations[0].destination_rule == (
+        "istio-system/mesh-wide"
+    )
+    nearer = dr("ratings", "ratings", trafficPolicy={"connectionPool": POOL})
+    effective = policy(drs=[mesh_wide, nearer])
+    assert (effective.circuit_breaker, effective.outlier_detection) == (True, False)
