@@ -103,7 +103,7 @@ def policy_findings(
     """The report's findings (each: kind, where, message, fix), only those of `kind` when given
     (amplification, timeout_inversion, per_try_timeout, no_circuit_breaker,
     no_outlier_detection, cycle, retries_non_idempotent). A steady-state hypothesis asserts
-    none with a tolerance of []."""
+    none with the tolerance [[]] (the output is one of its items: the empty list)."""
     with boundary():
         _check_kind(kind)
         request = policy_request.parse_request({**locals()})
