@@ -56,7 +56,7 @@ def policy_report(
     "paths" (entry, leaf, nodes, attempts, max_attempts, max_attempts_on_503, worst_case_s),
     "max_amplification", "findings" (kind, where, message, fix) and "summary"."""
     with boundary():
-        request = policy_request.parse_request({**locals()})
+        request = _checked({**locals()})
         return policy_request.produce(request, secrets).report
 
 
@@ -77,8 +77,7 @@ def max_amplification(
     the attempts along the worst path between them; any entry / any leaf when not given).
     Nodes are services, "name.namespace" (a bare name: in the first of `namespaces`)."""
     with boundary():
-        arguments = {**locals()}
-        request = policy_request.parse_request(arguments)
+        request = _checked({**locals()})
         analysis = policy_request.produce(request, secrets)
         ends = [_node(value, request, analysis) for value in (entry, leaf)]
         amplification = analysis.graph.amplification(ends[0], ends[1])
@@ -105,13 +104,14 @@ def policy_findings(
     no_outlier_detection, cycle, retries_non_idempotent). A steady-state hypothesis asserts
     none with the tolerance [[]] (the output is one of its items: the empty list)."""
     with boundary():
-        _check_kind(kind)
-        request = policy_request.parse_request({**locals()})
+        request = _checked({**locals()})
         findings = policy_request.produce(request, secrets).report["findings"]
         return [f for f in findings if kind is None or f["kind"] == kind]
 
 
-def _node(value: str | None, request: Any, analysis: report.Analysis) -> str | None:
+def _node(
+    value: str | None, request: policy_request.ReportRequest, analysis: report.Analysis
+) -> str | None:
     if value is None:
         return None
     node = value if "." in value else f"{value}.{request.default_namespace}"
@@ -123,24 +123,22 @@ def _node(value: str | None, request: Any, analysis: report.Analysis) -> str | N
     return node
 
 
-def _check_kind(kind: object) -> None:
+def _checked(arguments: Mapping[str, Any]) -> policy_request.ReportRequest:
+    """Every argument checked (no request sent); the report request they make."""
+    kind = arguments.get("kind")
     if kind is not None and kind not in report.FINDING_KINDS:
         raise InvalidInput(
             "kind", f"{kind!r} is not a finding kind", f"one of {list(report.FINDING_KINDS)}"
         )
-
-
-def _check_report(arguments: Mapping[str, Any]) -> None:
-    policy_request.parse_request(arguments)
-    _check_kind(arguments.get("kind"))
     for end in ("entry", "leaf"):
         value = arguments.get(end)
         if value is not None and not (isinstance(value, str) and value):
             raise InvalidInput(end, f"must be a service name, got {value!r}", 'e.g. "productpage"')
+    return policy_request.parse_request(arguments)
 
 
 for _probe in ("policy_report", "max_amplification", "policy_findings"):
-    _ARGUMENT_CHECKS[_probe] = _check_report
+    _ARGUMENT_CHECKS[_probe] = _checked
 
 
 # ------------------------------------------------------------ measured on the data plane

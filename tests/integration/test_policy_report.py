@@ -174,3 +174,13 @@ def test_cli_exits_0_when_nothing_is_found(api, tmp_path):
     result = chaosmesh("policy", "report", "-n", NAMESPACE, "--edges", str(edges))
     assert result.exit_code == 0, result.output
     assert "FINDINGS (0)" in result.output
+
+
+def test_entry_and_leaf_are_checked_and_named(api):
+    with pytest.raises(ActivityFailed, match="entry: must be a service name"):
+        max_amplification(entry=5, **GRAPH)
+    with pytest.raises(ActivityFailed, match="'checkout' is no node of the call graph") as unknown:
+        max_amplification(entry="checkout", **GRAPH)
+    assert f"productpage.{NAMESPACE}" in str(unknown.value)
+    with pytest.raises(ActivityFailed, match="no call path from"):
+        max_amplification(entry="details", leaf="ratings", **GRAPH)
