@@ -61,6 +61,13 @@ def policy() -> None:
 )
 @click.option("--max-paths", type=int, default=200, show_default=True, help="paths listed")
 @click.option(
+    "--ignore",
+    multiple=True,
+    metavar="KIND",
+    help="leave findings of this kind out, and out of the exit status (repeatable), e.g. "
+    "no_circuit_breaker",
+)
+@click.option(
     "--context",
     default=None,
     help="the kubeconfig context to use (default: KUBERNETES_CONTEXT, else the current one)",
@@ -82,6 +89,7 @@ def report(
     prometheus_url: str,
     max_amplification: int,
     max_paths: int,
+    ignore: tuple[str, ...],
     context: str | None,
     istio_api_version: str,
     as_json: bool,
@@ -110,6 +118,7 @@ def report(
         "prometheus_url": prometheus_url,
         "max_amplification": max_amplification,
         "max_paths": max_paths,
+        "ignore": list(ignore),
         "configuration": {"chaosmesh_istio_api_version": istio_api_version},
     }
     field_options = {
@@ -121,6 +130,7 @@ def report(
         "prometheus_url": "--prometheus",
         "max_amplification": "--max-amplification",
         "max_paths": "--max-paths",
+        "ignore": "--ignore",
     }
     secrets = {"KUBERNETES_CONTEXT": context} if context else None
     try:

@@ -35,6 +35,7 @@ class ReportRequest:
     window: str
     max_amplification: int
     max_paths: int
+    ignore: tuple[str, ...] = ()
     istio_version: str = "v1"
 
     @property
@@ -84,6 +85,7 @@ def parse_request(arguments: Mapping[str, Any]) -> ReportRequest:
         max_paths=checks.whole(
             "max_paths", arguments.get("max_paths", report.DEFAULT_MAX_PATHS), 1, MAX_PATHS
         ),
+        ignore=_kinds(arguments.get("ignore")),
         istio_version=Settings.from_configuration(arguments.get("configuration")).kind.version,
     )
 
@@ -98,6 +100,18 @@ def _namespaces(value: object) -> tuple[str, ...]:
             "namespaces", f"must be a namespace or a list of them, got {shown(value)}"
         )
     return tuple(dict.fromkeys(parse_namespace(n, "namespaces") for n in value))
+
+
+def _kinds(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple) or any(k not in report.FINDING_KINDS for k in value):
+        raise InvalidInput(
+            "ignore",
+            f"must be a list of finding kinds, got {shown(value)}",
+            f"kinds are {list(report.FINDING_KINDS)}",
+        )
+    return tuple(value)
 
 
 def needs(arguments: Mapping[str, Any]) -> list[Access]:
@@ -133,6 +147,7 @@ def produce(request: ReportRequest, secrets: Mapping[str, Any] | None) -> report
         objects,
         max_amplification=request.max_amplification,
         max_paths=request.max_paths,
+        ignore=request.ignore,
     )
     built.report["edges_from"] = source
     built.report["namespaces"] = list(request.namespaces) or None

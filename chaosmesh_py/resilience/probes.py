@@ -46,6 +46,7 @@ def policy_report(
     window: str = "10m",
     max_amplification: int = report.DEFAULT_MAX_AMPLIFICATION,
     max_paths: int = report.DEFAULT_MAX_PATHS,
+    ignore: list = None,
     configuration: dict = None,
     secrets: dict = None,
 ) -> dict:
@@ -54,7 +55,8 @@ def policy_report(
     implicit_default, retries_5xx, retries_gateway_errors, retries_connect_failure,
     worst_case_s, circuit_breaker, outlier_detection, worst_path_amplification, routes),
     "paths" (entry, leaf, nodes, attempts, max_attempts, max_attempts_on_503, worst_case_s),
-    "max_amplification", "findings" (kind, where, message, fix) and "summary"."""
+    "max_amplification", "findings" (kind, where, message, fix; those of the `ignore` kinds
+    left out) and "summary"."""
     with boundary():
         request = _checked({**locals()})
         return policy_request.produce(request, secrets).report

@@ -459,8 +459,10 @@ def build_report(
     *,
     max_amplification: int = DEFAULT_MAX_AMPLIFICATION,
     max_paths: int = DEFAULT_MAX_PATHS,
+    ignore: Iterable[str] = (),
 ) -> Analysis:
-    """The policy report of these edges under these objects."""
+    """The policy report of these edges under these objects; findings of the ``ignore`` kinds
+    are left out (and counted as ignored)."""
     analysed = analyse_edges(edges, objects)
     graph = build_graph(analysed)
     paths: dict[tuple[str, ...], Path] = {}
@@ -472,12 +474,14 @@ def build_report(
         paths.setdefault(path.nodes, path)
     ranked = sorted((p for p in paths.values() if p.hops), key=lambda p: (-p.max_attempts, p.nodes))
     shown = ranked[:max_paths]
-    findings = (
+    every_finding = (
         amplification_findings(shown, max_amplification)
         + inversion_findings(graph)
         + cycle_findings(graph)
         + [finding for edge in analysed for finding in edge_findings(edge)]
     )
+    ignored = set(ignore)
+    findings = [f for f in every_finding if f["kind"] not in ignored]
     edges_json = []
     for edge in analysed:
         described = edge.to_json()
@@ -495,6 +499,7 @@ def build_report(
             "edges": len(analysed),
             "nodes": len(graph.order),
             "findings": _count_kinds(findings),
+            "ignored": _count_kinds(f for f in every_finding if f["kind"] in ignored),
             "amplification_threshold": max_amplification,
         },
     }

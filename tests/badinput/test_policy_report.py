@@ -178,3 +178,8 @@ def test_probe_arguments_are_refused_before_a_run(tmp_path, write, words):
     assert result.exit_code == 2, result.output
     assert words in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_unknown_kind_to_ignore_lists_the_kinds(isolated):
+    result = report("--from-metrics", "--ignore", "slow_things")
+    assert_refused(result, ["--ignore (ignore)", "finding kinds", "no_circuit_breaker"])

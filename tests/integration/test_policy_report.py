@@ -176,6 +176,23 @@ def test_cli_exits_0_when_nothing_is_found(api, tmp_path):
     assert "FINDINGS (0)" in result.output
 
 
+def test_cli_ignores_the_kinds_it_is_told_to(api, tmp_path):
+    edges = tmp_path / "edges.json"
+    edges.write_text(json.dumps(BOOKINFO_EDGES))
+    arguments = ["policy", "report", "-n", NAMESPACE, "--edges", str(edges), "--json"]
+    result = chaosmesh(
+        *arguments, "--ignore", "no_circuit_breaker", "--ignore", "no_outlier_detection"
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)["summary"]
+    assert summary["ignored"]["no_circuit_breaker"] == 3
+    assert sum(summary["findings"].values()) == 0
+    lowered = chaosmesh(*arguments, "--ignore", "no_circuit_breaker", "--max-amplification", "8")
+    assert lowered.exit_code == 1
+    kinds = {f["kind"] for f in json.loads(lowered.output)["findings"]}
+    assert kinds == {"amplification", "no_outlier_detection"}
+
+
 def test_entry_and_leaf_are_checked_and_named(api):
     with pytest.raises(ActivityFailed, match="entry: must be a service name"):
         max_amplification(entry=5, **GRAPH)
