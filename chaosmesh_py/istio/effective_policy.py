@@ -440,7 +440,7 @@ def _reachable_routes(
                 virtual_service=name,
                 route=str(rule.get("name") or f"http[{index}]"),
                 index=index,
-                conditional=not any(_catches_all(m) for m in applicable),
+                conditional=not any(_catches_all(m, port) for m in applicable),
                 timeout_s=_seconds_or_none(rule.get("timeout")),
                 retries=route_retries(rule.get("retries")),
                 fault_delay_s=_certain_delay_s(rule.get("fault")),
@@ -499,10 +499,13 @@ def _applies_to(
     return not wanted or wanted == source_namespace
 
 
-def _catches_all(match: Mapping[str, Any] | None) -> bool:
-    """Every request of a caller this entry applies to meets it: no request conditions."""
+def _catches_all(match: Mapping[str, Any] | None, port: int | None) -> bool:
+    """Every request of a caller this entry applies to meets it: no request conditions (a
+    ``port`` condition is one when the called port is not known)."""
     if match is None:
         return True
+    if match.get("port") and port is None:
+        return False
     request_conditions = (
         "headers",
         "withoutHeaders",

@@ -360,3 +360,23 @@ def test_a_mesh_wide_wildcard_rule_in_the_root_namespace_applies_unless_a_nearer
     nearer = dr("ratings", "ratings", trafficPolicy={"connectionPool": POOL})
     effective = policy(drs=[mesh_wide, nearer])
     assert (effective.circuit_breaker, effective.outlier_detection) == (True, False)
+
+
+def test_a_port_match_shadows_later_routes_only_when_the_called_port_is_known():
+    on_9080 = {
+        "name": "on-9080",
+        "match": [{"port": 9080}],
+        "route": to("ratings"),
+        "timeout": "1s",
+    }
+    on_8080 = {
+        "name": "on-8080",
+        "match": [{"port": 8080}],
+        "route": to("ratings"),
+        "timeout": "2s",
+    }
+    rest = {"name": "rest", "route": to("ratings")}
+    services = [vs("ratings", ["ratings"], [on_9080, on_8080, rest])]
+    assert [r.route for r in policy(services, port=9080).routes] == ["on-9080"]
+    assert [r.route for r in policy(services, port=8080).routes] == ["on-8080"]
+    assert [r.route for r in policy(services).routes] == ["on-9080", "on-8080", "rest"]
