@@ -41,6 +41,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.istio.fault import parse_duration_ms
 from chaosmesh_py.istio.routing import (
     CLUSTER_DOMAIN,
@@ -328,13 +329,18 @@ class PolicyIndex:
     ) -> EffectivePolicy:
         fqdn = call_host(host, source_namespace)
         for virtual_service in self._virtual_services(fqdn, source_namespace):
-            routes = _reachable_routes(
-                virtual_service,
-                source_namespace,
-                source_labels,
-                port,
-                lambda host: self.destination_rules(host, source_namespace),
-            )
+            try:
+                routes = _reachable_routes(
+                    virtual_service,
+                    source_namespace,
+                    source_labels,
+                    port,
+                    lambda host: self.destination_rules(host, source_namespace),
+                )
+            except InvalidInput:
+                # A duration istiod cannot read (a cluster without Istio's webhook admitted
+                # it): istiod rejects the whole VirtualService, so it applies to nothing.
+                continue
             if routes:  # none left for this caller: istiod falls through to the next one
                 return EffectivePolicy(fqdn, tuple(routes))
         default = RoutePolicy(

@@ -41,6 +41,7 @@ from chaosmesh_py.istio.effective_policy import (
     call_host,
 )
 from chaosmesh_py.istio.routing import service_namespace
+from chaosmesh_py.istio.traffic_policy import positive
 from chaosmesh_py.resilience.call_graph import Edge, IstioObjects
 
 DEFAULT_MAX_AMPLIFICATION = 10
@@ -99,6 +100,11 @@ class AnalysedEdge:
             "fault_delay_s": worst.fault_delay_s,
             "circuit_breaker": self.policy.circuit_breaker,
             "outlier_detection": self.policy.outlier_detection,
+            # Envoy's cap on retries in flight to the destination (Istio's default: 2^32-1).
+            "max_retries_in_flight": positive(
+                ((self.policy.connection_pool or {}).get("http") or {}).get("maxRetries")
+            )
+            or None,
             "routes": [route.to_json() for route in self.policy.routes],
         }
 
@@ -418,7 +424,8 @@ def amplification_findings(paths: Sequence[Path], threshold: int) -> list[dict[s
             f"{path.nodes[-1]} ({' x '.join(str(h.attempts) for h in path.hops)}), above "
             f"{threshold}",
             "retry at one hop only (attempts: 0 on the others, which also turns off Istio's "
-            "implicit retries), or retry only connect-failure,refused-stream on inner hops",
+            "implicit retries), retry only connect-failure,refused-stream on inner hops, or "
+            "cap the retries in flight with a DestinationRule's connectionPool.http.maxRetries",
             path=list(path.nodes),
             max_attempts=path.max_attempts,
         )

@@ -380,3 +380,10 @@ def test_a_port_match_shadows_later_routes_only_when_the_called_port_is_known():
     assert [r.route for r in policy(services, port=9080).routes] == ["on-9080"]
     assert [r.route for r in policy(services, port=8080).routes] == ["on-8080"]
     assert [r.route for r in policy(services).routes] == ["on-9080", "on-8080", "rest"]
+
+
+def test_a_virtual_service_istiod_cannot_read_applies_to_nothing():
+    broken = vs("ratings", ["ratings"], [{"route": to("ratings"), "timeout": "soon"}])
+    effective = policy([broken])
+    assert effective.routes[0].virtual_service is None
+    assert effective.implicit

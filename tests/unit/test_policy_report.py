@@ -185,7 +185,7 @@ def test_a_circuit_breaker_and_outlier_detection_silence_their_findings():
         "spec": {
             "host": "b",
             "trafficPolicy": {
-                "connectionPool": {"tcp": {"maxConnections": 10}},
+                "connectionPool": {"tcp": {"maxConnections": 10}, "http": {"maxRetries": 3}},
                 "outlierDetection": {"consecutive5xxErrors": 2},
             },
         },
@@ -193,6 +193,8 @@ def test_a_circuit_breaker_and_outlier_detection_silence_their_findings():
     built = report([("a", "b")], vs("b", retries={"attempts": 0}), destination_rules=[rule])
     assert built.report["findings"] == []
     assert built.report["summary"]["findings"]["no_circuit_breaker"] == 0
+    assert built.report["edges"][0]["max_retries_in_flight"] == 3
+    assert report([("a", "b")]).report["edges"][0]["max_retries_in_flight"] is None
 
 
 # --- declared edges -------------------------------------------------------------------------
