@@ -89,15 +89,15 @@ class DestinationPolicy:
 
     @property
     def circuit_breaker(self) -> bool:
-        """A connection pool limit that can overflow (a connect timeout alone breaks nothing)."""
+        """A connection-pool limit that sheds load when reached (503, flag UO): connections,
+        pending or concurrent requests. A connect timeout, maxRequestsPerConnection or the
+        maxRetries cap alone shed nothing."""
         pool = self.connection_pool or {}
         tcp, http_ = pool.get("tcp") or {}, pool.get("http") or {}
         limits = (
             tcp.get("maxConnections"),
             http_.get("http1MaxPendingRequests"),
             http_.get("http2MaxRequests"),
-            http_.get("maxRequestsPerConnection"),
-            http_.get("maxRetries"),
         )
         return any(positive(limit) for limit in limits)
 
