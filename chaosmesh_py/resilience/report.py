@@ -197,7 +197,7 @@ class Graph:
 
     def through(self, edge: AnalysedEdge) -> int:
         """The attempts amplification of the worst path through ``edge`` (0: a cut edge)."""
-        if self.worst_edge.get((edge.source, edge.destination)) is None or edge in self.cut:
+        if any((c.source, c.destination) == (edge.source, edge.destination) for c in self.cut):
             return 0
         return self.up[edge.source][0] * edge.attempts * self.down[edge.destination][0]
 

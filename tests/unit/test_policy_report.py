@@ -82,6 +82,8 @@ def test_parallel_edges_of_one_caller_count_at_their_worst():
     built = build_report([v1, v2], IstioObjects((only_v2,), (), {}))
     assert [e["attempts"] for e in built.report["edges"]] == [1, 10]
     assert built.report["max_amplification"] == 10
+    # Each workload's edge says the worst path through itself.
+    assert [e["worst_path_amplification"] for e in built.report["edges"]] == [1, 10]
 
 
 def test_a_cycle_is_cut_and_said():
