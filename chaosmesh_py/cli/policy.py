@@ -204,6 +204,12 @@ def format_text(built: dict[str, Any]) -> str:
         lines.append(f"      fix: {finding['fix']}")
     if not built["findings"]:
         lines.append("  none")
+    if built.get("unread_namespaces"):
+        lines += [
+            "",
+            f"note: edges reach {', '.join(built['unread_namespaces'])}, whose VirtualServices "
+            "and DestinationRules were not read (not among -n): add them with -n",
+        ]
     return "\n".join(lines)
 
 

@@ -17,6 +17,8 @@ from chaosmesh_py import checks
 from chaosmesh_py.engine.access import Access
 from chaosmesh_py.errors import InvalidInput, shown
 from chaosmesh_py.faults.injection import Settings
+from chaosmesh_py.istio.effective_policy import call_host
+from chaosmesh_py.istio.routing import service_namespace
 from chaosmesh_py.kube import Kube
 from chaosmesh_py.kube.names import parse_namespace
 from chaosmesh_py.observe import prometheus, prometheus_source
@@ -151,7 +153,19 @@ def produce(request: ReportRequest, secrets: Mapping[str, Any] | None) -> report
     )
     built.report["edges_from"] = source
     built.report["namespaces"] = list(request.namespaces) or None
+    built.report["unread_namespaces"] = _unread(edges, request.namespaces)
     return built
+
+
+def _unread(edges: Sequence[call_graph.Edge], namespaces: Sequence[str]) -> list[str]:
+    """Namespaces the edges touch whose VirtualServices and DestinationRules were not read
+    (their edges got Istio's defaults for what lives there): say so rather than guess."""
+    if not namespaces:
+        return []
+    touched = {e.namespace for e in edges} | {
+        service_namespace(call_host(e.host, e.namespace)) or "" for e in edges
+    }
+    return sorted(touched - set(namespaces) - {""})
 
 
 def _where(namespaces: Sequence[str]) -> str:

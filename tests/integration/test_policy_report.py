@@ -201,3 +201,10 @@ def test_entry_and_leaf_are_checked_and_named(api):
     assert f"productpage.{NAMESPACE}" in str(unknown.value)
     with pytest.raises(ActivityFailed, match="no call path from"):
         max_amplification(entry="details", leaf="ratings", **GRAPH)
+
+
+def test_edges_into_a_namespace_not_read_are_said(api):
+    edges = [*BOOKINFO_EDGES, {"source": "reviews", "destination": "audit.compliance"}]
+    report = policy_report(namespaces=[NAMESPACE], edges=edges)
+    assert report["unread_namespaces"] == ["compliance"]
+    assert policy_report(**GRAPH)["unread_namespaces"] == []
