@@ -185,7 +185,7 @@ def format_text(built: dict[str, Any]) -> str:
     lines += _table(rows)
     lines += ["", f"PATHS (worst per entry and per leaf; {built['paths_total']} in all)"]
     path_rows: list[tuple[str, ...]] = [
-        ("PATH", "ATTEMPTS", "MAX ATTEMPTS", "ON 503", "WORST TIME")
+        ("PATH", "ATTEMPTS", "MAX ATTEMPTS", "ON 503", "LEAF DOWN", "WORST TIME")
     ]
     for path in built["paths"]:
         path_rows.append(
@@ -194,6 +194,7 @@ def format_text(built: dict[str, Any]) -> str:
                 " x ".join(str(a) for a in path["attempts"]),
                 str(path["max_attempts"]),
                 str(path["max_attempts_on_503"]),
+                str(path["max_attempts_leaf_unreachable"]),
                 _seconds(path["worst_case_s"]) if path["worst_case_s"] is not None else "unbounded",
             )
         )

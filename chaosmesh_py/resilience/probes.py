@@ -54,7 +54,8 @@ def policy_report(
     edge: source, destination, timeout_s, attempts, per_try_timeout_s, retry_on,
     implicit_default, retries_5xx, retries_gateway_errors, retries_connect_failure,
     worst_case_s, circuit_breaker, outlier_detection, worst_path_amplification, routes),
-    "paths" (entry, leaf, nodes, attempts, max_attempts, max_attempts_on_503, worst_case_s),
+    "paths" (entry, leaf, nodes, attempts, max_attempts, max_attempts_on_503,
+    max_attempts_leaf_unreachable, worst_case_s),
     "max_amplification", "findings" (kind, where, message, fix; those of the `ignore` kinds
     left out) and "summary"."""
     with boundary():

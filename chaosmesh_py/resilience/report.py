@@ -150,6 +150,17 @@ class Path:
         )
 
     @property
+    def max_attempts_leaf_unreachable(self) -> int:
+        """Attempts at the leaf when it refuses connections (a dead pod) and every app passes
+        its failed call on as a 503: the last hop multiplies if it retries connect failures
+        (Istio's implicit default does), the hops before it if they retry 503s."""
+        *before, last = self.hops
+        leaf = last.attempts if last.policy.worst.retries.retries_connect_failure else 1
+        return leaf * math.prod(
+            hop.attempts for hop in before if hop.policy.worst.retries.retries_gateway_errors
+        )
+
+    @property
     def worst_case_s(self) -> float | None:
         inner = math.inf
         for hop in reversed(self.hops):
@@ -164,6 +175,7 @@ class Path:
             "attempts": [hop.attempts for hop in self.hops],
             "max_attempts": self.max_attempts,
             "max_attempts_on_503": self.max_attempts_on_503,
+            "max_attempts_leaf_unreachable": self.max_attempts_leaf_unreachable,
             "worst_case_s": self.worst_case_s,
         }
 

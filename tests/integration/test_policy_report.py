@@ -57,6 +57,9 @@ def test_bookinfo_default_policy_amplifies_nine_times_through_reviews(api):
     assert (worst["attempts"], worst["max_attempts"]) == ([3, 3], 9)
     # Istio's default retries connect failures only: a 503 from ratings is not retried.
     assert worst["max_attempts_on_503"] == 1
+    # A dead ratings pod: reviews' sidecar tries it 3 times (connect-failure is retried), and
+    # productpage's does not retry the 503 reviews then answers.
+    assert worst["max_attempts_leaf_unreachable"] == 3
     assert worst["worst_case_s"] is None  # no timeout anywhere
     edges = {(e["source"], e["destination"]): e for e in report["edges"]}
     reviews = edges[(f"productpage.{NAMESPACE}", f"reviews.{NAMESPACE}")]

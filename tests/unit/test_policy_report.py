@@ -265,3 +265,22 @@ def test_bad_declared_edges_name_the_entry_and_the_fix(edges, field, words):
         parse_edges(edges, "edges", "default")
     assert refused.value.field == field
     assert words in str(refused.value)
+
+
+def test_what_a_failing_leaf_multiplies_to_depends_on_what_each_hop_retries():
+    # b retries 503s (5xx), c has Istio's default (connect failures only), d retries nothing.
+    built = report(
+        [("a", "b"), ("b", "c"), ("c", "d")],
+        vs("b", retries={"attempts": 3, "retryOn": "5xx"}),
+        vs("d", retries={"attempts": 0}),
+    )
+    (path,) = built.report["paths"]
+    assert path["attempts"] == [4, 3, 1]
+    assert path["max_attempts"] == 12
+    assert path["max_attempts_on_503"] == 4  # only a -> b retries a 503
+    assert path["max_attempts_leaf_unreachable"] == 4  # c -> d does not retry at all
+    leaf_retried = report(
+        [("a", "b"), ("b", "c")], vs("b", retries={"attempts": 3, "retryOn": "5xx"})
+    )
+    (path,) = leaf_retried.report["paths"]
+    assert (path["max_attempts_on_503"], path["max_attempts_leaf_unreachable"]) == (4, 12)
