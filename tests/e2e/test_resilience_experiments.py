@@ -24,15 +24,6 @@ MESH_INFO = (
     *("get", "configmap", "-n", LOCAL_MESH_CONFIG_MAP[0], LOCAL_MESH_CONFIG_MAP[1]),
     *("-o", "jsonpath={.data.mesh\\.json}"),
 )
-HTTPBIN_RULE = """
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: httpbin}
-spec:
-  host: httpbin
-  trafficPolicy:
-    loadBalancer: {simple: ROUND_ROBIN}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +34,9 @@ def environment(tmp_path_factory):
         yield {**environment, "HTTPBIN_URL": mesh["services"]["httpbin"]["url"]}
 
 
-def kubectl(environment, *arguments, stdin=None):
+def kubectl(environment, *arguments):
     done = subprocess.run(
         ["kubectl", "--context", environment["KUBERNETES_CONTEXT"], *arguments],
-        input=stdin,
         capture_output=True,
         text=True,
         check=True,
@@ -59,7 +49,14 @@ def kubectl(environment, *arguments, stdin=None):
 @pytest.fixture
 def httpbin_rule(environment):
     """httpbin's DestinationRule, as the circuit-breaking task has the user apply it first."""
-    kubectl(environment, "apply", "-n", "bookinfo", "-f", "-", stdin=HTTPBIN_RULE)
+    kubectl(
+        environment,
+        "apply",
+        "-n",
+        "bookinfo",
+        "-f",
+        ROOT / "experiments/httpbin/destination-rule.yaml",
+    )
     yield
     kubectl(environment, "delete", "-n", "bookinfo", "destinationrule", "httpbin")
 
@@ -113,7 +110,7 @@ def test_without_the_timeout_the_same_experiment_fails(environment, tmp_path):
 
 
 def test_circuit_breaking_task_overflows_three_at_once(environment, tmp_path, httpbin_rule):
-    done, verdict, journal = gate(environment, tmp_path, "httpbin-circuit-breaking.json")
+    done, verdict, journal = gate(environment, tmp_path, "httpbin/circuit-breaking.json")
     assert done.returncode == 0 and verdict["outcome"] == "pass", verdict["reasons"]
     overflow = outputs(journal)["three-at-once-overflow"]
     assert 1 / 3 <= overflow["overflow_ratio"] <= 2 / 3, overflow
@@ -130,7 +127,7 @@ def test_outlier_ejection_of_a_failing_replica(environment, tmp_path, httpbin_ru
 
     if not hasattr(actions, "inject_upstream_fault"):
         pytest.skip("inject_upstream_fault (rs-inbound) is not here yet")
-    done, verdict, journal = gate(environment, tmp_path, "httpbin-outlier-ejection.json")
+    done, verdict, journal = gate(environment, tmp_path, "httpbin/outlier-ejection.json")
     assert done.returncode == 0 and verdict["outcome"] == "pass", verdict["reasons"]
     ejection = outputs(journal)["v1-ejected-after-three-errors"]
     assert ejection["errors_before_ejection"] == 3 and ejection["ejections"] == 1, ejection
