@@ -372,7 +372,14 @@ def format_report(title: str, report: Report) -> str:
                 )
             )
         if entry.get("fields"):
-            what.append("restored " + ", ".join(entry["fields"]))
+            described = entry.get("what") or {}
+            what.append(
+                "restored "
+                + ", ".join(
+                    f"{path} ({described[path]})" if path in described else path
+                    for path in entry["fields"]
+                )
+            )
         if entry.get("deleted"):
             what.append("deleted")
         lines.append(f"  removed  {entry['resource']}: {'; '.join(what)}")

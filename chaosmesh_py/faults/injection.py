@@ -121,6 +121,25 @@ def parse_target(
     namespace: object, virtual_service: object, host: object, settings: Settings
 ) -> Target:
     """Check a target's names before any request: malformed names and protected namespaces."""
+    namespace = allowed_namespace(namespace, settings)
+    if (virtual_service is None) == (host is None):
+        raise InvalidInput(
+            "virtual_service/host",
+            "give exactly one of them",
+            'e.g. virtual_service: "ratings", or host: "ratings"',
+        )
+    if virtual_service is not None and (
+        not isinstance(virtual_service, str) or not names.is_resource_name(virtual_service)
+    ):
+        raise InvalidInput("virtual_service", f"{virtual_service!r} is not a resource name")
+    if host is not None and (not isinstance(host, str) or not host):
+        raise InvalidInput("host", f"{host!r} is not a host name")
+    return Target(namespace, virtual_service, host)
+
+
+def allowed_namespace(namespace: object, settings: Settings) -> str:
+    """A namespace an edit may be made in: well formed, not protected unless the configuration
+    allows it, and among the allowed ones when the configuration lists them."""
     namespace = parse_namespace(namespace)
     allowed = settings.allowed_namespaces
     if allowed is not None and namespace not in allowed:
@@ -137,19 +156,7 @@ def parse_target(
             f"allow it explicitly: list it (with every other namespace this experiment may "
             f'touch) in configuration {ALLOW_NAMESPACES_KEY}, e.g. ["{namespace}"]',
         )
-    if (virtual_service is None) == (host is None):
-        raise InvalidInput(
-            "virtual_service/host",
-            "give exactly one of them",
-            'e.g. virtual_service: "ratings", or host: "ratings"',
-        )
-    if virtual_service is not None and (
-        not isinstance(virtual_service, str) or not names.is_resource_name(virtual_service)
-    ):
-        raise InvalidInput("virtual_service", f"{virtual_service!r} is not a resource name")
-    if host is not None and (not isinstance(host, str) or not host):
-        raise InvalidInput("host", f"{host!r} is not a host name")
-    return Target(namespace, virtual_service, host)
+    return namespace
 
 
 @dataclass(frozen=True)
