@@ -24,11 +24,12 @@ could be trusted to undo.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from chaosmesh_py.engine import ownership, redaction
+from chaosmesh_py.engine import ownership, redaction, verify
 from chaosmesh_py.engine.access import Access, on
 from chaosmesh_py.engine.kinds import FIELD_OVERRIDE, edit_verbs, editable_kinds
 from chaosmesh_py.engine.run import Run, run_for
@@ -285,15 +286,16 @@ def set_route_policy(field: str, arguments: Mapping[str, Any]) -> dict[str, Any]
     ]
     report = _report(run, ref, written)
     report["routes"] = [t.label for t in targets]
-    report["effect"] = policy_effect.verify_routes(
-        kube,
-        ref,
-        [(t.route, t.label) for t in targets],
-        field,
-        edit.value,
-        timeout_s=edit.settings.verify_timeout_s,
-        verify_url=edit.verify_url,
-    )
+    with _restored_unless_seen(kube, ref, run):
+        report["effect"] = policy_effect.verify_routes(
+            kube,
+            ref,
+            [(t.route, t.label) for t in targets],
+            field,
+            edit.value,
+            timeout_s=edit.settings.verify_timeout_s,
+            verify_url=edit.verify_url,
+        )
     return report
 
 
@@ -318,15 +320,27 @@ def set_rule_policy(field: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
     report["host"] = str(current.get("spec", {}).get("host", ""))
     if edit.subset is not None:
         report["subset"] = edit.subset
-    report["effect"] = policy_effect.verify_rule(
-        kube,
-        routing.qualified(report["host"], ref.namespace),
-        edit.subset,
-        field,
-        edit.value,
-        timeout_s=edit.settings.verify_timeout_s,
-    )
+    with _restored_unless_seen(kube, ref, run):
+        report["effect"] = policy_effect.verify_rule(
+            kube,
+            routing.qualified(report["host"], ref.namespace),
+            edit.subset,
+            field,
+            edit.value,
+            timeout_s=edit.settings.verify_timeout_s,
+        )
     return report
+
+
+@contextmanager
+def _restored_unless_seen(kube: Kube, ref: ResourceRef, run: Run) -> Iterator[None]:
+    """An edit the data plane never shows is taken back (the run's policy edits of the object)
+    before the error is raised: an experiment must not go on believing it."""
+    try:
+        yield
+    except verify.FaultNotObserved:
+        ownership.release(kube, ref, run.run_id, run_ledger=run.ledger, only_fields=True)
+        raise
 
 
 def _override(

@@ -92,7 +92,13 @@ ROLLBACKS_MODULE = "chaosmesh_py.faults.rollbacks"
 # like faults, so R8, R10 and R12 ask the same of them; only faults hit requests (R13).
 ROUTING_MODULE = "chaosmesh_py.traffic.actions"
 ROUTING_ROLLBACKS_MODULE = "chaosmesh_py.traffic.rollbacks"
-EDIT_MODULES = (ACTIONS_MODULE, ROUTING_MODULE)
+# Resilience edits (a route's timeout or retries, a DestinationRule's connection pool or outlier
+# detection, upstream faults) are owned, verified (their "effect") and rolled back the same way.
+RESILIENCE_MODULE = "chaosmesh_py.resilience.actions"
+RESILIENCE_ROLLBACKS_MODULE = "chaosmesh_py.resilience.rollbacks"
+EDIT_MODULES = (ACTIONS_MODULE, ROUTING_MODULE, RESILIENCE_MODULE)
+REMOVAL_MODULES = (ROLLBACKS_MODULE, ROUTING_ROLLBACKS_MODULE, RESILIENCE_ROLLBACKS_MODULE)
+_EDIT_NAMES = {ACTIONS_MODULE: "fault", ROUTING_MODULE: "routing edit"}
 CONTROL_KEY = "chaosmesh"
 
 # What Chaos Toolkit 1.19 means by each status other than completed (chaoslib/run.py).
@@ -327,8 +333,9 @@ def _verification(runs: Sequence[Mapping[str, Any]]) -> list[Finding]:
         if module not in EDIT_MODULES or entry.get("status") != "succeeded":
             continue
         output = entry.get("output")
-        # A fault's check is its "effect"; a routing edit's, its "verification".
-        key = "effect" if module == ACTIONS_MODULE else "verification"
+        # A fault's (and a resilience edit's) check is its "effect"; a routing edit's, its
+        # "verification".
+        key = "verification" if module == ROUTING_MODULE else "effect"
         effect = output.get(key) if isinstance(output, dict) else None
         if isinstance(effect, dict) and ("config_s" in effect or "traffic_s" in effect):
             continue
@@ -338,7 +345,7 @@ def _verification(runs: Sequence[Mapping[str, Any]]) -> list[Finding]:
             why = str(effect["checked"])
         else:
             why = "the data plane was not checked (chaosmesh_verify_timeout_s is 0)"
-        what = "fault" if module == ACTIONS_MODULE else "routing edit"
+        what = _EDIT_NAMES.get(str(module), "resilience edit")
         findings.append(
             Finding(
                 f"{what} of {_name(entry['activity'])!r} not verified live: {why} "
@@ -392,8 +399,7 @@ def _control(
         findings = [Finding("the chaosmesh control was not declared: rollback not guaranteed")]
         injected = [_name(e["activity"]) for e in injections if e.get("status") == "succeeded"]
         removed = any(
-            _module(entry) in (ROLLBACKS_MODULE, ROUTING_ROLLBACKS_MODULE)
-            and entry.get("status") == "succeeded"
+            _module(entry) in REMOVAL_MODULES and entry.get("status") == "succeeded"
             for entry in [*runs, *rollbacks]
         )
         if injected and not removed:
@@ -468,7 +474,7 @@ def _method_ran(steady_states: Mapping[str, Any]) -> bool:
 # R12
 def _some_fault(runs: Sequence[Mapping[str, Any]]) -> list[Finding]:
     if any(_module(entry) in EDIT_MODULES for entry in runs):
-        return []  # injected (a fault or a routing edit), or R7 says why not
+        return []  # injected (a fault, a routing or resilience edit), or R7 says why not
     return [
         Finding(
             "no chaosmesh fault was injected: the run tested nothing (when another extension "
