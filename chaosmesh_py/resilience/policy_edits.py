@@ -86,8 +86,13 @@ def parse_timeout(value: object) -> str:
         )
     if isinstance(value, str) and value.strip().startswith("-"):
         raise InvalidInput("timeout", f"{shown(value)} is negative", 'e.g. "0.5s" or "3s"')
+    if not isinstance(value, str):
+        raise InvalidInput(
+            "timeout",
+            f"must be a duration string, got {type(value).__name__} {shown(value)}",
+            'e.g. "0.5s" or "3s"',
+        )
     _refuse(validation.duration_errors(value, "timeout"))
-    assert isinstance(value, str)
     return value
 
 
@@ -96,7 +101,7 @@ def parse_retries(attempts: object, per_try_timeout: object, retry_on: object) -
     if isinstance(attempts, bool) or not isinstance(attempts, int):
         raise InvalidInput(
             "attempts",
-            f"must be a whole number of retries, got {shown(attempts)}",
+            f"must be a whole number of retries, got {type(attempts).__name__} {shown(attempts)}",
             "0 turns retries off, e.g. 3",
         )
     if not 0 <= attempts <= MAX_ATTEMPTS:
