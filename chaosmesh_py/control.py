@@ -74,6 +74,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chaosmesh_py import checks
 from chaosmesh_py.engine import evidence, ledger, private_file, redaction, signals, vanished
 from chaosmesh_py.engine.guardrail import Breach, Guardrail, parse_guardrails
 from chaosmesh_py.engine.run import (
@@ -85,7 +86,7 @@ from chaosmesh_py.engine.run import (
     run_for,
     run_id_from,
 )
-from chaosmesh_py.errors import ChaosMeshError, InvalidInput, NotFound, shown
+from chaosmesh_py.errors import ChaosMeshError, NotFound
 from chaosmesh_py.faults import injection
 from chaosmesh_py.istio.route_copy import run_route_prefix
 from chaosmesh_py.kube import Kube
@@ -530,14 +531,11 @@ def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any])
 
 def _check_waivers(arguments: dict[str, Any]) -> None:
     for waiver in WAIVERS:
-        if not isinstance(arguments.get(waiver, False), bool):
-            raise InvalidInput(
-                waiver,
-                f"must be true or false, got {shown(arguments[waiver])}",
-                "it waives the verdict's rule as chaosmesh gate's --"
-                + waiver.replace("_", "-")
-                + " does",
-            )
+        checks.flag(
+            waiver,
+            arguments.get(waiver, False),
+            f"it waives the verdict's rule as chaosmesh gate's --{waiver.replace('_', '-')} does",
+        )
 
 
 def _check_target(arguments: dict[str, Any], configuration: dict[str, Any]) -> None:

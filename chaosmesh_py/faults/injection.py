@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chaosmesh_py import checks
 from chaosmesh_py.engine import evidence, ledger, ownership, verify
 from chaosmesh_py.engine.access import Access, on
 from chaosmesh_py.engine.kinds import ROUTE_COPY, edit_verbs
@@ -201,11 +202,7 @@ def parse_targeting(arguments: Mapping[str, Any], settings: Settings) -> Targeti
         not isinstance(verify_url, str) or not verify_url.startswith(("http://", "https://"))
     ):
         raise InvalidInput("verify_url", f"{shown(verify_url)} is not an http(s) URL")
-    if not isinstance(arguments["allow_other_runs"], bool):
-        raise InvalidInput(
-            "allow_other_runs",
-            f"must be true or false, got {shown(arguments['allow_other_runs'])}",
-        )
+    checks.flag("allow_other_runs", arguments["allow_other_runs"])
     return Targeting(
         settings=settings,
         target=target,

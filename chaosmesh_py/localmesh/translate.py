@@ -70,6 +70,13 @@ import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from chaosmesh_py.istio.effective_policy import (
+    merge_traffic_policy,
+    oldest_first,
+    port_traffic_policy,
+)
+from chaosmesh_py.istio.effective_policy import namespace_of as _namespace
+from chaosmesh_py.istio.effective_policy import positive as _positive
 from chaosmesh_py.localmesh.envoy import EnvoyConfig, JsonDict
 from chaosmesh_py.localmesh.kube_proxy import load_assignment, no_sidecar_config
 from chaosmesh_py.localmesh.route import (
@@ -110,16 +117,18 @@ LB_POLICIES = {"ROUND_ROBIN": "ROUND_ROBIN", "RANDOM": "RANDOM"}  # anything els
 RdsConfigSource = Callable[[str], dict[str, Any]]
 
 
+# A sidecar's names are its pod's (``Workload.instance``): unique per replica, as each pod has
+# its own proxy on a cluster.
 def sidecar_listener_name(workload: Workload) -> str:
-    return f"sidecar~{workload.namespace}~{workload.name}"
+    return f"sidecar~{workload.namespace}~{workload.instance}"
 
 
 def sidecar_route_config_name(workload: Workload) -> str:
-    return f"outbound~{workload.namespace}~{workload.name}"
+    return f"outbound~{workload.namespace}~{workload.instance}"
 
 
 def sidecar_stat_prefix(workload: Workload) -> str:
-    return f"outbound_{workload.name}"
+    return f"outbound_{workload.instance}"
 
 
 def entry_name(service: Service) -> str:
@@ -137,11 +146,11 @@ def translate(
     peer_authentications: Sequence[dict[str, Any]] = (),
 ) -> EnvoyConfig:
     """The whole Envoy configuration for ``topology`` under these Istio resources."""
-    ordered_services = _oldest_first(virtual_services)
+    ordered_services = oldest_first(virtual_services)
     mesh_services = [vs for vs in ordered_services if _bound_to_mesh(vs)]
     listeners: list[JsonDict] = []
     route_configs: dict[str, JsonDict] = {}
-    for workload in sorted(topology.workloads, key=lambda w: (w.namespace, w.name)):
+    for workload in sorted(topology.workloads, key=lambda w: (w.namespace, w.instance)):
         route_name = sidecar_route_config_name(workload)
         route_configs[route_name] = _sidecar_route_config(
             route_name, workload, topology, mesh_services
@@ -444,7 +453,7 @@ def _clusters(topology: Topology, destination_rules: Sequence[dict[str, Any]]) -
     policies, subsets = _destination_rules_by_host(topology, destination_rules)
     clusters = []
     for service in topology.services:
-        policy = _port_policy(policies.get(service.fqdn), service.port)
+        policy = port_traffic_policy(policies.get(service.fqdn), service.port)
         clusters.append(
             _cluster(
                 f"outbound|{service.port}||{service.fqdn}", topology.endpoints(service), policy
@@ -455,7 +464,7 @@ def _clusters(topology: Topology, destination_rules: Sequence[dict[str, Any]]) -
                 _cluster(
                     f"outbound|{service.port}|{subset['name']}|{service.fqdn}",
                     topology.endpoints(service, subset.get("labels") or {}),
-                    _merge_policy(policy, subset.get("trafficPolicy"), service.port),
+                    merge_traffic_policy(policy, subset.get("trafficPolicy"), service.port),
                 )
             )
     return sorted(clusters, key=lambda cluster: str(cluster["name"]))
@@ -467,7 +476,7 @@ def _destination_rules_by_host(
     """Per service FQDN: the oldest rule's trafficPolicy, the subsets of all (first name wins)."""
     policies: dict[str, Mapping[str, Any]] = {}
     subsets: dict[str, list[Mapping[str, Any]]] = {}
-    for rule in _oldest_first(destination_rules):
+    for rule in oldest_first(destination_rules):
         spec = rule.get("spec") or {}
         service = topology.service(str(spec.get("host") or "").lower(), _namespace(rule))
         if service is None:
@@ -482,35 +491,6 @@ def _destination_rules_by_host(
                 known.add(subset["name"])
                 subsets[service.fqdn].append(subset)
     return policies, subsets
-
-
-_SECTIONS = ("connectionPool", "outlierDetection", "loadBalancer", "tls")
-
-
-def _port_policy(policy: Mapping[str, Any] | None, port: int) -> Mapping[str, Any] | None:
-    """A trafficPolicy's settings for ``port``: port-level ones replace the rest wholesale."""
-    if policy is None:
-        return None
-    for settings in policy.get("portLevelSettings") or []:
-        if (settings.get("port") or {}).get("number") == port:
-            return {section: settings[section] for section in _SECTIONS if section in settings}
-    return policy
-
-
-def _merge_policy(
-    policy: Mapping[str, Any] | None, subset_policy: Mapping[str, Any] | None, port: int
-) -> Mapping[str, Any] | None:
-    """istiod's MergeTrafficPolicy: each section the subset sets replaces the service's."""
-    if subset_policy is None:
-        return policy
-    merged = {
-        section: (policy or {})[section] for section in _SECTIONS if section in (policy or {})
-    }
-    for settings in subset_policy.get("portLevelSettings") or []:
-        if (settings.get("port") or {}).get("number") == port:
-            return {section: settings[section] for section in _SECTIONS if section in settings}
-    merged.update({s: subset_policy[s] for s in _SECTIONS if subset_policy.get(s) is not None})
-    return merged
 
 
 def _cluster(name: str, endpoints: list[Workload], policy: Mapping[str, Any] | None) -> JsonDict:
@@ -539,7 +519,7 @@ def _cluster(name: str, endpoints: list[Workload], policy: Mapping[str, Any] | N
         ),
         "circuit_breakers": {"thresholds": [thresholds]},
         "load_assignment": load_assignment(
-            name, [w.port for w in sorted(endpoints, key=lambda w: (w.namespace, w.name))]
+            name, [w.port for w in sorted(endpoints, key=lambda w: (w.namespace, w.instance))]
         ),
     }
     common = _common_http_options(tcp, http)
@@ -603,32 +583,5 @@ def _outlier_detection(outlier: Mapping[str, Any]) -> JsonDict:
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _positive(value: Any) -> int:
-    """The integer if it is > 0, else 0 (istiod cannot tell 0 from unset, so 0 means unset)."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return 0
-    return max(number, 0)
-
-
-def _namespace(resource: Mapping[str, Any]) -> str:
-    return str((resource.get("metadata") or {}).get("namespace") or "default")
-
-
 def _identity(resource: Mapping[str, Any]) -> tuple[str, str]:
     return _namespace(resource), str((resource.get("metadata") or {}).get("name") or "")
-
-
-def _oldest_first(resources: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """istiod's order: creationTimestamp (RFC 3339, so it sorts as text), name, namespace."""
-
-    def key(resource: Mapping[str, Any]) -> tuple[str, str, str]:
-        metadata = resource.get("metadata") or {}
-        return (
-            str(metadata.get("creationTimestamp") or ""),
-            str(metadata.get("name") or ""),
-            _namespace(resource),
-        )
-
-    return sorted(resources, key=key)
