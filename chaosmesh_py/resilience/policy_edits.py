@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from chaosmesh_py import checks
 from chaosmesh_py.engine import ownership, redaction, verify
 from chaosmesh_py.engine.access import Access, on
 from chaosmesh_py.engine.kinds import FIELD_OVERRIDE, edit_verbs, editable_kinds
@@ -98,18 +99,13 @@ def parse_timeout(value: object) -> str:
 
 def parse_retries(attempts: object, per_try_timeout: object, retry_on: object) -> dict[str, Any]:
     """An Istio HTTPRetry: ``{"attempts": 0}`` turns retries off (Istio's implicit two included)."""
-    if isinstance(attempts, bool) or not isinstance(attempts, int):
-        raise InvalidInput(
-            "attempts",
-            f"must be a whole number of retries, got {type(attempts).__name__} {shown(attempts)}",
-            "0 turns retries off, e.g. 3",
-        )
-    if not 0 <= attempts <= MAX_ATTEMPTS:
-        raise InvalidInput(
-            "attempts",
-            f"{attempts} is outside 0-{MAX_ATTEMPTS}",
-            "0 turns retries off; a few (2-5) is what services use",
-        )
+    attempts = checks.whole(
+        "attempts",
+        attempts,
+        0,
+        MAX_ATTEMPTS,
+        fix="0 turns retries off; a few (2-5) is what services use",
+    )
     retries: dict[str, Any] = {"attempts": attempts}
     if per_try_timeout is not None:
         if attempts == 0:
@@ -199,11 +195,7 @@ def _refuse(errors: list[str]) -> None:
 
 def _common(arguments: Mapping[str, Any]) -> tuple[injection.Settings, bool]:
     settings = injection.Settings.from_configuration(arguments["configuration"])
-    if not isinstance(arguments["allow_other_runs"], bool):
-        raise InvalidInput(
-            "allow_other_runs", f"must be true or false, got {shown(arguments['allow_other_runs'])}"
-        )
-    return settings, arguments["allow_other_runs"]
+    return settings, checks.flag("allow_other_runs", arguments["allow_other_runs"])
 
 
 def prepare_route(field: str, arguments: Mapping[str, Any]) -> RouteEdit:

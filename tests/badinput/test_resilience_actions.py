@@ -86,31 +86,31 @@ REFUSED_BEFORE_ANY_REQUEST = [
         "attempts-negative",
         set_retries,
         {**REVIEWS, "attempts": -1},
-        "attempts: -1 is outside 0-100",
+        "attempts: must be a whole number from 0 to 100, got -1",
     ),
     refused(
         "attempts-absurd",
         set_retries,
         {**REVIEWS, "attempts": 10_000},
-        "attempts: 10000 is outside 0-100",
+        "attempts: must be a whole number from 0 to 100, got 10000",
     ),
     refused(
         "attempts-fraction",
         set_retries,
         {**REVIEWS, "attempts": 2.5},
-        "attempts: must be a whole number of retries, got float 2.5",
+        "attempts: must be a whole number from 0 to 100, got 2.5",
     ),
     refused(
         "attempts-bool",
         set_retries,
         {**REVIEWS, "attempts": True},
-        "attempts: must be a whole number of retries, got bool True",
+        "attempts: must be a whole number from 0 to 100, got True",
     ),
     refused(
         "attempts-string",
         set_retries,
         {**REVIEWS, "attempts": "3"},
-        "attempts: must be a whole number of retries, got str '3'",
+        "attempts: must be a whole number from 0 to 100, got '3'",
     ),
     refused(
         "per-try-without-attempts",
@@ -408,7 +408,7 @@ VALIDATE_CASES = [
     ),
     pytest.param(
         _policy_action("set_retries", virtual_service="reviews", attempts=-1),
-        "set_retries-reviews: attempts: -1 is outside 0-100",
+        "set_retries-reviews: attempts: must be a whole number from 0 to 100, got -1",
         id="attempts-negative",
     ),
     pytest.param(
