@@ -1,9 +1,9 @@
 """The torture harness: `chaos run` killed at random moments, then nothing of it may be left.
 
 A trial starts a real `chaos run` of an experiment that makes every form of owned edit: three
-faults and three routing edits (route copies: a dark launch, a canary step, a mirror), a field
-override on a DestinationRule and an owned AuthorizationPolicy (through the engine, as
-tests/engine_activities.py does), with the chaosmesh control and a `remove_faults` rollback.
+faults and three routing edits (route copies: a dark launch, a canary step, a mirror), policy
+edits (field overrides: a DestinationRule's connection pool, ratings' retries turned off) and an
+owned AuthorizationPolicy (through the engine, as tests/engine_activities.py does), with the chaosmesh control and a `remove_faults` rollback.
 Meanwhile another writer keeps editing the same objects the way an operator would (labels,
 annotations, a user route's timeout: JSON patches that touch nothing of ours), and adds user
 routes whose names look like chaosmesh's (`chaosmesh-dash-canary`, and one shaped exactly like a
@@ -57,6 +57,7 @@ USER_ROUTES = (
 )
 ENGINE = "tests.engine_activities"
 TRAFFIC = "chaosmesh_py.traffic.actions"
+RESILIENCE = "chaosmesh_py.resilience.actions"
 # The route the rollout controller steps the canary weight of, and its destinations.
 CANARY_SERVICE, CANARY_ROUTE = "reviews", "everyone-to-v1"
 CANARY_DESTINATIONS = [
@@ -126,13 +127,20 @@ def experiment(run_id: str) -> dict:
             },
             python_activity(
                 "tighten-reviews-pool",
-                ENGINE,
-                "override_field",
-                kind="DestinationRule",
-                object_name=RULE,
+                RESILIENCE,
+                "set_connection_pool",
+                destination_rule=RULE,
                 namespace=NAMESPACE,
-                path="spec.trafficPolicy.connectionPool",
-                value={"tcp": {"maxConnections": 1}},
+                connection_pool={"tcp": {"maxConnections": 1}},
+            ),
+            # Beside the other writer's timeouts on the same routes: another field, both kept.
+            python_activity(
+                "ratings-retries-off",
+                RESILIENCE,
+                "set_retries",
+                attempts=0,
+                virtual_service="ratings",
+                namespace=NAMESPACE,
             ),
             python_activity(
                 "deny-ratings",
