@@ -214,11 +214,7 @@ def prepare_route(field: str, arguments: Mapping[str, Any]) -> RouteEdit:
     route_name, route_index = narrowing.parse_route_choice(
         arguments["route_name"], arguments["route_index"]
     )
-    verify_url = arguments["verify_url"]
-    if verify_url is not None and (
-        not isinstance(verify_url, str) or not verify_url.startswith(("http://", "https://"))
-    ):
-        raise InvalidInput("verify_url", f"{shown(verify_url)} is not an http(s) URL")
+    verify_url = injection.parse_verify_url(arguments["verify_url"])
     return RouteEdit(
         settings, target, route_name, route_index, field, value, allow_other_runs, verify_url
     )
