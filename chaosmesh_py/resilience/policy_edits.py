@@ -36,8 +36,8 @@ from chaosmesh_py.engine.kinds import FIELD_OVERRIDE, edit_verbs, editable_kinds
 from chaosmesh_py.engine.run import Run, run_for
 from chaosmesh_py.errors import InvalidInput, NotFound, OwnedByAnotherRun, TargetNotFound, shown
 from chaosmesh_py.faults import injection
-from chaosmesh_py.istio import narrowing, policy_target, routing, validation
-from chaosmesh_py.istio.owner_record import records
+from chaosmesh_py.istio import field_override, narrowing, policy_target, routing, validation
+from chaosmesh_py.istio.owner_record import ABSENT, FieldRecord, path_text, record_of, records
 from chaosmesh_py.kube import Kube, ResourceKind, ResourceRef, names
 from chaosmesh_py.resilience import policy_effect
 
@@ -464,6 +464,10 @@ def restore(
     for kube, ref in refs:
         if ref.kind.kind not in ("VirtualService", "DestinationRule"):
             continue
+        try:
+            held = record_of(kube.read(ref), run.run_id)
+        except NotFound:
+            held = None
         released = ownership.release(kube, ref, run.run_id, run_ledger=run.ledger, only_fields=True)
         entry: dict[str, Any] = {
             "resource": f"{ref.namespace}/{ref.name}",
@@ -476,8 +480,56 @@ def restore(
             entry["gone"] = True
         if released.final is not None:
             run.remember_after(kube, ref, released.final.get("spec"))
+            back = [
+                f for f in (held.fields if held else ()) if path_text(f.path) in entry["restored"]
+            ]
+            if back:
+                entry["effect"] = _restored_effect(
+                    kube, ref, released.final, back, settings.verify_timeout_s
+                )
         restored.append(entry)
     return {"run_id": run.run_id, "restored": restored}
+
+
+def _restored_effect(
+    kube: Kube,
+    ref: ResourceRef,
+    final: Mapping[str, Any],
+    fields: list[FieldRecord],
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Wait until Envoy holds again what each restored field had before the run (unset: what
+    Istio does without it; a subset's policy unset: the rule's own)."""
+    effects = []
+    for held in fields:
+        path = held.path
+        value = None if held.replaced is ABSENT else held.replaced
+        if path[:2] == ("spec", "http"):
+            route = field_override.read_at(final, path[:-1])
+            if route is ABSENT:
+                continue  # the route itself is gone: nothing of it to see in Envoy
+            label = str(route.get("name") or path_text(path[:-1]))
+            effects.append(
+                policy_effect.verify_routes(
+                    kube,
+                    ref,
+                    [(route, label)],
+                    str(path[-1]),
+                    value,
+                    timeout_s=timeout_s,
+                    verify_url=None,
+                )
+            )
+            continue
+        subset = str(path[2]["name"]) if path[1] == "subsets" else None  # type: ignore[index]
+        if value is None and subset is not None:
+            inherited = field_override.read_at(final, policy_target.policy_path(str(path[-1])))
+            value = None if inherited is ABSENT else inherited
+        host = routing.qualified(str(final.get("spec", {}).get("host", "")), ref.namespace)
+        effects.append(
+            policy_effect.verify_rule(kube, host, subset, str(path[-1]), value, timeout_s=timeout_s)
+        )
+    return policy_effect.combined(effects)
 
 
 # ------------------------------------------------------------------------- RBAC

@@ -80,7 +80,9 @@ def test_istio_s_request_timeouts_task_a_half_second_timeout_cuts_a_slow_ratings
     assert page(mesh, "mary", pages=2)["whole"] == 2  # everyone else's route has no timeout
 
     restored = restore(configuration, virtual_service="reviews")
-    assert restored["restored"][0]["restored"] == ["spec.http[name=jason-to-v2].timeout"]
+    (entry,) = restored["restored"]
+    assert entry["restored"] == ["spec.http[name=jason-to-v2].timeout"]
+    assert entry["effect"]["config_s"] < 5, entry  # Envoy's route has no timeout again
     back = page(mesh, "jason", pages=2)
     assert back["whole"] == 2 and back["seconds"]["median"] >= 1.9, back
     remove_faults(virtual_service="ratings", namespace=NAMESPACE, configuration=configuration)
@@ -113,8 +115,9 @@ def test_retries_off_take_istio_s_implicit_retries_away_in_envoy_and_restore_bri
         for r in envoy_routes(mesh, "details.bookinfo.svc.cluster.local")
     }
     assert "'num_retries': 3" in policy and "'per_try_timeout': '0.200s'" in policy
-    restore(configuration)
-    mesh.sync()
+    restored = restore(configuration)["restored"]
+    assert sorted(e["resource"] for e in restored) == ["bookinfo/details", "bookinfo/ratings"]
+    assert all("config_s" in e["effect"] for e in restored), restored
     assert all(r["route"]["retry_policy"]["num_retries"] == 2 for r in envoy_routes(mesh, fqdn))
 
 
@@ -146,8 +149,8 @@ def test_a_circuit_breaker_and_outlier_detection_reach_the_subset_s_cluster(mesh
     assert "config_s" in outlier["effect"], outlier["effect"]
     detection = envoy_cluster(mesh, cluster)["outlier_detection"]
     assert detection["consecutive_5xx"] == 2 and detection["max_ejection_percent"] == 100
-    restore(configuration, destination_rule="reviews")
-    mesh.sync()
+    (entry,) = restore(configuration, destination_rule="reviews")["restored"]
+    assert len(entry["restored"]) == 2 and "config_s" in entry["effect"], entry
     after = envoy_cluster(mesh, cluster)
     assert "outlier_detection" not in after
     assert after["circuit_breakers"]["thresholds"][0]["max_connections"] == 2**32 - 1
