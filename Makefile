@@ -65,6 +65,7 @@ bench: install
 	$(BIN)/python bench/routing_edits.py
 	$(BIN)/python bench/split_latency.py
 	$(BIN)/python bench/canary_power.py
+	$(BIN)/python bench/policy_edits.py
 
 clean:
 	rm -rf $(VENV) .venv-kubernetes-36 .pytest_cache .mypy_cache .ruff_cache *.egg-info
