@@ -148,9 +148,7 @@ def test_retries_off_replace_the_whole_retry_policy_and_come_back(api, configura
     assert exact(vs(api)) == before
 
 
-def test_another_writer_s_value_of_the_same_field_wins_and_is_reported(
-    api, configuration, caplog
-):
+def test_another_writer_s_value_of_the_same_field_wins_and_is_reported(api, configuration, caplog):
     set_route_timeout("0.5s", **reviews(route_name="everyone-to-v1"), configuration=configuration)
     set_connection_pool(TIGHT, **rule(), configuration=configuration)
     current = vs(api)
