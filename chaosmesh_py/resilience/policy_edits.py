@@ -272,7 +272,7 @@ def set_route_policy(field: str, arguments: Mapping[str, Any]) -> dict[str, Any]
         raise injection.not_found(kube, ref) from error
     targets = policy_target.route_targets(current, edit.route_name, edit.route_index)
     run = run_for(arguments["configuration"])
-    _refuse_other_runs(current, run.run_id, edit.allow_other_runs, "virtual_service")
+    _refuse_other_runs(current, run.run_id, edit.allow_other_runs)
     written = [
         _override(kube, ref, run, target.path(field), value=edit.value, settings=edit.settings)
         for target in targets
@@ -305,7 +305,7 @@ def set_rule_policy(field: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
             f"its subsets: {', '.join(policy_target.subset_names(current)) or '(none)'}",
         )
     run = run_for(arguments["configuration"])
-    _refuse_other_runs(current, run.run_id, edit.allow_other_runs, "destination_rule")
+    _refuse_other_runs(current, run.run_id, edit.allow_other_runs)
     path = policy_target.policy_path(field, edit.subset)
     report = _report(
         run, ref, [_override(kube, ref, run, path, value=edit.value, settings=edit.settings)]
@@ -364,16 +364,14 @@ def _report(run: Run, ref: ResourceRef, written: list[dict[str, Any]]) -> dict[s
     }
 
 
-def _refuse_other_runs(
-    resource: Mapping[str, Any], run_id: str, allowed: bool, field_name: str
-) -> None:
+def _refuse_other_runs(resource: Mapping[str, Any], run_id: str, allowed: bool) -> None:
     others = sorted({r.run_id for r in records(resource) if r.run_id != run_id})
     if others and not allowed:
         metadata = resource.get("metadata", {})
         raise OwnedByAnotherRun(
-            f"{metadata.get('namespace')}/{metadata.get('name')} carries edits of run(s) "
-            f"{', '.join(others)}; wait for them to end, or set allow_other_runs (two runs never "
-            f"hold the same field either way) [{field_name}]"
+            f"{resource.get('kind')} {metadata.get('namespace')}/{metadata.get('name')} carries "
+            f"edits of run(s) {', '.join(others)}; wait for them to end, or set "
+            "allow_other_runs (two runs never hold the same field either way)"
         )
 
 
