@@ -316,7 +316,7 @@ def set_rule_policy(field: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
     with _restored_unless_seen(kube, ref, run):
         report["effect"] = policy_effect.verify_rule(
             kube,
-            routing.qualified(report["host"], ref.namespace),
+            ref,
             edit.subset,
             field,
             edit.value,
@@ -523,9 +523,8 @@ def _restored_effect(
         if value is None and subset is not None:
             inherited = field_override.read_at(final, policy_target.policy_path(str(path[-1])))
             value = None if inherited is ABSENT else inherited
-        host = routing.qualified(str(final.get("spec", {}).get("host", "")), ref.namespace)
         effects.append(
-            policy_effect.verify_rule(kube, host, subset, str(path[-1]), value, timeout_s=timeout_s)
+            policy_effect.verify_rule(kube, ref, subset, str(path[-1]), value, timeout_s=timeout_s)
         )
     return policy_effect.combined(effects)
 

@@ -125,19 +125,24 @@ def _shown(value: Any) -> str:
 
 
 def verify_rule(
-    kube: Kube, fqdn: str, subset: str | None, field: str, value: Any, *, timeout_s: float
+    kube: Kube,
+    ref: ResourceRef,
+    subset: str | None,
+    field: str,
+    value: Any,
+    *,
+    timeout_s: float,
 ) -> dict[str, Any]:
-    """Wait until Envoy's clusters of ``fqdn`` (``subset``'s) hold the policy ``value`` (None:
-    the field unset)."""
+    """Wait until Envoy's clusters of the DestinationRule's host (``subset``'s) hold the policy
+    ``value`` (None: the field unset)."""
     skipped = off(timeout_s)
     if skipped is not None:
         return skipped
+    written = kube.get(ref)
     mesh = kube.local_mesh()
     if mesh is None:
-        return {
-            "checked": "no: a cluster's sidecars cannot be read from here; the API holds the "
-            "DestinationRule's field (measure the policy with the resilience probes)"
-        }
+        return _on_cluster(kube, ref, written, None)
+    fqdn = routing.qualified(str(written.get("spec", {}).get("host", "")), ref.namespace)
     wanted_subset = subset or ""
 
     def check(admin: EnvoyAdmin) -> tuple[bool, str]:
@@ -151,7 +156,7 @@ def verify_rule(
                 return False, f"cluster {cluster.get('name')} does not show the {field} yet"
         return True, f"{len(clusters)} cluster(s) of {fqdn} {subset or '(host)'}"
 
-    return _wait(mesh, check, timeout_s, None, field)
+    return _wait(mesh, check, timeout_s, injection.rejection_check(kube, ref, written), field)
 
 
 def combined(effects: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -207,7 +212,8 @@ def _on_cluster(
     asked = " (verify_url is not used: a timeout or retry shows only when calls fail)"
     return {
         "checked": "no: a cluster's sidecars cannot be read from here; the API holds the "
-        "field and Istio's status reports no rejection" + (asked if verify_url is not None else "")
+        "field and Istio's status reports no rejection (measure the policy with the resilience "
+        "probes)" + (asked if verify_url is not None else "")
     }
 
 
