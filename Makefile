@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python bench/inject_rollback.py
 	$(BIN)/python bench/traffic_edits.py
 	$(BIN)/python bench/local_mesh.py
+	$(BIN)/python bench/upstream_fault.py
 	$(BIN)/python bench/load_probe.py
 	$(BIN)/python bench/halt_rollback.py
 	$(BIN)/python bench/first_call.py

@@ -40,7 +40,9 @@ What it does, and why Chaos Toolkit alone does not:
         "tolerance": true, "provider": {...}}]}
 - from the start of the method to the rollback, it counts the requests each fault hit
   (``chaosmesh_py.observe.hits``: Envoy's counters on the local mesh, Prometheus on a cluster
-  with configuration ``chaosmesh_prometheus_url``) into the journal, ``chaosmesh.faults``;
+  with configuration ``chaosmesh_prometheus_url``) into the journal, ``chaosmesh.faults``, and
+  the requests each upstream fault's pods failed on their inbound side
+  (``chaosmesh_py.observe.inbound_hits``), ``chaosmesh.upstream_faults``;
 - it keeps the evidence of its rollback: each object the run wrote, its spec before the first
   write against its spec once every removal is done (``chaosmesh.evidence``: equal, or each
   difference named; ``chaosmesh_py.engine.evidence``), and when the method started and the
@@ -98,7 +100,7 @@ from chaosmesh_py.errors import ChaosMeshError, NotFound
 from chaosmesh_py.faults import injection
 from chaosmesh_py.istio.route_copy import run_route_prefix
 from chaosmesh_py.kube import Kube
-from chaosmesh_py.observe import hits, prometheus
+from chaosmesh_py.observe import hits, inbound_hits, prometheus
 from chaosmesh_py.verdict import rules
 
 logger = logging.getLogger("chaostoolkit")
@@ -112,6 +114,7 @@ _guardrails: dict[str, Guardrail] = {}
 _breach_rollbacks: dict[str, dict[str, Any]] = {}
 # The counters each run's method started from, to count what its faults hit.
 _method_starts: dict[str, hits.Start] = {}
+_inbound_starts: dict[str, dict[str, int]] = {}
 # When each run's method ended (Unix seconds): whether another writer's removal hit the method.
 _method_ends: dict[str, float] = {}
 # The key, in an activity's result, of what another writer had removed from the run by its end.
@@ -181,7 +184,9 @@ def before_method_control(
     """Read the counters the faults' hits are counted from; start watching the guardrails,
     if any, for as long as the method runs."""
     run = run_for(configuration)
-    _method_starts[run.run_id] = hits.start(_connect(secrets), run_route_prefix(run.run_id))
+    kube = _connect(secrets)
+    _method_starts[run.run_id] = hits.start(kube, run_route_prefix(run.run_id))
+    _inbound_starts[run.run_id] = inbound_hits.start(kube)
     if guardrails is None:
         return
     probes, interval_s = parse_guardrails(guardrails, guardrail_interval_s)
@@ -265,8 +270,12 @@ def after_experiment_control(
     # was refused before the run started (argument_problems).
     with contextlib.suppress(ChaosMeshError):
         summary["prometheus_url"] = prometheus.without_userinfo(hits.prometheus_url(configuration))
+    inbound_started = _inbound_starts.pop(run.run_id, None)
     if isinstance(state, dict):
         summary["faults"] = _count_hits(run, state, summary, configuration)
+        upstream = inbound_hits.injected(state.get("run") or [])
+        if upstream:
+            summary["upstream_faults"] = inbound_hits.count(upstream, run.apis(), inbound_started)
         state[JOURNAL_KEY] = summary
         if rules.is_journal(state):
             _grade(state, allow_unverified is True, allow_no_fault is True)

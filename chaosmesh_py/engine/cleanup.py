@@ -381,7 +381,9 @@ def format_report(title: str, report: Report) -> str:
                 )
             )
         if entry.get("deleted"):
-            what.append("deleted")
+            # An owned object's description, when its kind has one (an inbound fault's).
+            described = list((entry.get("what") or {}).values()) if not entry["routes"] else []
+            what.append("deleted" + (f" ({'; '.join(described)})" if described else ""))
         lines.append(f"  removed  {entry['resource']}: {'; '.join(what)}")
     for entry in report.conflicts:
         lines.append(f"  kept     {describe_conflict(entry['resource'], entry)}")

@@ -384,6 +384,9 @@ def _delete_owned(kube: Kube, ref: ResourceRef, scope: _Scope, current: dict[str
     owner = _object_owner(current, choose(current), extras)
     result.runs = [owner] if owner and outcome.wrote else []
     result.deleted = outcome.wrote
+    description = owned_object.describe(current) if outcome.wrote else None
+    if description:
+        result.described = {ref.name: description}
     result.attempts = outcome.attempts
     result.api_conflicts = outcome.conflicts
     result.api_rereads = outcome.rereads

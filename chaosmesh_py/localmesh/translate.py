@@ -17,8 +17,12 @@ Listeners (one Envoy carries every sidecar and the ingress gateway)
     Not in Istio: ``entry~<namespace>~<service>`` on ``topology.entry_ports[service]``, the
     service's virtual host as a workload without labels sees it, for any Host header: a plain
     URL per service that goes through the mesh.
-    For clients without a sidecar: each pod's address and each service's ClusterIP as kube-proxy
-    serves it, with PeerAuthentication's mode (``chaosmesh_py.localmesh.kube_proxy``).
+    ``inbound~<namespace>~<pod>`` on each pod's address (``pod_port``): the pod's inbound
+    sidecar, istiod's inbound HTTP chain (fault filter, then router) in front of the app, with
+    PeerAuthentication's mode and the EnvoyFilters that apply to it
+    (``chaosmesh_py.localmesh.inbound``, ``chaosmesh_py.localmesh.envoy_filter``).
+    For clients without a sidecar: each service's ClusterIP as kube-proxy serves it
+    (``chaosmesh_py.localmesh.kube_proxy``).
 
 Sidecar route configuration (per workload, because ``sourceLabels`` are evaluated per proxy)
     One virtual host per Service in the topology, named ``<fqdn>:<port>``, with domains
@@ -40,7 +44,9 @@ Ingress route configuration
 Clusters
     ``outbound|<port>||<fqdn>`` per Service with all its workloads, and
     ``outbound|<port>|<subset>|<fqdn>`` per DestinationRule subset with the workloads carrying
-    the subset's labels: STATIC, endpoints 127.0.0.1:``workload.port``. Istio's defaults:
+    the subset's labels: STATIC, endpoints the pods' inbound addresses 127.0.0.1:``pod_port``
+    (the app's port for a workload without one), so a call goes caller's sidecar -> server's
+    inbound sidecar -> app, connecting from the mesh's source address. Istio's defaults:
     connect_timeout 10s, LEAST_REQUEST, every circuit-breaker threshold 2^32-1. A
     DestinationRule's ``trafficPolicy`` (port-level settings for the service's port replacing
     it, a subset's sections replacing the top level's) sets: connection-pool limits (0 means
@@ -60,8 +66,7 @@ Where this differs from istiod, on purpose
       ``trafficPolicy``, subsets from all, first of a name wins.
     - The ingress serves every HTTP server of its Gateways on its one port; HTTPS/TLS servers,
       ``tls.httpsRedirect``, consistent hashing, ``h2UpgradePolicy``, locality and TLS
-      settings, ``retryBudget`` and ``tcpKeepalive`` are not translated. There are no inbound
-      sidecars: a workload's own port is its app.
+      settings, ``retryBudget`` and ``tcpKeepalive`` are not translated.
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ from chaosmesh_py.istio.effective_policy import (
 from chaosmesh_py.istio.effective_policy import namespace_of as _namespace
 from chaosmesh_py.istio.effective_policy import positive as _positive
 from chaosmesh_py.localmesh.envoy import EnvoyConfig, JsonDict
+from chaosmesh_py.localmesh.inbound import inbound_config, mesh_source
 from chaosmesh_py.localmesh.kube_proxy import load_assignment, no_sidecar_config
 from chaosmesh_py.localmesh.route import (
     FAULT_FILTER,
@@ -144,6 +150,7 @@ def translate(
     rds_config_source: RdsConfigSource,
     *,
     peer_authentications: Sequence[dict[str, Any]] = (),
+    envoy_filters: Sequence[dict[str, Any]] = (),
 ) -> EnvoyConfig:
     """The whole Envoy configuration for ``topology`` under these Istio resources."""
     ordered_services = oldest_first(virtual_services)
@@ -199,9 +206,12 @@ def translate(
                 ingress=True,
             )
         )
-    no_sidecar_listeners, no_sidecar_clusters = no_sidecar_config(topology, peer_authentications)
-    listeners += no_sidecar_listeners
-    clusters = _clusters(topology, destination_rules) + no_sidecar_clusters
+    inbound_listeners, inbound_clusters = inbound_config(
+        topology, peer_authentications, envoy_filters
+    )
+    no_sidecar_listeners, no_sidecar_clusters = no_sidecar_config(topology)
+    listeners += inbound_listeners + no_sidecar_listeners
+    clusters = _clusters(topology, destination_rules) + inbound_clusters + no_sidecar_clusters
     return EnvoyConfig(
         listeners=tuple(listeners),
         clusters=tuple(sorted(clusters, key=lambda cluster: str(cluster["name"]))),
@@ -518,9 +528,15 @@ def _cluster(name: str, endpoints: list[Workload], policy: Mapping[str, Any] | N
             str((policy.get("loadBalancer") or {}).get("simple")), "LEAST_REQUEST"
         ),
         "circuit_breakers": {"thresholds": [thresholds]},
+        # Each endpoint is the pod's inbound sidecar, reached as a mesh peer.
         "load_assignment": load_assignment(
-            name, [w.port for w in sorted(endpoints, key=lambda w: (w.namespace, w.instance))]
+            name,
+            [
+                w.pod_port or w.port
+                for w in sorted(endpoints, key=lambda w: (w.namespace, w.instance))
+            ],
         ),
+        "upstream_bind_config": mesh_source(),
     }
     common = _common_http_options(tcp, http)
     if common:

@@ -151,5 +151,59 @@ _ARGUMENT_CHECKS["set_outlier_detection"] = lambda a: policy_edits.prepare_rule(
 
 
 # ------------------------------------------------------- upstream faults (inbound EnvoyFilter)
+# The logic is in chaosmesh_py.resilience.upstream (docs/resilience.md, "Upstream faults").
 
-__all__ += []  # this section's Chaos Toolkit functions, by name
+from chaosmesh_py.engine import redaction  # noqa: E402
+
+# (needs and boundary: imported above, by the policy edits' section)
+from chaosmesh_py.engine.run import run_for  # noqa: E402
+from chaosmesh_py.kube import Kube  # noqa: E402
+from chaosmesh_py.resilience import upstream  # noqa: E402
+
+__all__ += ["inject_upstream_fault"]
+
+
+# An owned EnvoyFilter in the namespace, after a list of its Pods; rollback deletes it.
+@needs(upstream.needs)
+def inject_upstream_fault(
+    workload_labels: dict,
+    namespace: str = "default",
+    abort_http_status: int = None,
+    abort_percentage: float = 100.0,
+    delay: str = None,
+    delay_percentage: float = 100.0,
+    port: int = None,
+    verify_url: str = None,
+    configuration: dict = None,
+    secrets: dict = None,
+) -> dict:
+    """Fail requests on the server side: on the inbound sidecar of the pods `workload_labels`
+    select in `namespace` (e.g. {"app": "ratings"}), so every caller meets a real upstream
+    error that its retries retry and its outlier detection counts (a VirtualService fault is
+    answered by the caller's own sidecar, which neither does).
+
+    Give `abort_http_status` (200-599) and/or `delay` (e.g. "2s"), each applied to
+    `abort_percentage` / `delay_percentage` (0.0001-100, default 100) of the requests; `port`
+    (the pods' container port, e.g. 9080) limits it to that port, else every inbound port. The
+    labels must select at least one Pod. Written as an EnvoyFilter the run owns (an
+    HTTP_FILTER MERGE on istiod's inbound fault filter); rollback, the control, reap and halt
+    delete it. Waits until the data plane shows the fault (the local mesh: Envoy's
+    configuration and each pod's inbound fault counters; a cluster: requests to `verify_url`)
+    and fails, removing it, if it never does. Returns the run id, the EnvoyFilter, the pods,
+    the fault, the effect and the time to effect.
+    """
+    with boundary():
+        redaction.remember(secrets)
+        settings, checked_namespace, fault = upstream.prepare(dict(locals()))
+        kube = Kube.connect(secrets)
+        return upstream.inject(
+            kube,
+            run_for(configuration),
+            settings=settings,
+            namespace=checked_namespace,
+            fault=fault,
+            verify_url=verify_url,
+        )
+
+
+_ARGUMENT_CHECKS["inject_upstream_fault"] = upstream.prepare

@@ -38,5 +38,22 @@ def restore_policies(
 
 
 # ------------------------------------------------------- upstream faults
+# (needs and boundary: imported above, by the policy edits' section)
+from chaosmesh_py.engine.run import run_for  # noqa: E402
+from chaosmesh_py.faults import injection  # noqa: E402
+from chaosmesh_py.kube import Kube  # noqa: E402
+from chaosmesh_py.resilience import upstream  # noqa: E402
 
-__all__ += []  # this section's Chaos Toolkit functions, by name
+__all__ += ["remove_upstream_faults"]
+
+
+@needs(upstream.removal_needs)
+def remove_upstream_faults(
+    namespace: str = "default", configuration: dict = None, secrets: dict = None
+) -> dict:
+    """Delete every upstream fault (inbound EnvoyFilter) this run created in `namespace` now;
+    EnvoyFilters of others are never touched. Returns what was removed."""
+    with boundary():
+        settings = injection.Settings.from_configuration(configuration)
+        checked_namespace = upstream.parse_namespace(namespace, settings)
+        return upstream.remove(Kube.connect(secrets), run_for(configuration), checked_namespace)

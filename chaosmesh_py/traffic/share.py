@@ -288,12 +288,13 @@ def _from_envoy(query: ShareQuery, secrets: dict[str, Any] | None) -> ObservedSh
 
 
 def _versions_by_address(mesh: Mapping[str, Any]) -> dict[str, str]:
-    """``127.0.0.1:<port>`` of each workload (its endpoint in Envoy) -> its version label."""
+    """``127.0.0.1:<port>`` of each workload's endpoint in Envoy (its pod's inbound, or its app
+    where the mesh has no inbound sidecars) -> its version label."""
     return {
-        workload["app_url"].removeprefix("http://"): workload["labels"].get(
-            "version", UNKNOWN_VERSION
-        )
+        str(url).removeprefix("http://"): workload["labels"].get("version", UNKNOWN_VERSION)
         for workload in mesh["workloads"].values()
+        for url in (workload.get("app_url"), workload.get("pod_url"))
+        if url
     }
 
 
