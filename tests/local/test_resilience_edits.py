@@ -2,6 +2,8 @@
 timeout on reviews while ratings is 2 s slow), retries turned off, a circuit breaker and outlier
 detection on a DestinationRule's clusters; each seen in Envoy's config and gone after restore."""
 
+import json
+
 import pytest
 
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
@@ -15,6 +17,9 @@ from chaosmesh_py.resilience.actions import (
     set_route_timeout,
 )
 from chaosmesh_py.resilience.rollbacks import restore_policies
+from tests.conftest import python_activity
+from tests.integration.test_inject_rollback import exact
+from tests.local.test_hits import bookinfo_experiment, chaos_run, gate, page_probe
 
 pytestmark = pytest.mark.slow
 
@@ -154,3 +159,38 @@ def test_a_circuit_breaker_and_outlier_detection_reach_the_subset_s_cluster(mesh
     after = envoy_cluster(mesh, cluster)
     assert "outlier_detection" not in after
     assert after["circuit_breakers"]["thresholds"][0]["max_connections"] == 2**32 - 1
+
+
+def test_a_policy_edit_experiment_passes_chaos_run_and_the_gate(mesh, tmp_path):
+    """A timeout alone is an experiment: verified live in Envoy, restored by the control,
+    graded (R8 reads its effect)."""
+    before = mesh.api.get("networking.istio.io/v1", "VirtualService", NAMESPACE, "reviews")
+    timeout = python_activity(
+        "reviews-two-seconds-for-jason",
+        "chaosmesh_py.resilience.actions",
+        "set_route_timeout",
+        timeout="2s",
+        virtual_service="reviews",
+        namespace=NAMESPACE,
+        route_name="jason-to-v2",
+    )
+    experiment = bookinfo_experiment(
+        tmp_path, [page_probe("page-whole-for-jason", user="jason", pages=3)], [timeout]
+    )
+    done = chaos_run(mesh, tmp_path, experiment)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "chaosmesh: verdict pass" in done.stderr
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    output = journal["run"][0]["output"]
+    assert output["fields"] == [
+        {"field": "spec.http[name=jason-to-v2].timeout", "wrote": "2s", "replaced": None}
+    ]
+    assert output["effect"]["config_s"] < 5
+    rollback = journal["chaosmesh"]
+    assert rollback["rollback_complete"] is True
+    assert rollback["rollback"][0]["fields"] == ["spec.http[name=jason-to-v2].timeout"]
+    after = mesh.api.get("networking.istio.io/v1", "VirtualService", NAMESPACE, "reviews")
+    assert exact(after) == exact(before)
+    graded, row = gate(mesh, tmp_path, tmp_path / "journal.json")
+    assert graded.returncode == 0, graded.stdout
+    assert row["outcome"] == "pass"
