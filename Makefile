@@ -59,6 +59,7 @@ bench: install
 	$(BIN)/python bench/first_call.py
 	$(BIN)/python bench/gameday_overhead.py
 	$(BIN)/python bench/kubectl_apply.py
+	$(BIN)/python bench/policy_report.py
 	$(BIN)/python bench/local_prometheus.py
 	$(BIN)/python bench/announce_hang.py
 	$(BIN)/python bench/report_size.py

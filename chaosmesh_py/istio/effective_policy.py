@@ -27,9 +27,9 @@ retried, a refused connection is; ``attempts: 0`` turns retries off. Envoy's rou
 bounds all attempts together; a ``perTryTimeout`` bounds each.
 
 Which DestinationRule: Istio's lookup (``chaosmesh_py.istio.routing.destination_rules_for``),
-then the subset's policy merged onto the top level's (istiod's ``MergeTrafficPolicy``:
-each section the subset sets replaces the service's; port-level settings for the port replace
-the rest wholesale).
+then the subset's policy merged onto the top level's (``chaosmesh_py.istio.traffic_policy``,
+istiod's ``MergeTrafficPolicy``: each section the subset sets replaces the service's; port-level
+settings for the port replace the rest wholesale).
 """
 
 from __future__ import annotations
@@ -37,18 +37,30 @@ from __future__ import annotations
 import http
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
+from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.istio.fault import parse_duration_ms
-from chaosmesh_py.istio.routing import CLUSTER_DOMAIN, destination_rules_for, qualified
+from chaosmesh_py.istio.routing import (
+    CLUSTER_DOMAIN,
+    ROOT_NAMESPACE,
+    destination_rules_for,
+    qualified,
+    service_namespace,
+)
+from chaosmesh_py.istio.traffic_policy import (
+    DestinationPolicy,
+    destination_policy,
+    namespace_of,
+    oldest_first,
+)
 
 MESH_GATEWAY = "mesh"
 # Istio's retry policy on every route whose VirtualService says nothing about retries.
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 DEFAULT_RETRIES = 2
-TRAFFIC_POLICY_SECTIONS = ("connectionPool", "outlierDetection", "loadBalancer", "tls")
 # Envoy's retry_on tokens that retry a 5xx answer, a gateway error (502/503/504), a failed
 # connection. "5xx" covers all three; "gateway-error" the last two; "reset" a connection reset.
 _RETRIES_5XX = frozenset({"5xx"})
@@ -58,8 +70,6 @@ _GATEWAY_CODES = frozenset({502, 503, 504})
 # A Go duration of zero ("0s", "0ms", "0.0s"): parse_duration_ms refuses anything under 1 ms,
 # which is right for faults, but a zero timeout is meaningful (disabled).
 _ZERO_DURATION = re.compile(r"(?:(?:0+(?:\.0*)?|\.0+)(?:ns|us|µs|ms|s|m|h))+")
-
-IstioObject = TypeVar("IstioObject", bound=Mapping[str, Any])
 
 
 # --- durations, retryOn, ordering: shared with the local mesh's translator -----------------------
@@ -95,54 +105,6 @@ def _is_http_status(token: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def namespace_of(resource: Mapping[str, Any]) -> str:
-    return str((resource.get("metadata") or {}).get("namespace") or "default")
-
-
-def oldest_first(resources: Iterable[IstioObject]) -> list[IstioObject]:
-    """istiod's order: creationTimestamp (RFC 3339, so it sorts as text), name, namespace."""
-
-    def key(resource: Mapping[str, Any]) -> tuple[str, str, str]:
-        metadata = resource.get("metadata") or {}
-        return (
-            str(metadata.get("creationTimestamp") or ""),
-            str(metadata.get("name") or ""),
-            namespace_of(resource),
-        )
-
-    return sorted(resources, key=key)
-
-
-def port_traffic_policy(
-    policy: Mapping[str, Any] | None, port: int | None
-) -> Mapping[str, Any] | None:
-    """A trafficPolicy's settings for ``port``: port-level ones replace the rest wholesale."""
-    if policy is None:
-        return None
-    for settings in policy.get("portLevelSettings") or []:
-        if port is not None and (settings.get("port") or {}).get("number") == port:
-            return {s: settings[s] for s in TRAFFIC_POLICY_SECTIONS if s in settings}
-    return policy
-
-
-def merge_traffic_policy(
-    policy: Mapping[str, Any] | None, subset_policy: Mapping[str, Any] | None, port: int | None
-) -> Mapping[str, Any] | None:
-    """istiod's MergeTrafficPolicy: each section the subset sets replaces the service's (whose
-    port-level settings for ``port`` are already applied); the subset's own port-level settings
-    for ``port`` replace everything."""
-    if subset_policy is None:
-        return policy
-    merged = {s: (policy or {})[s] for s in TRAFFIC_POLICY_SECTIONS if s in (policy or {})}
-    for settings in subset_policy.get("portLevelSettings") or []:
-        if port is not None and (settings.get("port") or {}).get("number") == port:
-            return {s: settings[s] for s in TRAFFIC_POLICY_SECTIONS if s in settings}
-    merged.update(
-        {s: subset_policy[s] for s in TRAFFIC_POLICY_SECTIONS if subset_policy.get(s) is not None}
-    )
-    return merged
 
 
 # --- what one route gives -------------------------------------------------------------------
@@ -210,59 +172,6 @@ def route_retries(retries: Mapping[str, Any] | None) -> Retries:
 
 
 @dataclass(frozen=True)
-class DestinationPolicy:
-    """Where a route sends (host, subset, weight) and the circuit breaking it meets there."""
-
-    host: str
-    subset: str
-    weight: int
-    destination_rule: str | None  # "namespace/name" (several merged: comma-separated)
-    connection_pool: Mapping[str, Any] | None
-    outlier_detection: Mapping[str, Any] | None
-
-    @property
-    def circuit_breaker(self) -> bool:
-        """A connection pool limit that can overflow (a connect timeout alone breaks nothing)."""
-        pool = self.connection_pool or {}
-        tcp, http_ = pool.get("tcp") or {}, pool.get("http") or {}
-        limits = (
-            tcp.get("maxConnections"),
-            http_.get("http1MaxPendingRequests"),
-            http_.get("http2MaxRequests"),
-            http_.get("maxRequestsPerConnection"),
-            http_.get("maxRetries"),
-        )
-        return any(positive(limit) for limit in limits)
-
-    @property
-    def ejects(self) -> bool:
-        """Outlier detection that can eject: Istio's consecutive5xxErrors defaults to 5 once
-        outlierDetection is set; 0 turns that count off."""
-        outlier = self.outlier_detection
-        if outlier is None:
-            return False
-        five_xx = outlier.get("consecutive5xxErrors")
-        return (
-            five_xx is None
-            or positive(five_xx) > 0
-            or positive(outlier.get("consecutiveGatewayErrors")) > 0
-            or positive(outlier.get("consecutiveLocalOriginFailures")) > 0
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "host": self.host,
-            "subset": self.subset,
-            "weight": self.weight,
-            "destination_rule": self.destination_rule,
-            "circuit_breaker": self.circuit_breaker,
-            "outlier_detection": self.ejects,
-            "connection_pool": dict(self.connection_pool or {}) or None,
-            "outlier": dict(self.outlier_detection or {}) or None,
-        }
-
-
-@dataclass(frozen=True)
 class RoutePolicy:
     """One route a caller's requests can take, with its timeout, retries and destinations."""
 
@@ -274,6 +183,7 @@ class RoutePolicy:
     retries: Retries
     fault_delay_s: float  # a fixed delay every request of the route meets (fault at 100 %)
     destinations: tuple[DestinationPolicy, ...]
+    methods: tuple[str, ...] = ()  # the HTTP methods its match entries name (exact)
 
     @property
     def worst_case_s(self) -> float | None:
@@ -302,6 +212,7 @@ class RoutePolicy:
             "fault_delay_s": self.fault_delay_s,
             "worst_case_s": self.worst_case_s,
             "destinations": [d.to_json() for d in self.destinations],
+            "methods": list(self.methods),
         }
 
 
@@ -369,55 +280,120 @@ def effective_route_policy(
     port: int | None = None,
 ) -> EffectivePolicy:
     """The policy a sidecar in ``source_namespace`` with ``source_labels`` applies to a call to
-    ``host`` (a short name reads as a Service in the caller's namespace, as its DNS would).
-    ``port``: the service port called, for port-level DestinationRule settings and ``port``
-    matches (None: the first ``portLevelSettings`` never apply, every match port may)."""
-    fqdn = _fully_qualified(host.lower(), source_namespace)
-    for virtual_service in _visible_in_order(virtual_services, source_namespace):
-        vs_namespace = namespace_of(virtual_service)
-        if not any(_host_matches(h, vs_namespace, fqdn) for h in _hosts(virtual_service)):
-            continue
-        routes = _reachable_routes(
-            virtual_service, source_namespace, source_labels, port, destination_rules
-        )
-        if routes:  # none left for this caller: istiod falls through to the next one
-            return EffectivePolicy(fqdn, tuple(routes))
-    default = RoutePolicy(
-        virtual_service=None,
-        route="default",
-        index=None,
-        conditional=False,
-        timeout_s=None,
-        retries=route_retries(None),
-        fault_delay_s=0.0,
-        destinations=(
-            _destination(
-                {"host": fqdn},
-                source_namespace,
-                100,
-                source_namespace=source_namespace,
-                port=port,
-                destination_rules=destination_rules,
-            ),
-        ),
+    ``host`` (read as the caller's cluster DNS reads it, ``call_host``). ``port``: the service
+    port called, for port-level DestinationRule settings and ``port`` matches (None: no
+    ``portLevelSettings`` apply, every match port may). For many calls, use a ``PolicyIndex``."""
+    index = PolicyIndex(virtual_services, destination_rules)
+    return index.effective(
+        source_namespace=source_namespace, source_labels=source_labels, host=host, port=port
     )
-    return EffectivePolicy(fqdn, (default,))
 
 
-def _visible_in_order(
-    virtual_services: Sequence[dict[str, Any]], namespace: str
-) -> list[dict[str, Any]]:
-    private, exported, public = [], [], []
-    for vs in oldest_first([vs for vs in virtual_services if _bound_to_mesh(vs)]):
-        export = [str(e) for e in (vs.get("spec") or {}).get("exportTo") or ["*"]]
-        own = namespace_of(vs) == namespace
-        if "*" in export:
-            public.append(vs)
-        elif "." in export and own:
-            private.append(vs)
-        elif namespace in export:
-            exported.append(vs)
-    return private + exported + public
+class PolicyIndex:
+    """The VirtualServices and DestinationRules indexed by host: built once (O(objects)), then
+    each call looks only at the objects that name its host (a report of E edges is O(E), not
+    O(E x objects))."""
+
+    def __init__(
+        self,
+        virtual_services: Sequence[dict[str, Any]],
+        destination_rules: Sequence[dict[str, Any]],
+    ) -> None:
+        mesh = oldest_first([vs for vs in virtual_services if _bound_to_mesh(vs)])
+        self._age = {id(vs): age for age, vs in enumerate(mesh)}
+        self._by_host: dict[str, list[dict[str, Any]]] = {}
+        self._wildcard: list[dict[str, Any]] = []
+        for vs in mesh:
+            hosts = {qualified(h, namespace_of(vs)) for h in _hosts(vs) if not h.startswith("*")}
+            for fqdn in hosts:
+                self._by_host.setdefault(fqdn, []).append(vs)
+            if any(h.startswith("*") for h in _hosts(vs)):
+                self._wildcard.append(vs)
+        self._rules: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (namespace, host)
+        self._wildcard_rules: dict[str, list[dict[str, Any]]] = {}  # namespace
+        for rule in destination_rules:
+            namespace = namespace_of(rule)
+            pattern = str((rule.get("spec") or {}).get("host") or "").lower()
+            if pattern.startswith("*"):
+                self._wildcard_rules.setdefault(namespace, []).append(rule)
+            else:
+                self._rules.setdefault((namespace, qualified(pattern, namespace)), []).append(rule)
+
+    def effective(
+        self,
+        *,
+        source_namespace: str,
+        source_labels: Mapping[str, str],
+        host: str,
+        port: int | None = None,
+    ) -> EffectivePolicy:
+        fqdn = call_host(host, source_namespace)
+        for virtual_service in self._virtual_services(fqdn, source_namespace):
+            try:
+                routes = _reachable_routes(
+                    virtual_service,
+                    source_namespace,
+                    source_labels,
+                    port,
+                    lambda host: self.destination_rules(host, source_namespace),
+                )
+            except InvalidInput:
+                # A duration istiod cannot read (a cluster without Istio's webhook admitted
+                # it): istiod rejects the whole VirtualService, so it applies to nothing.
+                continue
+            if routes:  # none left for this caller: istiod falls through to the next one
+                return EffectivePolicy(fqdn, tuple(routes))
+        default = RoutePolicy(
+            virtual_service=None,
+            route="default",
+            index=None,
+            conditional=False,
+            timeout_s=None,
+            retries=route_retries(None),
+            fault_delay_s=0.0,
+            destinations=(
+                destination_policy(
+                    {"host": fqdn},
+                    source_namespace,
+                    100,
+                    rules=self.destination_rules(fqdn, source_namespace),
+                    port=port,
+                ),
+            ),
+        )
+        return EffectivePolicy(fqdn, (default,))
+
+    def destination_rules(self, fqdn: str, source_namespace: str) -> list[Mapping[str, Any]]:
+        """The DestinationRules that apply to ``fqdn`` for a caller in ``source_namespace``."""
+        candidates: list[dict[str, Any]] = []
+        for namespace in dict.fromkeys(
+            n for n in (source_namespace, service_namespace(fqdn), ROOT_NAMESPACE) if n
+        ):
+            candidates += self._rules.get((namespace, fqdn), [])
+            candidates += self._wildcard_rules.get(namespace, [])
+        return destination_rules_for(fqdn, source_namespace, candidates)
+
+    def _virtual_services(self, fqdn: str, namespace: str) -> list[dict[str, Any]]:
+        """Those naming ``fqdn`` that the caller's namespace sees, in istiod's order: private
+        ones of its namespace, then those exported to it by name, then public; oldest first."""
+        named = self._by_host.get(fqdn, []) + [
+            vs
+            for vs in self._wildcard
+            if any(_host_matches(h, namespace_of(vs), fqdn) for h in _hosts(vs))
+        ]
+        ranked = []
+        for vs in {id(vs): vs for vs in named}.values():
+            export = [str(e) for e in (vs.get("spec") or {}).get("exportTo") or ["*"]]
+            if "*" in export:
+                group = 2
+            elif "." in export and namespace_of(vs) == namespace:
+                group = 0
+            elif namespace in export:
+                group = 1
+            else:
+                continue
+            ranked.append((group, self._age[id(vs)], vs))
+        return [vs for _, _, vs in sorted(ranked, key=lambda r: r[:2])]
 
 
 def _bound_to_mesh(virtual_service: Mapping[str, Any]) -> bool:
@@ -437,7 +413,7 @@ def _host_matches(vs_host: str, vs_namespace: str, fqdn: str) -> bool:
     return qualified(vs_host, vs_namespace) == fqdn
 
 
-def _fully_qualified(host: str, namespace: str) -> str:
+def call_host(host: str, namespace: str) -> str:
     """A caller's ``reviews`` / ``reviews.ns`` / ``reviews.ns.svc`` as the Service's FQDN, the
     way its cluster DNS resolves them (a VirtualService host only expands a bare name)."""
     parts = host.split(".")
@@ -455,7 +431,7 @@ def _reachable_routes(
     source_namespace: str,
     source_labels: Mapping[str, str],
     port: int | None,
-    destination_rules: Sequence[dict[str, Any]],
+    rules_for: Callable[[str], list[Mapping[str, Any]]],
 ) -> list[RoutePolicy]:
     vs_namespace = namespace_of(virtual_service)
     name = f"{vs_namespace}/{(virtual_service.get('metadata') or {}).get('name') or ''}"
@@ -470,19 +446,13 @@ def _reachable_routes(
                 virtual_service=name,
                 route=str(rule.get("name") or f"http[{index}]"),
                 index=index,
-                conditional=not any(_catches_all(m) for m in applicable),
+                conditional=not any(_catches_all(m, port) for m in applicable),
                 timeout_s=_seconds_or_none(rule.get("timeout")),
                 retries=route_retries(rule.get("retries")),
                 fault_delay_s=_certain_delay_s(rule.get("fault")),
+                methods=_methods(applicable),
                 destinations=tuple(
-                    _destination(
-                        weighted.get("destination") or {},
-                        vs_namespace,
-                        int(weighted.get("weight") or (100 if len(rule["route"]) == 1 else 0)),
-                        source_namespace=source_namespace,
-                        port=port,
-                        destination_rules=destination_rules,
-                    )
+                    _destination(weighted, vs_namespace, len(rule["route"]), port, rules_for)
                     for weighted in rule["route"]
                 ),
             )
@@ -490,6 +460,28 @@ def _reachable_routes(
         if not routes[-1].conditional:
             break  # every later route is shadowed for this caller
     return routes
+
+
+def _destination(
+    weighted: Mapping[str, Any],
+    namespace: str,
+    siblings: int,
+    port: int | None,
+    rules_for: Callable[[str], list[Mapping[str, Any]]],
+) -> DestinationPolicy:
+    """A route's ``HTTPRouteDestination`` (a lone one weighs 100) and what it meets there."""
+    destination = weighted.get("destination") or {}
+    fqdn = qualified(str(destination.get("host") or "").lower(), namespace)
+    weight = int(weighted.get("weight") or (100 if siblings == 1 else 0))
+    return destination_policy(destination, namespace, weight, rules=rules_for(fqdn), port=port)
+
+
+def _methods(matches: list[Mapping[str, Any] | None]) -> tuple[str, ...]:
+    """The HTTP methods the match entries name exactly."""
+    named = {
+        str(m["method"]["exact"]) for m in matches if m and (m.get("method") or {}).get("exact")
+    }
+    return tuple(sorted(named))
 
 
 def _applies_to(
@@ -513,10 +505,13 @@ def _applies_to(
     return not wanted or wanted == source_namespace
 
 
-def _catches_all(match: Mapping[str, Any] | None) -> bool:
-    """Every request of a caller this entry applies to meets it: no request conditions."""
+def _catches_all(match: Mapping[str, Any] | None, port: int | None) -> bool:
+    """Every request of a caller this entry applies to meets it: no request conditions (a
+    ``port`` condition is one when the called port is not known)."""
     if match is None:
         return True
+    if match.get("port") and port is None:
+        return False
     request_conditions = (
         "headers",
         "withoutHeaders",
@@ -542,51 +537,6 @@ def _certain_delay_s(fault: Mapping[str, Any] | None) -> float:
         else float(delay.get("percent", 0))
     )
     return duration_ms(delay["fixedDelay"]) / 1000 if percent >= 100 else 0.0
-
-
-def _destination(
-    destination: Mapping[str, Any],
-    namespace: str,
-    weight: int,
-    *,
-    source_namespace: str,
-    port: int | None,
-    destination_rules: Sequence[dict[str, Any]],
-) -> DestinationPolicy:
-    """An Istio ``Destination`` (its host read in ``namespace``) and the DestinationRule
-    policy it meets there; its own port number, else ``port``."""
-    fqdn = qualified(str(destination.get("host") or "").lower(), namespace)
-    subset = str(destination.get("subset") or "")
-    port = (destination.get("port") or {}).get("number") or port
-    rules = destination_rules_for(fqdn, source_namespace, destination_rules)
-    policy: Mapping[str, Any] | None = None
-    subset_policy: Mapping[str, Any] | None = None
-    for rule in oldest_first(rules):  # the oldest rule's trafficPolicy; a subset's first definer
-        spec = rule.get("spec") or {}
-        if policy is None and spec.get("trafficPolicy") is not None:
-            policy = spec["trafficPolicy"]
-        for defined in spec.get("subsets") or []:
-            if subset and defined.get("name") == subset and subset_policy is None:
-                subset_policy = defined.get("trafficPolicy") or {}
-    merged = merge_traffic_policy(port_traffic_policy(policy, port), subset_policy, port) or {}
-    names = ",".join(f"{namespace_of(r)}/{(r.get('metadata') or {}).get('name')}" for r in rules)
-    return DestinationPolicy(
-        host=fqdn,
-        subset=subset,
-        weight=weight,
-        destination_rule=names or None,
-        connection_pool=merged.get("connectionPool"),
-        outlier_detection=merged.get("outlierDetection"),
-    )
-
-
-def positive(value: Any) -> int:
-    """The integer if it is > 0, else 0 (istiod cannot tell 0 from unset, so 0 means unset)."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return 0
-    return max(number, 0)
 
 
 def _seconds_or_none(duration: object) -> float | None:

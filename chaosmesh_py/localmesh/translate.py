@@ -75,13 +75,13 @@ import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from chaosmesh_py.istio.effective_policy import (
+from chaosmesh_py.istio.traffic_policy import (
     merge_traffic_policy,
     oldest_first,
     port_traffic_policy,
 )
-from chaosmesh_py.istio.effective_policy import namespace_of as _namespace
-from chaosmesh_py.istio.effective_policy import positive as _positive
+from chaosmesh_py.istio.traffic_policy import namespace_of as _namespace
+from chaosmesh_py.istio.traffic_policy import positive as _positive
 from chaosmesh_py.localmesh.envoy import EnvoyConfig, JsonDict
 from chaosmesh_py.localmesh.inbound import inbound_config, mesh_source
 from chaosmesh_py.localmesh.kube_proxy import load_assignment, no_sidecar_config

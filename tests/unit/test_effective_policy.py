@@ -10,10 +10,9 @@ import pytest
 from chaosmesh_py.istio.effective_policy import (
     DEFAULT_RETRY_ON,
     effective_route_policy,
-    merge_traffic_policy,
-    port_traffic_policy,
     route_retries,
 )
+from chaosmesh_py.istio.traffic_policy import merge_traffic_policy, port_traffic_policy
 
 
 def vs(name: str, hosts: list[str], http: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -345,3 +344,46 @@ def test_the_callers_namespace_destination_rule_wins_and_export_to_hides():
     hidden = dr("hidden", "ratings", exportTo=["."], trafficPolicy={"connectionPool": POOL})
     assert not policy(drs=[hidden], host="ratings.default", namespace="shop").circuit_breaker
     assert policy(drs=[hidden]).circuit_breaker
+
+
+def test_a_mesh_wide_wildcard_rule_in_the_root_namespace_applies_unless_a_nearer_one_does():
+    mesh_wide = dr(
+        "mesh-wide",
+        "*.svc.cluster.local",
+        namespace="istio-system",
+        trafficPolicy={"outlierDetection": OUTLIER},
+    )
+    assert policy(drs=[mesh_wide]).outlier_detection
+    assert policy(drs=[mesh_wide]).routes[0].destinations[0].destination_rule == (
+        "istio-system/mesh-wide"
+    )
+    nearer = dr("ratings", "ratings", trafficPolicy={"connectionPool": POOL})
+    effective = policy(drs=[mesh_wide, nearer])
+    assert (effective.circuit_breaker, effective.outlier_detection) == (True, False)
+
+
+def test_a_port_match_shadows_later_routes_only_when_the_called_port_is_known():
+    on_9080 = {
+        "name": "on-9080",
+        "match": [{"port": 9080}],
+        "route": to("ratings"),
+        "timeout": "1s",
+    }
+    on_8080 = {
+        "name": "on-8080",
+        "match": [{"port": 8080}],
+        "route": to("ratings"),
+        "timeout": "2s",
+    }
+    rest = {"name": "rest", "route": to("ratings")}
+    services = [vs("ratings", ["ratings"], [on_9080, on_8080, rest])]
+    assert [r.route for r in policy(services, port=9080).routes] == ["on-9080"]
+    assert [r.route for r in policy(services, port=8080).routes] == ["on-8080"]
+    assert [r.route for r in policy(services).routes] == ["on-9080", "on-8080", "rest"]
+
+
+def test_a_virtual_service_istiod_cannot_read_applies_to_nothing():
+    broken = vs("ratings", ["ratings"], [{"route": to("ratings"), "timeout": "soon"}])
+    effective = policy([broken])
+    assert effective.routes[0].virtual_service is None
+    assert effective.implicit
