@@ -293,6 +293,9 @@ def test_chaos_discover_describes_every_activity(api, tmp_path):
         "restore_policies",
         "inject_upstream_fault",
         "remove_upstream_faults",
+        "policy_report",
+        "policy_findings",
+        "max_amplification",
     }
     for activity in activities.values():
         assert activity["doc"]
