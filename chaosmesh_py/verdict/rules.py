@@ -48,7 +48,8 @@ The outcome is ``rollback-incomplete`` when what the run changed may still be in
 - R11 fails (or the control never reported its rollback);
 - R9 fails for a rollback that is not a chaosmesh activity (nobody else undoes it), or for a
   chaosmesh one when the control did not then remove every fault;
-- R10 fails and a chaosmesh fault was injected with no ``remove_faults`` succeeding anywhere.
+- R10 fails and a chaosmesh edit was made with no removal of its kind succeeding anywhere
+  (``remove_faults``, ``remove_routing``, ``restore_policies`` / ``remove_upstream_faults``).
 Else ``fail`` when any rule failed, else ``pass``.
 
 Unverified faults (R8): on a cluster, without ``verify_url``, an injection reports
@@ -96,8 +97,15 @@ ROUTING_ROLLBACKS_MODULE = "chaosmesh_py.traffic.rollbacks"
 # detection, upstream faults) are owned, verified (their "effect") and rolled back the same way.
 RESILIENCE_MODULE = "chaosmesh_py.resilience.actions"
 RESILIENCE_ROLLBACKS_MODULE = "chaosmesh_py.resilience.rollbacks"
-EDIT_MODULES = (ACTIONS_MODULE, ROUTING_MODULE, RESILIENCE_MODULE)
-REMOVAL_MODULES = (ROLLBACKS_MODULE, ROUTING_ROLLBACKS_MODULE, RESILIENCE_ROLLBACKS_MODULE)
+# Each kind of edit and the module whose activities remove it: without the control, an edit
+# counts as removed only by its own kind's removal (remove_faults leaves a policy edit in place).
+REMOVED_BY = {
+    ACTIONS_MODULE: ROLLBACKS_MODULE,
+    ROUTING_MODULE: ROUTING_ROLLBACKS_MODULE,
+    RESILIENCE_MODULE: RESILIENCE_ROLLBACKS_MODULE,
+}
+EDIT_MODULES = tuple(REMOVED_BY)
+REMOVAL_MODULES = tuple(REMOVED_BY.values())
 _EDIT_NAMES = {ACTIONS_MODULE: "fault", ROUTING_MODULE: "routing edit"}
 CONTROL_KEY = "chaosmesh"
 
@@ -397,19 +405,25 @@ def _control(
         if not injections:
             return []
         findings = [Finding("the chaosmesh control was not declared: rollback not guaranteed")]
-        injected = [_name(e["activity"]) for e in injections if e.get("status") == "succeeded"]
-        removed = any(
-            _module(entry) in REMOVAL_MODULES and entry.get("status") == "succeeded"
+        removed = {
+            _module(entry)
             for entry in [*runs, *rollbacks]
-        )
-        if injected and not removed:
-            findings.append(
-                Finding(
-                    f"faults injected by {', '.join(map(repr, injected))} were never removed: "
-                    "no remove_faults succeeded",
-                    leaves_changes=True,
+            if _module(entry) in REMOVAL_MODULES and entry.get("status") == "succeeded"
+        }
+        for module, removal in REMOVED_BY.items():
+            injected = [
+                _name(e["activity"])
+                for e in injections
+                if _module(e) == module and e.get("status") == "succeeded"
+            ]
+            if injected and removal not in removed:
+                findings.append(
+                    Finding(
+                        f"edits by {', '.join(map(repr, injected))} were never removed: "
+                        f"no {removal} activity succeeded",
+                        leaves_changes=True,
+                    )
                 )
-            )
         return findings
     complete = control.get("rollback_complete")
     if complete is True:

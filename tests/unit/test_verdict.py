@@ -453,7 +453,29 @@ def test_faults_without_the_control_or_any_removal_are_left_behind():
     verdict = grade(journal)
     assert verdict.outcome == "rollback-incomplete"
     assert verdict.reasons[1] == (
-        "faults injected by 'delay-ratings' were never removed: no remove_faults succeeded"
+        "edits by 'delay-ratings' were never removed: "
+        "no chaosmesh_py.faults.rollbacks activity succeeded"
+    )
+
+
+def test_without_the_control_an_edit_is_removed_only_by_its_own_kinds_removal():
+    timeout = {
+        "type": "action",
+        "name": "reviews-timeout",
+        "provider": {
+            "type": "python",
+            "module": "chaosmesh_py.resilience.actions",
+            "func": "set_route_timeout",
+        },
+    }
+    journal = clean()
+    journal["run"].append(activity_run(timeout, output={"effect": {"config_s": 0.1}}))
+    del journal["chaosmesh"]
+    verdict = grade(journal)
+    assert verdict.outcome == "rollback-incomplete"
+    assert verdict.reasons[-1] == (
+        "edits by 'reviews-timeout' were never removed: "
+        "no chaosmesh_py.resilience.rollbacks activity succeeded"
     )
 
 
