@@ -67,6 +67,7 @@ bench: install
 	$(BIN)/python bench/routing_edits.py
 	$(BIN)/python bench/split_latency.py
 	$(BIN)/python bench/canary_power.py
+	$(BIN)/python bench/policy_edits.py
 	$(BIN)/python bench/resilience_proof.py
 	$(BIN)/python bench/inbound_hop.py
 

@@ -77,7 +77,15 @@ from pathlib import Path
 from typing import Any
 
 from chaosmesh_py import checks
-from chaosmesh_py.engine import evidence, ledger, private_file, redaction, signals, vanished
+from chaosmesh_py.engine import (
+    cleanup,
+    evidence,
+    ledger,
+    private_file,
+    redaction,
+    signals,
+    vanished,
+)
 from chaosmesh_py.engine.guardrail import Breach, Guardrail, parse_guardrails
 from chaosmesh_py.engine.run import (
     RUN_ID_ENV,
@@ -436,7 +444,13 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
             ledger.prune(run.ledger.directory)
     if removed:
         count = sum(len(r["removed"]) for r in removed)
-        logger.info(f"chaosmesh: rolled back run {run.run_id}: removed {count} route(s)")
+        fields = sum(len(r.get("fields") or ()) for r in removed)
+        restored = f", restored {fields} field(s)" if fields else ""
+        logger.info(f"chaosmesh: rolled back run {run.run_id}: removed {count} route(s){restored}")
+        for report in removed:
+            where = str(report.get("resource") or f"VirtualService {report.get('virtual_service')}")
+            for conflict in report.get("conflicts") or ():
+                logger.warning(f"chaosmesh: kept {cleanup.describe_conflict(where, conflict)}")
     summary: dict[str, Any] = {
         "run_id": run.run_id,
         # When the removals started and when the last one was seen gone (verified, when

@@ -187,6 +187,15 @@ class Targeting:
         )
 
 
+def parse_verify_url(value: object) -> str | None:
+    """An http(s) URL whose requests take the edited route, or None."""
+    if value is not None and (
+        not isinstance(value, str) or not value.startswith(("http://", "https://"))
+    ):
+        raise InvalidInput("verify_url", f"{shown(value)} is not an http(s) URL")
+    return value
+
+
 def parse_targeting(arguments: Mapping[str, Any], settings: Settings) -> Targeting:
     """Check the targeting arguments of a route-copy action before any request, in the order
     users read them: namespace, virtual_service / host, route_name / route_index, verify_url,
@@ -197,11 +206,7 @@ def parse_targeting(arguments: Mapping[str, Any], settings: Settings) -> Targeti
     route_name, route_index = narrowing.parse_route_choice(
         arguments["route_name"], arguments["route_index"]
     )
-    verify_url = arguments["verify_url"]
-    if verify_url is not None and (
-        not isinstance(verify_url, str) or not verify_url.startswith(("http://", "https://"))
-    ):
-        raise InvalidInput("verify_url", f"{shown(verify_url)} is not an http(s) URL")
+    verify_url = parse_verify_url(arguments["verify_url"])
     checks.flag("allow_other_runs", arguments["allow_other_runs"])
     return Targeting(
         settings=settings,

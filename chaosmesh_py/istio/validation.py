@@ -578,10 +578,11 @@ _POOL_DURATIONS = {"http": ("idleTimeout",), "tcp": ("connectTimeout", "maxConne
 
 
 def _connection_pool(pool: Any, path: str) -> Iterator[str]:
+    if isinstance(pool, dict):
+        yield from _unknown_fields(pool, tuple(CONNECTION_POOL_FIELDS), path)
     if not isinstance(pool, dict) or (pool.get("http") is None and pool.get("tcp") is None):
         yield f"{path}: must set http or tcp"
         return
-    yield from _unknown_fields(pool, tuple(CONNECTION_POOL_FIELDS), path)
     for section, counts in CONNECTION_POOL_LIMITS.items():
         settings = pool.get(section)
         if settings is None:

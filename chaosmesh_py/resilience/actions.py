@@ -5,7 +5,8 @@ path (owner record, ledger before the write, expiry), verifies its effect in the
 and is removed exactly by the control, ``rollback``, ``reap`` and ``halt``.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: `chaos discover` reads the activities' annotations
+# as types (a string annotation would be shown to users as "object").
 
 import inspect
 from collections.abc import Callable, Mapping

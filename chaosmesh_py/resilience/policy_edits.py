@@ -24,18 +24,20 @@ could be trusted to undo.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from chaosmesh_py.engine import ownership, redaction
+from chaosmesh_py import checks
+from chaosmesh_py.engine import ownership, redaction, verify
 from chaosmesh_py.engine.access import Access, on
 from chaosmesh_py.engine.kinds import FIELD_OVERRIDE, edit_verbs, editable_kinds
 from chaosmesh_py.engine.run import Run, run_for
 from chaosmesh_py.errors import InvalidInput, NotFound, OwnedByAnotherRun, TargetNotFound, shown
 from chaosmesh_py.faults import injection
-from chaosmesh_py.istio import narrowing, policy_target, routing, validation
-from chaosmesh_py.istio.owner_record import records
+from chaosmesh_py.istio import field_override, narrowing, policy_target, routing, validation
+from chaosmesh_py.istio.owner_record import ABSENT, FieldRecord, path_text, record_of, records
 from chaosmesh_py.kube import Kube, ResourceKind, ResourceRef, names
 from chaosmesh_py.resilience import policy_effect
 
@@ -85,25 +87,25 @@ def parse_timeout(value: object) -> str:
         )
     if isinstance(value, str) and value.strip().startswith("-"):
         raise InvalidInput("timeout", f"{shown(value)} is negative", 'e.g. "0.5s" or "3s"')
+    if not isinstance(value, str):
+        raise InvalidInput(
+            "timeout",
+            f"must be a duration string, got {type(value).__name__} {shown(value)}",
+            'e.g. "0.5s" or "3s"',
+        )
     _refuse(validation.duration_errors(value, "timeout"))
-    assert isinstance(value, str)
     return value
 
 
 def parse_retries(attempts: object, per_try_timeout: object, retry_on: object) -> dict[str, Any]:
     """An Istio HTTPRetry: ``{"attempts": 0}`` turns retries off (Istio's implicit two included)."""
-    if isinstance(attempts, bool) or not isinstance(attempts, int):
-        raise InvalidInput(
-            "attempts",
-            f"must be a whole number of retries, got {shown(attempts)}",
-            "0 turns retries off, e.g. 3",
-        )
-    if not 0 <= attempts <= MAX_ATTEMPTS:
-        raise InvalidInput(
-            "attempts",
-            f"{attempts} is outside 0-{MAX_ATTEMPTS}",
-            "0 turns retries off; a few (2-5) is what services use",
-        )
+    attempts = checks.whole(
+        "attempts",
+        attempts,
+        0,
+        MAX_ATTEMPTS,
+        fix="0 turns retries off; a few (2-5) is what services use",
+    )
     retries: dict[str, Any] = {"attempts": attempts}
     if per_try_timeout is not None:
         if attempts == 0:
@@ -193,11 +195,7 @@ def _refuse(errors: list[str]) -> None:
 
 def _common(arguments: Mapping[str, Any]) -> tuple[injection.Settings, bool]:
     settings = injection.Settings.from_configuration(arguments["configuration"])
-    if not isinstance(arguments["allow_other_runs"], bool):
-        raise InvalidInput(
-            "allow_other_runs", f"must be true or false, got {shown(arguments['allow_other_runs'])}"
-        )
-    return settings, arguments["allow_other_runs"]
+    return settings, checks.flag("allow_other_runs", arguments["allow_other_runs"])
 
 
 def prepare_route(field: str, arguments: Mapping[str, Any]) -> RouteEdit:
@@ -216,11 +214,7 @@ def prepare_route(field: str, arguments: Mapping[str, Any]) -> RouteEdit:
     route_name, route_index = narrowing.parse_route_choice(
         arguments["route_name"], arguments["route_index"]
     )
-    verify_url = arguments["verify_url"]
-    if verify_url is not None and (
-        not isinstance(verify_url, str) or not verify_url.startswith(("http://", "https://"))
-    ):
-        raise InvalidInput("verify_url", f"{shown(verify_url)} is not an http(s) URL")
+    verify_url = injection.parse_verify_url(arguments["verify_url"])
     return RouteEdit(
         settings, target, route_name, route_index, field, value, allow_other_runs, verify_url
     )
@@ -278,22 +272,23 @@ def set_route_policy(field: str, arguments: Mapping[str, Any]) -> dict[str, Any]
         raise injection.not_found(kube, ref) from error
     targets = policy_target.route_targets(current, edit.route_name, edit.route_index)
     run = run_for(arguments["configuration"])
-    _refuse_other_runs(current, run.run_id, edit.allow_other_runs, "virtual_service")
+    _refuse_other_runs(current, run.run_id, edit.allow_other_runs)
     written = [
         _override(kube, ref, run, target.path(field), value=edit.value, settings=edit.settings)
         for target in targets
     ]
     report = _report(run, ref, written)
     report["routes"] = [t.label for t in targets]
-    report["effect"] = policy_effect.verify_routes(
-        kube,
-        ref,
-        [(t.route, t.label) for t in targets],
-        field,
-        edit.value,
-        timeout_s=edit.settings.verify_timeout_s,
-        verify_url=edit.verify_url,
-    )
+    with _restored_unless_seen(kube, ref, run):
+        report["effect"] = policy_effect.verify_routes(
+            kube,
+            ref,
+            [(t.route, t.label) for t in targets],
+            field,
+            edit.value,
+            timeout_s=edit.settings.verify_timeout_s,
+            verify_url=edit.verify_url,
+        )
     return report
 
 
@@ -310,7 +305,7 @@ def set_rule_policy(field: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
             f"its subsets: {', '.join(policy_target.subset_names(current)) or '(none)'}",
         )
     run = run_for(arguments["configuration"])
-    _refuse_other_runs(current, run.run_id, edit.allow_other_runs, "destination_rule")
+    _refuse_other_runs(current, run.run_id, edit.allow_other_runs)
     path = policy_target.policy_path(field, edit.subset)
     report = _report(
         run, ref, [_override(kube, ref, run, path, value=edit.value, settings=edit.settings)]
@@ -318,15 +313,27 @@ def set_rule_policy(field: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
     report["host"] = str(current.get("spec", {}).get("host", ""))
     if edit.subset is not None:
         report["subset"] = edit.subset
-    report["effect"] = policy_effect.verify_rule(
-        kube,
-        routing.qualified(report["host"], ref.namespace),
-        edit.subset,
-        field,
-        edit.value,
-        timeout_s=edit.settings.verify_timeout_s,
-    )
+    with _restored_unless_seen(kube, ref, run):
+        report["effect"] = policy_effect.verify_rule(
+            kube,
+            ref,
+            edit.subset,
+            field,
+            edit.value,
+            timeout_s=edit.settings.verify_timeout_s,
+        )
     return report
+
+
+@contextmanager
+def _restored_unless_seen(kube: Kube, ref: ResourceRef, run: Run) -> Iterator[None]:
+    """An edit the data plane never shows is taken back (the run's policy edits of the object)
+    before the error is raised: an experiment must not go on believing it."""
+    try:
+        yield
+    except verify.FaultNotObserved:
+        ownership.release(kube, ref, run.run_id, run_ledger=run.ledger, only_fields=True)
+        raise
 
 
 def _override(
@@ -357,16 +364,14 @@ def _report(run: Run, ref: ResourceRef, written: list[dict[str, Any]]) -> dict[s
     }
 
 
-def _refuse_other_runs(
-    resource: Mapping[str, Any], run_id: str, allowed: bool, field_name: str
-) -> None:
+def _refuse_other_runs(resource: Mapping[str, Any], run_id: str, allowed: bool) -> None:
     others = sorted({r.run_id for r in records(resource) if r.run_id != run_id})
     if others and not allowed:
         metadata = resource.get("metadata", {})
         raise OwnedByAnotherRun(
-            f"{metadata.get('namespace')}/{metadata.get('name')} carries edits of run(s) "
-            f"{', '.join(others)}; wait for them to end, or set allow_other_runs (two runs never "
-            f"hold the same field either way) [{field_name}]"
+            f"{resource.get('kind')} {metadata.get('namespace')}/{metadata.get('name')} carries "
+            f"edits of run(s) {', '.join(others)}; wait for them to end, or set "
+            "allow_other_runs (two runs never hold the same field either way)"
         )
 
 
@@ -457,6 +462,10 @@ def restore(
     for kube, ref in refs:
         if ref.kind.kind not in ("VirtualService", "DestinationRule"):
             continue
+        try:
+            held = record_of(kube.read(ref), run.run_id)
+        except NotFound:
+            held = None
         released = ownership.release(kube, ref, run.run_id, run_ledger=run.ledger, only_fields=True)
         entry: dict[str, Any] = {
             "resource": f"{ref.namespace}/{ref.name}",
@@ -469,8 +478,55 @@ def restore(
             entry["gone"] = True
         if released.final is not None:
             run.remember_after(kube, ref, released.final.get("spec"))
+            back = [
+                f for f in (held.fields if held else ()) if path_text(f.path) in entry["restored"]
+            ]
+            if back:
+                entry["effect"] = _restored_effect(
+                    kube, ref, released.final, back, settings.verify_timeout_s
+                )
         restored.append(entry)
     return {"run_id": run.run_id, "restored": restored}
+
+
+def _restored_effect(
+    kube: Kube,
+    ref: ResourceRef,
+    final: Mapping[str, Any],
+    fields: list[FieldRecord],
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Wait until Envoy holds again what each restored field had before the run (unset: what
+    Istio does without it; a subset's policy unset: the rule's own)."""
+    effects = []
+    for held in fields:
+        path = held.path
+        value = None if held.replaced is ABSENT else held.replaced
+        if path[:2] == ("spec", "http"):
+            route = field_override.read_at(final, path[:-1])
+            if route is ABSENT:
+                continue  # the route itself is gone: nothing of it to see in Envoy
+            label = str(route.get("name") or path_text(path[:-1]))
+            effects.append(
+                policy_effect.verify_routes(
+                    kube,
+                    ref,
+                    [(route, label)],
+                    str(path[-1]),
+                    value,
+                    timeout_s=timeout_s,
+                    verify_url=None,
+                )
+            )
+            continue
+        subset = str(path[2]["name"]) if path[1] == "subsets" else None  # type: ignore[index]
+        if value is None and subset is not None:
+            inherited = field_override.read_at(final, policy_target.policy_path(str(path[-1])))
+            value = None if inherited is ABSENT else inherited
+        effects.append(
+            policy_effect.verify_rule(kube, ref, subset, str(path[-1]), value, timeout_s=timeout_s)
+        )
+    return policy_effect.combined(effects)
 
 
 # ------------------------------------------------------------------------- RBAC

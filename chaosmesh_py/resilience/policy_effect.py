@@ -31,6 +31,7 @@ from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
 from chaosmesh_py.errors import ApiError
 from chaosmesh_py.faults import injection
 from chaosmesh_py.istio import policy_target, routing, status
+from chaosmesh_py.istio.effective_policy import DEFAULT_RETRIES
 from chaosmesh_py.istio.fault import parse_duration_ms
 from chaosmesh_py.kube import Kube, ResourceRef
 
@@ -48,6 +49,9 @@ _OUTLIER_COUNTS = {
     "maxEjectionPercent": "max_ejection_percent",
 }
 _OUTLIER_DURATIONS = {"interval": "interval", "baseEjectionTime": "base_ejection_time"}
+
+# What istiod sets every circuit-breaker threshold to when the DestinationRule sets none.
+_NO_LIMIT = 2**32 - 1
 
 Check = Callable[[EnvoyAdmin], tuple[bool, str]]
 
@@ -103,28 +107,42 @@ def verify_routes(
                 return False, f"no route configuration holds route {label} yet"
             for envoy_routes in holding:
                 if not any(_route_shows(r, field, value) for r in envoy_routes):
-                    return False, f"route {label} does not show {field} {value} yet"
+                    return False, f"route {label} does not show {field} {_shown(value)} yet"
             shown_in = max(shown_in, len(holding))
         return True, f"{len(wanted)} route(s), in {shown_in} route configuration(s)"
 
     return _wait(
-        mesh, check, timeout_s, injection.rejection_check(kube, ref, written), f"{field} {value}"
+        mesh,
+        check,
+        timeout_s,
+        injection.rejection_check(kube, ref, written),
+        f"{field} {_shown(value)}",
     )
 
 
+def _shown(value: Any) -> str:
+    return "unset" if value is None else str(value)
+
+
 def verify_rule(
-    kube: Kube, fqdn: str, subset: str | None, field: str, value: Any, *, timeout_s: float
+    kube: Kube,
+    ref: ResourceRef,
+    subset: str | None,
+    field: str,
+    value: Any,
+    *,
+    timeout_s: float,
 ) -> dict[str, Any]:
-    """Wait until Envoy's clusters of ``fqdn`` (``subset``'s) hold the policy."""
+    """Wait until Envoy's clusters of the DestinationRule's host (``subset``'s) hold the policy
+    ``value`` (None: the field unset)."""
     skipped = off(timeout_s)
     if skipped is not None:
         return skipped
+    written = kube.get(ref)
     mesh = kube.local_mesh()
     if mesh is None:
-        return {
-            "checked": "no: a cluster's sidecars cannot be read from here; the API holds the "
-            "DestinationRule's field (measure the policy with the resilience probes)"
-        }
+        return _on_cluster(kube, ref, written, None)
+    fqdn = routing.qualified(str(written.get("spec", {}).get("host", "")), ref.namespace)
     wanted_subset = subset or ""
 
     def check(admin: EnvoyAdmin) -> tuple[bool, str]:
@@ -138,7 +156,17 @@ def verify_rule(
                 return False, f"cluster {cluster.get('name')} does not show the {field} yet"
         return True, f"{len(clusters)} cluster(s) of {fqdn} {subset or '(host)'}"
 
-    return _wait(mesh, check, timeout_s, None, field)
+    return _wait(mesh, check, timeout_s, injection.rejection_check(kube, ref, written), field)
+
+
+def combined(effects: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several checks as one effect: what each checked; the slowest time, when all had one."""
+    if not effects:
+        return {"checked": "no: nothing restored is left to see in the data plane"}
+    report: dict[str, Any] = {"checked": "; ".join(str(e.get("checked")) for e in effects)}
+    if all("config_s" in e for e in effects):
+        report["config_s"] = max(float(e["config_s"]) for e in effects)
+    return report
 
 
 def _wait(
@@ -184,7 +212,8 @@ def _on_cluster(
     asked = " (verify_url is not used: a timeout or retry shows only when calls fail)"
     return {
         "checked": "no: a cluster's sidecars cannot be read from here; the API holds the "
-        "field and Istio's status reports no rejection" + (asked if verify_url is not None else "")
+        "field and Istio's status reports no rejection (measure the policy with the resilience "
+        "probes)" + (asked if verify_url is not None else "")
     }
 
 
@@ -240,10 +269,15 @@ def _is_route(
 
 
 def _route_shows(envoy_route: Mapping[str, Any], field: str, value: Any) -> bool:
+    """Envoy's route has ``field`` = ``value`` as istiod translates it; ``value`` None: the
+    field unset (no timeout; Istio's default retries)."""
     action = envoy_route.get("route") or {}
     if field == policy_target.TIMEOUT:
-        return _ms(action.get("timeout")) == parse_duration_ms(value, "timeout")
+        wanted = 0 if value is None else parse_duration_ms(value, "timeout")
+        return (_ms(action.get("timeout")) or 0) == wanted
     policy = action.get("retry_policy")
+    if value is None:
+        return policy is not None and int(policy.get("num_retries", 1)) == DEFAULT_RETRIES
     if value["attempts"] == 0:
         return policy is None or int(policy.get("num_retries", 1)) == 0
     if policy is None or int(policy.get("num_retries", 1)) != value["attempts"]:
@@ -293,9 +327,15 @@ def _cluster_of(name: str) -> tuple[str, str] | None:
     return parts[2], parts[3]
 
 
-def _cluster_shows(cluster: Mapping[str, Any], field: str, value: Mapping[str, Any]) -> bool:
+def _cluster_shows(cluster: Mapping[str, Any], field: str, value: Mapping[str, Any] | None) -> bool:
+    """Envoy's cluster holds the policy ``value``; None: the field unset (Istio's limits of
+    2^32-1, no outlier detection)."""
+    thresholds = ((cluster.get("circuit_breakers") or {}).get("thresholds") or [{}])[0]
+    if value is None:
+        if field == policy_target.CONNECTION_POOL:
+            return int(thresholds.get("max_connections", -1)) == _NO_LIMIT
+        return cluster.get("outlier_detection") is None
     if field == policy_target.CONNECTION_POOL:
-        thresholds = ((cluster.get("circuit_breakers") or {}).get("thresholds") or [{}])[0]
         return all(
             int(thresholds.get(envoy, -1)) == int(value[section][istio])
             for (section, istio), envoy in _THRESHOLDS.items()

@@ -7,8 +7,7 @@ The checks need no API and no Prometheus (an edges file is read, it is the user'
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from chaosmesh_py.istio.effective_policy import call_host
 from chaosmesh_py.istio.routing import service_namespace
 from chaosmesh_py.kube import Kube
 from chaosmesh_py.kube.names import parse_namespace
-from chaosmesh_py.observe import prometheus, prometheus_source
+from chaosmesh_py.observe import prometheus_source
 from chaosmesh_py.resilience import call_graph, report
 
 MAX_THRESHOLD = 10**12
@@ -132,8 +131,7 @@ def produce(request: ReportRequest, secrets: Mapping[str, Any] | None) -> report
     source = "declared" if edges else ""
     if request.from_metrics:
         url = prometheus_source.url(request.prometheus_url, secrets)
-        with _without_credentials(url):
-            measured = call_graph.edges_from_metrics(url, request.window, request.namespaces)
+        measured = call_graph.edges_from_metrics(url, request.window, request.namespaces)
         if not measured:
             raise InvalidInput(
                 "from_metrics",
@@ -170,16 +168,3 @@ def _unread(edges: Sequence[call_graph.Edge], namespaces: Sequence[str]) -> list
 
 def _where(namespaces: Sequence[str]) -> str:
     return f" in {', '.join(namespaces)}" if namespaces else ""
-
-
-@contextmanager
-def _without_credentials(url: str) -> Iterator[None]:
-    """Prometheus's errors name its URL: never with the user:password written into it."""
-    try:
-        yield
-    except prometheus.PrometheusError as error:
-        shown_url = prometheus.without_userinfo(url) or ""
-        message = str(error).replace(url.rstrip("/"), shown_url.rstrip("/"))
-        if isinstance(error, prometheus.QueryFailed):
-            raise prometheus.QueryFailed(message, error.error_type) from None
-        raise type(error)(message) from None

@@ -1,7 +1,8 @@
 """Chaos Toolkit probes for resilience policies (``chaosmesh_py.resilience.probes``): the policy
 report's predictions, and what the data plane measured."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: `chaos discover` reads the activities' annotations
+# as types (a string annotation would be shown to users as "object").
 
 from collections.abc import Callable, Mapping
 from typing import Any

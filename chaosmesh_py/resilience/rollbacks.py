@@ -3,7 +3,8 @@
 The control removes every edit of the run when it ends; these remove some of them earlier, as
 an experiment's rollbacks section asks."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: `chaos discover` reads the activities' annotations
+# as types (a string annotation would be shown to users as "object").
 
 __all__: list[str] = []
 

@@ -148,7 +148,7 @@ def test_retries_off_replace_the_whole_retry_policy_and_come_back(api, configura
     assert exact(vs(api)) == before
 
 
-def test_another_writer_s_value_of_the_same_field_wins_and_is_reported(api, configuration):
+def test_another_writer_s_value_of_the_same_field_wins_and_is_reported(api, configuration, caplog):
     set_route_timeout("0.5s", **reviews(route_name="everyone-to-v1"), configuration=configuration)
     set_connection_pool(TIGHT, **rule(), configuration=configuration)
     current = vs(api)
@@ -171,6 +171,12 @@ def test_another_writer_s_value_of_the_same_field_wins_and_is_reported(api, conf
     assert dr(api)["spec"]["trafficPolicy"]["connectionPool"]["tcp"] == {"maxConnections": 50}
     assert not vs(api)["metadata"].get("annotations")
     assert not dr(api)["metadata"].get("annotations")
+    # Also in the run's log, in chaosmesh rollback's words.
+    assert (
+        f"chaosmesh: kept VirtualService {NAMESPACE}/reviews: spec.http[name=everyone-to-v1]"
+        ".timeout was changed by another writer after run "
+        f"{configuration['chaosmesh_run_id']} set it; their value stays (before the run: "
+    ) in caplog.text
 
 
 def test_the_conflict_is_reported_by_chaosmesh_rollback_too(api, configuration):
