@@ -322,8 +322,10 @@ def _count_hits(
     configuration: dict[str, Any] | None,
 ) -> list[dict[str, Any]]:
     """What each fault of the method hit, from the start of the method to the rollback."""
+    # Only route copies compose onto a fault's copy (faults, routing edits); a resilience edit
+    # is a field override or an owned EnvoyFilter, whose "fault" is no VirtualService fault.
     faults = hits.injected_faults(
-        journal.get("run") or [], rules.ACTIONS_MODULE, rules.EDIT_MODULES
+        journal.get("run") or [], rules.ACTIONS_MODULE, (rules.ACTIONS_MODULE, rules.ROUTING_MODULE)
     )
     removals = [*summary["rollback"]]
     for entry in [*(journal.get("run") or []), *(journal.get("rollbacks") or [])]:

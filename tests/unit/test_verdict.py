@@ -792,6 +792,13 @@ def test_a_verified_policy_edit_alone_is_a_run_that_tested_something():
     assert grade(policy_only(effect=live)).outcome == "pass"
 
 
+def test_an_upstream_fault_verified_on_each_pod_counts_as_live():
+    verified = {"verified": True, "checked": "each pod's inbound, then requests to each pod"}
+    assert grade(policy_only(effect=verified)).outcome == "pass"
+    unverified = {"verified": False, "checked": "no: a cluster's pods cannot be asked from here"}
+    assert only_reason(policy_only(effect=unverified))[0] == "fail"
+
+
 def test_a_policy_edit_checked_only_through_the_api_fails_unless_allowed():
     on_cluster = {"checked": "no: a cluster's sidecars cannot be read from here; the API holds it"}
     outcome, reason = only_reason(policy_only(effect=on_cluster))
