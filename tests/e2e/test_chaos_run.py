@@ -296,6 +296,9 @@ def test_chaos_discover_describes_every_activity(api, tmp_path):
         "policy_report",
         "policy_findings",
         "max_amplification",
+        "measure_retries",
+        "measure_overflow",
+        "measure_ejection",
     }
     for activity in activities.values():
         assert activity["doc"]
@@ -307,6 +310,8 @@ def test_chaos_discover_describes_every_activity(api, tmp_path):
     assert delay["route_index"] == "integer"
     retries = {a["name"]: a["type"] for a in activities["set_retries"]["arguments"]}
     assert (retries["attempts"], retries["per_try_timeout"]) == ("integer", "string")
+    measured = {a["name"]: a["type"] for a in activities["measure_retries"]["arguments"]}
+    assert (measured["requests"], measured["expect"]) == ("integer", "mapping")
     pool = {a["name"]: a["type"] for a in activities["set_connection_pool"]["arguments"]}
     assert pool["connection_pool"] == "mapping"
 
