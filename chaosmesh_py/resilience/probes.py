@@ -165,7 +165,9 @@ def measure_retries(
     of the route to `service` did: requests, errors, error_ratio with its 95 % Wilson interval
     (error_ratio_interval), statuses, answered_on_attempt (which try answered, as the upstream
     saw it; the local httpbin tells it), and on the local mesh upstream_attempts,
-    attempts_per_request and retries from Envoy's counters of `service` (null on a cluster).
+    attempts_per_request and retries from Envoy's counters of `service` (null on a cluster;
+    they count every caller's requests to `service` meanwhile, so measure where only this load
+    reaches it).
     Check it with e.g. {"type": "range", "range": [3.99, 4.01], "target":
     "attempts_per_request"} in a steady state, or in the method with `expect`
     ({"attempts_per_request": 4}, {"latency_max_s": [0, 1.5]}: a number or a [low, high] per
