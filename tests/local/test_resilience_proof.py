@@ -10,7 +10,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.resilience.prediction import table
-from chaosmesh_py.resilience.probes import check_arguments, measure_retries
+from chaosmesh_py.resilience.probes import check_arguments, measure_overflow, measure_retries
 from tests.local import resilience_scenarios as scenarios
 
 
@@ -59,3 +59,16 @@ def test_the_measurement_probes_refuse_bad_arguments_before_any_request(mesh):
     ):
         with pytest.raises(InvalidInput, match=message):
             check_arguments("measure_retries", arguments, None)
+
+
+def test_a_measurement_outside_expect_fails_the_probe_naming_the_field(mesh):
+    scenarios.httpbin_destination_rule(mesh, connectionPool=scenarios.CIRCUIT_BREAKER)
+    url, headers = scenarios.from_sleep(mesh, "httpbin", "/delay/0.05")
+    seen = measure_overflow(url, "httpbin", concurrency=3, waves=10, headers=headers)
+    assert seen["overloaded_answers"] == seen["pending_overflows"] > 0
+    with pytest.raises(
+        ActivityFailed, match=r"NotAsExpected: overflow_ratio = [\d.]+, expected \[0, 0\]"
+    ):
+        measure_overflow(
+            url, "httpbin", concurrency=3, waves=10, headers=headers, expect={"overflow_ratio": 0}
+        )
