@@ -8,8 +8,11 @@ tree for API answers and the re-reading write loops (``Kube.update``, ``ensure_c
 
 from chaosmesh_py.kube.client import (
     CONFIG_MAP,
+    DEPLOYMENT,
+    ENDPOINTS,
     FIELD_MANAGER,
     LEASE,
+    POD,
     SERVICE,
     Kube,
     Outcome,
@@ -24,8 +27,11 @@ from chaosmesh_py.kube.client import (
 
 __all__ = [
     "CONFIG_MAP",
+    "DEPLOYMENT",
+    "ENDPOINTS",
     "FIELD_MANAGER",
     "LEASE",
+    "POD",
     "SERVICE",
     "Kube",
     "Outcome",

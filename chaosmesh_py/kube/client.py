@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from chaosmesh_py.errors import (
     ApiError,
@@ -72,6 +72,11 @@ class ResourceKind:
 CONFIG_MAP = ResourceKind("", "v1", "configmaps", "ConfigMap")
 LEASE = ResourceKind("coordination.k8s.io", "v1", "leases", "Lease")
 SERVICE = ResourceKind("", "v1", "services", "Service")
+# The workload kinds: what chaostoolkit-kubernetes' pod actions and probes read and delete, and
+# what an upstream fault checks its workload selector against (pods by labels).
+POD = ResourceKind("", "v1", "pods", "Pod")
+ENDPOINTS = ResourceKind("", "v1", "endpoints", "Endpoints")
+DEPLOYMENT = ResourceKind("apps", "v1", "deployments", "Deployment")
 
 
 def virtual_service_kind(version: str = "v1") -> ResourceKind:
@@ -177,18 +182,26 @@ class Kube:
                     raise
                 time.sleep(self.backoff_s(transient, error.retry_after_s))
 
-    def list(self, kind: ResourceKind, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Every object of ``kind`` in ``namespace``, or in all namespaces when None."""
+    def list(
+        self, kind: ResourceKind, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every object of ``kind`` in ``namespace``, or in all namespaces when None; only those
+        ``label_selector`` (Kubernetes' syntax: ``app=reviews,version=v1``) selects, if given."""
         ref = ResourceRef(kind, namespace or "", "")
         timeout = self.retry.request_timeout_s
         if not kind.group and namespace is not None:
-            return list(self._core("list", ref, "GET").get("items") or [])
+            query = "?" + urlencode({"labelSelector": label_selector}) if label_selector else ""
+            return list(self._core("list", ref, "GET", query=query).get("items") or [])
         if namespace is None:
             answer = self._call(
                 "list",
                 ref,
                 lambda: self._custom.list_cluster_custom_object(
-                    kind.group, kind.version, kind.plural, _request_timeout=timeout
+                    kind.group,
+                    kind.version,
+                    kind.plural,
+                    label_selector=label_selector,
+                    _request_timeout=timeout,
                 ),
             )
         else:
@@ -196,7 +209,12 @@ class Kube:
                 "list",
                 ref,
                 lambda: self._custom.list_namespaced_custom_object(
-                    kind.group, kind.version, namespace, kind.plural, _request_timeout=timeout
+                    kind.group,
+                    kind.version,
+                    namespace,
+                    kind.plural,
+                    label_selector=label_selector,
+                    _request_timeout=timeout,
                 ),
             )
         return list(answer.get("items") or [])
@@ -509,6 +527,8 @@ class Kube:
         method: str,
         body: dict[str, Any] | None = None,
         content_type: str = "application/json",
+        *,
+        query: str = "",
     ) -> dict[str, Any]:
         """One request for a core kind (a ConfigMap): CustomObjectsApi only reaches ``/apis``.
 
@@ -519,7 +539,7 @@ class Kube:
         from kubernetes.client.exceptions import ApiException
 
         name = ref.name if method != "POST" else ""
-        url = self.host + ref.kind.path(ref.namespace, name)
+        url = self.host + ref.kind.path(ref.namespace, name) + query
         headers = {
             setting["key"]: setting["value"]
             for setting in self.api_client.configuration.auth_settings().values()

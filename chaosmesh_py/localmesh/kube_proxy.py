@@ -56,7 +56,7 @@ STRICT = "STRICT"
 
 
 def pod_listener_name(workload: Workload) -> str:
-    return f"pod~{workload.namespace}~{workload.name}"
+    return f"pod~{workload.namespace}~{workload.instance}"
 
 
 def kube_proxy_cluster_name(service: Service) -> str:
@@ -70,11 +70,11 @@ def no_sidecar_config(
     listeners: list[JsonDict] = []
     clusters: list[JsonDict] = []
     pods = sorted(
-        (w for w in topology.workloads if w.pod_port), key=lambda w: (w.namespace, w.name)
+        (w for w in topology.workloads if w.pod_port), key=lambda w: (w.namespace, w.instance)
     )
     for workload in pods:
         strict = mtls_mode(workload, peer_authentications) == STRICT
-        app = f"inbound|{workload.port}|{workload.namespace}|{workload.name}"
+        app = f"inbound|{workload.port}|{workload.namespace}|{workload.instance}"
         listeners.append(_pod_listener(workload, BLACK_HOLE if strict else app, strict=strict))
         if workload.port:
             clusters.append(_static_cluster(app, [workload.port], "ROUND_ROBIN"))
@@ -153,7 +153,7 @@ def _tcp_listener(name: str, port: int, stat_prefix: str, cluster: str) -> JsonD
 
 def _pod_listener(workload: Workload, cluster: str, *, strict: bool) -> JsonDict:
     listener = _tcp_listener(
-        pod_listener_name(workload), workload.pod_port, f"inbound_{workload.name}", cluster
+        pod_listener_name(workload), workload.pod_port, f"inbound_{workload.instance}", cluster
     )
     if strict:
         # Only a TLS client hello matches; istiod's chain would then terminate mutual TLS.

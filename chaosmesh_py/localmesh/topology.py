@@ -39,7 +39,13 @@ class Service:
 
 @dataclass(frozen=True)
 class Workload:
-    """One pod: the labels it carries, where its app listens, where its sidecar listens."""
+    """One pod (a replica): the labels it carries, where its app listens, where its sidecar
+    listens.
+
+    ``name`` is the workload as Istio's telemetry names it (the Deployment: ``reviews-v1``),
+    shared by its replicas; ``pod`` the Pod's own name (``reviews-v1-6d8f7c9b4-x2x7k``), "" for a
+    workload declared without one. Each replica has its own ports, hence its own listeners.
+    """
 
     name: str
     namespace: str
@@ -48,6 +54,12 @@ class Workload:
     sidecar_port: int
     # The pod's address as a client outside the pod reaches it; 0: not served.
     pod_port: int = 0
+    pod: str = ""
+
+    @property
+    def instance(self) -> str:
+        """What this replica's own Envoy resources are named after: its pod, else the workload."""
+        return self.pod or self.name
 
     def matches(self, selector: Mapping[str, str]) -> bool:
         return all(self.labels.get(key) == value for key, value in selector.items())

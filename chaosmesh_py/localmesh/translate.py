@@ -110,16 +110,18 @@ LB_POLICIES = {"ROUND_ROBIN": "ROUND_ROBIN", "RANDOM": "RANDOM"}  # anything els
 RdsConfigSource = Callable[[str], dict[str, Any]]
 
 
+# A sidecar's names are its pod's (``Workload.instance``): unique per replica, as each pod has
+# its own proxy on a cluster.
 def sidecar_listener_name(workload: Workload) -> str:
-    return f"sidecar~{workload.namespace}~{workload.name}"
+    return f"sidecar~{workload.namespace}~{workload.instance}"
 
 
 def sidecar_route_config_name(workload: Workload) -> str:
-    return f"outbound~{workload.namespace}~{workload.name}"
+    return f"outbound~{workload.namespace}~{workload.instance}"
 
 
 def sidecar_stat_prefix(workload: Workload) -> str:
-    return f"outbound_{workload.name}"
+    return f"outbound_{workload.instance}"
 
 
 def entry_name(service: Service) -> str:
@@ -141,7 +143,7 @@ def translate(
     mesh_services = [vs for vs in ordered_services if _bound_to_mesh(vs)]
     listeners: list[JsonDict] = []
     route_configs: dict[str, JsonDict] = {}
-    for workload in sorted(topology.workloads, key=lambda w: (w.namespace, w.name)):
+    for workload in sorted(topology.workloads, key=lambda w: (w.namespace, w.instance)):
         route_name = sidecar_route_config_name(workload)
         route_configs[route_name] = _sidecar_route_config(
             route_name, workload, topology, mesh_services
@@ -539,7 +541,7 @@ def _cluster(name: str, endpoints: list[Workload], policy: Mapping[str, Any] | N
         ),
         "circuit_breakers": {"thresholds": [thresholds]},
         "load_assignment": load_assignment(
-            name, [w.port for w in sorted(endpoints, key=lambda w: (w.namespace, w.name))]
+            name, [w.port for w in sorted(endpoints, key=lambda w: (w.namespace, w.instance))]
         ),
     }
     common = _common_http_options(tcp, http)

@@ -1,20 +1,22 @@
 """The built-in kinds served beyond Namespace and ConfigMap.
 
-coordination.k8s.io/v1 Lease; batch/v1 CronJob and Job; v1 ServiceAccount, Service and
-PersistentVolumeClaim; rbac.authorization.k8s.io/v1 Role, RoleBinding and the cluster-scoped
+coordination.k8s.io/v1 Lease; batch/v1 CronJob and Job; v1 ServiceAccount, Service,
+PersistentVolumeClaim, Pod and Endpoints; apps/v1 Deployment and ReplicaSet (with their scale
+subresource); rbac.authorization.k8s.io/v1 Role, RoleBinding and the cluster-scoped
 ClusterRole and ClusterRoleBinding: what a game day's rendered manifests use. Their structure
 comes from the `kubernetes` client's models (`models`), their own rules from `builtin_rules` and
 `batch`. Discovery names, short names and categories are a real apiserver's.
 
 The double stores CronJobs and Jobs; nothing runs them (no controllers): executing them stays a
-real cluster's job.
+real cluster's job. Deployments, ReplicaSets, Pods and Endpoints are stored and validated here;
+on the local mesh its deployment controller acts on them (``chaosmesh_py.localmesh.workloads``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from chaosmesh_py.localmesh.apiserver import batch, builtin_rules
+from chaosmesh_py.localmesh.apiserver import batch, builtin_rules, workloads
 from chaosmesh_py.localmesh.apiserver.errors import FieldError, JsonDict
 from chaosmesh_py.localmesh.apiserver.models import model_schema
 from chaosmesh_py.localmesh.apiserver.resources import ResourceType
@@ -32,6 +34,7 @@ def builtin_type(
     short_names: tuple[str, ...] = (),
     categories: tuple[str, ...] = (),
     has_status: bool = False,
+    scale: bool = False,
     generation: bool = False,
     path_segment_names: bool = False,
     validate: Rules | None = None,
@@ -48,6 +51,7 @@ def builtin_type(
         short_names=short_names,
         categories=categories,
         has_status=has_status,
+        scale=scale,
         generation=generation,
         path_segment_names=path_segment_names,
         model=model,
@@ -89,6 +93,40 @@ SERVICE = builtin_type(
     has_status=True,
     validate=builtin_rules.service_errors,
 )
+POD = builtin_type(
+    "",
+    "Pod",
+    "pods",
+    short_names=("po",),
+    categories=("all",),
+    has_status=True,
+    validate=workloads.pod_errors,
+)
+ENDPOINTS = builtin_type(
+    "", "Endpoints", "endpoints", short_names=("ep",), validate=workloads.endpoints_errors
+)
+DEPLOYMENT = builtin_type(
+    "apps",
+    "Deployment",
+    "deployments",
+    short_names=("deploy",),
+    categories=("all",),
+    has_status=True,
+    scale=True,
+    generation=True,
+    validate=workloads.replicated_errors,
+)
+REPLICA_SET = builtin_type(
+    "apps",
+    "ReplicaSet",
+    "replicasets",
+    short_names=("rs",),
+    categories=("all",),
+    has_status=True,
+    scale=True,
+    generation=True,
+    validate=workloads.replicated_errors,
+)
 PERSISTENT_VOLUME_CLAIM = builtin_type(
     "",
     "PersistentVolumeClaim",
@@ -128,6 +166,10 @@ BUILTIN_TYPES = (
     SERVICE_ACCOUNT,
     SERVICE,
     PERSISTENT_VOLUME_CLAIM,
+    POD,
+    ENDPOINTS,
+    DEPLOYMENT,
+    REPLICA_SET,
     LEASE,
     CRON_JOB,
     JOB,

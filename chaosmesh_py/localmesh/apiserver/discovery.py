@@ -50,6 +50,19 @@ def _resources(rt: ResourceType) -> list[JsonDict]:
     if rt.has_status:
         status = {"name": f"{rt.plural}/status", "singularName": "", "namespaced": rt.namespaced}
         found.append({**status, "kind": rt.kind, "verbs": ["get", "patch", "update"]})
+    if rt.scale:
+        # Where `kubectl scale` finds the kind's scale subresource and its type.
+        found.append(
+            {
+                "name": f"{rt.plural}/scale",
+                "singularName": "",
+                "namespaced": rt.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }
+        )
     return found
 
 

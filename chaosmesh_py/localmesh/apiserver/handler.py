@@ -25,10 +25,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from chaosmesh_py.localmesh.apiserver import discovery, errors, reviews, tables
+from chaosmesh_py.localmesh.apiserver import discovery, errors, reviews, tables, workloads
 from chaosmesh_py.localmesh.apiserver.errors import ApiError, JsonDict
 from chaosmesh_py.localmesh.apiserver.faults import ApiFault
-from chaosmesh_py.localmesh.apiserver.patch import decode_patch, patch_type
+from chaosmesh_py.localmesh.apiserver.patch import apply_patch, decode_patch, patch_type
 from chaosmesh_py.localmesh.apiserver.rbac import User
 from chaosmesh_py.localmesh.apiserver.rbac_objects import Request
 from chaosmesh_py.localmesh.apiserver.resources import NAMESPACE, ResourceType
@@ -309,7 +309,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             raise errors.path_not_found()
         name = rest[1] if len(rest) > 1 else None
         subresource = rest[2] if len(rest) > 2 else None
-        if subresource is not None and not (subresource == "status" and rt.has_status):
+        if subresource is not None and not (
+            (subresource == "status" and rt.has_status) or (subresource == "scale" and rt.scale)
+        ):
             raise errors.path_not_found()
         return Target(rt, version, namespace, name, subresource)
 
@@ -343,6 +345,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             )
         options = self._write_options(query, self.headers.get("User-Agent"))
         version, namespace, name = target.version, target.namespace, target.name or ""
+        if target.subresource == "scale":
+            return self._scale(target, verb, body, options)
         if verb in ("list", "watch", "deletecollection"):
             predicate = self._predicate(query)
             if verb == "watch":
@@ -399,6 +403,30 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 subresource=target.subresource,
             )
         return Response(201 if result.created else 200, result.object, result.warnings)
+
+    def _scale(self, target: Target, verb: str, body: bytes, options: WriteOptions) -> Response:
+        """A Deployment's or ReplicaSet's Scale: read, patched (``kubectl scale``) or replaced."""
+        if verb not in ("get", "patch", "update"):
+            raise errors.method_not_allowed()
+        content_type = self.headers.get("Content-Type") or "application/json"
+        change = None
+        if verb == "patch":
+            kind = patch_type(content_type, custom_resource=False)
+            patch = decode_patch(kind, body)
+            change = lambda scale: apply_patch(kind, scale, patch, None)  # noqa: E731
+        elif verb == "update":
+            written = _decode_object(body, content_type)
+            change = lambda scale: written  # noqa: E731
+        answer = workloads.scale(
+            self.api.store,
+            target.rt,
+            version=target.version,
+            namespace=target.namespace,
+            name=target.name or "",
+            change=change,
+            options=options,
+        )
+        return Response(200, answer)
 
     def _wants_table(self) -> bool:
         """`kubectl get` asks for a Table (server-side printing) before plain JSON."""

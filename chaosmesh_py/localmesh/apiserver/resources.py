@@ -46,6 +46,8 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     has_status: bool = False
+    # A `scale` subresource (autoscaling/v1 Scale over spec.replicas): Deployment, ReplicaSet.
+    scale: bool = False
     custom: bool = False
     generation: bool = False
     path_segment_names: bool = False  # RBAC kinds: `system:viewer` is a valid name

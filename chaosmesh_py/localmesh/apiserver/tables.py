@@ -112,7 +112,58 @@ def _selector(obj: JsonDict) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>"
 
 
+def _pod_ready(obj: JsonDict) -> str:
+    statuses = _get(obj, "status", "containerStatuses") or ()
+    containers = _get(obj, "spec", "containers") or ()
+    return f"{sum(1 for c in statuses if c.get('ready'))}/{len(containers)}"
+
+
+def _pod_status(obj: JsonDict) -> str:
+    """kubectl's STATUS: Terminating once deleted, a waiting container's reason, else the phase."""
+    if _get(obj, "metadata", "deletionTimestamp"):
+        return "Terminating"
+    for container in _get(obj, "status", "containerStatuses") or ():
+        reason = _get(container, "state", "waiting", "reason")
+        if reason:
+            return str(reason)
+    return str(_get(obj, "status", "phase") or "Pending")
+
+
+def _restarts(obj: JsonDict) -> int:
+    return sum(
+        int(c.get("restartCount") or 0) for c in _get(obj, "status", "containerStatuses") or ()
+    )
+
+
+def _endpoint_addresses(obj: JsonDict) -> str:
+    """kubectl's ENDPOINTS: ip:port of the ready addresses, the first three and a count."""
+    found = [
+        f"{address.get('ip')}:{port.get('port')}"
+        for subset in obj.get("subsets") or ()
+        for address in subset.get("addresses") or ()
+        for port in subset.get("ports") or ()
+    ]
+    if not found:
+        return "<none>"
+    shown = ",".join(found[:3])
+    return shown + (f" + {len(found) - 3} more..." if len(found) > 3 else "")
+
+
+def _label_selector(obj: JsonDict) -> str:
+    labels = _get(obj, "spec", "selector", "matchLabels") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>"
+
+
 _AGE = Column("Age", "string", _age)
+# A pod template's containers and images (`-o wide`), for the kinds that carry one.
+_TEMPLATE_CONTAINERS = (
+    Column(
+        "Containers", "string", lambda o: _containers(_pod(_get(o, "spec", "template")), "name"), 1
+    ),
+    Column(
+        "Images", "string", lambda o: _containers(_pod(_get(o, "spec", "template")), "image"), 1
+    ),
+)
 _BINDING = (
     Column(
         "Role", "string", lambda o: f"{_get(o, 'roleRef', 'kind')}/{_get(o, 'roleRef', 'name')}"
@@ -143,6 +194,35 @@ BUILTIN_COLUMNS: dict[tuple[str, str], tuple[Column, ...]] = {
         Column("Port(s)", "string", _service_ports),
         _AGE,
         Column("Selector", "string", _selector, 1),
+    ),
+    ("", "Pod"): (
+        Column("Ready", "string", _pod_ready),
+        Column("Status", "string", _pod_status),
+        Column("Restarts", "string", _restarts),
+        _AGE,
+        Column("IP", "string", lambda o: _or_none(_get(o, "status", "podIP")), 1),
+        Column("Node", "string", lambda o: _or_none(_get(o, "spec", "nodeName")), 1),
+    ),
+    ("", "Endpoints"): (Column("Endpoints", "string", _endpoint_addresses), _AGE),
+    ("apps", "Deployment"): (
+        Column(
+            "Ready",
+            "string",
+            lambda o: (
+                f"{_get(o, 'status', 'readyReplicas') or 0}/{_get(o, 'spec', 'replicas') or 0}"
+            ),
+        ),
+        Column("Up-to-date", "integer", lambda o: _get(o, "status", "updatedReplicas") or 0),
+        Column("Available", "integer", lambda o: _get(o, "status", "availableReplicas") or 0),
+        _AGE,
+        *_TEMPLATE_CONTAINERS,
+        Column("Selector", "string", _label_selector, 1),
+    ),
+    ("apps", "ReplicaSet"): (
+        Column("Desired", "integer", lambda o: _get(o, "spec", "replicas") or 0),
+        Column("Current", "integer", lambda o: _get(o, "status", "replicas") or 0),
+        Column("Ready", "integer", lambda o: _get(o, "status", "readyReplicas") or 0),
+        _AGE,
     ),
     ("", "PersistentVolumeClaim"): (
         Column("Status", "string", lambda o: _get(o, "status", "phase") or "Pending"),
@@ -189,15 +269,7 @@ BUILTIN_COLUMNS: dict[tuple[str, str], tuple[Column, ...]] = {
         ),
         Column("Duration", "string", lambda o: ""),
         _AGE,
-        Column(
-            "Containers",
-            "string",
-            lambda o: _containers(_pod(_get(o, "spec", "template")), "name"),
-            1,
-        ),
-        Column(
-            "Images", "string", lambda o: _containers(_pod(_get(o, "spec", "template")), "image"), 1
-        ),
+        *_TEMPLATE_CONTAINERS,
     ),
     ("rbac.authorization.k8s.io", "Role"): _ROLE,
     ("rbac.authorization.k8s.io", "ClusterRole"): _ROLE,
