@@ -73,12 +73,14 @@ def refuses(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-def ready_addresses(core: kubernetes.client.CoreV1Api, service: str) -> list[str]:
+def ready_addresses(
+    core: kubernetes.client.CoreV1Api, service: str, field: str = "addresses"
+) -> list[str]:
     endpoints = core.read_namespaced_endpoints(service, NAMESPACE)
     return sorted(
         address.target_ref.name
         for subset in endpoints.subsets or ()
-        for address in subset.addresses or ()
+        for address in getattr(subset, field) or ()
     )
 
 
