@@ -76,18 +76,13 @@ class Traffic:
 
             await asyncio.gather(*(worker() for _ in range(self.workers)))
 
-    def first_end(self, workload: str, after: float) -> float | None:
-        ends = [end for _, end, pod in list(self.answers) if _of(pod, workload) and end > after]
+    def first_end(self, podname: str, after: float) -> float | None:
+        ends = [end for start, end, pod in list(self.answers) if pod == podname and end > after]
         return min(ends) if ends else None
 
-    def last_start(self, workload: str) -> float:
-        starts = [start for start, _end, pod in list(self.answers) if _of(pod, workload)]
+    def last_start(self, podname: str) -> float:
+        starts = [start for start, _end, pod in list(self.answers) if pod == podname]
         return max(starts) if starts else 0.0
-
-
-def _of(pod: str, workload: str) -> bool:
-    """Is ``pod`` (Bookinfo's podname: the pod's name) one of ``workload``'s pods?"""
-    return pod == workload or pod.startswith(f"{workload}-")
 
 
 def wait_for(condition, limit_s: float = WAIT_LIMIT_S):  # type: ignore[no-untyped-def]

@@ -37,9 +37,9 @@ Where it differs from the real Bookinfo:
 - Outbound calls reuse keep-alive connections (one client session per workload); the real
   services open a connection per call. Envoy's per-connection limits (``maxRequestsPerConnection``)
   therefore see more requests per connection here.
-- ``podname`` is the pod's name (``reviews-v2-<hash>-<id>`` on the local mesh, as a pod's
-  hostname), or the workload's name for a workload declared without a pod; ``clustername`` is
-  ``"null"``, which is what the Java service prints when CLUSTER_NAME is unset.
+- ``podname`` is the workload's name (``reviews-v2``), without a ReplicaSet hash and pod id
+  (the pods of a workload answer alike; Envoy's per-host stats tell them apart); ``clustername``
+  is ``"null"``, which is what the Java service prints when CLUSTER_NAME is unset.
 """
 
 from __future__ import annotations
@@ -496,7 +496,7 @@ class _Reviews:
         return _json(
             {
                 "id": str(product_id),
-                "podname": self.workload.instance,
+                "podname": self.workload.name,
                 "clustername": "null",
                 "reviews": reviews,
             }
@@ -647,9 +647,12 @@ class _Instance:
         for sidecar in self._sidecars:
             await sidecar.close()
         if self._runner is not None:
+            # Stop listening first, then cut the open connections (Envoy's keep-alive ones
+            # too), as a killed pod's are: left to the graceful shutdown, an idle one outlives
+            # the server unclosed.
+            for site in list(self._runner.sites):
+                await site.stop()
             server = self._runner.server
-            # Cut the open connections (Envoy's keep-alive ones too), as a killed pod's are:
-            # left to the graceful shutdown, an idle one outlives the server unclosed.
             for handler in server.connections if server is not None else ():
                 if handler.transport is not None:
                     handler.transport.abort()

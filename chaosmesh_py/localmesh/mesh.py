@@ -222,11 +222,13 @@ class LocalMesh:
     def reset(self) -> None:
         """Back to the initial resources (tests): every Istio resource re-created as loaded,
         every workload's pod running again (replicas as declared)."""
-        with self._sync_lock:  # Envoy never sees the API half reset
+        # Envoy never sees the API half reset, and the pods of the declared workloads are
+        # adopted, their apps left running: a reset costs no restart.
+        with self._sync_lock, self.controller.paused():
             self.api.reset()
             self._load()
             self._publish_info()
-            self.controller.settle()
+            self.controller.settle(adopt=True)
         self.sync()
 
     def sync(self) -> None:

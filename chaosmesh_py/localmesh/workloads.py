@@ -27,6 +27,7 @@ ones, published in its info), so a replacement pod listens where the pod it repl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -153,13 +154,21 @@ class DeploymentController:
                     self.apps.stop(pod.workload)
             self._pods.clear()
 
-    def settle(self, timeout_s: float = 30.0) -> None:
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No round runs meanwhile (the mesh's reset, which then ``settle(adopt=True)``)."""
+        with self._lock:
+            yield
+
+    def settle(self, timeout_s: float = 30.0, *, adopt: bool = False) -> None:
         """Reconcile now, starting new pods at once (no start delay), until every pod that can
-        run is Ready: the mesh's start and reset."""
+        run is Ready: the mesh's start and reset. ``adopt``: a pod this controller runs whose
+        object vanished (the API was reset) is re-created under its name, its app left
+        running, where its ReplicaSet wants one more pod."""
         deadline = time.monotonic() + timeout_s
         while True:
             with self._lock:
-                self.reconcile(immediately=True)
+                self.reconcile(immediately=True, adopt=adopt)
                 waiting = [p.workload.pod for p in self._pods.values() if _waiting(p)]
             if not waiting:
                 return
@@ -200,9 +209,10 @@ class DeploymentController:
 
     # --- one round ------------------------------------------------------------------------
 
-    def reconcile(self, *, immediately: bool = False) -> None:
+    def reconcile(self, *, immediately: bool = False, adopt: bool = False) -> None:
         """Bring the API's objects and the running apps one step closer to what the
-        Deployments ask for; ``immediately``: start new pods without the delay."""
+        Deployments ask for; ``immediately``: start new pods without the delay; ``adopt``: see
+        ``settle``."""
         deployments = self.api.list(APPS_V1, "Deployment")
         for deployment in deployments:
             self._deployment_replica_sets(deployment)
@@ -214,7 +224,7 @@ class DeploymentController:
         replica_sets = [r for r in replica_sets if _owner_uid(r, "Deployment") in live_deployments]
         pods = self.api.list("v1", "Pod")
         for replica_set in replica_sets:
-            pods = self._replica_set_pods(replica_set, pods)
+            pods = self._replica_set_pods(replica_set, pods, adopt)
         live_sets = {_uid(r): r for r in replica_sets}
         for pod in pods:
             owner = _owner_uid(pod, "ReplicaSet")
@@ -269,14 +279,16 @@ class DeploymentController:
             }
         )
 
-    def _replica_set_pods(self, replica_set: Json, pods: list[Json]) -> list[Json]:
+    def _replica_set_pods(self, replica_set: Json, pods: list[Json], adopt: bool) -> list[Json]:
         """Create or delete pods until ``replicas`` of them are owned; the pods now."""
         owned = [p for p in pods if _owner_uid(p, "ReplicaSet") == _uid(replica_set)]
         wanted = int(replica_set["spec"].get("replicas", 1))
         meta = replica_set["metadata"]
         template = replica_set["spec"]["template"]
-        for _ in range(wanted - len(owned)):
-            name = f"{meta['name']}-{''.join(random.choices(_ALPHABET, k=5))}"
+        orphans = self._orphans(replica_set, pods) if adopt else []
+        for index in range(wanted - len(owned)):
+            random_id = "".join(random.choices(_ALPHABET, k=5))
+            name = orphans[index] if index < len(orphans) else f"{meta['name']}-{random_id}"
             labels = (template.get("metadata") or {}).get("labels") or {}
             created = self._create(
                 {
@@ -296,12 +308,32 @@ class DeploymentController:
             )
             if created is not None:
                 pods = [*pods, created]
-        # As the ReplicaSet controller: the not-ready first, then the newest.
-        extra = sorted(owned, key=lambda p: (_ready(p), p["metadata"]["creationTimestamp"]))
+        # As the ReplicaSet controller: the not-ready first, then the newest (here: the highest
+        # replica slot, so replica 0 keeps the ports the mesh's info publishes).
+        extra = sorted(owned, key=lambda p: (_ready(p), -self._slot_of(p)))
         for pod in extra[: max(0, len(owned) - wanted)]:
             self._delete("v1", "Pod", pod)
             pods = [p for p in pods if _uid(p) != _uid(pod)]
         return pods
+
+    def _slot_of(self, pod: Json) -> int:
+        record = self._pods.get((pod["metadata"]["namespace"], pod["metadata"]["name"]))
+        return record.slot if record is not None else 1 << 30  # not started: newest of all
+
+    def _orphans(self, replica_set: Json, pods: list[Json]) -> list[str]:
+        """Names of the running pods of this ReplicaSet's template whose objects vanished."""
+        meta = replica_set["metadata"]
+        present = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods}
+        template_hash = (meta.get("labels") or {}).get(TEMPLATE_HASH)
+        return [
+            record.workload.pod
+            for key, record in sorted(self._pods.items(), key=lambda item: item[1].slot)
+            if key not in present
+            and record.running
+            and key[0] == meta["namespace"]
+            and record.workload.labels.get(TEMPLATE_HASH) == template_hash
+            and record.workload.name == _owner_name(replica_set, "Deployment")
+        ]
 
     def _run_pods(self, pods: list[Json], replica_sets: Mapping[str, Json], now: bool) -> bool:
         """Stop the apps of pods gone, start those whose start time came; changed anything?"""
@@ -319,6 +351,8 @@ class DeploymentController:
                 self._pods[key] = self._new_pod(pod, _owner_name(owner, "Deployment"))
                 self._pod_status(pod, _pending_status(pod, self._pods[key].runnable))
             record = self._pods[key]
+            if record.running and not _ready(pod):  # adopted: its app runs on
+                self._pod_status(pod, _running_status(pod))
             if _waiting(record) and (now or time.monotonic() >= record.start_at):
                 self.apps.start(record.workload)
                 record.running = True

@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,6 +66,16 @@ def envoy_hosts(mesh: Any, cluster: str) -> set[str]:
     }
 
 
+def host_requests(mesh: Any, cluster: str) -> dict[str, int]:
+    """Requests Envoy sent to each host of ``cluster`` (its ``rq_total`` per host)."""
+    text = mesh.envoy.admin.get("/clusters").decode()
+    return {
+        line.split("::")[1]: int(line.rsplit("::", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(f"{cluster}::") and line.split("::")[2] == "rq_total"
+    }
+
+
 def refuses(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(1)
@@ -102,10 +111,8 @@ def test_every_declared_workload_runs_one_ready_pod_named_as_kubernetes_names_it
     deployment = apps.read_namespaced_deployment("reviews-v1", NAMESPACE)
     assert (deployment.status.ready_replicas, deployment.status.available_replicas) == (1, 1)
     assert ready_addresses(core, "reviews") == sorted(p.metadata.name for p in listed)
-    # Bookinfo's reviews names the pod that served it, as its hostname.
     url, headers = through_sidecar(mesh, "reviews", "/reviews/0")
-    served = requests.get(url, headers=headers, timeout=5).json()["podname"]
-    assert served in {p.metadata.name for p in listed}
+    assert requests.get(url, headers=headers, timeout=5).json()["podname"] == "reviews-v1"
 
 
 def test_a_deleted_pod_stops_serving_and_a_new_one_takes_its_place_after_the_delay(
@@ -156,14 +163,15 @@ def test_scaling_reviews_v1_to_three_gives_envoy_three_hosts_and_back(
     assert all(p.status.phase == "Running" for p in replicas)
     deployment = apps.read_namespaced_deployment("reviews-v1", NAMESPACE)
     assert (deployment.spec.replicas, deployment.status.ready_replicas) == (3, 3)
-    # Envoy spreads calls over the three pods (each answers with its own name).
+    # Envoy spreads calls over the three pods: each host of the cluster served some.
     url, headers = through_sidecar(mesh, "reviews", "/reviews/0")
-    served: Counter[str] = Counter()
+    before = host_requests(mesh, REVIEWS_V1_CLUSTER)
     for _ in range(60):
-        answer = requests.get(url, headers={**headers, "end-user": "x"}, timeout=5).json()
-        served[answer["podname"]] += 1
-    v1_pods = {p.metadata.name for p in replicas}
-    assert v1_pods <= set(served), served
+        assert requests.get(url, headers=headers, timeout=5).json()["podname"] == "reviews-v1"
+    after = host_requests(mesh, REVIEWS_V1_CLUSTER)
+    served = {host: after[host] - before.get(host, 0) for host in after}
+    assert len(served) == 3 and all(count > 0 for count in served.values()), served
+    assert sum(served.values()) == 60
     apps.patch_namespaced_deployment_scale("reviews-v1", NAMESPACE, {"spec": {"replicas": 1}})
     eventually(lambda: len(envoy_hosts(mesh, REVIEWS_V1_CLUSTER)) == 1)
     assert len(pods(core, "app=reviews,version=v1")) == 1
