@@ -53,11 +53,13 @@ bench: install
 	$(BIN)/python bench/inject_rollback.py
 	$(BIN)/python bench/traffic_edits.py
 	$(BIN)/python bench/local_mesh.py
+	$(BIN)/python bench/upstream_fault.py
 	$(BIN)/python bench/load_probe.py
 	$(BIN)/python bench/halt_rollback.py
 	$(BIN)/python bench/first_call.py
 	$(BIN)/python bench/gameday_overhead.py
 	$(BIN)/python bench/kubectl_apply.py
+	$(BIN)/python bench/policy_report.py
 	$(BIN)/python bench/local_prometheus.py
 	$(BIN)/python bench/announce_hang.py
 	$(BIN)/python bench/report_size.py
@@ -66,6 +68,7 @@ bench: install
 	$(BIN)/python bench/pod_replacement.py
 	$(BIN)/python bench/split_latency.py
 	$(BIN)/python bench/canary_power.py
+	$(BIN)/python bench/policy_edits.py
 
 clean:
 	rm -rf $(VENV) .venv-kubernetes-36 .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -4,10 +4,13 @@ Chaos Toolkit finds the extension's activities through ``discover``. Each capabi
 own surface: ``chaosmesh_py.faults.{actions,rollbacks,probes}`` (delays and aborts),
 ``chaosmesh_py.observe.probes`` (load, Istio metrics, Envoy counters),
 ``chaosmesh_py.traffic.{actions,rollbacks,probes}`` (dark launches, canary steps, mirroring, and
-what users get from them: share per version, leaks, canary analysis); the control that
-guarantees rollback is ``chaosmesh_py.control``.
+what users get from them: share per version, leaks, canary analysis),
+``chaosmesh_py.resilience.{actions,rollbacks,probes}`` (timeouts, retries, circuit breakers and
+outlier detection under test, and upstream faults); the control that guarantees rollback is
+``chaosmesh_py.control``.
 """
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -37,4 +40,10 @@ def discover(discover_system: bool = True) -> Any:
     discovery["activities"].extend(discover_actions("chaosmesh_py.traffic.actions"))
     discovery["activities"].extend(discover_actions("chaosmesh_py.traffic.rollbacks"))
     discovery["activities"].extend(discover_probes("chaosmesh_py.traffic.probes"))
+    for surface in ("actions", "rollbacks"):
+        discovery["activities"].extend(discover_actions(f"chaosmesh_py.resilience.{surface}"))
+    # Chaos Toolkit lists every function of a module whose __all__ is empty: a surface with no
+    # activity yet is left out rather than shown its helpers.
+    if importlib.import_module("chaosmesh_py.resilience.probes").__all__:
+        discovery["activities"].extend(discover_probes("chaosmesh_py.resilience.probes"))
     return discovery

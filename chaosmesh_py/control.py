@@ -40,7 +40,9 @@ What it does, and why Chaos Toolkit alone does not:
         "tolerance": true, "provider": {...}}]}
 - from the start of the method to the rollback, it counts the requests each fault hit
   (``chaosmesh_py.observe.hits``: Envoy's counters on the local mesh, Prometheus on a cluster
-  with configuration ``chaosmesh_prometheus_url``) into the journal, ``chaosmesh.faults``;
+  with configuration ``chaosmesh_prometheus_url``) into the journal, ``chaosmesh.faults``, and
+  the requests each upstream fault's pods failed on their inbound side
+  (``chaosmesh_py.observe.inbound_hits``), ``chaosmesh.upstream_faults``;
 - it keeps the evidence of its rollback: each object the run wrote, its spec before the first
   write against its spec once every removal is done (``chaosmesh.evidence``: equal, or each
   difference named; ``chaosmesh_py.engine.evidence``), and when the method started and the
@@ -74,7 +76,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chaosmesh_py.engine import evidence, ledger, private_file, redaction, signals, vanished
+from chaosmesh_py import checks
+from chaosmesh_py.engine import (
+    cleanup,
+    evidence,
+    ledger,
+    private_file,
+    redaction,
+    signals,
+    vanished,
+)
 from chaosmesh_py.engine.guardrail import Breach, Guardrail, parse_guardrails
 from chaosmesh_py.engine.run import (
     RUN_ID_ENV,
@@ -85,11 +96,11 @@ from chaosmesh_py.engine.run import (
     run_for,
     run_id_from,
 )
-from chaosmesh_py.errors import ChaosMeshError, InvalidInput, NotFound, shown
+from chaosmesh_py.errors import ChaosMeshError, NotFound
 from chaosmesh_py.faults import injection
 from chaosmesh_py.istio.route_copy import run_route_prefix
 from chaosmesh_py.kube import Kube
-from chaosmesh_py.observe import hits, prometheus
+from chaosmesh_py.observe import hits, inbound_hits, prometheus
 from chaosmesh_py.verdict import rules
 
 logger = logging.getLogger("chaostoolkit")
@@ -103,6 +114,7 @@ _guardrails: dict[str, Guardrail] = {}
 _breach_rollbacks: dict[str, dict[str, Any]] = {}
 # The counters each run's method started from, to count what its faults hit.
 _method_starts: dict[str, hits.Start] = {}
+_inbound_starts: dict[str, dict[str, int]] = {}
 # When each run's method ended (Unix seconds): whether another writer's removal hit the method.
 _method_ends: dict[str, float] = {}
 # The key, in an activity's result, of what another writer had removed from the run by its end.
@@ -172,7 +184,9 @@ def before_method_control(
     """Read the counters the faults' hits are counted from; start watching the guardrails,
     if any, for as long as the method runs."""
     run = run_for(configuration)
-    _method_starts[run.run_id] = hits.start(_connect(secrets), run_route_prefix(run.run_id))
+    kube = _connect(secrets)
+    _method_starts[run.run_id] = hits.start(kube, run_route_prefix(run.run_id))
+    _inbound_starts[run.run_id] = inbound_hits.start(kube)
     if guardrails is None:
         return
     probes, interval_s = parse_guardrails(guardrails, guardrail_interval_s)
@@ -256,8 +270,12 @@ def after_experiment_control(
     # was refused before the run started (argument_problems).
     with contextlib.suppress(ChaosMeshError):
         summary["prometheus_url"] = prometheus.without_userinfo(hits.prometheus_url(configuration))
+    inbound_started = _inbound_starts.pop(run.run_id, None)
     if isinstance(state, dict):
         summary["faults"] = _count_hits(run, state, summary, configuration)
+        upstream = inbound_hits.injected(state.get("run") or [])
+        if upstream:
+            summary["upstream_faults"] = inbound_hits.count(upstream, run.apis(), inbound_started)
         state[JOURNAL_KEY] = summary
         if rules.is_journal(state):
             _grade(state, allow_unverified is True, allow_no_fault is True)
@@ -426,7 +444,13 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
             ledger.prune(run.ledger.directory)
     if removed:
         count = sum(len(r["removed"]) for r in removed)
-        logger.info(f"chaosmesh: rolled back run {run.run_id}: removed {count} route(s)")
+        fields = sum(len(r.get("fields") or ()) for r in removed)
+        restored = f", restored {fields} field(s)" if fields else ""
+        logger.info(f"chaosmesh: rolled back run {run.run_id}: removed {count} route(s){restored}")
+        for report in removed:
+            where = str(report.get("resource") or f"VirtualService {report.get('virtual_service')}")
+            for conflict in report.get("conflicts") or ():
+                logger.warning(f"chaosmesh: kept {cleanup.describe_conflict(where, conflict)}")
     summary: dict[str, Any] = {
         "run_id": run.run_id,
         # When the removals started and when the last one was seen gone (verified, when
@@ -530,14 +554,11 @@ def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any])
 
 def _check_waivers(arguments: dict[str, Any]) -> None:
     for waiver in WAIVERS:
-        if not isinstance(arguments.get(waiver, False), bool):
-            raise InvalidInput(
-                waiver,
-                f"must be true or false, got {shown(arguments[waiver])}",
-                "it waives the verdict's rule as chaosmesh gate's --"
-                + waiver.replace("_", "-")
-                + " does",
-            )
+        checks.flag(
+            waiver,
+            arguments.get(waiver, False),
+            f"it waives the verdict's rule as chaosmesh gate's --{waiver.replace('_', '-')} does",
+        )
 
 
 def _check_target(arguments: dict[str, Any], configuration: dict[str, Any]) -> None:

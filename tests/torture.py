@@ -1,20 +1,20 @@
 """The torture harness: `chaos run` killed at random moments, then nothing of it may be left.
 
 A trial starts a real `chaos run` of an experiment that makes every form of owned edit: three
-faults and three routing edits (route copies: a dark launch, a canary step, a mirror), a field
-override on a DestinationRule and an owned AuthorizationPolicy (through the engine, as
-tests/engine_activities.py does), with the chaosmesh control and a `remove_faults` rollback.
-Meanwhile another writer keeps editing the same objects the way an operator would (labels,
-annotations, a user route's timeout: JSON patches that touch nothing of ours), and adds user
-routes whose names look like chaosmesh's (`chaosmesh-dash-canary`, and one shaped exactly like a
-copy) and user annotations that mention chaosmesh; and a rollout controller (the Argo-like
-writer of tests/rollout_writers.py) sets the canary weight of reviews' route every 100-200 ms,
-writing the whole object back as it read it. At a random moment the
-run gets SIGKILL, SIGTERM or SIGINT. After it exits (and, for SIGKILL, after `chaosmesh rollback
---run ID`), nothing owned may be left (no record, route, field or object: `leftover_faults`), no
-AuthorizationPolicy at all, and every object must equal its original plus the other writers'
-edits: none of them lost, the chaosmesh-named user routes and the controller's latest weights
-included (no weight of ours written back).
+faults and three routing edits (route copies: a dark launch, a canary step, a mirror), policy edits
+(field overrides: a DestinationRule's connection pool, ratings' retries turned off) and an owned
+AuthorizationPolicy (through the engine, as tests/engine_activities.py does), with the chaosmesh
+control and a `remove_faults` rollback. Meanwhile another writer keeps editing the same objects the
+way an operator would (labels, annotations, a user route's timeout: JSON patches that touch nothing
+of ours), and adds user routes whose names look like chaosmesh's (`chaosmesh-dash-canary`, and one
+shaped exactly like a copy) and user annotations that mention chaosmesh; and a rollout controller
+(the Argo-like writer of tests/rollout_writers.py) sets the canary weight of reviews' route every
+100-200 ms, writing the whole object back as it read it. At a random moment the run gets SIGKILL,
+SIGTERM or SIGINT. After it exits (and, for SIGKILL, after `chaosmesh rollback --run ID`), nothing
+owned may be left (no record, route, field or object: `leftover_faults`), no AuthorizationPolicy at
+all, and every object must equal its original plus the other writers' edits: none of them lost, the
+chaosmesh-named user routes and the controller's latest weights included (no weight of ours written
+back).
 
 Random moments come from a seeded generator: CHAOSMESH_TORTURE_SEED replays a failing series.
 """
@@ -57,6 +57,7 @@ USER_ROUTES = (
 )
 ENGINE = "tests.engine_activities"
 TRAFFIC = "chaosmesh_py.traffic.actions"
+RESILIENCE = "chaosmesh_py.resilience.actions"
 # The route the rollout controller steps the canary weight of, and its destinations.
 CANARY_SERVICE, CANARY_ROUTE = "reviews", "everyone-to-v1"
 CANARY_DESTINATIONS = [
@@ -126,13 +127,20 @@ def experiment(run_id: str) -> dict:
             },
             python_activity(
                 "tighten-reviews-pool",
-                ENGINE,
-                "override_field",
-                kind="DestinationRule",
-                object_name=RULE,
+                RESILIENCE,
+                "set_connection_pool",
+                destination_rule=RULE,
                 namespace=NAMESPACE,
-                path="spec.trafficPolicy.connectionPool",
-                value={"tcp": {"maxConnections": 1}},
+                connection_pool={"tcp": {"maxConnections": 1}},
+            ),
+            # Beside the other writer's timeouts on the same routes: another field, both kept.
+            python_activity(
+                "ratings-retries-off",
+                RESILIENCE,
+                "set_retries",
+                attempts=0,
+                virtual_service="ratings",
+                namespace=NAMESPACE,
             ),
             python_activity(
                 "deny-ratings",

@@ -8,6 +8,8 @@
     chaosmesh rollback|halt|reap       remove owned edits (``chaosmesh_py.cli.cleanup``)
     chaosmesh gameday ...              scheduled game days (``chaosmesh_py.cli.gameday``)
     chaosmesh report PATH... -o FILE   one self-contained HTML report (``chaosmesh_py.cli.report``)
+    chaosmesh policy report            what the mesh's timeouts and retries predict, per edge and
+                                       path (``chaosmesh_py.cli.policy``)
     chaosmesh local up|down|status     the local mesh (``chaosmesh_py.localmesh.cli``)
     chaosmesh examples                 the experiments that ship with the package
 
@@ -201,10 +203,18 @@ def examples(only_dir: bool) -> None:
 
 
 def _register() -> None:
-    from chaosmesh_py.cli import cleanup, gameday, report
+    from chaosmesh_py.cli import cleanup, gameday, policy, report
     from chaosmesh_py.localmesh.cli import local
 
-    commands = (cleanup.rollback, cleanup.halt, cleanup.reap, gameday.gameday, report.report, local)
+    commands = (
+        cleanup.rollback,
+        cleanup.halt,
+        cleanup.reap,
+        gameday.gameday,
+        report.report,
+        policy.policy,
+        local,
+    )
     for command in commands:
         main.add_command(command)
 

@@ -19,7 +19,7 @@ never raise for one resource's failure: the report says what is left and why.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -372,16 +372,21 @@ def format_report(title: str, report: Report) -> str:
                 )
             )
         if entry.get("fields"):
-            what.append("restored " + ", ".join(entry["fields"]))
+            described = entry.get("what") or {}
+            what.append(
+                "restored "
+                + ", ".join(
+                    f"{path} ({described[path]})" if path in described else path
+                    for path in entry["fields"]
+                )
+            )
         if entry.get("deleted"):
-            what.append("deleted")
+            # An owned object's description, when its kind has one (an inbound fault's).
+            described = list((entry.get("what") or {}).values()) if not entry["routes"] else []
+            what.append("deleted" + (f" ({'; '.join(described)})" if described else ""))
         lines.append(f"  removed  {entry['resource']}: {'; '.join(what)}")
     for entry in report.conflicts:
-        lines.append(
-            f"  kept     {entry['resource']}: {entry['field']} was changed by another writer "
-            f"after run {entry['run_id']} set it; their value stays (before the run: "
-            f"{_short(entry['replaced'])})"
-        )
+        lines.append(f"  kept     {describe_conflict(entry['resource'], entry)}")
     for lost in report.removed_by_another_writer:
         routes = ", ".join(lost["routes"]) or "its edits"
         lines.append(
@@ -403,6 +408,15 @@ def format_report(title: str, report: Report) -> str:
     if not report.complete:
         lines.append("  incomplete: run the same command again once the above is fixed")
     return "\n".join(lines)
+
+
+def describe_conflict(resource: str, conflict: Mapping[str, Any]) -> str:
+    """A field a removal left as another writer set it, for people."""
+    return (
+        f"{resource}: {conflict['field']} was changed by another writer after run "
+        f"{conflict['run_id']} set it; their value stays (before the run: "
+        f"{_short(conflict['replaced'])})"
+    )
 
 
 def _short(value: Any) -> str:

@@ -57,7 +57,8 @@ class Release:
     runs: list[str] = field(default_factory=list)
     routes: list[str] = field(default_factory=list)
     route_copies: list[dict[str, Any]] = field(default_factory=list)  # the copies removed
-    # What each removed copy did, for people: "routes reviews to v2 for header end-user".
+    # What each removed copy did, for people: "routes reviews to v2 for header end-user"; and
+    # each restored field (by path): 'the run had set it to "0.5s"; back to unset'.
     described: dict[str, str] = field(default_factory=dict)
     fields: list[str] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
@@ -235,12 +236,13 @@ def release(
     listed: dict[str, Any] | None = None,
     fence: bool = False,
     only_routes: list[str] | None = None,
+    only_fields: bool = False,
     extra: ledger.Recorded | None = None,
 ) -> Release:
     """Remove everything ``run_id`` holds on ``ref`` (or, with ``only_routes``, only those
-    copies), as its record (and ``extra``, from its ledger) names it; a no-op when nothing is
-    left. Writes are recorded in ``run_ledger`` if given; ``listed`` is the object as just
-    read, to save a read.
+    copies; with ``only_fields``, only its field overrides), as its record (and ``extra``, from
+    its ledger) names it; a no-op when nothing is left. Writes are recorded in ``run_ledger`` if
+    given; ``listed`` is the object as just read, to save a read.
 
     ``fence`` first changes the resource's version (``release.plan_fence``): a write of the run
     that may still be in flight then fails its precondition instead of landing after this
@@ -260,7 +262,7 @@ def release(
             ).resource
         except NotFound:
             return Release(str(ref), gone=True)
-    scope = _Scope(lambda _: [run_id], run_ledger, extras, only_routes)
+    scope = _Scope(lambda _: [run_id], run_ledger, extras, only_routes, only_fields)
     return _release(kube, ref, scope, listed)
 
 
@@ -283,6 +285,7 @@ class _Scope:
     run_ledger: ledger.Ledger | None = None
     extras: Mapping[str, ledger.Recorded] = field(default_factory=dict)
     only_routes: list[str] | None = None
+    only_fields: bool = False
 
 
 def _release(kube: Kube, ref: ResourceRef, scope: _Scope, listed: dict[str, Any] | None) -> Release:
@@ -300,7 +303,8 @@ def _release(kube: Kube, ref: ResourceRef, scope: _Scope, listed: dict[str, Any]
     except NotFound:
         result.gone = True
         return result
-    if only_routes is None and _object_owner(current, choose(current), extras) is not None:
+    owner = None if scope.only_fields else _object_owner(current, choose(current), extras)
+    if only_routes is None and owner is not None:
         return _delete_owned(kube, ref, scope, current)
     patch_extras = {
         run_id: releasing.Extra(recorded.routes, recorded.fields)
@@ -309,7 +313,9 @@ def _release(kube: Kube, ref: ResourceRef, scope: _Scope, listed: dict[str, Any]
 
     def plan(fresh: dict[str, Any]) -> dict[str, Any] | None:
         runs = choose(fresh)
-        patch, released = releasing.plan_release(fresh, runs, patch_extras, only_routes)
+        patch, released = releasing.plan_release(
+            fresh, runs, patch_extras, only_routes, scope.only_fields
+        )
         # A conflict is news even when nothing is left to write (the record already gone).
         result.conflicts = released.conflicts
         if patch is not None:
@@ -325,6 +331,7 @@ def _release(kube: Kube, ref: ResourceRef, scope: _Scope, listed: dict[str, Any]
                 str(r["name"]): route_copy.describe_copy(fresh, str(r["name"]))
                 for r in result.route_copies
             }
+            result.described.update(released.described)
             result.fields = released.fields
             if run_ledger is not None:
                 ledger.best_effort(lambda: run_ledger.intent(ledger.REMOVE, kube.host, ref, patch))
@@ -377,6 +384,9 @@ def _delete_owned(kube: Kube, ref: ResourceRef, scope: _Scope, current: dict[str
     owner = _object_owner(current, choose(current), extras)
     result.runs = [owner] if owner and outcome.wrote else []
     result.deleted = outcome.wrote
+    description = owned_object.describe(current) if outcome.wrote else None
+    if description:
+        result.described = {ref.name: description}
     result.attempts = outcome.attempts
     result.api_conflicts = outcome.conflicts
     result.api_rereads = outcome.rereads

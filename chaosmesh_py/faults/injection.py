@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chaosmesh_py import checks
 from chaosmesh_py.engine import evidence, ledger, ownership, verify
 from chaosmesh_py.engine.access import Access, on
 from chaosmesh_py.engine.kinds import ROUTE_COPY, edit_verbs
@@ -121,6 +122,25 @@ def parse_target(
     namespace: object, virtual_service: object, host: object, settings: Settings
 ) -> Target:
     """Check a target's names before any request: malformed names and protected namespaces."""
+    namespace = allowed_namespace(namespace, settings)
+    if (virtual_service is None) == (host is None):
+        raise InvalidInput(
+            "virtual_service/host",
+            "give exactly one of them",
+            'e.g. virtual_service: "ratings", or host: "ratings"',
+        )
+    if virtual_service is not None and (
+        not isinstance(virtual_service, str) or not names.is_resource_name(virtual_service)
+    ):
+        raise InvalidInput("virtual_service", f"{virtual_service!r} is not a resource name")
+    if host is not None and (not isinstance(host, str) or not host):
+        raise InvalidInput("host", f"{host!r} is not a host name")
+    return Target(namespace, virtual_service, host)
+
+
+def allowed_namespace(namespace: object, settings: Settings) -> str:
+    """A namespace an edit may be made in: well formed, not protected unless the configuration
+    allows it, and among the allowed ones when the configuration lists them."""
     namespace = parse_namespace(namespace)
     allowed = settings.allowed_namespaces
     if allowed is not None and namespace not in allowed:
@@ -137,19 +157,7 @@ def parse_target(
             f"allow it explicitly: list it (with every other namespace this experiment may "
             f'touch) in configuration {ALLOW_NAMESPACES_KEY}, e.g. ["{namespace}"]',
         )
-    if (virtual_service is None) == (host is None):
-        raise InvalidInput(
-            "virtual_service/host",
-            "give exactly one of them",
-            'e.g. virtual_service: "ratings", or host: "ratings"',
-        )
-    if virtual_service is not None and (
-        not isinstance(virtual_service, str) or not names.is_resource_name(virtual_service)
-    ):
-        raise InvalidInput("virtual_service", f"{virtual_service!r} is not a resource name")
-    if host is not None and (not isinstance(host, str) or not host):
-        raise InvalidInput("host", f"{host!r} is not a host name")
-    return Target(namespace, virtual_service, host)
+    return namespace
 
 
 @dataclass(frozen=True)
@@ -179,6 +187,15 @@ class Targeting:
         )
 
 
+def parse_verify_url(value: object) -> str | None:
+    """An http(s) URL whose requests take the edited route, or None."""
+    if value is not None and (
+        not isinstance(value, str) or not value.startswith(("http://", "https://"))
+    ):
+        raise InvalidInput("verify_url", f"{shown(value)} is not an http(s) URL")
+    return value
+
+
 def parse_targeting(arguments: Mapping[str, Any], settings: Settings) -> Targeting:
     """Check the targeting arguments of a route-copy action before any request, in the order
     users read them: namespace, virtual_service / host, route_name / route_index, verify_url,
@@ -189,16 +206,8 @@ def parse_targeting(arguments: Mapping[str, Any], settings: Settings) -> Targeti
     route_name, route_index = narrowing.parse_route_choice(
         arguments["route_name"], arguments["route_index"]
     )
-    verify_url = arguments["verify_url"]
-    if verify_url is not None and (
-        not isinstance(verify_url, str) or not verify_url.startswith(("http://", "https://"))
-    ):
-        raise InvalidInput("verify_url", f"{shown(verify_url)} is not an http(s) URL")
-    if not isinstance(arguments["allow_other_runs"], bool):
-        raise InvalidInput(
-            "allow_other_runs",
-            f"must be true or false, got {shown(arguments['allow_other_runs'])}",
-        )
+    verify_url = parse_verify_url(arguments["verify_url"])
+    checks.flag("allow_other_runs", arguments["allow_other_runs"])
     return Targeting(
         settings=settings,
         target=target,

@@ -11,15 +11,18 @@ writer changed it meanwhile, their value stays and the removal reports a conflic
 is newer than ours, and restoring ours would silently undo it.
 
 A path is a tuple of segments: object keys, and list elements picked by their own fields
-(``{"name": "v1"}``), never by index, since indices move when others insert. Paths start at
-``spec``: metadata (and the records in it) is never overridden. Two runs never hold the same or
-nested fields: a second override on top of another run's would make either removal restore a
-value the other wrote.
+(``{"name": "v1"}``), never by index, since indices move when others insert. A selector value
+of null asks for the field to be absent (``{"name": null, "match": null}``: the unnamed route
+that matches everything), so an element with no identifying field of its own can still be
+picked. Paths start at ``spec``: metadata (and the records in it) is never overridden. Two
+runs never hold the same or nested fields: a second override on top of another run's would
+make either removal restore a value the other wrote.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -158,7 +161,8 @@ def restore(
 ) -> tuple[list[FieldRecord], list[dict[str, Any]]]:
     """Put back, in ``resource`` (changed in place), every field that still holds what we wrote;
     newest first, so nested history unwinds in order. Returns the fields restored and one
-    conflict per field someone else changed meanwhile (left as they set it)."""
+    conflict per field someone else changed meanwhile (left as they set it); a field already
+    holding the value it had before is neither."""
     restored: list[FieldRecord] = []
     conflicts: list[dict[str, Any]] = []
     for held in reversed(fields):
@@ -176,6 +180,10 @@ def restore(
                 _write(resource, held.path, copy.deepcopy(held.replaced))
             restored.append(held)
             continue
+        if _same_or_both_absent(now, held.replaced):
+            # Back as it was already: restored by an earlier write of this removal (the API
+            # answer is re-planned, the ledger still naming the field) or by someone's hand.
+            continue
         conflicts.append(
             {
                 "field": path_text(held.path),
@@ -185,6 +193,24 @@ def restore(
             }
         )
     return restored, conflicts
+
+
+def describe(held: FieldRecord) -> str:
+    """What an override did and undoes, for people, beside its path: ``the run had set it to
+    "0.5s"; back to unset``."""
+    was = "unset" if held.replaced is ABSENT else _shown_value(held.replaced)
+    return f"the run had set it to {_shown_value(held.wrote)}; back to {was}"
+
+
+def _shown_value(value: Any) -> str:
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _same_or_both_absent(now: Any, replaced: Any) -> bool:
+    if now is ABSENT or replaced is ABSENT:
+        return now is replaced
+    return document.same(now, replaced)
 
 
 def _nested(a: Path, b: Path) -> bool:
@@ -200,7 +226,10 @@ def _select(node: Any, selector: Mapping[str, Any]) -> int | None:
         i
         for i, element in enumerate(node)
         if isinstance(element, Mapping)
-        and all(k in element and document.same(element[k], v) for k, v in selector.items())
+        and all(
+            element.get(k) is None if v is None else k in element and document.same(element[k], v)
+            for k, v in selector.items()
+        )
     ]
     if len(found) > 1:
         raise Ambiguous

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from chaosmesh_py import checks
 from chaosmesh_py.errors import InvalidInput, shown
 from chaosmesh_py.istio import grammar
 
@@ -89,14 +90,9 @@ def parse_route_choice(route_name: object, route_index: object) -> tuple[str | N
     """At most one of a route name or a route index (counting the routes as written, from 0)."""
     if route_name is not None and route_index is not None:
         raise InvalidInput("route_name/route_index", "give one of them, not both")
-    if route_name is not None and (not isinstance(route_name, str) or not route_name):
-        raise InvalidInput("route_name", f"must be a non-empty string, got {shown(route_name)}")
-    if route_index is not None and (
-        isinstance(route_index, bool) or not isinstance(route_index, int) or route_index < 0
-    ):
-        raise InvalidInput(
-            "route_index",
-            f"must be a whole number from 0, got {shown(route_index)}",
-            "0 is the first route",
-        )
-    return route_name, route_index
+    return (
+        None if route_name is None else checks.text("route_name", route_name),
+        None
+        if route_index is None
+        else checks.whole("route_index", route_index, 0, fix="0 is the first route"),
+    )

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from chaosmesh_py.errors import InvalidInput, shown
-from chaosmesh_py.istio import document, validation
+from chaosmesh_py.istio import document, inbound_fault, validation
 from chaosmesh_py.istio.owner_record import (
     OwnerRecord,
     owned_name,
@@ -64,6 +64,13 @@ def build(
     if errors:
         raise InvalidInput("spec", f"Istio would reject the {kind}: " + "; ".join(errors))
     return body
+
+
+def describe(obj: Mapping[str, Any]) -> str | None:
+    """What an owned object does, for people (rollback, reap, halt), when its kind says."""
+    if obj.get("kind") == "EnvoyFilter":
+        return inbound_fault.describe_spec(obj.get("spec") or {})
+    return None
 
 
 def owner_of(obj: Mapping[str, Any], run_id: str) -> bool:

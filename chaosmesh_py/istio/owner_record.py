@@ -246,14 +246,30 @@ def path_from_json(value: Any) -> Path:
 
 
 def path_text(path: Path) -> str:
-    """``spec.subsets[name=v1].trafficPolicy``: a path for people."""
+    """``spec.subsets[name=v1].trafficPolicy``: a path for people. A selector's null value (the
+    field absent) reads ``(none)``; a structured one (a route's match) shows its keys only, as
+    ``match=[headers.end-user]``: header values may carry a credential, and the commands that
+    print paths (rollback, reap, halt) know no experiment's secrets to hide."""
     text = ""
     for segment in path:
         if isinstance(segment, str):
             text += ("." if text else "") + segment
         else:
-            text += "[" + ",".join(f"{k}={v}" for k, v in segment.items()) + "]"
+            text += "[" + ",".join(f"{k}={_shown_key(v)}" for k, v in segment.items()) + "]"
     return text
+
+
+def _shown_key(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, list):
+        return "[" + ";".join(_shown_key(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        return ",".join(
+            key if not isinstance(inner, Mapping) or not inner else f"{key}.{'.'.join(inner)}"
+            for key, inner in value.items()
+        )
+    return str(value)
 
 
 def iso(moment: datetime) -> str:

@@ -48,6 +48,8 @@ class Released:
     runs: list[str] = field(default_factory=list)
     routes: list[str] = field(default_factory=list)
     fields: list[str] = field(default_factory=list)
+    # What each restored field had been set to and is back to, for people, by path.
+    described: dict[str, str] = field(default_factory=dict)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -75,9 +77,11 @@ def plan_release(
     run_ids: Collection[str],
     extra: Mapping[str, Extra] | None = None,
     only_routes: Collection[str] | None = None,
+    only_fields: bool = False,
 ) -> tuple[Patch | None, Released]:
     """The merge patch removing every trace of each run in ``run_ids`` (with ``only_routes``:
-    only those copies, keeping the rest and the record), and what it removes. None when there
+    only those copies, keeping the rest and the record; with ``only_fields``: only the field
+    overrides, keeping the copies and the record of them), and what it removes. None when there
     is nothing to remove."""
     extra = extra or {}
     current = copy.deepcopy(dict(resource))
@@ -92,6 +96,8 @@ def plan_release(
         named |= {name for name, owner in owned.items() if owner == run_id}
         if only_routes is not None:
             named &= set(only_routes)
+        if only_fields:
+            named = set()
         removed = route_copy.without_routes(current, named)
         released.routes += removed
         if only_routes is not None:
@@ -107,7 +113,15 @@ def plan_release(
         )
         restored, conflicts = field_override.restore(current, fields)
         released.fields += [path_text(f.path) for f in restored]
+        released.described.update({path_text(f.path): field_override.describe(f) for f in restored})
         released.conflicts += [{"run_id": run_id, **c} for c in conflicts]
+        if only_fields:
+            if record is not None and record.fields:
+                kept = replace(record, fields=())
+                changes[owner_key(run_id)] = None if kept.holds_nothing else kept.to_annotation()
+            if restored or conflicts:
+                released.runs.append(run_id)
+            continue
         for key in (owner_key(run_id), fence_key(run_id)):
             if key in notes:
                 changes[key] = None

@@ -259,18 +259,18 @@ class Subsets:
     rules: tuple[str, ...]  # "namespace/name"
 
 
-def subsets_for(
+def destination_rules_for(
     fqdn: str, client_namespace: str, destination_rules: Iterable[Mapping[str, Any]]
-) -> Subsets | None:
-    """The subsets the DestinationRules define for ``fqdn``, as seen from ``client_namespace``
-    (where the VirtualService is, standing for its callers), or None when no rule applies.
+) -> list[Mapping[str, Any]]:
+    """The DestinationRules that apply to ``fqdn`` for a client in ``client_namespace`` (all in
+    one namespace, to be merged), or an empty list.
 
     Istio's lookup: the rules visible to the client (``exportTo``: absent or ``*`` everywhere,
     ``.`` its own namespace only, or named namespaces) are searched in the client's namespace
     first, then the service's namespace, then the root namespace (istio-system); within one
     namespace the most specific host wins (exact over wildcard, the longer wildcard first) and
-    rules for the same host are merged, their subsets together. Rules with a workloadSelector
-    apply to some workloads only; they are counted like the others.
+    rules for the same host are merged. Rules with a workloadSelector apply to some workloads
+    only; they are counted like the others.
     """
     visible = [r for r in destination_rules if _exported_to(r, client_namespace)]
     order = [client_namespace, service_namespace(fqdn), ROOT_NAMESPACE]
@@ -281,20 +281,30 @@ def subsets_for(
             if rule["metadata"].get("namespace") == namespace
         ]
         matching = [(rule, rank) for rule, rank in candidates if rank is not None]
-        if not matching:
-            continue
-        best = max(rank for _, rank in matching)
-        chosen = [rule for rule, rank in matching if rank == best]
-        names: list[str] = []
-        for rule in chosen:
-            for subset in rule["spec"].get("subsets") or []:
-                if subset.get("name") and subset["name"] not in names:
-                    names.append(str(subset["name"]))
-        return Subsets(
-            tuple(names),
-            tuple(f"{namespace}/{rule['metadata']['name']}" for rule in chosen),
-        )
-    return None
+        if matching:
+            best = max(rank for _, rank in matching)
+            return [rule for rule, rank in matching if rank == best]
+    return []
+
+
+def subsets_for(
+    fqdn: str, client_namespace: str, destination_rules: Iterable[Mapping[str, Any]]
+) -> Subsets | None:
+    """The subsets the DestinationRules define for ``fqdn``, as seen from ``client_namespace``
+    (where the VirtualService is, standing for its callers), or None when no rule applies
+    (``destination_rules_for``: the rules found are merged, their subsets together)."""
+    chosen = destination_rules_for(fqdn, client_namespace, destination_rules)
+    if not chosen:
+        return None
+    names: list[str] = []
+    for rule in chosen:
+        for subset in rule["spec"].get("subsets") or []:
+            if subset.get("name") and subset["name"] not in names:
+                names.append(str(subset["name"]))
+    return Subsets(
+        tuple(names),
+        tuple(f"{rule['metadata']['namespace']}/{rule['metadata']['name']}" for rule in chosen),
+    )
 
 
 def _exported_to(rule: Mapping[str, Any], namespace: str) -> bool:

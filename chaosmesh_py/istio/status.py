@@ -16,6 +16,7 @@ from typing import Any
 RECONCILED = "Reconciled"
 REJECTED = "Rejected"
 ACCEPTED = "Accepted"
+NOT_SUPPORTED = "NotSupported"
 
 
 def _condition(
@@ -45,6 +46,23 @@ def _with(resource: Mapping[str, Any], condition: dict[str, Any]) -> dict[str, A
 def rejected_patch(resource: Mapping[str, Any], reason: str, now: str) -> dict[str, Any]:
     """Say the data plane rejected the resource's current generation, for ``reason``."""
     return _with(resource, _condition(resource, "False", REJECTED, reason, now))
+
+
+def not_supported_patch(resource: Mapping[str, Any], reason: str, now: str) -> dict[str, Any]:
+    """Say the data plane does not apply (part of) the resource's current generation."""
+    return _with(resource, _condition(resource, "False", NOT_SUPPORTED, reason, now))
+
+
+def not_supported(resource: Mapping[str, Any]) -> str | None:
+    """The message of a NotSupported condition about the resource's current generation."""
+    condition = _reconciled(resource)
+    generation = (resource.get("metadata") or {}).get("generation", 0)
+    if (
+        condition.get("reason") != NOT_SUPPORTED
+        or condition.get("observedGeneration") != generation
+    ):
+        return None
+    return str(condition.get("message") or "")
 
 
 def accepted_patch(resource: Mapping[str, Any], now: str) -> dict[str, Any] | None:

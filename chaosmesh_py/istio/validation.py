@@ -467,10 +467,89 @@ def _traffic_policy(policy: Any, path: str) -> Iterator[str]:
         yield from _connection_pool(policy["connectionPool"], f"{path}.connectionPool")
 
 
+# The fields of Istio's OutlierDetection and ConnectionPoolSettings (networking v1 CRD). A custom
+# resource's unknown fields are dropped by the API server without a word, so a misspelt one
+# ("maxConnection") would silently leave the policy unset: refused here instead.
+OUTLIER_DETECTION_FIELDS = (
+    "consecutiveErrors",
+    "consecutive5xxErrors",
+    "consecutiveGatewayErrors",
+    "consecutiveLocalOriginFailures",
+    "splitExternalLocalOriginErrors",
+    "interval",
+    "baseEjectionTime",
+    "maxEjectionPercent",
+    "minHealthPercent",
+)
+CONNECTION_POOL_FIELDS = {
+    "tcp": (
+        "maxConnections",
+        "connectTimeout",
+        "tcpKeepalive",
+        "maxConnectionDuration",
+        "idleTimeout",
+    ),
+    "http": (
+        "http1MaxPendingRequests",
+        "http2MaxRequests",
+        "maxRequestsPerConnection",
+        "maxRetries",
+        "idleTimeout",
+        "h2UpgradePolicy",
+        "useClientProtocol",
+        "maxConcurrentStreams",
+    ),
+}
+_KEEPALIVE_FIELDS = ("probes", "time", "interval")
+_H2_UPGRADE_POLICIES = ("DEFAULT", "DO_NOT_UPGRADE", "UPGRADE")
+_UINT32 = 2**32 - 1
+
+
+def outlier_detection_errors(outlier: Any, path: str) -> list[str]:
+    """Why Istio (or the API server) would refuse ``outlier`` as an outlierDetection at ``path``."""
+    return list(_outlier_detection(outlier, path))
+
+
+def connection_pool_errors(pool: Any, path: str) -> list[str]:
+    """Why Istio (or the API server) would refuse ``pool`` as a connectionPool at ``path``."""
+    return list(_connection_pool(pool, path))
+
+
+def retries_errors(retries: Any, path: str) -> list[str]:
+    """Why Istio would refuse ``retries`` as an HTTP route's retries at ``path``."""
+    return list(_retries(retries, path))
+
+
+def duration_errors(value: Any, path: str) -> list[str]:
+    """Why Istio would refuse ``value`` as a duration (at least 1ms, whole milliseconds)."""
+    return list(_duration(value, path))
+
+
+def _unknown_fields(value: dict[str, Any], known: tuple[str, ...], path: str) -> Iterator[str]:
+    for name in value:
+        if name not in known:
+            yield f"{path}.{name}: Istio has no such field (known: {', '.join(known)})"
+
+
 def _outlier_detection(outlier: Any, path: str) -> Iterator[str]:
     if not isinstance(outlier, dict):
         yield f"{path}: must be an object, got {shown(outlier)}"
         return
+    yield from _unknown_fields(outlier, OUTLIER_DETECTION_FIELDS, path)
+    for field in (
+        "consecutive5xxErrors",
+        "consecutiveGatewayErrors",
+        "consecutiveLocalOriginFailures",
+    ):
+        value = outlier.get(field)
+        if value is not None and not _integer_within(value, 0, _UINT32):
+            yield f"{path}.{field}: {shown(value)} is not a whole number >= 0"
+    errors = outlier.get("consecutiveErrors", 0)
+    if not _integer_within(errors, 0, 2**31 - 1):
+        yield f"{path}.consecutiveErrors: {shown(errors)} is not a whole number >= 0"
+    split = outlier.get("splitExternalLocalOriginErrors", False)
+    if not isinstance(split, bool):
+        yield f"{path}.splitExternalLocalOriginErrors: must be true or false, got {shown(split)}"
     for field in ("interval", "baseEjectionTime"):
         if outlier.get(field) is not None:
             yield from _duration(outlier[field], f"{path}.{field}")
@@ -485,7 +564,7 @@ def _outlier_detection(outlier: Any, path: str) -> Iterator[str]:
         yield f"{path}.consecutiveLocalOriginFailures: needs splitExternalLocalOriginErrors: true"
 
 
-_POOL_COUNTS = {
+CONNECTION_POOL_LIMITS = {
     "http": (
         "http1MaxPendingRequests",
         "http2MaxRequests",
@@ -499,16 +578,19 @@ _POOL_DURATIONS = {"http": ("idleTimeout",), "tcp": ("connectTimeout", "maxConne
 
 
 def _connection_pool(pool: Any, path: str) -> Iterator[str]:
+    if isinstance(pool, dict):
+        yield from _unknown_fields(pool, tuple(CONNECTION_POOL_FIELDS), path)
     if not isinstance(pool, dict) or (pool.get("http") is None and pool.get("tcp") is None):
         yield f"{path}: must set http or tcp"
         return
-    for section, counts in _POOL_COUNTS.items():
+    for section, counts in CONNECTION_POOL_LIMITS.items():
         settings = pool.get(section)
         if settings is None:
             continue
         if not isinstance(settings, dict):
             yield f"{path}.{section}: must be an object, got {shown(settings)}"
             continue
+        yield from _unknown_fields(settings, CONNECTION_POOL_FIELDS[section], f"{path}.{section}")
         for field in counts:
             value = settings.get(field, 0)
             if not _integer_within(value, 0, 2**31 - 1):
@@ -519,13 +601,35 @@ def _connection_pool(pool: Any, path: str) -> Iterator[str]:
     tcp = pool.get("tcp")
     if isinstance(tcp, dict) and tcp.get("idleTimeout") not in (None, "0s", "0"):
         yield from _duration(tcp["idleTimeout"], f"{path}.tcp.idleTimeout")  # 0 turns it off
+    if isinstance(tcp, dict) and tcp.get("tcpKeepalive") is not None:
+        yield from _keepalive(tcp["tcpKeepalive"], f"{path}.tcp.tcpKeepalive")
     http = pool.get("http")
-    if (
-        isinstance(http, dict)
-        and http.get("h2UpgradePolicy") == "UPGRADE"
-        and http.get("useClientProtocol")
-    ):
+    if not isinstance(http, dict):
+        return
+    policy = http.get("h2UpgradePolicy")
+    if policy is not None and policy not in _H2_UPGRADE_POLICIES:
+        yield (
+            f"{path}.http.h2UpgradePolicy: {shown(policy)} is not one of "
+            f"{', '.join(_H2_UPGRADE_POLICIES)}"
+        )
+    client_protocol = http.get("useClientProtocol", False)
+    if not isinstance(client_protocol, bool):
+        yield f"{path}.http.useClientProtocol: must be true or false, got {shown(client_protocol)}"
+    elif policy == "UPGRADE" and client_protocol:
         yield f"{path}.http: useClientProtocol cannot be true with h2UpgradePolicy UPGRADE"
+
+
+def _keepalive(keepalive: Any, path: str) -> Iterator[str]:
+    if not isinstance(keepalive, dict):
+        yield f"{path}: must be an object, got {shown(keepalive)}"
+        return
+    yield from _unknown_fields(keepalive, _KEEPALIVE_FIELDS, path)
+    probes = keepalive.get("probes", 0)
+    if not _integer_within(probes, 0, _UINT32):
+        yield f"{path}.probes: {shown(probes)} is not a whole number >= 0"
+    for field in ("time", "interval"):
+        if keepalive.get(field) is not None:
+            yield from _duration(keepalive[field], f"{path}.{field}")
 
 
 # -- values ----------------------------------------------------------------------------------

@@ -496,7 +496,7 @@ class _Reviews:
         return _json(
             {
                 "id": str(product_id),
-                "podname": self.workload.name,
+                "podname": self.workload.instance,
                 "clustername": "null",
                 "reviews": reviews,
             }

@@ -1,4 +1,4 @@
-"""What a client without a sidecar meets: kube-proxy in front of a Service, and each pod's inbound.
+"""What a client without a sidecar meets: kube-proxy in front of a Service, then the pod's inbound.
 
 On Kubernetes, a pod without a sidecar (or a node, or anything outside the mesh) that calls
 ``reviews:9080`` resolves the Service's ClusterIP, and kube-proxy sends each *connection* to one
@@ -10,14 +10,10 @@ closed before any byte reaches the app.
 
 Envoy configuration (part of ``chaosmesh_py.localmesh.translate``'s output)
 
-``pod~<namespace>~<workload>`` on 127.0.0.1:``workload.pod_port``
-    The pod's address. Under PERMISSIVE or DISABLE, a TCP proxy to ``inbound|<port>|<namespace>|
-    <workload>`` (the app). Under STRICT, as istiod's inbound listener: a TLS inspector and one
-    filter chain for TLS only, so a plain-text connection matches no chain and Envoy closes it
-    (the client sees the connection reset or closed, no HTTP response).
 ``kube-proxy~<namespace>~<service>`` on 127.0.0.1:``topology.no_sidecar_ports[service]``
     A TCP proxy to ``kube-proxy|<port>||<fqdn>``: ROUND_ROBIN over the pod addresses of every
-    workload the Service selects, one choice per connection.
+    workload the Service selects, one choice per connection. A pod's address is its inbound
+    sidecar (``chaosmesh_py.localmesh.inbound``), which applies PeerAuthentication's mode.
 
 PeerAuthentication (security.istio.io), as istiod resolves it for a workload: the oldest policy
 in the workload's namespace whose ``selector.matchLabels`` match it, else the oldest one without
@@ -30,8 +26,9 @@ Where this differs from Kubernetes and Istio
     - ``portLevelMtls`` is not read: the mode applies to the whole pod.
     - A Service created through the API gets no ClusterIP address here (only the declared
       services have a ``no_sidecar_ports`` entry); sidecars do route to it.
-    - There is no mutual TLS between the local sidecars: in-mesh calls go straight to the app
-      port, so STRICT changes only what clients without a sidecar get.
+    - There is no mutual TLS between the local sidecars: a mesh peer is told apart by its source
+      address (``chaosmesh_py.localmesh.inbound``), so STRICT changes only what clients without a
+      sidecar get.
 """
 
 from __future__ import annotations
@@ -45,41 +42,19 @@ from chaosmesh_py.localmesh.topology import Service, Topology, Workload
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
-TLS_INSPECTOR_TYPE = (
-    "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
-)
-# istiod's cluster with no endpoints: what a connection that must go nowhere is sent to.
-BLACK_HOLE = "BlackHoleCluster"
 ROOT_NAMESPACE = "istio-system"
 LOCALHOST = "127.0.0.1"
 STRICT = "STRICT"
-
-
-def pod_listener_name(workload: Workload) -> str:
-    return f"pod~{workload.namespace}~{workload.instance}"
 
 
 def kube_proxy_cluster_name(service: Service) -> str:
     return f"kube-proxy|{service.port}||{service.fqdn}"
 
 
-def no_sidecar_config(
-    topology: Topology, peer_authentications: Sequence[Mapping[str, Any]]
-) -> tuple[list[JsonDict], list[JsonDict]]:
-    """Listeners and clusters for the pods' own addresses and the services' ClusterIPs."""
+def no_sidecar_config(topology: Topology) -> tuple[list[JsonDict], list[JsonDict]]:
+    """Listeners and clusters for the services' ClusterIPs."""
     listeners: list[JsonDict] = []
     clusters: list[JsonDict] = []
-    pods = sorted(
-        (w for w in topology.workloads if w.pod_port), key=lambda w: (w.namespace, w.instance)
-    )
-    for workload in pods:
-        strict = mtls_mode(workload, peer_authentications) == STRICT
-        app = f"inbound|{workload.port}|{workload.namespace}|{workload.instance}"
-        listeners.append(_pod_listener(workload, BLACK_HOLE if strict else app, strict=strict))
-        if workload.port:
-            clusters.append(_static_cluster(app, [workload.port], "ROUND_ROBIN"))
-    if pods:
-        clusters.append(_static_cluster(BLACK_HOLE, [], "ROUND_ROBIN"))
     for service in topology.services:
         port = topology.no_sidecar_ports.get(service.name)
         if port is None:
@@ -149,22 +124,6 @@ def _tcp_listener(name: str, port: int, stat_prefix: str, cluster: str) -> JsonD
         "address": {"socket_address": {"address": LOCALHOST, "port_value": port}},
         "filter_chains": [{"filters": [_tcp_proxy(stat_prefix, cluster)]}],
     }
-
-
-def _pod_listener(workload: Workload, cluster: str, *, strict: bool) -> JsonDict:
-    listener = _tcp_listener(
-        pod_listener_name(workload), workload.pod_port, f"inbound_{workload.instance}", cluster
-    )
-    if strict:
-        # Only a TLS client hello matches; istiod's chain would then terminate mutual TLS.
-        listener["listener_filters"] = [
-            {
-                "name": "envoy.filters.listener.tls_inspector",
-                "typed_config": {"@type": TLS_INSPECTOR_TYPE},
-            }
-        ]
-        listener["filter_chains"][0]["filter_chain_match"] = {"transport_protocol": "tls"}
-    return listener
 
 
 def _static_cluster(name: str, ports: list[int], lb_policy: str) -> JsonDict:

@@ -40,12 +40,17 @@ from chaosmesh_py.engine import cleanup
 from chaosmesh_py.istio import status
 from chaosmesh_py.kube import Kube
 from chaosmesh_py.kube.client import LOCAL_MESH_CONFIG_MAP, LOCAL_MESH_KEY
-from chaosmesh_py.localmesh import credentials
+from chaosmesh_py.localmesh import credentials, envoy_filter
 from chaosmesh_py.localmesh.apiserver import ApiError, ApiServer, User, WatchEvent
 from chaosmesh_py.localmesh.apiserver.rbac import ADMIN_RULES
 from chaosmesh_py.localmesh.apps import MeshApps
 from chaosmesh_py.localmesh.bookinfo import SERVICE_PORT, bookinfo_topology
 from chaosmesh_py.localmesh.envoy import ConfigRejected, Envoy
+from chaosmesh_py.localmesh.inbound import (
+    container_port,
+    inbound_listener_name,
+    inbound_stat_prefix,
+)
 from chaosmesh_py.localmesh.prometheus import Prometheus, PrometheusFailed
 from chaosmesh_py.localmesh.telemetry import Telemetry
 from chaosmesh_py.localmesh.topology import Service, Topology, Workload
@@ -62,6 +67,7 @@ WATCHED = {
     "DestinationRule": ISTIO_NETWORKING,
     "Gateway": ISTIO_NETWORKING,
     "PeerAuthentication": "security.istio.io/v1",
+    "EnvoyFilter": "networking.istio.io/v1alpha3",
     "Service": "v1",
 }
 WATCHED_KINDS = tuple(WATCHED)
@@ -287,9 +293,18 @@ class LocalMesh:
             self._write_status(resource, status.rejected_patch(resource, message, _now()))
 
     def _mark_accepted(self, resources: Resources) -> None:
-        """Set a rejected resource's condition back once Envoy runs its current version."""
+        """Set a rejected resource's condition back once Envoy runs its current version; say
+        what of an EnvoyFilter the local mesh does not apply (never silently)."""
         for identity, resource in _by_identity(resources).items():
             if not self._runs(identity, resource):
+                continue
+            problems = envoy_filter.unsupported(resource) if identity[0] == "EnvoyFilter" else []
+            if problems:
+                message = "the local mesh does not apply " + "; ".join(problems)
+                if status.not_supported(resource) != message:
+                    self._write_status(
+                        resource, status.not_supported_patch(resource, message, _now())
+                    )
                 continue
             patch = status.accepted_patch(resource, _now())
             if patch is not None:
@@ -408,10 +423,21 @@ class LocalMesh:
                     "sidecar_url": f"http://127.0.0.1:{workload.sidecar_port}",
                     "stat_prefix": f"outbound_{workload.name}",
                     "route_config": f"outbound~{workload.namespace}~{workload.name}",
+                    # The pod's inbound sidecar (chaosmesh_py.localmesh.inbound): its listener
+                    # and HTTP stat prefix (http.<prefix>.fault.* count what it injected).
+                    **(self._inbound_info(workload) if workload.pod_port else {}),
                 }
                 for workload in self.topology.workloads
             },
             "service_port": SERVICE_PORT,
+        }
+
+    def _inbound_info(self, workload: Workload) -> dict[str, Any]:
+        port = container_port(workload, self.topology)
+        return {
+            "inbound_listener": inbound_listener_name(workload),
+            "inbound_stat_prefix": inbound_stat_prefix(workload, port),
+            "container_port": port,
         }
 
     def _prometheus_info(self) -> dict[str, Any]:
@@ -491,6 +517,7 @@ class LocalMesh:
             resources["Gateway"],
             self.envoy.rds_config_source,
             peer_authentications=resources["PeerAuthentication"],
+            envoy_filters=resources["EnvoyFilter"],
         )
 
 

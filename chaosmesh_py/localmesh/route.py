@@ -29,13 +29,17 @@ warns on every load; without it a ``grpc-timeout`` header is ignored and the rou
 from __future__ import annotations
 
 import copy
-import http
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chaosmesh_py.istio.fault import GRPC_CODES, parse_duration_ms
+from chaosmesh_py.istio.effective_policy import (
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_ON,
+    duration_ms,
+    parse_retry_on,
+)
+from chaosmesh_py.istio.fault import GRPC_CODES
 from chaosmesh_py.localmesh.envoy import JsonDict
 from chaosmesh_py.localmesh.topology import CLUSTER_DOMAIN, Topology
 
@@ -43,7 +47,6 @@ MESH_GATEWAY = "mesh"
 FAULT_FILTER = "envoy.filters.http.fault"
 HTTP_FAULT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 DEFAULT_ROUTE_NAME = "default"
-DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 RETRY_PREVIOUS_HOSTS: JsonDict = {
     "name": "envoy.retry_host_predicates.previous_hosts",
     "typed_config": {
@@ -67,9 +70,6 @@ REDIRECT_CODES = {
     307: "TEMPORARY_REDIRECT",
     308: "PERMANENT_REDIRECT",
 }
-# A Go duration of zero ("0s", "0ms", "0.0s"): fault.parse_duration_ms refuses anything under
-# 1 ms, which is right for faults, but a zero timeout is meaningful (disabled).
-_ZERO_DURATION = re.compile(r"(?:(?:0+(?:\.0*)?|\.0+)(?:ns|us|µs|ms|s|m|h))+")
 
 
 @dataclass(frozen=True)
@@ -87,13 +87,6 @@ class RouteContext:
     namespace: str
     gateways: frozenset[str]
     listen_port: int
-
-
-def duration_ms(value: object) -> int:
-    """A Go-style duration ("3m", "100ms", "1.5s") in whole milliseconds; "0s" is 0."""
-    if isinstance(value, str) and _ZERO_DURATION.fullmatch(value.strip()):
-        return 0
-    return parse_duration_ms(value, "duration")
 
 
 def envoy_duration(milliseconds: int) -> str:
@@ -203,7 +196,7 @@ def translate_retries(retries: Mapping[str, Any] | None) -> JsonDict | None:
     """An Istio ``HTTPRetry`` as an Envoy retry policy (None: retries disabled)."""
     policy: JsonDict = {
         "retry_on": DEFAULT_RETRY_ON,
-        "num_retries": 2,
+        "num_retries": DEFAULT_RETRIES,
         "retry_host_predicate": [copy.deepcopy(RETRY_PREVIOUS_HOSTS)],
         "host_selection_retry_max_attempts": 5,
     }
@@ -214,7 +207,7 @@ def translate_retries(retries: Mapping[str, Any] | None) -> JsonDict | None:
         return None
     policy["num_retries"] = attempts
     if retries.get("retryOn"):
-        retry_on, codes = _parse_retry_on(str(retries["retryOn"]))
+        retry_on, codes = parse_retry_on(str(retries["retryOn"]))
         policy["retry_on"] = retry_on
         if codes:
             policy["retriable_status_codes"] = codes
@@ -545,28 +538,3 @@ def _string_matcher(value: Mapping[str, Any]) -> JsonDict:
 def _grpc_code(status: object) -> int:
     text = str(status)
     return int(text) if text.isdigit() else GRPC_CODES.index(text)
-
-
-def _parse_retry_on(retry_on: str) -> tuple[str, list[int]]:
-    """Split ``retryOn`` into Envoy's retry_on and the HTTP status codes among its tokens."""
-    policies: list[str] = []
-    codes: list[int] = []
-    for token in (part.strip() for part in retry_on.split(",")):
-        if not token:
-            continue
-        if _is_http_status(token):
-            codes.append(int(token))
-        else:
-            policies.append(token)
-    return ",".join(policies), codes
-
-
-def _is_http_status(token: str) -> bool:
-    # istiod keeps a number as a status code only if Go knows the status (http.StatusText).
-    if not token.isdigit():
-        return False
-    try:
-        http.HTTPStatus(int(token))
-    except ValueError:
-        return False
-    return True

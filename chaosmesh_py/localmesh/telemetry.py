@@ -345,7 +345,14 @@ class _Labeller:
         # Envoy series text -> Istio series: each series is relabelled once, not at every scrape.
         self._known: dict[str, tuple[_Series, ...]] = {}
         self._workloads = {(w.name, w.namespace): w for w in topology.workloads}
-        self._by_address = {f"127.0.0.1:{w.port}": w for w in topology.workloads if w.port}
+        # A caller's upstream host is the pod's inbound (pod_port); the app's own port too, for
+        # a topology without inbound sidecars.
+        self._by_address = {
+            f"127.0.0.1:{port}": w
+            for w in topology.workloads
+            for port in (w.port, w.pod_port)
+            if port and w.port
+        }
         self._services = {service.fqdn: service for service in topology.services}
         ingress_labels = topology.ingress.labels if topology.ingress else {}
         self._ingress_labels = {"app": INGRESS_WORKLOAD, **ingress_labels}

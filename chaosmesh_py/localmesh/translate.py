@@ -17,8 +17,12 @@ Listeners (one Envoy carries every sidecar and the ingress gateway)
     Not in Istio: ``entry~<namespace>~<service>`` on ``topology.entry_ports[service]``, the
     service's virtual host as a workload without labels sees it, for any Host header: a plain
     URL per service that goes through the mesh.
-    For clients without a sidecar: each pod's address and each service's ClusterIP as kube-proxy
-    serves it, with PeerAuthentication's mode (``chaosmesh_py.localmesh.kube_proxy``).
+    ``inbound~<namespace>~<pod>`` on each pod's address (``pod_port``): the pod's inbound
+    sidecar, istiod's inbound HTTP chain (fault filter, then router) in front of the app, with
+    PeerAuthentication's mode and the EnvoyFilters that apply to it
+    (``chaosmesh_py.localmesh.inbound``, ``chaosmesh_py.localmesh.envoy_filter``).
+    For clients without a sidecar: each service's ClusterIP as kube-proxy serves it
+    (``chaosmesh_py.localmesh.kube_proxy``).
 
 Sidecar route configuration (per workload, because ``sourceLabels`` are evaluated per proxy)
     One virtual host per Service in the topology, named ``<fqdn>:<port>``, with domains
@@ -41,7 +45,9 @@ Clusters
     ``outbound|<port>||<fqdn>`` per Service with its endpoints (the pods its Endpoints list as
     ready; every selected workload of a topology without them), and
     ``outbound|<port>|<subset>|<fqdn>`` per DestinationRule subset with the workloads carrying
-    the subset's labels: STATIC, endpoints 127.0.0.1:``workload.port``. Istio's defaults:
+    the subset's labels: STATIC, endpoints the pods' inbound addresses 127.0.0.1:``pod_port``
+    (the app's port for a workload without one), so a call goes caller's sidecar -> server's
+    inbound sidecar -> app, connecting from the mesh's source address. Istio's defaults:
     connect_timeout 10s, LEAST_REQUEST, every circuit-breaker threshold 2^32-1. A
     DestinationRule's ``trafficPolicy`` (port-level settings for the service's port replacing
     it, a subset's sections replacing the top level's) sets: connection-pool limits (0 means
@@ -61,8 +67,7 @@ Where this differs from istiod, on purpose
       ``trafficPolicy``, subsets from all, first of a name wins.
     - The ingress serves every HTTP server of its Gateways on its one port; HTTPS/TLS servers,
       ``tls.httpsRedirect``, consistent hashing, ``h2UpgradePolicy``, locality and TLS
-      settings, ``retryBudget`` and ``tcpKeepalive`` are not translated. There are no inbound
-      sidecars: a workload's own port is its app.
+      settings, ``retryBudget`` and ``tcpKeepalive`` are not translated.
 """
 
 from __future__ import annotations
@@ -71,7 +76,15 @@ import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from chaosmesh_py.istio.traffic_policy import (
+    merge_traffic_policy,
+    oldest_first,
+    port_traffic_policy,
+)
+from chaosmesh_py.istio.traffic_policy import namespace_of as _namespace
+from chaosmesh_py.istio.traffic_policy import positive as _positive
 from chaosmesh_py.localmesh.envoy import EnvoyConfig, JsonDict
+from chaosmesh_py.localmesh.inbound import inbound_config, mesh_source
 from chaosmesh_py.localmesh.kube_proxy import load_assignment, no_sidecar_config
 from chaosmesh_py.localmesh.route import (
     FAULT_FILTER,
@@ -142,9 +155,10 @@ def translate(
     rds_config_source: RdsConfigSource,
     *,
     peer_authentications: Sequence[dict[str, Any]] = (),
+    envoy_filters: Sequence[dict[str, Any]] = (),
 ) -> EnvoyConfig:
     """The whole Envoy configuration for ``topology`` under these Istio resources."""
-    ordered_services = _oldest_first(virtual_services)
+    ordered_services = oldest_first(virtual_services)
     mesh_services = [vs for vs in ordered_services if _bound_to_mesh(vs)]
     listeners: list[JsonDict] = []
     route_configs: dict[str, JsonDict] = {}
@@ -197,9 +211,12 @@ def translate(
                 ingress=True,
             )
         )
-    no_sidecar_listeners, no_sidecar_clusters = no_sidecar_config(topology, peer_authentications)
-    listeners += no_sidecar_listeners
-    clusters = _clusters(topology, destination_rules) + no_sidecar_clusters
+    inbound_listeners, inbound_clusters = inbound_config(
+        topology, peer_authentications, envoy_filters
+    )
+    no_sidecar_listeners, no_sidecar_clusters = no_sidecar_config(topology)
+    listeners += inbound_listeners + no_sidecar_listeners
+    clusters = _clusters(topology, destination_rules) + inbound_clusters + no_sidecar_clusters
     return EnvoyConfig(
         listeners=tuple(listeners),
         clusters=tuple(sorted(clusters, key=lambda cluster: str(cluster["name"]))),
@@ -451,7 +468,7 @@ def _clusters(topology: Topology, destination_rules: Sequence[dict[str, Any]]) -
     policies, subsets = _destination_rules_by_host(topology, destination_rules)
     clusters = []
     for service in topology.services:
-        policy = _port_policy(policies.get(service.fqdn), service.port)
+        policy = port_traffic_policy(policies.get(service.fqdn), service.port)
         clusters.append(
             _cluster(
                 f"outbound|{service.port}||{service.fqdn}", topology.endpoints(service), policy
@@ -462,7 +479,7 @@ def _clusters(topology: Topology, destination_rules: Sequence[dict[str, Any]]) -
                 _cluster(
                     f"outbound|{service.port}|{subset['name']}|{service.fqdn}",
                     topology.endpoints(service, subset.get("labels") or {}),
-                    _merge_policy(policy, subset.get("trafficPolicy"), service.port),
+                    merge_traffic_policy(policy, subset.get("trafficPolicy"), service.port),
                 )
             )
     return sorted(clusters, key=lambda cluster: str(cluster["name"]))
@@ -474,7 +491,7 @@ def _destination_rules_by_host(
     """Per service FQDN: the oldest rule's trafficPolicy, the subsets of all (first name wins)."""
     policies: dict[str, Mapping[str, Any]] = {}
     subsets: dict[str, list[Mapping[str, Any]]] = {}
-    for rule in _oldest_first(destination_rules):
+    for rule in oldest_first(destination_rules):
         spec = rule.get("spec") or {}
         service = topology.service(str(spec.get("host") or "").lower(), _namespace(rule))
         if service is None:
@@ -489,35 +506,6 @@ def _destination_rules_by_host(
                 known.add(subset["name"])
                 subsets[service.fqdn].append(subset)
     return policies, subsets
-
-
-_SECTIONS = ("connectionPool", "outlierDetection", "loadBalancer", "tls")
-
-
-def _port_policy(policy: Mapping[str, Any] | None, port: int) -> Mapping[str, Any] | None:
-    """A trafficPolicy's settings for ``port``: port-level ones replace the rest wholesale."""
-    if policy is None:
-        return None
-    for settings in policy.get("portLevelSettings") or []:
-        if (settings.get("port") or {}).get("number") == port:
-            return {section: settings[section] for section in _SECTIONS if section in settings}
-    return policy
-
-
-def _merge_policy(
-    policy: Mapping[str, Any] | None, subset_policy: Mapping[str, Any] | None, port: int
-) -> Mapping[str, Any] | None:
-    """istiod's MergeTrafficPolicy: each section the subset sets replaces the service's."""
-    if subset_policy is None:
-        return policy
-    merged = {
-        section: (policy or {})[section] for section in _SECTIONS if section in (policy or {})
-    }
-    for settings in subset_policy.get("portLevelSettings") or []:
-        if (settings.get("port") or {}).get("number") == port:
-            return {section: settings[section] for section in _SECTIONS if section in settings}
-    merged.update({s: subset_policy[s] for s in _SECTIONS if subset_policy.get(s) is not None})
-    return merged
 
 
 def _cluster(name: str, endpoints: list[Workload], policy: Mapping[str, Any] | None) -> JsonDict:
@@ -545,9 +533,15 @@ def _cluster(name: str, endpoints: list[Workload], policy: Mapping[str, Any] | N
             str((policy.get("loadBalancer") or {}).get("simple")), "LEAST_REQUEST"
         ),
         "circuit_breakers": {"thresholds": [thresholds]},
+        # Each endpoint is the pod's inbound sidecar, reached as a mesh peer.
         "load_assignment": load_assignment(
-            name, [w.port for w in sorted(endpoints, key=lambda w: (w.namespace, w.instance))]
+            name,
+            [
+                w.pod_port or w.port
+                for w in sorted(endpoints, key=lambda w: (w.namespace, w.instance))
+            ],
         ),
+        "upstream_bind_config": mesh_source(),
     }
     common = _common_http_options(tcp, http)
     if common:
@@ -610,32 +604,5 @@ def _outlier_detection(outlier: Mapping[str, Any]) -> JsonDict:
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _positive(value: Any) -> int:
-    """The integer if it is > 0, else 0 (istiod cannot tell 0 from unset, so 0 means unset)."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return 0
-    return max(number, 0)
-
-
-def _namespace(resource: Mapping[str, Any]) -> str:
-    return str((resource.get("metadata") or {}).get("namespace") or "default")
-
-
 def _identity(resource: Mapping[str, Any]) -> tuple[str, str]:
     return _namespace(resource), str((resource.get("metadata") or {}).get("name") or "")
-
-
-def _oldest_first(resources: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """istiod's order: creationTimestamp (RFC 3339, so it sorts as text), name, namespace."""
-
-    def key(resource: Mapping[str, Any]) -> tuple[str, str, str]:
-        metadata = resource.get("metadata") or {}
-        return (
-            str(metadata.get("creationTimestamp") or ""),
-            str(metadata.get("name") or ""),
-            _namespace(resource),
-        )
-
-    return sorted(resources, key=key)

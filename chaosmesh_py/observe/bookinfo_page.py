@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from chaosmesh_py import checks
 from chaosmesh_py.errors import ChaosMeshError, InvalidInput
 
 # What Bookinfo's productpage prints when a call behind it fails.
@@ -93,8 +94,8 @@ def check_page(
 ) -> PageReport:
     """Load ``base_url``/productpage ``pages`` times; ``PageUnreachable`` when none answered."""
     base_url = _check_base_url(base_url)
-    _check_count("pages", pages, MAX_PAGES)
-    _check_count("concurrency", concurrency, MAX_CONCURRENCY)
+    checks.whole("pages", pages, 1, MAX_PAGES)
+    checks.whole("concurrency", concurrency, 1, MAX_CONCURRENCY)
     if not isinstance(timeout_s, int | float) or isinstance(timeout_s, bool) or timeout_s <= 0:
         raise InvalidInput("timeout_s", f"{timeout_s!r} is not a positive number of seconds")
     if user is not None and (not isinstance(user, str) or not user):
@@ -150,11 +151,6 @@ def _check_base_url(url: object) -> str:
             f"give Bookinfo's base URL, {url.removesuffix(PAGE_PATH)}: the probe adds {PAGE_PATH}",
         )
     return url
-
-
-def _check_count(field: str, value: object, maximum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= maximum:
-        raise InvalidInput(field, f"{value!r} is not a whole number from 1 to {maximum}")
 
 
 def summary(report: dict[str, Any]) -> str:

@@ -357,15 +357,19 @@ def _value(url: str, promql: str, at: Timestamp | None) -> float:
 def _get(url: str, path: str, parameters: dict[str, str], timeout_s: float) -> dict[str, Any]:
     """``data`` of a Prometheus API answer; the errors above for anything else."""
     base = _base_url(url)
+    # Errors name the URL as people wrote it, without a user:password written into it.
+    shown = without_userinfo(base) or ""
     try:
         answer = requests.get(base + path, params=parameters, timeout=timeout_s)
     except requests.Timeout as error:
         raise PrometheusUnreachable(
-            f"Prometheus at {base} did not answer within {timeout_s} s: {error}"
+            f"Prometheus at {shown} did not answer within {timeout_s} s: "
+            + str(error).replace(base, shown)
         ) from error
     except requests.RequestException as error:
         raise PrometheusUnreachable(
-            f"Prometheus at {base} could not be reached ({error}); is it running at that URL?"
+            f"Prometheus at {shown} could not be reached ({str(error).replace(base, shown)}); "
+            "is it running at that URL?"
         ) from error
     try:
         document = answer.json()
@@ -373,8 +377,8 @@ def _get(url: str, path: str, parameters: dict[str, str], timeout_s: float) -> d
         document = None
     if not isinstance(document, dict) or document.get("status") not in ("success", "error"):
         raise PrometheusUnreachable(
-            f"{base}{path} answered HTTP {answer.status_code}, not the Prometheus API "
-            f"(is {base} Prometheus's base URL?): {shorten(answer.text)}"
+            f"{shown}{path} answered HTTP {answer.status_code}, not the Prometheus API "
+            f"(is {shown} Prometheus's base URL?): {shorten(answer.text)}"
         )
     if document["status"] == "error":
         error_type = str(document.get("errorType") or "unknown")
@@ -385,14 +389,18 @@ def _get(url: str, path: str, parameters: dict[str, str], timeout_s: float) -> d
         )
     data = document.get("data")
     if not isinstance(data, dict):
-        raise PrometheusUnreachable(f"{base}{path} answered success without data")
+        raise PrometheusUnreachable(f"{shown}{path} answered success without data")
     return data
 
 
 def _base_url(url: str) -> str:
     if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url):
         raise InvalidInput(
-            "url", f"{url!r} is not an http(s) URL", "e.g. http://prometheus.istio-system:9090"
+            "url",
+            f"{without_userinfo(url)!r} is not an http(s) URL"
+            if isinstance(url, str)
+            else f"{url!r} is not an http(s) URL",
+            "e.g. http://prometheus.istio-system:9090",
         )
     return url.rstrip("/")
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from chaosmesh_py import checks
 from chaosmesh_py.engine.access import Access, needs, on
 from chaosmesh_py.engine.activity import boundary
 from chaosmesh_py.errors import InvalidInput
@@ -242,20 +243,20 @@ def _dark_launch_arguments(arguments: Mapping[str, Any]) -> tuple[leaks.Check, l
     service, version = arguments["service"], arguments["hidden_version"]
     check = leaks.Check(
         service=_kubernetes_name("service", service),
-        hidden_version=_name("hidden_version", version),
+        hidden_version=checks.text("hidden_version", version),
         hidden_name=(
             f"{service}-{version}"
             if arguments["hidden_name"] is None
-            else _name("hidden_name", arguments["hidden_name"])
+            else checks.text("hidden_name", arguments["hidden_name"])
         ),
         testers=leaks.parse_testers(arguments["testers"]),
         served_by=_served_by(arguments["served_by"]),
-        requests_per_entry=_count(
-            "requests_per_entry", arguments["requests_per_entry"], leaks.MAX_REQUESTS_PER_ENTRY
+        requests_per_entry=checks.whole(
+            "requests_per_entry", arguments["requests_per_entry"], 1, leaks.MAX_REQUESTS_PER_ENTRY
         ),
-        timeout_s=_positive("timeout_s", arguments["timeout_s"]),
-        concurrency=_count("concurrency", arguments["concurrency"], 100),
-        testers_must_reach=_flag("testers_must_reach", arguments["testers_must_reach"]),
+        timeout_s=checks.seconds("timeout_s", arguments["timeout_s"]),
+        concurrency=checks.whole("concurrency", arguments["concurrency"], 1, 100),
+        testers_must_reach=checks.flag("testers_must_reach", arguments["testers_must_reach"]),
     )
     parse_namespace(arguments["namespace"])
     path = arguments["path"]
@@ -279,29 +280,6 @@ def _kubernetes_name(field: str, value: Any) -> str:
     if not is_namespace(value):  # a Service's name is a DNS-1123 label, as a namespace's
         raise InvalidInput(field, f"{value!r} is not a Kubernetes name (DNS-1123 label)")
     return str(value)
-
-
-def _name(field: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(field, f"must be a non-empty string, not {value!r}")
-    return value
-
-
-def _flag(field: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInput(field, f"must be true or false, not {value!r}")
-    return value
-
-
-def _count(field: str, value: Any, most: int) -> int:
-    share.check_whole(field, value, 1, most)
-    return int(value)
-
-
-def _positive(field: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InvalidInput(field, f"must be a number of seconds above 0, not {value!r}")
-    return float(value)
 
 
 def _served_by(pattern: Any) -> re.Pattern[str]:

@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaosmesh_py import checks
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
 from chaosmesh_py.errors import InvalidInput, NotFound
 from chaosmesh_py.kube import Kube
@@ -156,10 +157,10 @@ class ShareQuery:
                 'e.g. "window": "1m", or "requests": 1000 (local mesh)',
             )
         z_for(self.confidence)  # its own InvalidInput, naming the field
-        check_whole("min_requests", self.min_requests, 1, MAX_REQUESTS)
+        checks.whole("min_requests", self.min_requests, 1, MAX_REQUESTS)
         if self.requests is not None:
-            check_whole("requests", self.requests, 1, MAX_REQUESTS)
-            check_whole("concurrency", self.concurrency, 1, MAX_CONCURRENCY)
+            checks.whole("requests", self.requests, 1, MAX_REQUESTS)
+            checks.whole("concurrency", self.concurrency, 1, MAX_CONCURRENCY)
             if self.requests < self.min_requests:
                 raise InvalidInput(
                     "requests",
@@ -287,12 +288,13 @@ def _from_envoy(query: ShareQuery, secrets: dict[str, Any] | None) -> ObservedSh
 
 
 def _versions_by_address(mesh: Mapping[str, Any]) -> dict[str, str]:
-    """``127.0.0.1:<port>`` of each workload (its endpoint in Envoy) -> its version label."""
+    """``127.0.0.1:<port>`` of each workload's endpoint in Envoy (its pod's inbound, or its app
+    where the mesh has no inbound sidecars) -> its version label."""
     return {
-        workload["app_url"].removeprefix("http://"): workload["labels"].get(
-            "version", UNKNOWN_VERSION
-        )
+        str(url).removeprefix("http://"): workload["labels"].get("version", UNKNOWN_VERSION)
         for workload in mesh["workloads"].values()
+        for url in (workload.get("app_url"), workload.get("pod_url"))
+        if url
     }
 
 
@@ -352,11 +354,6 @@ def _received(admin: EnvoyAdmin, fqdn: str, versions: Mapping[str, str]) -> Coun
                     # Envoy's JSON leaves a zero value out and writes uint64 as a string.
                     counts[versions.get(address, UNKNOWN_VERSION)] += int(stat.get("value", 0))
     return counts
-
-
-def check_whole(name: str, value: object, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidInput(name, f"must be a whole number from {low} to {high}, got {value!r}")
 
 
 @contextmanager

@@ -48,7 +48,8 @@ The outcome is ``rollback-incomplete`` when what the run changed may still be in
 - R11 fails (or the control never reported its rollback);
 - R9 fails for a rollback that is not a chaosmesh activity (nobody else undoes it), or for a
   chaosmesh one when the control did not then remove every fault;
-- R10 fails and a chaosmesh fault was injected with no ``remove_faults`` succeeding anywhere.
+- R10 fails and a chaosmesh edit was made with no removal of its kind succeeding anywhere
+  (``remove_faults``, ``remove_routing``, ``restore_policies`` / ``remove_upstream_faults``).
 Else ``fail`` when any rule failed, else ``pass``.
 
 Unverified faults (R8): on a cluster, without ``verify_url``, an injection reports
@@ -92,7 +93,20 @@ ROLLBACKS_MODULE = "chaosmesh_py.faults.rollbacks"
 # like faults, so R8, R10 and R12 ask the same of them; only faults hit requests (R13).
 ROUTING_MODULE = "chaosmesh_py.traffic.actions"
 ROUTING_ROLLBACKS_MODULE = "chaosmesh_py.traffic.rollbacks"
-EDIT_MODULES = (ACTIONS_MODULE, ROUTING_MODULE)
+# Resilience edits (a route's timeout or retries, a DestinationRule's connection pool or outlier
+# detection, upstream faults) are owned, verified (their "effect") and rolled back the same way.
+RESILIENCE_MODULE = "chaosmesh_py.resilience.actions"
+RESILIENCE_ROLLBACKS_MODULE = "chaosmesh_py.resilience.rollbacks"
+# Each kind of edit and the module whose activities remove it: without the control, an edit
+# counts as removed only by its own kind's removal (remove_faults leaves a policy edit in place).
+REMOVED_BY = {
+    ACTIONS_MODULE: ROLLBACKS_MODULE,
+    ROUTING_MODULE: ROUTING_ROLLBACKS_MODULE,
+    RESILIENCE_MODULE: RESILIENCE_ROLLBACKS_MODULE,
+}
+EDIT_MODULES = tuple(REMOVED_BY)
+REMOVAL_MODULES = tuple(REMOVED_BY.values())
+_EDIT_NAMES = {ACTIONS_MODULE: "fault", ROUTING_MODULE: "routing edit"}
 CONTROL_KEY = "chaosmesh"
 
 # What Chaos Toolkit 1.19 means by each status other than completed (chaoslib/run.py).
@@ -327,8 +341,9 @@ def _verification(runs: Sequence[Mapping[str, Any]]) -> list[Finding]:
         if module not in EDIT_MODULES or entry.get("status") != "succeeded":
             continue
         output = entry.get("output")
-        # A fault's check is its "effect"; a routing edit's, its "verification".
-        key = "effect" if module == ACTIONS_MODULE else "verification"
+        # A fault's (and a resilience edit's) check is its "effect"; a routing edit's, its
+        # "verification".
+        key = "verification" if module == ROUTING_MODULE else "effect"
         effect = output.get(key) if isinstance(output, dict) else None
         if isinstance(effect, dict) and ("config_s" in effect or "traffic_s" in effect):
             continue
@@ -338,7 +353,7 @@ def _verification(runs: Sequence[Mapping[str, Any]]) -> list[Finding]:
             why = str(effect["checked"])
         else:
             why = "the data plane was not checked (chaosmesh_verify_timeout_s is 0)"
-        what = "fault" if module == ACTIONS_MODULE else "routing edit"
+        what = _EDIT_NAMES.get(str(module), "resilience edit")
         findings.append(
             Finding(
                 f"{what} of {_name(entry['activity'])!r} not verified live: {why} "
@@ -390,20 +405,25 @@ def _control(
         if not injections:
             return []
         findings = [Finding("the chaosmesh control was not declared: rollback not guaranteed")]
-        injected = [_name(e["activity"]) for e in injections if e.get("status") == "succeeded"]
-        removed = any(
-            _module(entry) in (ROLLBACKS_MODULE, ROUTING_ROLLBACKS_MODULE)
-            and entry.get("status") == "succeeded"
+        removed = {
+            _module(entry)
             for entry in [*runs, *rollbacks]
-        )
-        if injected and not removed:
-            findings.append(
-                Finding(
-                    f"faults injected by {', '.join(map(repr, injected))} were never removed: "
-                    "no remove_faults succeeded",
-                    leaves_changes=True,
+            if _module(entry) in REMOVAL_MODULES and entry.get("status") == "succeeded"
+        }
+        for module, removal in REMOVED_BY.items():
+            injected = [
+                _name(e["activity"])
+                for e in injections
+                if _module(e) == module and e.get("status") == "succeeded"
+            ]
+            if injected and removal not in removed:
+                findings.append(
+                    Finding(
+                        f"edits by {', '.join(map(repr, injected))} were never removed: "
+                        f"no {removal} activity succeeded",
+                        leaves_changes=True,
+                    )
                 )
-            )
         return findings
     complete = control.get("rollback_complete")
     if complete is True:
@@ -468,7 +488,7 @@ def _method_ran(steady_states: Mapping[str, Any]) -> bool:
 # R12
 def _some_fault(runs: Sequence[Mapping[str, Any]]) -> list[Finding]:
     if any(_module(entry) in EDIT_MODULES for entry in runs):
-        return []  # injected (a fault or a routing edit), or R7 says why not
+        return []  # injected (a fault, a routing or resilience edit), or R7 says why not
     return [
         Finding(
             "no chaosmesh fault was injected: the run tested nothing (when another extension "

@@ -80,6 +80,7 @@ CLUSTER_COMMANDS = [
     ["gameday", "resume", "bookinfo-gameday", "-n", "bookinfo"],
     ["gameday", "status", "bookinfo-gameday", "-n", "bookinfo", "--json"],
     ["gameday", "run", "experiments/bookinfo-gameday.yaml", "--no-jitter"],
+    ["policy", "report", "-n", "bookinfo", "--from-metrics", "--prometheus", "http://127.0.0.1:9"],
 ]
 
 

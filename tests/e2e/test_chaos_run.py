@@ -286,6 +286,16 @@ def test_chaos_discover_describes_every_activity(api, tmp_path):
         "dark_launch_leaks",
         "canary_analysis",
         "canary_is_healthy",
+        "set_route_timeout",
+        "set_retries",
+        "set_connection_pool",
+        "set_outlier_detection",
+        "restore_policies",
+        "inject_upstream_fault",
+        "remove_upstream_faults",
+        "policy_report",
+        "policy_findings",
+        "max_amplification",
     }
     for activity in activities.values():
         assert activity["doc"]
@@ -295,6 +305,10 @@ def test_chaos_discover_describes_every_activity(api, tmp_path):
     assert delay["fixed_delay"] == "string"
     assert delay["headers"] == "mapping"
     assert delay["route_index"] == "integer"
+    retries = {a["name"]: a["type"] for a in activities["set_retries"]["arguments"]}
+    assert (retries["attempts"], retries["per_try_timeout"]) == ("integer", "string")
+    pool = {a["name"]: a["type"] for a in activities["set_connection_pool"]["arguments"]}
+    assert pool["connection_pool"] == "mapping"
 
 
 def test_chaos_info_lists_the_extension(api, tmp_path):

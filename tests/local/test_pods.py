@@ -119,10 +119,13 @@ def test_a_deleted_pod_stops_serving_and_a_new_one_takes_its_place_after_the_del
     mesh: Any, core: kubernetes.client.CoreV1Api, apps: kubernetes.client.AppsV1Api
 ) -> None:
     (old,) = pods(core, "app=ratings")
-    app_url = mesh.info()["workloads"]["ratings-v1"]["app_url"]
+    ratings = mesh.info()["workloads"]["ratings-v1"]
+    app_url, pod_url = ratings["app_url"], ratings["pod_url"]
     port = int(app_url.rsplit(":", 1)[1])
+    # Envoy's endpoint is the pod's address (its inbound sidecar, in front of the app).
+    pod_address = pod_url.removeprefix("http://")
     assert requests.get(f"{app_url}/ratings/0", timeout=5).ok
-    assert envoy_hosts(mesh, RATINGS_CLUSTER) == {f"127.0.0.1:{port}"}
+    assert envoy_hosts(mesh, RATINGS_CLUSTER) == {pod_address}
 
     deleted_at = time.monotonic()
     core.delete_namespaced_pod(
@@ -144,7 +147,7 @@ def test_a_deleted_pod_stops_serving_and_a_new_one_takes_its_place_after_the_del
     eventually(lambda: ready_addresses(core, "ratings") == [replacement.metadata.name])
     ready_after = time.monotonic() - deleted_at
     assert ready_after >= START_DELAY_S * 0.9
-    eventually(lambda: envoy_hosts(mesh, RATINGS_CLUSTER) == {f"127.0.0.1:{port}"})
+    eventually(lambda: envoy_hosts(mesh, RATINGS_CLUSTER) == {pod_address})
     answer = eventually(lambda: requests.get(url, headers=headers, timeout=5).ok)
     assert answer
     deployment = apps.read_namespaced_deployment("ratings-v1", NAMESPACE)

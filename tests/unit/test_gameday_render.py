@@ -722,3 +722,54 @@ def test_routing_edits_are_granted_the_destination_rules_and_hosts_they_check(tm
         ("istio-system", "destinationrules"): ("list",),
     }
     assert grants.cluster == ()
+
+
+def test_policy_edits_are_granted_get_and_patch_on_the_objects_they_set(tmp_path):
+    """A timeout on a VirtualService by name, a circuit breaker on a DestinationRule found by
+    host (a list of the namespace first), and their rollback: get + patch, nothing more."""
+    resilience = "chaosmesh_py.resilience.actions"
+    document = experiment(
+        "request timeouts and circuit breaking",
+        [
+            activity(
+                "action",
+                "reviews-half-second",
+                resilience,
+                "set_route_timeout",
+                virtual_service="reviews",
+                namespace="${namespace}",
+                timeout="0.5s",
+            ),
+            activity(
+                "action",
+                "httpbin-breaker",
+                resilience,
+                "set_connection_pool",
+                host="httpbin",
+                namespace="${namespace}",
+                connection_pool={"tcp": {"maxConnections": 1}},
+            ),
+        ],
+        rollbacks=[
+            activity(
+                "action",
+                "restore",
+                "chaosmesh_py.resilience.rollbacks",
+                "restore_policies",
+                virtual_service="reviews",
+                namespace="${namespace}",
+            )
+        ],
+    )
+    grants = rbac.derive(write_gameday(tmp_path, {"01-policies": document}))
+    rules = {
+        (namespace, rule.resource, rule.names): rule.verbs
+        for namespace, rules in grants.namespaced.items()
+        for rule in rules
+        if rule.group != "coordination.k8s.io" and rule.resource != "configmaps"
+    }
+    assert rules == {
+        ("bookinfo", "virtualservices", ("reviews",)): ("get", "patch"),
+        ("bookinfo", "destinationrules", ()): ("get", "list", "patch"),
+    }
+    assert grants.cluster == ()

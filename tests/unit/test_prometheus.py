@@ -239,6 +239,22 @@ def test_a_closed_port_and_a_bad_url_are_named(api):
         prometheus.query("prometheus:9090", "up")
 
 
+def test_a_password_written_into_the_url_never_shows_in_an_error(api):
+    with_password = api.url.replace("http://", "http://reader:s3cret-pass@")
+    api.status, api.body = 404, "<html>no such page</html>"
+    with pytest.raises(prometheus.PrometheusUnreachable) as answered:
+        prometheus.query(with_password, "up")
+    api.server.shutdown()
+    api.server.server_close()
+    with pytest.raises(prometheus.PrometheusUnreachable) as closed:
+        prometheus.query(with_password, "up")
+    with pytest.raises(InvalidInput) as malformed:
+        prometheus.query("ftp://reader:s3cret-pass@prometheus:9090", "up")
+    for error in (answered, closed, malformed):
+        assert "s3cret-pass" not in str(error.value)
+    assert api.url.rstrip("/") in str(closed.value)
+
+
 def test_a_slow_prometheus_times_out(api):
     api.delay_s = 0.5
     with pytest.raises(prometheus.PrometheusUnreachable, match=r"did not answer within 0\.2 s"):

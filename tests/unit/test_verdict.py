@@ -453,7 +453,29 @@ def test_faults_without_the_control_or_any_removal_are_left_behind():
     verdict = grade(journal)
     assert verdict.outcome == "rollback-incomplete"
     assert verdict.reasons[1] == (
-        "faults injected by 'delay-ratings' were never removed: no remove_faults succeeded"
+        "edits by 'delay-ratings' were never removed: "
+        "no chaosmesh_py.faults.rollbacks activity succeeded"
+    )
+
+
+def test_without_the_control_an_edit_is_removed_only_by_its_own_kinds_removal():
+    timeout = {
+        "type": "action",
+        "name": "reviews-timeout",
+        "provider": {
+            "type": "python",
+            "module": "chaosmesh_py.resilience.actions",
+            "func": "set_route_timeout",
+        },
+    }
+    journal = clean()
+    journal["run"].append(activity_run(timeout, output={"effect": {"config_s": 0.1}}))
+    del journal["chaosmesh"]
+    verdict = grade(journal)
+    assert verdict.outcome == "rollback-incomplete"
+    assert verdict.reasons[-1] == (
+        "edits by 'reviews-timeout' were never removed: "
+        "no chaosmesh_py.resilience.rollbacks activity succeeded"
     )
 
 
@@ -730,3 +752,73 @@ def test_a_routing_edit_without_the_control_or_a_removal_leaves_changes():
     verdict = grade(journal)
     assert verdict.outcome == "rollback-incomplete"
     assert any("'dark-launch' were never removed" in r for r in verdict.reasons)
+
+
+# Resilience edits (chaosmesh_py.resilience.actions) are graded like faults for R8, R10 and R12;
+# their check is their "effect", as a fault's.
+
+
+def policy_edit(effect=None, name="tight-timeout"):
+    entry = activity_run(
+        {
+            "type": "action",
+            "name": name,
+            "provider": {
+                "type": "python",
+                "module": "chaosmesh_py.resilience.actions",
+                "func": "set_route_timeout",
+            },
+        },
+        output={
+            "run_id": "r1",
+            "resource": "bookinfo/reviews",
+            "fields": [{"field": "spec.http[name=v1].timeout", "wrote": "0.5s", "replaced": None}],
+        },
+    )
+    if effect is not None:
+        entry["output"]["effect"] = effect
+    return entry
+
+
+def policy_only(**changes):
+    journal = clean(run=[policy_edit(**changes)], rollbacks=[])
+    journal["experiment"]["rollbacks"] = []
+    journal["chaosmesh"]["faults"] = []
+    return journal
+
+
+def test_a_verified_policy_edit_alone_is_a_run_that_tested_something():
+    live = {"checked": "local mesh: Envoy config (1 route(s))", "config_s": 0.02}
+    assert grade(policy_only(effect=live)).outcome == "pass"
+
+
+def test_a_policy_edit_checked_only_through_the_api_fails_unless_allowed():
+    on_cluster = {"checked": "no: a cluster's sidecars cannot be read from here; the API holds it"}
+    outcome, reason = only_reason(policy_only(effect=on_cluster))
+    assert outcome == "fail"
+    assert reason.startswith("resilience edit of 'tight-timeout' not verified live: ")
+    assert "a cluster's sidecars cannot be read from here" in reason
+    assert grade(policy_only(effect=on_cluster), allow_unverified=True).outcome == "pass"
+
+
+def test_a_policy_edit_without_the_control_is_removed_by_restore_policies():
+    live = {"checked": "local mesh", "config_s": 0.02}
+    journal = policy_only(effect=live)
+    del journal["chaosmesh"]
+    verdict = grade(journal)
+    assert verdict.outcome == "rollback-incomplete"
+    assert any("'tight-timeout' were never removed" in r for r in verdict.reasons)
+    restore = activity_run(
+        {
+            "type": "action",
+            "name": "restore",
+            "provider": {
+                "type": "python",
+                "module": "chaosmesh_py.resilience.rollbacks",
+                "func": "restore_policies",
+            },
+        },
+        output={"run_id": "r1", "restored": []},
+    )
+    journal["rollbacks"] = [restore]
+    assert not any("never removed" in r for r in grade(journal).reasons)

@@ -1,0 +1,212 @@
+"""Each pod's inbound sidecar, as istiod builds it: where every call to the pod arrives.
+
+On a cluster a call from one pod to another goes caller's sidecar (outbound) -> server's sidecar
+(inbound) -> app. The server's inbound chain is where server-side policy lives: mutual TLS
+(PeerAuthentication), authorization, and the HTTP fault filter an EnvoyFilter may fill in, which
+makes an injected abort a real upstream error for the caller (its retries retry it, its outlier
+detection counts it), unlike a VirtualService fault, a local reply at the caller.
+
+Envoy configuration (part of ``chaosmesh_py.localmesh.translate``'s output), per pod that serves
+(``workload.pod_port``), after istiod's ``listener_inbound.go``, ``httproute.go``
+(``buildSidecarInboundHTTPRouteConfig``) and ``route.BuildDefaultHTTPInboundRoute``:
+
+``inbound~<namespace>~<pod>`` on 127.0.0.1:``workload.pod_port``, ``traffic_direction`` INBOUND
+    One filter chain named ``0.0.0.0_<port>``, ``<port>`` the pod's container port (the port of
+    the Service selecting it, what istiod's chain matches as ``destination_port`` and an
+    EnvoyFilter's ``listener.portNumber`` names), holding an HTTP connection manager with
+    ``stat_prefix`` ``inbound_<workload>_<port>`` (istiod's is ``inbound_0.0.0.0_<port>``, per
+    pod's own Envoy; ours is one Envoy, hence the workload, its replicas' counters summed and
+    the name stable when a pod is replaced), so ``http.inbound_<workload>_<port>.fault.*``
+    counts what this pod's inbound injected. HTTP filters: the fault filter with an empty
+    ``HTTPFault`` (istiod puts it there for route-level faults; an EnvoyFilter fills it in),
+    then the router. Its route configuration is inline, as istiod's (no RDS for inbound):
+    ``inbound|<port>||<namespace>~<pod>``, one virtual host ``inbound|http|<port>`` for every
+    domain, route ``default`` to the cluster of the same name, no timeout, istiod's default
+    inbound retry policy (2 retries on ``reset-before-request``).
+``inbound|<port>||<namespace>~<pod>`` cluster
+    The app: 127.0.0.1:``workload.port`` (istiod's is ``inbound|<port>||``; the suffix keeps it
+    unique on the shared Envoy).
+
+Mutual TLS, PeerAuthentication (``kube_proxy.mtls_mode``)
+    The local sidecars speak no TLS; a mesh sidecar is told apart by where it connects from:
+    every outbound cluster binds its connections to ``MESH_SOURCE_ADDRESS`` (127.0.0.2), the
+    local stand-in for a peer's mesh certificate. Under PERMISSIVE or DISABLE the chain takes
+    every connection; under STRICT it takes only the mesh's, so a client without a sidecar
+    (kube-proxy's ClusterIP, a pod URL called directly) matches no chain and Envoy closes the
+    connection before any byte reaches the app, as a STRICT pod refuses plain text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from chaosmesh_py.localmesh import envoy_filter
+from chaosmesh_py.localmesh.envoy import JsonDict
+from chaosmesh_py.localmesh.kube_proxy import STRICT, load_assignment, mtls_mode
+from chaosmesh_py.localmesh.route import FAULT_FILTER, HTTP_FAULT_TYPE
+from chaosmesh_py.localmesh.topology import Topology, Workload
+
+LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
+CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+HCM_FILTER = "envoy.filters.network.http_connection_manager"
+HCM_TYPE = (
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+    ".HttpConnectionManager"
+)
+ROUTER_FILTER = "envoy.filters.http.router"
+ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+LOCALHOST = "127.0.0.1"
+# Where every sidecar's outbound connections come from: the mark of a mesh peer (see the module).
+MESH_SOURCE_ADDRESS = "127.0.0.2"
+# istiod's defaultInboundRetryOn (route/retry/retry.go), with its 2 retries.
+INBOUND_RETRY_ON = "reset-before-request"
+MAX_THRESHOLD = 2**32 - 1
+
+
+def inbound_listener_name(workload: Workload) -> str:
+    return f"inbound~{workload.namespace}~{workload.instance}"
+
+
+def inbound_stat_prefix(workload: Workload, port: int) -> str:
+    """The workload's, shared by its replicas (as ``translate.sidecar_stat_prefix``): Envoy sums
+    their counters, and the name the mesh's info publishes stays when a pod is replaced."""
+    return f"inbound_{workload.name}_{port}"
+
+
+def inbound_cluster_name(workload: Workload, port: int) -> str:
+    return f"inbound|{port}||{workload.namespace}~{workload.instance}"
+
+
+def inbound_chain_name(port: int) -> str:
+    """istiod's filter chain name for a container port (``getListenerName``)."""
+    return f"0.0.0.0_{port}"
+
+
+def container_port(workload: Workload, topology: Topology) -> int:
+    """The port a cluster's pod would serve: the first Service selecting it names it (the
+    local Services have no targetPort), else the app's own port."""
+    for service in topology.services:
+        if service.namespace == workload.namespace and workload.matches(service.selector):
+            return service.port
+    return workload.port
+
+
+def mesh_source() -> JsonDict:
+    """An outbound cluster's ``upstream_bind_config``: connect from the mesh's address."""
+    return {"source_address": {"address": MESH_SOURCE_ADDRESS, "port_value": 0}}
+
+
+def inbound_config(
+    topology: Topology,
+    peer_authentications: Sequence[Mapping[str, Any]],
+    envoy_filters: Sequence[Mapping[str, Any]] = (),
+) -> tuple[list[JsonDict], list[JsonDict]]:
+    """The inbound listener and app cluster of every pod that serves, with the EnvoyFilters
+    that apply to it (``chaosmesh_py.localmesh.envoy_filter``)."""
+    listeners: list[JsonDict] = []
+    clusters: list[JsonDict] = []
+    pods = sorted(
+        (w for w in topology.workloads if w.pod_port and w.port),
+        key=lambda w: (w.namespace, w.instance),
+    )
+    for workload in pods:
+        port = container_port(workload, topology)
+        strict = mtls_mode(workload, peer_authentications) == STRICT
+        applying = envoy_filter.for_workload(workload, envoy_filters)
+        listeners.append(_listener(workload, port, strict=strict, envoy_filters=applying))
+        clusters.append(_app_cluster(inbound_cluster_name(workload, port), workload.port))
+    return listeners, clusters
+
+
+def _listener(
+    workload: Workload,
+    port: int,
+    *,
+    strict: bool,
+    envoy_filters: Sequence[Mapping[str, Any]],
+) -> JsonDict:
+    cluster = inbound_cluster_name(workload, port)
+    http_filters = envoy_filter.patch_inbound_http_filters(
+        [
+            {"name": FAULT_FILTER, "typed_config": {"@type": HTTP_FAULT_TYPE}},
+            {"name": ROUTER_FILTER, "typed_config": {"@type": ROUTER_TYPE}},
+        ],
+        port=port,
+        chain_name=inbound_chain_name(port),
+        envoy_filters=envoy_filters,
+    )
+    manager: JsonDict = {
+        "@type": HCM_TYPE,
+        "stat_prefix": inbound_stat_prefix(workload, port),
+        "route_config": {
+            "name": cluster,
+            "virtual_hosts": [
+                {
+                    "name": f"inbound|http|{port}",
+                    "domains": ["*"],
+                    "routes": [
+                        {
+                            "name": "default",
+                            "match": {"prefix": "/"},
+                            "route": {
+                                "cluster": cluster,
+                                "timeout": "0s",
+                                "max_stream_duration": {
+                                    "max_stream_duration": "0s",
+                                    "grpc_timeout_header_max": "0s",
+                                },
+                                "retry_policy": {
+                                    "retry_on": INBOUND_RETRY_ON,
+                                    "num_retries": 2,
+                                },
+                            },
+                        }
+                    ],
+                }
+            ],
+            "validate_clusters": False,
+        },
+        "http_filters": http_filters,
+        # A sidecar's inbound trusts its caller's X-Forwarded-For, as istiod's (no remote
+        # address): the request keeps the headers the caller's sidecar set.
+        "use_remote_address": False,
+    }
+    chain: JsonDict = {
+        "name": inbound_chain_name(port),
+        "filters": [{"name": HCM_FILTER, "typed_config": manager}],
+    }
+    if strict:
+        # Only a mesh peer (see the module): plain text from anyone else matches no chain.
+        chain["filter_chain_match"] = {
+            "source_prefix_ranges": [{"address_prefix": MESH_SOURCE_ADDRESS, "prefix_len": 32}]
+        }
+    return {
+        "@type": LISTENER_TYPE,
+        "name": inbound_listener_name(workload),
+        "address": {"socket_address": {"address": LOCALHOST, "port_value": workload.pod_port}},
+        "traffic_direction": "INBOUND",
+        "filter_chains": [chain],
+    }
+
+
+def _app_cluster(name: str, app_port: int) -> JsonDict:
+    """istiod's inbound cluster: the app, no limits of its own."""
+    return {
+        "@type": CLUSTER_TYPE,
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "10s",
+        "lb_policy": "ROUND_ROBIN",
+        "circuit_breakers": {
+            "thresholds": [
+                {
+                    "max_connections": MAX_THRESHOLD,
+                    "max_pending_requests": MAX_THRESHOLD,
+                    "max_requests": MAX_THRESHOLD,
+                    "max_retries": MAX_THRESHOLD,
+                }
+            ]
+        },
+        "load_assignment": load_assignment(name, [app_port]),
+    }
