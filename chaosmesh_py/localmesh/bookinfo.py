@@ -496,7 +496,7 @@ class _Reviews:
         return _json(
             {
                 "id": str(product_id),
-                "podname": self.workload.instance,
+                "podname": self.workload.name,
                 "clustername": "null",
                 "reviews": reviews,
             }
