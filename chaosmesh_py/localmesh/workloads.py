@@ -28,7 +28,6 @@ ones, published in its info), so a replacement pod listens where the pod it repl
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import random
@@ -39,6 +38,20 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chaosmesh_py.localmesh.apiserver import ApiError, ApiServer, WatchEvent
+from chaosmesh_py.localmesh.pod_status import (
+    ALPHABET,
+    NODE,
+    POD_IP,
+    condition,
+    controller_name,
+    controller_uid,
+    is_ready,
+    owner_reference,
+    pending_status,
+    pod_template_hash,
+    running_status,
+    uid,
+)
 from chaosmesh_py.localmesh.topology import Workload
 
 log = logging.getLogger(__name__)
@@ -47,11 +60,6 @@ log = logging.getLogger(__name__)
 # container's start (seconds); short here, long enough to see the pod missing.
 START_DELAY_S = 1.5
 TEMPLATE_HASH = "pod-template-hash"
-# apimachinery's rand.String alphabet: no vowels, no look-alikes.
-_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-NODE = "local-mesh"
-POD_IP = "127.0.0.1"
-NO_APP = "LocalMeshHasNoSuchApp"
 APPS_V1 = "apps/v1"
 Json = dict[str, Any]
 
@@ -217,20 +225,22 @@ class DeploymentController:
         for deployment in deployments:
             self._deployment_replica_sets(deployment)
         replica_sets = self.api.list(APPS_V1, "ReplicaSet")
-        live_deployments = {_uid(d) for d in deployments}
+        live_deployments = {uid(d) for d in deployments}
         for replica_set in replica_sets:
-            if _owner_uid(replica_set, "Deployment") not in live_deployments:
+            if controller_uid(replica_set, "Deployment") not in live_deployments:
                 self._delete(APPS_V1, "ReplicaSet", replica_set)
-        replica_sets = [r for r in replica_sets if _owner_uid(r, "Deployment") in live_deployments]
+        replica_sets = [
+            r for r in replica_sets if controller_uid(r, "Deployment") in live_deployments
+        ]
         pods = self.api.list("v1", "Pod")
         for replica_set in replica_sets:
             pods = self._replica_set_pods(replica_set, pods, adopt)
-        live_sets = {_uid(r): r for r in replica_sets}
+        live_sets = {uid(r): r for r in replica_sets}
         for pod in pods:
-            owner = _owner_uid(pod, "ReplicaSet")
+            owner = controller_uid(pod, "ReplicaSet")
             if owner is not None and owner not in live_sets:
                 self._delete("v1", "Pod", pod)
-        pods = [p for p in pods if _owner_uid(p, "ReplicaSet") in live_sets]
+        pods = [p for p in pods if controller_uid(p, "ReplicaSet") in live_sets]
         changed = self._run_pods(pods, live_sets, immediately)
         pods = self.api.list("v1", "Pod")
         self._write_endpoints(pods)
@@ -250,7 +260,7 @@ class DeploymentController:
         owned = [
             r
             for r in self.api.list(APPS_V1, "ReplicaSet", namespace)
-            if _owner_uid(r, "Deployment") == _uid(deployment)
+            if controller_uid(r, "Deployment") == uid(deployment)
         ]
         replicas = int(spec.get("replicas", 1))
         for replica_set in owned:
@@ -273,7 +283,7 @@ class DeploymentController:
                     "name": name,
                     "namespace": namespace,
                     "labels": labels,
-                    "ownerReferences": [_owner(deployment)],
+                    "ownerReferences": [owner_reference(deployment)],
                 },
                 "spec": {"replicas": replicas, "selector": selector, "template": template},
             }
@@ -281,13 +291,13 @@ class DeploymentController:
 
     def _replica_set_pods(self, replica_set: Json, pods: list[Json], adopt: bool) -> list[Json]:
         """Create or delete pods until ``replicas`` of them are owned; the pods now."""
-        owned = [p for p in pods if _owner_uid(p, "ReplicaSet") == _uid(replica_set)]
+        owned = [p for p in pods if controller_uid(p, "ReplicaSet") == uid(replica_set)]
         wanted = int(replica_set["spec"].get("replicas", 1))
         meta = replica_set["metadata"]
         template = replica_set["spec"]["template"]
         orphans = self._orphans(replica_set, pods) if adopt else []
         for index in range(wanted - len(owned)):
-            random_id = "".join(random.choices(_ALPHABET, k=5))
+            random_id = "".join(random.choices(ALPHABET, k=5))
             name = orphans[index] if index < len(orphans) else f"{meta['name']}-{random_id}"
             labels = (template.get("metadata") or {}).get("labels") or {}
             created = self._create(
@@ -298,7 +308,7 @@ class DeploymentController:
                         "name": name,
                         "namespace": meta["namespace"],
                         "labels": labels,
-                        "ownerReferences": [_owner(replica_set)],
+                        "ownerReferences": [owner_reference(replica_set)],
                     },
                     "spec": {
                         **json.loads(json.dumps(template.get("spec") or {})),
@@ -310,10 +320,10 @@ class DeploymentController:
                 pods = [*pods, created]
         # As the ReplicaSet controller: the not-ready first, then the newest (here: the highest
         # replica slot, so replica 0 keeps the ports the mesh's info publishes).
-        extra = sorted(owned, key=lambda p: (_ready(p), -self._slot_of(p)))
+        extra = sorted(owned, key=lambda p: (is_ready(p), -self._slot_of(p)))
         for pod in extra[: max(0, len(owned) - wanted)]:
             self._delete("v1", "Pod", pod)
-            pods = [p for p in pods if _uid(p) != _uid(pod)]
+            pods = [p for p in pods if uid(p) != uid(pod)]
         return pods
 
     def _slot_of(self, pod: Json) -> int:
@@ -332,7 +342,7 @@ class DeploymentController:
             and record.running
             and key[0] == meta["namespace"]
             and record.workload.labels.get(TEMPLATE_HASH) == template_hash
-            and record.workload.name == _owner_name(replica_set, "Deployment")
+            and record.workload.name == controller_name(replica_set, "Deployment")
         ]
 
     def _run_pods(self, pods: list[Json], replica_sets: Mapping[str, Json], now: bool) -> bool:
@@ -347,16 +357,16 @@ class DeploymentController:
             self._slots_of(gone.workload).holders.pop(gone.slot, None)
         for key, pod in present.items():
             if key not in self._pods:
-                owner = replica_sets[str(_owner_uid(pod, "ReplicaSet"))]
-                self._pods[key] = self._new_pod(pod, _owner_name(owner, "Deployment"))
-                self._pod_status(pod, _pending_status(pod, self._pods[key].runnable))
+                owner = replica_sets[str(controller_uid(pod, "ReplicaSet"))]
+                self._pods[key] = self._new_pod(pod, controller_name(owner, "Deployment"))
+                self._pod_status(pod, pending_status(pod, self._pods[key].runnable))
             record = self._pods[key]
-            if record.running and not _ready(pod):  # adopted: its app runs on
-                self._pod_status(pod, _running_status(pod))
+            if record.running and not is_ready(pod):  # adopted: its app runs on
+                self._pod_status(pod, running_status(pod))
             if _waiting(record) and (now or time.monotonic() >= record.start_at):
                 self.apps.start(record.workload)
                 record.running = True
-                self._pod_status(pod, _running_status(pod))
+                self._pod_status(pod, running_status(pod))
                 changed = True
         return changed
 
@@ -445,7 +455,7 @@ class DeploymentController:
                 port,
                 {"ports": [{"name": service_port, "port": port, "protocol": "TCP"}]},
             )
-            field_name = "addresses" if _ready(pod) else "notReadyAddresses"
+            field_name = "addresses" if is_ready(pod) else "notReadyAddresses"
             subset.setdefault(field_name, []).append(
                 {
                     "ip": POD_IP,
@@ -454,7 +464,7 @@ class DeploymentController:
                         "kind": "Pod",
                         "name": pod["metadata"]["name"],
                         "namespace": pod["metadata"]["namespace"],
-                        "uid": _uid(pod),
+                        "uid": uid(pod),
                     },
                 }
             )
@@ -464,8 +474,8 @@ class DeploymentController:
         return [by_port[port] for port in sorted(by_port)]
 
     def _replica_set_status(self, replica_set: Json, pods: list[Json]) -> None:
-        owned = [p for p in pods if _owner_uid(p, "ReplicaSet") == _uid(replica_set)]
-        ready = sum(1 for p in owned if _ready(p))
+        owned = [p for p in pods if controller_uid(p, "ReplicaSet") == uid(replica_set)]
+        ready = sum(1 for p in owned if is_ready(p))
         status = {
             "replicas": len(owned),
             "fullyLabeledReplicas": len(owned),
@@ -481,7 +491,7 @@ class DeploymentController:
         owned = [
             r
             for r in self.api.list(APPS_V1, "ReplicaSet", meta["namespace"])
-            if _owner_uid(r, "Deployment") == _uid(deployment)
+            if controller_uid(r, "Deployment") == uid(deployment)
         ]
         counts = {
             key: sum(int((r.get("status") or {}).get(key) or 0) for r in owned)
@@ -500,7 +510,7 @@ class DeploymentController:
             c["type"]: c for c in (deployment.get("status") or {}).get("conditions") or []
         }
         conditions = [
-            _condition(
+            condition(
                 old_conditions,
                 "Available",
                 available,
@@ -509,7 +519,7 @@ class DeploymentController:
                 if available
                 else "Deployment does not have minimum availability.",
             ),
-            _condition(
+            condition(
                 old_conditions,
                 "Progressing",
                 True,
@@ -574,137 +584,6 @@ class DeploymentController:
                 log.warning(f"could not delete {kind} {meta['name']}: {error}")
 
 
-# --- Kubernetes' shapes ----------------------------------------------------------------------
-
-
-def pod_template_hash(template: Json) -> str:
-    """A stable short hash of a pod template, spelt as Kubernetes spells its hashes."""
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
-    number = int.from_bytes(digest[:8], "big")
-    letters = []
-    for _ in range(10):
-        number, index = divmod(number, len(_ALPHABET))
-        letters.append(_ALPHABET[index])
-    return "".join(letters)
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _uid(obj: Json) -> str:
-    return str(obj["metadata"]["uid"])
-
-
-def _owner(obj: Json) -> Json:
-    return {
-        "apiVersion": obj["apiVersion"],
-        "kind": obj["kind"],
-        "name": obj["metadata"]["name"],
-        "uid": _uid(obj),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def _owner_uid(obj: Json, kind: str) -> str | None:
-    for reference in obj["metadata"].get("ownerReferences") or []:
-        if reference.get("kind") == kind and reference.get("controller"):
-            return str(reference.get("uid"))
-    return None
-
-
 def _waiting(pod: _Pod) -> bool:
     """Created, not started yet, and startable."""
     return pod.runnable and not pod.running
-
-
-def _owner_name(obj: Json, kind: str) -> str:
-    for reference in obj["metadata"].get("ownerReferences") or []:
-        if reference.get("kind") == kind and reference.get("controller"):
-            return str(reference.get("name"))
-    return str(obj["metadata"]["name"])
-
-
-def _ready(pod: Json) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
-def _condition(old: Mapping[str, Json], kind: str, holds: bool, reason: str, message: str) -> Json:
-    """A condition whose times change only when its status does, as controllers keep them."""
-    status = "True" if holds else "False"
-    previous = old.get(kind) or {}
-    same = previous.get("status") == status
-    now = _now()
-    return {
-        "type": kind,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastUpdateTime": previous.get("lastUpdateTime", now) if same else now,
-        "lastTransitionTime": previous.get("lastTransitionTime", now) if same else now,
-    }
-
-
-def _pending_status(pod: Json, runnable: bool) -> Json:
-    waiting = (
-        {"reason": "ContainerCreating"}
-        if runnable
-        else {"reason": NO_APP, "message": "the local mesh has no app for this pod's labels"}
-    )
-    now = _now()
-    return {
-        "phase": "Pending",
-        "conditions": [
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-            {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-            {"type": "ContainersReady", "status": "False", "lastTransitionTime": now},
-            {"type": "Ready", "status": "False", "lastTransitionTime": now},
-        ],
-        "hostIP": POD_IP,
-        "containerStatuses": [
-            {
-                "name": container.get("name", "app"),
-                "ready": False,
-                "started": False,
-                "restartCount": 0,
-                "image": container.get("image", ""),
-                "imageID": "",
-                "state": {"waiting": waiting},
-            }
-            for container in _containers(pod)
-        ],
-    }
-
-
-def _containers(pod: Json) -> list[Json]:
-    return list((pod.get("spec") or {}).get("containers") or [{"name": "app"}])
-
-
-def _running_status(pod: Json) -> Json:
-    now = _now()
-    started = {"running": {"startedAt": now}}
-    return {
-        "phase": "Running",
-        "conditions": [
-            {"type": kind, "status": "True", "lastTransitionTime": now}
-            for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
-        ],
-        "hostIP": POD_IP,
-        "podIP": POD_IP,
-        "podIPs": [{"ip": POD_IP}],
-        "startTime": now,
-        "containerStatuses": [
-            {
-                "name": container.get("name", "app"),
-                "ready": True,
-                "started": True,
-                "restartCount": 0,
-                "image": container.get("image", ""),
-                "imageID": "",
-                "state": started,
-            }
-            for container in _containers(pod)
-        ],
-    }
