@@ -426,6 +426,8 @@ class LocalMesh:
                     # The pod's inbound sidecar (chaosmesh_py.localmesh.inbound): its listener
                     # and HTTP stat prefix (http.<prefix>.fault.* count what it injected).
                     **(self._inbound_info(workload) if workload.pod_port else {}),
+                    # The pod on these ports now (replica 0; a replacement takes them over).
+                    "pod": self.controller.on_ports(workload),
                 }
                 for workload in self.topology.workloads
             },
@@ -434,8 +436,9 @@ class LocalMesh:
 
     def _inbound_info(self, workload: Workload) -> dict[str, Any]:
         port = container_port(workload, self.topology)
+        pod = replace(workload, pod=self.controller.on_ports(workload) or "")
         return {
-            "inbound_listener": inbound_listener_name(workload),
+            "inbound_listener": inbound_listener_name(pod),
             "inbound_stat_prefix": inbound_stat_prefix(workload, port),
             "container_port": port,
         }

@@ -210,6 +210,14 @@ class DeploymentController:
 
     # --- what runs ------------------------------------------------------------------------
 
+    def on_ports(self, workload: Workload) -> str | None:
+        """The pod running on ``workload``'s ports now (a declared workload: its replica 0)."""
+        with self._lock:
+            for record in self._pods.values():
+                if record.running and record.workload.sidecar_port == workload.sidecar_port:
+                    return record.workload.pod
+        return None
+
     def workloads(self) -> tuple[Workload, ...]:
         """The pods whose apps run now, as the translator reads workloads."""
         with self._lock:
