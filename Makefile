@@ -65,6 +65,7 @@ bench: install
 	$(BIN)/python bench/report_size.py
 	$(BIN)/python bench/dark_launch.py
 	$(BIN)/python bench/routing_edits.py
+	$(BIN)/python bench/pod_replacement.py
 	$(BIN)/python bench/split_latency.py
 	$(BIN)/python bench/canary_power.py
 	$(BIN)/python bench/policy_edits.py

@@ -41,10 +41,18 @@ def _list_in_ns(group: str, resource: str) -> Needs:
     return lambda arguments: [Access("list", group, resource, str(arguments["ns"]))]
 
 
-# chaostoolkit-kubernetes activities whose requests are known, from their source: each calls
-# `list_namespaced_<kind>(ns, ...)` and nothing else (tests/unit/test_gameday_rbac.py reads the
-# installed source and holds this table to it). Others are refused until added here.
+def _list_and_delete_in_ns(group: str, resource: str) -> Needs:
+    return lambda arguments: [
+        Access(verb, group, resource, str(arguments["ns"])) for verb in ("list", "delete")
+    ]
+
+
+# chaostoolkit-kubernetes activities whose requests are known, from their source: the probes
+# call `list_namespaced_<kind>(ns, ...)` and nothing else, terminate_pods lists the pods of `ns`
+# and deletes those it picks (tests/unit/test_gameday_render.py reads the installed source and
+# holds this table to it). Others are refused until added here.
 CHAOSK8S: dict[str, Needs] = {
+    "chaosk8s.pod.actions.terminate_pods": _list_and_delete_in_ns("", "pods"),
     "chaosk8s.pod.probes.pods_in_phase": _list_in_ns("", "pods"),
     "chaosk8s.pod.probes.pods_in_conditions": _list_in_ns("", "pods"),
     "chaosk8s.pod.probes.pods_not_in_phase": _list_in_ns("", "pods"),

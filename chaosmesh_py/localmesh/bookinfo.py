@@ -37,7 +37,8 @@ Where it differs from the real Bookinfo:
 - Outbound calls reuse keep-alive connections (one client session per workload); the real
   services open a connection per call. Envoy's per-connection limits (``maxRequestsPerConnection``)
   therefore see more requests per connection here.
-- ``podname`` is the workload's name (``reviews-v2``), without a ReplicaSet hash; ``clustername``
+- ``podname`` is the workload's name (``reviews-v2``), without a ReplicaSet hash and pod id
+  (the pods of a workload answer alike; Envoy's per-host stats tell them apart); ``clustername``
   is ``"null"``, which is what the Java service prints when CLUSTER_NAME is unset.
 """
 
@@ -47,7 +48,7 @@ import asyncio
 import html
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -495,7 +496,7 @@ class _Reviews:
         return _json(
             {
                 "id": str(product_id),
-                "podname": self.workload.instance,
+                "podname": self.workload.name,
                 "clustername": "null",
                 "reviews": reviews,
             }
@@ -527,35 +528,44 @@ class Bookinfo:
     replaces Bookinfo's 3 s for tests that cannot wait 6 s; everything else is Bookinfo's.
     ``start()`` returns once every workload listens, or raises (a port in use) having undone
     what it started; ``stop()`` is prompt even while faults hold calls. Also ``async with``.
+
+    Pods come and go while it runs (the local mesh's deployment controller): ``add`` starts one
+    more workload instance, ``remove`` stops one as a killed pod stops, its port closed and its
+    calls in flight failed.
     """
 
     def __init__(
         self, topology: Topology, *, productpage_timeout_s: float = PRODUCTPAGE_TIMEOUT_S
     ) -> None:
         self.topology = topology
-        self._sidecars: list[_Sidecar] = []
-        self._apps: list[tuple[Workload, web.Application]] = []
-        self._runners: list[web.AppRunner] = []
-        for workload in topology.workloads:
-            app = self._app(workload, productpage_timeout_s)
-            if app is not None:
-                self._apps.append((workload, app))
+        self._productpage_timeout_s = productpage_timeout_s
+        self._running: dict[tuple[str, str], _Instance] = {}
+        # Built now, so a workload Bookinfo lacks fails at construction, not at start.
+        self._declared = [
+            instance for instance in map(self._instance, topology.workloads) if instance is not None
+        ]
 
-    def _app(self, workload: Workload, productpage_timeout_s: float) -> web.Application | None:
+    @staticmethod
+    def has(labels: Mapping[str, str]) -> bool:
+        """Is this one of Bookinfo's workloads (by its ``app`` and ``version`` labels)?"""
+        return (labels.get("app"), labels.get("version")) in WORKLOADS
+
+    def _instance(self, workload: Workload) -> _Instance | None:
         name, version = workload.labels.get("app"), workload.labels.get("version")
         if name not in SERVICES:
             return None
-        app = web.Application()
+        instance = _Instance(workload, web.Application())
+        app = instance.app
         if (name, version) == ("productpage", "v1"):
-            sidecar = self._sidecar(workload, ("details", "reviews", "ratings"))
-            app.add_routes(_Productpage(sidecar, productpage_timeout_s).routes())
+            sidecar = instance.sidecar(self.topology, ("details", "reviews", "ratings"))
+            app.add_routes(_Productpage(sidecar, self._productpage_timeout_s).routes())
         elif (name, version) == ("details", "v1"):
             app.add_routes(
                 [web.get("/health", _details_health), web.get("/details/{product_id}", _details)]
             )
         elif name == "reviews" and version in REVIEWS_STAR_COLOR:
             color = REVIEWS_STAR_COLOR[version]
-            to_ratings = self._sidecar(workload, ("ratings",)) if color is not None else None
+            to_ratings = instance.sidecar(self.topology, ("ratings",)) if color else None
             app.add_routes(_Reviews(workload, to_ratings, color).routes())
         elif (name, version) == ("ratings", "v1"):
             app.add_routes(
@@ -563,35 +573,38 @@ class Bookinfo:
             )
         else:
             raise ValueError(f"workload {workload.name}: Bookinfo has no {name} {version}")
-        return app
-
-    def _sidecar(self, workload: Workload, calls: tuple[str, ...]) -> _Sidecar:
-        sidecar = _Sidecar(workload, self.topology, calls)
-        self._sidecars.append(sidecar)
-        return sidecar
+        return instance
 
     async def start(self) -> None:
         try:
-            for sidecar in self._sidecars:
-                await sidecar.open()
-            for workload, app in self._apps:
-                # access_log=None: the sidecar's access log is the one that matters.
-                runner = web.AppRunner(app, access_log=None, shutdown_timeout=STOP_GRACE_S)
-                await runner.setup()
-                self._runners.append(runner)
-                # aiohttp sets TCP_NODELAY on every connection, so no 40 ms Nagle stalls.
-                await web.TCPSite(runner, "127.0.0.1", workload.port).start()
+            for instance in self._declared:
+                await self._start(instance)
         except BaseException:
             await self.stop()
             raise
 
+    async def add(self, workload: Workload) -> None:
+        """Serve ``workload`` (one pod) on its port; a workload of another app is ignored."""
+        instance = self._instance(workload)
+        if instance is not None:
+            await self._start(instance)
+
+    async def _start(self, instance: _Instance) -> None:
+        key = (instance.workload.namespace, instance.workload.instance)
+        if key in self._running:
+            raise ValueError(f"{instance.workload.instance} is running already")
+        await instance.start()
+        self._running[key] = instance
+
+    async def remove(self, workload: Workload) -> None:
+        """Stop serving ``workload``'s pod (nothing if it does not run)."""
+        instance = self._running.pop((workload.namespace, workload.instance), None)
+        if instance is not None:
+            await instance.stop()
+
     async def stop(self) -> None:
-        # Client sessions first: calls held by an injected delay fail at once, so their
-        # handlers finish and the servers need not wait out the grace period.
-        for sidecar in self._sidecars:
-            await sidecar.close()
-        while self._runners:
-            await self._runners.pop().cleanup()
+        while self._running:
+            await self._running.popitem()[1].stop()
 
     async def __aenter__(self) -> Bookinfo:
         await self.start()
@@ -599,6 +612,52 @@ class Bookinfo:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+class _Instance:
+    """One running workload instance (a pod): its server and its ways out."""
+
+    def __init__(self, workload: Workload, app: web.Application) -> None:
+        self.workload = workload
+        self.app = app
+        self._sidecars: list[_Sidecar] = []
+        self._runner: web.AppRunner | None = None
+
+    def sidecar(self, topology: Topology, calls: tuple[str, ...]) -> _Sidecar:
+        sidecar = _Sidecar(self.workload, topology, calls)
+        self._sidecars.append(sidecar)
+        return sidecar
+
+    async def start(self) -> None:
+        try:
+            for sidecar in self._sidecars:
+                await sidecar.open()
+            # access_log=None: the sidecar's access log is the one that matters.
+            self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=STOP_GRACE_S)
+            await self._runner.setup()
+            # aiohttp sets TCP_NODELAY on every connection, so no 40 ms Nagle stalls.
+            await web.TCPSite(self._runner, "127.0.0.1", self.workload.port).start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        # Client sessions first: calls held by an injected delay fail at once, so their
+        # handlers finish and the server need not wait out the grace period.
+        for sidecar in self._sidecars:
+            await sidecar.close()
+        if self._runner is not None:
+            # Stop listening first, then cut the open connections (Envoy's keep-alive ones
+            # too), as a killed pod's are: left to the graceful shutdown, an idle one outlives
+            # the server unclosed.
+            for site in list(self._runner.sites):
+                await site.stop()
+            server = self._runner.server
+            for handler in server.connections if server is not None else ():
+                if handler.transport is not None:
+                    handler.transport.abort()
+            await self._runner.cleanup()
+            self._runner = None
 
 
 class BookinfoThread:
@@ -632,6 +691,20 @@ class BookinfoThread:
         if self._loop is not None and self._stopping is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stopping.set)
             self._thread.join(timeout_s)
+
+    def add(self, workload: Workload, timeout_s: float = 10.0) -> None:
+        """``Bookinfo.add`` from another thread: returns once the pod listens, or raises."""
+        self._run(self.bookinfo.add(workload), timeout_s)
+
+    def remove(self, workload: Workload, timeout_s: float = 10.0) -> None:
+        """``Bookinfo.remove`` from another thread: returns once the pod's port is closed."""
+        self._run(self.bookinfo.remove(workload), timeout_s)
+
+    def _run(self, work: Coroutine[Any, Any, None], timeout_s: float) -> None:
+        if self._loop is None or not self._thread.is_alive():
+            work.close()
+            raise RuntimeError("Bookinfo is not running")
+        asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout_s)
 
     async def _serve(self) -> None:
         # asyncio.run then cancels what is left (a handler whose caller went away keeps

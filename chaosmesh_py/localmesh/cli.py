@@ -77,6 +77,13 @@ def _options(state_dir: Path | None, kubeconfig_path: Path | None, **extra: Any)
     help="run Prometheus beside the mesh, scraping its Istio metrics, when one is installed "
     "(CHAOSMESH_PROMETHEUS, else prometheus on PATH)  [default: --prometheus]",
 )
+@click.option(
+    "--pod-start-delay",
+    type=click.FloatRange(0, 300),
+    default=None,
+    help="seconds a new pod (a deleted pod's replacement, a replica added) takes to run, as a "
+    "cluster's image start does  [default: 1.5]",
+)
 def up(
     *,
     state_dir: Path | None,
@@ -85,6 +92,7 @@ def up(
     api_port: int,
     ingress_port: int | None,
     prometheus: bool,
+    pod_start_delay: float | None,
 ) -> None:
     """Start the local mesh in the background (harmless when it already runs)."""
     from chaosmesh_py.errors import InvalidInput
@@ -97,6 +105,7 @@ def up(
         api_port=api_port,
         ingress_port=ingress_port,
         prometheus=prometheus,
+        pod_start_delay_s=pod_start_delay,
     )
     try:
         started = lifecycle.up(options)
@@ -175,4 +184,7 @@ def status(state_dir: Path | None, as_json: bool) -> None:
             no_sidecar = service.get("no_sidecar_url")
             without = f"  (without a sidecar: {no_sidecar})" if no_sidecar else ""
             click.echo(f"  {name:<15} {service.get('url', service['host'])}{without}")
+        for pod in running.get("pods", ()):
+            ready = "ready" if pod["ready"] else "not ready"
+            click.echo(f"  pod {pod['namespace']}/{pod['name']}  {pod['phase']}, {ready}")
     sys.exit(0 if running else 1)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from chaosmesh_py.localmesh.mesh import NO_PROMETHEUS, LocalMesh
 from chaosmesh_py.localmesh.topology import free_ports
+from chaosmesh_py.localmesh.workloads import START_DELAY_S
 
 STATUS_FILE = "status.json"
 
@@ -37,6 +38,7 @@ def main() -> int:
     parser.add_argument("--ingress-port", type=int)
     parser.add_argument("--prometheus", help="the prometheus binary to run beside the mesh")
     parser.add_argument("--no-prometheus-reason", default=NO_PROMETHEUS, help="why none runs")
+    parser.add_argument("--pod-start-delay", type=float, default=START_DELAY_S)
     options = parser.parse_args()
 
     stop = threading.Event()
@@ -52,6 +54,7 @@ def main() -> int:
         ingress_port=options.ingress_port,
         prometheus=options.prometheus,
         no_prometheus_reason=options.no_prometheus_reason,
+        pod_start_delay_s=options.pod_start_delay,
     )
     try:
         mesh.start()

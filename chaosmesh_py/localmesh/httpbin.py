@@ -13,6 +13,7 @@ and a 40 ms Nagle stall would distort every latency measured through it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
@@ -79,6 +80,8 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, port: int, instance: str) -> None:
         self.instance = instance
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -87,7 +90,23 @@ class _Server(ThreadingHTTPServer):
     def get_request(self) -> tuple[socket.socket, Any]:
         connection, address = super().get_request()
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.connections_lock:
+            self.connections.add(connection)
         return connection, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Reset every open connection, as a killed process's connections are."""
+        with self.connections_lock:
+            open_now = list(self.connections)
+            self.connections.clear()
+        for connection in open_now:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class Httpbin:
@@ -104,5 +123,7 @@ class Httpbin:
         return self
 
     def stop(self) -> None:
+        """Stop as a killed pod stops: the port closes and open connections are cut."""
         self._server.shutdown()
         self._server.server_close()
+        self._server.drop_connections()

@@ -14,8 +14,9 @@ Envoy configuration (part of ``chaosmesh_py.localmesh.translate``'s output), per
     One filter chain named ``0.0.0.0_<port>``, ``<port>`` the pod's container port (the port of
     the Service selecting it, what istiod's chain matches as ``destination_port`` and an
     EnvoyFilter's ``listener.portNumber`` names), holding an HTTP connection manager with
-    ``stat_prefix`` ``inbound_<pod>_<port>`` (istiod's is ``inbound_0.0.0.0_<port>``, unique per
-    pod's own Envoy; ours is one Envoy, hence the pod), so ``http.inbound_<pod>_<port>.fault.*``
+    ``stat_prefix`` ``inbound_<workload>_<port>`` (istiod's is ``inbound_0.0.0.0_<port>``, per
+    pod's own Envoy; ours is one Envoy, hence the workload, its replicas' counters summed and
+    the name stable when a pod is replaced), so ``http.inbound_<workload>_<port>.fault.*``
     counts what this pod's inbound injected. HTTP filters: the fault filter with an empty
     ``HTTPFault`` (istiod puts it there for route-level faults; an EnvoyFilter fills it in),
     then the router. Its route configuration is inline, as istiod's (no RDS for inbound):
@@ -68,7 +69,9 @@ def inbound_listener_name(workload: Workload) -> str:
 
 
 def inbound_stat_prefix(workload: Workload, port: int) -> str:
-    return f"inbound_{workload.instance}_{port}"
+    """The workload's, shared by its replicas (as ``translate.sidecar_stat_prefix``): Envoy sums
+    their counters, and the name the mesh's info publishes stays when a pod is replaced."""
+    return f"inbound_{workload.name}_{port}"
 
 
 def inbound_cluster_name(workload: Workload, port: int) -> str:

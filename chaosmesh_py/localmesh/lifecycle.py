@@ -12,6 +12,7 @@ alone (``chaosmesh_py.localmesh.state``).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -52,6 +53,8 @@ class Options:
     api_port: int = 0
     ingress_port: int | None = None
     prometheus: bool = True  # run Prometheus beside the mesh when one is installed
+    # How long a new pod takes to run (chaosmesh_py.localmesh.workloads); None: the default.
+    pod_start_delay_s: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(os.path.abspath(self.state_dir)))
@@ -81,17 +84,32 @@ def status(state_dir: Path) -> dict[str, Any] | None:
     if state.our_daemon(state_dir) != recorded.get("pid"):
         return None
     try:
-        requests.get(
-            f"{recorded['api_url']}/version",
-            headers={"Authorization": f"Bearer {Path(recorded['token_file']).read_text()}"},
-            verify=recorded["ca_file"],
-            timeout=2,
-        ).raise_for_status()
+        authorization = {"Authorization": f"Bearer {Path(recorded['token_file']).read_text()}"}
+        api = functools.partial(
+            requests.get, headers=authorization, verify=recorded["ca_file"], timeout=2
+        )
+        api(f"{recorded['api_url']}/version").raise_for_status()
+        listed = api(f"{recorded['api_url']}/api/v1/pods")
+        listed.raise_for_status()
     except (requests.RequestException, OSError, KeyError):
         return None
+    recorded["pods"] = [_pod_summary(pod) for pod in listed.json().get("items") or ()]
     if "prometheus" in recorded:
         recorded["prometheus"] = _prometheus_now(recorded["prometheus"])
     return {"running": True, "context": kubeconfig.CONTEXT, **recorded}
+
+
+def _pod_summary(pod: dict[str, Any]) -> dict[str, Any]:
+    """A pod as ``local status`` lists it: where, its phase, whether it is Ready."""
+    status = pod.get("status") or {}
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or ()}
+    return {
+        "name": pod["metadata"]["name"],
+        "namespace": pod["metadata"].get("namespace"),
+        "labels": pod["metadata"].get("labels") or {},
+        "phase": status.get("phase", "Pending"),
+        "ready": conditions.get("Ready") == "True",
+    }
 
 
 def up(options: Options) -> dict[str, Any]:
@@ -115,6 +133,8 @@ def up(options: Options) -> dict[str, Any]:
     command += [f"--api-port={options.api_port}"]
     if options.ingress_port:
         command += [f"--ingress-port={options.ingress_port}"]
+    if options.pod_start_delay_s is not None:
+        command += [f"--pod-start-delay={options.pod_start_delay_s}"]
     command += _prometheus_arguments(options)
     log = (options.state_dir / "daemon.log").open("ab")
     daemon = subprocess.Popen(

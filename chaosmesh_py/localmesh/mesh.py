@@ -43,9 +43,9 @@ from chaosmesh_py.kube.client import LOCAL_MESH_CONFIG_MAP, LOCAL_MESH_KEY
 from chaosmesh_py.localmesh import credentials, envoy_filter
 from chaosmesh_py.localmesh.apiserver import ApiError, ApiServer, User, WatchEvent
 from chaosmesh_py.localmesh.apiserver.rbac import ADMIN_RULES
-from chaosmesh_py.localmesh.bookinfo import SERVICE_PORT, bookinfo_topology, run_bookinfo
+from chaosmesh_py.localmesh.apps import MeshApps
+from chaosmesh_py.localmesh.bookinfo import SERVICE_PORT, bookinfo_topology
 from chaosmesh_py.localmesh.envoy import ConfigRejected, Envoy
-from chaosmesh_py.localmesh.httpbin import Httpbin
 from chaosmesh_py.localmesh.inbound import (
     container_port,
     inbound_listener_name,
@@ -55,6 +55,7 @@ from chaosmesh_py.localmesh.prometheus import Prometheus, PrometheusFailed
 from chaosmesh_py.localmesh.telemetry import Telemetry
 from chaosmesh_py.localmesh.topology import Service, Topology, Workload
 from chaosmesh_py.localmesh.translate import translate
+from chaosmesh_py.localmesh.workloads import START_DELAY_S, DeploymentController
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ WATCHED = {
     "Service": "v1",
 }
 WATCHED_KINDS = tuple(WATCHED)
+# What else changes the translation: the pods running and the Endpoints listing them.
+WAKING_KINDS = (*WATCHED_KINDS, "Pod", "Endpoints")
 # The user the mesh's token authenticates: the owner of the mesh may do everything.
 OWNER = "chaosmesh-local"
 
@@ -131,10 +134,12 @@ class LocalMesh:
         reap_interval_s: float = REAP_INTERVAL_S,
         prometheus: str | None = None,
         no_prometheus_reason: str = NO_PROMETHEUS,
+        pod_start_delay_s: float = START_DELAY_S,
     ) -> None:
         """``prometheus``: the binary of a Prometheus to run beside the mesh, scraping it
         (``chaosmesh_py.localmesh.prometheus``); without one, ``no_prometheus_reason`` says why
-        in ``info()``."""
+        in ``info()``. ``pod_start_delay_s``: how long a new pod (a replacement for a deleted
+        one, a replica added) takes to run (``chaosmesh_py.localmesh.workloads``)."""
         self.work_dir = work_dir
         self.reap_interval_s = reap_interval_s
         self.manifests = manifests
@@ -156,8 +161,15 @@ class LocalMesh:
             else None
         )
         self._no_prometheus_reason = no_prometheus_reason
-        self._bookinfo: Any = None
-        self._httpbins: list[Httpbin] = []
+        self.apps = MeshApps(self.topology)
+        self.controller = DeploymentController(
+            self.api,
+            self.apps,
+            ports,
+            declared=self.topology.workloads,
+            start_delay_s=pod_start_delay_s,
+            on_change=self._wake,
+        )
         self._changed = threading.Event()
         self._sync_lock = threading.Lock()
         # What Envoy last accepted, and each resource's (uid, generation) as last seen.
@@ -173,12 +185,8 @@ class LocalMesh:
         self._start_prometheus()
         self.api.start()
         self._load()
-        self._bookinfo = run_bookinfo(self.topology)
-        self._httpbins = [
-            Httpbin(w.port, w.name).start()
-            for w in self.topology.workloads
-            if w.labels.get("app") == "httpbin"
-        ]
+        self.apps.open()
+        self.controller.settle()  # every declared workload's pod runs before Envoy starts
         resources = self._resources()
         self.envoy.start(self._translate(resources))
         self._accepted = _by_identity(resources)
@@ -188,6 +196,7 @@ class LocalMesh:
         self.api.subscribe(self._on_change)
         self._loop = threading.Thread(target=self._control_loop, name="control-loop", daemon=True)
         self._loop.start()
+        self.controller.start()
         self._reaper = threading.Thread(target=self._reaper_loop, name="reaper", daemon=True)
         self._reaper.start()
 
@@ -217,10 +226,15 @@ class LocalMesh:
         self._no_prometheus_reason = reason
 
     def reset(self) -> None:
-        """Back to the initial resources (tests): every Istio resource re-created as loaded."""
-        self.api.reset()
-        self._load()
-        self._publish_info()
+        """Back to the initial resources (tests): every Istio resource re-created as loaded,
+        every workload's pod running again (replicas as declared)."""
+        # Envoy never sees the API half reset, and the pods of the declared workloads are
+        # adopted, their apps left running: a reset costs no restart.
+        with self._sync_lock, self.controller.paused():
+            self.api.reset()
+            self._load()
+            self._publish_info()
+            self.controller.settle(adopt=True)
         self.sync()
 
     def sync(self) -> None:
@@ -338,10 +352,8 @@ class LocalMesh:
             self.prometheus.stop()
         self.telemetry.stop()
         self.envoy.stop()
-        if self._bookinfo is not None:
-            self._bookinfo.stop()
-        for httpbin in self._httpbins:
-            httpbin.stop()
+        self.controller.stop()
+        self.apps.close()
         self.api.stop()
 
     def _load(self) -> None:
@@ -364,6 +376,9 @@ class LocalMesh:
                     },
                 }
             )
+        # The declared workloads as bookinfo.yaml's Deployments: the controller runs their pods.
+        for workload in self.topology.workloads:
+            self.api.create(_deployment(workload))
         for manifest in self.manifests:
             for document in yaml.safe_load_all(manifest.read_text()):
                 document.setdefault("metadata", {}).setdefault("namespace", NAMESPACE)
@@ -411,6 +426,8 @@ class LocalMesh:
                     # The pod's inbound sidecar (chaosmesh_py.localmesh.inbound): its listener
                     # and HTTP stat prefix (http.<prefix>.fault.* count what it injected).
                     **(self._inbound_info(workload) if workload.pod_port else {}),
+                    # The pod on these ports now (replica 0; a replacement takes them over).
+                    "pod": self.controller.on_ports(workload),
                 }
                 for workload in self.topology.workloads
             },
@@ -419,8 +436,9 @@ class LocalMesh:
 
     def _inbound_info(self, workload: Workload) -> dict[str, Any]:
         port = container_port(workload, self.topology)
+        pod = replace(workload, pod=self.controller.on_ports(workload) or "")
         return {
-            "inbound_listener": inbound_listener_name(workload),
+            "inbound_listener": inbound_listener_name(pod),
             "inbound_stat_prefix": inbound_stat_prefix(workload, port),
             "container_port": port,
         }
@@ -439,13 +457,17 @@ class LocalMesh:
     def _on_change(self, event: WatchEvent) -> None:
         # Called under the store's lock: only wake the loop. A change of status or metadata
         # alone (same uid and generation) does not change the translation.
-        if event.resource_type.kind not in WATCHED_KINDS:
+        if event.resource_type.kind not in WAKING_KINDS:
             return
         identity = _identity(event.object)
         version = _version(event.object)
         if event.type == "MODIFIED" and self._seen.get(identity) == version:
             return
         self._seen[identity] = version
+        self._changed.set()
+
+    def _wake(self) -> None:
+        """Translate again soon: the pods running changed (the deployment controller)."""
         self._changed.set()
 
     def _control_loop(self) -> None:
@@ -483,8 +505,16 @@ class LocalMesh:
 
     def _translate(self, resources: Resources) -> Any:
         services = (_service(s) for s in resources.get("Service", ()))
-        return translate(
+        # The pods that run now, and the Endpoints (ready pods) per service: istiod's view.
+        workloads = self.controller.workloads()
+        self.telemetry.learn(workloads)
+        topology = replace(
             self.topology.with_services(s for s in services if s is not None),
+            workloads=workloads,
+            endpoint_pods=_endpoint_pods(self.api.list("v1", "Endpoints")),
+        )
+        return translate(
+            topology,
             resources["VirtualService"],
             resources["DestinationRule"],
             resources["Gateway"],
@@ -506,6 +536,44 @@ def _service(resource: dict[str, Any]) -> Service | None:
     return Service(
         metadata["name"], metadata.get("namespace", ""), int(ports[0]["port"]), spec["selector"]
     )
+
+
+def _deployment(workload: Workload) -> dict[str, Any]:
+    """A declared workload's Deployment, as Istio's samples declare theirs: labels app and
+    version, one replica, the sample's image (which the local mesh never pulls)."""
+    labels = dict(workload.labels)
+    app, version = labels.get("app", workload.name), labels.get("version", "v1")
+    image = _IMAGES.get(app) or BOOKINFO_IMAGE.format(app=app, version=version)
+    container = {"name": app, "image": image}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": workload.name, "namespace": workload.namespace, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        },
+    }
+
+
+BOOKINFO_IMAGE = "docker.io/istio/examples-bookinfo-{app}-{version}:1.20.2"
+_IMAGES = {
+    "httpbin": "docker.io/mccutchen/go-httpbin:v2.15.0",
+    "sleep": "docker.io/curlimages/curl:8.16.0",
+}
+
+
+def _endpoint_pods(endpoints: list[dict[str, Any]]) -> dict[tuple[str, str], frozenset[str]]:
+    """Per (namespace, service): the pods its Endpoints list as ready."""
+    return {
+        (item["metadata"]["namespace"], item["metadata"]["name"]): frozenset(
+            str((address.get("targetRef") or {}).get("name", ""))
+            for subset in item.get("subsets") or ()
+            for address in subset.get("addresses") or ()
+        )
+        for item in endpoints
+    }
 
 
 def _identity(resource: dict[str, Any]) -> Identity:

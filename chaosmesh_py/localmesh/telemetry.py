@@ -241,6 +241,10 @@ class Telemetry:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/metrics"
 
+    def learn(self, workloads: Iterable[Workload]) -> None:
+        """Pods started since: their app addresses name their workload from now on."""
+        self._labeller.learn(workloads)
+
     def start(self) -> Telemetry:
         server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
         server.daemon_threads = True
@@ -352,6 +356,14 @@ class _Labeller:
         self._services = {service.fqdn: service for service in topology.services}
         ingress_labels = topology.ingress.labels if topology.ingress else {}
         self._ingress_labels = {"app": INGRESS_WORKLOAD, **ingress_labels}
+
+    def learn(self, workloads: Iterable[Workload]) -> None:
+        # A pod's address names its workload (Deployment) once known; a replacement pod reuses
+        # its slot's ports, so an address never changes workload.
+        for workload in workloads:
+            self._workloads.setdefault((workload.name, workload.namespace), workload)
+            if workload.port:
+                self._by_address.setdefault(f"127.0.0.1:{workload.port}", workload)
 
     def relabel(self, series: str) -> tuple[_Series, ...]:
         """The Istio series an Envoy series (``name{labels}``) counts in: none, the source's,

@@ -84,6 +84,10 @@ class Topology:
     entry_ports: Mapping[str, int] = field(default_factory=dict)
     # Service name -> port of its ClusterIP as a client without a sidecar reaches it.
     no_sidecar_ports: Mapping[str, int] = field(default_factory=dict)
+    # (namespace, service name) -> the pods its Endpoints list as ready: istiod's endpoints. A
+    # service without an entry is served by every workload its selector picks (a topology
+    # declared by hand, with no API behind it).
+    endpoint_pods: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
 
     def with_services(self, services: Iterable[Service]) -> Topology:
         """This topology plus ``services`` (Services created through the API); one named like a
@@ -104,13 +108,16 @@ class Topology:
     def endpoints(
         self, service: Service, subset: Mapping[str, str] | None = None
     ) -> list[Workload]:
-        """The workloads behind ``service``, narrowed to a DestinationRule subset's labels."""
+        """The workloads behind ``service`` (those its Endpoints list ready, when known),
+        narrowed to a DestinationRule subset's labels."""
+        ready = self.endpoint_pods.get((service.namespace, service.name))
         return [
             workload
             for workload in self.workloads
             if workload.namespace == service.namespace
             and workload.matches(service.selector)
             and workload.matches(subset or {})
+            and (ready is None or workload.pod in ready)
         ]
 
 

@@ -6,14 +6,14 @@ in (VirtualServices and DestinationRules are taken oldest first, like istiod, by
 ``pilot/pkg/networking/core`` (routes are in ``chaosmesh_py.localmesh.route``):
 
 Listeners (one Envoy carries every sidecar and the ingress gateway)
-    ``sidecar~<namespace>~<workload>`` on 127.0.0.1:``sidecar_port``, one per workload, with
+    ``sidecar~<namespace>~<pod>`` on 127.0.0.1:``sidecar_port``, one per pod (replica), with
     ``stat_prefix`` ``outbound_<workload>`` (so ``http.outbound_<workload>.fault.*`` counts what
-    that workload's calls suffered) and its own route configuration ``outbound~<namespace>~
-    <workload>`` over RDS. ``ingress`` on 127.0.0.1:``ingress.port``, ``stat_prefix`` and route
-    configuration ``ingress``, ``use_remote_address`` as on istiod's gateways. HTTP filters: the
-    fault filter with an empty ``HTTPFault`` (the faults live on the routes), then the router.
-    Each connection manager has a stats access logger naming its caller, in place of Istio's
-    stats filter (``chaosmesh_py.localmesh.telemetry``).
+    that workload's calls suffered, its replicas summed) and the workload's route configuration
+    ``outbound~<namespace>~<workload>`` over RDS. ``ingress`` on 127.0.0.1:``ingress.port``,
+    ``stat_prefix`` and route configuration ``ingress``, ``use_remote_address`` as on istiod's
+    gateways. HTTP filters: the fault filter with an empty ``HTTPFault`` (the faults live on
+    the routes), then the router. Each connection manager has a stats access logger naming its
+    caller, in place of Istio's stats filter (``chaosmesh_py.localmesh.telemetry``).
     Not in Istio: ``entry~<namespace>~<service>`` on ``topology.entry_ports[service]``, the
     service's virtual host as a workload without labels sees it, for any Host header: a plain
     URL per service that goes through the mesh.
@@ -42,7 +42,8 @@ Ingress route configuration
     ``blackhole`` virtual host, which answers 404.
 
 Clusters
-    ``outbound|<port>||<fqdn>`` per Service with all its workloads, and
+    ``outbound|<port>||<fqdn>`` per Service with its endpoints (the pods its Endpoints list as
+    ready; every selected workload of a topology without them), and
     ``outbound|<port>|<subset>|<fqdn>`` per DestinationRule subset with the workloads carrying
     the subset's labels: STATIC, endpoints the pods' inbound addresses 127.0.0.1:``pod_port``
     (the app's port for a workload without one), so a call goes caller's sidecar -> server's
@@ -123,18 +124,22 @@ LB_POLICIES = {"ROUND_ROBIN": "ROUND_ROBIN", "RANDOM": "RANDOM"}  # anything els
 RdsConfigSource = Callable[[str], dict[str, Any]]
 
 
-# A sidecar's names are its pod's (``Workload.instance``): unique per replica, as each pod has
-# its own proxy on a cluster.
 def sidecar_listener_name(workload: Workload) -> str:
+    """Each pod's own (``Workload.instance``): every replica has its sidecar, on its port."""
     return f"sidecar~{workload.namespace}~{workload.instance}"
 
 
 def sidecar_route_config_name(workload: Workload) -> str:
-    return f"outbound~{workload.namespace}~{workload.instance}"
+    """The workload's, shared by its replicas: the routes depend only on the labels and the
+    namespace they share, and the name stays when a pod is replaced (effect verification
+    expects it in the mesh's published info)."""
+    return f"outbound~{workload.namespace}~{workload.name}"
 
 
 def sidecar_stat_prefix(workload: Workload) -> str:
-    return f"outbound_{workload.instance}"
+    """The workload's: Envoy sums the replicas' counters under it, as Prometheus sums a
+    workload's pods, and the name stays when a pod is replaced."""
+    return f"outbound_{workload.name}"
 
 
 def entry_name(service: Service) -> str:

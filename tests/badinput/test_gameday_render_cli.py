@@ -43,9 +43,9 @@ def test_render_writes_the_manifests_and_says_how_to_apply_them(tmp_path):
     [
         (
             lambda d: d["method"][0]["provider"].update(
-                module="chaosk8s.pod.actions", func="terminate_pods", arguments={}
+                module="chaosk8s.pod.actions", func="exec_in_pods", arguments={"cmd": "true"}
             ),
-            "what chaosk8s.pod.actions.terminate_pods (a.json: delay-ratings) asks of the "
+            "what chaosk8s.pod.actions.exec_in_pods (a.json: delay-ratings) asks of the "
             "Kubernetes API is not known",
         ),
         (

@@ -536,15 +536,15 @@ _RESOURCE = {"pod": ("", "pods"), "deployment": ("apps", "deployments")}
 
 
 def chaosk8s_functions():
-    """Every chaostoolkit-kubernetes activity the experiments in experiments/ use."""
+    """Every chaostoolkit-kubernetes probe the experiments in experiments/ use (its actions,
+    which write, are granted where they may run: gameday/rbac.py's table)."""
     found = set()
 
     def walk(node):
         if isinstance(node, dict):
             provider = node.get("provider")
-            if isinstance(provider, dict) and str(provider.get("module", "")).startswith(
-                "chaosk8s"
-            ):
+            module = str(provider.get("module", "")) if isinstance(provider, dict) else ""
+            if module.startswith("chaosk8s") and module.endswith(".probes"):
                 found.add((provider["module"], provider["func"]))
             for value in node.values():
                 walk(value)
@@ -555,6 +555,19 @@ def chaosk8s_functions():
     for path in sorted((ROOT / "experiments").glob("*.json")):
         walk(json.loads(path.read_text()))
     return sorted(found)
+
+
+def test_the_chaosk8s_actions_of_the_experiments_have_known_rbac():
+    from chaosmesh_py.gameday.rbac import CHAOSK8S
+
+    actions = set()
+    for path in sorted((ROOT / "experiments").glob("*.json")):
+        for step in json.loads(path.read_text()).get("method", []):
+            module = str((step.get("provider") or {}).get("module", ""))
+            if module.startswith("chaosk8s") and module.endswith(".actions"):
+                actions.add(f"{module}.{step['provider']['func']}")
+    assert "chaosk8s.pod.actions.terminate_pods" in actions
+    assert actions <= set(CHAOSK8S), actions - set(CHAOSK8S)
 
 
 def test_the_experimenter_role_reads_what_the_experiments_chaosk8s_probes_read():

@@ -50,6 +50,13 @@ def through_sidecar(mesh, service, path, workload="sleep"):
     )
 
 
+def workload_of(pod):
+    """The workload (Deployment) a pod's name belongs to, as Istio names workloads: without its
+    ReplicaSet hash and pod id (httpbin names the pod that answered)."""
+    parts = str(pod).rsplit("-", 2)
+    return parts[0] if len(parts) == 3 else pod
+
+
 def cluster_stat(mesh, cluster, name):
     return mesh.envoy.stats().get(f"cluster.{cluster}.{name}", 0)
 

@@ -11,7 +11,7 @@ from collections import Counter
 
 from chaosmesh_py.faults.actions import inject_abort, inject_delay
 from chaosmesh_py.faults.rollbacks import remove_faults
-from tests.local.conftest import httpbin_route, through_sidecar
+from tests.local.conftest import httpbin_route, through_sidecar, workload_of
 from tests.local.load import burst
 from tests.local.test_telemetry import increase, scrape
 
@@ -58,7 +58,7 @@ def test_the_destination_counts_only_requests_that_reached_a_workload(mesh, conf
         remove_faults(virtual_service="httpbin", namespace="bookinfo", configuration=configuration)
     assert {a.status for a in lost} == {404}
 
-    served = Counter((a.instance, "200", "-") for a in answers if a.status == 200)
+    served = Counter((workload_of(a.instance), "200", "-") for a in answers if a.status == 200)
     aborted = sum(a.status == 503 for a in answers)
     assert 0.3 < aborted / len(answers) < 0.5
     by = ("destination_workload", "response_code", "response_flags")

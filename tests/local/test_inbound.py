@@ -2,6 +2,7 @@
 sidecar -> server's inbound (istiod's HTTP chain: the fault filter, then the router) -> app."""
 
 import json
+import re
 import urllib.request
 
 import pytest
@@ -11,7 +12,7 @@ from chaosmesh_py.faults.rollbacks import remove_faults
 from chaosmesh_py.istio.inbound_fault import UpstreamFault
 from chaosmesh_py.resilience.actions import inject_upstream_fault
 from chaosmesh_py.resilience.rollbacks import remove_upstream_faults
-from tests.local.conftest import cluster_stat, httpbin_route, through_sidecar
+from tests.local.conftest import cluster_stat, httpbin_route, through_sidecar, workload_of
 
 pytestmark = pytest.mark.slow
 
@@ -56,21 +57,24 @@ def test_each_pod_has_an_inbound_listener_in_istiods_shape(mesh):
     (virtual_host,) = manager["route_config"]["virtual_hosts"]
     assert virtual_host["name"] == "inbound|http|9080"
     (route,) = virtual_host["routes"]
-    assert route["route"]["cluster"] == "inbound|9080||bookinfo~ratings-v1"
+    # One Envoy serves every pod: the inbound cluster carries the pod's name.
+    assert route["route"]["cluster"] == f"inbound|9080||bookinfo~{workload['pod']}"
 
 
 def test_a_call_goes_through_the_callers_sidecar_then_the_servers_inbound(mesh):
-    before = mesh.envoy.stats(r"inbound_ratings-v1_9080|inbound\|9080\|\|bookinfo~ratings-v1")
+    cluster = f"inbound|9080||bookinfo~{mesh.info()['workloads'][RATINGS]['pod']}"
+    wanted = rf"inbound_ratings-v1_9080|{re.escape(cluster)}"
+    before = mesh.envoy.stats(wanted)
     url, headers = through_sidecar(mesh, "ratings", "/ratings/0", workload="reviews-v2")
     for _ in range(5):
         assert get(url, headers)[0] == 200
-    after = mesh.envoy.stats(r"inbound_ratings-v1_9080|inbound\|9080\|\|bookinfo~ratings-v1")
+    after = mesh.envoy.stats(wanted)
 
     def moved(name):
         return after.get(name, 0) - before.get(name, 0)
 
     assert moved("http.inbound_ratings-v1_9080.downstream_rq_2xx") == 5
-    assert moved("cluster.inbound|9080||bookinfo~ratings-v1.upstream_rq_2xx") == 5
+    assert moved(f"cluster.{cluster}.upstream_rq_2xx") == 5
     # The caller's cluster's endpoint is the pod's inbound, not its app.
     outbound = "outbound|9080||ratings.bookinfo.svc.cluster.local"
     clusters = mesh.envoy.admin.get_json("/clusters", {"format": "json"})["cluster_statuses"]
@@ -117,7 +121,8 @@ def test_an_inbound_abort_is_a_real_upstream_error_the_callers_retries_retry(mes
         abort_http_status=503,
         configuration=configuration,
     )
-    assert report["workloads"] == ["httpbin-v1", "httpbin-v2"]
+    # The pods the selector picks, by their names (the API's), one per workload.
+    assert [workload_of(pod) for pod in report["workloads"]] == ["httpbin-v1", "httpbin-v2"]
     assert report["effect"]["verified"] is True
     assert set(report["effect"]["verifier_hits"]) == {"httpbin-v1", "httpbin-v2"}
     assert (

@@ -54,9 +54,9 @@ def test_edges_from_istio_metrics_give_the_bookinfo_call_graph(mesh, prometheus_
     # The entry listener is a mesh client too (Istio's default retries apply to it): one
     # request through it may reach ratings 27 times.
     assert report["max_amplification"] == 27
-    assert report["paths"][0]["nodes"][-3:] == [
-        f"{name}.{NAMESPACE}" for name in ("productpage", "reviews", "ratings")
-    ]
+    # Other tests' traffic in the same window may add paths as bad; Bookinfo's is among them.
+    worst = [p["nodes"][-3:] for p in report["paths"] if p["max_attempts"] == 27]
+    assert [f"{name}.{NAMESPACE}" for name in ("productpage", "reviews", "ratings")] in worst
 
 
 def test_a_prometheus_password_never_shows_in_the_error(mesh):

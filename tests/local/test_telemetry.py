@@ -19,7 +19,7 @@ from chaosmesh_py.faults.rollbacks import remove_faults
 from chaosmesh_py.localmesh.telemetry import Telemetry
 from chaosmesh_py.localmesh.topology import free_ports
 from chaosmesh_py.observe.exposition import parse_text
-from tests.local.conftest import httpbin_route, through_sidecar
+from tests.local.conftest import httpbin_route, through_sidecar, workload_of
 from tests.local.load import burst
 
 # The caller's view: the same requests that reached a workload are also reported with
@@ -68,7 +68,9 @@ def test_every_request_is_counted_once_under_its_outcome_and_the_series_stay_bou
     # Per outcome, exactly what the client saw: served by which instance, or aborted (FI) by the
     # caller's sidecar before reaching any workload.
     seen = Counter(
-        (r.instance, "200", "-") if r.status == 200 else ("unknown", str(r.status), "FI")
+        (workload_of(r.instance), "200", "-")
+        if r.status == 200
+        else ("unknown", str(r.status), "FI")
         for r in first + second
     )
     by = ("destination_workload", "response_code", "response_flags")

@@ -281,6 +281,25 @@ def test_a_cluster_wide_request_is_the_only_thing_in_a_cluster_role_and_says_why
     assert "list virtualservices: listing.json (all-faults)" in comment
 
 
+def test_terminate_pods_is_granted_list_and_delete_on_pods_in_its_namespace(tmp_path):
+    kill = {
+        "type": "action",
+        "name": "kill-a-ratings-pod",
+        "provider": {
+            "type": "python",
+            "module": "chaosk8s.pod.actions",
+            "func": "terminate_pods",
+            "arguments": {"label_selector": "app=ratings", "ns": "${namespace}", "rand": True},
+        },
+    }
+    gameday = write_gameday(tmp_path, {"kill": experiment("kill", [kill])})
+    files = render.render(gameday)
+    rules = one(files, "Role")["rules"]
+    assert {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "delete"]} in rules
+    assert "list, delete pods: kill.json (kill-a-ratings-pod)" in files["rbac.yaml"]
+    assert not [r for r in rules if r["resources"] == ["pods"] and "create" in r["verbs"]]
+
+
 def test_chaosk8s_probes_are_granted_what_their_source_calls(tmp_path):
     probe = pods_probe("ratings-running", "${namespace}", "app=ratings")
     gameday = write_gameday(
@@ -294,11 +313,22 @@ _CALL = re.compile(r"\.(list|read|delete|patch|create|replace)_namespaced_(\w+?)
 _PLURAL = {"pod": ("", "pods"), "deployment": ("apps", "deployments"), "service": ("", "services")}
 
 
+_HELPER = re.compile(r"\b(_[a-z]\w*)\(")
+
+
+def _source_with_helpers(module, function):
+    """The function's source and that of the module's private helpers it calls (terminate_pods
+    lists its pods in `_select_pods`)."""
+    source = inspect.getsource(function)
+    helpers = {name for name in _HELPER.findall(source) if callable(getattr(module, name, None))}
+    return "\n".join([source, *(inspect.getsource(getattr(module, name)) for name in helpers)])
+
+
 @pytest.mark.parametrize("qualified", sorted(rbac.CHAOSK8S))
 def test_the_chaosk8s_table_is_what_each_function_s_source_calls(qualified):
-    module, _, func = qualified.rpartition(".")
-    function = getattr(importlib.import_module(module), func)
-    calls = _CALL.findall(inspect.getsource(function))
+    module_name, _, func = qualified.rpartition(".")
+    module = importlib.import_module(module_name)
+    calls = _CALL.findall(_source_with_helpers(module, getattr(module, func)))
     assert calls, f"{qualified}: no kubernetes call found in its source"
     called = {("list" if verb == "list" else verb, *_PLURAL[kind]) for verb, kind in calls}
     declared = {(a.verb, a.group, a.resource) for a in rbac.CHAOSK8S[qualified]({"ns": "x"})}
@@ -309,9 +339,14 @@ def test_the_chaosk8s_table_is_what_each_function_s_source_calls(qualified):
     ("provider", "field", "says"),
     [
         (
-            {"type": "python", "module": "chaosk8s.pod.actions", "func": "terminate_pods"},
+            {
+                "type": "python",
+                "module": "chaosk8s.pod.actions",
+                "func": "exec_in_pods",
+                "arguments": {"cmd": "true"},
+            },
             "unknown.json: method[0].provider",
-            "chaosk8s.pod.actions.terminate_pods (unknown.json: x) asks of the Kubernetes API "
+            "chaosk8s.pod.actions.exec_in_pods (unknown.json: x) asks of the Kubernetes API "
             "is not known",
         ),
         (
