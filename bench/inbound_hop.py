@@ -12,8 +12,11 @@ cluster of its own:
   path every mesh call takes since the mesh has inbound sidecars);
 - ``app-direct``: the cluster's endpoint is httpbin-v1's app port (the path before them).
 
-The two differ only in that endpoint. ``wrk -t1 -c<connections> --latency`` GETs ``/get`` on
-each, alternating, ``--rounds`` times; printed: requests/s, p50 and p99 of each round, and the
+The two differ only in that endpoint (checked: the server's inbound counts every request of the
+first and none of the second). ``wrk -t1 --latency`` GETs ``/get`` on each, alternating,
+``--rounds`` times, at one connection (the hop's own cost: nothing queues) and at
+``--connections`` (under load, where the Python app is the bottleneck and how many connections
+reach it matters as much as the hop); printed: requests/s, p50 and p99 of each round, and the
 medians' ratios (via-inbound / app-direct). One Envoy serves both hops here (one worker thread),
 where a cluster has two Envoys on two pods: the local cost is the upper bound of a hop's CPU on
 one core. Needs wrk (Debian: apt-get install wrk).
@@ -51,7 +54,8 @@ def bench_config(mesh: Any, ports: dict[str, int]) -> EnvoyConfig:
     """The mesh's own configuration plus the two bench listeners, routes and clusters."""
     # The mesh's translation of its current resources (what its control loop last applied).
     config = mesh._translate(mesh._resources())
-    workloads = {w.name: w for w in mesh.topology.workloads}
+    # The pods that run now (one replica each here), as the mesh's translation takes them.
+    workloads = {w.name: w for w in mesh.controller.workloads()}
     caller, server = workloads[CALLER], workloads[SERVER]
     listener = next(
         item for item in config.listeners if item["name"] == sidecar_listener_name(caller)
@@ -111,35 +115,56 @@ def main() -> int:
         spare = free_ports()
         ports = {"via-inbound": next(spare), "app-direct": next(spare)}
         mesh.envoy.apply(bench_config(mesh, ports))
-        results: dict[str, list[dict[str, float]]] = {name: [] for name in ports}
         for port in ports.values():  # warm up: connections, Envoy's first requests
             wrk(f"http://127.0.0.1:{port}/get", options.connections, 1)
-        for round_number in range(options.rounds):
-            for name, port in ports.items():
-                row = wrk(f"http://127.0.0.1:{port}/get", options.connections, options.seconds)
-                results[name].append(row)
-                print(
-                    f"round {round_number + 1} {name:12} {row['rps']:8.0f} req/s"
-                    f"  p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms",
-                    flush=True,
-                )
-        medians = {
-            name: {
-                key: statistics.median(r[key] for r in rows) for key in ("rps", "p50_ms", "p99_ms")
-            }
-            for name, rows in results.items()
-        }
-    print("\n| path | req/s | p50 ms | p99 ms |\n| --- | --- | --- | --- |")
-    for name, median in medians.items():
-        print(f"| {name} | {median['rps']:.0f} | {median['p50_ms']:.2f} | {median['p99_ms']:.2f} |")
-    via, direct = medians["via-inbound"], medians["app-direct"]
-    ratios = {key: via[key] / direct[key] for key in ("rps", "p50_ms", "p99_ms")}
-    print(
-        f"\nvia-inbound / app-direct: throughput {ratios['rps']:.2f}x, "
-        f"p50 {ratios['p50_ms']:.2f}x, p99 {ratios['p99_ms']:.2f}x (medians of "
-        f"{options.rounds} rounds of {options.seconds:g} s, wrk -t1 -c{options.connections})"
-    )
+        tables = [
+            (connections, measure(mesh, ports, connections, options))
+            for connections in sorted({1, options.connections})
+        ]
+    for connections, medians in tables:
+        print(f"\nwrk -t1 -c{connections}\n")
+        print("| path | req/s | p50 ms | p99 ms |")
+        print("| --- | --- | --- | --- |")
+        for name, median in medians.items():
+            print(
+                f"| {name} | {median['rps']:.0f} | {median['p50_ms']:.2f} "
+                f"| {median['p99_ms']:.2f} |"
+            )
+        via, direct = medians["via-inbound"], medians["app-direct"]
+        ratios = {key: via[key] / direct[key] for key in ("rps", "p50_ms", "p99_ms")}
+        print(
+            f"\nvia-inbound / app-direct at -c{connections}: throughput {ratios['rps']:.2f}x, "
+            f"p50 {ratios['p50_ms']:.2f}x, p99 {ratios['p99_ms']:.2f}x (medians of "
+            f"{options.rounds} rounds of {options.seconds:g} s)"
+        )
     return 0
+
+
+def measure(
+    mesh: Any, ports: dict[str, int], connections: int, options: argparse.Namespace
+) -> dict[str, dict[str, float]]:
+    """Medians per path of ``options.rounds`` alternating wrk rounds at ``connections``."""
+    server = mesh.info()["workloads"][SERVER]
+    inbound = f"http.{server['inbound_stat_prefix']}.downstream_rq_total"
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in ports}
+    for round_number in range(options.rounds):
+        for name, port in ports.items():
+            before = mesh.envoy.stats().get(inbound, 0)
+            row = wrk(f"http://127.0.0.1:{port}/get", connections, options.seconds)
+            through_inbound = mesh.envoy.stats().get(inbound, 0) - before
+            # Each path is what it says: every request via the inbound, none straight.
+            expected = row["requests"] if name == "via-inbound" else 0
+            assert abs(through_inbound - expected) <= connections, (name, row, through_inbound)
+            results[name].append(row)
+            print(
+                f"-c{connections} round {round_number + 1} {name:12} {row['rps']:8.0f} req/s"
+                f"  p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms",
+                flush=True,
+            )
+    return {
+        name: {key: statistics.median(r[key] for r in rows) for key in ("rps", "p50_ms", "p99_ms")}
+        for name, rows in results.items()
+    }
 
 
 if __name__ == "__main__":

@@ -58,7 +58,11 @@ def wrk(url: str, connections: int, seconds: float) -> dict[str, float]:
     cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     count = re.search(r"(\d+) requests in", done.stdout)
     assert count is not None, done.stdout
-    row = {"rps": float(found.group(1)), "cpu_us": 1e6 * cpu_s / int(count.group(1))}
+    row = {
+        "rps": float(found.group(1)),
+        "cpu_us": 1e6 * cpu_s / int(count.group(1)),
+        "requests": int(count.group(1)),
+    }
     for label in ("50", "99"):
         latency = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)\b", done.stdout)
         assert latency is not None, done.stdout
