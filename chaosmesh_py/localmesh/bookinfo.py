@@ -652,8 +652,13 @@ class _Instance:
             # the server unclosed.
             for site in list(self._runner.sites):
                 await site.stop()
+            # A connection accepted just before the listener closed gets its transport a loop
+            # turn or two later (asyncio accepts in one step, makes the transport in a task):
+            # let those arrive, or they outlive the server unclosed.
+            for _ in range(3):
+                await asyncio.sleep(0)
             server = self._runner.server
-            for handler in server.connections if server is not None else ():
+            for handler in list(server.connections) if server is not None else ():
                 if handler.transport is not None:
                     handler.transport.abort()
             await self._runner.cleanup()

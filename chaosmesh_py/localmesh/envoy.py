@@ -328,6 +328,11 @@ class Envoy:
             # A changed or removed listener drains its connections for this long (default 600 s).
             "--drain-time-s",
             "1",
+            # As Istio's pilot-agent starts every sidecar: a listener change tells the clients
+            # of its open connections at once (HTTP/1.1 "Connection: close" on the next answer),
+            # so an inbound fault reaches keep-alive callers from their next request.
+            "--drain-strategy",
+            "immediate",
             # A misspelt field from the translator is an error, not a warning in a log.
             "--reject-unknown-dynamic-fields",
         ]

@@ -207,4 +207,8 @@ def test_a_mirror_to_the_hidden_version_is_caught_though_no_answer_shows_it(mesh
         " by another version (Envoy's counters: a mirror's answers are discarded, its side"
         " effects are not)"
     ]
-    assert check()["hidden"]  # removed: no copies any more
+    # Removed: no copies any more. A copy Envoy sent before the removal may still be on its way
+    # (a mirror does not wait for it) and land in the next check's count: one check to let such
+    # stragglers arrive, then none.
+    check()
+    assert check()["hidden"]

@@ -212,6 +212,10 @@ def test_chaos_run_counts_what_the_upstream_fault_hit_per_pod_and_rolls_it_back(
                 "abort_http_status": 503,
             },
         },
+        # Connections productpage's sidecar opened before the listener changed carry one more
+        # request each without the fault, or close at the drain time (1 s here): after it, every
+        # page meets the fault (docs/resilience.md, "When it reaches callers").
+        "pauses": {"after": 1.5},
     }
     probe = page_probe("pages-during-the-fault", pages=4)
     probe.pop("tolerance")
@@ -220,7 +224,9 @@ def test_chaos_run_counts_what_the_upstream_fault_hit_per_pod_and_rolls_it_back(
     journal = json.loads((tmp_path / "journal.json").read_text())
     assert journal["run"][0]["status"] == "succeeded", done.stderr
     (counted,) = journal["chaosmesh"]["upstream_faults"]
-    assert counted["pods"] == ["reviews-v1"]
+    # The Pods the action found in the API; counted per workload, as the mesh's status names it.
+    (pod,) = counted["pods"]
+    assert pod.startswith("reviews-v1-"), pod
     # Each page calls reviews once (Istio's default retry policy does not retry a 503).
     assert counted["by_pod"]["reviews-v1"]["aborted"] >= 4
     assert counted["hits"] == counted["by_pod"]["reviews-v1"]["hits"] >= 4

@@ -50,13 +50,21 @@ def test_edges_from_istio_metrics_give_the_bookinfo_call_graph(mesh, prometheus_
     edges = {(e["source"], e["destination"], e["source_workload"]): e for e in report["edges"]}
     ratings = edges[(f"reviews.{NAMESPACE}", f"ratings.{NAMESPACE}", "reviews-v2")]
     assert (ratings["attempts"], ratings["implicit_default"]) == (3, True)
-    assert max_amplification(entry="productpage", leaf="ratings", **arguments) == 9
-    # The entry listener is a mesh client too (Istio's default retries apply to it): one
-    # request through it may reach ratings 27 times.
-    assert report["max_amplification"] == 27
-    # Other tests' traffic in the same window may add paths as bad; Bookinfo's is among them.
-    worst = [p["nodes"][-3:] for p in report["paths"] if p["max_attempts"] == 27]
-    assert [f"{name}.{NAMESPACE}" for name in ("productpage", "reviews", "ratings")] in worst
+    # The worst case over the measured graph: other tests' traffic in the same Prometheus window
+    # may add edges (and so paths as bad or worse), never remove Bookinfo's.
+    assert max_amplification(entry="productpage", leaf="ratings", **arguments) >= 9, report["paths"]
+    # Bookinfo's own edges as the metrics gave them: 9 attempts at ratings per productpage
+    # request (the entry listener, a mesh client too, makes it 27 over the whole graph).
+    measured = [
+        {"source": e["source"].split(".")[0], "destination": e["destination"].split(".")[0]}
+        for e in report["edges"]
+        if (e["source"], e["destination"]) in wanted
+    ]
+    bookinfo = policy_report(edges=measured, namespaces=[NAMESPACE])
+    assert bookinfo["max_amplification"] == 9
+    assert [p["nodes"][-3:] for p in bookinfo["paths"] if p["max_attempts"] == 9] == [
+        [f"{name}.{NAMESPACE}" for name in ("productpage", "reviews", "ratings")]
+    ]
 
 
 def test_a_prometheus_password_never_shows_in_the_error(mesh):
