@@ -181,10 +181,12 @@ def test_error_ratio_and_p99_follow_the_injected_faults_and_return_after_rollbac
     print(f"\nbaseline {baseline}\nfaulted {faulted}\nclients {clients}\nafter {after}")
 
     # Traffic throughout; the baseline's window may start before Prometheus's first scrape, so
-    # its rates are extrapolated from part of it: only the later ones must be the full rates.
+    # its rates are extrapolated from part of it: only the later ones must be near the offered
+    # rates. A busy 2-core machine lets the load loops fall behind (39/s of 50 was seen in CI),
+    # so "near" is more than half.
     for reading in (faulted, after):
-        assert reading["httpbin_rate_per_s"] > 250
-        assert reading["ratings_rate_per_s"] > 40
+        assert reading["httpbin_rate_per_s"] > 300 / 2
+        assert reading["ratings_rate_per_s"] > 50 / 2
     for reading in (baseline, faulted, after):
         assert reading["httpbin_rate_per_s"] > 0
         # Only the requests not aborted reach httpbin's connections: bytes flow in every phase.
