@@ -74,6 +74,7 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from chaosmesh_py import checks
@@ -484,18 +485,32 @@ def roll_back(run: Run, verify_timeout_s: float = 0.0) -> dict[str, Any]:
     return summary
 
 
-def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any]) -> list[str]:
-    """One line per chaosmesh activity whose arguments would fail, naming activity and field."""
-    from chaoslib import substitute
-
+def _surfaces() -> tuple[dict[str, ModuleType], set[ModuleType], set[ModuleType]]:
+    """Every chaosmesh Chaos Toolkit module by name; those whose ``check_arguments`` takes the
+    raw arguments (actions) and those that take them bound (probes with checks of their own)."""
     from chaosmesh_py.faults import actions, probes, rollbacks
     from chaosmesh_py.resilience import actions as resilience_actions
     from chaosmesh_py.resilience import probes as resilience_probes
     from chaosmesh_py.resilience import rollbacks as resilience_rollbacks
+    from chaosmesh_py.security import actions as security_actions
+    from chaosmesh_py.security import probes as security_probes
+    from chaosmesh_py.security import rollbacks as security_rollbacks
     from chaosmesh_py.traffic import actions as traffic_actions
     from chaosmesh_py.traffic import probes as traffic_probes
     from chaosmesh_py.traffic import rollbacks as traffic_rollbacks
 
+    checked_actions = {actions, traffic_actions, resilience_actions, security_actions}
+    checked_probes = {traffic_probes, resilience_probes, security_probes}
+    everything = {*checked_actions, *checked_probes}
+    everything |= {probes, rollbacks, traffic_rollbacks, resilience_rollbacks, security_rollbacks}
+    return {m.__name__: m for m in everything}, checked_actions, checked_probes
+
+
+def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any]) -> list[str]:
+    """One line per chaosmesh activity whose arguments would fail, naming activity and field."""
+    from chaoslib import substitute
+
+    modules, checked_actions, checked_probes = _surfaces()
     problems = []
     try:
         hits.prometheus_url(configuration)
@@ -514,20 +529,6 @@ def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any])
             _check_waivers(arguments)
         except ChaosMeshError as error:
             problems.append(f"control {control.get('name')!r}: {error}")
-    modules = {
-        m.__name__: m
-        for m in (
-            actions,
-            probes,
-            rollbacks,
-            traffic_actions,
-            traffic_probes,
-            traffic_rollbacks,
-            resilience_actions,
-            resilience_probes,
-            resilience_rollbacks,
-        )
-    }
     for activity in _activities(experiment):
         provider = activity.get("provider") or {}
         module = modules.get(str(provider.get("module", "")))
@@ -540,12 +541,12 @@ def argument_problems(experiment: dict[str, Any], configuration: dict[str, Any])
         name = activity.get("name", func)
         try:
             bound = inspect.signature(function).bind(**arguments)
-            if module in (actions, traffic_actions, resilience_actions):
+            if module in checked_actions:
                 module.check_arguments(func, arguments, configuration)
             else:
                 bound.apply_defaults()
                 _check_target(bound.arguments, configuration)
-                if module in (traffic_probes, resilience_probes):
+                if module in checked_probes:
                     module.check_arguments(func, bound.arguments, configuration)
         except ChaosMeshError as error:
             problems.append(f"{name}: {error}")

@@ -97,16 +97,24 @@ ROUTING_ROLLBACKS_MODULE = "chaosmesh_py.traffic.rollbacks"
 # detection, upstream faults) are owned, verified (their "effect") and rolled back the same way.
 RESILIENCE_MODULE = "chaosmesh_py.resilience.actions"
 RESILIENCE_ROLLBACKS_MODULE = "chaosmesh_py.resilience.rollbacks"
+# Security changes (an mTLS mode, a DENY policy, a required JWT, a certificate) likewise.
+SECURITY_MODULE = "chaosmesh_py.security.actions"
+SECURITY_ROLLBACKS_MODULE = "chaosmesh_py.security.rollbacks"
 # Each kind of edit and the module whose activities remove it: without the control, an edit
 # counts as removed only by its own kind's removal (remove_faults leaves a policy edit in place).
 REMOVED_BY = {
     ACTIONS_MODULE: ROLLBACKS_MODULE,
     ROUTING_MODULE: ROUTING_ROLLBACKS_MODULE,
     RESILIENCE_MODULE: RESILIENCE_ROLLBACKS_MODULE,
+    SECURITY_MODULE: SECURITY_ROLLBACKS_MODULE,
 }
 EDIT_MODULES = tuple(REMOVED_BY)
 REMOVAL_MODULES = tuple(REMOVED_BY.values())
-_EDIT_NAMES = {ACTIONS_MODULE: "fault", ROUTING_MODULE: "routing edit"}
+_EDIT_NAMES = {
+    ACTIONS_MODULE: "fault",
+    ROUTING_MODULE: "routing edit",
+    SECURITY_MODULE: "security change",
+}
 CONTROL_KEY = "chaosmesh"
 
 # What Chaos Toolkit 1.19 means by each status other than completed (chaoslib/run.py).
