@@ -58,6 +58,7 @@ bench: install
 	$(BIN)/python bench/halt_rollback.py
 	$(BIN)/python bench/first_call.py
 	$(BIN)/python bench/gameday_overhead.py
+	$(BIN)/python bench/security_matrix.py
 	$(BIN)/python bench/kubectl_apply.py
 	$(BIN)/python bench/policy_report.py
 	$(BIN)/python bench/local_prometheus.py
