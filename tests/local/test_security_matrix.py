@@ -54,6 +54,75 @@ def peer_authentication(mode, name="default"):
     }
 
 
+def authorization_policy(name, selector=None, rules=None, action=None):
+    spec = {}
+    if selector is not None:
+        spec["selector"] = {"matchLabels": selector}
+    if action is not None:
+        spec["action"] = action
+    if rules is not None:
+        spec["rules"] = rules
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def principal(service_account):
+    return f"cluster.local/ns/{NAMESPACE}/sa/{service_account}"
+
+
+def get_from(*principals):
+    """An ALLOW rule: GET, from these principals (any source when none)."""
+    rule = {"to": [{"operation": {"methods": ["GET"]}}]}
+    if principals:
+        rule["from"] = [{"source": {"principals": list(principals)}}]
+    return [rule]
+
+
+# istio.io's authz-http task, in the bookinfo namespace: allow-nothing, then each service opened
+# to exactly its callers (https://istio.io/latest/docs/tasks/security/authorization/authz-http/).
+AUTHZ_HTTP_TASK = (
+    authorization_policy("allow-nothing"),
+    authorization_policy("productpage-viewer", {"app": "productpage"}, get_from(), "ALLOW"),
+    authorization_policy(
+        "details-viewer", {"app": "details"}, get_from(principal("bookinfo-productpage")), "ALLOW"
+    ),
+    authorization_policy(
+        "reviews-viewer", {"app": "reviews"}, get_from(principal("bookinfo-productpage")), "ALLOW"
+    ),
+    authorization_policy(
+        "ratings-viewer", {"app": "ratings"}, get_from(principal("bookinfo-reviews")), "ALLOW"
+    ),
+)
+TASK_EXPECTATION = [
+    {"destination": "productpage", "method": "GET", "outcome": "allowed"},
+    {
+        "source": "productpage-v1",
+        "destination": ["details", "reviews"],
+        "method": "GET",
+        "outcome": "allowed",
+    },
+    {
+        "source": ["reviews-v1", "reviews-v2"],
+        "destination": "ratings",
+        "method": "GET",
+        "outcome": "allowed",
+    },
+]
+TASK_SOURCES = [
+    "productpage-v1",
+    "reviews-v1",
+    "reviews-v2",
+    "ratings-v1",
+    "details-v1",
+    "sleep",
+    "outside",
+]
+
+
 def per_destination(destination, **arguments):
     """The matrix to one destination, with the path its app serves."""
     return policy_matrix(
@@ -132,3 +201,136 @@ def test_one_pod_among_several_is_no_destination_for_a_sidecar(mesh):
         expect={"default": "200"},
     )
     assert result["matched"] == 1
+
+
+def test_strict_and_the_authz_http_task_policies(mesh):
+    """STRICT for bookinfo (authn-policy task) and the authz-http task's policies: productpage
+    answers GET from anyone, details and reviews GET from productpage's identity, ratings GET
+    from reviews' identity; every other request 403 "RBAC: access denied"; the client without a
+    sidecar is reset before any policy is read
+    (https://istio.io/latest/docs/tasks/security/authorization/authz-http/,
+    https://istio.io/latest/docs/tasks/security/authentication/authn-policy/)."""
+    strict = peer_authentication("STRICT")
+    apply(mesh, strict, *AUTHZ_HTTP_TASK)
+    try:
+        result = policy_matrix(
+            sources=TASK_SOURCES,
+            destinations=DESTINATIONS,
+            requests=[{"method": "GET", "path": "/"}, {"method": "POST", "path": "/"}],
+            expect={
+                "default": "403",
+                "rules": [*TASK_EXPECTATION, {"source": "outside", "outcome": "reset"}],
+            },
+        )
+    finally:
+        remove(mesh, strict, *AUTHZ_HTTP_TASK)
+    assert result["cells"] == result["matched"] == 7 * 4 * 2
+    denied = [row for row in result["observed"] if row["got"] == "403"]
+    # Allowed: GET productpage from the 6 in-mesh sources, details and reviews from
+    # productpage, ratings from reviews v1 and v2; the outside's 8 cells reset.
+    assert len(denied) == 7 * 4 * 2 - 6 - 2 - 2 - 8
+    assert {row["reason"] for row in denied} == {"RBAC: access denied"}
+
+
+def test_permissive_lets_plain_text_past_a_get_from_anyone_only(mesh):
+    """The same policies under PERMISSIVE (Istio's default): the outside client's plain text
+    reaches productpage, whose rule names no principal, and is denied wherever a rule requires
+    one: principals never match plain text (ISTIO-SECURITY-2021-004's reading: a policy written
+    for identities says nothing of a caller without one)."""
+    apply(mesh, *AUTHZ_HTTP_TASK)
+    try:
+        result = policy_matrix(
+            sources=TASK_SOURCES,
+            destinations=DESTINATIONS,
+            requests=[{"method": "GET", "path": "/"}],
+            expect={"default": "403", "rules": TASK_EXPECTATION},
+        )
+    finally:
+        remove(mesh, *AUTHZ_HTTP_TASK)
+    assert result["cells"] == result["matched"] == 7 * 4
+    outside = {
+        row["destination"]: row["got"] for row in result["observed"] if row["source"] == "outside"
+    }
+    assert outside == {
+        "productpage": "allowed",
+        "details": "403",
+        "reviews": "403",
+        "ratings": "403",
+    }
+
+
+def request_authentication(issuer):
+    """The jwt task's RequestAuthentication, on productpage, with the local issuer and an
+    audience (https://istio.io/latest/docs/tasks/security/authorization/authz-jwt/)."""
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "RequestAuthentication",
+        "metadata": {"name": "jwt-example"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "productpage"}},
+            "jwtRules": [
+                {
+                    "issuer": issuer["issuer"],
+                    "jwksUri": issuer["jwks_uri"],
+                    "audiences": ["bookinfo"],
+                }
+            ],
+        },
+    }
+
+
+JWT_STATES = ["valid", "expired", "wrong-issuer", "wrong-audience", "bad-signature", "none"]
+JWT_EXPECTATION = [
+    {"token": ["expired", "wrong-issuer", "bad-signature"], "outcome": "401"},
+    {"token": "wrong-audience", "outcome": "403"},
+]
+
+
+def jwt_matrix(expect_none):
+    return policy_matrix(
+        sources=["sleep", "outside"],
+        destinations=["productpage"],
+        requests=[{"method": "GET", "path": "/productpage"}],
+        tokens=JWT_STATES,
+        audiences=["bookinfo"],
+        expect={
+            "default": "allowed",
+            "rules": [*JWT_EXPECTATION, {"token": "none", "outcome": expect_none}],
+        },
+    )
+
+
+def test_request_authentication_on_productpage_with_and_without_a_required_principal(mesh):
+    """istio.io's jwt task (https://istio.io/latest/docs/tasks/security/authorization/authz-jwt/
+    and https://istio.io/latest/docs/tasks/security/authentication/authn-policy/#end-user-authentication):
+    a valid token passes, an invalid one is refused 401 (expired: "Jwt is expired"; another
+    issuer; a bad signature: "Jwt verification fails"), a wrong audience 403; a request with
+    no token passes until an AuthorizationPolicy requires a request principal, then 403. The
+    tokens are minted with the local issuer's key, fetched by the local istiod from its
+    jwksUri."""
+    issuer = mesh.info()["jwt_issuer"]
+    authentication = request_authentication(issuer)
+    apply(mesh, authentication)
+    require = authorization_policy(
+        "require-jwt",
+        {"app": "productpage"},
+        [{"from": [{"source": {"requestPrincipals": [f"{issuer['issuer']}/chaosmesh-matrix"]}}]}],
+        "ALLOW",
+    )
+    try:
+        alone = jwt_matrix(expect_none="allowed")
+        apply(mesh, require)
+        required = jwt_matrix(expect_none="403")
+    finally:
+        remove(mesh, authentication)
+        if mesh.api.get("security.istio.io/v1", "AuthorizationPolicy", NAMESPACE, "require-jwt"):
+            remove(mesh, require)
+    for result in (alone, required):
+        assert result["cells"] == result["matched"] == 2 * 6
+    reasons = {
+        row["token"]: row["reason"] for row in required["observed"] if row["source"] == "sleep"
+    }
+    assert reasons["expired"] == "Jwt is expired"
+    assert reasons["bad-signature"] == "Jwt verification fails"
+    assert reasons["wrong-audience"] == "Audiences in Jwt are not allowed"
+    assert reasons["none"] == "RBAC: access denied"
