@@ -196,6 +196,13 @@ def experiment_environment(status: dict[str, Any], kubeconfig_path: Path) -> dic
         "BOOKINFO_NAMESPACE": status["namespace"],
         # What the experiments' ${PROMETHEUS_URL} names on a cluster: this mesh's Prometheus.
         **({"PROMETHEUS_URL": url} if (url := prometheus_url(status)) else {}),
+        # The mesh's JWT issuer, as the JWT experiments' RequestAuthentication names it (its key
+        # stays in its file: the policy matrix reads it there, never from the environment).
+        **{
+            name: str(issuer[key])
+            for name, key in (("JWT_ISSUER", "issuer"), ("JWKS_URI", "jwks_uri"))
+            if isinstance(issuer := status.get("jwt_issuer"), dict) and issuer.get(key)
+        },
     }
 
 
