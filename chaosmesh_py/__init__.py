@@ -46,4 +46,12 @@ def discover(discover_system: bool = True) -> Any:
     # activity yet is left out rather than shown its helpers.
     if importlib.import_module("chaosmesh_py.resilience.probes").__all__:
         discovery["activities"].extend(discover_probes("chaosmesh_py.resilience.probes"))
+    for surface, discover_surface in (
+        ("actions", discover_actions),
+        ("rollbacks", discover_actions),
+        ("probes", discover_probes),
+    ):
+        module = f"chaosmesh_py.security.{surface}"
+        if importlib.import_module(module).__all__:
+            discovery["activities"].extend(discover_surface(module))
     return discovery

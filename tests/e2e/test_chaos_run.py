@@ -299,6 +299,7 @@ def test_chaos_discover_describes_every_activity(api, tmp_path):
         "measure_retries",
         "measure_overflow",
         "measure_ejection",
+        "policy_matrix",
     }
     for activity in activities.values():
         assert activity["doc"]
@@ -314,6 +315,12 @@ def test_chaos_discover_describes_every_activity(api, tmp_path):
     assert (measured["requests"], measured["expect"]) == ("integer", "mapping")
     pool = {a["name"]: a["type"] for a in activities["set_connection_pool"]["arguments"]}
     assert pool["connection_pool"] == "mapping"
+    matrix = {a["name"]: a["type"] for a in activities["policy_matrix"]["arguments"]}
+    assert (matrix["sources"], matrix["expect"], matrix["concurrency"]) == (
+        "list",
+        "mapping",
+        "integer",
+    )
 
 
 def test_chaos_info_lists_the_extension(api, tmp_path):
