@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from chaosmesh_py.engine.envoy_admin import EnvoyAdmin
 from chaosmesh_py.errors import ChaosMeshError, InvalidInput
 from chaosmesh_py.kube import Kube
 from chaosmesh_py.security import tokens
@@ -87,9 +88,27 @@ def run(matrix: Matrix, secrets: Mapping[str, Any] | None) -> dict[str, Any]:
             headers[matrix.token_header] = bearer[cell.token]
         return cell, send(target, cell.request.method, cell.request.path, headers, matrix.timeout_s)
 
+    handshakes_before = _tls_handshakes(mesh)
     with ThreadPoolExecutor(max_workers=matrix.concurrency) as pool:
         answers = list(pool.map(one, cells))
-    return compared(matrix, answers, time.monotonic() - started)
+    result = compared(matrix, answers, time.monotonic() - started)
+    handshakes_after = _tls_handshakes(mesh)
+    result["tls_handshakes"] = (
+        handshakes_after - handshakes_before
+        if handshakes_before is not None and handshakes_after is not None
+        else None
+    )
+    return result
+
+
+def _tls_handshakes(mesh: Mapping[str, Any]) -> int | None:
+    """Every TLS handshake the local mesh's Envoy completed so far, client and server sides
+    (``cluster.*.ssl.handshake``, ``listener.*.ssl.handshake``); None when unreadable."""
+    try:
+        with EnvoyAdmin(mesh["envoy_admin_socket"]) as admin:
+            return sum(admin.counters(r"\.ssl\.handshake$").values())
+    except (ChaosMeshError, OSError, KeyError, ValueError):
+        return None
 
 
 def resolve(mesh: Mapping[str, Any], matrix: Matrix) -> dict[tuple[str, str], Target]:
@@ -125,6 +144,13 @@ def _target(mesh: Mapping[str, Any], source: str, destination: str) -> Target:
     if destination in services:
         service = services[destination]
         if source == OUTSIDE:
+            if not service.get("no_sidecar_url"):
+                raise InvalidInput(
+                    "destinations",
+                    f"the local mesh serves no ClusterIP for {destination!r} (a Service created "
+                    "through the API): a client without a sidecar cannot reach it as a service",
+                    f"name one of its workloads as the destination for {OUTSIDE!r}",
+                )
             return Target(service["no_sidecar_url"], service["host"], via_sidecar=False)
         return Target(workloads[source]["sidecar_url"], service["host"], via_sidecar=True)
     labels = workloads[destination]["labels"]

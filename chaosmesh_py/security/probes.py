@@ -67,7 +67,9 @@ def policy_matrix(
     rules winning; OUTCOME is "allowed", "401", "403", "reset" or an HTTP status.
     Returns cells, matched, differs (each differing cell: source, destination, method, path,
     token, expected, got, status, reason: Envoy's 401/403 body or what the socket saw),
-    observed (every cell), seconds and cells_per_s. A difference fails the probe unless
+    observed (every cell), seconds, cells_per_s and tls_handshakes (completed by the local
+    mesh's Envoy meanwhile, both sides of each; connections between sidecars are reused, so
+    fewer than the cells; null when unreadable). A difference fails the probe unless
     `fail_on_difference` is false; a matrix whose requests could not be sent always fails.
     Tokens are never returned nor logged: cells name the state.
     """
