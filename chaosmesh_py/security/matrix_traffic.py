@@ -13,7 +13,10 @@ Each request goes on a new connection (``Connection: close``): a cell never ride
 an earlier cell opened, nor one a listener change is draining. A transport error that is not
 what the cell measures is retried twice: the source's own sidecar refusing or dropping the
 connection, and a pod address refusing it (nothing listening: STRICT resets, it does not
-refuse). A reset from outside is the measured outcome and is never retried.
+refuse). A reset from outside is the measured outcome and is never retried. A sidecar's answer
+that an established connection was closed (Envoy's 503 "reset reason: connection termination",
+what a pooled connection drained by a listener change gets) is tried twice more, and stands if
+it persists.
 
 On a cluster the sources are pods, and sending from one needs the Kubernetes exec API: not done
 yet, so the probe refuses there (docs/security.md, "The policy matrix").
@@ -46,6 +49,9 @@ from chaosmesh_py.security.matrix import (
 )
 
 RETRIES = 2
+# The local mesh's Envoy drains a changed listener for 1 s (localmesh/envoy.py): ample.
+DRAIN_WAIT_S = 5.0
+DRAIN_POLL_S = 0.05
 RETRY_PAUSE_S = 0.2
 _BODY_BYTES = 4096
 _REASON_CHARS = 240
@@ -79,7 +85,6 @@ def run(matrix: Matrix, secrets: Mapping[str, Any] | None) -> dict[str, Any]:
     targets = resolve(mesh, matrix)
     bearer = _tokens(matrix, mesh, secrets)
     cells = matrix.cells()
-    started = time.monotonic()
 
     def one(cell: Cell) -> tuple[Cell, Answer]:
         target = targets[cell.source, cell.destination]
@@ -88,7 +93,9 @@ def run(matrix: Matrix, secrets: Mapping[str, Any] | None) -> dict[str, Any]:
             headers[matrix.token_header] = bearer[cell.token]
         return cell, send(target, cell.request.method, cell.request.path, headers, matrix.timeout_s)
 
+    drained_s = _await_drained(mesh)
     handshakes_before = _tls_handshakes(mesh)
+    started = time.monotonic()
     with ThreadPoolExecutor(max_workers=matrix.concurrency) as pool:
         answers = list(pool.map(one, cells))
     result = compared(matrix, answers, time.monotonic() - started)
@@ -98,7 +105,32 @@ def run(matrix: Matrix, secrets: Mapping[str, Any] | None) -> dict[str, Any]:
         if handshakes_before is not None and handshakes_after is not None
         else None
     )
+    result["waited_for_drain_s"] = drained_s
     return result
+
+
+def _await_drained(mesh: Mapping[str, Any]) -> float | None:
+    """Seconds waited until no listener of the local mesh's Envoy drains (at most
+    ``DRAIN_WAIT_S``); None when Envoy's admin cannot tell.
+
+    A connection opened before a policy change keeps the listener configuration it was accepted
+    with until that listener has drained: a sidecar's pooled connection would answer a cell with
+    the policy being replaced. Istio's sidecars behave alike (for their drain duration, 45 s by
+    default); the matrix measures the policy in force, so it waits them out.
+    """
+    started = time.monotonic()
+    try:
+        with EnvoyAdmin(mesh["envoy_admin_socket"]) as admin:
+            while time.monotonic() - started < DRAIN_WAIT_S:
+                draining = admin.counters(
+                    r"^listener_manager\.total_(listeners|filter_chains)_draining$"
+                )
+                if not any(draining.values()):
+                    break
+                time.sleep(DRAIN_POLL_S)
+    except (ChaosMeshError, OSError, KeyError, ValueError):
+        return None
+    return round(time.monotonic() - started, 3)
 
 
 def _tls_handshakes(mesh: Mapping[str, Any]) -> int | None:
@@ -192,14 +224,30 @@ def send(
     """One cell's request, on a new connection, classified; transport errors that are not the
     outcome retried ``RETRIES`` times."""
     reason = ""
+    answer = None
     for attempt in range(RETRIES + 1):
         if attempt:
             time.sleep(RETRY_PAUSE_S * attempt)
         try:
-            return _once(target, method, path, headers, timeout_s)
+            answer = _once(target, method, path, headers, timeout_s)
         except _Retry as retry:
             reason = retry.reason
+            continue
+        if not (target.via_sidecar and _drained(answer)):
+            return answer
+    if answer is not None:
+        return answer  # a reset that persisted: the outcome after all
     return Answer(NOT_SENT, None, f"{reason} ({RETRIES + 1} attempts)")
+
+
+def _drained(answer: Answer) -> bool:
+    """The source's sidecar reused a connection to the destination that the destination closed
+    (a listener change drains open connections; Istio's default retry policy does not retry a
+    request already sent): the same answer as a reset of an established connection, so tried
+    again; a reset that persists stands."""
+    return answer.outcome == RESET and answer.reason.endswith(
+        "reset reason: connection termination"
+    )
 
 
 def _once(

@@ -69,7 +69,9 @@ def policy_matrix(
     token, expected, got, status, reason: Envoy's 401/403 body or what the socket saw),
     observed (every cell), seconds, cells_per_s and tls_handshakes (completed by the local
     mesh's Envoy meanwhile, both sides of each; connections between sidecars are reused, so
-    fewer than the cells; null when unreadable). A difference fails the probe unless
+    fewer than the cells; null when unreadable) and waited_for_drain_s (before the first request,
+    until no connection opened under a replaced listener configuration could answer a cell). A
+    difference fails the probe unless
     `fail_on_difference` is false; a matrix whose requests could not be sent always fails.
     Tokens are never returned nor logged: cells name the state.
     """
