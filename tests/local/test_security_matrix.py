@@ -225,6 +225,8 @@ def test_strict_and_the_authz_http_task_policies(mesh):
     finally:
         remove(mesh, strict, *AUTHZ_HTTP_TASK)
     assert result["cells"] == result["matched"] == 7 * 4 * 2
+    # The in-mesh cells went over mutual TLS: new connections after the change, handshaken.
+    assert result["tls_handshakes"] > 0
     denied = [row for row in result["observed"] if row["got"] == "403"]
     # Allowed: GET productpage from the 6 in-mesh sources, details and reviews from
     # productpage, ratings from reviews v1 and v2; the outside's 8 cells reset.
