@@ -300,6 +300,13 @@ def test_chaos_discover_describes_every_activity(api, tmp_path):
         "measure_overflow",
         "measure_ejection",
         "policy_matrix",
+        "set_mtls_mode",
+        "deny_requests",
+        "require_jwt",
+        "make_jwks_unreachable",
+        "expire_certificate",
+        "rotate_certificate",
+        "remove_security_changes",
     }
     for activity in activities.values():
         assert activity["doc"]

@@ -1,6 +1,7 @@
 """The policy matrix in `chaos run` on the local mesh, as users run it: its tokens and its signing
 key (a Chaos Toolkit secret from the environment) appear nowhere the project writes, and the
-journal holds every cell's state and outcome."""
+journal holds every cell's state and outcome; the JWT-on-productpage experiment passes
+`chaosmesh gate` having proven the missing-token trap and its fix."""
 
 import json
 import subprocess
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.e2e.localmesh import running_mesh
+from tests.e2e.test_resilience_experiments import gate
 
 pytestmark = pytest.mark.slow
 
@@ -120,3 +122,41 @@ def test_the_matrix_in_a_run_keeps_its_tokens_and_key_out_of_journal_log_and_out
         # A JWT's header always starts with eyJ ('{"' in base64url).
         assert "eyJ" not in text
         assert not any(line in text for line in key_lines)
+
+
+def test_the_jwt_experiment_proves_the_missing_token_trap_and_passes_the_gate(tmp_path):
+    with running_mesh(tmp_path / "mesh") as (environment, status):
+        assert environment["JWKS_URI"] == status["jwt_issuer"]["jwks_uri"]
+        done, verdict, journal = gate(environment, tmp_path, "bookinfo-productpage-jwt.json")
+        left = subprocess.run(
+            [
+                "kubectl",
+                "--context",
+                environment["KUBERNETES_CONTEXT"],
+                "get",
+                "-n",
+                "bookinfo",
+                "requestauthentications,authorizationpolicies",
+                "-o",
+                "name",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+            env=environment,
+        ).stdout
+    assert done.returncode == 0 and verdict["outcome"] == "pass", verdict["reasons"]
+    assert journal["chaosmesh"]["rollback_complete"] is True
+    assert left.strip() == ""  # both objects the run created are gone
+    outputs = {entry["activity"]["name"]: entry["output"] for entry in journal["run"]}
+    for name, none_outcome, reason in (
+        ("a-missing-token-passes", "allowed", ""),
+        ("a-missing-token-is-refused", "403", "RBAC: access denied"),
+    ):
+        matrix = outputs[name]
+        assert matrix["cells"] == matrix["matched"] == 12, matrix["differs"]
+        missing = [row for row in matrix["observed"] if row["token"] == "none"]
+        assert {(row["got"], row["reason"]) for row in missing} == {(none_outcome, reason)}
+    journal_text = (tmp_path / "bookinfo-productpage-jwt.journal.json").read_text()
+    assert "eyJ" not in journal_text  # no token, anywhere
