@@ -333,6 +333,7 @@ def test_request_authentication_on_productpage_with_and_without_a_required_princ
         row["token"]: row["reason"] for row in required["observed"] if row["source"] == "sleep"
     }
     assert reasons["expired"] == "Jwt is expired"
+    assert reasons["wrong-issuer"] == "Jwt issuer is not configured"
     assert reasons["bad-signature"] == "Jwt verification fails"
     assert reasons["wrong-audience"] == "Audiences in Jwt are not allowed"
     assert reasons["none"] == "RBAC: access denied"
