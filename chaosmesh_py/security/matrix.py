@@ -22,6 +22,7 @@ status exactly.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -238,6 +239,7 @@ def compared(
         "cells": len(answers),
         "matched": len(answers) - len(differs),
         "differs": differs,
+        "outcomes": dict(sorted(Counter(answer.outcome for _, answer in answers).items())),
         "observed": observed,
         "seconds": round(seconds, 3),
         "cells_per_s": round(len(answers) / seconds, 1) if seconds > 0 else None,

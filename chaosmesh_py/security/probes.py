@@ -67,12 +67,12 @@ def policy_matrix(
     rules winning; OUTCOME is "allowed", "401", "403", "reset" or an HTTP status.
     Returns cells, matched, differs (each differing cell: source, destination, method, path,
     token, expected, got, status, reason: Envoy's 401/403 body or what the socket saw),
-    observed (every cell), seconds, cells_per_s and tls_handshakes (completed by the local
-    mesh's Envoy meanwhile, both sides of each; connections between sidecars are reused, so
-    fewer than the cells; null when unreadable) and waited_for_drain_s (before the first request,
-    until no connection opened under a replaced listener configuration could answer a cell). A
-    difference fails the probe unless
-    `fail_on_difference` is false; a matrix whose requests could not be sent always fails.
+    outcomes (cells per outcome got), observed (every cell), seconds, cells_per_s,
+    tls_handshakes (completed by the local mesh's Envoy meanwhile, both sides of each; pooled
+    connections make them fewer than the cells; null when unreadable) and waited_for_drain_s
+    (before the first request, until no connection accepted under a replaced configuration
+    could answer a cell). A difference fails the probe unless `fail_on_difference` is false; a
+    matrix whose requests could not be sent always fails.
     Tokens are never returned nor logged: cells name the state.
     """
     with boundary():

@@ -102,6 +102,7 @@ def test_differences_fail_unless_asked_not_to():
     answers = [(cell, Answer("allowed", 200, "")) for cell in parsed.cells()]
     result = matrix.compared(parsed, answers, 2.0)
     assert (result["cells"], result["cells_per_s"]) == (18, 9.0)
+    assert result["outcomes"] == {"allowed": 18}
     assert result["matched"] == 18 - len(result["differs"]) == 6
     with pytest.raises(MatrixDiffers, match=r"^12 of 18 cells differ .*; and 2 more$"):
         matrix.judged(parsed, result)
