@@ -43,6 +43,11 @@ MAX_CONCURRENCY = 32
 MAX_TIMEOUT_S = 60.0
 RULE_KEYS = ("source", "destination", "method", "path", "token")
 _METHOD = re.compile(r"[A-Z]{3,10}")
+_PATH = re.compile(r"/[!-~]*")
+# RFC 9110's token, and a field value of visible ASCII, blanks and tabs (what http.client
+# sends as is).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"[\t -~]*")
 
 
 class MatrixDiffers(ChaosMeshError):
@@ -306,9 +311,11 @@ def _requests(value: object) -> tuple[Request, ...]:
                 f"{field}.method", f"must be an HTTP method in capitals, got {method!r}"
             )
         path = item.get("path", "/")
-        if not isinstance(path, str) or not path.startswith("/") or any(c.isspace() for c in path):
+        if not isinstance(path, str) or not _PATH.fullmatch(path):
             raise InvalidInput(
-                f"{field}.path", f"must be a path starting with /, without blanks, got {path!r}"
+                f"{field}.path",
+                f"must be a path starting with /, printable ASCII without blanks, got {path!r}",
+                "percent-encode anything else (%20 for a blank)",
             )
         headers = item.get("headers") or {}
         if not isinstance(headers, dict) or not all(
@@ -317,6 +324,13 @@ def _requests(value: object) -> tuple[Request, ...]:
             raise InvalidInput(
                 f"{field}.headers", f"must map header names to strings, got {headers!r}"
             )
+        for name, header_value in headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise InvalidInput(f"{field}.headers", f"{name!r} is not a header name")
+            if not _HEADER_VALUE.fullmatch(header_value):
+                raise InvalidInput(
+                    f"{field}.headers.{name}", "must be printable ASCII text without line breaks"
+                )
         requests.append(Request(method, path, tuple(sorted(headers.items()))))
     return tuple(requests)
 
@@ -436,7 +450,7 @@ def _signing(arguments: Mapping[str, Any], tokens: Sequence[str]) -> Signing:
 
 def _header_name(value: object) -> str:
     name = checks.text("token_header", value)
-    if not re.fullmatch(r"[A-Za-z0-9-]+", name):
+    if not _HEADER_NAME.fullmatch(name):
         raise InvalidInput("token_header", f"{name!r} is not a header name")
     return name
 

@@ -109,6 +109,21 @@ CASES = [
         id="header-number",
     ),
     pytest.param(
+        with_(requests=[{"path": "/caf\u00e9"}]),
+        "requests[0].path: must be a path starting with /, printable ASCII without blanks",
+        id="path-not-ascii",
+    ),
+    pytest.param(
+        with_(requests=[{"path": "/", "headers": {"x user": "a"}}]),
+        "requests[0].headers: 'x user' is not a header name",
+        id="header-name-blank",
+    ),
+    pytest.param(
+        with_(requests=[{"path": "/", "headers": {"x-user": "a\r\nx-admin: 1"}}]),
+        "requests[0].headers.x-user: must be printable ASCII text without line breaks",
+        id="header-value-crlf",
+    ),
+    pytest.param(
         with_(requests=[{"path": "/", "body": "x"}]),
         "requests[0].body: is not a request field",
         id="request-unknown-key",
