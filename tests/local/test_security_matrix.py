@@ -337,3 +337,39 @@ def test_request_authentication_on_productpage_with_and_without_a_required_princ
     assert reasons["bad-signature"] == "Jwt verification fails"
     assert reasons["wrong-audience"] == "Audiences in Jwt are not allowed"
     assert reasons["none"] == "RBAC: access denied"
+
+
+def test_an_expired_certificate_on_ratings_resets_its_callers_with_envoys_reason(mesh):
+    """The matrix tells a refused handshake from a policy: ratings' certificate expired (the
+    local mesh's certificate ConfigMap), its in-mesh callers get Envoy's upstream reset (a 503
+    whose body says the connection failed), not a 403; a fresh certificate, and they are
+    answered again."""
+    expired = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "ratings-certificate",
+            "labels": {"security.chaosmesh.io/certificate": "true"},
+        },
+        "data": {"selector": '{"app": "ratings"}', "state": "expired"},
+    }
+    arguments = {
+        "sources": ["reviews-v1", "productpage-v1"],
+        "destinations": ["ratings"],
+        "requests": [{"method": "GET", "path": "/ratings/0"}],
+    }
+    apply(mesh, expired)
+    try:
+        refused = policy_matrix(**arguments, expect={"default": "reset"})
+    finally:
+        remove(mesh, expired)
+    assert refused["matched"] == refused["cells"] == 2
+    reasons = {row["reason"] for row in refused["observed"]}
+    assert all(
+        r.startswith("upstream connect error or disconnect/reset before headers") for r in reasons
+    )
+    # Istio's default retry policy retried the connect failure; Envoy names the last one.
+    assert all(r.endswith("reset reason: remote connection failure") for r in reasons), reasons
+    assert {row["status"] for row in refused["observed"]} == {503}
+    again = policy_matrix(**arguments, expect={"default": "200"})
+    assert again["matched"] == 2
