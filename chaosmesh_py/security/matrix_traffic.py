@@ -9,8 +9,10 @@ Where a cell's request goes (``chaosmesh local status --json`` publishes every a
   address (``pod_url``), a service at its ClusterIP as kube-proxy serves it
   (``no_sidecar_url``: one of its pods per connection).
 
-Each request goes on a new connection (``Connection: close``): a cell never rides a connection
-an earlier cell opened, nor one a listener change is draining. A transport error that is not
+Each request goes on a new connection to the sidecar or the pod (``Connection: close``); the
+source's sidecar pools its own connections to the destination, as in a pod, so before the first
+request the probe waits until Envoy drains no listener (a pooled connection answers with the
+configuration it was accepted with). A transport error that is not
 what the cell measures is retried twice: the source's own sidecar refusing or dropping the
 connection, and a pod address refusing it (nothing listening: STRICT resets, it does not
 refuse). A reset from outside is the measured outcome and is never retried. A sidecar's answer
