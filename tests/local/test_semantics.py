@@ -63,10 +63,13 @@ def test_delay_200ms_at_50_percent_holds_only_the_delayed(mesh, configuration):
     delays = "http.outbound_sleep.fault.delays_injected"
     before = mesh.envoy.stats().get(delays, 0)
     results = burst(url, 1000, concurrency=50, headers=headers)
-    delayed = [r.latency_s for r in results if r.latency_s >= 0.15]
-    others = [r.latency_s for r in results if r.latency_s < 0.15]
-    assert mesh.envoy.stats()[delays] - before == len(delayed)
-    assert 0.45 <= len(delayed) / len(results) <= 0.55, len(delayed)
+    injected = mesh.envoy.stats()[delays] - before
+    # Every delayed request takes the 200 ms at least; on a busy 2-core machine a few of the
+    # others may be that slow too (5 of 1,000 were in CI), so they may add at most 2 %.
+    delayed = [r.latency_s for r in results if r.latency_s >= 0.200]
+    others = [r.latency_s for r in results if r.latency_s < 0.150]
+    assert injected <= len(delayed) <= injected + 0.02 * len(results), (injected, len(delayed))
+    assert 0.45 <= injected / len(results) <= 0.55, injected
     assert 0.200 <= statistics.median(delayed) <= 0.215, statistics.median(delayed)
     assert statistics.median(others) < 0.05, statistics.median(others)
     rollback(configuration)
