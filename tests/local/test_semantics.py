@@ -64,11 +64,12 @@ def test_delay_200ms_at_50_percent_holds_only_the_delayed(mesh, configuration):
     before = mesh.envoy.stats().get(delays, 0)
     results = burst(url, 1000, concurrency=50, headers=headers)
     injected = mesh.envoy.stats()[delays] - before
-    # Every delayed request takes the 200 ms at least; on a busy 2-core machine a few of the
-    # others may be that slow too (5 of 1,000 were in CI), so they may add at most 2 %.
+    # Envoy's count and the requests the client saw take 200 ms agree within 2 %: on a busy
+    # 2-core machine a few undelayed ones are that slow too (5 of 1,000 were in CI), and a few
+    # delays counted were not this burst's (9 of 1,000 under five test runs at once).
     delayed = [r.latency_s for r in results if r.latency_s >= 0.200]
     others = [r.latency_s for r in results if r.latency_s < 0.150]
-    assert injected <= len(delayed) <= injected + 0.02 * len(results), (injected, len(delayed))
+    assert abs(injected - len(delayed)) <= 0.02 * len(results), (injected, len(delayed))
     assert 0.45 <= injected / len(results) <= 0.55, injected
     assert 0.200 <= statistics.median(delayed) <= 0.215, statistics.median(delayed)
     assert statistics.median(others) < 0.05, statistics.median(others)
