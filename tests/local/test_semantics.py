@@ -64,10 +64,11 @@ def test_delay_200ms_at_50_percent_holds_only_the_delayed(mesh, configuration):
     before = mesh.envoy.stats().get(delays, 0)
     results = burst(url, 1000, concurrency=50, headers=headers)
     injected = mesh.envoy.stats()[delays] - before
-    # Envoy's count and the requests the client saw take 200 ms agree within 2 %: on a busy
-    # 2-core machine a few undelayed ones are that slow too (5 of 1,000 were in CI), and a few
-    # delays counted were not this burst's (9 of 1,000 under five test runs at once).
-    delayed = [r.latency_s for r in results if r.latency_s >= 0.200]
+    # Envoy's count and the requests the client saw held agree within 2 %. A busy 2-core
+    # machine blurs the line: a few undelayed requests take 150 ms too (5 of 1,000 in CI), and
+    # Envoy's timers start from its event loop's cached clock, so under load a delay can end
+    # well before 200 ms of real time (38 of 495 under 200 ms with five test runs at once).
+    delayed = [r.latency_s for r in results if r.latency_s >= 0.150]
     others = [r.latency_s for r in results if r.latency_s < 0.150]
     assert abs(injected - len(delayed)) <= 0.02 * len(results), (injected, len(delayed))
     assert 0.45 <= injected / len(results) <= 0.55, injected
