@@ -38,20 +38,27 @@ import yaml
 
 from chaosmesh_py.engine import cleanup
 from chaosmesh_py.istio import status
+from chaosmesh_py.istio.identity import principal
 from chaosmesh_py.kube import Kube
 from chaosmesh_py.kube.client import LOCAL_MESH_CONFIG_MAP, LOCAL_MESH_KEY
-from chaosmesh_py.localmesh import credentials, envoy_filter
+from chaosmesh_py.localmesh import authorization, credentials, envoy_filter
 from chaosmesh_py.localmesh.apiserver import ApiError, ApiServer, User, WatchEvent
 from chaosmesh_py.localmesh.apiserver.rbac import ADMIN_RULES
 from chaosmesh_py.localmesh.apps import MeshApps
 from chaosmesh_py.localmesh.bookinfo import SERVICE_PORT, bookinfo_topology
+from chaosmesh_py.localmesh.ca import LocalCA
 from chaosmesh_py.localmesh.envoy import ConfigRejected, Envoy
+from chaosmesh_py.localmesh.identities import MeshIdentities, is_certificate_state, wanted_states
 from chaosmesh_py.localmesh.inbound import (
     container_port,
     inbound_listener_name,
     inbound_stat_prefix,
 )
+from chaosmesh_py.localmesh.jwks import REFRESH_INTERVAL_S, JwksResolver
+from chaosmesh_py.localmesh.jwt_issuer import JwtIssuer
+from chaosmesh_py.localmesh.mtls import callers
 from chaosmesh_py.localmesh.prometheus import Prometheus, PrometheusFailed
+from chaosmesh_py.localmesh.request_authentication import jwks_uris
 from chaosmesh_py.localmesh.telemetry import Telemetry
 from chaosmesh_py.localmesh.topology import Service, Topology, Workload
 from chaosmesh_py.localmesh.translate import translate
@@ -67,12 +74,15 @@ WATCHED = {
     "DestinationRule": ISTIO_NETWORKING,
     "Gateway": ISTIO_NETWORKING,
     "PeerAuthentication": "security.istio.io/v1",
+    "AuthorizationPolicy": "security.istio.io/v1",
+    "RequestAuthentication": "security.istio.io/v1",
     "EnvoyFilter": "networking.istio.io/v1alpha3",
     "Service": "v1",
 }
 WATCHED_KINDS = tuple(WATCHED)
-# What else changes the translation: the pods running and the Endpoints listing them.
-WAKING_KINDS = (*WATCHED_KINDS, "Pod", "Endpoints")
+# What else changes the translation: the pods running and the Endpoints listing them, and the
+# ConfigMaps setting certificate states (``chaosmesh_py.localmesh.identities``).
+WAKING_KINDS = (*WATCHED_KINDS, "Pod", "Endpoints", "ConfigMap")
 # The user the mesh's token authenticates: the owner of the mesh may do everything.
 OWNER = "chaosmesh-local"
 
@@ -106,13 +116,23 @@ def mesh_topology(ports: Iterator[int], ingress_port: int) -> Topology:
         services=services,
         # Every workload that serves has a pod address (sleep serves nothing).
         workloads=tuple(
-            replace(workload, pod_port=next(ports)) if workload.port else workload
+            replace(
+                workload,
+                pod_port=next(ports) if workload.port else 0,
+                service_account=sample_service_account(workload.labels.get("app", "")),
+            )
             for workload in (*bookinfo.workloads, *extra)
         ),
         ingress=bookinfo.ingress,
         entry_ports={service.name: next(ports) for service in services},
         no_sidecar_ports={service.name: next(ports) for service in services},
     )
+
+
+def sample_service_account(app: str) -> str:
+    """The service account Istio's samples give an app: ``bookinfo-<app>`` for Bookinfo's,
+    the app's name for httpbin and sleep."""
+    return app if app in ("httpbin", "sleep") else f"bookinfo-{app}"
 
 
 def _two(ports: Iterator[int]) -> tuple[int, int]:
@@ -154,6 +174,12 @@ class LocalMesh:
         )
         self.topology = mesh_topology(ports, ingress_port or next(ports))
         self.envoy = Envoy(work_dir / "envoy")
+        # istiod's CA: its root key lives in this process only (chaosmesh_py.localmesh.ca).
+        self.ca = LocalCA()
+        self.identities = MeshIdentities(self.ca, self.envoy)
+        # The mesh's own JWT issuer, and the local istiod's JWKS fetching and cache.
+        self.jwt_issuer = JwtIssuer(work_dir / "jwt", next(ports))
+        self.jwks = JwksResolver()
         self.telemetry = Telemetry(self.topology, self.envoy, next(ports))
         self.prometheus = (
             Prometheus(prometheus, work_dir / "prometheus", [self.telemetry.url], next(ports))
@@ -184,9 +210,11 @@ class LocalMesh:
         # First: Prometheus's first scrape comes ~5 s after its start, meanwhile the rest starts.
         self._start_prometheus()
         self.api.start()
+        self.jwt_issuer.start()
         self._load()
         self.apps.open()
         self.controller.settle()  # every declared workload's pod runs before Envoy starts
+        self.identities.start()
         resources = self._resources()
         self.envoy.start(self._translate(resources))
         self._accepted = _by_identity(resources)
@@ -199,6 +227,10 @@ class LocalMesh:
         self.controller.start()
         self._reaper = threading.Thread(target=self._reaper_loop, name="reaper", daemon=True)
         self._reaper.start()
+        self._jwks_refresher = threading.Thread(
+            target=self._jwks_loop, name="jwks-refresh", daemon=True
+        )
+        self._jwks_refresher.start()
 
     def _start_prometheus(self) -> None:
         if self.prometheus is None:
@@ -298,7 +330,7 @@ class LocalMesh:
         for identity, resource in _by_identity(resources).items():
             if not self._runs(identity, resource):
                 continue
-            problems = envoy_filter.unsupported(resource) if identity[0] == "EnvoyFilter" else []
+            problems = _unsupported(identity[0], resource)
             if problems:
                 message = "the local mesh does not apply " + "; ".join(problems)
                 if status.not_supported(resource) != message:
@@ -348,10 +380,12 @@ class LocalMesh:
         if self._loop is not None:
             self._loop.join(timeout=5)
             self._reaper.join(timeout=5)
+            self._jwks_refresher.join(timeout=5)
         if self.prometheus is not None:
             self.prometheus.stop()
         self.telemetry.stop()
         self.envoy.stop()
+        self.jwt_issuer.stop()
         self.controller.stop()
         self.apps.close()
         self.api.stop()
@@ -374,6 +408,17 @@ class LocalMesh:
                         "selector": dict(service.selector),
                         "ports": [{"name": "http", "port": service.port}],
                     },
+                }
+            )
+        # Their identities, as bookinfo.yaml's ServiceAccounts.
+        for namespace, account in sorted(
+            {(w.namespace, w.service_account) for w in self.topology.workloads}
+        ):
+            self.api.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ServiceAccount",
+                    "metadata": {"name": account, "namespace": namespace},
                 }
             )
         # The declared workloads as bookinfo.yaml's Deployments: the controller runs their pods.
@@ -420,7 +465,13 @@ class LocalMesh:
                     "pod_url": f"http://127.0.0.1:{workload.pod_port}"
                     if workload.pod_port
                     else None,
+                    # A request sent here leaves FROM this workload: through its outbound
+                    # sidecar, with its identity, mutual TLS to the destination's inbound.
                     "sidecar_url": f"http://127.0.0.1:{workload.sidecar_port}",
+                    # Its identity: what its certificate names, as AuthorizationPolicy's
+                    # principals name it.
+                    "service_account": workload.service_account,
+                    "principal": principal(workload.namespace, workload.service_account),
                     "stat_prefix": f"outbound_{workload.name}",
                     "route_config": f"outbound~{workload.namespace}~{workload.name}",
                     # The pod's inbound sidecar (chaosmesh_py.localmesh.inbound): its listener
@@ -432,6 +483,9 @@ class LocalMesh:
                 for workload in self.topology.workloads
             },
             "service_port": SERVICE_PORT,
+            # Tokens for RequestAuthentications: the issuer, its JWKS, the path of its private
+            # key (0600; the key itself is never published).
+            "jwt_issuer": self.jwt_issuer.info(),
         }
 
     def _inbound_info(self, workload: Workload) -> dict[str, Any]:
@@ -459,6 +513,8 @@ class LocalMesh:
         # alone (same uid and generation) does not change the translation.
         if event.resource_type.kind not in WAKING_KINDS:
             return
+        if event.resource_type.kind == "ConfigMap" and not is_certificate_state(event.object):
+            return
         identity = _identity(event.object)
         version = _version(event.object)
         if event.type == "MODIFIED" and self._seen.get(identity) == version:
@@ -480,6 +536,12 @@ class LocalMesh:
                 self.sync()
             except Exception:  # keep serving: the next change may fix it
                 log.exception("could not apply the mesh configuration to Envoy")
+
+    def _jwks_loop(self) -> None:
+        """istiod's JWKS refresh job: fetch every known ``jwksUri`` again, translate on change."""
+        while not self._stopping.wait(REFRESH_INTERVAL_S):
+            if self.jwks.refresh():
+                self._wake()
 
     def _reaper_loop(self) -> None:
         """``chaosmesh reap`` on a schedule, as deploy/'s CronJob does on a cluster, through the
@@ -513,6 +575,14 @@ class LocalMesh:
             workloads=workloads,
             endpoint_pods=_endpoint_pods(self.api.list("v1", "Endpoints")),
         )
+        # istiod's CA: each caller's certificate as the certificate states want it.
+        secrets = self.identities.sync(
+            callers(topology),
+            wanted_states(
+                [c for c in self.api.list("v1", "ConfigMap") if is_certificate_state(c)],
+                topology.workloads,
+            ),
+        )
         return translate(
             topology,
             resources["VirtualService"],
@@ -521,7 +591,21 @@ class LocalMesh:
             self.envoy.rds_config_source,
             peer_authentications=resources["PeerAuthentication"],
             envoy_filters=resources["EnvoyFilter"],
+            secrets=secrets,
+            authorization_policies=resources["AuthorizationPolicy"],
+            request_authentications=resources["RequestAuthentication"],
+            # Fetched here, as istiod does, and inlined into each proxy's jwt_authn filter.
+            jwks=self.jwks.resolve(jwks_uris(resources["RequestAuthentication"])),
         )
+
+
+def _unsupported(kind: str, resource: dict[str, Any]) -> list[str]:
+    """What of a resource the local mesh does not apply (said on its status, never silently)."""
+    if kind == "EnvoyFilter":
+        return envoy_filter.unsupported(resource)
+    if kind == "AuthorizationPolicy":
+        return authorization.unsupported(resource)
+    return []
 
 
 def _service(resource: dict[str, Any]) -> Service | None:
@@ -545,6 +629,7 @@ def _deployment(workload: Workload) -> dict[str, Any]:
     app, version = labels.get("app", workload.name), labels.get("version", "v1")
     image = _IMAGES.get(app) or BOOKINFO_IMAGE.format(app=app, version=version)
     container = {"name": app, "image": image}
+    pod_spec = {"serviceAccountName": workload.service_account, "containers": [container]}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -552,7 +637,7 @@ def _deployment(workload: Workload) -> dict[str, Any]:
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }
 
