@@ -8,15 +8,16 @@ AuthorizationPolicy (through the engine, as tests/engine_activities.py does) and
 an owned DENY policy, the team's RequestAuthentication's jwksUri made unreachable), with the
 chaosmesh control and a `remove_faults` rollback. Meanwhile another writer keeps editing the same
 objects the way an operator would (labels, annotations, a user route's timeout: JSON patches that
-touch nothing of ours), and adds user routes whose names look like chaosmesh's (`chaosmesh-dash-
-canary`, and one shaped exactly like a copy) and user annotations that mention chaosmesh; and a
-rollout controller (the Argo-like writer of tests/rollout_writers.py) sets the canary weight of
-reviews' route every 100-200 ms, writing the whole object back as it read it. At a random moment the
-run gets SIGKILL, SIGTERM or SIGINT. After it exits (and, for SIGKILL, after `chaosmesh rollback
---run ID`), nothing owned may be left (no record, route, field or object: `leftover_faults`), no
-security object but the other team's, theirs byte for byte as they wrote them, and every object must
-equal its original plus the other writers' edits: none of them lost, the chaosmesh-named user routes
-and the controller's latest weights included (no weight of ours written back).
+touch nothing of ours), and adds user routes whose names look like chaosmesh's
+(`chaosmesh-dash-canary`, and one shaped exactly like a copy) and user annotations that mention
+chaosmesh; and a rollout controller (the Argo-like writer of tests/rollout_writers.py) sets the
+canary weight of reviews' route every 100-200 ms, writing the whole object back as it read it. At a
+random moment the run gets SIGKILL, SIGTERM or SIGINT. After it exits (and, for SIGKILL, after
+`chaosmesh rollback --run ID`), nothing owned may be left (no record, route, field or object:
+`leftover_faults`), no security object but the other team's, theirs byte for byte as they wrote
+them, and every object must equal its original plus the other writers' edits: none of them lost, the
+chaosmesh-named user routes and the controller's latest weights included (no weight of ours written
+back).
 
 Random moments come from a seeded generator: CHAOSMESH_TORTURE_SEED replays a failing series.
 """

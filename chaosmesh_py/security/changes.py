@@ -305,7 +305,10 @@ def set_mtls_mode(arguments: Mapping[str, Any]) -> dict[str, Any]:
             kube,
             change,
             change.where.settings.verify_timeout_s,
-            lambda: _listed(kube, PEER_AUTHENTICATION, _mesh_namespace(kube, change.where)),
+            lambda: [
+                *_listed(kube, PEER_AUTHENTICATION, _mesh_namespace(kube, change.where)),
+                *_listed(kube, PEER_AUTHENTICATION, rules.ROOT_NAMESPACE),
+            ],
         )
     except FaultNotObserved:
         undo()

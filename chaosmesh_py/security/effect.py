@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin, EnvoyAdminError
 from chaosmesh_py.engine.verify import VERIFIER_HEADER, FaultNotObserved
 from chaosmesh_py.istio import security_validation as rules
+from chaosmesh_py.istio.peer_authentication import effective_mtls
 from chaosmesh_py.kube import Kube
 from chaosmesh_py.observe.inbound_hits import inbound_pods
 
@@ -88,9 +89,12 @@ def verify_mtls(
     kube: Kube,
     change: MtlsChange,
     timeout_s: float,
-    workload_policies: Callable[[], list[dict[str, Any]]],
+    peer_authentications: Callable[[], list[dict[str, Any]]],
 ) -> dict[str, Any]:
-    """``workload_policies``: the PeerAuthentications of the pods' namespace, read when needed."""
+    """``peer_authentications``: those of the pods' namespace and the root namespace, read
+    after the write: what each pod's mode now is follows Istio's precedence
+    (``istio.peer_authentication.effective_mtls``), so a pod a workload policy governs is
+    checked against that policy's mode, and reported as not reached by the change."""
     if timeout_s == 0:
         return off()
     mesh = secure_mesh(kube)
@@ -101,11 +105,18 @@ def verify_mtls(
     pods = scoped_pods(mesh, change.where.namespace, change.where.labels)
     if not pods:
         return {"verified": False, "checked": "no pod of the local mesh is in the scope"}
-    governed = {} if change.where.labels else _governed_elsewhere(workload_policies(), pods)
+    policies = peer_authentications()
+    namespace = str(mesh.get("namespace"))
     expected = {
-        name: change.port_modes.get(int(w.get("container_port") or 0), change.mode)
+        name: effective_mtls(
+            policies, namespace, w.get("labels") or {}, port=w.get("container_port")
+        )
         for name, w in pods.items()
-        if name not in governed
+    }
+    governed = {
+        name: mode
+        for name, mode in expected.items()
+        if mode != change.port_modes.get(int(pods[name].get("container_port") or 0), change.mode)
     }
     deadline = time.monotonic() + timeout_s
     with EnvoyAdmin(mesh["envoy_admin_socket"]) as admin:
@@ -132,7 +143,8 @@ def verify_mtls(
         "plain_text": answered,
     }
     if governed:
-        effect["not_in_scope"] = governed
+        # Another policy decides these pods' mode (a workload's over a namespace's): as Istio.
+        effect["governed_by_another_policy"] = governed
     return effect
 
 
@@ -150,22 +162,6 @@ def _chain_modes(admin: EnvoyAdmin, workload: Mapping[str, Any]) -> frozenset[st
         protocol = (chain.get("filter_chain_match") or {}).get("transport_protocol")
         found.add("tls" if protocol == "tls" else "raw_buffer")
     return frozenset(found)
-
-
-def _governed_elsewhere(policies: list[dict[str, Any]], pods: Mapping[str, Any]) -> dict[str, str]:
-    """Pods a workload-level PeerAuthentication of their namespace governs: a namespace or mesh
-    mode does not reach them (Istio's precedence), so their chains are not expected to move."""
-    governed = {}
-    for policy in policies:
-        selector = ((policy.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        if not selector:
-            continue
-        for name, workload in pods.items():
-            labels = workload.get("labels") or {}
-            if all(labels.get(k) == v for k, v in selector.items()):
-                metadata = policy["metadata"]
-                governed[name] = f"PeerAuthentication {metadata['namespace']}/{metadata['name']}"
-    return governed
 
 
 def _until_plain_text(url: str, *, refused: bool, deadline: float) -> str:
