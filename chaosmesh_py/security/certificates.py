@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from chaosmesh_py.engine import ownership, redaction
@@ -136,17 +135,9 @@ def _serials(mesh: Mapping[str, Any], identities: Mapping[str, str]) -> dict[str
 def _shows(chains: list[Mapping[str, Any]], identity: str, state: str, before: set[str]) -> bool:
     mine = _of(chains, identity)
     if state == EXPIRED:
-        now = datetime.now(UTC)
-        return bool(mine) and all(_expired(c, now) for c in mine)
+        now = time.time()
+        return bool(mine) and all(effect.expired(c, now) for c in mine)
     return bool(mine) and not {str(c.get("serial_number")) for c in mine} & before
-
-
-def _expired(chain: Mapping[str, Any], now: datetime) -> bool:
-    text = str(chain.get("expiration_time") or "")
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")) <= now
-    except ValueError:
-        return False
 
 
 def _verify(

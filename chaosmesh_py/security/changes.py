@@ -33,7 +33,6 @@ from chaosmesh_py.engine.run import Run, run_for
 from chaosmesh_py.engine.verify import FaultNotObserved
 from chaosmesh_py.errors import InvalidInput, NotFound, OwnedByAnotherRun, TargetNotFound, shown
 from chaosmesh_py.faults import injection
-from chaosmesh_py.istio import owned_object
 from chaosmesh_py.istio import security_validation as rules
 from chaosmesh_py.istio.inbound_fault import parse_labels
 from chaosmesh_py.istio.owner_record import records
@@ -306,8 +305,8 @@ def set_mtls_mode(arguments: Mapping[str, Any]) -> dict[str, Any]:
             change,
             change.where.settings.verify_timeout_s,
             lambda: [
-                *_listed(kube, PEER_AUTHENTICATION, _mesh_namespace(kube, change.where)),
-                *_listed(kube, PEER_AUTHENTICATION, rules.ROOT_NAMESPACE),
+                *listed(kube, PEER_AUTHENTICATION, _mesh_namespace(kube, change.where)),
+                *listed(kube, PEER_AUTHENTICATION, rules.ROOT_NAMESPACE),
             ],
         )
     except FaultNotObserved:
@@ -396,7 +395,7 @@ def make_jwks_unreachable(arguments: Mapping[str, Any]) -> dict[str, Any]:
         current = kube.read(ref)
     except NotFound:
         existing = [
-            r["metadata"]["name"] for r in _listed(kube, REQUEST_AUTHENTICATION, outage.namespace)
+            r["metadata"]["name"] for r in listed(kube, REQUEST_AUTHENTICATION, outage.namespace)
         ]
         raise TargetNotFound(
             "request_authentication",
@@ -524,7 +523,7 @@ def _governing_policy(kube: Kube, where: Where, run_id: str) -> str | None:
     the namespace's policies without a selector (a namespace or the mesh), or the oldest whose
     selector picks every pod ``where.labels`` pick (a workload)."""
     same_scope = []
-    for policy in _listed(kube, PEER_AUTHENTICATION, where.namespace):
+    for policy in listed(kube, PEER_AUTHENTICATION, where.namespace):
         selector = ((policy.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         if (where.labels is None and not selector) or (
             where.labels and selector and all(where.labels.get(k) == v for k, v in selector.items())
@@ -550,39 +549,11 @@ def _refuse_other_runs(resource: Mapping[str, Any], run_id: str) -> None:
         )
 
 
-def _listed(kube: Kube, kind: ResourceKind, namespace: str) -> list[dict[str, Any]]:
+def listed(kube: Kube, kind: ResourceKind, namespace: str) -> list[dict[str, Any]]:
     try:
         return kube.list(kind, namespace)
     except NotFound:
         return []
-
-
-# ------------------------------------------------------------------------- removal
-
-
-def remove(kube: Kube, run: Run, namespace: str | None, kinds: Sequence[ResourceKind]) -> list[Any]:
-    """This run's objects of ``kinds`` deleted and its overrides there restored: in
-    ``namespace`` (listed, found by record), and wherever the run wrote to them in this
-    process (a mesh-wide policy in the root namespace). Others' objects are never touched."""
-    wanted = {kind.kind for kind in kinds}
-    refs: dict[ResourceRef, dict[str, Any] | None] = {}
-    for ref_kube, ref in run.touched():
-        here = namespace is None or ref.namespace == namespace
-        if ref_kube.host == kube.host and ref.kind.kind in wanted and here:
-            refs[ref] = None
-    for kind in kinds if namespace is not None else ():
-        for item in _listed(kube, kind, namespace or ""):
-            if any(r.run_id == run.run_id for r in records(item)):
-                refs[ResourceRef(kind, namespace or "", item["metadata"]["name"])] = item
-    removed = []
-    for ref, listed in sorted(refs.items(), key=lambda pair: str(pair[0])):
-        released = ownership.release(kube, ref, run.run_id, run_ledger=run.ledger, listed=listed)
-        if released.anything or released.conflicts:
-            entry = {**released.to_json(), "kind": ref.kind.kind}
-            if released.deleted and listed is not None:
-                entry["what"] = owned_object.describe(listed)
-            removed.append(entry)
-    return removed
 
 
 # ------------------------------------------------------------------------- RBAC

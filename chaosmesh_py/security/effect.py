@@ -25,6 +25,7 @@ import http.client
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -382,6 +383,100 @@ def verify_jwks_replaced(
         "checked": "the keys the sidecars hold for the issuer changed: the local istiod's fetch "
         "failed and it installed a key nobody holds (every token of the issuer is refused)",
     }
+
+
+# --------------------------------------------------------------------- after a removal
+
+
+def verify_removed(
+    kube: Kube,
+    removed: list[dict[str, Any]],
+    timeout_s: float,
+    peer_authentications: Callable[[], list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Wait until the local mesh's sidecars no longer show what a removal took away: deleted
+    policies out of every RBAC filter, each pod's chains at the mode Istio's precedence now
+    gives (a PeerAuthentication deleted or restored), no expired workload certificate (a
+    certificate request deleted). Never raises: the result says what was, or was not, seen."""
+    if not removed:
+        return {"verified": True, "checked": "nothing of the run was left to remove"}
+    if timeout_s == 0:
+        return off()
+    mesh = secure_mesh(kube)
+    if mesh is None:
+        return on_cluster("removal")
+    if isinstance(mesh, str):
+        return {"verified": False, "checked": mesh}
+    pods = scoped_pods(mesh, str(mesh.get("namespace")), None)
+    # Release.resource reads "AuthorizationPolicy <namespace>/<name>".
+    deleted = [
+        entry["resource"].split()[-1].split("/")
+        for entry in removed
+        if entry.get("kind") == "AuthorizationPolicy" and entry.get("deleted")
+    ]
+    markers = [f"ns[{namespace}]-policy[{name}]-rule" for namespace, name in deleted]
+    modes = any(entry.get("kind") == "PeerAuthentication" for entry in removed)
+    certificates = any(entry.get("kind") == "ConfigMap" for entry in removed)
+    policies = peer_authentications() if modes else []
+    mesh_namespace = str(mesh.get("namespace"))
+
+    def left() -> set[str]:
+        with EnvoyAdmin(mesh["envoy_admin_socket"]) as admin:
+            still = {
+                f"{name}: {marker}"
+                for name, workload in pods.items()
+                for marker in markers
+                if _rbac_holds(admin, workload, marker, shadow=False)
+                or _rbac_holds(admin, workload, marker, shadow=True)
+            }
+            for name, workload in pods.items() if modes else ():
+                mode = effective_mtls(
+                    policies,
+                    mesh_namespace,
+                    workload.get("labels") or {},
+                    port=workload.get("container_port"),
+                )
+                if _chain_modes(admin, workload) != _CHAINS[mode]:
+                    still.add(f"{name}: inbound not yet {mode}")
+            if certificates and _any_expired(admin):
+                still.add("an expired workload certificate")
+            return still
+
+    try:
+        _until(left, time.monotonic() + timeout_s, "the sidecars still show")
+    except FaultNotObserved as error:
+        return {"verified": False, "checked": f"no: {error}"}
+    return {
+        "verified": True,
+        "checked": "the removed policies gone from each pod's RBAC filter, each pod's inbound "
+        "chains at the mode Istio's precedence now gives, no expired workload certificate",
+    }
+
+
+def _any_expired(admin: EnvoyAdmin) -> bool:
+    try:
+        document = admin.get_json("/certs")
+    except EnvoyAdminError:
+        return False
+    now = time.time()
+    for certificate in document.get("certificates") or []:
+        for chain in certificate.get("cert_chain") or []:
+            spiffe = any(
+                str(s.get("uri", "")).startswith("spiffe://")
+                for s in chain.get("subject_alt_names") or []
+            )
+            if spiffe and expired(chain, now):
+                return True
+    return False
+
+
+def expired(chain: Mapping[str, Any], now: float) -> bool:
+    """An Envoy ``/certs`` chain entry whose notAfter is at or before ``now`` (a timestamp)."""
+    text = str(chain.get("expiration_time") or "")
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() <= now
+    except ValueError:
+        return False
 
 
 # --------------------------------------------------------------------------- Envoy
