@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaosmesh_py.istio.owner_record import OWNER_ANNOTATION_PREFIX
+from chaosmesh_py.kube.client import LOCAL_MESH_CONFIG_MAP, LOCAL_MESH_KEY
 from chaosmesh_py.localmesh.apiserver.patch import PatchType
 from tests.conftest import NAMESPACE, ROOT, abort_action, leftover_faults, python_activity
 from tests.rollout_writers import ArgoLikeWriter
@@ -413,9 +414,17 @@ def run_trial(api, env: dict, tmp_path: Path, kill: Kill) -> Trial:
 
 
 def team_objects(api) -> dict[str, str]:
-    """The other team's security objects, created once, as they stand before a trial."""
+    """The other team's security objects, created once, as they stand before a trial. On a
+    local mesh their RequestAuthentication names the mesh's own issuer (its JWKS is served, so
+    making it unreachable changes the keys the sidecars hold)."""
     frozen = {}
-    for kind, spec in TEAM_OBJECTS.items():
+    mesh = api.get("v1", "ConfigMap", *LOCAL_MESH_CONFIG_MAP)
+    for kind, written in TEAM_OBJECTS.items():
+        spec = written
+        if kind == "RequestAuthentication" and mesh is not None:
+            issuer = json.loads(mesh["data"][LOCAL_MESH_KEY])["jwt_issuer"]
+            rule = {"issuer": issuer["issuer"], "jwksUri": issuer["jwks_uri"]}
+            spec = {**written, "jwtRules": [rule]}
         if api.get(SECURITY, kind, NAMESPACE, TEAM_NAME) is None:
             api.create(
                 {

@@ -164,10 +164,14 @@ def _selected(spec: dict[str, Any], labels: Mapping[str, str] | None) -> dict[st
     return {"selector": {"matchLabels": dict(labels)}, **spec} if labels else spec
 
 
-def where_of(arguments: Mapping[str, Any], labels_field: str) -> Where:
+def where_of(arguments: Mapping[str, Any], labels_field: str, required: str = "") -> Where:
+    """The settings, namespace and labels of a change; ``required`` (what the labels are for)
+    refuses a change without labels."""
     settings = injection.Settings.from_configuration(arguments.get("configuration"))
     namespace = injection.allowed_namespace(arguments.get("namespace", "default"), settings)
     value = arguments.get(labels_field)
+    if value is None and required:
+        raise InvalidInput(labels_field, f"must name the {required}", 'e.g. {"app": "ratings"}')
     labels = None if value is None else parse_labels(value, labels_field)
     return Where(settings, namespace, labels)
 
@@ -214,13 +218,7 @@ def parse_verify(value: object) -> VerifyRequest | None:
 
 
 def prepare_jwt(arguments: Mapping[str, Any]) -> JwtRequirement:
-    where = where_of(arguments, "workload_labels")
-    if where.labels is None:
-        raise InvalidInput(
-            "workload_labels",
-            "must name the workloads that require a token",
-            'e.g. {"app": "productpage"}',
-        )
+    where = where_of(arguments, "workload_labels", "workloads that require a token")
     issuer = rules.parse_issuer(arguments.get("issuer"))
     jwks, jwks_uri = arguments.get("jwks"), arguments.get("jwks_uri")
     if jwks is not None and jwks_uri is not None:

@@ -376,7 +376,8 @@ def verify_jwks_replaced(
         _until(
             lambda: set() if _keys_digest(admin, pods, issuer) not in (before, None) else {issuer},
             deadline,
-            "the sidecars kept the keys they had for",
+            "the sidecars kept the keys they had (if the jwksUri was unreachable already, they "
+            "hold the key nobody holds already: nothing to rehearse) for",
         )
     return {
         "verified": True,

@@ -3,44 +3,21 @@ them (`chaosmesh local up`, the variables it prints), with their journals read f
 seen: a deny that shows on jason's page and goes away, a certificate whose expiry a guardrail
 catches and rolls back."""
 
-import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from chaosmesh_py.observe.bookinfo_page import check_page
-from tests.conftest import ROOT
 from tests.e2e.localmesh import running_mesh
+from tests.e2e.test_resilience_experiments import gate, outputs
 
 pytestmark = pytest.mark.slow
-
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
 def environment(tmp_path_factory):
     with running_mesh(tmp_path_factory.mktemp("security-mesh")) as (environment, _):
         yield environment
-
-
-def gate(environment, tmp_path, name):
-    done = subprocess.run(
-        [
-            *(BIN / "chaosmesh", "gate", "--journal-dir", tmp_path),
-            *("--json", tmp_path / "gate.json", ROOT / "experiments" / name),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        env={**environment, "CHAOSMESH_LEDGER_DIR": str(tmp_path / "ledger")},
-    )
-    (verdict,) = json.loads((tmp_path / "gate.json").read_text())
-    journal = json.loads((tmp_path / f"{Path(name).stem}.journal.json").read_text())
-    return done, verdict, journal
 
 
 def whole_again(url, user="jason", within_s=15.0):
@@ -53,10 +30,6 @@ def whole_again(url, user="jason", within_s=15.0):
             return time.monotonic() - started
         assert time.monotonic() - started < within_s, report.to_json()
         time.sleep(0.2)
-
-
-def outputs(journal):
-    return {entry["activity"]["name"]: entry["output"] for entry in journal["run"]}
 
 
 def test_deny_reviews_to_ratings_shows_on_jasons_page_and_recovers(environment, tmp_path):
