@@ -26,7 +26,7 @@ from typing import Any
 from chaosmesh_py.engine import ownership, redaction
 from chaosmesh_py.engine.access import Access, on
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin, EnvoyAdminError
-from chaosmesh_py.engine.kinds import OWNED_OBJECT, edit_verbs
+from chaosmesh_py.engine.kinds import CERTIFICATE_LABEL, OWNED_OBJECT, edit_verbs
 from chaosmesh_py.engine.run import run_for
 from chaosmesh_py.engine.verify import FaultNotObserved
 from chaosmesh_py.errors import InvalidInput
@@ -36,7 +36,6 @@ from chaosmesh_py.observe.pods import selected_pods
 from chaosmesh_py.security import effect
 from chaosmesh_py.security.changes import Where, where_of
 
-CERTIFICATE_LABEL = "security.chaosmesh.io/certificate"
 EXPIRED = "expired"
 ROTATED = "rotated"
 POLL_S = 0.05

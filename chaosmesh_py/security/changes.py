@@ -28,7 +28,13 @@ from typing import Any
 from chaosmesh_py import checks
 from chaosmesh_py.engine import ownership, redaction
 from chaosmesh_py.engine.access import Access, on
-from chaosmesh_py.engine.kinds import FIELD_OVERRIDE, OWNED_OBJECT, edit_verbs, editable_kinds
+from chaosmesh_py.engine.kinds import (
+    FIELD_OVERRIDE,
+    OWNED_OBJECT,
+    edit_verbs,
+    editable_kinds,
+    sweep_selector,
+)
 from chaosmesh_py.engine.run import Run, run_for
 from chaosmesh_py.engine.verify import FaultNotObserved
 from chaosmesh_py.errors import InvalidInput, NotFound, OwnedByAnotherRun, TargetNotFound, shown
@@ -548,8 +554,10 @@ def _refuse_other_runs(resource: Mapping[str, Any], run_id: str) -> None:
 
 
 def listed(kube: Kube, kind: ResourceKind, namespace: str) -> list[dict[str, Any]]:
+    """The objects of ``kind`` in ``namespace`` a change or its removal may concern (of
+    ConfigMaps, only certificate requests); none when the kind or namespace is not served."""
     try:
-        return kube.list(kind, namespace)
+        return kube.list(kind, namespace, sweep_selector(kind))
     except NotFound:
         return []
 
