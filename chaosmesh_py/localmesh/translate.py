@@ -156,8 +156,12 @@ def translate(
     *,
     peer_authentications: Sequence[dict[str, Any]] = (),
     envoy_filters: Sequence[dict[str, Any]] = (),
+    authorization_policies: Sequence[dict[str, Any]] = (),
+    request_authentications: Sequence[dict[str, Any]] = (),
+    jwks: Mapping[str, str | None] | None = None,
 ) -> EnvoyConfig:
-    """The whole Envoy configuration for ``topology`` under these Istio resources."""
+    """The whole Envoy configuration for ``topology`` under these Istio resources (``jwks``:
+    each RequestAuthentication ``jwksUri``'s keys as fetched, None where the fetch failed)."""
     ordered_services = oldest_first(virtual_services)
     mesh_services = [vs for vs in ordered_services if _bound_to_mesh(vs)]
     listeners: list[JsonDict] = []
@@ -212,7 +216,12 @@ def translate(
             )
         )
     inbound_listeners, inbound_clusters = inbound_config(
-        topology, peer_authentications, envoy_filters
+        topology,
+        peer_authentications,
+        envoy_filters,
+        authorization_policies=authorization_policies,
+        request_authentications=request_authentications,
+        jwks=jwks,
     )
     no_sidecar_listeners, no_sidecar_clusters = no_sidecar_config(topology)
     listeners += inbound_listeners + no_sidecar_listeners
