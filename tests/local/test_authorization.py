@@ -376,7 +376,6 @@ def test_every_field_istiod_translates_is_accepted_by_envoy(mesh):
                             "principals": ["a", "b-*", "*-c", "*"],
                             "requestPrincipals": ["iss/sub", "iss/*", "*/sub", "*"],
                             "namespaces": ["ns", "ns-*", "*"],
-                            "serviceAccounts": ["ns/sa", "sa"],
                             "ipBlocks": ["10.0.0.1", "10.1.0.0/16"],
                             "remoteIpBlocks": ["192.0.2.0/24"],
                             "notPrincipals": ["x"],
@@ -384,7 +383,9 @@ def test_every_field_istiod_translates_is_accepted_by_envoy(mesh):
                             "notNamespaces": ["x"],
                             "notIpBlocks": ["10.2.0.0/16"],
                         }
-                    }
+                    },
+                    # Istio's CRD: serviceAccounts never beside principals or namespaces.
+                    {"source": {"serviceAccounts": ["ns/sa", "sa"], "trustDomains": ["td"]}},
                 ],
                 "to": [
                     {
@@ -419,7 +420,11 @@ def test_every_field_istiod_translates_is_accepted_by_envoy(mesh):
     authorization_policy(mesh, "everything", everything)
     stored = mesh.api.get("security.istio.io/v1", "AuthorizationPolicy", "bookinfo", "everything")
     assert not status.is_marked_rejected(stored)
-    filters = inbound_filters(mesh, "httpbin-v1")
-    assert filters[0]["name"] == "envoy.filters.http.rbac"
+    (rbac, *_) = inbound_filters(mesh, "httpbin-v1")
+    assert rbac["name"] == "envoy.filters.http.rbac"
+    # Built, not skipped: Envoy runs the rule itself.
+    assert list(rbac["typed_config"]["rules"]["policies"]) == [
+        "ns[bookinfo]-policy[everything]-rule[0]"
+    ]
     # Nobody carries all that: the ALLOW refuses.
     assert from_sidecar(mesh, "httpbin", "/a") == DENIED
