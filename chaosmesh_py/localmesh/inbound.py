@@ -119,7 +119,11 @@ def inbound_config(
         mode = effective_mtls(peer_authentications, workload.namespace, workload.labels, port)
         applying = envoy_filter.for_workload(workload, envoy_filters)
         security = security_filters(
-            workload, authorization_policies, request_authentications, jwks or {}
+            workload,
+            authorization_policies,
+            request_authentications,
+            jwks or {},
+            listener_ports={port: workload.pod_port},
         )
         listeners.append(
             _listener(
@@ -140,12 +144,15 @@ def security_filters(
     authorization_policies: Sequence[Mapping[str, Any]],
     request_authentications: Sequence[Mapping[str, Any]],
     jwks: Mapping[str, str | None],
+    listener_ports: Mapping[int, int] | None = None,
 ) -> list[JsonDict]:
     """istiod's authn then authz HTTP filters for the pod: ``jwt_authn`` (if a
-    RequestAuthentication applies), then one RBAC filter per action (AUDIT, DENY, ALLOW)."""
+    RequestAuthentication applies), then one RBAC filter per action (AUDIT, DENY, ALLOW).
+    ``listener_ports``: the container port -> the pod's own inbound port (``rbac_filters``)."""
     labels, namespace = workload.labels, workload.namespace
     jwt = jwt_filter(policies_for(request_authentications, namespace, labels), jwks)
-    rbac = rbac_filters(policies_for(authorization_policies, namespace, labels))
+    applying = policies_for(authorization_policies, namespace, labels)
+    rbac = rbac_filters(applying, listener_ports)
     return [jwt, *rbac] if jwt else rbac
 
 

@@ -428,3 +428,24 @@ def test_every_field_istiod_translates_is_accepted_by_envoy(mesh):
     ]
     # Nobody carries all that: the ALLOW refuses.
     assert from_sidecar(mesh, "httpbin", "/a") == DENIED
+
+
+def test_ports_name_the_container_port_as_on_a_cluster(mesh):
+    """A policy names the pod's container port (httpbin's 8000), whatever port the local
+    inbound listens on."""
+    authorization_policy(
+        mesh,
+        "allow-8000",
+        {"selector": HTTPBIN, "rules": [{"to": [{"operation": {"ports": ["8000"]}}]}]},
+    )
+    assert from_sidecar(mesh, "httpbin", "/headers")[0] == 200
+    authorization_policy(
+        mesh,
+        "deny-not-9999",
+        {
+            "selector": HTTPBIN,
+            "action": "DENY",
+            "rules": [{"when": [{"key": "destination.port", "notValues": ["9999"]}]}],
+        },
+    )
+    assert from_sidecar(mesh, "httpbin", "/headers") == DENIED

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from chaosmesh_py.istio import status
 from chaosmesh_py.localmesh.jwt_issuer import ISSUER
 from tests.local.security_helpers import (
     authorization_policy,
@@ -202,3 +203,27 @@ def test_a_client_without_a_sidecar_meets_the_same_filter(mesh):
         401,
         "Jwt is expired",
     )
+
+
+def test_an_inline_jwks_envoy_refuses_is_reported_on_the_status_and_the_rest_runs(mesh):
+    request_authentication(
+        mesh,
+        "broken",
+        {"selector": HTTPBIN, "jwtRules": [{"issuer": ISSUER, "jwks": '{"keys": []}'}]},
+    )
+    stored = mesh.api.get("security.istio.io/v1", "RequestAuthentication", "bookinfo", "broken")
+    reason = status.rejection(stored, stored["metadata"]["generation"])
+    assert reason is not None and "jwks" in reason.lower()
+    # Envoy runs the mesh without it: no jwt_authn on httpbin, requests pass.
+    assert call(mesh, bearer(token(mesh, key=stranger_key())))[0] == 200
+
+
+def test_a_rule_without_keys_is_said_unsupported_and_refuses_every_token(mesh):
+    request_authentication(
+        mesh,
+        "discovery",
+        {"selector": HTTPBIN, "jwtRules": [{"issuer": ISSUER}]},
+    )
+    stored = mesh.api.get("security.istio.io/v1", "RequestAuthentication", "bookinfo", "discovery")
+    assert "OpenID discovery" in (status.not_supported(stored) or "")
+    assert call(mesh, bearer(token(mesh))) == (401, "Jwt verification fails")

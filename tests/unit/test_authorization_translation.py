@@ -130,7 +130,7 @@ def test_unsupported_names_custom_and_target_refs():
     problems = unsupported(
         policy("c", {"action": "CUSTOM", "targetRef": {"kind": "Gateway", "name": "g"}})
     )
-    assert len(problems) == 2 and "CUSTOM" in problems[0] and "targetRef" in problems[1]
+    assert len(problems) == 2 and "targetRef" in problems[0] and "CUSTOM" in problems[1]
 
 
 # --- sources --------------------------------------------------------------------------------
@@ -502,3 +502,20 @@ def test_a_jwks_uri_not_fetched_gets_the_key_nobody_holds():
 def test_no_rules_no_filter():
     assert jwt_filter([], {}) is None
     assert jwt_filter([request_auth("a")], {}) is None
+
+
+def test_a_container_port_becomes_the_local_listeners_port():
+    spec = {"rules": [{"to": [{"operation": {"ports": ["8000", "9000"]}}]}]}
+    (rules,) = rules_of(rbac_filters([policy("p", spec)], {8000: 31234}))
+    (permission,) = rules["policies"]["ns[foo]-policy[p]-rule[0]"]["permissions"]
+    assert permission["and_rules"]["rules"] == [
+        {"or_rules": {"rules": [{"destination_port": 31234}, {"destination_port": 9000}]}}
+    ]
+
+
+def test_request_authentication_unsupported_parts():
+    from chaosmesh_py.localmesh.request_authentication import unsupported as ra_unsupported
+
+    assert ra_unsupported(request_auth("a", {"issuer": "i", "jwksUri": "http://x"})) == []
+    (problem,) = ra_unsupported(request_auth("b", {"issuer": "i"}))
+    assert problem.startswith("jwtRules[0]: OpenID discovery")
