@@ -8,8 +8,11 @@ Which policies apply to a pod (``policies_for``, ``pilot/pkg/model/policyattachm
     Those in the root namespace (``istio-system``: mesh-wide) and in the pod's namespace whose
     ``selector.matchLabels`` are among the pod's labels (no selector: every pod). A policy with
     ``targetRef``/``targetRefs`` attaches to gateways and waypoints, never to a sidecar: skipped,
-    as istiod does. ``CUSTOM`` needs an ext_authz extension provider the local mesh has none
-    of: skipped, and said on the policy's status (``unsupported``).
+    as istiod does. (``chaosmesh_py.istio.authorization.selects`` says the same for product
+    code; it parses the whole policy and refuses what it cannot read, where a translator must
+    take every stored policy and skip only what istiod skips.) ``CUSTOM`` needs an ext_authz
+    extension provider the local mesh has none of: skipped, and said on the policy's status
+    (``unsupported``).
 
 The filters (``rbac_filters``)
     One ``envoy.filters.http.rbac`` filter per action present, in the order AUDIT (RBAC action
