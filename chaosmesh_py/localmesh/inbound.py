@@ -17,7 +17,9 @@ Envoy configuration (part of ``chaosmesh_py.localmesh.translate``'s output), per
     ``stat_prefix`` ``inbound_<workload>_<port>`` (istiod's is ``inbound_0.0.0.0_<port>``, per
     pod's own Envoy; ours is one Envoy, hence the workload, its replicas' counters summed and
     the name stable when a pod is replaced), so ``http.inbound_<workload>_<port>.fault.*``
-    counts what this pod's inbound injected. HTTP filters: the fault filter with an empty
+    counts what this pod's inbound injected. HTTP filters, in istiod's order: ``jwt_authn``
+    when a RequestAuthentication applies (``request_authentication``), one RBAC filter per
+    AuthorizationPolicy action present (``authorization``), the fault filter with an empty
     ``HTTPFault`` (istiod puts it there for route-level faults; an EnvoyFilter fills it in),
     then the router. Its route configuration is inline, as istiod's (no RDS for inbound):
     ``inbound|<port>||<namespace>~<pod>``, one virtual host ``inbound|http|<port>`` for every

@@ -18,8 +18,9 @@ Listeners (one Envoy carries every sidecar and the ingress gateway)
     service's virtual host as a workload without labels sees it, for any Host header: a plain
     URL per service that goes through the mesh.
     ``inbound~<namespace>~<pod>`` on each pod's address (``pod_port``): the pod's inbound
-    sidecar, istiod's inbound HTTP chain (fault filter, then router) in front of the app, with
-    PeerAuthentication's mode and the EnvoyFilters that apply to it
+    sidecar, istiod's inbound HTTP chain (jwt_authn, RBAC, fault filter, then router) in front
+    of the app, with PeerAuthentication's mode, the RequestAuthentications and
+    AuthorizationPolicies and the EnvoyFilters that apply to it
     (``chaosmesh_py.localmesh.inbound``, ``chaosmesh_py.localmesh.envoy_filter``).
     For clients without a sidecar: each service's ClusterIP as kube-proxy serves it
     (``chaosmesh_py.localmesh.kube_proxy``).
