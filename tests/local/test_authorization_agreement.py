@@ -121,9 +121,19 @@ USERS = (None, "mallory")
 TOKENS = (None, ("alice", ["users"]), ("bob", ["admins"]))
 
 
+SHADOW_DENIED = (
+    "rbac.istio_dry_run_deny_.shadow_denied",
+    "rbac.istio_dry_run_allow_.shadow_denied",
+)
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["enforced", "dry-run"])
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_envoy_decides_as_istio_does_on_every_cell(mesh, scenario):
+def test_envoy_decides_as_istio_does_on_every_cell(mesh, scenario, dry_run):
+    """Enforced: Envoy's answer is Istio's decision. Dry run: every request passes, and the
+    shadow counters say "denied" exactly where Istio would deny were the policies enforced."""
     policies = SCENARIOS[scenario]
+    annotations = {"istio.io/dry-run": "true"} if dry_run else None
     request_authentication(
         mesh,
         "httpbin-jwt",
@@ -136,12 +146,16 @@ def test_envoy_decides_as_istio_does_on_every_cell(mesh, scenario):
     for name, spec in policies:
         namespace = "bookinfo" if "selector" in spec else "istio-system"
         namespace_of[name] = namespace
-        authorization_policy(mesh, name, spec, namespace=namespace)
+        authorization_policy(mesh, name, spec, namespace=namespace, annotations=annotations)
     resources = [
         {
             "apiVersion": "security.istio.io/v1",
             "kind": "AuthorizationPolicy",
-            "metadata": {"name": name, "namespace": namespace_of[name]},
+            "metadata": {
+                "name": name,
+                "namespace": namespace_of[name],
+                **({"annotations": annotations} if annotations else {}),
+            },
             "spec": spec,
         }
         for name, spec in policies
@@ -165,6 +179,7 @@ def test_envoy_decides_as_istio_does_on_every_cell(mesh, scenario):
             **({"x-user": user} if user else {}),
             **(bearer(tokens[subject]) if subject else {}),
         }
+        before = shadow_denials(mesh)
         if caller is None:
             answer = to_pod(mesh, "httpbin-v1", path, method=method, headers=headers)
         else:
@@ -172,6 +187,9 @@ def test_envoy_decides_as_istio_does_on_every_cell(mesh, scenario):
                 mesh, "httpbin", path, workload=caller, method=method, headers=headers
             )
         envoy_allowed = answer != (403, "RBAC: access denied")
+        if dry_run:
+            assert envoy_allowed, (caller, method, path)  # never enforced
+            envoy_allowed = shadow_denials(mesh) == before
         facts = RequestFacts(
             namespace="bookinfo",
             labels={"app": "httpbin", "version": "v1"},
@@ -185,7 +203,7 @@ def test_envoy_decides_as_istio_does_on_every_cell(mesh, scenario):
             request_principal=f"{ISSUER}/{subject}" if subject else None,
             claims={"iss": ISSUER, "sub": subject, "groups": held[1]} if held else None,
         )
-        decision = decide(resources, facts)
+        decision = decide(resources, facts, enforce_dry_run=dry_run)
         cells += 1
         allowed += envoy_allowed
         if decision.allowed != envoy_allowed:
@@ -193,3 +211,14 @@ def test_envoy_decides_as_istio_does_on_every_cell(mesh, scenario):
     assert cells == 3 * 4 * 2 * 2 * 3
     assert 0.1 * cells < allowed < 0.9 * cells  # a grid that tells allowed from denied
     assert not differences, differences
+
+
+def shadow_denials(mesh):
+    """Shadow denials counted on httpbin's inbounds (v1 and v2: a caller's sidecar picks one)."""
+    stats = mesh.envoy.stats(r"shadow_denied")
+    workloads = mesh.info()["workloads"]
+    return sum(
+        stats.get(f"http.{workloads[w]['inbound_stat_prefix']}.{name}", 0)
+        for w in ("httpbin-v1", "httpbin-v2")
+        for name in SHADOW_DENIED
+    )
