@@ -121,10 +121,11 @@ def inbound_config(
         mode = effective_mtls(peer_authentications, workload.namespace, workload.labels, port)
         applying = envoy_filter.for_workload(workload, envoy_filters)
         security = security_filters(
-            workload,
+            workload.namespace,
+            workload.labels,
             authorization_policies,
             request_authentications,
-            jwks or {},
+            jwks=jwks or {},
             listener_ports={port: workload.pod_port},
         )
         listeners.append(
@@ -142,16 +143,18 @@ def inbound_config(
 
 
 def security_filters(
-    workload: Workload,
+    namespace: str,
+    labels: Mapping[str, str],
     authorization_policies: Sequence[Mapping[str, Any]],
     request_authentications: Sequence[Mapping[str, Any]],
+    *,
     jwks: Mapping[str, str | None],
     listener_ports: Mapping[int, int] | None = None,
 ) -> list[JsonDict]:
-    """istiod's authn then authz HTTP filters for the pod: ``jwt_authn`` (if a
-    RequestAuthentication applies), then one RBAC filter per action (AUDIT, DENY, ALLOW).
-    ``listener_ports``: the container port -> the pod's own inbound port (``rbac_filters``)."""
-    labels, namespace = workload.labels, workload.namespace
+    """istiod's authn then authz HTTP filters for a proxy (a pod's inbound, the ingress
+    gateway) in ``namespace`` with ``labels``: ``jwt_authn`` (if a RequestAuthentication
+    applies), then one RBAC filter per action (AUDIT, DENY, ALLOW). ``listener_ports``: the
+    container port -> the local listener's own port (``rbac_filters``)."""
     jwt = jwt_filter(policies_for(request_authentications, namespace, labels), jwks)
     applying = policies_for(authorization_policies, namespace, labels)
     rbac = rbac_filters(applying, listener_ports)

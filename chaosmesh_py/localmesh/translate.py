@@ -90,7 +90,7 @@ from chaosmesh_py.istio.traffic_policy import (
 from chaosmesh_py.istio.traffic_policy import namespace_of as _namespace
 from chaosmesh_py.istio.traffic_policy import positive as _positive
 from chaosmesh_py.localmesh.envoy import EnvoyConfig, JsonDict
-from chaosmesh_py.localmesh.inbound import inbound_config
+from chaosmesh_py.localmesh.inbound import inbound_config, security_filters
 from chaosmesh_py.localmesh.kube_proxy import load_assignment, no_sidecar_config
 from chaosmesh_py.localmesh.mtls import (
     Caller,
@@ -237,6 +237,14 @@ def translate(
                 rds_config_source,
                 source=(INGRESS_WORKLOAD, INGRESS_NAMESPACE),
                 ingress=True,
+                # istiod builds the gateway's authn and authz filters as a sidecar's.
+                security=security_filters(
+                    INGRESS_NAMESPACE,
+                    topology.ingress.labels,
+                    authorization_policies,
+                    request_authentications,
+                    jwks=jwks or {},
+                ),
                 caller=ingress_caller() if secrets else None,
             )
         )
@@ -273,6 +281,7 @@ def _listener(
     source: tuple[str, str],
     ingress: bool = False,
     caller: Caller | None = None,
+    security: Sequence[JsonDict] = (),
 ) -> JsonDict:
     manager: JsonDict = {
         "@type": HCM_TYPE,
@@ -282,6 +291,7 @@ def _listener(
             "config_source": rds_config_source(route_config_name),
         },
         "http_filters": [
+            *security,
             {"name": FAULT_FILTER, "typed_config": {"@type": HTTP_FAULT_TYPE}},
             {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}},
         ],

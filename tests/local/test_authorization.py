@@ -449,3 +449,22 @@ def test_ports_name_the_container_port_as_on_a_cluster(mesh):
         },
     )
     assert from_sidecar(mesh, "httpbin", "/headers") == DENIED
+
+
+def test_policies_selecting_the_ingress_gateway_apply_at_the_edge(mesh):
+    """As istio.io's ingress tasks: policies in istio-system selecting the gateway's labels."""
+    authorization_policy(
+        mesh,
+        "ingress-no-api",
+        {
+            "selector": {"matchLabels": {"istio": "ingressgateway"}},
+            "action": "DENY",
+            "rules": [{"to": [{"operation": {"paths": ["/api/v1/products*"]}}]}],
+        },
+        namespace="istio-system",
+    )
+    ingress = mesh.info()["ingress_url"]
+    assert send(f"{ingress}/api/v1/products") == DENIED
+    assert send(f"{ingress}/productpage", timeout=10)[0] == 200
+    # Behind the gateway nothing changed: productpage's own API still answers a mesh caller.
+    assert from_sidecar(mesh, "productpage", "/api/v1/products")[0] == 200

@@ -14,6 +14,7 @@ from tests.local.security_helpers import (
     from_sidecar,
     issuer,
     request_authentication,
+    send,
     settle,
     stranger_key,
     to_pod,
@@ -227,3 +228,21 @@ def test_a_rule_without_keys_is_said_unsupported_and_refuses_every_token(mesh):
     stored = mesh.api.get("security.istio.io/v1", "RequestAuthentication", "bookinfo", "discovery")
     assert "OpenID discovery" in (status.not_supported(stored) or "")
     assert call(mesh, bearer(token(mesh))) == (401, "Jwt verification fails")
+
+
+def test_a_request_authentication_on_the_ingress_gateway(mesh):
+    """istio.io's JWT task at the edge: the gateway verifies, a missing token passes."""
+    request_authentication(
+        mesh,
+        "ingress-jwt",
+        {
+            "selector": {"matchLabels": {"istio": "ingressgateway"}},
+            "jwtRules": [{"issuer": ISSUER, "jwksUri": issuer(mesh)["jwks_uri"]}],
+        },
+        namespace="istio-system",
+    )
+    page = f"{mesh.info()['ingress_url']}/productpage"
+    expired = bearer(token(mesh, expires_in_s=-300))
+    assert send(page, headers=expired) == (401, "Jwt is expired")
+    assert send(page, headers=bearer(token(mesh)), timeout=10)[0] == 200
+    assert send(page, timeout=10)[0] == 200
