@@ -16,6 +16,7 @@ import pytest
 from chaosmesh_py.istio.identity import spiffe_id
 from chaosmesh_py.localmesh.mtls import workload_secret
 from tests.local.test_no_sidecar import peer_authentication, served_by
+from tests.local.test_telemetry import increase, scrape
 
 pytestmark = pytest.mark.slow
 
@@ -139,9 +140,17 @@ def test_a_workload_policy_overrides_its_namespace_and_port_level_overrides_both
 
 def test_auto_mtls_sends_plain_text_where_the_namespace_disables_mtls(mesh):
     peer_authentication(mesh, "default", NS, "DISABLE")
+    before = scrape(mesh)
     status, body = request(sidecar(mesh, "sleep"))
     assert status == 200
     assert client_certificate(body) is None  # plain text: no certificate reached httpbin
+    # Istio's metrics say so: the destination reports no mutual TLS, and no principals.
+    by = ("connection_security_policy", "source_principal", "destination_principal")
+    reported = increase(
+        before, scrape(mesh), "istio_requests_total", by,
+        reporter="destination", source_workload="sleep", destination_service_name="httpbin",
+    )  # fmt: skip
+    assert reported == {("none", "unknown", "unknown"): 1}
     cluster = _cluster(mesh, "outbound|8000||httpbin.bookinfo.svc.cluster.local")
     assert "transport_socket_matches" not in cluster
 
