@@ -135,8 +135,8 @@ def identity_filter(caller: Caller) -> JsonDict:
                 {
                     "object_key": IDENTITY_KEY,
                     "factory_key": "envoy.hashable_string",
+                    # Not read_only: Envoy 1.40 deprecates it (and warns at every listener).
                     "format_string": {"text_format_source": {"inline_string": caller.secret}},
-                    "read_only": True,
                     "shared_with_upstream": "ONCE",
                 }
             ],
