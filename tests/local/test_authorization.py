@@ -22,7 +22,7 @@ def inbound_filters(mesh, workload):
     name = mesh.info()["workloads"][workload]["inbound_listener"]
     for item in mesh.envoy.config_dump("dynamic_listeners")["configs"]:
         if item["name"] == name:
-            (chain,) = item["active_state"]["listener"]["filter_chains"]
+            chain = item["active_state"]["listener"]["filter_chains"][0]  # TLS, then plain text
             return chain["filters"][0]["typed_config"]["http_filters"]
     raise AssertionError(f"no listener {name}")
 
