@@ -285,6 +285,8 @@ class LocalMesh:
             else:
                 self._accepted = _by_identity(resources)
                 self._refused.clear()
+            # A departed pod's key goes once Envoy runs a configuration without it.
+            self.identities.retire()
             self._mark_accepted(resources)
             self.last_sync_s = time.perf_counter() - started
 

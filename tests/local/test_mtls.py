@@ -308,3 +308,27 @@ def _address(url):
 
 def _escaped(name):
     return name.replace("|", "\\|").replace(".", "\\.")
+
+
+def _secret_files(mesh, pod):
+    """The SDS file holding ``pod``'s key (its directory is named after the secret)."""
+    return list((mesh.envoy.work_dir / "sds").glob(f"default_bookinfo_{pod}-*/secret.json"))
+
+
+def test_keys_are_owner_only_and_a_deleted_pods_key_leaves_the_disk(mesh):
+    pod = mesh.info()["workloads"]["details-v1"]["pod"]
+    (path,) = _secret_files(mesh, pod)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert "PRIVATE KEY" in path.read_text()
+    mesh.api.delete("v1", "Pod", NS, pod)
+    deadline = time.monotonic() + 20
+    while mesh.info()["workloads"]["details-v1"]["pod"] in (pod, None):
+        assert time.monotonic() < deadline, "no replacement pod"
+        time.sleep(0.1)
+    mesh.sync()
+    assert not _secret_files(mesh, pod)
+    (replacement,) = _secret_files(mesh, mesh.info()["workloads"]["details-v1"]["pod"])
+    assert replacement.stat().st_mode & 0o777 == 0o600
+    status, _ = request(sidecar(mesh, "productpage-v1"), "/details/0", host="details:9080")
+    assert status == 200
