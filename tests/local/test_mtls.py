@@ -227,7 +227,11 @@ def test_an_expired_certificate_fails_its_callers_until_the_state_is_deleted(mes
     assert request(url, "/ratings/0", host="ratings:9080")[0] == 200  # a pooled connection
     certificate_state(mesh, "ratings-expired", {"app": "ratings"}, "expired")
     secret = workload_secret(NS, mesh.info()["workloads"]["ratings-v1"]["pod"])
+    assert mesh.info()["workloads"]["ratings-v1"]["certificate_secret"] == secret
     assert mesh.identities.certificate(secret).expired()
+    # Envoy's own gauge says so, by the secret's name.
+    expiry = mesh.envoy.stats(rf"ssl\.certificate\.{secret}\.expiration_unix_time_seconds$")
+    assert expiry and max(expiry.values()) < time.time()
     # Every ratings cluster (reviews calls subset v1): the peer certificates they refused.
     refusals = (
         r"^cluster\.outbound\|9080\|[^|]*\|ratings\.bookinfo\.svc\.cluster\.local"
