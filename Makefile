@@ -70,8 +70,10 @@ bench: install
 	$(BIN)/python bench/canary_power.py
 	$(BIN)/python bench/policy_edits.py
 	$(BIN)/python bench/resilience_proof.py
+	$(BIN)/python bench/security_changes.py
 	$(BIN)/python bench/inbound_hop.py
 	$(BIN)/python bench/mtls_cost.py
+	$(BIN)/python bench/authz_cost.py
 
 clean:
 	rm -rf $(VENV) .venv-kubernetes-36 .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -3,17 +3,17 @@
 
     python bench/mtls_cost.py [--seconds 5] [--rounds 3] [--connections 10]
 
-One local mesh. The caller is httpbin's entry listener (a caller sidecar of the ``bookinfo``
-namespace, identity ``default``), the server httpbin's two pods. Each round sets the namespace's
-PeerAuthentication through the API (the mesh's control loop re-translates: STRICT gives the
-inbound a TLS-only chain and the caller's cluster its certificate; DISABLE a plain-text chain,
-and the cluster no TLS, as istiod's auto mTLS infers from the namespace), checks the path is
-what it says (the inbounds' TLS handshakes rise under STRICT only), then ``wrk -t1 --latency``
-GETs ``/get``, alternating modes, ``--rounds`` times, at 1 connection and at
-``--connections``. Printed: requests/s, p50, p99 of each round and the medians' ratios
+One local mesh. The caller is the ``sleep`` pod's sidecar (identity ``sleep``; wrk sends
+``Host: httpbin:8000`` to it as the pod would), the server httpbin's two pods. Each round sets
+the namespace's PeerAuthentication through the API (the mesh's control loop re-translates:
+STRICT gives the inbound a TLS-only chain and the caller's cluster its certificate; DISABLE a
+plain-text chain, and the cluster no TLS, as istiod's auto mTLS infers from the namespace),
+checks the path is what it says (the inbounds' TLS handshakes rise under STRICT only), then
+``wrk -t1 --latency`` GETs ``/get``, alternating modes, ``--rounds`` times, at 1 connection and
+at ``--connections``. Printed: requests/s, p50, p99 of each round and the medians' ratios
 (STRICT / DISABLE). One Envoy does both ends of each handshake here, on one worker thread; wrk
-keeps its connections open, so this is the cost of encrypting requests (and of the handshakes of
-new upstream connections), not of a handshake per request. Needs wrk (apt-get install wrk).
+keeps its connections open, so this is the cost of encrypting requests (and of the handshakes
+of new upstream connections), not of a handshake per request. Needs wrk (apt-get install wrk).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from bench.local_mesh import running_mesh  # noqa: E402
 from chaosmesh_py.localmesh.apiserver import ApiError  # noqa: E402
 
 SERVICE = "httpbin"
+CALLER = "sleep"
 MODES = ("STRICT", "DISABLE")
 HANDSHAKES = r"^listener\..*\.ssl\.handshake$"
 
@@ -56,14 +57,15 @@ def set_mode(mesh: Any, mode: str) -> None:
 
 
 def measure(mesh: Any, connections: int, options: argparse.Namespace) -> dict[str, Any]:
-    url = f"{mesh.info()['services'][SERVICE]['url']}/get"
+    url = f"{mesh.info()['workloads'][CALLER]['sidecar_url']}/get"
+    headers = {"Host": mesh.info()["services"][SERVICE]["host"]}
     results: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
     for round_number in range(options.rounds):
         for mode in MODES:
             set_mode(mesh, mode)
             before = sum(mesh.envoy.stats(HANDSHAKES).values())
-            wrk(url, connections, 1)  # warm up: new upstream connections, first requests
-            row = wrk(url, connections, options.seconds)
+            wrk(url, connections, 1, headers)  # warm up: new upstream connections, first requests
+            row = wrk(url, connections, options.seconds, headers)
             handshakes = sum(mesh.envoy.stats(HANDSHAKES).values()) - before
             # Each mode is what it says: the mode's change drained the pooled connections, so
             # under STRICT the new ones were TLS handshakes at the inbound; DISABLE has none.
