@@ -310,11 +310,37 @@ def selects(
     policy = _parsed(policy)
     if policy.bound_to_gateway:
         return False
-    if policy.namespace not in (namespace, root_namespace):
+    return _in_scope(policy.namespace, policy.selector, namespace, labels, root_namespace)
+
+
+def resource_selects(
+    resource: Mapping[str, Any],
+    namespace: str,
+    labels: Mapping[str, str],
+    root_namespace: str = ROOT_NAMESPACE,
+) -> bool:
+    """The same scope rule for a RequestAuthentication (istiod selects it as a policy):
+    ``resource`` applies to a sidecar workload in ``namespace`` carrying ``labels``."""
+    metadata = resource.get("metadata") or {}
+    spec = resource.get("spec") or {}
+    if spec.get("targetRef") or spec.get("targetRefs"):
         return False
-    if policy.selector is None:
-        return True
-    return all(labels.get(k) == v for k, v in policy.selector.items())
+    selector = spec.get("selector")
+    labels_wanted = None if selector is None else dict(selector.get("matchLabels") or {})
+    own = str(metadata.get("namespace") or "default")
+    return _in_scope(own, labels_wanted, namespace, labels, root_namespace)
+
+
+def _in_scope(
+    own_namespace: str,
+    selector: Mapping[str, str] | None,
+    namespace: str,
+    labels: Mapping[str, str],
+    root_namespace: str,
+) -> bool:
+    if own_namespace not in (namespace, root_namespace):
+        return False
+    return selector is None or all(labels.get(k) == v for k, v in selector.items())
 
 
 def _parsed(policy: AuthorizationPolicy | Mapping[str, Any]) -> AuthorizationPolicy:

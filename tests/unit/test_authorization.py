@@ -33,8 +33,12 @@ def policy(
     metadata: dict[str, Any] = {"name": name, "namespace": namespace, "creationTimestamp": created}
     if annotations:
         metadata["annotations"] = annotations
-    return {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
-            "metadata": metadata, "spec": spec}  # fmt: skip
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": metadata,
+        "spec": spec,
+    }
 
 
 def request(app: str = "productpage", **facts: Any) -> RequestFacts:

@@ -1,0 +1,185 @@
+"""Authorization rules that can never match what runs (``never_matching_policies``, a posture
+check): a selector no pod carries, principals / namespaces / service accounts no pod runs as, a
+trust domain other than the mesh's, methods that are no HTTP method (they are case-sensitive),
+ports no selected pod serves, a value both required and excluded. Each finding says why; a
+wildcard value is never judged (what it matches is a guess), nor a namespace we may not read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from chaosmesh_py.istio import authorization as authz
+from chaosmesh_py.istio.identity import TRUST_DOMAIN
+from chaosmesh_py.security.mesh_view import Finding, MeshView, Request, Workload
+
+
+def never_matching_policies(view: MeshView, request: Request) -> list[Finding]:
+    del request  # nothing to send: this one reads configuration only
+    findings = []
+    for resource in view.authorization_policies:
+        policy = authz.parse(resource)
+        if policy.bound_to_gateway or policy.action == "CUSTOM":
+            continue
+        selected = [
+            w
+            for w in view.workloads
+            if authz.selects(policy, w.namespace, w.labels, view.root_namespace)
+        ]
+        reasons: list[str] = []
+        if policy.selector is not None and policy.namespace == view.namespace and not selected:
+            reasons.append(
+                f"its selector {dict(policy.selector)} matches no pod of {view.namespace}"
+            )
+        elif not policy.rules and policy.action != "ALLOW":
+            reasons.append(f"a {policy.action} policy without rules matches nothing")
+        else:
+            dead = {
+                i: _dead_rule(view, policy, rule, selected) for i, rule in enumerate(policy.rules)
+            }
+            for index, why in dead.items():
+                if why:
+                    reasons.append(f"rule {index}: {'; '.join(why)}")
+            if reasons and len(reasons) < len(policy.rules):
+                reasons = [f"(other rules can match) {r}" for r in reasons]
+        if reasons:
+            findings.append(
+                _never_finding(policy, reasons, all_dead=not reasons[0].startswith("("))
+            )
+    return findings
+
+
+def _never_finding(
+    policy: authz.AuthorizationPolicy, reasons: list[str], all_dead: bool
+) -> Finding:
+    effect = {
+        "ALLOW": "it allows nothing: requests to the workloads it selects are denied unless "
+        "another ALLOW policy matches",
+        "DENY": "it denies nothing",
+        "AUDIT": "it audits nothing",
+    }[policy.action]
+    return Finding(
+        kind="never_matching_policy",
+        namespace=policy.namespace,
+        where=f"AuthorizationPolicy {policy.key}",
+        message=(
+            f"{policy.action} {policy.key} can never match: {effect}"
+            if all_dead
+            else f"{policy.action} {policy.key} has rules that can never match"
+        ),
+        fix="; ".join(reasons),
+        measured=False,
+        evidence="read from the policy, the namespace's pods and the mesh's trust domain",
+    )
+
+
+def _dead_rule(
+    view: MeshView,
+    policy: authz.AuthorizationPolicy,
+    rule: authz.Rule,
+    selected: Sequence[Workload],
+) -> list[str]:
+    """Why ``rule`` can never match (empty: it can)."""
+    why: list[str] = []
+    source_why = [_dead_entry(view, policy, entry, selected) for entry in rule.sources]
+    if source_why and all(source_why):
+        why.extend(w for ws in source_why for w in ws)
+    operation_why = [_dead_entry(view, policy, entry, selected) for entry in rule.operations]
+    if operation_why and all(operation_why):
+        why.extend(w for ws in operation_why for w in ws)
+    for condition in rule.conditions:
+        why.extend(_dead_values(view, policy, condition, selected))
+    return why
+
+
+def _dead_entry(
+    view: MeshView,
+    policy: authz.AuthorizationPolicy,
+    entry: Sequence[authz.Values],
+    selected: Sequence[Workload],
+) -> list[str]:
+    return [w for values in entry for w in _dead_values(view, policy, values, selected)]
+
+
+def _dead_values(
+    view: MeshView,
+    policy: authz.AuthorizationPolicy,
+    values: authz.Values,
+    selected: Sequence[Workload],
+) -> list[str]:
+    """Why no request can satisfy ``values`` (a field or a condition); empty when one can."""
+    excluded = set(values.not_values)
+    if values.values and set(values.values) <= excluded:
+        return [f"{values.name} {list(values.values)} are all excluded by its not-form"]
+    if "*" in excluded:
+        return [f"{authz.field_label(values, negative=True)} ['*'] excludes every value"]
+    if not values.values:
+        return []
+    reasons = [_value_cannot_match(view, policy, values.name, v, selected) for v in values.values]
+    if all(reasons):
+        return [r for r in reasons if r]
+    return []
+
+
+def _value_cannot_match(
+    view: MeshView,
+    policy: authz.AuthorizationPolicy,
+    name: str,
+    value: str,
+    selected: Sequence[Workload],
+) -> str:
+    if name == "methods":
+        if value not in authz.HTTP_METHODS:
+            hint = (
+                f" (methods are case-sensitive: {value.upper()})"
+                if value.upper() in authz.HTTP_METHODS
+                else ""
+            )
+            return f"method {value!r} is no HTTP method{hint}"
+        return ""
+    if name in ("ports", "destination.port"):
+        served = {p for w in selected for p in w.ports}
+        if not value.isdigit() or not 0 < int(value) < 65536:
+            return f"port {value!r} is no port number"
+        if served and all(w.ports for w in selected) and int(value) not in served:
+            return f"port {value} is served by no selected pod (they serve {sorted(served)})"
+        return ""
+    if "*" in value.strip("*") or value.startswith("*") or value.endswith("*"):
+        return ""  # a wildcard: whether something matches is a guess
+    if name in ("principals", "source.principal"):
+        parts = value.removeprefix("spiffe://").split("/")
+        if len(parts) != 5 or parts[1] != "ns" or parts[3] != "sa":
+            return (
+                f"principal {value!r} is not of the form <trust domain>/ns/<namespace>/sa/<account>"
+            )
+        if parts[0] != TRUST_DOMAIN:
+            return (
+                f"principal {value!r} is of trust domain {parts[0]!r}, "
+                f"the mesh's is {TRUST_DOMAIN!r}"
+            )
+        return _no_pod_runs_as(view, parts[2], parts[4], f"principal {value!r}")
+    if name in ("namespaces", "source.namespace"):
+        return _no_pod_runs_as(view, value, None, f"namespace {value!r}")
+    if name in ("serviceAccounts", "source.serviceAccount"):
+        namespace, _, account = value.rpartition("/")
+        return _no_pod_runs_as(
+            view, namespace or policy.namespace, account, f"service account {value!r}"
+        )
+    if name == "trustDomains" and value != TRUST_DOMAIN:
+        return f"trust domain {value!r} is not the mesh's ({TRUST_DOMAIN!r})"
+    return ""
+
+
+def _no_pod_runs_as(view: MeshView, namespace: str, account: str | None, what: str) -> str:
+    pods = view.pods_in(namespace)
+    if pods is None:
+        return ""  # not readable: unknown, not a finding
+    if account is None:
+        return "" if pods else f"{what}: no pod runs in namespace {namespace!r}"
+    accounts = {str((p.get("spec") or {}).get("serviceAccountName") or "default") for p in pods}
+    if namespace == view.namespace:
+        accounts |= {w.service_account for w in view.workloads}
+    if account in accounts:
+        return ""
+    running = sorted(accounts) or "none"
+    return f"{what}: no pod of {namespace!r} runs as {account!r} (they run as {running})"
