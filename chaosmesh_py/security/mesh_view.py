@@ -20,6 +20,7 @@ from chaosmesh_py.istio import authorization as authz
 from chaosmesh_py.istio.identity import principal
 from chaosmesh_py.kube import Kube
 from chaosmesh_py.kube.client import POD
+from chaosmesh_py.kube.names import parse_namespace
 
 DEFAULT_TIMEOUT_S = 3.0
 
@@ -135,11 +136,8 @@ class Request:
 
 
 def check_request(arguments: Mapping[str, Any]) -> Request:
-    namespace = checks.text("namespace", arguments.get("namespace", "default"))
-    root = checks.text("root_namespace", arguments.get("root_namespace", authz.ROOT_NAMESPACE))
-    for name, value in (("namespace", namespace), ("root_namespace", root)):
-        if not _dns_label(value):
-            raise InvalidInput(name, f"{shown(value)} is no namespace name", 'e.g. "default"')
+    namespace = parse_namespace(arguments.get("namespace", "default"))
+    root = parse_namespace(arguments.get("root_namespace", authz.ROOT_NAMESPACE), "root_namespace")
     measure = checks.flag("measure", arguments.get("measure", True))
     path = arguments.get("path", "/")
     if not isinstance(path, str) or not path.startswith("/"):
@@ -155,16 +153,6 @@ def check_request(arguments: Mapping[str, Any]) -> Request:
                 "url", f"must be an http(s) URL, got {shown(url)}", 'e.g. "http://127.0.0.1:9080/"'
             )
     return Request(namespace, root, measure, path, timeout_s, url)
-
-
-def _dns_label(value: str) -> bool:
-    return (
-        0 < len(value) <= 63
-        and value.replace("-", "").isalnum()
-        and value == value.lower()
-        and value[0].isalnum()
-        and value[-1].isalnum()
-    )
 
 
 # ------------------------------------------------------------------ reading
