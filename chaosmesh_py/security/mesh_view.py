@@ -133,6 +133,11 @@ class Request:
     path: str
     timeout_s: float
     url: str | None = None
+    selector: Mapping[str, str] | None = None  # only the workloads carrying these labels
+
+    def chosen(self, workloads: Sequence[Workload]) -> list[Workload]:
+        wanted = self.selector or {}
+        return [w for w in workloads if all(w.labels.get(k) == v for k, v in wanted.items())]
 
 
 def check_request(arguments: Mapping[str, Any]) -> Request:
@@ -152,7 +157,18 @@ def check_request(arguments: Mapping[str, Any]) -> Request:
             raise InvalidInput(
                 "url", f"must be an http(s) URL, got {shown(url)}", 'e.g. "http://127.0.0.1:9080/"'
             )
-    return Request(namespace, root, measure, path, timeout_s, url)
+    selector = arguments.get("selector")
+    if selector is not None and not (
+        isinstance(selector, dict)
+        and selector
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in selector.items())
+    ):
+        raise InvalidInput(
+            "selector",
+            f"must map pod labels to strings, got {shown(selector)}",
+            'e.g. {"app": "productpage"}',
+        )
+    return Request(namespace, root, measure, path, timeout_s, url, selector)
 
 
 # ------------------------------------------------------------------ reading

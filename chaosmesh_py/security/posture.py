@@ -57,7 +57,7 @@ class PlaintextSeen:
 def plaintext_status(view: MeshView, request: Request) -> list[PlaintextSeen]:
     """Per workload: does it accept plain text, and how we know."""
     seen = []
-    for workload in view.workloads:
+    for workload in request.chosen(view.workloads):
         modes = _predicted_modes(view, workload)
         predicted = "no sidecar" if not workload.sidecar else ", ".join(sorted(set(modes.values())))
         predicts_plain = not workload.sidecar or any(m != "STRICT" for m in modes.values())
@@ -117,7 +117,7 @@ def unenforced_request_authentication(view: MeshView, request: Request) -> list[
         meta = resource.get("metadata") or {}
         key = f"{meta.get('namespace')}/{meta.get('name')}"
         issuers = [str(r.get("issuer")) for r in (resource.get("spec") or {}).get("jwtRules") or []]
-        for workload in view.workloads:
+        for workload in request.chosen(view.workloads):
             if not authz.resource_selects(
                 resource, workload.namespace, workload.labels, view.root_namespace
             ):
@@ -185,7 +185,7 @@ def mtls_only_rules_on_plaintext(view: MeshView, request: Request) -> list[Findi
         uses = authz.plaintext_bypass(policy)
         if not uses:
             continue
-        for workload in view.workloads:
+        for workload in request.chosen(view.workloads):
             seen = accepting.get(workload.name)
             if seen is None or not authz.selects(
                 policy, workload.namespace, workload.labels, view.root_namespace

@@ -37,6 +37,8 @@ __all__: list[str] = []
 # Each returns its findings (kind, namespace, where, message, fix, measured, evidence): an empty
 # list is healthy (tolerance [[]] in a steady state); `expect` ({"findings": n or [low, high]})
 # makes the probe itself fail when the count is otherwise (a method probe is not judged).
+# `selector` ({"app": "productpage"}) keeps the workloads carrying those labels; the policies
+# and the callers considered stay the namespace's.
 
 __all__ += [
     "mtls_only_rules_on_plaintext",
@@ -51,6 +53,7 @@ __all__ += [
 def plaintext_acceptors(
     namespace: str = "default",
     root_namespace: str = "istio-system",
+    selector: dict = None,
     measure: bool = True,
     path: str = "/",
     timeout_s: float = 3.0,
@@ -70,6 +73,7 @@ def plaintext_acceptors(
 def unenforced_request_authentication(
     namespace: str = "default",
     root_namespace: str = "istio-system",
+    selector: dict = None,
     url: str = None,
     measure: bool = True,
     path: str = "/",
@@ -91,6 +95,7 @@ def unenforced_request_authentication(
 def mtls_only_rules_on_plaintext(
     namespace: str = "default",
     root_namespace: str = "istio-system",
+    selector: dict = None,
     measure: bool = True,
     path: str = "/",
     timeout_s: float = 3.0,
@@ -127,6 +132,7 @@ def never_matching_policies(
 def security_posture(
     namespace: str = "default",
     root_namespace: str = "istio-system",
+    selector: dict = None,
     measure: bool = True,
     path: str = "/",
     timeout_s: float = 3.0,
