@@ -56,7 +56,7 @@ def _write(path: Path, data: bytes) -> None:
     private_file.write_private(path, data, "--state-dir")
 
 
-def _key_usage(*, signs_certificates: bool) -> Any:
+def key_usage(*, signs_certificates: bool) -> Any:
     """A CA signs certificates; a server signs its handshakes. Strict verifiers (Go, Python
     3.13's VERIFY_X509_STRICT) insist on the extension."""
     from cryptography import x509
@@ -107,7 +107,7 @@ def issue(directory: Path) -> Credentials:
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(signs_certificates=True), critical=True)
+        .add_extension(key_usage(signs_certificates=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_public), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -128,7 +128,7 @@ def issue(directory: Path) -> Credentials:
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(signs_certificates=False), critical=True)
+        .add_extension(key_usage(signs_certificates=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(server_public), critical=False)
         .add_extension(

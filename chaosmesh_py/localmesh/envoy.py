@@ -14,6 +14,8 @@ Files under ``work_dir``; every xDS file is a DiscoveryResponse in JSON (``versi
     lds/lds.json                    every Listener
     cds/cds.json                    every Cluster
     rds/<name>-<hash>/route.json    one RouteConfiguration each (``rds_config_source(name)``)
+    sds/<name>-<hash>/secret.json   one Secret each (``sds_config_source(name)``, ``write_secret``):
+                                    a workload's certificate and key, or the root; 0600
 
 Envoy re-reads a ``path_config_source`` when a file is *moved into* its ``watched_directory``, so
 each file is replaced by an atomic rename (never read half-written) and sits alone in its own
@@ -114,6 +116,7 @@ class Applied:
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 ROUTE_CONFIG_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 # An xDS subscription's refusal counters: update_rejected = parsed but invalid (a PGV rule, an
 # unknown field, a port in use); update_failure = unreadable or not JSON. ``cluster.<name>.
@@ -196,10 +199,22 @@ class Envoy:
         return _path_config_source(self._route_path(route_config_name))
 
     def _route_path(self, name: str) -> Path:
-        # Names hold "|", "~", "." and may be long: keep a readable part, made unique by a hash.
-        readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:48].strip("._") or "route"
-        digest = hashlib.sha256(name.encode()).hexdigest()[:10]
-        return self.work_dir / "rds" / f"{readable}-{digest}" / "route.json"
+        return self.work_dir / "rds" / _file_dir(name, "route") / "route.json"
+
+    def sds_config_source(self, secret_name: str) -> JsonDict:
+        """The ConfigSource a TLS context uses to read ``secret_name`` from its file (SDS)."""
+        return _path_config_source(self._secret_path(secret_name))
+
+    def write_secret(self, secret: JsonDict) -> None:
+        """Put one Secret (a certificate and key, or a validation context) where Envoy's SDS
+        reads it: 0600, by atomic rename, so Envoy swaps it without a restart and never reads
+        half a key. Envoy uses it for connections made from then on."""
+        typed = _typed(secret, SECRET_TYPE)
+        _version, data = _document([typed])
+        _write_atomically(self._secret_path(str(typed["name"])), data, private=True)
+
+    def _secret_path(self, name: str) -> Path:
+        return self.work_dir / "sds" / _file_dir(name, "secret") / "secret.json"
 
     def _bootstrap(self) -> JsonDict:
         return {
@@ -713,6 +728,14 @@ def _document(resources: list[JsonDict]) -> tuple[str, bytes]:
     return version, json.dumps(document, sort_keys=True, indent=1).encode()
 
 
+def _file_dir(name: str, fallback: str) -> str:
+    """A resource's own directory: names hold "|", "~", "." and may be long, so a readable
+    part, made unique by a hash."""
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:48].strip("._") or fallback
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    return f"{readable}-{digest}"
+
+
 def _path_config_source(path: Path) -> JsonDict:
     return {
         "path_config_source": {"path": str(path), "watched_directory": {"path": str(path.parent)}},
@@ -720,17 +743,21 @@ def _path_config_source(path: Path) -> JsonDict:
     }
 
 
-def _write_atomically(path: Path, data: bytes) -> float:
+def _write_atomically(path: Path, data: bytes, *, private: bool = False) -> float:
     """Write a temporary file beside ``path``, then rename it over ``path``.
 
     The rename is what Envoy's watched_directory reacts to (a move into the directory), and it
     guarantees Envoy reads either the old file or the new one, never part of one. Returns
     ``time.monotonic()`` taken just before the rename: taken after, it could lag by a whole GIL
-    switch interval (5 ms) behind a thread that already sees the change.
+    switch interval (5 ms) behind a thread that already sees the change. A ``private`` file (a
+    key) is 0600 from its first byte, in a 0700 directory.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
     temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("wb") as file:
+    temporary.unlink(missing_ok=True)
+    mode = 0o600 if private else 0o644
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    with os.fdopen(descriptor, "wb") as file:
         file.write(data)
         file.flush()
         os.fsync(file.fileno())

@@ -27,13 +27,14 @@ Envoy configuration (part of ``chaosmesh_py.localmesh.translate``'s output), per
     The app: 127.0.0.1:``workload.port`` (istiod's is ``inbound|<port>||``; the suffix keeps it
     unique on the shared Envoy).
 
-Mutual TLS, PeerAuthentication (``kube_proxy.mtls_mode``)
-    The local sidecars speak no TLS; a mesh sidecar is told apart by where it connects from:
-    every outbound cluster binds its connections to ``MESH_SOURCE_ADDRESS`` (127.0.0.2), the
-    local stand-in for a peer's mesh certificate. Under PERMISSIVE or DISABLE the chain takes
-    every connection; under STRICT it takes only the mesh's, so a client without a sidecar
-    (kube-proxy's ClusterIP, a pod URL called directly) matches no chain and Envoy closes the
-    connection before any byte reaches the app, as a STRICT pod refuses plain text.
+Mutual TLS, PeerAuthentication (``chaosmesh_py.istio.peer_authentication.effective_mtls``)
+    The mode istiod resolves for the pod's labels and container port picks the filter chains
+    (``chaosmesh_py.localmesh.mtls.inbound_chains``): STRICT one TLS chain (client certificate
+    required: plain text matches no chain and Envoy resets the connection before any byte
+    reaches the app), PERMISSIVE a TLS chain for Istio's ALPN and a plain-text chain, DISABLE
+    plain text only. Every chain carries the same HTTP connection manager, which, as istiod's
+    inbound, appends the peer's certificate to ``x-forwarded-client-cert``
+    (``APPEND_FORWARD``, with its subject, URI and DNS SANs): the app sees who called.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from chaosmesh_py.istio.peer_authentication import effective_mtls
 from chaosmesh_py.localmesh import envoy_filter
 from chaosmesh_py.localmesh.envoy import JsonDict
-from chaosmesh_py.localmesh.kube_proxy import STRICT, load_assignment, mtls_mode
+from chaosmesh_py.localmesh.kube_proxy import load_assignment
+from chaosmesh_py.localmesh.mtls import Secrets, inbound_chains, workload_caller
 from chaosmesh_py.localmesh.route import FAULT_FILTER, HTTP_FAULT_TYPE
 from chaosmesh_py.localmesh.topology import Topology, Workload
 
@@ -57,8 +60,6 @@ HCM_TYPE = (
 ROUTER_FILTER = "envoy.filters.http.router"
 ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 LOCALHOST = "127.0.0.1"
-# Where every sidecar's outbound connections come from: the mark of a mesh peer (see the module).
-MESH_SOURCE_ADDRESS = "127.0.0.2"
 # istiod's defaultInboundRetryOn (route/retry/retry.go), with its 2 retries.
 INBOUND_RETRY_ON = "reset-before-request"
 MAX_THRESHOLD = 2**32 - 1
@@ -92,15 +93,11 @@ def container_port(workload: Workload, topology: Topology) -> int:
     return workload.port
 
 
-def mesh_source() -> JsonDict:
-    """An outbound cluster's ``upstream_bind_config``: connect from the mesh's address."""
-    return {"source_address": {"address": MESH_SOURCE_ADDRESS, "port_value": 0}}
-
-
 def inbound_config(
     topology: Topology,
     peer_authentications: Sequence[Mapping[str, Any]],
     envoy_filters: Sequence[Mapping[str, Any]] = (),
+    secrets: Secrets | None = None,
 ) -> tuple[list[JsonDict], list[JsonDict]]:
     """The inbound listener and app cluster of every pod that serves, with the EnvoyFilters
     that apply to it (``chaosmesh_py.localmesh.envoy_filter``)."""
@@ -112,9 +109,11 @@ def inbound_config(
     )
     for workload in pods:
         port = container_port(workload, topology)
-        strict = mtls_mode(workload, peer_authentications) == STRICT
+        mode = effective_mtls(peer_authentications, workload.namespace, workload.labels, port)
         applying = envoy_filter.for_workload(workload, envoy_filters)
-        listeners.append(_listener(workload, port, strict=strict, envoy_filters=applying))
+        listeners.append(
+            _listener(workload, port, mode=mode, envoy_filters=applying, secrets=secrets)
+        )
         clusters.append(_app_cluster(inbound_cluster_name(workload, port), workload.port))
     return listeners, clusters
 
@@ -123,8 +122,9 @@ def _listener(
     workload: Workload,
     port: int,
     *,
-    strict: bool,
+    mode: str,
     envoy_filters: Sequence[Mapping[str, Any]],
+    secrets: Secrets | None,
 ) -> JsonDict:
     cluster = inbound_cluster_name(workload, port)
     http_filters = envoy_filter.patch_inbound_http_filters(
@@ -171,23 +171,27 @@ def _listener(
         # A sidecar's inbound trusts its caller's X-Forwarded-For, as istiod's (no remote
         # address): the request keeps the headers the caller's sidecar set.
         "use_remote_address": False,
+        # istiod's inbound: the app learns the peer's identity from the header.
+        "forward_client_cert_details": "APPEND_FORWARD",
+        "set_current_client_cert_details": {"subject": True, "dns": True, "uri": True},
     }
-    chain: JsonDict = {
-        "name": inbound_chain_name(port),
-        "filters": [{"name": HCM_FILTER, "typed_config": manager}],
-    }
-    if strict:
-        # Only a mesh peer (see the module): plain text from anyone else matches no chain.
-        chain["filter_chain_match"] = {
-            "source_prefix_ranges": [{"address_prefix": MESH_SOURCE_ADDRESS, "prefix_len": 32}]
-        }
-    return {
+    chains, listener_filters = inbound_chains(
+        mode,
+        inbound_chain_name(port),
+        [{"name": HCM_FILTER, "typed_config": manager}],
+        workload_caller(workload).secret,
+        secrets,
+    )
+    listener: JsonDict = {
         "@type": LISTENER_TYPE,
         "name": inbound_listener_name(workload),
         "address": {"socket_address": {"address": LOCALHOST, "port_value": workload.pod_port}},
         "traffic_direction": "INBOUND",
-        "filter_chains": [chain],
+        "filter_chains": chains,
     }
+    if listener_filters:
+        listener["listener_filters"] = listener_filters
+    return listener
 
 
 def _app_cluster(name: str, app_port: int) -> JsonDict:

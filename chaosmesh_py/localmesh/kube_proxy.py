@@ -15,36 +15,25 @@ Envoy configuration (part of ``chaosmesh_py.localmesh.translate``'s output)
     workload the Service selects, one choice per connection. A pod's address is its inbound
     sidecar (``chaosmesh_py.localmesh.inbound``), which applies PeerAuthentication's mode.
 
-PeerAuthentication (security.istio.io), as istiod resolves it for a workload: the oldest policy
-in the workload's namespace whose ``selector.matchLabels`` match it, else the oldest one without
-a selector in its namespace, else the oldest one without a selector in the root namespace
-(``istio-system``); ``UNSET`` inherits from the next level; nothing at all is PERMISSIVE.
+PeerAuthentication's mode for the pod is istiod's (``chaosmesh_py.istio.peer_authentication``),
+applied by the pod's inbound (``chaosmesh_py.localmesh.inbound``).
 
 Where this differs from Kubernetes and Istio
     - kube-proxy's choice is round robin (iptables mode picks at random, IPVS defaults to round
       robin); there is no readiness: every selected workload is an endpoint.
-    - ``portLevelMtls`` is not read: the mode applies to the whole pod.
     - A Service created through the API gets no ClusterIP address here (only the declared
       services have a ``no_sidecar_ports`` entry); sidecars do route to it.
-    - There is no mutual TLS between the local sidecars: a mesh peer is told apart by its source
-      address (``chaosmesh_py.localmesh.inbound``), so STRICT changes only what clients without a
-      sidecar get.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
 from chaosmesh_py.localmesh.envoy import JsonDict
-from chaosmesh_py.localmesh.topology import Service, Topology, Workload
+from chaosmesh_py.localmesh.topology import Service, Topology
 
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
-ROOT_NAMESPACE = "istio-system"
 LOCALHOST = "127.0.0.1"
-STRICT = "STRICT"
 
 
 def kube_proxy_cluster_name(service: Service) -> str:
@@ -65,49 +54,6 @@ def no_sidecar_config(topology: Topology) -> tuple[list[JsonDict], list[JsonDict
         name = f"kube-proxy~{service.namespace}~{service.name}"
         listeners.append(_tcp_listener(name, port, f"kube_proxy_{service.name}", cluster))
     return listeners, clusters
-
-
-def mtls_mode(workload: Workload, peer_authentications: Sequence[Mapping[str, Any]]) -> str:
-    """The PeerAuthentication mode istiod applies to ``workload``'s inbound (see the module)."""
-    ordered = sorted(peer_authentications, key=_age)
-    selected = [
-        p
-        for p in ordered
-        if _namespace(p) == workload.namespace
-        and _match_labels(p) is not None
-        and workload.matches(_match_labels(p) or {})
-    ]
-    namespace_wide = [
-        p for p in ordered if _namespace(p) == workload.namespace and _match_labels(p) is None
-    ]
-    mesh_wide = [p for p in ordered if _namespace(p) == ROOT_NAMESPACE and _match_labels(p) is None]
-    for level in (selected, namespace_wide, mesh_wide):
-        mode = _mode(level[0]) if level else "UNSET"
-        if mode != "UNSET":
-            return mode
-    return "PERMISSIVE"
-
-
-def _mode(policy: Mapping[str, Any]) -> str:
-    mtls = (policy.get("spec") or {}).get("mtls") or {}
-    return str(mtls.get("mode") or "UNSET").upper()
-
-
-def _match_labels(policy: Mapping[str, Any]) -> Mapping[str, str] | None:
-    """The selector's labels; None for a policy without a selector (namespace or mesh wide)."""
-    selector = (policy.get("spec") or {}).get("selector")
-    if selector is None:
-        return None
-    return dict(selector.get("matchLabels") or {})
-
-
-def _namespace(resource: Mapping[str, Any]) -> str:
-    return str((resource.get("metadata") or {}).get("namespace") or "default")
-
-
-def _age(resource: Mapping[str, Any]) -> tuple[str, str]:
-    metadata = resource.get("metadata") or {}
-    return str(metadata.get("creationTimestamp") or ""), str(metadata.get("name") or "")
 
 
 def _tcp_proxy(stat_prefix: str, cluster: str) -> JsonDict:

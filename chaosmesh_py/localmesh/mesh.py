@@ -38,6 +38,7 @@ import yaml
 
 from chaosmesh_py.engine import cleanup
 from chaosmesh_py.istio import status
+from chaosmesh_py.istio.identity import principal
 from chaosmesh_py.kube import Kube
 from chaosmesh_py.kube.client import LOCAL_MESH_CONFIG_MAP, LOCAL_MESH_KEY
 from chaosmesh_py.localmesh import credentials, envoy_filter
@@ -45,12 +46,15 @@ from chaosmesh_py.localmesh.apiserver import ApiError, ApiServer, User, WatchEve
 from chaosmesh_py.localmesh.apiserver.rbac import ADMIN_RULES
 from chaosmesh_py.localmesh.apps import MeshApps
 from chaosmesh_py.localmesh.bookinfo import SERVICE_PORT, bookinfo_topology
+from chaosmesh_py.localmesh.ca import LocalCA
 from chaosmesh_py.localmesh.envoy import ConfigRejected, Envoy
+from chaosmesh_py.localmesh.identities import MeshIdentities, is_certificate_state, wanted_states
 from chaosmesh_py.localmesh.inbound import (
     container_port,
     inbound_listener_name,
     inbound_stat_prefix,
 )
+from chaosmesh_py.localmesh.mtls import callers
 from chaosmesh_py.localmesh.prometheus import Prometheus, PrometheusFailed
 from chaosmesh_py.localmesh.telemetry import Telemetry
 from chaosmesh_py.localmesh.topology import Service, Topology, Workload
@@ -71,8 +75,9 @@ WATCHED = {
     "Service": "v1",
 }
 WATCHED_KINDS = tuple(WATCHED)
-# What else changes the translation: the pods running and the Endpoints listing them.
-WAKING_KINDS = (*WATCHED_KINDS, "Pod", "Endpoints")
+# What else changes the translation: the pods running and the Endpoints listing them, and the
+# ConfigMaps setting certificate states (``chaosmesh_py.localmesh.identities``).
+WAKING_KINDS = (*WATCHED_KINDS, "Pod", "Endpoints", "ConfigMap")
 # The user the mesh's token authenticates: the owner of the mesh may do everything.
 OWNER = "chaosmesh-local"
 
@@ -106,13 +111,23 @@ def mesh_topology(ports: Iterator[int], ingress_port: int) -> Topology:
         services=services,
         # Every workload that serves has a pod address (sleep serves nothing).
         workloads=tuple(
-            replace(workload, pod_port=next(ports)) if workload.port else workload
+            replace(
+                workload,
+                pod_port=next(ports) if workload.port else 0,
+                service_account=sample_service_account(workload.labels.get("app", "")),
+            )
             for workload in (*bookinfo.workloads, *extra)
         ),
         ingress=bookinfo.ingress,
         entry_ports={service.name: next(ports) for service in services},
         no_sidecar_ports={service.name: next(ports) for service in services},
     )
+
+
+def sample_service_account(app: str) -> str:
+    """The service account Istio's samples give an app: ``bookinfo-<app>`` for Bookinfo's,
+    the app's name for httpbin and sleep."""
+    return app if app in ("httpbin", "sleep") else f"bookinfo-{app}"
 
 
 def _two(ports: Iterator[int]) -> tuple[int, int]:
@@ -154,6 +169,9 @@ class LocalMesh:
         )
         self.topology = mesh_topology(ports, ingress_port or next(ports))
         self.envoy = Envoy(work_dir / "envoy")
+        # istiod's CA: its root key lives in this process only (chaosmesh_py.localmesh.ca).
+        self.ca = LocalCA()
+        self.identities = MeshIdentities(self.ca, self.envoy)
         self.telemetry = Telemetry(self.topology, self.envoy, next(ports))
         self.prometheus = (
             Prometheus(prometheus, work_dir / "prometheus", [self.telemetry.url], next(ports))
@@ -187,6 +205,7 @@ class LocalMesh:
         self._load()
         self.apps.open()
         self.controller.settle()  # every declared workload's pod runs before Envoy starts
+        self.identities.start()
         resources = self._resources()
         self.envoy.start(self._translate(resources))
         self._accepted = _by_identity(resources)
@@ -376,6 +395,17 @@ class LocalMesh:
                     },
                 }
             )
+        # Their identities, as bookinfo.yaml's ServiceAccounts.
+        for namespace, account in sorted(
+            {(w.namespace, w.service_account) for w in self.topology.workloads}
+        ):
+            self.api.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ServiceAccount",
+                    "metadata": {"name": account, "namespace": namespace},
+                }
+            )
         # The declared workloads as bookinfo.yaml's Deployments: the controller runs their pods.
         for workload in self.topology.workloads:
             self.api.create(_deployment(workload))
@@ -420,7 +450,13 @@ class LocalMesh:
                     "pod_url": f"http://127.0.0.1:{workload.pod_port}"
                     if workload.pod_port
                     else None,
+                    # A request sent here leaves FROM this workload: through its outbound
+                    # sidecar, with its identity, mutual TLS to the destination's inbound.
                     "sidecar_url": f"http://127.0.0.1:{workload.sidecar_port}",
+                    # Its identity: what its certificate names, as AuthorizationPolicy's
+                    # principals name it.
+                    "service_account": workload.service_account,
+                    "principal": principal(workload.namespace, workload.service_account),
                     "stat_prefix": f"outbound_{workload.name}",
                     "route_config": f"outbound~{workload.namespace}~{workload.name}",
                     # The pod's inbound sidecar (chaosmesh_py.localmesh.inbound): its listener
@@ -458,6 +494,8 @@ class LocalMesh:
         # Called under the store's lock: only wake the loop. A change of status or metadata
         # alone (same uid and generation) does not change the translation.
         if event.resource_type.kind not in WAKING_KINDS:
+            return
+        if event.resource_type.kind == "ConfigMap" and not is_certificate_state(event.object):
             return
         identity = _identity(event.object)
         version = _version(event.object)
@@ -513,6 +551,14 @@ class LocalMesh:
             workloads=workloads,
             endpoint_pods=_endpoint_pods(self.api.list("v1", "Endpoints")),
         )
+        # istiod's CA: each caller's certificate as the certificate states want it.
+        secrets = self.identities.sync(
+            callers(topology),
+            wanted_states(
+                [c for c in self.api.list("v1", "ConfigMap") if is_certificate_state(c)],
+                topology.workloads,
+            ),
+        )
         return translate(
             topology,
             resources["VirtualService"],
@@ -521,6 +567,7 @@ class LocalMesh:
             self.envoy.rds_config_source,
             peer_authentications=resources["PeerAuthentication"],
             envoy_filters=resources["EnvoyFilter"],
+            secrets=secrets,
         )
 
 
@@ -545,6 +592,7 @@ def _deployment(workload: Workload) -> dict[str, Any]:
     app, version = labels.get("app", workload.name), labels.get("version", "v1")
     image = _IMAGES.get(app) or BOOKINFO_IMAGE.format(app=app, version=version)
     container = {"name": app, "image": image}
+    pod_spec = {"serviceAccountName": workload.service_account, "containers": [container]}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -552,7 +600,7 @@ def _deployment(workload: Workload) -> dict[str, Any]:
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }
 

@@ -55,6 +55,8 @@ class Workload:
     # The pod's address as a client outside the pod reaches it; 0: not served.
     pod_port: int = 0
     pod: str = ""
+    # The pod template's serviceAccountName: the identity its certificate carries.
+    service_account: str = "default"
 
     @property
     def instance(self) -> str:

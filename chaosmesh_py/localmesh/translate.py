@@ -47,7 +47,9 @@ Clusters
     ``outbound|<port>|<subset>|<fqdn>`` per DestinationRule subset with the workloads carrying
     the subset's labels: STATIC, endpoints the pods' inbound addresses 127.0.0.1:``pod_port``
     (the app's port for a workload without one), so a call goes caller's sidecar -> server's
-    inbound sidecar -> app, connecting from the mesh's source address. Istio's defaults:
+    inbound sidecar -> app, in mutual TLS with the caller's certificate
+    (``chaosmesh_py.localmesh.mtls``: auto mTLS, or a DestinationRule's ``tls.mode`` DISABLE /
+    ISTIO_MUTUAL, port-level and subset-level as istiod merges them). Istio's defaults:
     connect_timeout 10s, LEAST_REQUEST, every circuit-breaker threshold 2^32-1. A
     DestinationRule's ``trafficPolicy`` (port-level settings for the service's port replacing
     it, a subset's sections replacing the top level's) sets: connection-pool limits (0 means
@@ -66,8 +68,9 @@ Where this differs from istiod, on purpose
       or ``workloadSelector``); several for one host merge as in istiod: the oldest one's
       ``trafficPolicy``, subsets from all, first of a name wins.
     - The ingress serves every HTTP server of its Gateways on its one port; HTTPS/TLS servers,
-      ``tls.httpsRedirect``, consistent hashing, ``h2UpgradePolicy``, locality and TLS
-      settings, ``retryBudget`` and ``tcpKeepalive`` are not translated.
+      ``tls.httpsRedirect``, consistent hashing, ``h2UpgradePolicy``, locality settings, TLS
+      modes SIMPLE and MUTUAL (for external services; auto mTLS applies instead),
+      ``retryBudget`` and ``tcpKeepalive`` are not translated.
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from chaosmesh_py.istio.identity import spiffe_id
+from chaosmesh_py.istio.peer_authentication import DISABLE, namespace_mtls
 from chaosmesh_py.istio.traffic_policy import (
     merge_traffic_policy,
     oldest_first,
@@ -84,8 +89,19 @@ from chaosmesh_py.istio.traffic_policy import (
 from chaosmesh_py.istio.traffic_policy import namespace_of as _namespace
 from chaosmesh_py.istio.traffic_policy import positive as _positive
 from chaosmesh_py.localmesh.envoy import EnvoyConfig, JsonDict
-from chaosmesh_py.localmesh.inbound import inbound_config, mesh_source
+from chaosmesh_py.localmesh.inbound import inbound_config
 from chaosmesh_py.localmesh.kube_proxy import load_assignment, no_sidecar_config
+from chaosmesh_py.localmesh.mtls import (
+    Caller,
+    Secrets,
+    callers,
+    client_tls,
+    entry_caller,
+    identity_filter,
+    ingress_caller,
+    sni,
+    workload_caller,
+)
 from chaosmesh_py.localmesh.route import (
     FAULT_FILTER,
     HTTP_FAULT_TYPE,
@@ -156,8 +172,13 @@ def translate(
     *,
     peer_authentications: Sequence[dict[str, Any]] = (),
     envoy_filters: Sequence[dict[str, Any]] = (),
+    secrets: Secrets | None = None,
 ) -> EnvoyConfig:
-    """The whole Envoy configuration for ``topology`` under these Istio resources."""
+    """The whole Envoy configuration for ``topology`` under these Istio resources.
+
+    With ``secrets`` (where Envoy reads the CA's certificates), sidecars speak mutual TLS as
+    istiod configures it (``chaosmesh_py.localmesh.mtls``); without, plain text everywhere
+    (a translation checked for its routing alone)."""
     ordered_services = oldest_first(virtual_services)
     mesh_services = [vs for vs in ordered_services if _bound_to_mesh(vs)]
     listeners: list[JsonDict] = []
@@ -175,6 +196,7 @@ def translate(
                 route_name,
                 rds_config_source,
                 source=(workload.name, workload.namespace),
+                caller=workload_caller(workload) if secrets else None,
             )
         )
     for service in topology.services:
@@ -194,6 +216,7 @@ def translate(
                 route_name,
                 rds_config_source,
                 source=(client.name, client.namespace),
+                caller=entry_caller(client.namespace) if secrets else None,
             )
         )
     if topology.ingress is not None:
@@ -209,14 +232,16 @@ def translate(
                 rds_config_source,
                 source=(INGRESS_WORKLOAD, INGRESS_NAMESPACE),
                 ingress=True,
+                caller=ingress_caller() if secrets else None,
             )
         )
     inbound_listeners, inbound_clusters = inbound_config(
-        topology, peer_authentications, envoy_filters
+        topology, peer_authentications, envoy_filters, secrets
     )
     no_sidecar_listeners, no_sidecar_clusters = no_sidecar_config(topology)
     listeners += inbound_listeners + no_sidecar_listeners
-    clusters = _clusters(topology, destination_rules) + inbound_clusters + no_sidecar_clusters
+    mtls = _MeshTls(secrets, callers(topology), peer_authentications) if secrets else None
+    clusters = _clusters(topology, destination_rules, mtls) + inbound_clusters + no_sidecar_clusters
     return EnvoyConfig(
         listeners=tuple(listeners),
         clusters=tuple(sorted(clusters, key=lambda cluster: str(cluster["name"]))),
@@ -236,6 +261,7 @@ def _listener(
     *,
     source: tuple[str, str],
     ingress: bool = False,
+    caller: Caller | None = None,
 ) -> JsonDict:
     manager: JsonDict = {
         "@type": HCM_TYPE,
@@ -251,20 +277,15 @@ def _listener(
         # Istio's standard metrics, counted for this caller (chaosmesh_py.localmesh.telemetry).
         "access_log": [access_log(*source)],
     }
+    filters: list[JsonDict] = [identity_filter(caller)] if caller else []
+    filters.append(
+        {"name": "envoy.filters.network.http_connection_manager", "typed_config": manager}
+    )
     listener: JsonDict = {
         "@type": LISTENER_TYPE,
         "name": name,
         "address": {"socket_address": {"address": LOCALHOST, "port_value": port}},
-        "filter_chains": [
-            {
-                "filters": [
-                    {
-                        "name": "envoy.filters.network.http_connection_manager",
-                        "typed_config": manager,
-                    }
-                ]
-            }
-        ],
+        "filter_chains": [{"filters": filters}],
     }
     if ingress:
         # As istiod's gateways: the edge appends the client to X-Forwarded-For.
@@ -464,24 +485,61 @@ def _subset_of(host: str, other: str) -> bool:
 # --- clusters ------------------------------------------------------------------------------
 
 
-def _clusters(topology: Topology, destination_rules: Sequence[dict[str, Any]]) -> list[JsonDict]:
+class _MeshTls:
+    """What an outbound cluster's client TLS needs: the secrets, every caller, and the
+    PeerAuthentications auto mTLS reads."""
+
+    def __init__(
+        self, secrets: Secrets, callers: list[Caller], peer_authentications: Sequence[Any]
+    ) -> None:
+        self.secrets = secrets
+        self.callers = callers
+        self.peer_authentications = peer_authentications
+
+    def cluster_tls(
+        self, service: Service, subset: str, endpoints: list[Workload], policy: Mapping[str, Any]
+    ) -> JsonDict:
+        """The cluster's transport sockets: mTLS unless the DestinationRule's ``tls.mode`` is
+        DISABLE, or (no mode set: auto mTLS) the destination's namespace- or mesh-level
+        PeerAuthentication is DISABLE, istiod's best-effort inference. Every local endpoint
+        has a sidecar, so auto mTLS otherwise sends TLS."""
+        mode = str((policy.get("tls") or {}).get("mode") or "").upper()
+        if mode == DISABLE:
+            return {}
+        if mode != "ISTIO_MUTUAL" and (
+            namespace_mtls(self.peer_authentications, service.namespace) == DISABLE
+        ):
+            return {}
+        return client_tls(
+            self.callers,
+            self.secrets,
+            sni(service.port, subset, service.fqdn),
+            (spiffe_id(w.namespace, w.service_account) for w in endpoints),
+        )
+
+
+def _clusters(
+    topology: Topology, destination_rules: Sequence[dict[str, Any]], mtls: _MeshTls | None
+) -> list[JsonDict]:
     policies, subsets = _destination_rules_by_host(topology, destination_rules)
     clusters = []
     for service in topology.services:
         policy = port_traffic_policy(policies.get(service.fqdn), service.port)
-        clusters.append(
-            _cluster(
-                f"outbound|{service.port}||{service.fqdn}", topology.endpoints(service), policy
+        variants = [("", topology.endpoints(service), policy)] + [
+            (
+                str(subset["name"]),
+                topology.endpoints(service, subset.get("labels") or {}),
+                merge_traffic_policy(policy, subset.get("trafficPolicy"), service.port),
             )
-        )
-        for subset in subsets.get(service.fqdn, []):
-            clusters.append(
-                _cluster(
-                    f"outbound|{service.port}|{subset['name']}|{service.fqdn}",
-                    topology.endpoints(service, subset.get("labels") or {}),
-                    merge_traffic_policy(policy, subset.get("trafficPolicy"), service.port),
-                )
+            for subset in subsets.get(service.fqdn, [])
+        ]
+        for subset_name, endpoints, merged in variants:
+            cluster = _cluster(
+                f"outbound|{service.port}|{subset_name}|{service.fqdn}", endpoints, merged
             )
+            if mtls is not None:
+                cluster.update(mtls.cluster_tls(service, subset_name, endpoints, merged or {}))
+            clusters.append(cluster)
     return sorted(clusters, key=lambda cluster: str(cluster["name"]))
 
 
@@ -533,7 +591,7 @@ def _cluster(name: str, endpoints: list[Workload], policy: Mapping[str, Any] | N
             str((policy.get("loadBalancer") or {}).get("simple")), "LEAST_REQUEST"
         ),
         "circuit_breakers": {"thresholds": [thresholds]},
-        # Each endpoint is the pod's inbound sidecar, reached as a mesh peer.
+        # Each endpoint is the pod's inbound sidecar.
         "load_assignment": load_assignment(
             name,
             [
@@ -541,7 +599,6 @@ def _cluster(name: str, endpoints: list[Workload], policy: Mapping[str, Any] | N
                 for w in sorted(endpoints, key=lambda w: (w.namespace, w.instance))
             ],
         ),
-        "upstream_bind_config": mesh_source(),
     }
     common = _common_http_options(tcp, http)
     if common:

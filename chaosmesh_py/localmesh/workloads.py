@@ -398,6 +398,7 @@ class DeploymentController:
             slot = len(slots.ports) - 1
         slots.holders[slot] = meta["name"]
         ports = slots.ports[slot]
+        spec = pod.get("spec") or {}
         workload = Workload(
             name=deployment,
             namespace=meta["namespace"],
@@ -406,6 +407,10 @@ class DeploymentController:
             sidecar_port=ports.sidecar,
             pod_port=ports.pod,
             pod=meta["name"],
+            # Kubernetes' admission names "default" when the pod names none.
+            service_account=str(
+                spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+            ),
         )
         start_at = time.monotonic() + self.start_delay_s
         return _Pod(workload, slot, start_at, runnable=self.apps.runs(labels))

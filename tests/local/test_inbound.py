@@ -46,8 +46,18 @@ def test_each_pod_has_an_inbound_listener_in_istiods_shape(mesh):
     assert listener["address"]["socket_address"]["port_value"] == int(
         workload["pod_url"].rsplit(":", 1)[1]
     )
-    (chain,) = listener["filter_chains"]
-    assert chain["name"] == "0.0.0.0_9080"
+    # PERMISSIVE (Istio's default): a TLS chain for Istio's ALPN, and one for plain text, told
+    # apart by the TLS inspector; both hold the same HTTP chain.
+    tls, plain = listener["filter_chains"]
+    assert [f["name"] for f in listener["listener_filters"]] == [
+        "envoy.filters.listener.tls_inspector"
+    ]
+    assert tls["filter_chain_match"]["transport_protocol"] == "tls"
+    assert "istio" in tls["filter_chain_match"]["application_protocols"]
+    assert plain["filter_chain_match"] == {"transport_protocol": "raw_buffer"}
+    assert tls["name"] == plain["name"] == "0.0.0.0_9080"
+    assert tls["filters"] == plain["filters"]
+    chain = tls
     (manager,) = [f["typed_config"] for f in chain["filters"]]
     assert manager["stat_prefix"] == "inbound_ratings-v1_9080"
     filters = [f["name"] for f in manager["http_filters"]]

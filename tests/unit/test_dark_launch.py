@@ -1,13 +1,11 @@
 """The pure parts of the dark-launch check and of the local mesh's client-without-sidecar
-paths: who counts as the hidden version, how a result is judged, which PeerAuthentication mode
-a workload gets."""
+paths: who counts as the hidden version, how a result is judged (PeerAuthentication's mode:
+tests/unit/test_peer_authentication.py)."""
 
 import re
 
 import pytest
 
-from chaosmesh_py.localmesh.kube_proxy import mtls_mode
-from chaosmesh_py.localmesh.topology import Workload
 from chaosmesh_py.traffic import leaks
 from chaosmesh_py.traffic.entries import Entry
 
@@ -83,50 +81,6 @@ def test_a_gap_at_the_ingress_names_the_hop_and_never_the_header_value():
     assert "the tester match (header cookie) is lost at productpage -> reviews" in gap
     assert "productpage does not propagate it" in gap
     assert "s3cret" not in str(result)
-
-
-def pa(name, namespace, mode, selector=None, created="2026-01-01T00:00:00Z"):
-    spec = {"mtls": {"mode": mode}}
-    if selector is not None:
-        spec["selector"] = {"matchLabels": selector}
-    return {"metadata": {"name": name, "namespace": namespace, "creationTimestamp": created},
-            "spec": spec}  # fmt: skip
-
-
-V2 = Workload("reviews-v2", "bookinfo", {"app": "reviews", "version": "v2"}, 1, 2, 3)
-
-
-@pytest.mark.parametrize(
-    ("policies", "mode"),
-    [
-        ([], "PERMISSIVE"),  # Istio's default
-        ([pa("default", "istio-system", "STRICT")], "STRICT"),  # mesh wide
-        (
-            [pa("default", "istio-system", "STRICT"), pa("ns", "bookinfo", "PERMISSIVE")],
-            "PERMISSIVE",
-        ),
-        (
-            [pa("ns", "bookinfo", "STRICT"), pa("v2", "bookinfo", "UNSET", {"version": "v2"})],
-            "STRICT",
-        ),
-        (
-            [pa("ns", "bookinfo", "STRICT"), pa("v2", "bookinfo", "DISABLE", {"version": "v2"})],
-            "DISABLE",
-        ),
-        ([pa("v1", "bookinfo", "STRICT", {"version": "v1"})], "PERMISSIVE"),  # selects others
-        ([pa("other", "default", "STRICT")], "PERMISSIVE"),  # another namespace
-        ([pa("default", "istio-system", "STRICT", {"app": "reviews"})], "PERMISSIVE"),
-        (
-            [
-                pa("b", "bookinfo", "PERMISSIVE", created="2026-02-01T00:00:00Z"),
-                pa("a", "bookinfo", "STRICT", created="2026-03-01T00:00:00Z"),
-            ],
-            "PERMISSIVE",  # the oldest of a level wins
-        ),
-    ],
-)
-def test_a_workloads_mtls_mode_is_istiods(policies, mode):
-    assert mtls_mode(V2, policies) == mode
 
 
 def test_with_several_hops_the_gap_names_the_ones_it_may_be_and_blames_none():
