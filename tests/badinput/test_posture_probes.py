@@ -107,3 +107,25 @@ def test_validate_exits_2_naming_the_field(tmp_path, probe, arguments, expected)
     assert result.exit_code == 2, result.output
     assert expected in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "words"),
+    [
+        (["-n", "Book_Info"], ["-n/--namespace", "is not a namespace name"]),
+        (["-l", "app"], ["-l/--selector", "'app' is not label=value"]),
+        (["--path", "productpage"], ["--path", "must be a path starting with '/'"]),
+        (["--timeout", "0"], ["--timeout", "must be a number of seconds above 0"]),
+    ],
+)
+def test_cli_names_the_option_and_exits_2(no_api, arguments, words):
+    result = CliRunner().invoke(main, ["security", "posture", *arguments])
+    assert result.exit_code == 2, result.output
+    assert all(word in result.output for word in words), result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_exits_3_when_the_api_cannot_be_read(no_api):
+    result = CliRunner().invoke(main, ["security", "posture", "-n", "bookinfo"])
+    assert result.exit_code == 3, result.output
+    assert "no report" in result.output

@@ -2,11 +2,14 @@
 kubernetes client): every finding predicted from the policies, marked measured: false, and
 each one gone once the policy that fixes it is applied."""
 
+import json
 from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
+from click.testing import CliRunner
 
+from chaosmesh_py.cli import main
 from chaosmesh_py.engine.access import declared
 from chaosmesh_py.security.probes import (
     mtls_only_rules_on_plaintext,
@@ -231,3 +234,22 @@ def test_the_probes_declare_what_they_read():
     assert "list authorizationpolicies.security.istio.io in 'istio-system'" in access
     assert "list requestauthentications.security.istio.io in 'shop'" in access
     assert not any(a.startswith(("create", "patch", "delete")) for a in access)
+
+
+def chaosmesh(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_cli_prints_the_report_and_exits_1_with_findings(cluster):
+    result = chaosmesh("security", "posture", "-n", NAMESPACE)
+    assert result.exit_code == 1, result.output
+    assert f"security posture of {NAMESPACE} (a cluster, predicted)" in result.output
+    assert "productpage-v1  cluster.local/ns/bookinfo/sa/bookinfo-productpage  refused" in (
+        result.output
+    )
+    assert "[plaintext_acceptor] details-v1 (predicted)" in result.output
+    as_json = json.loads(chaosmesh("security", "posture", "-n", NAMESPACE, "--json").output)
+    assert as_json["summary"]["by_kind"]["plaintext_acceptor"] == 3
+    only = chaosmesh("security", "posture", "-n", NAMESPACE, "-l", "app=productpage")
+    assert only.exit_code == 0, only.output
+    assert "FINDINGS (0)" in only.output
