@@ -74,7 +74,7 @@ def leftover_faults(server):
             metadata = resource["metadata"]
             where = f"{metadata['namespace']}/{metadata['name']}"
             held = owner_record.holdings(resource)
-            present = {r.get("name") for r in resource["spec"].get("http") or []}
+            present = {r.get("name") for r in (resource.get("spec") or {}).get("http") or []}
             for record in held.records:
                 left += [f"{where}: route {name}" for name in record.routes if name in present]
                 left += [f"{where}: field {owner_record.path_text(f.path)}" for f in record.fields]

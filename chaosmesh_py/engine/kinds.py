@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chaosmesh_py.kube import ResourceKind
+from chaosmesh_py.kube import CONFIG_MAP, ResourceKind
 
 ROUTE_COPY = "route_copy"  # chaosmesh_py.istio.route_copy: a patch
 FIELD_OVERRIDE = "field_override"  # chaosmesh_py.istio.field_override: a patch
@@ -74,13 +74,20 @@ def editable_kinds(networking_version: str = "v1") -> tuple[EditableKind, ...]:
         EditableKind(
             security("authorizationpolicies", "AuthorizationPolicy"), frozenset({OWNED_OBJECT})
         ),
+        # A namespace's (or a workload's) mode is overridden where a policy of that scope
+        # exists: Istio applies the oldest, so a second one would change nothing.
         EditableKind(
-            security("peerauthentications", "PeerAuthentication"), frozenset({OWNED_OBJECT})
+            security("peerauthentications", "PeerAuthentication"),
+            frozenset({FIELD_OVERRIDE, OWNED_OBJECT}),
         ),
+        # jwksUri overridden to an address nobody serves (chaosmesh_py.security.changes).
         EditableKind(
             security("requestauthentications", "RequestAuthentication"),
-            frozenset({OWNED_OBJECT}),
+            frozenset({FIELD_OVERRIDE, OWNED_OBJECT}),
         ),
+        # The local mesh's certificate requests (chaosmesh_py.security.certificates); on a
+        # cluster none is ever written, so halt and reap find nothing of ours there.
+        EditableKind(CONFIG_MAP, frozenset({OWNED_OBJECT})),
     )
 
 

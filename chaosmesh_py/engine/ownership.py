@@ -195,9 +195,13 @@ def create_object(
     namespace: str,
     spec: Mapping[str, Any],
     expires_at: datetime,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Create an object of ``kind`` with ``spec`` in ``namespace``, owned by the run until
-    ``expires_at`` (form c; see ``chaosmesh_py.istio.owned_object``). Idempotent for the run:
+    """Create an object of ``kind`` with ``spec`` (a ConfigMap: its ``data``), ``labels`` and
+    ``annotations`` in
+    ``namespace``, owned by the run until ``expires_at`` (form c; see
+    ``chaosmesh_py.istio.owned_object``). Idempotent for the run:
     the same spec again finds the object already there. An object of that name that is not the
     run's is left alone (ConflictPersisted)."""
     body = owned_object.build(
@@ -207,6 +211,8 @@ def create_object(
         namespace=namespace,
         spec=spec,
         expires_at=expires_at,
+        labels=labels,
+        annotations=annotations,
     )
     ref = ResourceRef(kind, namespace, body["metadata"]["name"])
     run.touch(kube, ref)
@@ -311,13 +317,19 @@ def _release(kube: Kube, ref: ResourceRef, scope: _Scope, listed: dict[str, Any]
         for run_id, recorded in extras.items()
     }
 
+    written_once: list[bool] = []
+
     def plan(fresh: dict[str, Any]) -> dict[str, Any] | None:
         runs = choose(fresh)
         patch, released = releasing.plan_release(
             fresh, runs, patch_extras, only_routes, scope.only_fields
         )
-        # A conflict is news even when nothing is left to write (the record already gone).
-        result.conflicts = released.conflicts
+        # A conflict is news even when nothing is left to write (the record already gone);
+        # the read that confirms our write (no record left, nothing to compare) keeps it.
+        if patch is not None or released.conflicts or not written_once:
+            result.conflicts = released.conflicts
+        if patch is not None:
+            written_once.append(True)
         if patch is not None:
             # Kept when a later read finds them gone: a lost answer still removed them.
             result.runs = released.runs

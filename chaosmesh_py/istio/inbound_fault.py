@@ -162,22 +162,22 @@ def parse(
     )
 
 
-def parse_labels(value: object) -> dict[str, str]:
+def parse_labels(value: object, field: str = "workload_labels") -> dict[str, str]:
     """A non-empty map of Kubernetes label names to values (what a workloadSelector takes)."""
     example = 'e.g. {"app": "reviews", "version": "v3"}'
     if not isinstance(value, Mapping) or not value:
         raise InvalidInput(
-            "workload_labels",
+            field,
             f"must be a non-empty map of label names to values, got {shown(value)}",
             f"{example}; an empty selector would pick every pod of the namespace",
         )
     labels: dict[str, str] = {}
     for key, item in value.items():
         if not isinstance(key, str) or not _LABEL_NAME.match(key):
-            raise InvalidInput("workload_labels", f"{shown(key)} is not a label name", example)
+            raise InvalidInput(field, f"{shown(key)} is not a label name", example)
         if not isinstance(item, str) or not _LABEL_VALUE.match(item):
             raise InvalidInput(
-                f"workload_labels.{key}",
+                f"{field}.{key}",
                 f"must be a label value (a string of up to 63 letters, digits, '-', '_', "
                 f"'.'), got {shown(item)}",
                 example,

@@ -29,6 +29,13 @@ from chaosmesh_py.istio.owner_record import (
 
 PURPOSE = "owned-object"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "chaosmesh"}
+# Where a kind keeps what it says: Istio's kinds in ``spec``, a ConfigMap in ``data``.
+_CONTENT_FIELDS = {"ConfigMap": "data"}
+
+
+def content_field(kind: str) -> str:
+    """The top-level field holding what an object of ``kind`` says (``spec``, or ``data``)."""
+    return _CONTENT_FIELDS.get(kind, "spec")
 
 
 def build(
@@ -39,8 +46,12 @@ def build(
     namespace: str,
     spec: Mapping[str, Any],
     expires_at: datetime,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The object to create: its self-certifying name, the owner record, and ``spec``.
+    """The object to create: its self-certifying name, the owner record, ``labels`` and
+    ``annotations`` beside chaosmesh's own (Istio's ``istio.io/dry-run``), and ``spec`` (a
+    ConfigMap's ``data``).
 
     Raises InvalidInput when Istio would refuse it (checked here, before anything is sent).
     """
@@ -55,10 +66,10 @@ def build(
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": dict(MANAGED_BY),
-            "annotations": {owner_key(run_id): record.to_annotation()},
+            "labels": {**(labels or {}), **MANAGED_BY},
+            "annotations": {**(annotations or {}), owner_key(run_id): record.to_annotation()},
         },
-        "spec": copy.deepcopy(dict(spec)),
+        content_field(kind): copy.deepcopy(dict(spec)),
     }
     errors = validation.admission_errors(kind, body)
     if errors:
@@ -70,6 +81,11 @@ def describe(obj: Mapping[str, Any]) -> str | None:
     """What an owned object does, for people (rollback, reap, halt), when its kind says."""
     if obj.get("kind") == "EnvoyFilter":
         return inbound_fault.describe_spec(obj.get("spec") or {})
+    if obj.get("kind") == "ConfigMap":
+        # A request to the local mesh (chaosmesh_py.security.certificates): what it asked for.
+        data = obj.get("data") or {}
+        if "state" in data and "selector" in data:
+            return f"certificate {data['state']} for pods {data['selector']}"
     return None
 
 
@@ -86,7 +102,7 @@ def proven_owner(obj: Mapping[str, Any]) -> str | None:
         str(obj.get("apiVersion", "")),
         str(obj.get("kind", "")),
         str(metadata.get("namespace", "")),
-        obj.get("spec") or {},
+        obj.get(content_field(str(obj.get("kind", "")))) or {},
     )
     return self_certifies(str(metadata.get("name", "")), PURPOSE, content)
 

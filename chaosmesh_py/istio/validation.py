@@ -29,7 +29,7 @@ from http import HTTPStatus
 from typing import Any
 
 from chaosmesh_py.errors import InvalidInput, shown
-from chaosmesh_py.istio import grammar
+from chaosmesh_py.istio import grammar, security_validation
 from chaosmesh_py.istio.fault import (
     GRPC_CODES,
     MAX_HTTP_STATUS,
@@ -647,4 +647,7 @@ def _integer_within(value: Any, low: int, high: int) -> bool:
 _VALIDATORS: dict[str, Callable[[dict[str, Any]], Iterator[str]]] = {
     "VirtualService": _virtual_service,
     "DestinationRule": _destination_rule,
+    "PeerAuthentication": security_validation.peer_authentication_errors,
+    "AuthorizationPolicy": security_validation.authorization_policy_errors,
+    "RequestAuthentication": security_validation.request_authentication_errors,
 }

@@ -63,9 +63,12 @@ class ResourceKind:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
     def path(self, namespace: str, name: str = "") -> str:
-        """The object's URL path (its collection's without ``name``): core kinds (group "")
-        live under ``/api``, every other group under ``/apis``."""
+        """The object's URL path (its collection's without ``name``; every namespace's without
+        ``namespace`` either): core kinds (group "") live under ``/api``, every other group
+        under ``/apis``."""
         root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if not namespace and not name:
+            return f"{root}/{self.plural}"
         return f"{root}/namespaces/{namespace}/{self.plural}" + (f"/{name}" if name else "")
 
 
@@ -189,7 +192,7 @@ class Kube:
         ``label_selector`` (Kubernetes' syntax: ``app=reviews,version=v1``) selects, if given."""
         ref = ResourceRef(kind, namespace or "", "")
         timeout = self.retry.request_timeout_s
-        if not kind.group and namespace is not None:
+        if not kind.group:
             query = "?" + urlencode({"labelSelector": label_selector}) if label_selector else ""
             return list(self._core("list", ref, "GET", query=query).get("items") or [])
         if namespace is None:

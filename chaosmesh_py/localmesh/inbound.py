@@ -44,9 +44,11 @@ from typing import Any
 
 from chaosmesh_py.istio.peer_authentication import effective_mtls
 from chaosmesh_py.localmesh import envoy_filter
+from chaosmesh_py.localmesh.authorization import policies_for, rbac_filters
 from chaosmesh_py.localmesh.envoy import JsonDict
 from chaosmesh_py.localmesh.kube_proxy import load_assignment
 from chaosmesh_py.localmesh.mtls import Secrets, inbound_chains, workload_caller
+from chaosmesh_py.localmesh.request_authentication import jwt_filter
 from chaosmesh_py.localmesh.route import FAULT_FILTER, HTTP_FAULT_TYPE
 from chaosmesh_py.localmesh.topology import Topology, Workload
 
@@ -98,9 +100,14 @@ def inbound_config(
     peer_authentications: Sequence[Mapping[str, Any]],
     envoy_filters: Sequence[Mapping[str, Any]] = (),
     secrets: Secrets | None = None,
+    *,
+    authorization_policies: Sequence[Mapping[str, Any]] = (),
+    request_authentications: Sequence[Mapping[str, Any]] = (),
+    jwks: Mapping[str, str | None] | None = None,
 ) -> tuple[list[JsonDict], list[JsonDict]]:
-    """The inbound listener and app cluster of every pod that serves, with the EnvoyFilters
-    that apply to it (``chaosmesh_py.localmesh.envoy_filter``)."""
+    """The inbound listener and app cluster of every pod that serves, with the
+    RequestAuthentications and AuthorizationPolicies (``jwks``: each ``jwksUri``'s keys as the
+    local istiod fetched them) and the EnvoyFilters that apply to it."""
     listeners: list[JsonDict] = []
     clusters: list[JsonDict] = []
     pods = sorted(
@@ -111,11 +118,35 @@ def inbound_config(
         port = container_port(workload, topology)
         mode = effective_mtls(peer_authentications, workload.namespace, workload.labels, port)
         applying = envoy_filter.for_workload(workload, envoy_filters)
+        security = security_filters(
+            workload, authorization_policies, request_authentications, jwks or {}
+        )
         listeners.append(
-            _listener(workload, port, mode=mode, envoy_filters=applying, secrets=secrets)
+            _listener(
+                workload,
+                port,
+                mode=mode,
+                envoy_filters=applying,
+                secrets=secrets,
+                security=security,
+            )
         )
         clusters.append(_app_cluster(inbound_cluster_name(workload, port), workload.port))
     return listeners, clusters
+
+
+def security_filters(
+    workload: Workload,
+    authorization_policies: Sequence[Mapping[str, Any]],
+    request_authentications: Sequence[Mapping[str, Any]],
+    jwks: Mapping[str, str | None],
+) -> list[JsonDict]:
+    """istiod's authn then authz HTTP filters for the pod: ``jwt_authn`` (if a
+    RequestAuthentication applies), then one RBAC filter per action (AUDIT, DENY, ALLOW)."""
+    labels, namespace = workload.labels, workload.namespace
+    jwt = jwt_filter(policies_for(request_authentications, namespace, labels), jwks)
+    rbac = rbac_filters(policies_for(authorization_policies, namespace, labels))
+    return [jwt, *rbac] if jwt else rbac
 
 
 def _listener(
@@ -125,10 +156,13 @@ def _listener(
     mode: str,
     envoy_filters: Sequence[Mapping[str, Any]],
     secrets: Secrets | None,
+    security: Sequence[JsonDict] = (),
 ) -> JsonDict:
     cluster = inbound_cluster_name(workload, port)
+    # istiod's order (listener_builder.go): jwt_authn -> rbac -> fault -> router.
     http_filters = envoy_filter.patch_inbound_http_filters(
         [
+            *security,
             {"name": FAULT_FILTER, "typed_config": {"@type": HTTP_FAULT_TYPE}},
             {"name": ROUTER_FILTER, "typed_config": {"@type": ROUTER_TYPE}},
         ],

@@ -41,7 +41,7 @@ from chaosmesh_py.istio import status
 from chaosmesh_py.istio.identity import principal
 from chaosmesh_py.kube import Kube
 from chaosmesh_py.kube.client import LOCAL_MESH_CONFIG_MAP, LOCAL_MESH_KEY
-from chaosmesh_py.localmesh import credentials, envoy_filter
+from chaosmesh_py.localmesh import authorization, credentials, envoy_filter
 from chaosmesh_py.localmesh.apiserver import ApiError, ApiServer, User, WatchEvent
 from chaosmesh_py.localmesh.apiserver.rbac import ADMIN_RULES
 from chaosmesh_py.localmesh.apps import MeshApps
@@ -54,8 +54,11 @@ from chaosmesh_py.localmesh.inbound import (
     inbound_listener_name,
     inbound_stat_prefix,
 )
+from chaosmesh_py.localmesh.jwks import REFRESH_INTERVAL_S, JwksResolver
+from chaosmesh_py.localmesh.jwt_issuer import JwtIssuer
 from chaosmesh_py.localmesh.mtls import callers
 from chaosmesh_py.localmesh.prometheus import Prometheus, PrometheusFailed
+from chaosmesh_py.localmesh.request_authentication import jwks_uris
 from chaosmesh_py.localmesh.telemetry import Telemetry
 from chaosmesh_py.localmesh.topology import Service, Topology, Workload
 from chaosmesh_py.localmesh.translate import translate
@@ -71,6 +74,8 @@ WATCHED = {
     "DestinationRule": ISTIO_NETWORKING,
     "Gateway": ISTIO_NETWORKING,
     "PeerAuthentication": "security.istio.io/v1",
+    "AuthorizationPolicy": "security.istio.io/v1",
+    "RequestAuthentication": "security.istio.io/v1",
     "EnvoyFilter": "networking.istio.io/v1alpha3",
     "Service": "v1",
 }
@@ -172,6 +177,9 @@ class LocalMesh:
         # istiod's CA: its root key lives in this process only (chaosmesh_py.localmesh.ca).
         self.ca = LocalCA()
         self.identities = MeshIdentities(self.ca, self.envoy)
+        # The mesh's own JWT issuer, and the local istiod's JWKS fetching and cache.
+        self.jwt_issuer = JwtIssuer(work_dir / "jwt", next(ports))
+        self.jwks = JwksResolver()
         self.telemetry = Telemetry(self.topology, self.envoy, next(ports))
         self.prometheus = (
             Prometheus(prometheus, work_dir / "prometheus", [self.telemetry.url], next(ports))
@@ -202,6 +210,7 @@ class LocalMesh:
         # First: Prometheus's first scrape comes ~5 s after its start, meanwhile the rest starts.
         self._start_prometheus()
         self.api.start()
+        self.jwt_issuer.start()
         self._load()
         self.apps.open()
         self.controller.settle()  # every declared workload's pod runs before Envoy starts
@@ -218,6 +227,10 @@ class LocalMesh:
         self.controller.start()
         self._reaper = threading.Thread(target=self._reaper_loop, name="reaper", daemon=True)
         self._reaper.start()
+        self._jwks_refresher = threading.Thread(
+            target=self._jwks_loop, name="jwks-refresh", daemon=True
+        )
+        self._jwks_refresher.start()
 
     def _start_prometheus(self) -> None:
         if self.prometheus is None:
@@ -317,7 +330,7 @@ class LocalMesh:
         for identity, resource in _by_identity(resources).items():
             if not self._runs(identity, resource):
                 continue
-            problems = envoy_filter.unsupported(resource) if identity[0] == "EnvoyFilter" else []
+            problems = _unsupported(identity[0], resource)
             if problems:
                 message = "the local mesh does not apply " + "; ".join(problems)
                 if status.not_supported(resource) != message:
@@ -367,10 +380,12 @@ class LocalMesh:
         if self._loop is not None:
             self._loop.join(timeout=5)
             self._reaper.join(timeout=5)
+            self._jwks_refresher.join(timeout=5)
         if self.prometheus is not None:
             self.prometheus.stop()
         self.telemetry.stop()
         self.envoy.stop()
+        self.jwt_issuer.stop()
         self.controller.stop()
         self.apps.close()
         self.api.stop()
@@ -468,6 +483,9 @@ class LocalMesh:
                 for workload in self.topology.workloads
             },
             "service_port": SERVICE_PORT,
+            # Tokens for RequestAuthentications: the issuer, its JWKS, the path of its private
+            # key (0600; the key itself is never published).
+            "jwt_issuer": self.jwt_issuer.info(),
         }
 
     def _inbound_info(self, workload: Workload) -> dict[str, Any]:
@@ -519,6 +537,12 @@ class LocalMesh:
             except Exception:  # keep serving: the next change may fix it
                 log.exception("could not apply the mesh configuration to Envoy")
 
+    def _jwks_loop(self) -> None:
+        """istiod's JWKS refresh job: fetch every known ``jwksUri`` again, translate on change."""
+        while not self._stopping.wait(REFRESH_INTERVAL_S):
+            if self.jwks.refresh():
+                self._wake()
+
     def _reaper_loop(self) -> None:
         """``chaosmesh reap`` on a schedule, as deploy/'s CronJob does on a cluster, through the
         same API and code path."""
@@ -568,7 +592,20 @@ class LocalMesh:
             peer_authentications=resources["PeerAuthentication"],
             envoy_filters=resources["EnvoyFilter"],
             secrets=secrets,
+            authorization_policies=resources["AuthorizationPolicy"],
+            request_authentications=resources["RequestAuthentication"],
+            # Fetched here, as istiod does, and inlined into each proxy's jwt_authn filter.
+            jwks=self.jwks.resolve(jwks_uris(resources["RequestAuthentication"])),
         )
+
+
+def _unsupported(kind: str, resource: dict[str, Any]) -> list[str]:
+    """What of a resource the local mesh does not apply (said on its status, never silently)."""
+    if kind == "EnvoyFilter":
+        return envoy_filter.unsupported(resource)
+    if kind == "AuthorizationPolicy":
+        return authorization.unsupported(resource)
+    return []
 
 
 def _service(resource: dict[str, Any]) -> Service | None:

@@ -172,9 +172,13 @@ def translate(
     *,
     peer_authentications: Sequence[dict[str, Any]] = (),
     envoy_filters: Sequence[dict[str, Any]] = (),
+    authorization_policies: Sequence[dict[str, Any]] = (),
+    request_authentications: Sequence[dict[str, Any]] = (),
+    jwks: Mapping[str, str | None] | None = None,
     secrets: Secrets | None = None,
 ) -> EnvoyConfig:
-    """The whole Envoy configuration for ``topology`` under these Istio resources.
+    """The whole Envoy configuration for ``topology`` under these Istio resources (``jwks``:
+    each RequestAuthentication ``jwksUri``'s keys as fetched, None where the fetch failed).
 
     With ``secrets`` (where Envoy reads the CA's certificates), sidecars speak mutual TLS as
     istiod configures it (``chaosmesh_py.localmesh.mtls``); without, plain text everywhere
@@ -236,7 +240,13 @@ def translate(
             )
         )
     inbound_listeners, inbound_clusters = inbound_config(
-        topology, peer_authentications, envoy_filters, secrets
+        topology,
+        peer_authentications,
+        envoy_filters,
+        secrets,
+        authorization_policies=authorization_policies,
+        request_authentications=request_authentications,
+        jwks=jwks,
     )
     no_sidecar_listeners, no_sidecar_clusters = no_sidecar_config(topology)
     listeners += inbound_listeners + no_sidecar_listeners

@@ -39,11 +39,12 @@ from chaosmesh_py.engine.envoy_admin import EnvoyAdmin, EnvoyAdminError
 from chaosmesh_py.engine.kinds import OWNED_OBJECT, edit_verbs, editable_kinds
 from chaosmesh_py.engine.run import Run
 from chaosmesh_py.engine.verify import VERIFIER_HEADER, FaultNotObserved
-from chaosmesh_py.errors import InvalidInput, NotFound, TargetNotFound
+from chaosmesh_py.errors import InvalidInput
 from chaosmesh_py.faults import injection
 from chaosmesh_py.istio import inbound_fault, owned_object
 from chaosmesh_py.istio.inbound_fault import UpstreamFault
 from chaosmesh_py.kube import POD, Kube, ResourceRef
+from chaosmesh_py.observe import pods as workload_pods
 from chaosmesh_py.observe.inbound_hits import inbound_pods
 
 logger = logging.getLogger("chaostoolkit")
@@ -87,36 +88,7 @@ def removal_needs(arguments: Mapping[str, Any]) -> list[Access]:
 
 def selected_pods(kube: Kube, namespace: str, labels: Mapping[str, str]) -> list[str]:
     """The names of the Pods ``labels`` select in ``namespace``; TargetNotFound for none."""
-    try:
-        pods = kube.list(POD, namespace)
-    except NotFound:
-        pods = []
-    names = sorted(
-        str(pod["metadata"]["name"])
-        for pod in pods
-        if all((pod["metadata"].get("labels") or {}).get(k) == v for k, v in labels.items())
-    )
-    if names:
-        return names
-    mesh = kube.local_mesh()
-    if mesh is not None and not pods:
-        # A local mesh whose API serves no Pods yet: its declared workloads are its pods.
-        names = sorted(inbound_pods(mesh, labels)) if mesh.get("namespace") == namespace else []
-        if names:
-            return names
-    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-    existing = sorted(
-        {
-            ",".join(f"{k}={v}" for k, v in sorted((p["metadata"].get("labels") or {}).items()))
-            for p in pods
-        }
-    )
-    raise TargetNotFound(
-        "workload_labels",
-        f"no Pod in namespace {namespace!r} carries {selector}: the EnvoyFilter would fault "
-        "nothing",
-        "pods there carry: " + ("; ".join(existing) if existing else "(no pods)"),
-    )
+    return workload_pods.selected_pods(kube, namespace, labels)
 
 
 def inject(
