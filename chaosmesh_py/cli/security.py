@@ -122,6 +122,8 @@ def _labels(selector: str | None) -> dict[str, str] | None:
 
 
 def format_text(built: dict[str, Any]) -> str:
+    from chaosmesh_py.cli.policy import table
+
     where = "the local mesh, measured" if built["local_mesh"] else "a cluster, predicted"
     lines = [f"security posture of {built['namespace']} ({where})", "", "WORKLOADS"]
     rows: list[tuple[str, ...]] = [("WORKLOAD", "PRINCIPAL", "PLAIN TEXT", "HOW", "MODE")]
@@ -135,11 +137,7 @@ def format_text(built: dict[str, Any]) -> str:
                 row["predicted_mode"],
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines += [
-        "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
+    lines += table(rows)
     lines += ["", f"FINDINGS ({len(built['findings'])})"]
     for finding in built["findings"]:
         how = "measured" if finding["measured"] else "predicted"

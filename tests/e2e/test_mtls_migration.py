@@ -4,67 +4,28 @@ the outside client measured refused at every pod, and let in again after the rol
 alone could hide a probe that measured nothing, so the journal is read for what was measured."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
 from tests.e2e.localmesh import running_mesh
+from tests.e2e.test_resilience_experiments import gate, kubectl
 
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent
 EXPERIMENT = ROOT / "experiments/bookinfo-mtls-migration.json"
 
 
 @pytest.fixture(scope="module")
 def environment(tmp_path_factory):
-    from chaosmesh_py.security import actions
-
-    if not hasattr(actions, "set_mtls_mode"):
-        pytest.skip("set_mtls_mode (sec-changes) is not here yet")
     with running_mesh(tmp_path_factory.mktemp("mtls-migration-mesh")) as (environment, _):
         yield environment
 
 
-def gate(environment, tmp_path, experiment):
-    done = subprocess.run(
-        [
-            *(BIN / "chaosmesh", "gate", "--journal-dir", tmp_path),
-            *("--json", tmp_path / "gate.json", experiment),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        env={**environment, "CHAOSMESH_LEDGER_DIR": str(tmp_path / "ledger")},
-    )
-    (verdict,) = json.loads((tmp_path / "gate.json").read_text())
-    journal = json.loads((tmp_path / f"{Path(experiment).stem}.journal.json").read_text())
-    return done, verdict, journal
-
-
 def peer_authentications(environment):
-    done = subprocess.run(
-        [
-            "kubectl",
-            "--context",
-            environment["KUBERNETES_CONTEXT"],
-            "get",
-            "peerauthentications",
-            "-A",
-            "-o",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env=environment,
-    )
-    return json.loads(done.stdout)["items"]
+    return json.loads(kubectl(environment, "get", "peerauthentications", "-A", "-o", "json"))[
+        "items"
+    ]
 
 
 def outputs(entries):
