@@ -70,6 +70,9 @@ MTLS_ONLY_KEYS = frozenset({"source.principal", "source.namespace", "source.serv
 TOKEN_FIELDS = frozenset({"requestPrincipals"})
 TOKEN_KEYS = ("request.auth.principal", "request.auth.audiences", "request.auth.presenter")
 CLAIMS_KEY = "request.auth.claims"
+# Claims istiod has jwt_authn split on spaces (normalize_payload_in_metadata): "scope: a b"
+# matches "a" and "b", as a list claim would.
+SPACE_DELIMITED_CLAIMS = ("scope", "permission")
 HEADERS_KEY = "request.headers"
 CONDITION_KEYS = (
     *MTLS_ONLY_KEYS,
@@ -467,8 +470,11 @@ class _Facts:
         claim = _CLAIM_PATH.match(name)
         if claim:
             node: Any = claims or {}
-            for step in re.findall(r"\[([^\[\]]+)\]", claim.group(1)):
+            steps = re.findall(r"\[([^\[\]]+)\]", claim.group(1))
+            for step in steps:
                 node = node.get(step) if isinstance(node, Mapping) else None
+            if len(steps) == 1 and steps[0] in SPACE_DELIMITED_CLAIMS and isinstance(node, str):
+                return node.split()
             return _listed(node)
         header = _HEADER_NAME.match(name)
         if header:
@@ -498,8 +504,7 @@ def _listed(value: Any) -> list[str]:
     if isinstance(value, list):
         return [str(v) for v in value if isinstance(v, str | int | float) and str(v)]
     if isinstance(value, str) and value:
-        # istiod matches a space-separated claim (e.g. scope) by its items as well.
-        return [value, *value.split(" ")] if " " in value else [value]
+        return [value]
     if isinstance(value, bool):
         return [str(value).lower()]
     if isinstance(value, int | float):

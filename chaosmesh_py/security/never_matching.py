@@ -13,6 +13,12 @@ from chaosmesh_py.istio import authorization as authz
 from chaosmesh_py.istio.identity import TRUST_DOMAIN
 from chaosmesh_py.security.mesh_view import Finding, MeshView, Request, Workload
 
+# Attributes every request has: a ['*'] in their not-form excludes them all.
+ALWAYS_PRESENT = frozenset(
+    {"methods", "paths", "ports", "hosts", "ipBlocks", "remoteIpBlocks"}
+    | {"source.ip", "remote.ip", "destination.ip", "destination.port"}
+)
+
 
 def never_matching_policies(view: MeshView, request: Request) -> list[Finding]:
     del request  # nothing to send: this one reads configuration only
@@ -21,10 +27,13 @@ def never_matching_policies(view: MeshView, request: Request) -> list[Finding]:
         policy = authz.parse(resource)
         if policy.bound_to_gateway or policy.action == "CUSTOM":
             continue
+        # A root-namespace policy may select pods of namespaces not read here: what they
+        # serve is unknown, so its ports are not judged.
         selected = [
             w
             for w in view.workloads
-            if authz.selects(policy, w.namespace, w.labels, view.root_namespace)
+            if policy.namespace == view.namespace
+            and authz.selects(policy, w.namespace, w.labels, view.root_namespace)
         ]
         reasons: list[str] = []
         if policy.selector is not None and policy.namespace == view.namespace and not selected:
@@ -111,8 +120,10 @@ def _dead_values(
     excluded = set(values.not_values)
     if values.values and set(values.values) <= excluded:
         return [f"{values.name} {list(values.values)} are all excluded by its not-form"]
-    if "*" in excluded:
-        return [f"{authz.field_label(values, negative=True)} ['*'] excludes every value"]
+    if "*" in excluded and values.name in ALWAYS_PRESENT:
+        # Elsewhere ['*'] is an idiom: notRequestPrincipals ['*'] matches requests without a
+        # token, notPrincipals ['*'] plain text.
+        return [f"{authz.field_label(values, negative=True)} ['*'] excludes every request"]
     if not values.values:
         return []
     reasons = [_value_cannot_match(view, policy, values.name, v, selected) for v in values.values]

@@ -24,6 +24,7 @@ of the root namespace through ``chaosmesh_py.kube``; nothing is written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -127,13 +128,15 @@ def unenforced_request_authentication(view: MeshView, request: Request) -> list[
             url = request.url or workload.service_url
             if request.measure and url:
                 answer = send(url, "" if request.url else request.path, request.timeout_s)
-            if answer is not None:
+            if answer is not None and answer.answered:
                 if not answer.let_through:
                     continue
                 evidence = f"a GET without a token at {url}: {answer}"
             elif passing:
                 evidence = "predicted: a request without a token from " + ", ".join(passing)
                 evidence += " is allowed by the AuthorizationPolicies"
+                if answer is not None:
+                    evidence += f" ({url} gave {answer})"
             else:
                 continue
             findings.append(
@@ -147,7 +150,7 @@ def unenforced_request_authentication(view: MeshView, request: Request) -> list[
                     fix="an AuthorizationPolicy selecting it with action ALLOW and "
                     'from.source.requestPrincipals ["*"] (or action DENY with '
                     'notRequestPrincipals ["*"])',
-                    measured=answer is not None,
+                    measured=answer is not None and answer.answered,
                     evidence=evidence,
                 )
             )
@@ -183,40 +186,16 @@ def mtls_only_rules_on_plaintext(view: MeshView, request: Request) -> list[Findi
         if policy.dry_run or policy.action not in ("ALLOW", "DENY"):
             continue
         uses = authz.plaintext_bypass(policy)
-        if not uses:
-            continue
-        for workload in request.chosen(view.workloads):
+        for workload in request.chosen(view.workloads) if uses else ():
             seen = accepting.get(workload.name)
             if seen is None or not authz.selects(
                 policy, workload.namespace, workload.labels, view.root_namespace
             ):
                 continue
-            identity = _refused_identity(policy, view.namespace)
-            over_mtls, over_plain = (
-                authz.decide(
-                    policies,
-                    authz.RequestFacts(
-                        namespace=workload.namespace,
-                        labels=workload.labels,
-                        port=workload.ports[0] if workload.ports else None,
-                        source_principal=peer,
-                        source_namespace=identity.split("/")[2],
-                        path=request.path,
-                    ),
-                    root_namespace=view.root_namespace,
-                )
-                for peer in (identity, None)
-            )
-            consequence = (
-                f"{identity} is refused over mTLS ({over_mtls.reason}) but answered over plain "
-                f"text ({over_plain.reason})"
-                if over_plain.allowed and not over_mtls.allowed
-                else f"over plain text the policies decide: {over_plain.reason}"
-            )
-            answer = None
-            if request.measure and workload.pod_url:
-                answer = send(workload.pod_url, request.path, request.timeout_s)
-                consequence += f"; a plain-text GET {request.path} at the pod: {answer}"
+            shown_bypass = _bypass(view, policies, policy, workload, request, uses=uses)
+            if shown_bypass is None:
+                continue  # other policies refuse plain text there anyway
+            evidence, measured = shown_bypass
             fields = ", ".join(sorted({f"rule {i} {name}" for i, name in uses}))
             findings.append(
                 Finding(
@@ -230,17 +209,74 @@ def mtls_only_rules_on_plaintext(view: MeshView, request: Request) -> list[Findi
                     fix="STRICT mTLS for the workload (a PeerAuthentication), or rewrite the "
                     "rule as ALLOW with positive principals/namespaces or DENY with their "
                     "not-forms, which refuse plain text",
-                    measured=answer is not None and answer.let_through,
-                    evidence=consequence,
+                    measured=measured,
+                    evidence=evidence,
                 )
             )
     return findings
 
 
-def _refused_identity(policy: authz.AuthorizationPolicy, namespace: str) -> str:
-    """A principal the author meant to refuse: one the bypassing field names, made concrete."""
-    for index, values in authz.mtls_only_uses(policy):
-        del index
+def _bypass(
+    view: MeshView,
+    policies: Sequence[authz.AuthorizationPolicy],
+    policy: authz.AuthorizationPolicy,
+    workload: Workload,
+    request: Request,
+    *,
+    uses: Sequence[tuple[int, str]],
+) -> tuple[str, bool] | None:
+    """(evidence, measured) for the first rule through which the identity it meant to refuse
+    is refused over mTLS and answered over plain text; None when no rule lets that happen."""
+    for index, _ in uses:
+        rule = policy.rules[index]
+        identity = _refused_identity(policy, rule, view.namespace)
+        method, path = _example_operation(rule, request.path)
+        over_mtls, over_plain = (
+            authz.decide(
+                policies,
+                authz.RequestFacts(
+                    namespace=workload.namespace,
+                    labels=workload.labels,
+                    port=workload.ports[0] if workload.ports else None,
+                    source_principal=peer,
+                    source_namespace=identity.split("/")[2],
+                    method=method,
+                    path=path,
+                ),
+                root_namespace=view.root_namespace,
+            )
+            for peer in (identity, None)
+        )
+        if over_mtls.allowed or not over_plain.allowed:
+            continue
+        evidence = (
+            f"{identity} is refused over mTLS ({over_mtls.reason}) but its {method} {path} "
+            f"is answered over plain text ({over_plain.reason})"
+        )
+        if not (request.measure and workload.pod_url and method == "GET"):
+            return evidence, False
+        answer = send(workload.pod_url, path, request.timeout_s)
+        return f"{evidence}; a plain-text GET {path} at the pod: {answer}", answer.let_through
+    return None
+
+
+def _example_operation(rule: authz.Rule, default_path: str) -> tuple[str, str]:
+    """A method and path the rule's first operation covers (GET and ``default_path`` where it
+    names none): the request the bypass is shown with."""
+    fields = {values.name: values for values in (rule.operations[0] if rule.operations else ())}
+    methods = fields["methods"].values if "methods" in fields else ()
+    paths = [p for p in (fields["paths"].values if "paths" in fields else ()) if p != "*"]
+    path = default_path
+    if paths:
+        path = re.sub(r"\{\*\*?\}", "x", paths[0]).replace("*", "x")
+        path = path if path.startswith("/") else default_path
+    return (methods[0] if methods else "GET"), path
+
+
+def _refused_identity(policy: authz.AuthorizationPolicy, rule: authz.Rule, namespace: str) -> str:
+    """A principal the author meant ``rule`` to refuse, from the field that bypasses, made
+    concrete (a wildcard's part filled in)."""
+    for values in rule.fields():
         names = values.values if policy.action == "DENY" else values.not_values
         for value in names:
             concrete = value.replace("*", "x")

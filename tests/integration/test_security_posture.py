@@ -253,3 +253,84 @@ def test_cli_prints_the_report_and_exits_1_with_findings(cluster):
     only = chaosmesh("security", "posture", "-n", NAMESPACE, "-l", "app=productpage")
     assert only.exit_code == 0, only.output
     assert "FINDINGS (0)" in only.output
+
+
+def test_idioms_on_absent_attributes_are_not_called_never_matching(cluster):
+    # notRequestPrincipals ["*"] is how istio.io denies requests without a token; notPrincipals
+    # ["*"] refuses plain text. Both match requests lacking the attribute: alive.
+    for name, field in (("deny-no-token", "notRequestPrincipals"), ("deny-plain", "notPrincipals")):
+        cluster.create(
+            policy(
+                "AuthorizationPolicy",
+                name,
+                {"action": "DENY", "rules": [{"from": [{"source": {field: ["*"]}}]}]},
+            )
+        )
+    cluster.create(
+        policy(
+            "AuthorizationPolicy",
+            "deny-every-method",
+            {"action": "DENY", "rules": [{"to": [{"operation": {"notMethods": ["*"]}}]}]},
+        )
+    )
+    found = never_matching_policies(namespace=NAMESPACE)
+    assert [f["where"] for f in found] == [f"AuthorizationPolicy {NAMESPACE}/deny-every-method"]
+    assert "notMethods ['*'] excludes every request" in found[0]["fix"]
+
+
+def test_a_path_scoped_deny_is_shown_bypassed_on_its_own_path(cluster):
+    cluster.create(
+        policy(
+            "AuthorizationPolicy",
+            "deny-foo-admin",
+            {
+                "selector": {"matchLabels": {"app": "details"}},
+                "action": "DENY",
+                "rules": [
+                    {
+                        "from": [{"source": {"namespaces": ["foo"]}}],
+                        "to": [{"operation": {"paths": ["/admin/*"], "methods": ["POST"]}}],
+                    }
+                ],
+            },
+        )
+    )
+    (found,) = mtls_only_rules_on_plaintext(namespace=NAMESPACE)
+    assert "its POST /admin/x is answered over plain text" in found["evidence"], found
+
+
+def test_no_bypass_where_another_policy_refuses_plain_text_anyway(cluster):
+    cluster.create(
+        policy(
+            "AuthorizationPolicy",
+            "deny-foo",
+            {
+                "selector": {"matchLabels": {"app": "details"}},
+                "action": "DENY",
+                "rules": [{"from": [{"source": {"namespaces": ["foo"]}}]}],
+            },
+        )
+    )
+    cluster.create(
+        policy(
+            "AuthorizationPolicy",
+            "only-productpage",
+            {
+                "selector": {"matchLabels": {"app": "details"}},
+                "rules": [
+                    {
+                        "from": [
+                            {
+                                "source": {
+                                    "principals": [
+                                        "cluster.local/ns/bookinfo/sa/bookinfo-productpage"
+                                    ]
+                                }
+                            }
+                        ]
+                    }
+                ],
+            },
+        )
+    )
+    assert mtls_only_rules_on_plaintext(namespace=NAMESPACE) == []

@@ -233,6 +233,21 @@ def test_claims_condition_matches_an_item_of_a_list_claim() -> None:
     assert not decide([groups], request(claims={"groups": ["group1"]})).allowed
     deep = request(request_principal="i/s", claims={"a": {"b": "cat"}})
     assert decide([nested], deep).allowed
+    # scope is split on spaces (istiod's space_delimited_claims); other claims are not.
+    scoped = policy(
+        "scoped",
+        {"rules": [{"when": [{"key": "request.auth.claims[scope]", "values": ["write"]}]}]},
+    )
+    assert decide(
+        [scoped], request(request_principal="i/s", claims={"scope": "read write"})
+    ).allowed
+    named = policy(
+        "named",
+        {"rules": [{"when": [{"key": "request.auth.claims[name]", "values": ["write"]}]}]},
+    )
+    assert not decide(
+        [named], request(request_principal="i/s", claims={"name": "read write"})
+    ).allowed
 
 
 def test_root_namespace_policy_selects_every_namespace() -> None:
