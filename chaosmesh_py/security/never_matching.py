@@ -20,6 +20,9 @@ ALWAYS_PRESENT = frozenset(
 )
 
 
+_EVIDENCE = "read from the policy, the namespace's pods and the mesh's trust domain"
+
+
 def never_matching_policies(view: MeshView, request: Request) -> list[Finding]:
     del request  # nothing to send: this one reads configuration only
     findings = []
@@ -55,6 +58,57 @@ def never_matching_policies(view: MeshView, request: Request) -> list[Finding]:
             findings.append(
                 _never_finding(policy, reasons, all_dead=not reasons[0].startswith("("))
             )
+    return findings + _unapplied_authentication(view)
+
+
+def _unapplied_authentication(view: MeshView) -> list[Finding]:
+    """PeerAuthentications and RequestAuthentications of the namespace whose selector no pod
+    carries, and port-level mTLS modes for ports no selected pod serves."""
+    findings = []
+    for kind, resources in (
+        ("PeerAuthentication", view.peer_authentications),
+        ("RequestAuthentication", view.request_authentications),
+    ):
+        for resource in resources:
+            metadata, spec = resource.get("metadata") or {}, resource.get("spec") or {}
+            selector = (spec.get("selector") or {}).get("matchLabels")
+            if metadata.get("namespace") != view.namespace or not selector:
+                continue
+            key = f"{metadata.get('namespace')}/{metadata.get('name')}"
+            selected = [
+                w
+                for w in view.workloads
+                if authz.resource_selects(resource, w.namespace, w.labels, view.root_namespace)
+            ]
+            served = {p for w in selected for p in w.ports}
+            unserved = [
+                str(port)
+                for port in (spec.get("portLevelMtls") or {})
+                if served
+                and all(w.ports for w in selected)
+                and not (str(port).isdigit() and int(port) in served)
+            ]
+            if selected and not unserved:
+                continue
+            why = (
+                f"its selector {dict(selector)} matches no pod of {view.namespace}"
+                if not selected
+                else f"portLevelMtls names ports {unserved} no selected pod serves "
+                f"(they serve {sorted(served)})"
+            )
+            findings.append(
+                Finding(
+                    kind="never_matching_policy",
+                    namespace=view.namespace,
+                    where=f"{kind} {key}",
+                    message=f"{kind} {key} applies to nothing: {why}",
+                    fix="select the pods by labels they carry (kubectl get pods --show-labels)"
+                    if not selected
+                    else "name the container ports the pods serve",
+                    measured=False,
+                    evidence=_EVIDENCE,
+                )
+            )
     return findings
 
 
@@ -63,7 +117,7 @@ def _never_finding(
 ) -> Finding:
     effect = {
         "ALLOW": "it allows nothing: requests to the workloads it selects are denied unless "
-        "another ALLOW policy matches",
+        "another ALLOW policy matches (with a selector no pod carries: it applies to none)",
         "DENY": "it denies nothing",
         "AUDIT": "it audits nothing",
     }[policy.action]
@@ -78,7 +132,7 @@ def _never_finding(
         ),
         fix="; ".join(reasons),
         measured=False,
-        evidence="read from the policy, the namespace's pods and the mesh's trust domain",
+        evidence=_EVIDENCE,
     )
 
 

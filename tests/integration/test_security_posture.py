@@ -334,3 +334,37 @@ def test_no_bypass_where_another_policy_refuses_plain_text_anyway(cluster):
         )
     )
     assert mtls_only_rules_on_plaintext(namespace=NAMESPACE) == []
+
+
+def test_authentication_policies_that_apply_to_nothing(cluster):
+    cluster.create(
+        policy(
+            "RequestAuthentication",
+            "jwt-for-a-typo",
+            {
+                "selector": {"matchLabels": {"app": "product-page"}},
+                "jwtRules": [{"issuer": "testing@secure.istio.io"}],
+            },
+        )
+    )
+    cluster.create(
+        policy(
+            "PeerAuthentication",
+            "ratings-port",
+            {
+                "selector": {"matchLabels": {"app": "ratings"}},
+                "mtls": {"mode": "STRICT"},
+                "portLevelMtls": {"8080": {"mode": "DISABLE"}},
+            },
+        )
+    )
+    found = {f["where"]: f for f in never_matching_policies(namespace=NAMESPACE)}
+    assert set(found) == {
+        f"RequestAuthentication {NAMESPACE}/jwt-for-a-typo",
+        f"PeerAuthentication {NAMESPACE}/ratings-port",
+    }
+    assert "matches no pod" in found[f"RequestAuthentication {NAMESPACE}/jwt-for-a-typo"]["message"]
+    assert (
+        "ports ['8080'] no selected pod serves (they serve [9080])"
+        in (found[f"PeerAuthentication {NAMESPACE}/ratings-port"]["message"])
+    )

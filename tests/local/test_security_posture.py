@@ -67,6 +67,7 @@ def test_plaintext_acceptors_are_measured_at_each_pod(mesh):
     create(mesh, "PeerAuthentication", "default", {"mtls": {"mode": "STRICT"}})
     assert plaintext_acceptors(namespace=NAMESPACE, expect={"findings": 0}) == []
     report = security_posture(namespace=NAMESPACE)
+    assert report["summary"]["findings"] == 0, report["findings"]
     rows = {w["workload"]: w for w in report["workloads"]}
     assert rows["ratings-v1"]["accepts_plaintext"] is False
     assert rows["ratings-v1"]["measured"] is True
