@@ -71,6 +71,7 @@ bench: install
 	$(BIN)/python bench/policy_edits.py
 	$(BIN)/python bench/resilience_proof.py
 	$(BIN)/python bench/inbound_hop.py
+	$(BIN)/python bench/security_posture.py
 
 clean:
 	rm -rf $(VENV) .venv-kubernetes-36 .pytest_cache .mypy_cache .ruff_cache *.egg-info
