@@ -149,3 +149,59 @@ def test_the_missing_token_trap_is_caught_with_a_request_without_a_token(mesh):
         what="productpage to require a token",
     )
     assert unenforced_request_authentication(namespace=NAMESPACE, path="/productpage") == []
+
+
+SLEEP = f"cluster.local/ns/{NAMESPACE}/sa/sleep"
+ADVISORY_FORMS = [
+    # (action, source, bypassed over plain text)
+    ("ALLOW", {"notNamespaces": [NAMESPACE]}, True),
+    ("DENY", {"namespaces": [NAMESPACE]}, True),
+    ("ALLOW", {"notPrincipals": [SLEEP]}, True),
+    ("DENY", {"notNamespaces": ["elsewhere"]}, False),
+    ("ALLOW", {"principals": [SLEEP]}, False),
+]
+
+
+@pytest.mark.parametrize(("action", "source", "bypassed"), ADVISORY_FORMS)
+def test_the_advisorys_forms_as_envoy_answers_them_and_as_the_evaluator_predicts(
+    mesh, action, source, bypassed
+):
+    """ISTIO-SECURITY-2021-004's unsafe forms (ALLOW with a not-form, DENY with a positive one)
+    let plain text through, the safe ones refuse it: Envoy's answers (sleep over mutual TLS,
+    an outside client in plain text) are the evaluator's decisions, and the probe names exactly
+    the unsafe ones."""
+    from chaosmesh_py.istio.authorization import RequestFacts, decide
+
+    spec = {
+        "selector": {"matchLabels": {"app": "ratings"}},
+        "action": action,
+        "rules": [{"from": [{"source": source}]}],
+    }
+    create(mesh, "AuthorizationPolicy", "advisory-form", spec)
+    resource = {"metadata": {"name": "advisory-form", "namespace": NAMESPACE}, "spec": spec}
+    url, headers = through_sidecar(mesh, "ratings", "/ratings/0")
+    parts = urlsplit(url)
+    pod_url = mesh.info()["workloads"]["ratings-v1"]["pod_url"]
+    for peer, send in (
+        (SLEEP, lambda: status(f"{parts.scheme}://{parts.netloc}", parts.path, headers)),
+        (None, lambda: status(pod_url, "/ratings/0")),
+    ):
+        facts = RequestFacts(
+            namespace=NAMESPACE,
+            labels={"app": "ratings"},
+            source_principal=peer,
+            source_namespace=NAMESPACE,
+            path="/ratings/0",
+        )
+        expected = 200 if decide([resource], facts).allowed else 403
+        # A connection pooled before the policy is answered once more by the old chain.
+        mesh.envoy.wait_for(
+            lambda expected=expected, send=send: send() == expected,
+            timeout_s=10,
+            interval_s=0.05,
+            what=f"{action} {source} to answer {expected} to {peer or 'plain text'}",
+        )
+    assert decide([resource], facts).allowed is bypassed  # plain text gets in
+    found = mtls_only_rules_on_plaintext(namespace=NAMESPACE, path="/ratings/0")
+    assert bool(found) is bypassed, found
+    assert all(f["measured"] for f in found)
