@@ -552,8 +552,11 @@ def _ip_match(block: str, address: str) -> bool:
 
 
 def _principal_match(pattern: str, principal: str) -> bool:
-    # istiod prefixes "spiffe://" to both; Istio's wildcards apply to the rest.
-    return istio_match(pattern.removeprefix("spiffe://"), principal)
+    # istiod writes "spiffe://" + the value (a prefix or exact match; a suffix as written):
+    # a value that already starts with "spiffe://" never matches.
+    if pattern.startswith("spiffe://"):
+        return False
+    return istio_match(pattern, principal)
 
 
 _MATCHERS: dict[str, Callable[[str, str], bool]] = {

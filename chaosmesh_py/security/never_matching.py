@@ -212,7 +212,9 @@ def _value_cannot_match(
     if "*" in value.strip("*") or value.startswith("*") or value.endswith("*"):
         return ""  # a wildcard: whether something matches is a guess
     if name in ("principals", "source.principal"):
-        parts = value.removeprefix("spiffe://").split("/")
+        if value.startswith("spiffe://"):
+            return f"principal {value!r} never matches: istiod adds spiffe:// itself"
+        parts = value.split("/")
         if len(parts) != 5 or parts[1] != "ns" or parts[3] != "sa":
             return (
                 f"principal {value!r} is not of the form <trust domain>/ns/<namespace>/sa/<account>"

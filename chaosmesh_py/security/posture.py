@@ -281,7 +281,7 @@ def _refused_identity(policy: authz.AuthorizationPolicy, rule: authz.Rule, names
         for value in names:
             concrete = value.replace("*", "x")
             if values.name in ("principals", "source.principal"):
-                return concrete.removeprefix("spiffe://")
+                return concrete
             if values.name in ("namespaces", "source.namespace"):
                 return principal(concrete, "default")
             if values.name in ("serviceAccounts", "source.serviceAccount"):

@@ -170,6 +170,11 @@ def test_never_matching_policies_say_why(cluster):
             "rules": [{"from": [{"source": {"namespaces": ["ghost"]}}]}],
         },
         "lowercase": {"rules": [{"to": [{"operation": {"methods": ["get"]}}]}]},
+        "scheme": {
+            "rules": [
+                {"from": [{"source": {"principals": ["spiffe://cluster.local/ns/foo/sa/sleep"]}}]}
+            ]
+        },
         "unserved-port": {
             "selector": {"matchLabels": {"app": "ratings"}},
             "rules": [{"to": [{"operation": {"ports": ["8080"]}}]}],
@@ -204,6 +209,7 @@ def test_never_matching_policies_say_why(cluster):
     assert "trust domain 'example.org'" in found["other-domain"]["fix"]
     assert "no pod runs in namespace 'ghost'" in found["ghost-ns"]["fix"]
     assert "case-sensitive: GET" in found["lowercase"]["fix"]
+    assert "istiod adds spiffe:// itself" in found["scheme"]["fix"]
     assert "served by no selected pod (they serve [9080])" in found["unserved-port"]["fix"]
     assert "excluded by its not-form" in found["contradiction"]["fix"]
     assert "runs as 'admin' (they run as ['sleep'])" in found["nobody"]["fix"]

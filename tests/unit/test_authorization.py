@@ -373,6 +373,11 @@ def test_methods_are_case_sensitive_and_principal_wildcards() -> None:
     assert not decide([any_peer], request()).allowed
     assert decide([suffix], request(source_principal=SLEEP_FOO)).allowed
     assert not decide([suffix], request(source_principal=PRODUCTPAGE_SA)).allowed
+    # istiod writes "spiffe://" + value itself: a value carrying the scheme never matches.
+    with_scheme = policy(
+        "scheme", {"rules": [{"from": [{"source": {"principals": [f"spiffe://{SLEEP_FOO}"]}}]}]}
+    )
+    assert not decide([with_scheme], request(source_principal=SLEEP_FOO)).allowed
 
 
 @pytest.mark.parametrize(
