@@ -108,6 +108,9 @@ class MeshView:
     local: bool
     kube: Kube | None = None
     _pods_elsewhere: dict[str, list[dict[str, Any]] | None] = field(default_factory=dict)
+    # What one report measured once (each pod's plain-text answer), shared by its checks so the
+    # table and the findings agree and no pod is asked twice.
+    measured: dict[str, Any] = field(default_factory=dict)
 
     def policies(self) -> list[authz.AuthorizationPolicy]:
         return [authz.parse(p) for p in self.authorization_policies]

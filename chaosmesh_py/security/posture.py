@@ -56,7 +56,14 @@ class PlaintextSeen:
 
 
 def plaintext_status(view: MeshView, request: Request) -> list[PlaintextSeen]:
-    """Per workload: does it accept plain text, and how we know."""
+    """Per workload: does it accept plain text, and how we know (measured once per view)."""
+    if "plaintext" not in view.measured:
+        view.measured["plaintext"] = _plaintext_status(view, request)
+    seen: list[PlaintextSeen] = view.measured["plaintext"]
+    return seen
+
+
+def _plaintext_status(view: MeshView, request: Request) -> list[PlaintextSeen]:
     seen = []
     for workload in request.chosen(view.workloads):
         modes = _predicted_modes(view, workload)
@@ -94,21 +101,35 @@ def _predicted_modes(view: MeshView, workload: Workload) -> dict[int | None, str
 
 
 def plaintext_acceptors(view: MeshView, request: Request) -> list[Finding]:
-    return [
-        Finding(
-            kind="plaintext_acceptor",
-            namespace=seen.workload.namespace,
-            where=seen.workload.name,
-            message=f"{seen.workload.name} accepts plain text: a client without a sidecar "
-            "reaches it with no identity, and rules on principals or namespaces never match it",
-            fix="a PeerAuthentication with mtls.mode STRICT selecting it (istio.io's "
-            "mtls-migration task: first move every client into the mesh)",
-            measured=seen.measured,
-            evidence=seen.evidence,
+    findings = []
+    for seen in plaintext_status(view, request):
+        if not seen.accepts:
+            continue
+        name = seen.workload.name
+        if seen.workload.sidecar:
+            message = (
+                f"{name} accepts plain text: a client without a sidecar reaches it with no "
+                "identity, and rules on principals or namespaces never match it"
+            )
+            fix = (
+                "a PeerAuthentication with mtls.mode STRICT selecting it (istio.io's "
+                "mtls-migration task: first move every client into the mesh)"
+            )
+        else:
+            message = f"{name} has no sidecar: anyone reaches it, and no Istio policy applies"
+            fix = "inject the sidecar (the namespace labelled istio-injection=enabled, a restart)"
+        findings.append(
+            Finding(
+                kind="plaintext_acceptor",
+                namespace=seen.workload.namespace,
+                where=name,
+                message=message,
+                fix=fix,
+                measured=seen.measured,
+                evidence=seen.evidence,
+            )
         )
-        for seen in plaintext_status(view, request)
-        if seen.accepts
-    ]
+    return findings
 
 
 def unenforced_request_authentication(view: MeshView, request: Request) -> list[Finding]:

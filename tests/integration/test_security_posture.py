@@ -96,6 +96,8 @@ def test_plaintext_acceptors_are_predicted_from_peer_authentication(cluster):
     evidence = {f["where"]: f["evidence"] for f in found}
     assert evidence["details-v1"] == "PeerAuthentication mode PERMISSIVE on port 9080"
     assert evidence["legacy-client"].startswith("no sidecar")
+    legacy = next(f for f in found if f["where"] == "legacy-client")
+    assert "no Istio policy applies" in legacy["message"] and "injection" in legacy["fix"]
     cluster.create(policy("PeerAuthentication", "default", {"mtls": {"mode": "STRICT"}}))
     assert where(plaintext_acceptors(namespace=NAMESPACE)) == {"legacy-client"}
 
