@@ -372,18 +372,19 @@ def decide(
         ),
         key=lambda p: (p.created, p.key),
     )
+    facts = _Facts(request)
     custom = [p.key for p in applicable if p.action == "CUSTOM"]
     note = f"; CUSTOM {', '.join(custom)} not evaluated (an external authorizer)" if custom else ""
     for policy in applicable:
         if policy.action == "DENY":
-            rule = first_matching_rule(policy, request)
+            rule = _first_matching_rule(policy, facts)
             if rule is not None:
                 return Decision(False, policy.key, f"DENY {policy.key} rule {rule} matched{note}")
     allows = [p for p in applicable if p.action == "ALLOW"]
     if not allows:
         return Decision(True, None, f"no ALLOW policy selects the workload{note}")
     for policy in allows:
-        rule = first_matching_rule(policy, request)
+        rule = _first_matching_rule(policy, facts)
         if rule is not None:
             return Decision(True, policy.key, f"ALLOW {policy.key} rule {rule} matched{note}")
     names = ", ".join(p.key for p in allows)
@@ -403,32 +404,47 @@ def _why(request: RequestFacts) -> str:
 
 def first_matching_rule(policy: AuthorizationPolicy, request: RequestFacts) -> int | None:
     """The index of ``policy``'s first rule matching ``request``; None if none does."""
+    return _first_matching_rule(policy, _Facts(request))
+
+
+def _first_matching_rule(policy: AuthorizationPolicy, facts: _Facts) -> int | None:
     for index, rule in enumerate(policy.rules):
-        if rule_matches(rule, request, policy.namespace):
+        if _rule_matches(rule, facts, policy.namespace):
             return index
     return None
 
 
 def rule_matches(rule: Rule, request: RequestFacts, policy_namespace: str) -> bool:
-    facts = _Facts(request, policy_namespace)
-    sources = not rule.sources or any(all(map(facts.holds, e)) for e in rule.sources)
-    operations = not rule.operations or any(all(map(facts.holds, e)) for e in rule.operations)
-    return sources and operations and all(map(facts.holds, rule.conditions))
+    return _rule_matches(rule, _Facts(request), policy_namespace)
+
+
+def _rule_matches(rule: Rule, facts: _Facts, policy_namespace: str) -> bool:
+    def holds(values: Values) -> bool:
+        return facts.holds(values, policy_namespace)
+
+    sources = not rule.sources or any(all(map(holds, e)) for e in rule.sources)
+    operations = not rule.operations or any(all(map(holds, e)) for e in rule.operations)
+    return sources and operations and all(map(holds, rule.conditions))
 
 
 class _Facts:
     """A request's attributes as Istio's generators read them: each a list of values (a claim
-    may be a list), empty when the request does not carry the attribute."""
+    may be a list), empty when the request does not carry the attribute. Read once per
+    decision, for every rule of every policy."""
 
-    def __init__(self, request: RequestFacts, policy_namespace: str) -> None:
+    def __init__(self, request: RequestFacts) -> None:
         self.request = request
-        self.policy_namespace = policy_namespace
+        self._read: dict[str, list[str]] = {}
 
-    def holds(self, values: Values) -> bool:
-        present = self.attribute(values.name)
+    def holds(self, values: Values, policy_namespace: str) -> bool:
+        present = self._read.get(values.name)
+        if present is None:
+            present = self._read[values.name] = self.attribute(values.name)
         match: Callable[[str, str], bool]
         if values.name in ("serviceAccounts", "source.serviceAccount"):
-            match = self.service_account_match
+            # "name" alone is a service account of the policy's namespace (istiod's generator).
+            def match(value: str, actual: str) -> bool:
+                return (value if "/" in value else f"{policy_namespace}/{value}") == actual
         else:
             match = _MATCHERS.get(values.name, _istio_match)
         if values.values and not any(match(v, a) for v in values.values for a in present):
@@ -481,11 +497,6 @@ class _Facts:
             wanted = header.group(1).lower()
             return [v for k, v in r.headers.items() if k.lower() == wanted and v]
         return []  # experimental.envoy.filters.*: metadata this evaluator does not have
-
-    def service_account_match(self, value: str, actual: str) -> bool:
-        # "name" alone is a service account of the policy's namespace (istiod's generator).
-        wanted = value if "/" in value else f"{self.policy_namespace}/{value}"
-        return wanted == actual
 
 
 def _principal_parts(principal: str | None) -> tuple[str | None, str | None, str | None]:
