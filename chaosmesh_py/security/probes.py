@@ -84,8 +84,9 @@ def unenforced_request_authentication(
 ) -> list:
     """The missing-token trap: each workload a RequestAuthentication selects where a request
     with NO token still passes, because no AuthorizationPolicy requires a request principal.
-    Measured with a GET without a token at `url` (given) or, on the local mesh, at the
-    workload's service; predicted otherwise with Istio's authorization semantics for the
+    Measured with a GET without a token at `url` (given: where a request reaches the
+    workloads `selector` keeps) or, on the local mesh, at the workload's service; predicted
+    otherwise (or when `url` gives no answer) with Istio's authorization semantics for the
     namespace's callers and a plain-text client."""
     with boundary():
         return posture.run("unenforced_request_authentication", _arguments(locals()), secrets)
