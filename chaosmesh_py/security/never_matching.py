@@ -39,6 +39,7 @@ def never_matching_policies(view: MeshView, request: Request) -> list[Finding]:
             and authz.selects(policy, w.namespace, w.labels, view.root_namespace)
         ]
         reasons: list[str] = []
+        all_dead = True  # False: only some rules are dead, the policy still matches
         if policy.selector is not None and policy.namespace == view.namespace and not selected:
             reasons.append(
                 f"its selector {dict(policy.selector)} matches no pod of {view.namespace}"
@@ -46,18 +47,13 @@ def never_matching_policies(view: MeshView, request: Request) -> list[Finding]:
         elif not policy.rules and policy.action != "ALLOW":
             reasons.append(f"a {policy.action} policy without rules matches nothing")
         else:
-            dead = {
-                i: _dead_rule(view, policy, rule, selected) for i, rule in enumerate(policy.rules)
-            }
-            for index, why in dead.items():
+            for index, rule in enumerate(policy.rules):
+                why = _dead_rule(view, policy, rule, selected)
                 if why:
                     reasons.append(f"rule {index}: {'; '.join(why)}")
-            if reasons and len(reasons) < len(policy.rules):
-                reasons = [f"(other rules can match) {r}" for r in reasons]
+            all_dead = len(reasons) == len(policy.rules)
         if reasons:
-            findings.append(
-                _never_finding(policy, reasons, all_dead=not reasons[0].startswith("("))
-            )
+            findings.append(_never_finding(policy, reasons, all_dead=all_dead))
     return findings + _unapplied_authentication(view)
 
 
@@ -121,16 +117,19 @@ def _never_finding(
         "DENY": "it denies nothing",
         "AUDIT": "it audits nothing",
     }[policy.action]
+    why = "; ".join(reasons)
     return Finding(
         kind="never_matching_policy",
         namespace=policy.namespace,
         where=f"AuthorizationPolicy {policy.key}",
         message=(
-            f"{policy.action} {policy.key} can never match: {effect}"
+            f"{policy.action} {policy.key} can never match ({why}): {effect}"
             if all_dead
-            else f"{policy.action} {policy.key} has rules that can never match"
+            else f"{policy.action} {policy.key} has rules that can never match ({why})"
         ),
-        fix="; ".join(reasons),
+        fix="name what runs (the pods' labels, service accounts and namespaces: kubectl get "
+        "pods -o wide --show-labels), HTTP methods in upper case and ports the pods serve; or "
+        "delete what is not meant to match",
         measured=False,
         evidence=_EVIDENCE,
     )

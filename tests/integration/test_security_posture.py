@@ -207,14 +207,14 @@ def test_never_matching_policies_say_why(cluster):
     )
     found = {f["where"].split("/")[-1]: f for f in never_matching_policies(namespace=NAMESPACE)}
     assert set(found) == set(dead)
-    assert "matches no pod" in found["no-pod"]["fix"]
-    assert "trust domain 'example.org'" in found["other-domain"]["fix"]
-    assert "no pod runs in namespace 'ghost'" in found["ghost-ns"]["fix"]
-    assert "case-sensitive: GET" in found["lowercase"]["fix"]
-    assert "istiod adds spiffe:// itself" in found["scheme"]["fix"]
-    assert "served by no selected pod (they serve [9080])" in found["unserved-port"]["fix"]
-    assert "excluded by its not-form" in found["contradiction"]["fix"]
-    assert "runs as 'admin' (they run as ['sleep'])" in found["nobody"]["fix"]
+    assert "matches no pod" in found["no-pod"]["message"]
+    assert "trust domain 'example.org'" in found["other-domain"]["message"]
+    assert "no pod runs in namespace 'ghost'" in found["ghost-ns"]["message"]
+    assert "case-sensitive: GET" in found["lowercase"]["message"]
+    assert "istiod adds spiffe:// itself" in found["scheme"]["message"]
+    assert "served by no selected pod (they serve [9080])" in found["unserved-port"]["message"]
+    assert "excluded by its not-form" in found["contradiction"]["message"]
+    assert "runs as 'admin' (they run as ['sleep'])" in found["nobody"]["message"]
     assert "it denies nothing" in found["ghost-ns"]["message"]
     assert "it allows nothing" in found["nobody"]["message"]
 
@@ -283,7 +283,7 @@ def test_idioms_on_absent_attributes_are_not_called_never_matching(cluster):
     )
     found = never_matching_policies(namespace=NAMESPACE)
     assert [f["where"] for f in found] == [f"AuthorizationPolicy {NAMESPACE}/deny-every-method"]
-    assert "notMethods ['*'] excludes every request" in found[0]["fix"]
+    assert "notMethods ['*'] excludes every request" in found[0]["message"]
 
 
 def test_a_path_scoped_deny_is_shown_bypassed_on_its_own_path(cluster):
