@@ -85,6 +85,18 @@ def cluster(api):
     return api
 
 
+# Meant: nobody of namespace foo reads details. Plain text carries no namespace.
+DENY_FOO_TO_DETAILS = policy(
+    "AuthorizationPolicy",
+    "deny-foo",
+    {
+        "selector": {"matchLabels": {"app": "details"}},
+        "action": "DENY",
+        "rules": [{"from": [{"source": {"namespaces": ["foo"]}}]}],
+    },
+)
+
+
 def where(findings: list) -> set:
     return {f["where"] for f in findings}
 
@@ -132,17 +144,7 @@ def test_missing_token_trap_is_predicted_until_a_policy_requires_a_principal(clu
 
 
 def test_deny_on_namespaces_is_bypassed_over_plain_text(cluster):
-    cluster.create(
-        policy(
-            "AuthorizationPolicy",
-            "deny-foo",
-            {
-                "selector": {"matchLabels": {"app": "details"}},
-                "action": "DENY",
-                "rules": [{"from": [{"source": {"namespaces": ["foo"]}}]}],
-            },
-        )
-    )
+    cluster.create(DENY_FOO_TO_DETAILS)
     found = mtls_only_rules_on_plaintext(namespace=NAMESPACE)
     assert where(found) == {f"AuthorizationPolicy {NAMESPACE}/deny-foo on details-v1"}
     assert "rule 0 namespaces" in found[0]["message"]
@@ -308,17 +310,7 @@ def test_a_path_scoped_deny_is_shown_bypassed_on_its_own_path(cluster):
 
 
 def test_no_bypass_where_another_policy_refuses_plain_text_anyway(cluster):
-    cluster.create(
-        policy(
-            "AuthorizationPolicy",
-            "deny-foo",
-            {
-                "selector": {"matchLabels": {"app": "details"}},
-                "action": "DENY",
-                "rules": [{"from": [{"source": {"namespaces": ["foo"]}}]}],
-            },
-        )
-    )
+    cluster.create(DENY_FOO_TO_DETAILS)
     cluster.create(
         policy(
             "AuthorizationPolicy",
