@@ -205,3 +205,18 @@ def test_the_advisorys_forms_as_envoy_answers_them_and_as_the_evaluator_predicts
     found = mtls_only_rules_on_plaintext(namespace=NAMESPACE, path="/ratings/0")
     assert bool(found) is bypassed, found
     assert all(f["measured"] for f in found)
+
+
+def test_the_cli_reports_the_local_mesh_measured(mesh):
+    from click.testing import CliRunner
+
+    from chaosmesh_py.cli import main
+
+    result = CliRunner().invoke(main, ["security", "posture", "-n", NAMESPACE, "--path", "/"])
+    assert result.exit_code == 1, result.output  # PERMISSIVE: every pod accepts plain text
+    assert f"security posture of {NAMESPACE} (the local mesh, measured)" in result.output
+    assert "[plaintext_acceptor] ratings-v1 (measured)" in result.output
+    create(mesh, "PeerAuthentication", "default", {"mtls": {"mode": "STRICT"}})
+    result = CliRunner().invoke(main, ["security", "posture", "-n", NAMESPACE])
+    assert result.exit_code == 0, result.output
+    assert "FINDINGS (0)" in result.output
