@@ -654,9 +654,11 @@ class _Instance:
                 await site.stop()
             # A connection accepted just before the listener closed gets its transport a loop
             # turn or two later (asyncio accepts in one step, makes the transport in a task):
-            # let those arrive, or they outlive the server unclosed.
+            # let those arrive, or they outlive the server unclosed. A few loop turns were not
+            # always enough on a busy machine; a short real pause is.
             for _ in range(3):
                 await asyncio.sleep(0)
+            await asyncio.sleep(0.05)
             server = self._runner.server
             for handler in list(server.connections) if server is not None else ():
                 if handler.transport is not None:

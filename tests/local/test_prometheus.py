@@ -202,7 +202,10 @@ def test_error_ratio_and_p99_follow_the_injected_faults_and_return_after_rollbac
     (series,) = prometheus.query_range(url, promql, started, at, 1)
     during = [v for t, v in series["values"] if aborting + 3 <= t <= stopped]
     assert during and all(0.1 <= v <= 0.5 for v in during), during
-    assert all(v == 0.0 for t, v in series["values"] if t <= aborting - 1 or t >= stopped + 3)
+    # Outside it, none: the 2 s window plus a scrape (1 s) late on a busy machine after the
+    # removal (3 s after it was not always enough in CI).
+    outside = [v for t, v in series["values"] if t <= aborting - 1 or t >= stopped + 5]
+    assert all(v == 0.0 for v in outside), outside
     assert series["values"][-1][0] == pytest.approx(at, abs=1)
 
 

@@ -63,10 +63,15 @@ def test_delay_200ms_at_50_percent_holds_only_the_delayed(mesh, configuration):
     delays = "http.outbound_sleep.fault.delays_injected"
     before = mesh.envoy.stats().get(delays, 0)
     results = burst(url, 1000, concurrency=50, headers=headers)
-    delayed = [r.latency_s for r in results if r.latency_s >= 0.15]
-    others = [r.latency_s for r in results if r.latency_s < 0.15]
-    assert mesh.envoy.stats()[delays] - before == len(delayed)
-    assert 0.45 <= len(delayed) / len(results) <= 0.55, len(delayed)
+    injected = mesh.envoy.stats()[delays] - before
+    # Envoy's count and the requests the client saw held agree within 2 %. A busy 2-core
+    # machine blurs the line: a few undelayed requests take 150 ms too (5 of 1,000 in CI), and
+    # Envoy's timers start from its event loop's cached clock, so under load a delay can end
+    # well before 200 ms of real time (38 of 495 under 200 ms with five test runs at once).
+    delayed = [r.latency_s for r in results if r.latency_s >= 0.150]
+    others = [r.latency_s for r in results if r.latency_s < 0.150]
+    assert abs(injected - len(delayed)) <= 0.02 * len(results), (injected, len(delayed))
+    assert 0.45 <= injected / len(results) <= 0.55, injected
     assert 0.200 <= statistics.median(delayed) <= 0.215, statistics.median(delayed)
     assert statistics.median(others) < 0.05, statistics.median(others)
     rollback(configuration)
