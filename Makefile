@@ -70,7 +70,9 @@ bench: install
 	$(BIN)/python bench/canary_power.py
 	$(BIN)/python bench/policy_edits.py
 	$(BIN)/python bench/resilience_proof.py
+	$(BIN)/python bench/security_changes.py
 	$(BIN)/python bench/inbound_hop.py
+	$(BIN)/python bench/authz_cost.py
 	$(BIN)/python bench/security_posture.py
 
 clean:

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,10 +44,13 @@ from chaosmesh_py.observe.load import LoadSpec, measure_load, run_load  # noqa: 
 UVLOOP = importlib.util.find_spec("uvloop") is not None
 
 
-def wrk(url: str, connections: int, seconds: float) -> dict[str, float]:
+def wrk(
+    url: str, connections: int, seconds: float, headers: Mapping[str, str] | None = None
+) -> dict[str, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    extra = [f"-H{name}: {value}" for name, value in (headers or {}).items()]
     done = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", url],
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", *extra, url],
         capture_output=True,
         text=True,
         check=True,

@@ -1,18 +1,21 @@
 """The torture harness: `chaos run` killed at random moments, then nothing of it may be left.
 
-A trial starts a real `chaos run` of an experiment that makes every form of owned edit: three
-faults and three routing edits (route copies: a dark launch, a canary step, a mirror), policy edits
-(field overrides: a DestinationRule's connection pool, ratings' retries turned off) and an owned
-AuthorizationPolicy (through the engine, as tests/engine_activities.py does), with the chaosmesh
-control and a `remove_faults` rollback. Meanwhile another writer keeps editing the same objects the
-way an operator would (labels, annotations, a user route's timeout: JSON patches that touch nothing
-of ours), and adds user routes whose names look like chaosmesh's (`chaosmesh-dash-canary`, and one
-shaped exactly like a copy) and user annotations that mention chaosmesh; and a rollout controller
-(the Argo-like writer of tests/rollout_writers.py) sets the canary weight of reviews' route every
-100-200 ms, writing the whole object back as it read it. At a random moment the run gets SIGKILL,
-SIGTERM or SIGINT. After it exits (and, for SIGKILL, after `chaosmesh rollback --run ID`), nothing
-owned may be left (no record, route, field or object: `leftover_faults`), no AuthorizationPolicy at
-all, and every object must equal its original plus the other writers' edits: none of them lost, the
+A trial starts a real `chaos run` of an experiment that makes every form of owned edit: three faults
+and three routing edits (route copies: a dark launch, a canary step, a mirror), policy edits (field
+overrides: a DestinationRule's connection pool, ratings' retries turned off), an owned
+AuthorizationPolicy (through the engine, as tests/engine_activities.py does) and security changes
+(``chaosmesh_py.security.actions``: STRICT for the namespace over another team's PeerAuthentication,
+an owned DENY policy, the team's RequestAuthentication's jwksUri made unreachable), with the
+chaosmesh control and a `remove_faults` rollback. Meanwhile another writer keeps editing the same
+objects the way an operator would (labels, annotations, a user route's timeout: JSON patches that
+touch nothing of ours), and adds user routes whose names look like chaosmesh's
+(`chaosmesh-dash-canary`, and one shaped exactly like a copy) and user annotations that mention
+chaosmesh; and a rollout controller (the Argo-like writer of tests/rollout_writers.py) sets the
+canary weight of reviews' route every 100-200 ms, writing the whole object back as it read it. At a
+random moment the run gets SIGKILL, SIGTERM or SIGINT. After it exits (and, for SIGKILL, after
+`chaosmesh rollback --run ID`), nothing owned may be left (no record, route, field or object:
+`leftover_faults`), no security object but the other team's, theirs byte for byte as they wrote
+them, and every object must equal its original plus the other writers' edits: none of them lost, the
 chaosmesh-named user routes and the controller's latest weights included (no weight of ours written
 back).
 
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaosmesh_py.istio.owner_record import OWNER_ANNOTATION_PREFIX
+from chaosmesh_py.kube.client import LOCAL_MESH_CONFIG_MAP, LOCAL_MESH_KEY
 from chaosmesh_py.localmesh.apiserver.patch import PatchType
 from tests.conftest import NAMESPACE, ROOT, abort_action, leftover_faults, python_activity
 from tests.rollout_writers import ArgoLikeWriter
@@ -58,6 +62,24 @@ USER_ROUTES = (
 ENGINE = "tests.engine_activities"
 TRAFFIC = "chaosmesh_py.traffic.actions"
 RESILIENCE = "chaosmesh_py.resilience.actions"
+SECURITY_ACTIONS = "chaosmesh_py.security.actions"
+# Security objects of "another team", there before every trial: the run overrides the mode of
+# their namespace-wide PeerAuthentication (Istio applies the oldest: a second one would change
+# nothing) and the jwksUri of their RequestAuthentication; their AuthorizationPolicy stands
+# beside the run's own DENY. After the trial each must be byte for byte what they wrote.
+TEAM_ISSUER = "https://issuer.team.example"
+TEAM_OBJECTS = {
+    "PeerAuthentication": {"mtls": {"mode": "PERMISSIVE"}},
+    "AuthorizationPolicy": {
+        "action": "ALLOW",
+        "rules": [{"to": [{"operation": {"methods": ["GET", "POST"]}}]}],
+    },
+    "RequestAuthentication": {
+        "selector": {"matchLabels": {"app": "productpage"}},
+        "jwtRules": [{"issuer": TEAM_ISSUER, "jwksUri": f"{TEAM_ISSUER}/jwks.json"}],
+    },
+}
+TEAM_NAME = "team-dash"
 # The route the rollout controller steps the canary weight of, and its destinations.
 CANARY_SERVICE, CANARY_ROUTE = "reviews", "everyone-to-v1"
 CANARY_DESTINATIONS = [
@@ -149,6 +171,30 @@ def experiment(run_id: str) -> dict:
                 kind="AuthorizationPolicy",
                 namespace=NAMESPACE,
                 spec={"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/x"]}}]}]},
+            ),
+            # Security changes: an override of the team's namespace mode, an owned DENY, an
+            # override of the team's jwksUri.
+            python_activity(
+                "strict-bookinfo",
+                SECURITY_ACTIONS,
+                "set_mtls_mode",
+                mode="STRICT",
+                namespace=NAMESPACE,
+            ),
+            python_activity(
+                "deny-admin-paths",
+                SECURITY_ACTIONS,
+                "deny_requests",
+                namespace=NAMESPACE,
+                sources={"notNamespaces": [NAMESPACE]},
+                paths=["/admin/*"],
+            ),
+            python_activity(
+                "jwks-unreachable",
+                SECURITY_ACTIONS,
+                "make_jwks_unreachable",
+                request_authentication=TEAM_NAME,
+                namespace=NAMESPACE,
             ),
             delay("delay-details", "details", "1s"),
         ],
@@ -274,6 +320,7 @@ class Trial:
     mismatches: list[str]
     controller_writes: int = 0
     controller_conflicts: int = 0
+    security_at_kill: int = 0  # security objects holding a run's record when the signal went
 
 
 @dataclass(frozen=True)
@@ -287,6 +334,7 @@ def run_trial(api, env: dict, tmp_path: Path, kill: Kill) -> Trial:
     """One `chaos run`, signalled after ``kill.delay_s``; the state it leaves, compared."""
     run_id, signal_name = kill.run_id, kill.signal_name
     restore_targets(api)
+    team = team_objects(api)
     originals = {name: api.get(V1, "VirtualService", NAMESPACE, name) for name in TARGETS}
     original_rule = api.get(V1, "DestinationRule", NAMESPACE, RULE)
     path = tmp_path / f"{run_id}.json"
@@ -311,6 +359,15 @@ def run_trial(api, env: dict, tmp_path: Path, kill: Kill) -> Trial:
         )
         time.sleep(kill.delay_s)
         faults_at_kill = sum(1 for left in leftover_faults(api) if OWNER_ANNOTATION_PREFIX in left)
+        security_at_kill = sum(
+            1
+            for kind in TEAM_OBJECTS
+            for obj in api.list(SECURITY, kind, NAMESPACE)
+            if any(
+                k.startswith(OWNER_ANNOTATION_PREFIX)
+                for k in obj["metadata"].get("annotations") or {}
+            )
+        )
         process.send_signal(SIGNALS[signal_name])
         exit_code = process.wait(timeout=90)
         if signal_name == "SIGKILL":
@@ -340,11 +397,7 @@ def run_trial(api, env: dict, tmp_path: Path, kill: Kill) -> Trial:
         mismatches.append(f"DestinationRule {RULE}: spec {rule['spec']}")
     if writer.rule_label and rule["metadata"].get("labels") != {"ops-edit": writer.rule_label}:
         mismatches.append(f"DestinationRule {RULE}: labels {rule['metadata'].get('labels')}")
-    policies = api.list(SECURITY, "AuthorizationPolicy", NAMESPACE)
-    if policies:
-        mismatches.append(
-            f"AuthorizationPolicies left: {[p['metadata']['name'] for p in policies]}"
-        )
+    mismatches += security_mismatches(api, team)
     if controller.errors:
         mismatches.append(f"the rollout controller's writes failed: {controller.errors}")
     return Trial(
@@ -356,7 +409,54 @@ def run_trial(api, env: dict, tmp_path: Path, kill: Kill) -> Trial:
         mismatches,
         controller_writes=len(controller.writes),
         controller_conflicts=controller.conflicts,
+        security_at_kill=security_at_kill,
     )
+
+
+def team_objects(api) -> dict[str, str]:
+    """The other team's security objects, created once, as they stand before a trial. On a
+    local mesh their RequestAuthentication names the mesh's own issuer (its JWKS is served, so
+    making it unreachable changes the keys the sidecars hold)."""
+    frozen = {}
+    mesh = api.get("v1", "ConfigMap", *LOCAL_MESH_CONFIG_MAP)
+    for kind, written in TEAM_OBJECTS.items():
+        spec = written
+        if kind == "RequestAuthentication" and mesh is not None:
+            issuer = json.loads(mesh["data"][LOCAL_MESH_KEY])["jwt_issuer"]
+            rule = {"issuer": issuer["issuer"], "jwksUri": issuer["jwks_uri"]}
+            spec = {**written, "jwtRules": [rule]}
+        if api.get(SECURITY, kind, NAMESPACE, TEAM_NAME) is None:
+            api.create(
+                {
+                    "apiVersion": SECURITY,
+                    "kind": kind,
+                    "metadata": {"name": TEAM_NAME, "namespace": NAMESPACE},
+                    "spec": spec,
+                }
+            )
+        frozen[kind] = _unchangeable(api.get(SECURITY, kind, NAMESPACE, TEAM_NAME))
+    return frozen
+
+
+def _unchangeable(obj: dict) -> str:
+    """Everything of an object but the server's bookkeeping of writes (resourceVersion,
+    generation, managedFields), which an override and its exact restore do bump."""
+    bookkeeping = ("resourceVersion", "generation", "managedFields")
+    metadata = {k: v for k, v in obj["metadata"].items() if k not in bookkeeping}
+    return json.dumps({**obj, "metadata": metadata}, sort_keys=True)
+
+
+def security_mismatches(api, team: dict[str, str]) -> list[str]:
+    """The team's objects as they were; no security object of any run left."""
+    found = []
+    for kind, before in team.items():
+        now = api.get(SECURITY, kind, NAMESPACE, TEAM_NAME)
+        if now is None or _unchangeable(now) != before:
+            found.append(f"the team's {kind} changed: {now}")
+        others = [o["metadata"]["name"] for o in api.list(SECURITY, kind, NAMESPACE)]
+        if others != [TEAM_NAME]:
+            found.append(f"{kind}s left beside the team's: {others}")
+    return found
 
 
 def restore_targets(api) -> None:
@@ -401,6 +501,7 @@ def _write_window(api, env: dict, tmp_path: Path) -> tuple[float, float]:
     path = tmp_path / "calibrate.json"
     path.write_text(json.dumps(experiment("calibrate")))
     restore_targets(api)
+    team_objects(api)
     unsubscribe = api.subscribe(owned_write)
     started = time.monotonic()
     controller = ArgoLikeWriter(api.url, NAMESPACE, CANARY_SERVICE, routes=(CANARY_ROUTE,))
@@ -449,4 +550,6 @@ def summary(results: list[Trial]) -> str:
     writes = sum(t.controller_writes for t in results)
     conflicts = sum(t.controller_conflicts for t in results)
     lines.append(f"  the rollout controller: {writes} weight writes, {conflicts} met a 409")
+    security = sum(1 for t in results if t.security_at_kill)
+    lines.append(f"  {security} trial(s) killed with security changes in place")
     return "\n".join(lines)

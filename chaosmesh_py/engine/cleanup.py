@@ -297,7 +297,7 @@ def _listed(
 ) -> Iterable[dict[str, Any]]:
     if namespaces is None:
         try:
-            return kube.list(kind)
+            return kube.list(kind, label_selector=editable.sweep_selector(kind))
         except NotFound:
             report.not_served.append(kind.resource)
             return []
@@ -309,7 +309,7 @@ def _listed(
     found: list[dict[str, Any]] = []
     for namespace in namespaces:
         try:
-            found += kube.list(kind, namespace)
+            found += kube.list(kind, namespace, editable.sweep_selector(kind))
         except NotFound:
             continue  # no such namespace, or the kind is not served: nothing owned there
         except ChaosMeshError as error:

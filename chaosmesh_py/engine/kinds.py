@@ -19,6 +19,16 @@ OWNED_OBJECT = "owned_object"  # chaosmesh_py.istio.owned_object: a create, then
 
 NETWORKING = "networking.istio.io"
 SECURITY = "security.istio.io"
+# The only ConfigMaps chaosmesh writes: certificate requests to a local mesh
+# (chaosmesh_py.security.certificates). Sweeps list ConfigMaps by this label alone, so a reaper
+# never reads the data of every ConfigMap in a cluster.
+CERTIFICATE_LABEL = "security.chaosmesh.io/certificate"
+_SWEEP_SELECTORS = {CONFIG_MAP: f"{CERTIFICATE_LABEL}=true"}
+
+
+def sweep_selector(kind: ResourceKind) -> str | None:
+    """The label selector a sweep (halt, reap) lists ``kind`` with; None: every object."""
+    return _SWEEP_SELECTORS.get(kind)
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,8 @@ def create_object(
     run's is left alone (ConflictPersisted)."""
     body = owned_object.build(
         run.run_id,
-        api_version=f"{kind.group}/{kind.version}",
+        # A core kind (a ConfigMap) is "v1" alone.
+        api_version=f"{kind.group}/{kind.version}" if kind.group else kind.version,
         kind=kind.kind,
         namespace=namespace,
         spec=spec,

@@ -10,7 +10,9 @@ words), made stricter where Envoy is (see ``istio.grammar``), for:
   and its conflicts with a fault, every match entry (StringMatches, header names, port, source
   labels and namespace, JWT-claim keys only at gateways), the fault, the destinations and their
   weights, the timeout and the retries;
-- DestinationRule: host, subsets, and the traffic policy's connection pool and outlier detection.
+- DestinationRule: host, subsets, and the traffic policy's connection pool and outlier detection;
+- PeerAuthentication, AuthorizationPolicy, RequestAuthentication: their rules live in
+  ``istio.security_validation`` (with the argument checks of the security changes).
 
 Out of scope, because the project never writes them: redirect, rewrite, mirror(s), corsPolicy,
 directResponse and header manipulation contents, gateways and hosts of the VirtualService, TCP

@@ -315,6 +315,9 @@ class Kube:
         from kubernetes import client
 
         kind = ref.kind
+        if not kind.group:
+            preconditions = {"uid": uid, "resourceVersion": resource_version}
+            return self._core("delete", ref, "DELETE", {"preconditions": preconditions})
         options = client.V1DeleteOptions(
             preconditions=client.V1Preconditions(uid=uid, resource_version=resource_version)
         )

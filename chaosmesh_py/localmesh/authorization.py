@@ -8,8 +8,11 @@ Which policies apply to a pod (``policies_for``, ``pilot/pkg/model/policyattachm
     Those in the root namespace (``istio-system``: mesh-wide) and in the pod's namespace whose
     ``selector.matchLabels`` are among the pod's labels (no selector: every pod). A policy with
     ``targetRef``/``targetRefs`` attaches to gateways and waypoints, never to a sidecar: skipped,
-    as istiod does. ``CUSTOM`` needs an ext_authz extension provider the local mesh has none
-    of: skipped, and said on the policy's status (``unsupported``).
+    as istiod does. (``chaosmesh_py.istio.authorization.selects`` says the same for product
+    code; it parses the whole policy and refuses what it cannot read, where a translator must
+    take every stored policy and skip only what istiod skips.) ``CUSTOM`` needs an ext_authz
+    extension provider the local mesh has none of: skipped, and said on the policy's status
+    (``unsupported``).
 
 The filters (``rbac_filters``)
     One ``envoy.filters.http.rbac`` filter per action present, in the order AUDIT (RBAC action
@@ -113,13 +116,18 @@ def _age(resource: Mapping[str, Any], root_namespace: str) -> tuple[int, str, st
 
 def unsupported(policy: Mapping[str, Any]) -> list[str]:
     """What of an AuthorizationPolicy the local mesh does not apply, one phrase each."""
-    spec = policy.get("spec") or {}
-    problems = []
-    if spec.get("action") == "CUSTOM":
+    problems = policy_attachment_problems(policy)
+    if (policy.get("spec") or {}).get("action") == "CUSTOM":
         problems.append("action CUSTOM (no ext_authz extension provider on the local mesh)")
-    if spec.get("targetRef") or spec.get("targetRefs"):
-        problems.append("targetRef(s): they attach to gateways and waypoints, not sidecars")
     return problems
+
+
+def policy_attachment_problems(policy: Mapping[str, Any]) -> list[str]:
+    """A policy bound by ``targetRef(s)`` applies to no sidecar (``policies_for``)."""
+    spec = policy.get("spec") or {}
+    if spec.get("targetRef") or spec.get("targetRefs"):
+        return ["targetRef(s): they attach to gateways and waypoints, not sidecars"]
+    return []
 
 
 def is_dry_run(policy: Mapping[str, Any]) -> bool:
@@ -135,8 +143,14 @@ def policy_name(namespace: str, name: str, rule: int) -> str:
 # --- the filters ---------------------------------------------------------------------------
 
 
-def rbac_filters(policies: Sequence[Mapping[str, Any]]) -> list[JsonDict]:
-    """The RBAC HTTP filters for the policies that apply to one sidecar (``policies_for``)."""
+def rbac_filters(
+    policies: Sequence[Mapping[str, Any]], listener_ports: Mapping[int, int] | None = None
+) -> list[JsonDict]:
+    """The RBAC HTTP filters for the policies that apply to one sidecar (``policies_for``).
+
+    ``listener_ports``: where the port a policy names (the container port, what istiod's
+    ``destination_port`` sees behind its 15006 listener) is the local listener's own port: on
+    the local mesh each pod's inbound listens on a port of its own (see ``inbound``)."""
     filters = []
     for action, envoy_action in ENVOY_ACTIONS.items():
         chosen = [p for p in policies if ((p.get("spec") or {}).get("action") or "ALLOW") == action]
@@ -150,7 +164,7 @@ def rbac_filters(policies: Sequence[Mapping[str, Any]]) -> list[JsonDict]:
             has_shadow |= dry_run
             has_enforced |= not dry_run
             target = shadow if dry_run else enforced
-            for name, generated in _rules(policy, action):
+            for name, generated in _rules(policy, action, listener_ports or {}):
                 target[name] = generated
         config: JsonDict = {"@type": RBAC_TYPE}
         if has_enforced:
@@ -168,7 +182,9 @@ def rbac_filters(policies: Sequence[Mapping[str, Any]]) -> list[JsonDict]:
     return filters
 
 
-def _rules(policy: Mapping[str, Any], action: str) -> list[tuple[str, JsonDict]]:
+def _rules(
+    policy: Mapping[str, Any], action: str, listener_ports: Mapping[int, int]
+) -> list[tuple[str, JsonDict]]:
     metadata = policy.get("metadata") or {}
     namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
     rules = (policy.get("spec") or {}).get("rules") or []
@@ -177,7 +193,7 @@ def _rules(policy: Mapping[str, Any], action: str) -> list[tuple[str, JsonDict]]
     built = []
     for index, rule in enumerate(rules):
         try:
-            generated = generate(rule or {}, namespace, action)
+            generated = generate(rule or {}, namespace, action, listener_ports)
         except RuleError:
             continue  # istiod: "skipped invalid rule" (see the module)
         built.append((policy_name(namespace, name, index), generated))
@@ -233,9 +249,14 @@ _OPERATION_FIELDS = (
 )
 
 
-def generate(rule: Mapping[str, Any], namespace: str, action: str) -> JsonDict:
+def generate(
+    rule: Mapping[str, Any],
+    namespace: str,
+    action: str,
+    listener_ports: Mapping[int, int] | None = None,
+) -> JsonDict:
     """One AuthorizationPolicy rule as an Envoy RBAC policy (raises RuleError when istiod skips
-    it under ``action``)."""
+    it under ``action``; ``listener_ports`` as ``rbac_filters``)."""
     base_permission: list[Field] = []
     base_principal: list[Field] = []
     for condition in rule.get("when") or []:
@@ -258,7 +279,9 @@ def generate(rule: Mapping[str, Any], namespace: str, action: str) -> JsonDict:
         for to in rule.get("to") or []
     ] or [base_permission]
     return {
-        "permissions": [_and_permission(fields, action) for fields in permissions],
+        "permissions": [
+            _and_permission(fields, action, listener_ports or {}) for fields in permissions
+        ],
         "principals": [_and_principal(fields, namespace, action) for fields in principals],
     }
 
@@ -278,10 +301,13 @@ def _fields(
     return fields + base
 
 
-def _and_permission(fields: list[Field], action: str) -> JsonDict:
+def _and_permission(
+    fields: list[Field], action: str, listener_ports: Mapping[int, int]
+) -> JsonDict:
     rules: list[JsonDict] = []
+    build = functools.partial(_permission, listener_ports=listener_ports)
     for field in fields:
-        rules += _combine(field, action, _permission, or_name="or_rules", list_name="rules")
+        rules += _combine(field, action, build, or_name="or_rules", list_name="rules")
     return {"and_rules": {"rules": [*rules] or [{"any": True}]}}
 
 
@@ -334,7 +360,7 @@ def _combine(
 # --- generators ----------------------------------------------------------------------------
 
 
-def _permission(key: str, values: list[str]) -> JsonDict | None:
+def _permission(key: str, values: list[str], listener_ports: Mapping[int, int]) -> JsonDict | None:
     if key.startswith(_ENVOY_FILTER_KEY):
         return _envoy_filter_metadata(key, values)
     (value,) = values
@@ -353,7 +379,8 @@ def _permission(key: str, values: list[str]) -> JsonDict | None:
             }
         return {"url_path": {"path": string_matcher(value)}}
     if key == "destination.port":
-        return {"destination_port": _port(value)}
+        port = _port(value)
+        return {"destination_port": listener_ports.get(port, port)}
     if key == "destination.ip":
         return {"destination_ip": _cidr(value)}
     if key == "connection.sni":

@@ -17,7 +17,9 @@ Envoy configuration (part of ``chaosmesh_py.localmesh.translate``'s output), per
     ``stat_prefix`` ``inbound_<workload>_<port>`` (istiod's is ``inbound_0.0.0.0_<port>``, per
     pod's own Envoy; ours is one Envoy, hence the workload, its replicas' counters summed and
     the name stable when a pod is replaced), so ``http.inbound_<workload>_<port>.fault.*``
-    counts what this pod's inbound injected. HTTP filters: the fault filter with an empty
+    counts what this pod's inbound injected. HTTP filters, in istiod's order: ``jwt_authn``
+    when a RequestAuthentication applies (``request_authentication``), one RBAC filter per
+    AuthorizationPolicy action present (``authorization``), the fault filter with an empty
     ``HTTPFault`` (istiod puts it there for route-level faults; an EnvoyFilter fills it in),
     then the router. Its route configuration is inline, as istiod's (no RDS for inbound):
     ``inbound|<port>||<namespace>~<pod>``, one virtual host ``inbound|http|<port>`` for every
@@ -119,7 +121,12 @@ def inbound_config(
         mode = effective_mtls(peer_authentications, workload.namespace, workload.labels, port)
         applying = envoy_filter.for_workload(workload, envoy_filters)
         security = security_filters(
-            workload, authorization_policies, request_authentications, jwks or {}
+            workload.namespace,
+            workload.labels,
+            authorization_policies,
+            request_authentications,
+            jwks=jwks or {},
+            listener_ports={port: workload.pod_port},
         )
         listeners.append(
             _listener(
@@ -136,16 +143,21 @@ def inbound_config(
 
 
 def security_filters(
-    workload: Workload,
+    namespace: str,
+    labels: Mapping[str, str],
     authorization_policies: Sequence[Mapping[str, Any]],
     request_authentications: Sequence[Mapping[str, Any]],
+    *,
     jwks: Mapping[str, str | None],
+    listener_ports: Mapping[int, int] | None = None,
 ) -> list[JsonDict]:
-    """istiod's authn then authz HTTP filters for the pod: ``jwt_authn`` (if a
-    RequestAuthentication applies), then one RBAC filter per action (AUDIT, DENY, ALLOW)."""
-    labels, namespace = workload.labels, workload.namespace
+    """istiod's authn then authz HTTP filters for a proxy (a pod's inbound, the ingress
+    gateway) in ``namespace`` with ``labels``: ``jwt_authn`` (if a RequestAuthentication
+    applies), then one RBAC filter per action (AUDIT, DENY, ALLOW). ``listener_ports``: the
+    container port -> the local listener's own port (``rbac_filters``)."""
     jwt = jwt_filter(policies_for(request_authentications, namespace, labels), jwks)
-    rbac = rbac_filters(policies_for(authorization_policies, namespace, labels))
+    applying = policies_for(authorization_policies, namespace, labels)
+    rbac = rbac_filters(applying, listener_ports)
     return [jwt, *rbac] if jwt else rbac
 
 

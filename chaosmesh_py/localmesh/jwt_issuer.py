@@ -4,8 +4,8 @@ What Istio's JWT task uses ``testing@secure.istio.io`` and its published ``jwks.
 RequestAuthentications on the local mesh name ``ISSUER`` and ``jwks_uri`` (fetched by the local
 istiod, ``chaosmesh_py.localmesh.jwks``), and experiments and tests mint tokens with the private
 key (``chaosmesh_py.security.tokens``). The mesh's info names the three (``info``); the key stays
-in its file (mode 0600, in the mesh's state directory, kept across restarts so tokens minted
-earlier still verify), never printed.
+in its file (mode 0600, in the mesh's state directory; a mesh started again on the same
+directory reuses it, so tokens minted earlier still verify), never printed.
 
 Served on 127.0.0.1: ``GET /jwks.json`` (the public key, ``kid`` = its RFC 7638 thumbprint) and
 nothing else (404).

@@ -41,7 +41,12 @@ from chaosmesh_py.istio import status
 from chaosmesh_py.istio.identity import principal
 from chaosmesh_py.kube import Kube
 from chaosmesh_py.kube.client import LOCAL_MESH_CONFIG_MAP, LOCAL_MESH_KEY
-from chaosmesh_py.localmesh import authorization, credentials, envoy_filter
+from chaosmesh_py.localmesh import (
+    authorization,
+    credentials,
+    envoy_filter,
+    request_authentication,
+)
 from chaosmesh_py.localmesh.apiserver import ApiError, ApiServer, User, WatchEvent
 from chaosmesh_py.localmesh.apiserver.rbac import ADMIN_RULES
 from chaosmesh_py.localmesh.apps import MeshApps
@@ -605,6 +610,8 @@ def _unsupported(kind: str, resource: dict[str, Any]) -> list[str]:
         return envoy_filter.unsupported(resource)
     if kind == "AuthorizationPolicy":
         return authorization.unsupported(resource)
+    if kind == "RequestAuthentication":
+        return request_authentication.unsupported(resource)
     return []
 
 

@@ -29,7 +29,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chaosmesh_py.localmesh.authorization import JWT_FILTER, JWT_PAYLOAD
+from chaosmesh_py.localmesh.authorization import (
+    JWT_FILTER,
+    JWT_PAYLOAD,
+    policy_attachment_problems,
+)
 from chaosmesh_py.localmesh.envoy import JsonDict
 
 JWT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
@@ -42,6 +46,19 @@ PUBLIC_ONLY_JWKS = (
     "_PNUF9-vwfnvOXMbCDX-w4PTef4geeb_GiT40YCKHTKMSPVanGRn5GExIWmki-mmqh94-mPTJyBR74ShspL3BxPZitDL574"
     'T1w"}]}'
 )
+
+
+def unsupported(request_authentication: Mapping[str, Any]) -> list[str]:
+    """What of a RequestAuthentication the local mesh does not apply, one phrase each."""
+    spec = request_authentication.get("spec") or {}
+    problems = list(policy_attachment_problems(request_authentication))
+    for index, rule in enumerate(spec.get("jwtRules") or []):
+        if not rule.get("jwks") and not rule.get("jwksUri"):
+            problems.append(
+                f"jwtRules[{index}]: OpenID discovery of the issuer's keys (no jwksUri): every "
+                "token for it is refused"
+            )
+    return problems
 
 
 def jwks_uris(request_authentications: Sequence[Mapping[str, Any]]) -> list[str]:

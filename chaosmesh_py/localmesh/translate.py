@@ -18,8 +18,9 @@ Listeners (one Envoy carries every sidecar and the ingress gateway)
     service's virtual host as a workload without labels sees it, for any Host header: a plain
     URL per service that goes through the mesh.
     ``inbound~<namespace>~<pod>`` on each pod's address (``pod_port``): the pod's inbound
-    sidecar, istiod's inbound HTTP chain (fault filter, then router) in front of the app, with
-    PeerAuthentication's mode and the EnvoyFilters that apply to it
+    sidecar, istiod's inbound HTTP chain (jwt_authn, RBAC, fault filter, then router) in front
+    of the app, with PeerAuthentication's mode, the RequestAuthentications and
+    AuthorizationPolicies and the EnvoyFilters that apply to it
     (``chaosmesh_py.localmesh.inbound``, ``chaosmesh_py.localmesh.envoy_filter``).
     For clients without a sidecar: each service's ClusterIP as kube-proxy serves it
     (``chaosmesh_py.localmesh.kube_proxy``).
@@ -89,7 +90,7 @@ from chaosmesh_py.istio.traffic_policy import (
 from chaosmesh_py.istio.traffic_policy import namespace_of as _namespace
 from chaosmesh_py.istio.traffic_policy import positive as _positive
 from chaosmesh_py.localmesh.envoy import EnvoyConfig, JsonDict
-from chaosmesh_py.localmesh.inbound import inbound_config
+from chaosmesh_py.localmesh.inbound import inbound_config, security_filters
 from chaosmesh_py.localmesh.kube_proxy import load_assignment, no_sidecar_config
 from chaosmesh_py.localmesh.mtls import (
     Caller,
@@ -236,6 +237,14 @@ def translate(
                 rds_config_source,
                 source=(INGRESS_WORKLOAD, INGRESS_NAMESPACE),
                 ingress=True,
+                # istiod builds the gateway's authn and authz filters as a sidecar's.
+                security=security_filters(
+                    INGRESS_NAMESPACE,
+                    topology.ingress.labels,
+                    authorization_policies,
+                    request_authentications,
+                    jwks=jwks or {},
+                ),
                 caller=ingress_caller() if secrets else None,
             )
         )
@@ -272,6 +281,7 @@ def _listener(
     source: tuple[str, str],
     ingress: bool = False,
     caller: Caller | None = None,
+    security: Sequence[JsonDict] = (),
 ) -> JsonDict:
     manager: JsonDict = {
         "@type": HCM_TYPE,
@@ -281,6 +291,7 @@ def _listener(
             "config_source": rds_config_source(route_config_name),
         },
         "http_filters": [
+            *security,
             {"name": FAULT_FILTER, "typed_config": {"@type": HTTP_FAULT_TYPE}},
             {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}},
         ],

@@ -21,13 +21,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from chaosmesh_py.engine import ownership, redaction
 from chaosmesh_py.engine.access import Access, on
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin, EnvoyAdminError
-from chaosmesh_py.engine.kinds import OWNED_OBJECT, edit_verbs
+from chaosmesh_py.engine.kinds import CERTIFICATE_LABEL, OWNED_OBJECT, edit_verbs
 from chaosmesh_py.engine.run import run_for
 from chaosmesh_py.engine.verify import FaultNotObserved
 from chaosmesh_py.errors import InvalidInput
@@ -37,7 +36,6 @@ from chaosmesh_py.observe.pods import selected_pods
 from chaosmesh_py.security import effect
 from chaosmesh_py.security.changes import Where, where_of
 
-CERTIFICATE_LABEL = "security.chaosmesh.io/certificate"
 EXPIRED = "expired"
 ROTATED = "rotated"
 POLL_S = 0.05
@@ -45,14 +43,7 @@ POLL_S = 0.05
 
 def prepare(arguments: Mapping[str, Any]) -> Where:
     """Every check that needs no request."""
-    where = where_of(arguments, "workload_labels")
-    if where.labels is None:
-        raise InvalidInput(
-            "workload_labels",
-            "must name the pods whose certificate changes",
-            'e.g. {"app": "ratings"}',
-        )
-    return where
+    return where_of(arguments, "workload_labels", "pods whose certificate changes")
 
 
 def change_certificate(arguments: Mapping[str, Any], state: str) -> dict[str, Any]:
@@ -136,17 +127,9 @@ def _serials(mesh: Mapping[str, Any], identities: Mapping[str, str]) -> dict[str
 def _shows(chains: list[Mapping[str, Any]], identity: str, state: str, before: set[str]) -> bool:
     mine = _of(chains, identity)
     if state == EXPIRED:
-        now = datetime.now(UTC)
-        return bool(mine) and all(_expired(c, now) for c in mine)
+        now = time.time()
+        return bool(mine) and all(effect.expired(c, now) for c in mine)
     return bool(mine) and not {str(c.get("serial_number")) for c in mine} & before
-
-
-def _expired(chain: Mapping[str, Any], now: datetime) -> bool:
-    text = str(chain.get("expiration_time") or "")
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")) <= now
-    except ValueError:
-        return False
 
 
 def _verify(

@@ -28,12 +28,17 @@ from typing import Any
 from chaosmesh_py import checks
 from chaosmesh_py.engine import ownership, redaction
 from chaosmesh_py.engine.access import Access, on
-from chaosmesh_py.engine.kinds import FIELD_OVERRIDE, OWNED_OBJECT, edit_verbs, editable_kinds
+from chaosmesh_py.engine.kinds import (
+    FIELD_OVERRIDE,
+    OWNED_OBJECT,
+    edit_verbs,
+    editable_kinds,
+    sweep_selector,
+)
 from chaosmesh_py.engine.run import Run, run_for
 from chaosmesh_py.engine.verify import FaultNotObserved
 from chaosmesh_py.errors import InvalidInput, NotFound, OwnedByAnotherRun, TargetNotFound, shown
 from chaosmesh_py.faults import injection
-from chaosmesh_py.istio import owned_object
 from chaosmesh_py.istio import security_validation as rules
 from chaosmesh_py.istio.inbound_fault import parse_labels
 from chaosmesh_py.istio.owner_record import records
@@ -165,10 +170,14 @@ def _selected(spec: dict[str, Any], labels: Mapping[str, str] | None) -> dict[st
     return {"selector": {"matchLabels": dict(labels)}, **spec} if labels else spec
 
 
-def where_of(arguments: Mapping[str, Any], labels_field: str) -> Where:
+def where_of(arguments: Mapping[str, Any], labels_field: str, required: str = "") -> Where:
+    """The settings, namespace and labels of a change; ``required`` (what the labels are for)
+    refuses a change without labels."""
     settings = injection.Settings.from_configuration(arguments.get("configuration"))
     namespace = injection.allowed_namespace(arguments.get("namespace", "default"), settings)
     value = arguments.get(labels_field)
+    if value is None and required:
+        raise InvalidInput(labels_field, f"must name the {required}", 'e.g. {"app": "ratings"}')
     labels = None if value is None else parse_labels(value, labels_field)
     return Where(settings, namespace, labels)
 
@@ -215,13 +224,7 @@ def parse_verify(value: object) -> VerifyRequest | None:
 
 
 def prepare_jwt(arguments: Mapping[str, Any]) -> JwtRequirement:
-    where = where_of(arguments, "workload_labels")
-    if where.labels is None:
-        raise InvalidInput(
-            "workload_labels",
-            "must name the workloads that require a token",
-            'e.g. {"app": "productpage"}',
-        )
+    where = where_of(arguments, "workload_labels", "workloads that require a token")
     issuer = rules.parse_issuer(arguments.get("issuer"))
     jwks, jwks_uri = arguments.get("jwks"), arguments.get("jwks_uri")
     if jwks is not None and jwks_uri is not None:
@@ -305,7 +308,10 @@ def set_mtls_mode(arguments: Mapping[str, Any]) -> dict[str, Any]:
             kube,
             change,
             change.where.settings.verify_timeout_s,
-            lambda: _listed(kube, PEER_AUTHENTICATION, _mesh_namespace(kube, change.where)),
+            lambda: [
+                *listed(kube, PEER_AUTHENTICATION, _mesh_namespace(kube, change.where)),
+                *listed(kube, PEER_AUTHENTICATION, rules.ROOT_NAMESPACE),
+            ],
         )
     except FaultNotObserved:
         undo()
@@ -393,7 +399,7 @@ def make_jwks_unreachable(arguments: Mapping[str, Any]) -> dict[str, Any]:
         current = kube.read(ref)
     except NotFound:
         existing = [
-            r["metadata"]["name"] for r in _listed(kube, REQUEST_AUTHENTICATION, outage.namespace)
+            r["metadata"]["name"] for r in listed(kube, REQUEST_AUTHENTICATION, outage.namespace)
         ]
         raise TargetNotFound(
             "request_authentication",
@@ -521,7 +527,7 @@ def _governing_policy(kube: Kube, where: Where, run_id: str) -> str | None:
     the namespace's policies without a selector (a namespace or the mesh), or the oldest whose
     selector picks every pod ``where.labels`` pick (a workload)."""
     same_scope = []
-    for policy in _listed(kube, PEER_AUTHENTICATION, where.namespace):
+    for policy in listed(kube, PEER_AUTHENTICATION, where.namespace):
         selector = ((policy.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         if (where.labels is None and not selector) or (
             where.labels and selector and all(where.labels.get(k) == v for k, v in selector.items())
@@ -547,39 +553,13 @@ def _refuse_other_runs(resource: Mapping[str, Any], run_id: str) -> None:
         )
 
 
-def _listed(kube: Kube, kind: ResourceKind, namespace: str) -> list[dict[str, Any]]:
+def listed(kube: Kube, kind: ResourceKind, namespace: str) -> list[dict[str, Any]]:
+    """The objects of ``kind`` in ``namespace`` a change or its removal may concern (of
+    ConfigMaps, only certificate requests); none when the kind or namespace is not served."""
     try:
-        return kube.list(kind, namespace)
+        return kube.list(kind, namespace, sweep_selector(kind))
     except NotFound:
         return []
-
-
-# ------------------------------------------------------------------------- removal
-
-
-def remove(kube: Kube, run: Run, namespace: str | None, kinds: Sequence[ResourceKind]) -> list[Any]:
-    """This run's objects of ``kinds`` deleted and its overrides there restored: in
-    ``namespace`` (listed, found by record), and wherever the run wrote to them in this
-    process (a mesh-wide policy in the root namespace). Others' objects are never touched."""
-    wanted = {kind.kind for kind in kinds}
-    refs: dict[ResourceRef, dict[str, Any] | None] = {}
-    for ref_kube, ref in run.touched():
-        here = namespace is None or ref.namespace == namespace
-        if ref_kube.host == kube.host and ref.kind.kind in wanted and here:
-            refs[ref] = None
-    for kind in kinds if namespace is not None else ():
-        for item in _listed(kube, kind, namespace or ""):
-            if any(r.run_id == run.run_id for r in records(item)):
-                refs[ResourceRef(kind, namespace or "", item["metadata"]["name"])] = item
-    removed = []
-    for ref, listed in sorted(refs.items(), key=lambda pair: str(pair[0])):
-        released = ownership.release(kube, ref, run.run_id, run_ledger=run.ledger, listed=listed)
-        if released.anything or released.conflicts:
-            entry = {**released.to_json(), "kind": ref.kind.kind}
-            if released.deleted and listed is not None:
-                entry["what"] = owned_object.describe(listed)
-            removed.append(entry)
-    return removed
 
 
 # ------------------------------------------------------------------------- RBAC

@@ -25,12 +25,14 @@ import http.client
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from chaosmesh_py.engine.envoy_admin import EnvoyAdmin, EnvoyAdminError
 from chaosmesh_py.engine.verify import VERIFIER_HEADER, FaultNotObserved
 from chaosmesh_py.istio import security_validation as rules
+from chaosmesh_py.istio.peer_authentication import effective_mtls
 from chaosmesh_py.kube import Kube
 from chaosmesh_py.observe.inbound_hits import inbound_pods
 
@@ -88,9 +90,12 @@ def verify_mtls(
     kube: Kube,
     change: MtlsChange,
     timeout_s: float,
-    workload_policies: Callable[[], list[dict[str, Any]]],
+    peer_authentications: Callable[[], list[dict[str, Any]]],
 ) -> dict[str, Any]:
-    """``workload_policies``: the PeerAuthentications of the pods' namespace, read when needed."""
+    """``peer_authentications``: those of the pods' namespace and the root namespace, read
+    after the write: what each pod's mode now is follows Istio's precedence
+    (``istio.peer_authentication.effective_mtls``), so a pod a workload policy governs is
+    checked against that policy's mode, and reported as not reached by the change."""
     if timeout_s == 0:
         return off()
     mesh = secure_mesh(kube)
@@ -101,11 +106,18 @@ def verify_mtls(
     pods = scoped_pods(mesh, change.where.namespace, change.where.labels)
     if not pods:
         return {"verified": False, "checked": "no pod of the local mesh is in the scope"}
-    governed = {} if change.where.labels else _governed_elsewhere(workload_policies(), pods)
+    policies = peer_authentications()
+    namespace = str(mesh.get("namespace"))
     expected = {
-        name: change.port_modes.get(int(w.get("container_port") or 0), change.mode)
+        name: effective_mtls(
+            policies, namespace, w.get("labels") or {}, port=w.get("container_port")
+        )
         for name, w in pods.items()
-        if name not in governed
+    }
+    governed = {
+        name: mode
+        for name, mode in expected.items()
+        if mode != change.port_modes.get(int(pods[name].get("container_port") or 0), change.mode)
     }
     deadline = time.monotonic() + timeout_s
     with EnvoyAdmin(mesh["envoy_admin_socket"]) as admin:
@@ -132,7 +144,8 @@ def verify_mtls(
         "plain_text": answered,
     }
     if governed:
-        effect["not_in_scope"] = governed
+        # Another policy decides these pods' mode (a workload's over a namespace's): as Istio.
+        effect["governed_by_another_policy"] = governed
     return effect
 
 
@@ -150,22 +163,6 @@ def _chain_modes(admin: EnvoyAdmin, workload: Mapping[str, Any]) -> frozenset[st
         protocol = (chain.get("filter_chain_match") or {}).get("transport_protocol")
         found.add("tls" if protocol == "tls" else "raw_buffer")
     return frozenset(found)
-
-
-def _governed_elsewhere(policies: list[dict[str, Any]], pods: Mapping[str, Any]) -> dict[str, str]:
-    """Pods a workload-level PeerAuthentication of their namespace governs: a namespace or mesh
-    mode does not reach them (Istio's precedence), so their chains are not expected to move."""
-    governed = {}
-    for policy in policies:
-        selector = ((policy.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        if not selector:
-            continue
-        for name, workload in pods.items():
-            labels = workload.get("labels") or {}
-            if all(labels.get(k) == v for k, v in selector.items()):
-                metadata = policy["metadata"]
-                governed[name] = f"PeerAuthentication {metadata['namespace']}/{metadata['name']}"
-    return governed
 
 
 def _until_plain_text(url: str, *, refused: bool, deadline: float) -> str:
@@ -379,13 +376,108 @@ def verify_jwks_replaced(
         _until(
             lambda: set() if _keys_digest(admin, pods, issuer) not in (before, None) else {issuer},
             deadline,
-            "the sidecars kept the keys they had for",
+            "the sidecars kept the keys they had (if the jwksUri was unreachable already, they "
+            "hold the key nobody holds already: nothing to rehearse) for",
         )
     return {
         "verified": True,
         "checked": "the keys the sidecars hold for the issuer changed: the local istiod's fetch "
         "failed and it installed a key nobody holds (every token of the issuer is refused)",
     }
+
+
+# --------------------------------------------------------------------- after a removal
+
+
+def verify_removed(
+    kube: Kube,
+    removed: list[dict[str, Any]],
+    timeout_s: float,
+    peer_authentications: Callable[[], list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Wait until the local mesh's sidecars no longer show what a removal took away: deleted
+    policies out of every RBAC filter, each pod's chains at the mode Istio's precedence now
+    gives (a PeerAuthentication deleted or restored), no expired workload certificate (a
+    certificate request deleted). Never raises: the result says what was, or was not, seen."""
+    if not removed:
+        return {"verified": True, "checked": "nothing of the run was left to remove"}
+    if timeout_s == 0:
+        return off()
+    mesh = secure_mesh(kube)
+    if mesh is None:
+        return on_cluster("removal")
+    if isinstance(mesh, str):
+        return {"verified": False, "checked": mesh}
+    pods = scoped_pods(mesh, str(mesh.get("namespace")), None)
+    # Release.resource reads "AuthorizationPolicy <namespace>/<name>".
+    deleted = [
+        entry["resource"].split()[-1].split("/")
+        for entry in removed
+        if entry.get("kind") == "AuthorizationPolicy" and entry.get("deleted")
+    ]
+    markers = [f"ns[{namespace}]-policy[{name}]-rule" for namespace, name in deleted]
+    modes = any(entry.get("kind") == "PeerAuthentication" for entry in removed)
+    certificates = any(entry.get("kind") == "ConfigMap" for entry in removed)
+    policies = peer_authentications() if modes else []
+    mesh_namespace = str(mesh.get("namespace"))
+
+    def left() -> set[str]:
+        with EnvoyAdmin(mesh["envoy_admin_socket"]) as admin:
+            still = {
+                f"{name}: {marker}"
+                for name, workload in pods.items()
+                for marker in markers
+                if _rbac_holds(admin, workload, marker, shadow=False)
+                or _rbac_holds(admin, workload, marker, shadow=True)
+            }
+            for name, workload in pods.items() if modes else ():
+                mode = effective_mtls(
+                    policies,
+                    mesh_namespace,
+                    workload.get("labels") or {},
+                    port=workload.get("container_port"),
+                )
+                if _chain_modes(admin, workload) != _CHAINS[mode]:
+                    still.add(f"{name}: inbound not yet {mode}")
+            if certificates and _any_expired(admin):
+                still.add("an expired workload certificate")
+            return still
+
+    try:
+        _until(left, time.monotonic() + timeout_s, "the sidecars still show")
+    except FaultNotObserved as error:
+        return {"verified": False, "checked": f"no: {error}"}
+    return {
+        "verified": True,
+        "checked": "the removed policies gone from each pod's RBAC filter, each pod's inbound "
+        "chains at the mode Istio's precedence now gives, no expired workload certificate",
+    }
+
+
+def _any_expired(admin: EnvoyAdmin) -> bool:
+    try:
+        document = admin.get_json("/certs")
+    except EnvoyAdminError:
+        return False
+    now = time.time()
+    for certificate in document.get("certificates") or []:
+        for chain in certificate.get("cert_chain") or []:
+            spiffe = any(
+                str(s.get("uri", "")).startswith("spiffe://")
+                for s in chain.get("subject_alt_names") or []
+            )
+            if spiffe and expired(chain, now):
+                return True
+    return False
+
+
+def expired(chain: Mapping[str, Any], now: float) -> bool:
+    """An Envoy ``/certs`` chain entry whose notAfter is at or before ``now`` (a timestamp)."""
+    text = str(chain.get("expiration_time") or "")
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() <= now
+    except ValueError:
+        return False
 
 
 # --------------------------------------------------------------------------- Envoy

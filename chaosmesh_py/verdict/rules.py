@@ -356,9 +356,10 @@ def _verification(runs: Sequence[Mapping[str, Any]]) -> list[Finding]:
         if isinstance(effect, dict) and ("config_s" in effect or "traffic_s" in effect):
             continue
         # An upstream fault's check (inject_upstream_fault): each pod's inbound config, then
-        # requests to each pod until its fault counters moved.
+        # requests to each pod until its fault counters moved. A security change's: each pod's
+        # inbound chains / RBAC / jwt_authn / certificate, and the requests it sent.
         if (
-            module == RESILIENCE_MODULE
+            module in (RESILIENCE_MODULE, SECURITY_MODULE)
             and isinstance(effect, dict)
             and effect.get("verified") is True
         ):

@@ -26,3 +26,5 @@ def test_no_fault_survives_a_killed_run(api, tmp_path, ledger_dir):
     # The kills must have hit runs with faults in place, or this proves nothing.
     for name in torture.SIGNALS:
         assert any(t.faults_at_kill for t in results if t.signal_name == name), name
+    # ... and some with security changes in place (an override, an owned DENY).
+    assert any(t.security_at_kill for t in results)

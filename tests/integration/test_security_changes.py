@@ -4,6 +4,7 @@ existing policy of the same scope overridden and restored exactly, conflicts kep
 others never touched, and `chaosmesh rollback --run` removing all of it."""
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
@@ -244,3 +245,40 @@ def test_an_inline_jwks_cannot_be_made_unreachable_and_nothing_is_written(pods, 
         str(caught.value)
     )
     assert writes(pods) == []
+
+
+def test_a_run_certificate_request_is_deleted_by_halt_and_anothers_is_kept(pods, configuration):
+    """A certificate request (a labelled ConfigMap) is an owned object like a policy: halt
+    deletes the run's, never one of another team that looks the same."""
+    from chaosmesh_py.engine import ownership
+    from chaosmesh_py.engine.run import run_for as run_of
+    from chaosmesh_py.kube import CONFIG_MAP, Kube
+    from chaosmesh_py.security.certificates import CERTIFICATE_LABEL
+
+    labels = {CERTIFICATE_LABEL: "true"}
+    data = {"selector": json.dumps({"app": "ratings"}), "state": "expired"}
+    pods.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "team-expiry", "namespace": NAMESPACE, "labels": labels},
+            "data": data,
+        }
+    )
+    theirs = _frozen(pods.get("v1", "ConfigMap", NAMESPACE, "team-expiry"))
+    created = ownership.create_object(
+        Kube.connect(None),
+        run_of(configuration),
+        kind=CONFIG_MAP,
+        namespace=NAMESPACE,
+        spec=data,
+        expires_at=datetime.now(UTC) + timedelta(minutes=5),
+        labels=labels,
+    )
+    ours = pods.get("v1", "ConfigMap", NAMESPACE, created["name"])
+    assert ours["data"] == data and ours["metadata"]["labels"][CERTIFICATE_LABEL] == "true"
+    done = chaosmesh("halt", "--json")
+    assert done.returncode == 0, done.stdout
+    assert pods.get("v1", "ConfigMap", NAMESPACE, created["name"]) is None
+    assert _frozen(pods.get("v1", "ConfigMap", NAMESPACE, "team-expiry")) == theirs
+    assert leftover_faults(pods) == []

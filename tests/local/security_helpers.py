@@ -91,13 +91,13 @@ def issuer(mesh):
 
 def token(mesh, *, audience="httpbin", subject="alice", expires_in_s=600, key=None, **claims):
     """A token from the mesh's issuer (``key``: sign with another key, ``iss`` in ``claims``:
-    another issuer)."""
+    another issuer). Expired means by more than jwt_authn's 60 s clock skew."""
     now = int(time.time())
     payload = {
         "iss": issuer(mesh)["issuer"],
         "sub": subject,
         "aud": audience,
-        "iat": now - 60,
+        "iat": min(now, now + expires_in_s) - 60,
         "exp": now + expires_in_s,
         **claims,
     }

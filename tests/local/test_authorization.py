@@ -9,6 +9,7 @@ from tests.local.security_helpers import (
     delete,
     from_sidecar,
     inbound_counters,
+    send,
     to_pod,
 )
 
@@ -22,8 +23,12 @@ def inbound_filters(mesh, workload):
     name = mesh.info()["workloads"][workload]["inbound_listener"]
     for item in mesh.envoy.config_dump("dynamic_listeners")["configs"]:
         if item["name"] == name:
-            (chain,) = item["active_state"]["listener"]["filter_chains"]
-            return chain["filters"][0]["typed_config"]["http_filters"]
+            # One chain per transport PeerAuthentication lets in (PERMISSIVE: TLS and plain
+            # text), each with the same HTTP filters.
+            chains = item["active_state"]["listener"]["filter_chains"]
+            first, *others = [c["filters"][0]["typed_config"]["http_filters"] for c in chains]
+            assert all(other == first for other in others)
+            return first
     raise AssertionError(f"no listener {name}")
 
 
@@ -272,3 +277,194 @@ def test_custom_is_said_to_be_unsupported_on_the_policys_status(mesh):
     assert not status.is_marked_rejected(accepted)
     assert "action CUSTOM" in (status.not_supported(custom) or "")
     assert from_sidecar(mesh, "httpbin", "/headers")[0] == 200
+
+
+# --- identities over mutual TLS -----------------------------------------------------------------
+
+RATINGS = {"matchLabels": {"app": "ratings"}}
+
+
+def principal_of(mesh, workload):
+    return mesh.info()["workloads"][workload]["principal"]
+
+
+def test_principals_allow_reviews_to_ratings_and_refuse_productpage(mesh):
+    reviews = principal_of(mesh, "reviews-v2")
+    assert reviews == "cluster.local/ns/bookinfo/sa/bookinfo-reviews"
+    authorization_policy(
+        mesh,
+        "ratings-from-reviews",
+        {"selector": RATINGS, "rules": [{"from": [{"source": {"principals": [reviews]}}]}]},
+    )
+    assert from_sidecar(mesh, "ratings", "/ratings/0", workload="reviews-v2")[0] == 200
+    assert from_sidecar(mesh, "ratings", "/ratings/0", workload="productpage-v1") == DENIED
+    # Plain text carries no principal at all.
+    assert to_pod(mesh, "ratings-v1", "/ratings/0") == DENIED
+
+
+def test_namespaces_and_not_principals_read_the_peer_certificate(mesh):
+    authorization_policy(
+        mesh,
+        "deny-bookinfo-but-reviews",
+        {
+            "selector": RATINGS,
+            "action": "DENY",
+            "rules": [
+                {
+                    "from": [
+                        {
+                            "source": {
+                                "namespaces": ["bookinfo"],
+                                "notPrincipals": ["cluster.local/ns/bookinfo/sa/bookinfo-rev*"],
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    )
+    assert from_sidecar(mesh, "ratings", "/ratings/0", workload="productpage-v1") == DENIED
+    assert from_sidecar(mesh, "ratings", "/ratings/0", workload="reviews-v3")[0] == 200
+    # ISTIO-SECURITY-2021-004: the DENY on an mTLS-only field never matches plain text.
+    assert to_pod(mesh, "ratings-v1", "/ratings/0")[0] == 200
+
+
+def test_source_principal_condition_and_the_bookinfo_page_under_a_ratings_lockdown(mesh):
+    authorization_policy(
+        mesh,
+        "ratings-only-reviews",
+        {
+            "selector": RATINGS,
+            "rules": [
+                {
+                    "when": [
+                        {
+                            "key": "source.principal",
+                            "values": ["cluster.local/ns/bookinfo/sa/bookinfo-reviews"],
+                        }
+                    ]
+                }
+            ],
+        },
+    )
+    status, page = send_page(mesh)
+    assert status == 200 and "Ratings service is currently unavailable" not in page
+    authorization_policy(
+        mesh, "ratings-nothing", {"selector": RATINGS, "action": "DENY", "rules": [{}]}
+    )
+    status, page = send_page(mesh)
+    assert status == 200 and "Ratings service is currently unavailable" in page
+
+
+def send_page(mesh):
+    """The product page as jason sees it: Bookinfo's routing sends him to reviews v2, which
+    calls ratings."""
+    url = f"{mesh.info()['ingress_url']}/productpage"
+    return send(url, headers={"Cookie": "user=jason"}, timeout=10)
+
+
+def test_every_field_istiod_translates_is_accepted_by_envoy(mesh):
+    """A policy using every source, operation and condition (as istiod's allow-full-rule
+    example): Envoy takes the translation (no Reconciled: False on the policy)."""
+    everything = {
+        "selector": HTTPBIN,
+        "rules": [
+            {
+                "from": [
+                    {
+                        "source": {
+                            "principals": ["a", "b-*", "*-c", "*"],
+                            "requestPrincipals": ["iss/sub", "iss/*", "*/sub", "*"],
+                            "namespaces": ["ns", "ns-*", "*"],
+                            "ipBlocks": ["10.0.0.1", "10.1.0.0/16"],
+                            "remoteIpBlocks": ["192.0.2.0/24"],
+                            "notPrincipals": ["x"],
+                            "notRequestPrincipals": ["x/y"],
+                            "notNamespaces": ["x"],
+                            "notIpBlocks": ["10.2.0.0/16"],
+                        }
+                    },
+                    # Istio's CRD: serviceAccounts never beside principals or namespaces.
+                    {"source": {"serviceAccounts": ["ns/sa", "sa"], "trustDomains": ["td"]}},
+                ],
+                "to": [
+                    {
+                        "operation": {
+                            "hosts": ["a.com", "*.b.com", "c.*", "*"],
+                            "methods": ["GET", "P*"],
+                            "paths": ["/a", "/b/*", "*/c", "/d/{*}/e", "/{**}/f"],
+                            "ports": ["8000"],
+                            "notPaths": ["/x"],
+                            "notMethods": ["DELETE"],
+                        }
+                    }
+                ],
+                "when": [
+                    {"key": "request.headers[x-a]", "values": ["a", "*"], "notValues": ["b"]},
+                    {"key": "source.ip", "values": ["10.0.0.0/8"]},
+                    {"key": "remote.ip", "values": ["10.0.0.0/8"]},
+                    {"key": "source.namespace", "values": ["bookinfo"]},
+                    {"key": "source.principal", "values": ["*"]},
+                    {"key": "request.auth.principal", "values": ["iss/sub"]},
+                    {"key": "request.auth.audiences", "values": ["aud"]},
+                    {"key": "request.auth.presenter", "values": ["azp"]},
+                    {"key": "request.auth.claims[groups]", "values": ["g"]},
+                    {"key": "request.auth.claims[a][b]", "values": ["c"]},
+                    {"key": "destination.port", "values": ["8000"]},
+                    {"key": "destination.ip", "values": ["127.0.0.1"]},
+                    {"key": "connection.sni", "values": ["*.svc.cluster.local"]},
+                ],
+            }
+        ],
+    }
+    authorization_policy(mesh, "everything", everything)
+    stored = mesh.api.get("security.istio.io/v1", "AuthorizationPolicy", "bookinfo", "everything")
+    assert not status.is_marked_rejected(stored)
+    (rbac, *_) = inbound_filters(mesh, "httpbin-v1")
+    assert rbac["name"] == "envoy.filters.http.rbac"
+    # Built, not skipped: Envoy runs the rule itself.
+    assert list(rbac["typed_config"]["rules"]["policies"]) == [
+        "ns[bookinfo]-policy[everything]-rule[0]"
+    ]
+    # Nobody carries all that: the ALLOW refuses.
+    assert from_sidecar(mesh, "httpbin", "/a") == DENIED
+
+
+def test_ports_name_the_container_port_as_on_a_cluster(mesh):
+    """A policy names the pod's container port (httpbin's 8000), whatever port the local
+    inbound listens on."""
+    authorization_policy(
+        mesh,
+        "allow-8000",
+        {"selector": HTTPBIN, "rules": [{"to": [{"operation": {"ports": ["8000"]}}]}]},
+    )
+    assert from_sidecar(mesh, "httpbin", "/headers")[0] == 200
+    authorization_policy(
+        mesh,
+        "deny-not-9999",
+        {
+            "selector": HTTPBIN,
+            "action": "DENY",
+            "rules": [{"when": [{"key": "destination.port", "notValues": ["9999"]}]}],
+        },
+    )
+    assert from_sidecar(mesh, "httpbin", "/headers") == DENIED
+
+
+def test_policies_selecting_the_ingress_gateway_apply_at_the_edge(mesh):
+    """As istio.io's ingress tasks: policies in istio-system selecting the gateway's labels."""
+    authorization_policy(
+        mesh,
+        "ingress-no-api",
+        {
+            "selector": {"matchLabels": {"istio": "ingressgateway"}},
+            "action": "DENY",
+            "rules": [{"to": [{"operation": {"paths": ["/api/v1/products*"]}}]}],
+        },
+        namespace="istio-system",
+    )
+    ingress = mesh.info()["ingress_url"]
+    assert send(f"{ingress}/api/v1/products") == DENIED
+    assert send(f"{ingress}/productpage", timeout=10)[0] == 200
+    # Behind the gateway nothing changed: productpage's own API still answers a mesh caller.
+    assert from_sidecar(mesh, "productpage", "/api/v1/products")[0] == 200

@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,12 @@ def test_up_status_down_leaves_nothing_behind(tmp_path):
     # Clients without a sidecar: a ClusterIP per service, a pod address per serving workload.
     assert status["services"]["reviews"]["no_sidecar_url"].startswith("http://127.0.0.1:")
     assert status["workloads"]["reviews-v2"]["pod_url"].startswith("http://127.0.0.1:")
+    # The mesh's JWT issuer: its JWKS served, its key's path given (0600), the key never shown.
+    issuer = status["jwt_issuer"]
+    with urllib.request.urlopen(issuer["jwks_uri"], timeout=5) as response:
+        assert json.loads(response.read())["keys"][0]["kty"] == "RSA"
+    assert os.stat(issuer["private_key_file"]).st_mode & 0o777 == 0o600
+    assert "PRIVATE KEY" not in chaosmesh(tmp_path, "status", "--json").stdout
     text = chaosmesh(tmp_path, "status").stdout
     reviews = status["services"]["reviews"]
     assert (

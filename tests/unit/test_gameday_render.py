@@ -773,3 +773,52 @@ def test_policy_edits_are_granted_get_and_patch_on_the_objects_they_set(tmp_path
         ("bookinfo", "destinationrules", ()): ("get", "list", "patch"),
     }
     assert grants.cluster == ()
+
+
+def test_security_changes_are_granted_what_they_create_override_and_remove(tmp_path):
+    """A DENY policy (created, deleted), a namespace's mTLS mode (listed, overridden or created)
+    and their rollback: on those kinds exactly, and a list of the pods the selector picks."""
+    security = "chaosmesh_py.security.actions"
+    document = experiment(
+        "deny reviews to ratings under STRICT",
+        [
+            activity(
+                "action",
+                "strict",
+                security,
+                "set_mtls_mode",
+                mode="STRICT",
+                namespace="${namespace}",
+            ),
+            activity(
+                "action",
+                "deny",
+                security,
+                "deny_requests",
+                destination_labels={"app": "ratings"},
+                namespace="${namespace}",
+                sources={"principals": ["cluster.local/ns/bookinfo/sa/bookinfo-reviews"]},
+            ),
+        ],
+        rollbacks=[
+            activity(
+                "action",
+                "remove",
+                "chaosmesh_py.security.rollbacks",
+                "remove_security_changes",
+                namespace="${namespace}",
+            )
+        ],
+    )
+    grants = rbac.derive(write_gameday(tmp_path, {"01-security": document}))
+    rules = {
+        (namespace, rule.resource, rule.names): set(rule.verbs)
+        for namespace, rules in grants.namespaced.items()
+        for rule in rules
+        if rule.group != "coordination.k8s.io"
+    }
+    assert rules[("bookinfo", "peerauthentications", ())] >= {"list", "get", "patch", "create"}
+    assert rules[("bookinfo", "authorizationpolicies", ())] >= {"create", "get", "delete"}
+    assert rules[("bookinfo", "pods", ())] >= {"list"}
+    assert "update" not in set().union(*rules.values())
+    assert grants.cluster == ()

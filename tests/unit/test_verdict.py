@@ -829,3 +829,27 @@ def test_a_policy_edit_without_the_control_is_removed_by_restore_policies():
     )
     journal["rollbacks"] = [restore]
     assert not any("never removed" in r for r in grade(journal).reasons)
+
+
+# Security changes (chaosmesh_py.security.actions) are graded as resilience edits: their check is
+# their "effect", verified on the local mesh, "not checked in the data plane" on a cluster.
+
+
+def security_change(effect):
+    journal = policy_only(effect=effect)
+    provider = journal["run"][0]["activity"]["provider"]
+    provider.update(module="chaosmesh_py.security.actions", func="deny_requests")
+    return journal
+
+
+def test_a_security_change_verified_in_the_data_plane_is_a_run_that_tested_something():
+    verified = {"verified": True, "checked": "the policy in each selected pod's RBAC filter"}
+    assert grade(security_change(verified)).outcome == "pass"
+
+
+def test_a_security_change_checked_only_in_the_api_fails_unless_allowed():
+    api_only = {"verified": False, "checked": "the AuthorizationPolicy is in the API; ..."}
+    outcome, reason = only_reason(security_change(api_only))
+    assert outcome == "fail"
+    assert reason.startswith("security change of 'tight-timeout' not verified live: ")
+    assert grade(security_change(api_only), allow_unverified=True).outcome == "pass"
