@@ -75,5 +75,5 @@ def test_the_local_mesh_gate_in_the_docs_names_the_experiments_the_local_mesh_ca
     }
     assert shown == runs_locally
     counted = {2: "Both", 3: "All three", 5: "Five", 6: "Six", 7: "Seven", 8: "Eight", 9: "Nine"}
-    counted |= {10: "Ten", 11: "Eleven", 12: "Twelve"}
+    counted |= {10: "Ten", 11: "Eleven", 12: "Twelve", 13: "Thirteen", 14: "Fourteen"}
     assert local.split("```")[2].split()[0] == counted[len(shown)]
