@@ -72,6 +72,7 @@ bench: install
 	$(BIN)/python bench/resilience_proof.py
 	$(BIN)/python bench/security_changes.py
 	$(BIN)/python bench/inbound_hop.py
+	$(BIN)/python bench/mtls_cost.py
 	$(BIN)/python bench/authz_cost.py
 	$(BIN)/python bench/security_posture.py
 

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import shutil
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.load_probe import wrk  # noqa: E402
+from bench.load_probe import (  # noqa: E402
+    medians,
+    print_comparison,
+    wrk,
+    wrk_comparison_options,
+)
 from bench.local_mesh import running_mesh  # noqa: E402
 from chaosmesh_py.localmesh.envoy import EnvoyConfig  # noqa: E402
 from chaosmesh_py.localmesh.kube_proxy import load_assignment  # noqa: E402
@@ -80,6 +83,9 @@ def bench_config(mesh: Any, ports: dict[str, int]) -> EnvoyConfig:
     endpoints = {"via-inbound": server.pod_port, "app-direct": server.port}
     for name, endpoint in endpoints.items():
         cluster = copy.deepcopy(service_cluster)
+        if name == "app-direct":  # the app speaks plain text: no sidecar's mutual TLS
+            cluster.pop("transport_socket_matches", None)
+            cluster.pop("transport_socket_matcher", None)
         cluster["name"] = f"bench|{name}"
         cluster["load_assignment"] = load_assignment(cluster["name"], [endpoint])
         clusters.append(cluster)
@@ -95,7 +101,11 @@ def bench_config(mesh: Any, ports: dict[str, int]) -> EnvoyConfig:
         copied = copy.deepcopy(listener)
         copied["name"] = f"bench~{name}"
         copied["address"]["socket_address"]["port_value"] = ports[name]
-        manager = copied["filter_chains"][0]["filters"][0]["typed_config"]
+        (manager,) = [
+            f["typed_config"]
+            for f in copied["filter_chains"][0]["filters"]
+            if f["name"] == "envoy.filters.network.http_connection_manager"
+        ]
         manager["rds"]["route_config_name"] = f"bench~{name}"
         manager["rds"]["config_source"] = mesh.envoy.rds_config_source(f"bench~{name}")
         listeners.append(copied)
@@ -103,13 +113,8 @@ def bench_config(mesh: Any, ports: dict[str, int]) -> EnvoyConfig:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=10)
-    options = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("skipped: wrk is not installed (Debian: apt-get install wrk)")
+    options = wrk_comparison_options(__doc__ or "")
+    if options is None:
         return 0
     with running_mesh() as mesh:
         spare = free_ports()
@@ -121,22 +126,7 @@ def main() -> int:
             (connections, measure(mesh, ports, connections, options))
             for connections in sorted({1, options.connections})
         ]
-    for connections, medians in tables:
-        print(f"\nwrk -t1 -c{connections}\n")
-        print("| path | req/s | p50 ms | p99 ms |")
-        print("| --- | --- | --- | --- |")
-        for name, median in medians.items():
-            print(
-                f"| {name} | {median['rps']:.0f} | {median['p50_ms']:.2f} "
-                f"| {median['p99_ms']:.2f} |"
-            )
-        via, direct = medians["via-inbound"], medians["app-direct"]
-        ratios = {key: via[key] / direct[key] for key in ("rps", "p50_ms", "p99_ms")}
-        print(
-            f"\nvia-inbound / app-direct at -c{connections}: throughput {ratios['rps']:.2f}x, "
-            f"p50 {ratios['p50_ms']:.2f}x, p99 {ratios['p99_ms']:.2f}x (medians of "
-            f"{options.rounds} rounds of {options.seconds:g} s)"
-        )
+    print_comparison(tables, "path", ("via-inbound", "app-direct"), options.rounds, options.seconds)
     return 0
 
 
@@ -161,10 +151,7 @@ def measure(
                 f"  p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms",
                 flush=True,
             )
-    return {
-        name: {key: statistics.median(r[key] for r in rows) for key in ("rps", "p50_ms", "p99_ms")}
-        for name, rows in results.items()
-    }
+    return medians(results)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,58 @@ def wrk(
     return row
 
 
+def wrk_comparison_options(doc: str) -> argparse.Namespace | None:
+    """The options of a bench comparing variants with wrk (``--seconds``, ``--rounds``,
+    ``--connections``); None, said why, when wrk is not installed."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=10)
+    options = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("skipped: wrk is not installed (Debian: apt-get install wrk)")
+        return None
+    return options
+
+
+WRK_MEDIANS = ("rps", "p50_ms", "p99_ms")
+
+
+def medians(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Per variant, the median of each wrk figure over its rounds."""
+    return {
+        name: {key: statistics.median(r[key] for r in rows) for key in WRK_MEDIANS}
+        for name, rows in results.items()
+    }
+
+
+def print_comparison(
+    tables: list[tuple[int, dict[str, dict[str, float]]]],
+    column: str,
+    compared: tuple[str, str],
+    rounds: int,
+    seconds: float,
+) -> None:
+    """Per connection count, a markdown table of each variant's medians and the ratios of
+    ``compared[0]`` to ``compared[1]``."""
+    for connections, found in tables:
+        print(f"\nwrk -t1 -c{connections}\n")
+        print(f"| {column} | req/s | p50 ms | p99 ms |")
+        print("| --- | --- | --- | --- |")
+        for name, median in found.items():
+            print(
+                f"| {name} | {median['rps']:.0f} | {median['p50_ms']:.2f} "
+                f"| {median['p99_ms']:.2f} |"
+            )
+        first, second = (found[name] for name in compared)
+        ratios = {key: first[key] / second[key] for key in WRK_MEDIANS}
+        print(
+            f"\n{compared[0]} / {compared[1]} at -c{connections}: throughput "
+            f"{ratios['rps']:.2f}x, p50 {ratios['p50_ms']:.2f}x, p99 {ratios['p99_ms']:.2f}x "
+            f"(medians of {rounds} rounds of {seconds:g} s)"
+        )
+
+
 def load(url: str, concurrency: int, seconds: float) -> dict[str, float]:
     cpu_s = time.process_time()
     measured = run_load(LoadSpec(url, duration_s=seconds, concurrency=concurrency))

@@ -213,6 +213,12 @@ class Envoy:
         _version, data = _document([typed])
         _write_atomically(self._secret_path(str(typed["name"])), data, private=True)
 
+    def remove_secret(self, name: str) -> None:
+        """Delete a secret's file (a key no configuration names any more)."""
+        path = self._secret_path(name)
+        path.unlink(missing_ok=True)
+        _remove_empty_dir(path.parent)
+
     def _secret_path(self, name: str) -> Path:
         return self.work_dir / "sds" / _file_dir(name, "secret") / "secret.json"
 

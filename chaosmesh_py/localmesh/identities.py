@@ -3,7 +3,8 @@
 The mesh keeps one certificate per caller (``chaosmesh_py.localmesh.mtls.callers``: each pod,
 the ingress gateway, each namespace's entry listeners), issued by the local CA
 (``chaosmesh_py.localmesh.ca``) when the caller first appears, and written with its key where
-Envoy's file-based SDS reads it. ``ROOTCA`` is written once, at start.
+Envoy's file-based SDS reads it; a deleted pod's key is deleted once Envoy runs without it.
+``ROOTCA`` is written once, at start.
 
 Certificate states, through the API (what ``security`` experiments write, as owned objects):
 a ConfigMap labelled ``security.chaosmesh.io/certificate: "true"`` in a namespace, with data
@@ -63,6 +64,7 @@ class MeshIdentities:
         self.ca = ca
         self.envoy = envoy
         self._issued: dict[str, tuple[Wanted, WorkloadCertificate]] = {}
+        self._current: set[str] = set()
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -71,6 +73,8 @@ class MeshIdentities:
     def sync(self, callers: Iterable[Caller], wanted: Mapping[str, Wanted]) -> Secrets:
         """Issue what is missing or wanted otherwise; the secrets to translate with."""
         with self._lock:
+            callers = list(callers)
+            self._current = {caller.secret for caller in callers}
             for caller in callers:
                 want = wanted.get(caller.secret, Wanted())
                 issued = self._issued.get(caller.secret)
@@ -90,6 +94,14 @@ class MeshIdentities:
                     )
             versions = {name: cert.serial_hex for name, (_, cert) in self._issued.items()}
         return Secrets(self.envoy.sds_config_source, versions)
+
+    def retire(self) -> None:
+        """Forget the certificates of callers the last ``sync`` no longer had (a deleted pod's),
+        and delete their keys from disk: call once Envoy runs a configuration without them."""
+        with self._lock:
+            for name in set(self._issued) - self._current:
+                self.envoy.remove_secret(name)
+                del self._issued[name]
 
     def certificate(self, secret: str) -> WorkloadCertificate | None:
         """The certificate ``secret`` holds now (its serial, validity), or None."""

@@ -61,7 +61,7 @@ from chaosmesh_py.localmesh.inbound import (
 )
 from chaosmesh_py.localmesh.jwks import REFRESH_INTERVAL_S, JwksResolver
 from chaosmesh_py.localmesh.jwt_issuer import JwtIssuer
-from chaosmesh_py.localmesh.mtls import callers
+from chaosmesh_py.localmesh.mtls import callers, workload_secret
 from chaosmesh_py.localmesh.prometheus import Prometheus, PrometheusFailed
 from chaosmesh_py.localmesh.request_authentication import jwks_uris
 from chaosmesh_py.localmesh.telemetry import Telemetry
@@ -290,6 +290,8 @@ class LocalMesh:
             else:
                 self._accepted = _by_identity(resources)
                 self._refused.clear()
+            # A departed pod's key goes once Envoy runs a configuration without it.
+            self.identities.retire()
             self._mark_accepted(resources)
             self.last_sync_s = time.perf_counter() - started
 
@@ -484,6 +486,11 @@ class LocalMesh:
                     **(self._inbound_info(workload) if workload.pod_port else {}),
                     # The pod on these ports now (replica 0; a replacement takes them over).
                     "pod": self.controller.on_ports(workload),
+                    # That pod's certificate as Envoy names it (chaosmesh_py.localmesh.mtls):
+                    # cluster.<c>.ssl.certificate.<secret>.expiration_unix_time_seconds.
+                    "certificate_secret": _certificate_secret(
+                        workload, self.controller.on_ports(workload)
+                    ),
                 }
                 for workload in self.topology.workloads
             },
@@ -613,6 +620,10 @@ def _unsupported(kind: str, resource: dict[str, Any]) -> list[str]:
     if kind == "RequestAuthentication":
         return request_authentication.unsupported(resource)
     return []
+
+
+def _certificate_secret(workload: Workload, pod: str | None) -> str | None:
+    return workload_secret(workload.namespace, pod) if pod else None
 
 
 def _service(resource: dict[str, Any]) -> Service | None:

@@ -39,8 +39,8 @@ from chaosmesh_py.istio.identity import (
     spiffe_id,
     trust_domain_prefix,
 )
-from chaosmesh_py.istio.peer_authentication import DISABLE, PERMISSIVE, STRICT
-from chaosmesh_py.localmesh.topology import Topology, Workload
+from chaosmesh_py.istio.peer_authentication import DISABLE, PERMISSIVE, STRICT, namespace_mtls
+from chaosmesh_py.localmesh.topology import Service, Topology, Workload
 
 JsonDict = dict[str, Any]
 SdsConfigSource = Callable[[str], JsonDict]
@@ -135,8 +135,8 @@ def identity_filter(caller: Caller) -> JsonDict:
                 {
                     "object_key": IDENTITY_KEY,
                     "factory_key": "envoy.hashable_string",
+                    # Not read_only: Envoy 1.40 deprecates it (and warns at every listener).
                     "format_string": {"text_format_source": {"inline_string": caller.secret}},
-                    "read_only": True,
                     "shared_with_upstream": "ONCE",
                 }
             ],
@@ -213,6 +213,39 @@ def client_tls(
             }
         },
     }
+
+
+class MeshTls:
+    """What an outbound cluster's client TLS needs: the secrets, every caller, and the
+    PeerAuthentications auto mTLS reads."""
+
+    def __init__(
+        self, secrets: Secrets, callers: list[Caller], peer_authentications: Sequence[Any]
+    ) -> None:
+        self.secrets = secrets
+        self.callers = callers
+        self.peer_authentications = peer_authentications
+
+    def cluster_tls(
+        self, service: Service, subset: str, endpoints: list[Workload], policy: Mapping[str, Any]
+    ) -> JsonDict:
+        """The cluster's transport sockets: mTLS unless the DestinationRule's ``tls.mode`` is
+        DISABLE, or (no mode set: auto mTLS) the destination's namespace- or mesh-level
+        PeerAuthentication is DISABLE, istiod's best-effort inference. Every local endpoint
+        has a sidecar, so auto mTLS otherwise sends TLS."""
+        mode = str((policy.get("tls") or {}).get("mode") or "").upper()
+        if mode == DISABLE:
+            return {}
+        if mode != "ISTIO_MUTUAL" and (
+            namespace_mtls(self.peer_authentications, service.namespace) == DISABLE
+        ):
+            return {}
+        return client_tls(
+            self.callers,
+            self.secrets,
+            sni(service.port, subset, service.fqdn),
+            (spiffe_id(w.namespace, w.service_account) for w in endpoints),
+        )
 
 
 def inbound_chains(

@@ -66,9 +66,13 @@ Where this differs from Istio
       mirrored copy is not counted (Envoy logs the request, not its shadow), where a cluster's
       mirror target reports it.
       No destination ``istio_tcp_*`` series.
-    - No mTLS: ``source_principal``, ``destination_principal`` and
-      ``connection_security_policy`` are always ``unknown`` (Istio's source-side value for the
-      policy); ``source_cluster``/``destination_cluster`` are Istio's default ``Kubernetes``.
+    - Mutual TLS as Istio reports it: a request sent in mTLS (Envoy's ``%UPSTREAM_TLS_VERSION%``
+      at the caller) names ``source_principal`` and ``destination_principal`` (the SPIFFE IDs
+      of the two workloads' service accounts; the certificates were checked in the handshake)
+      and, reported by the destination, ``connection_security_policy="mutual_tls"``; in plain
+      text the principals are ``unknown`` and the destination's policy ``none``. The source's
+      policy is ``unknown``, as Istio's. ``source_cluster``/``destination_cluster`` are Istio's
+      default ``Kubernetes``.
     - The ingress reports as workload ``istio-ingressgateway`` in ``istio-system`` (app
       ``istio-ingressgateway``, version ``unknown``); an entry listener (``info()["services"]
       [name]["url"]``) as workload ``entry-<service>`` with app and version ``unknown``.
@@ -101,6 +105,11 @@ from typing import Any, NamedTuple
 
 from chaosmesh_py.engine.envoy_admin import EnvoyAdminError
 from chaosmesh_py.engine.verify import VERIFIER_HEADER
+from chaosmesh_py.istio.identity import (
+    DEFAULT_SERVICE_ACCOUNT,
+    INGRESS_GATEWAY_SERVICE_ACCOUNT,
+    spiffe_id,
+)
 from chaosmesh_py.localmesh.envoy import Envoy, EnvoyError, JsonDict
 from chaosmesh_py.localmesh.topology import Service, Topology, Workload
 from chaosmesh_py.observe.envoy_stats import (
@@ -137,6 +146,8 @@ _REQUEST_TAGS = (
     ("upstream_host", "%UPSTREAM_HOST%"),
     ("response_code", "%RESPONSE_CODE%"),
     ("response_flags", "%RESPONSE_FLAGS%"),
+    # "-" for a plain-text upstream connection: whether the request went in mutual TLS.
+    ("upstream_tls", "%UPSTREAM_TLS_VERSION%"),
 )
 # Tags of the request counter alone, for ``chaosmesh_py.observe.envoy_stats.route_requests``:
 # the route taken (a fault copy is named after its run), and whether the chaosmesh verifier sent
@@ -408,6 +419,7 @@ class _Labeller:
             reporter="destination",
             response_code=code,
             response_flags=",".join(sorted(flags - {"-"})) or "-",
+            connection_security_policy="mutual_tls" if _in_mtls(tags) else "none",
         )
         return labels
 
@@ -416,11 +428,12 @@ class _Labeller:
             tags.get("source_workload", ""), tags.get("source_workload_namespace", "")
         )
         destination = self._by_address.get(tags.get("upstream_host", ""))
+        mtls = _in_mtls(tags)
         return {
             "reporter": "source",
-            **_workload_labels("source", source),
+            **_workload_labels("source", source, mtls=mtls),
             **self._service_labels(tags.get("upstream_cluster", "")),
-            **_workload_labels("destination", destination),
+            **_workload_labels("destination", destination, mtls=mtls),
             "request_protocol": "http",
             "response_code": tags.get("response_code", "0"),
             "response_flags": tags.get("response_flags", "-"),
@@ -441,9 +454,13 @@ class _Labeller:
     def _source(self, name: str, namespace: str) -> _Identity:
         workload = self._workloads.get((name, namespace))
         if workload is not None:
-            return _Identity(workload.name, workload.namespace, workload.labels)
+            return _Identity(
+                workload.name, workload.namespace, workload.labels, workload.service_account
+            )
         if name == INGRESS_WORKLOAD:
-            return _Identity(name, namespace, self._ingress_labels)
+            return _Identity(name, namespace, self._ingress_labels, INGRESS_GATEWAY_SERVICE_ACCOUNT)
+        if name.startswith("entry-"):  # an entry listener: its namespace's default account
+            return _Identity(name, namespace, {}, DEFAULT_SERVICE_ACCOUNT)
         return _Identity(name or UNKNOWN, namespace or UNKNOWN, {})
 
     def _service_labels(self, cluster: str) -> dict[str, str]:
@@ -478,10 +495,18 @@ class _Identity:
     name: str
     namespace: str
     labels: Mapping[str, str]
+    service_account: str = ""
 
 
-def _workload_labels(side: str, identity: _Identity | Workload | None) -> dict[str, str]:
-    """Istio's ``<side>_*`` workload labels; every one ``unknown`` without a workload."""
+def _in_mtls(tags: Mapping[str, str]) -> bool:
+    return tags.get("upstream_tls", "-") not in ("", "-")
+
+
+def _workload_labels(
+    side: str, identity: _Identity | Workload | None, *, mtls: bool = False
+) -> dict[str, str]:
+    """Istio's ``<side>_*`` workload labels; every one ``unknown`` without a workload. The
+    principal is known from a certificate: only for a request sent in mutual TLS."""
     if identity is None:
         values = dict.fromkeys(
             ("workload", "workload_namespace", "app", "version", "canonical_service"), UNKNOWN
@@ -503,7 +528,9 @@ def _workload_labels(side: str, identity: _Identity | Workload | None) -> dict[s
             or labels.get("app.kubernetes.io/version")
             or labels.get("version")
             or "latest",
-            "principal": UNKNOWN,  # no mTLS locally
+            "principal": spiffe_id(identity.namespace, identity.service_account)
+            if mtls and identity.service_account
+            else UNKNOWN,
             "cluster": CLUSTER_NAME,
         }
     return {f"{side}_{key}": value for key, value in values.items()}

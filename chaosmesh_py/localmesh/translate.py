@@ -77,11 +77,11 @@ Where this differs from istiod, on purpose
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from chaosmesh_py.istio.identity import spiffe_id
-from chaosmesh_py.istio.peer_authentication import DISABLE, namespace_mtls
 from chaosmesh_py.istio.traffic_policy import (
     merge_traffic_policy,
     oldest_first,
@@ -94,13 +94,12 @@ from chaosmesh_py.localmesh.inbound import inbound_config, security_filters
 from chaosmesh_py.localmesh.kube_proxy import load_assignment, no_sidecar_config
 from chaosmesh_py.localmesh.mtls import (
     Caller,
+    MeshTls,
     Secrets,
     callers,
-    client_tls,
     entry_caller,
     identity_filter,
     ingress_caller,
-    sni,
     workload_caller,
 )
 from chaosmesh_py.localmesh.route import (
@@ -259,8 +258,12 @@ def translate(
     )
     no_sidecar_listeners, no_sidecar_clusters = no_sidecar_config(topology)
     listeners += inbound_listeners + no_sidecar_listeners
-    mtls = _MeshTls(secrets, callers(topology), peer_authentications) if secrets else None
-    clusters = _clusters(topology, destination_rules, mtls) + inbound_clusters + no_sidecar_clusters
+    mtls = MeshTls(secrets, callers(topology), peer_authentications) if secrets else None
+    clusters = (
+        _clusters(topology, destination_rules, mtls, _inbound_versions(inbound_listeners))
+        + inbound_clusters
+        + no_sidecar_clusters
+    )
     return EnvoyConfig(
         listeners=tuple(listeners),
         clusters=tuple(sorted(clusters, key=lambda cluster: str(cluster["name"]))),
@@ -506,41 +509,21 @@ def _subset_of(host: str, other: str) -> bool:
 # --- clusters ------------------------------------------------------------------------------
 
 
-class _MeshTls:
-    """What an outbound cluster's client TLS needs: the secrets, every caller, and the
-    PeerAuthentications auto mTLS reads."""
-
-    def __init__(
-        self, secrets: Secrets, callers: list[Caller], peer_authentications: Sequence[Any]
-    ) -> None:
-        self.secrets = secrets
-        self.callers = callers
-        self.peer_authentications = peer_authentications
-
-    def cluster_tls(
-        self, service: Service, subset: str, endpoints: list[Workload], policy: Mapping[str, Any]
-    ) -> JsonDict:
-        """The cluster's transport sockets: mTLS unless the DestinationRule's ``tls.mode`` is
-        DISABLE, or (no mode set: auto mTLS) the destination's namespace- or mesh-level
-        PeerAuthentication is DISABLE, istiod's best-effort inference. Every local endpoint
-        has a sidecar, so auto mTLS otherwise sends TLS."""
-        mode = str((policy.get("tls") or {}).get("mode") or "").upper()
-        if mode == DISABLE:
-            return {}
-        if mode != "ISTIO_MUTUAL" and (
-            namespace_mtls(self.peer_authentications, service.namespace) == DISABLE
-        ):
-            return {}
-        return client_tls(
-            self.callers,
-            self.secrets,
-            sni(service.port, subset, service.fqdn),
-            (spiffe_id(w.namespace, w.service_account) for w in endpoints),
-        )
+def _inbound_versions(inbound_listeners: Sequence[JsonDict]) -> dict[int, str]:
+    """Each pod address's inbound listener, as a short digest of its configuration."""
+    return {
+        int(listener["address"]["socket_address"]["port_value"]): hashlib.sha256(
+            json.dumps(listener, sort_keys=True).encode()
+        ).hexdigest()[:12]
+        for listener in inbound_listeners
+    }
 
 
 def _clusters(
-    topology: Topology, destination_rules: Sequence[dict[str, Any]], mtls: _MeshTls | None
+    topology: Topology,
+    destination_rules: Sequence[dict[str, Any]],
+    mtls: MeshTls | None,
+    inbound_versions: Mapping[int, str],
 ) -> list[JsonDict]:
     policies, subsets = _destination_rules_by_host(topology, destination_rules)
     clusters = []
@@ -560,6 +543,15 @@ def _clusters(
             )
             if mtls is not None:
                 cluster.update(mtls.cluster_tls(service, subset_name, endpoints, merged or {}))
+            # The endpoints' inbound configuration, named: a change at the server (an
+            # EnvoyFilter, an AuthorizationPolicy, PeerAuthentication, a certificate) changes
+            # the cluster, so Envoy drains the callers' pooled connections and the very next
+            # request meets the new server configuration. Without it, each kept-alive
+            # connection is answered once more by the old filter chain as it drains.
+            served = sorted(inbound_versions.get(w.pod_port, "") for w in endpoints)
+            cluster["metadata"] = {
+                "filter_metadata": {"chaosmesh.io/local": {"endpoint_inbound": served}}
+            }
             clusters.append(cluster)
     return sorted(clusters, key=lambda cluster: str(cluster["name"]))
 

@@ -16,6 +16,7 @@ import pytest
 from chaosmesh_py.istio.identity import spiffe_id
 from chaosmesh_py.localmesh.mtls import workload_secret
 from tests.local.test_no_sidecar import peer_authentication, served_by
+from tests.local.test_telemetry import increase, scrape
 
 pytestmark = pytest.mark.slow
 
@@ -139,9 +140,17 @@ def test_a_workload_policy_overrides_its_namespace_and_port_level_overrides_both
 
 def test_auto_mtls_sends_plain_text_where_the_namespace_disables_mtls(mesh):
     peer_authentication(mesh, "default", NS, "DISABLE")
+    before = scrape(mesh)
     status, body = request(sidecar(mesh, "sleep"))
     assert status == 200
     assert client_certificate(body) is None  # plain text: no certificate reached httpbin
+    # Istio's metrics say so: the destination reports no mutual TLS, and no principals.
+    by = ("connection_security_policy", "source_principal", "destination_principal")
+    reported = increase(
+        before, scrape(mesh), "istio_requests_total", by,
+        reporter="destination", source_workload="sleep", destination_service_name="httpbin",
+    )  # fmt: skip
+    assert reported == {("none", "unknown", "unknown"): 1}
     cluster = _cluster(mesh, "outbound|8000||httpbin.bookinfo.svc.cluster.local")
     assert "transport_socket_matches" not in cluster
 
@@ -218,7 +227,11 @@ def test_an_expired_certificate_fails_its_callers_until_the_state_is_deleted(mes
     assert request(url, "/ratings/0", host="ratings:9080")[0] == 200  # a pooled connection
     certificate_state(mesh, "ratings-expired", {"app": "ratings"}, "expired")
     secret = workload_secret(NS, mesh.info()["workloads"]["ratings-v1"]["pod"])
+    assert mesh.info()["workloads"]["ratings-v1"]["certificate_secret"] == secret
     assert mesh.identities.certificate(secret).expired()
+    # Envoy's own gauge says so, by the secret's name.
+    expiry = mesh.envoy.stats(rf"ssl\.certificate\.{secret}\.expiration_unix_time_seconds$")
+    assert expiry and max(expiry.values()) < time.time()
     # Every ratings cluster (reviews calls subset v1): the peer certificates they refused.
     refusals = (
         r"^cluster\.outbound\|9080\|[^|]*\|ratings\.bookinfo\.svc\.cluster\.local"
@@ -299,3 +312,27 @@ def _address(url):
 
 def _escaped(name):
     return name.replace("|", "\\|").replace(".", "\\.")
+
+
+def _secret_files(mesh, pod):
+    """The SDS file holding ``pod``'s key (its directory is named after the secret)."""
+    return list((mesh.envoy.work_dir / "sds").glob(f"default_bookinfo_{pod}-*/secret.json"))
+
+
+def test_keys_are_owner_only_and_a_deleted_pods_key_leaves_the_disk(mesh):
+    pod = mesh.info()["workloads"]["details-v1"]["pod"]
+    (path,) = _secret_files(mesh, pod)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert "PRIVATE KEY" in path.read_text()
+    mesh.api.delete("v1", "Pod", NS, pod)
+    deadline = time.monotonic() + 20
+    while mesh.info()["workloads"]["details-v1"]["pod"] in (pod, None):
+        assert time.monotonic() < deadline, "no replacement pod"
+        time.sleep(0.1)
+    mesh.sync()
+    assert not _secret_files(mesh, pod)
+    (replacement,) = _secret_files(mesh, mesh.info()["workloads"]["details-v1"]["pod"])
+    assert replacement.stat().st_mode & 0o777 == 0o600
+    status, _ = request(sidecar(mesh, "productpage-v1"), "/details/0", host="details:9080")
+    assert status == 200
