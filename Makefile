@@ -75,6 +75,7 @@ bench: install
 	$(BIN)/python bench/inbound_hop.py
 	$(BIN)/python bench/mtls_cost.py
 	$(BIN)/python bench/authz_cost.py
+	$(BIN)/python bench/security_posture.py
 
 clean:
 	rm -rf $(VENV) .venv-kubernetes-36 .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -203,7 +203,7 @@ def examples(only_dir: bool) -> None:
 
 
 def _register() -> None:
-    from chaosmesh_py.cli import cleanup, gameday, policy, report
+    from chaosmesh_py.cli import cleanup, gameday, policy, report, security
     from chaosmesh_py.localmesh.cli import local
 
     commands = (
@@ -213,6 +213,7 @@ def _register() -> None:
         gameday.gameday,
         report.report,
         policy.policy,
+        security.security,
         local,
     )
     for command in commands:

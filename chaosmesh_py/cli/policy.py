@@ -182,7 +182,7 @@ def format_text(built: dict[str, Any]) -> str:
                 "yes" if edge["outlier_detection"] else "no",
             )
         )
-    lines += _table(rows)
+    lines += table(rows)
     lines += ["", f"PATHS (worst per entry and per leaf; {built['paths_total']} in all)"]
     path_rows: list[tuple[str, ...]] = [
         ("PATH", "ATTEMPTS", "MAX ATTEMPTS", "ON 503", "LEAF DOWN", "WORST TIME")
@@ -198,7 +198,7 @@ def format_text(built: dict[str, Any]) -> str:
                 _seconds(path["worst_case_s"]) if path["worst_case_s"] is not None else "unbounded",
             )
         )
-    lines += _table(path_rows)
+    lines += table(path_rows)
     lines += ["", f"FINDINGS ({len(built['findings'])})"]
     for finding in built["findings"]:
         lines.append(f"  [{finding['kind']}] {finding['where']}: {finding['message']}")
@@ -218,7 +218,7 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:g}s"
 
 
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
+def table(rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
         "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()

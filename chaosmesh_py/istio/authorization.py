@@ -70,6 +70,9 @@ MTLS_ONLY_KEYS = frozenset({"source.principal", "source.namespace", "source.serv
 TOKEN_FIELDS = frozenset({"requestPrincipals"})
 TOKEN_KEYS = ("request.auth.principal", "request.auth.audiences", "request.auth.presenter")
 CLAIMS_KEY = "request.auth.claims"
+# Claims istiod has jwt_authn split on spaces (normalize_payload_in_metadata): "scope: a b"
+# matches "a" and "b", as a list claim would.
+SPACE_DELIMITED_CLAIMS = ("scope", "permission")
 HEADERS_KEY = "request.headers"
 CONDITION_KEYS = (
     *MTLS_ONLY_KEYS,
@@ -310,11 +313,37 @@ def selects(
     policy = _parsed(policy)
     if policy.bound_to_gateway:
         return False
-    if policy.namespace not in (namespace, root_namespace):
+    return _in_scope(policy.namespace, policy.selector, namespace, labels, root_namespace)
+
+
+def resource_selects(
+    resource: Mapping[str, Any],
+    namespace: str,
+    labels: Mapping[str, str],
+    root_namespace: str = ROOT_NAMESPACE,
+) -> bool:
+    """The same scope rule for a RequestAuthentication (istiod selects it as a policy):
+    ``resource`` applies to a sidecar workload in ``namespace`` carrying ``labels``."""
+    metadata = resource.get("metadata") or {}
+    spec = resource.get("spec") or {}
+    if spec.get("targetRef") or spec.get("targetRefs"):
         return False
-    if policy.selector is None:
-        return True
-    return all(labels.get(k) == v for k, v in policy.selector.items())
+    selector = spec.get("selector")
+    labels_wanted = None if selector is None else dict(selector.get("matchLabels") or {})
+    own = str(metadata.get("namespace") or "default")
+    return _in_scope(own, labels_wanted, namespace, labels, root_namespace)
+
+
+def _in_scope(
+    own_namespace: str,
+    selector: Mapping[str, str] | None,
+    namespace: str,
+    labels: Mapping[str, str],
+    root_namespace: str,
+) -> bool:
+    if own_namespace not in (namespace, root_namespace):
+        return False
+    return selector is None or all(labels.get(k) == v for k, v in selector.items())
 
 
 def _parsed(policy: AuthorizationPolicy | Mapping[str, Any]) -> AuthorizationPolicy:
@@ -343,18 +372,19 @@ def decide(
         ),
         key=lambda p: (p.created, p.key),
     )
+    facts = _Facts(request)
     custom = [p.key for p in applicable if p.action == "CUSTOM"]
     note = f"; CUSTOM {', '.join(custom)} not evaluated (an external authorizer)" if custom else ""
     for policy in applicable:
         if policy.action == "DENY":
-            rule = first_matching_rule(policy, request)
+            rule = _first_matching_rule(policy, facts)
             if rule is not None:
                 return Decision(False, policy.key, f"DENY {policy.key} rule {rule} matched{note}")
     allows = [p for p in applicable if p.action == "ALLOW"]
     if not allows:
         return Decision(True, None, f"no ALLOW policy selects the workload{note}")
     for policy in allows:
-        rule = first_matching_rule(policy, request)
+        rule = _first_matching_rule(policy, facts)
         if rule is not None:
             return Decision(True, policy.key, f"ALLOW {policy.key} rule {rule} matched{note}")
     names = ", ".join(p.key for p in allows)
@@ -374,32 +404,47 @@ def _why(request: RequestFacts) -> str:
 
 def first_matching_rule(policy: AuthorizationPolicy, request: RequestFacts) -> int | None:
     """The index of ``policy``'s first rule matching ``request``; None if none does."""
+    return _first_matching_rule(policy, _Facts(request))
+
+
+def _first_matching_rule(policy: AuthorizationPolicy, facts: _Facts) -> int | None:
     for index, rule in enumerate(policy.rules):
-        if rule_matches(rule, request, policy.namespace):
+        if _rule_matches(rule, facts, policy.namespace):
             return index
     return None
 
 
 def rule_matches(rule: Rule, request: RequestFacts, policy_namespace: str) -> bool:
-    facts = _Facts(request, policy_namespace)
-    sources = not rule.sources or any(all(map(facts.holds, e)) for e in rule.sources)
-    operations = not rule.operations or any(all(map(facts.holds, e)) for e in rule.operations)
-    return sources and operations and all(map(facts.holds, rule.conditions))
+    return _rule_matches(rule, _Facts(request), policy_namespace)
+
+
+def _rule_matches(rule: Rule, facts: _Facts, policy_namespace: str) -> bool:
+    def holds(values: Values) -> bool:
+        return facts.holds(values, policy_namespace)
+
+    sources = not rule.sources or any(all(map(holds, e)) for e in rule.sources)
+    operations = not rule.operations or any(all(map(holds, e)) for e in rule.operations)
+    return sources and operations and all(map(holds, rule.conditions))
 
 
 class _Facts:
     """A request's attributes as Istio's generators read them: each a list of values (a claim
-    may be a list), empty when the request does not carry the attribute."""
+    may be a list), empty when the request does not carry the attribute. Read once per
+    decision, for every rule of every policy."""
 
-    def __init__(self, request: RequestFacts, policy_namespace: str) -> None:
+    def __init__(self, request: RequestFacts) -> None:
         self.request = request
-        self.policy_namespace = policy_namespace
+        self._read: dict[str, list[str]] = {}
 
-    def holds(self, values: Values) -> bool:
-        present = self.attribute(values.name)
+    def holds(self, values: Values, policy_namespace: str) -> bool:
+        present = self._read.get(values.name)
+        if present is None:
+            present = self._read[values.name] = self.attribute(values.name)
         match: Callable[[str, str], bool]
         if values.name in ("serviceAccounts", "source.serviceAccount"):
-            match = self.service_account_match
+            # "name" alone is a service account of the policy's namespace (istiod's generator).
+            def match(value: str, actual: str) -> bool:
+                return (value if "/" in value else f"{policy_namespace}/{value}") == actual
         else:
             match = _MATCHERS.get(values.name, _istio_match)
         if values.values and not any(match(v, a) for v in values.values for a in present):
@@ -441,19 +486,17 @@ class _Facts:
         claim = _CLAIM_PATH.match(name)
         if claim:
             node: Any = claims or {}
-            for step in re.findall(r"\[([^\[\]]+)\]", claim.group(1)):
+            steps = re.findall(r"\[([^\[\]]+)\]", claim.group(1))
+            for step in steps:
                 node = node.get(step) if isinstance(node, Mapping) else None
+            if len(steps) == 1 and steps[0] in SPACE_DELIMITED_CLAIMS and isinstance(node, str):
+                return node.split()
             return _listed(node)
         header = _HEADER_NAME.match(name)
         if header:
             wanted = header.group(1).lower()
             return [v for k, v in r.headers.items() if k.lower() == wanted and v]
         return []  # experimental.envoy.filters.*: metadata this evaluator does not have
-
-    def service_account_match(self, value: str, actual: str) -> bool:
-        # "name" alone is a service account of the policy's namespace (istiod's generator).
-        wanted = value if "/" in value else f"{self.policy_namespace}/{value}"
-        return wanted == actual
 
 
 def _principal_parts(principal: str | None) -> tuple[str | None, str | None, str | None]:
@@ -472,8 +515,7 @@ def _listed(value: Any) -> list[str]:
     if isinstance(value, list):
         return [str(v) for v in value if isinstance(v, str | int | float) and str(v)]
     if isinstance(value, str) and value:
-        # istiod matches a space-separated claim (e.g. scope) by its items as well.
-        return [value, *value.split(" ")] if " " in value else [value]
+        return [value]
     if isinstance(value, bool):
         return [str(value).lower()]
     if isinstance(value, int | float):
@@ -521,8 +563,11 @@ def _ip_match(block: str, address: str) -> bool:
 
 
 def _principal_match(pattern: str, principal: str) -> bool:
-    # istiod prefixes "spiffe://" to both; Istio's wildcards apply to the rest.
-    return istio_match(pattern.removeprefix("spiffe://"), principal)
+    # istiod writes "spiffe://" + the value (a prefix or exact match; a suffix as written):
+    # a value that already starts with "spiffe://" never matches.
+    if pattern.startswith("spiffe://"):
+        return False
+    return istio_match(pattern, principal)
 
 
 _MATCHERS: dict[str, Callable[[str, str], bool]] = {

@@ -33,8 +33,12 @@ def policy(
     metadata: dict[str, Any] = {"name": name, "namespace": namespace, "creationTimestamp": created}
     if annotations:
         metadata["annotations"] = annotations
-    return {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
-            "metadata": metadata, "spec": spec}  # fmt: skip
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": metadata,
+        "spec": spec,
+    }
 
 
 def request(app: str = "productpage", **facts: Any) -> RequestFacts:
@@ -229,6 +233,21 @@ def test_claims_condition_matches_an_item_of_a_list_claim() -> None:
     assert not decide([groups], request(claims={"groups": ["group1"]})).allowed
     deep = request(request_principal="i/s", claims={"a": {"b": "cat"}})
     assert decide([nested], deep).allowed
+    # scope is split on spaces (istiod's space_delimited_claims); other claims are not.
+    scoped = policy(
+        "scoped",
+        {"rules": [{"when": [{"key": "request.auth.claims[scope]", "values": ["write"]}]}]},
+    )
+    assert decide(
+        [scoped], request(request_principal="i/s", claims={"scope": "read write"})
+    ).allowed
+    named = policy(
+        "named",
+        {"rules": [{"when": [{"key": "request.auth.claims[name]", "values": ["write"]}]}]},
+    )
+    assert not decide(
+        [named], request(request_principal="i/s", claims={"name": "read write"})
+    ).allowed
 
 
 def test_root_namespace_policy_selects_every_namespace() -> None:
@@ -354,6 +373,11 @@ def test_methods_are_case_sensitive_and_principal_wildcards() -> None:
     assert not decide([any_peer], request()).allowed
     assert decide([suffix], request(source_principal=SLEEP_FOO)).allowed
     assert not decide([suffix], request(source_principal=PRODUCTPAGE_SA)).allowed
+    # istiod writes "spiffe://" + value itself: a value carrying the scheme never matches.
+    with_scheme = policy(
+        "scheme", {"rules": [{"from": [{"source": {"principals": [f"spiffe://{SLEEP_FOO}"]}}]}]}
+    )
+    assert not decide([with_scheme], request(source_principal=SLEEP_FOO)).allowed
 
 
 @pytest.mark.parametrize(
