@@ -307,6 +307,11 @@ def test_chaos_discover_describes_every_activity(api, tmp_path):
         "expire_certificate",
         "rotate_certificate",
         "remove_security_changes",
+        "security_posture",
+        "plaintext_acceptors",
+        "unenforced_request_authentication",
+        "mtls_only_rules_on_plaintext",
+        "never_matching_policies",
     }
     for activity in activities.values():
         assert activity["doc"]
@@ -377,6 +382,7 @@ def test_the_readme_main_job_runs_end_to_end(tmp_path, experiment, action, page_
         "PRODUCTPAGE_URL": "http://127.0.0.1:9",
         "BOOKINFO_NAMESPACE": "no-such-namespace",
         "PROMETHEUS_URL": "http://127.0.0.1:9",
+        "JWKS_URI": "http://127.0.0.1:9/jwks.json",
     }
     done = subprocess.run(
         [sys.executable, "-m", "chaosmesh_py.localmesh.demo", f"experiments/{experiment}.json"],
@@ -399,12 +405,18 @@ def test_the_readme_main_job_runs_end_to_end(tmp_path, experiment, action, page_
     ]
     assert not printed[2].endswith("/productpage")
     assert printed[4].partition("=")[2].startswith("http://127.0.0.1:")
-    assert printed[5:] == [
+    # The mesh's JWT issuer, for the JWT experiments' RequestAuthentication.
+    assert printed[5:7] == [
+        "JWT_ISSUER=https://issuer.chaosmesh.local",
+        f"JWKS_URI={printed[6].partition('=')[2]}",
+    ]
+    assert printed[6].endswith("/jwks.json")
+    assert printed[7:] == [
         "chaos",
         "--no-version-check",
         "run",
         "--journal-path",
-        printed[9],
+        printed[11],
         f"experiments/{experiment}.json",
     ]
     assert "- steady state before: met" in done.stdout
