@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import socket
 import threading
 from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
@@ -622,6 +623,7 @@ class _Instance:
         self.app = app
         self._sidecars: list[_Sidecar] = []
         self._runner: web.AppRunner | None = None
+        self._listener: socket.socket | None = None
 
     def sidecar(self, topology: Topology, calls: tuple[str, ...]) -> _Sidecar:
         sidecar = _Sidecar(self.workload, topology, calls)
@@ -635,8 +637,11 @@ class _Instance:
             # access_log=None: the sidecar's access log is the one that matters.
             self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=STOP_GRACE_S)
             await self._runner.setup()
+            # Our own listening socket (what TCPSite would bind: SO_REUSEADDR on POSIX), so
+            # stop() can stop accepting before the server closes (see there).
+            self._listener = socket.create_server(("127.0.0.1", self.workload.port))
             # aiohttp sets TCP_NODELAY on every connection, so no 40 ms Nagle stalls.
-            await web.TCPSite(self._runner, "127.0.0.1", self.workload.port).start()
+            await web.SockSite(self._runner, self._listener).start()
         except BaseException:
             await self.stop()
             raise
@@ -647,24 +652,43 @@ class _Instance:
         for sidecar in self._sidecars:
             await sidecar.close()
         if self._runner is not None:
-            # Stop listening first, then cut the open connections (Envoy's keep-alive ones
-            # too), as a killed pod's are: left to the graceful shutdown, an idle one outlives
-            # the server unclosed.
-            for site in list(self._runner.sites):
-                await site.stop()
-            # A connection accepted just before the listener closed gets its transport a loop
-            # turn or two later (asyncio accepts in one step, makes the transport in a task):
-            # let those arrive, or they outlive the server unclosed. A few loop turns were not
-            # always enough on a busy machine; a short real pause is.
-            for _ in range(3):
-                await asyncio.sleep(0)
-            await asyncio.sleep(0.05)
-            server = self._runner.server
-            for handler in list(server.connections) if server is not None else ():
-                if handler.transport is not None:
-                    handler.transport.abort()
+            if self._listener is not None:
+                await self._stop_accepting(self._listener)
             await self._runner.cleanup()
             self._runner = None
+        if self._listener is not None:
+            # Closed by the server already, unless start() failed before serving on it.
+            self._listener.close()
+            self._listener = None
+
+    async def _stop_accepting(self, listener: socket.socket) -> None:
+        """Close the port, then cut the open connections (Envoy's keep-alive ones too), as a
+        killed pod's are: left to the graceful shutdown, an idle one outlives the server.
+
+        Closing asyncio's server at once is not safe: the stdlib loop accepts a connection in
+        one callback and builds its transport in a task run a loop turn later, and that
+        transport's ``Server._attach()`` asserts the server is still open. On a close in
+        between, the AssertionError is swallowed (logged in debug mode only) and the accepted
+        socket is left to the garbage collector: "unclosed transport" ResourceWarnings at any
+        later point (CPython 3.11's selector loop; seen in tests/local/test_pods.py). So: stop
+        accepting (``remove_reader`` also cancels an accept already due this turn), let the
+        tasks of the connections accepted so far build their transports, then close. One
+        turn is enough, not a guess: the loop runs callbacks in the order they were scheduled,
+        and those tasks were scheduled before this task's next step.
+        """
+        assert self._runner is not None
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(listener.fileno())
+        await asyncio.sleep(0)
+        for site in list(self._runner.sites):
+            await site.stop()
+        # Each new transport hands itself to aiohttp's handler a turn later (connection_made,
+        # scheduled as it was built): then every connection is in server.connections.
+        await asyncio.sleep(0)
+        server = self._runner.server
+        for handler in list(server.connections) if server is not None else ():
+            if handler.transport is not None:
+                handler.transport.abort()
 
 
 class BookinfoThread:

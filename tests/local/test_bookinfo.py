@@ -11,11 +11,14 @@ where a test would otherwise wait 6 s.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import socket
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -505,3 +508,38 @@ def test_keep_alive_requests_do_not_stall(deploy: Deploy) -> None:
         pages_s = time.monotonic() - started
     assert ratings_s < 1.5, ratings_s
     assert pages_s < 1.5, pages_s
+
+
+def test_a_pod_removed_while_clients_connect_leaves_no_connection_behind(loop: LoopThread) -> None:
+    # A connection the loop accepted in the turn its server closed lost its transport to
+    # asyncio's Server._attach() assertion (swallowed), its socket left open for the garbage
+    # collector: "unclosed transport" warnings in whatever test ran then. 24 of 30 rounds like
+    # these leaked one before the fix.
+    topology = bookinfo_topology(free_ports())
+    ratings = next(w for w in topology.workloads if w.name == "ratings-v1")
+    bookinfo = Bookinfo(Topology(topology.services, ()))
+    stopping = threading.Event()
+
+    def client() -> None:
+        while not stopping.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", ratings.port), timeout=1) as sock:
+                    sock.sendall(b"GET /ratings/0 HTTP/1.1\r\nHost: ratings\r\n\r\n")
+                    sock.recv(4096)
+            except OSError:
+                time.sleep(0.001)  # refused: the pod is not serving yet, or any more
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for _ in range(15):
+            loop.run(bookinfo.add(ratings))
+            stopping.clear()
+            with ThreadPoolExecutor(4) as pool:
+                for _ in range(4):
+                    pool.submit(client)
+                time.sleep(0.05)
+                loop.run(bookinfo.remove(ratings))
+                stopping.set()
+        gc.collect()
+    leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not leaked, leaked[:4]
