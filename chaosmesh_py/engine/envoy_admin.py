@@ -19,7 +19,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from chaosmesh_py.errors import ChaosMeshError
 
@@ -139,3 +139,25 @@ class EnvoyAdmin:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def inbound_listener(admin: EnvoyAdmin, workload: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The active inbound listener of a local-mesh workload, as the mesh's published info
+    describes the workload; ``{}`` when Envoy has none (or cannot be read).
+
+    Found by its address (the ``pod_url`` port), not by ``inbound_listener``'s name: the name
+    follows the pod, and a process reads the info once, so after a pod is replaced (its
+    successor takes the same ports under a new name) only the address still finds it."""
+    port = urlsplit(str(workload.get("pod_url") or "")).port
+    try:
+        dump = admin.get_json("/config_dump", {"resource": "dynamic_listeners"})
+    except EnvoyAdminError:
+        return {}
+    for item in dump.get("configs", []):
+        listener = (item.get("active_state") or {}).get("listener") or {}
+        address = (listener.get("address") or {}).get("socket_address") or {}
+        if port is not None and address.get("port_value") == port:
+            return dict(listener)
+        if port is None and item.get("name") == workload.get("inbound_listener"):
+            return dict(listener)
+    return {}

@@ -270,8 +270,9 @@ class LocalMesh:
         with self._sync_lock, self.controller.paused():
             self.api.reset()
             self._load()
-            self._publish_info()
             self.controller.settle(adopt=True)
+            # After the pods settle: the info names the pods that serve now.
+            self._publish_info()
         self.sync()
 
     def sync(self) -> None:

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from chaosmesh_py import checks
 from chaosmesh_py.engine import ownership
 from chaosmesh_py.engine.access import Access, on
-from chaosmesh_py.engine.envoy_admin import EnvoyAdmin, EnvoyAdminError
+from chaosmesh_py.engine.envoy_admin import EnvoyAdmin, inbound_listener
 from chaosmesh_py.engine.kinds import OWNED_OBJECT, edit_verbs, editable_kinds
 from chaosmesh_py.engine.run import Run
 from chaosmesh_py.engine.verify import VERIFIER_HEADER, FaultNotObserved
@@ -209,23 +209,14 @@ def _verify_local(
 
 
 def _shows_fault(admin: EnvoyAdmin, workload: Mapping[str, Any], fault: UpstreamFault) -> bool:
-    listener_name = workload.get("inbound_listener")
-    try:
-        dump = admin.get_json("/config_dump", {"resource": "dynamic_listeners"})
-    except EnvoyAdminError:
-        return False
     wanted = fault.http_fault()
-    for item in dump.get("configs", []):
-        if item.get("name") != listener_name:
-            continue
-        listener = (item.get("active_state") or {}).get("listener") or {}
-        for chain in listener.get("filter_chains", []):
-            for network_filter in chain.get("filters", []):
-                for http_filter in network_filter.get("typed_config", {}).get("http_filters", []):
-                    if http_filter.get("name") == inbound_fault.FAULT_FILTER and _contains(
-                        http_filter.get("typed_config") or {}, wanted
-                    ):
-                        return True
+    for chain in inbound_listener(admin, workload).get("filter_chains", []):
+        for network_filter in chain.get("filters", []):
+            for http_filter in network_filter.get("typed_config", {}).get("http_filters", []):
+                if http_filter.get("name") == inbound_fault.FAULT_FILTER and _contains(
+                    http_filter.get("typed_config") or {}, wanted
+                ):
+                    return True
     return False
 
 

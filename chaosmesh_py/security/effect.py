@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from chaosmesh_py.engine.envoy_admin import EnvoyAdmin, EnvoyAdminError
+from chaosmesh_py.engine.envoy_admin import EnvoyAdmin, EnvoyAdminError, inbound_listener
 from chaosmesh_py.engine.verify import VERIFIER_HEADER, FaultNotObserved
 from chaosmesh_py.istio import security_validation as rules
 from chaosmesh_py.istio.peer_authentication import effective_mtls
@@ -484,14 +484,7 @@ def expired(chain: Mapping[str, Any], now: float) -> bool:
 
 
 def _listener(admin: EnvoyAdmin, workload: Mapping[str, Any]) -> Mapping[str, Any]:
-    try:
-        dump = admin.get_json("/config_dump", {"resource": "dynamic_listeners"})
-    except EnvoyAdminError:
-        return {}
-    for item in dump.get("configs", []):
-        if item.get("name") == workload.get("inbound_listener"):
-            return (item.get("active_state") or {}).get("listener") or {}
-    return {}
+    return inbound_listener(admin, workload)
 
 
 def _http_filters(admin: EnvoyAdmin, workload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
