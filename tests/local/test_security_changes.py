@@ -2,6 +2,8 @@
 data plane (the pods' inbound chains, RBAC and jwt_authn filters, certificates, real requests),
 and gone again after the rollback, as Istio's tasks describe it."""
 
+import time
+
 import pytest
 
 from chaosmesh_py.control import roll_back
@@ -100,6 +102,36 @@ def test_deny_from_reviews_to_ratings_answers_403_and_recovers(mesh, configurati
     roll_back(run_for(configuration))
     settle(mesh)
     assert from_sidecar(mesh, "ratings", "/ratings/0", workload="reviews-v2")[0] == 200
+
+
+def test_a_replaced_pod_shows_the_change_though_the_run_read_the_mesh_before(mesh, configuration):
+    """A process reads the mesh's info once; a pod replaced afterwards (kubectl delete pod,
+    chaosk8s terminate_pods) serves on the same address under a new name, and the effect
+    check must still find it (it once looked the listener up by the old pod's name)."""
+    deny = {
+        "destination_labels": {"app": "ratings"},
+        "namespace": NAMESPACE,
+        "sources": {"principals": [REVIEWS]},
+        "verify": {"from": "reviews-v2", "to": "ratings", "path": "/ratings/0"},
+        "configuration": configuration,
+    }
+    assert deny_requests(**deny)["effect"]["verified"] is True  # the info is read and kept
+    roll_back(run_for(configuration))
+    (old,) = [
+        pod["metadata"]["name"]
+        for pod in mesh.api.list("v1", "Pod", NAMESPACE)
+        if pod["metadata"]["labels"].get("app") == "ratings"
+    ]
+    mesh.api.delete("v1", "Pod", NAMESPACE, old)
+    deadline = time.monotonic() + 20
+    while from_sidecar(mesh, "ratings", "/ratings/0", workload="productpage-v1")[0] != 200:
+        assert time.monotonic() < deadline, "no replacement for ratings' pod"
+        time.sleep(0.2)
+    settle(mesh)
+    report = deny_requests(**deny)
+    assert report["effect"]["verified"] is True, report["effect"]
+    assert report["effect"]["request"]["status"] == 403
+    roll_back(run_for(configuration))
 
 
 def test_a_dry_run_deny_is_counted_not_enforced(mesh, configuration):
