@@ -7,8 +7,10 @@ traceback. Errors that are not the project's (bugs) keep their traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from chaosmesh_py.errors import ChaosMeshError
 
@@ -21,3 +23,18 @@ def boundary() -> Iterator[None]:
         yield
     except ChaosMeshError as error:
         raise ActivityFailed(f"{type(error).__name__}: {error}") from error
+
+
+def check_action_arguments(
+    action: Callable[..., object],
+    check: Callable[[Mapping[str, Any]], object] | None,
+    arguments: Mapping[str, Any],
+    configuration: Mapping[str, Any] | None,
+) -> None:
+    """Bind ``arguments`` to ``action`` as Chaos Toolkit would (defaults applied) and run the
+    action's ``check`` on them with the configuration: InvalidInput before any request. A
+    TypeError names an argument the action does not take."""
+    bound = inspect.signature(action).bind(**arguments)
+    bound.apply_defaults()
+    if check is not None:
+        check({**bound.arguments, "configuration": configuration})

@@ -8,9 +8,10 @@ and is removed exactly by the control, ``rollback``, ``reap`` and ``halt``.
 # No `from __future__ import annotations`: `chaos discover` reads the activities' annotations
 # as types (a string annotation would be shown to users as "object").
 
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from chaosmesh_py.engine.activity import check_action_arguments
 
 # Per action: what refuses its arguments (bound, defaults applied) before any request.
 # The control and `chaos validate` call check_arguments on an experiment's arguments.
@@ -21,11 +22,9 @@ def check_arguments(
     action: str, arguments: dict[str, Any], configuration: dict[str, Any] | None
 ) -> None:
     """Raise InvalidInput if ``action`` would refuse ``arguments``; sends nothing."""
-    bound = inspect.signature(globals()[action]).bind(**arguments)
-    bound.apply_defaults()
-    check = _ARGUMENT_CHECKS.get(action)
-    if check is not None:
-        check({**bound.arguments, "configuration": configuration})
+    check_action_arguments(
+        globals()[action], _ARGUMENT_CHECKS.get(action), arguments, configuration
+    )
 
 
 __all__: list[str] = []
